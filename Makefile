@@ -1,0 +1,59 @@
+# pipilot: the two commands a newcomer needs are `make sim` and `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+APT_PACKAGES := $(shell cat tools/apt/*.txt 2>/dev/null | sed -e 's/\#.*//' | tr -s ' \n' ' ')
+PYTEST_ARGS ?=
+
+.PHONY: all sim test check lint typecheck bench system-deps venv build clean
+
+all: build
+
+# System packages the tests need (chromium, kernel headers, qemu, ngspice, ...).
+# Installed only when we are root; otherwise we say what is missing and go on,
+# and the tests that need a missing tool fail with a message naming it.
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "apt-get install:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -q && \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	  fi; \
+	else \
+	  echo "not root: skipping apt-get; needed packages: $(APT_PACKAGES)"; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipilot needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# Compile the Cython extensions in place (the editable install imports them from here).
+build: venv
+	$(VPY) setup.py -q build_ext --inplace
+
+sim: build
+	$(VENV)/bin/pipilot sim
+
+test: system-deps build
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check pipilot tests bench
+	$(VENV)/bin/mypy
+
+bench: build
+	@for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+
+clean:
+	rm -rf build $(VENV) pipilot/**/*.so pipilot/sbus/_pack.c .pytest_cache .mypy_cache

@@ -1,0 +1,5 @@
+import sys
+
+from pipilot.cli import main
+
+sys.exit(main())

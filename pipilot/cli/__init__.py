@@ -1,0 +1,61 @@
+"""The `pipilot` command: one module per subcommand, found by discovery.
+
+A subcommand module in this package defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Modules whose name starts
+with an underscore are helpers, not subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from pipilot import __version__
+from pipilot.errors import PipilotError
+
+
+def _subcommand_modules() -> list[str]:
+    return sorted(
+        m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipilot",
+        description="Companion-computer flight stack for a CC3D flight controller.",
+    )
+    parser.add_argument("--version", action="version", version=f"pipilot {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _subcommand_modules():
+        mod = importlib.import_module(f"{__name__}.{name}")
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except PipilotError as exc:
+        print(f"pipilot: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The exception hierarchy: one root, subclasses that carry context."""
+
+from __future__ import annotations
+
+
+class PipilotError(Exception):
+    """Root of every error pipilot raises on purpose."""
+
+
+class ConfigError(PipilotError):
+    """A configuration value is missing, mistyped or out of range."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config {key}: {message}")
+        self.key = key
+
+
+class LinkError(PipilotError):
+    """A serial port or other byte link could not be opened or used."""
+
+    def __init__(self, port: str, message: str) -> None:
+        super().__init__(f"{port}: {message}")
+        self.port = port
+
+
+class ProtocolError(PipilotError):
+    """Bytes on a link broke a protocol rule."""
+
+
+class SafetyAbort(PipilotError):
+    """A safety monitor stopped a flight; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

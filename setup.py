@@ -1,0 +1,47 @@
+"""Build the Cython hot paths; fall back to the pure-Python twins without a compiler."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+CYTHON_MODULES = ["pipilot.sbus._pack"]
+
+
+class OptionalBuildExt(build_ext):
+    """A failed compile is a warning: the pure-Python twin still works."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure
+            print(f"warning: Cython extensions not built ({exc}); using pure Python", file=sys.stderr)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
+
+
+def extensions() -> list:
+    if os.environ.get("PIPILOT_PURE_PYTHON") == "1":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        return []
+    from setuptools import Extension
+
+    exts = [
+        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O2"])
+        for name in CYTHON_MODULES
+    ]
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False,
+                                                                   "wraparound": False})
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

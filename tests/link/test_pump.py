@@ -79,9 +79,9 @@ def test_streams_the_latest_frame_at_the_period(kind, pipe):
 
 def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     r, w = pipe
-    stale, silent = 0.07, 0.1
+    stale, silent = 0.07, 0.15      # a failsafe window a loaded machine cannot sleep through
     pump = make_pump(kind)
-    pump.start(w, FRESH, FS, P, stale, silent)
+    pump.start(w, FRESH, FS, P, stale, silent, rt_priority=10)
     for _ in range(10):
         pump.set_frame(FRESH)
         time.sleep(0.01)
@@ -98,7 +98,7 @@ def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     assert 1 <= n_fs <= round((silent - stale) / P) + 1
     assert len(fs) - n_fs <= round(stale / P) + 1
     assert s.mode == "silent" and s.silent_slots >= 1 and s.failsafe_frames == n_fs
-    assert s.refresh_age_s >= 0.4 - (time.monotonic() - t_last) * 0 - 0.05
+    assert s.refresh_age_s >= 0.4 and time.monotonic() - t_last >= 0.4
 
 
 def test_refresh_after_silence_resumes(kind, pipe):

@@ -74,7 +74,7 @@ cdef struct pump_t:
     uint64_t frames_sent, failsafe_frames, silent_slots, missed_slots
     uint64_t write_errors, eagain, partial
     int last_errno, mode, rt_result
-    int64_t lat_max, lat_sum, lat_n, max_gap
+    int64_t lat_max, lat_sum, lat_n, max_gap, first_write, last_write
     uint64_t hist[NBINS]
 
 cdef inline int64_t mono_ns() noexcept nogil:
@@ -148,7 +148,10 @@ cdef void *pump_main(void *arg) noexcept nogil:
                 p.failsafe_frames += 1
             if last_write != 0 and done - last_write > p.max_gap:
                 p.max_gap = done - last_write
+            if last_write == 0:
+                p.first_write = done
             last_write = done
+            p.last_write = done
         if late < 0:
             late = 0
         p.hist[late // BIN_NS if late // BIN_NS < NBINS else NBINS - 1] += 1
@@ -262,7 +265,8 @@ cdef class CPump:
             partial_writes=self.p.partial, last_errno=self.p.last_errno,
             lateness_max_s=self.p.lat_max * 1e-9,
             lateness_mean_s=(self.p.lat_sum / self.p.lat_n * 1e-9) if self.p.lat_n else 0.0,
-            max_gap_s=self.p.max_gap * 1e-9, mode=MODE_NAMES[self.p.mode],
+            max_gap_s=self.p.max_gap * 1e-9, first_write_s=self.p.first_write * 1e-9,
+            last_write_s=self.p.last_write * 1e-9, mode=MODE_NAMES[self.p.mode],
             refresh_age_s=((mono_ns() - self.p.refresh) * 1e-9) if self.running else 0.0,
             histogram=hist)
         rt = self.p.rt_result

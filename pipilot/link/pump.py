@@ -55,6 +55,8 @@ class PumpStats:
     lateness_max_s: float = 0.0
     lateness_mean_s: float = 0.0
     max_gap_s: float = 0.0        # longest time between two completed writes
+    first_write_s: float = 0.0    # CLOCK_MONOTONIC of the first and last completed write
+    last_write_s: float = 0.0
     mode: str = "fresh"
     refresh_age_s: float = 0.0
     realtime: str = ""
@@ -72,6 +74,13 @@ class PumpStats:
             if acc >= want:
                 return (i + 1) * HIST_BIN_NS * 1e-9
         return len(self.histogram) * HIST_BIN_NS * 1e-9
+
+    @property
+    def mean_period_s(self) -> float:
+        """Mean time between completed writes (0 before two writes)."""
+        if self.frames_sent < 2:
+            return 0.0
+        return (self.last_write_s - self.first_write_s) / (self.frames_sent - 1)
 
     def summary(self) -> dict[str, object]:
         d = {k: v for k, v in self.__dict__.items() if k != "histogram"}
@@ -233,7 +242,10 @@ class PyPump:
                         st.failsafe_frames += 1
                     if last_write:
                         st.max_gap_s = max(st.max_gap_s, (done - last_write) * 1e-9)
+                    else:
+                        st.first_write_s = done * 1e-9
                     last_write = done
+                    st.last_write_s = done * 1e-9
                 st.histogram[min(max(late, 0) // HIST_BIN_NS, HIST_BINS - 1)] += 1
                 lat_sum += max(late, 0)
                 lat_n += 1

@@ -74,6 +74,7 @@ def test_streams_the_latest_frame_at_the_period(kind, pipe):
     assert 0.5 * elapsed / P <= len(fs) <= elapsed / P + 2
     s = pump.stats()
     assert s.frames_sent == len(fs) and s.implementation == kind
+    assert P * 0.9 < s.mean_period_s < P * 2
     assert not pump.running
 
 

@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, binding=False
+# binding=False makes encode/decode plain builtins: a few ns less per call.
 """The compiled S.Bus codec twin; `_pack_py.py` is its pure-Python sibling.
 
 Same functions, same errors (both build them in `frame.py`). The hot paths
@@ -10,7 +11,6 @@ nothing but the result.
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.list cimport PyList_CheckExact
-from cpython.long cimport PyLong_CheckExact
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
@@ -20,7 +20,6 @@ from libc.stdint cimport uint8_t, uint16_t, uint64_t
 import numpy as np
 
 from .frame import (
-    FLAG_FIELDS,
     Frame,
     batch_arrays,
     batch_range_error,
@@ -43,11 +42,12 @@ cdef extern from "Python.h":
     Py_ssize_t PyBytes_GET_SIZE(object)
     Py_ssize_t PyByteArray_GET_SIZE(object)
     PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
-    long PyLong_AsLongAndOverflow(object, int*)  # never raises for an int
+    # Borrowed item pointers, so reading a channel costs no reference counting.
+    bint PyLong_CheckExact(PyObject*)
+    long PyLong_AsLongAndOverflow(PyObject*, int*)  # never raises for an int
 
 # Every channel value as a ready int object, so decode allocates no ints.
 cdef tuple _INTS = tuple(range(VMAX + 1))
-cdef tuple _FLAG_FIELDS = FLAG_FIELDS
 cdef object _Frame = Frame
 cdef object _tuple_new = tuple.__new__
 
@@ -88,7 +88,7 @@ cdef int _read_channels(object channels, uint16_t* c) except -1:
     cdef Py_ssize_t n, i
     cdef long v
     cdef int overflow
-    cdef object item
+    cdef PyObject* item
     if PyList_CheckExact(channels):
         n = PyList_GET_SIZE(channels)
     elif PyTuple_CheckExact(channels):
@@ -99,7 +99,7 @@ cdef int _read_channels(object channels, uint16_t* c) except -1:
         raise channel_error(channels)
     items = PySequence_Fast_ITEMS(channels)
     for i in range(NCH):
-        item = <object>items[i]
+        item = items[i]
         if not PyLong_CheckExact(item):
             return _read_slow(channels, c)
         v = PyLong_AsLongAndOverflow(item, &overflow)
@@ -172,7 +172,8 @@ def decode(frame):
         value = <object>PyTuple_GET_ITEM(_INTS, c[i])
         Py_INCREF(value)
         PyTuple_SET_ITEM(channels, i, value)
-    return _tuple_new(_Frame, (channels,) + <tuple>_FLAG_FIELDS[p[23] & 15])
+    cdef uint8_t f = p[23]
+    return _tuple_new(_Frame, (channels, (f & 1) != 0, (f & 2) != 0, (f & 4) != 0, (f & 8) != 0))
 
 
 def encode_batch(array, flags=None):

@@ -154,7 +154,7 @@ def decode(frame):
         p = <const uint8_t*>PyByteArray_AS_STRING(frame)
     else:
         try:
-            data = bytes(frame)
+            data = bytes(memoryview(frame))
         except TypeError:
             raise frame_error(frame) from None
         if len(data) != LEN:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .frame import (
+    END_MASK,
     FLAG_CH17,
     FLAG_CH18,
     FLAG_FAILSAFE,
@@ -26,7 +27,6 @@ from .frame import (
     Frame,
     batch_arrays,
     channel_error,
-    end_byte_ok,
     frame_error,
 )
 
@@ -87,11 +87,12 @@ def encode(
 
 def decode(frame: bytes | bytearray | memoryview) -> Frame:
     """The `Frame` in 25 bytes; ValueError for a wrong length, start or end byte."""
-    try:
-        ok = len(frame) == FRAME_LEN and frame[0] == START_BYTE and end_byte_ok(frame[24])
-    except TypeError:
-        ok = False
-    if not ok:
+    if frame.__class__ is not bytes:
+        try:
+            frame = bytes(memoryview(frame))
+        except TypeError:
+            raise frame_error(frame) from None
+    if len(frame) != FRAME_LEN or frame[0] != START_BYTE or frame[24] & END_MASK:
         raise frame_error(frame)
     x = _from_bytes(frame[1:23], "little")
     x = x & _M3 | (x & _N3) << _S3

@@ -88,7 +88,7 @@ def channel_error(channels: Any) -> ValueError:
 def frame_error(frame: Any) -> ValueError:
     """The error for bytes that are not one valid frame, saying what is wrong."""
     try:
-        data = bytes(frame)
+        data = bytes(memoryview(frame))
     except TypeError:
         return ValueError(f"an S.Bus frame must be bytes, got {type(frame).__name__}")
     if len(data) != FRAME_LEN:

@@ -30,10 +30,9 @@ def _round_from_center(offset: float) -> int:
 
 
 def _finite(x: float, what: str) -> float:
-    x = float(x)
-    if math.isnan(x):
+    if math.isnan(x):  # also a TypeError for what is not a real number, e.g. str
         raise ValueError(f"{what} is NaN")
-    return x
+    return float(x)
 
 
 def us_to_value(us: float) -> int:

@@ -126,6 +126,8 @@ def test_bad_channels(impl: ModuleType, channels: Any, message: str) -> None:
         (b"\x0f" + bytes(23) + b"\x01", "end byte 0x01"),
         (bytearray(b"\x0f" + bytes(23) + b"\x80"), "end byte 0x80"),
         (None, "must be bytes, got NoneType"),
+        (25, "must be bytes, got int"),
+        ([15] + [0] * 24, "must be bytes, got list"),
         ("\x0f" + "\x00" * 24, "must be bytes, got str"),
     ],
 )

@@ -81,6 +81,12 @@ def test_nan_rejected(fn: object) -> None:
         fn(math.nan)  # type: ignore[operator]
 
 
-def test_values_must_be_integers() -> None:
+def test_wrong_types_rejected() -> None:
     with pytest.raises(TypeError):
         value_to_us(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        value_to_unit(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        us_to_value("1500")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        unit_to_value("0.5")  # type: ignore[arg-type]

@@ -127,3 +127,16 @@ def test_long_noisy_stream(impl: ModuleType) -> None:
         got += dec.feed(frame[:cut]) + dec.feed(frame[cut:])
     assert len(got) == len(expected)
     assert all(e is None or f.channels == e for f, e in zip(got, expected, strict=True))
+
+
+def test_resync_without_gap_on_hostile_garbage(impl: ModuleType) -> None:
+    # No timing at all, garbage full of start bytes: false frames may appear,
+    # but the decoder must be back on the real frame boundaries soon after.
+    rng = random.Random(11)
+    for _ in range(300):
+        garbage = bytes(0x0F if rng.random() < 0.25 else rng.randrange(256)
+                        for _ in range(rng.randrange(100)))
+        vectors = [tuple(rng.randrange(2048) for _ in range(16)) for _ in range(6)]
+        dec = FrameDecoder(decode=impl.decode)
+        frames = dec.feed(garbage + b"".join(impl.encode(v) for v in vectors))
+        assert [f.channels for f in frames[-3:]] == vectors[-3:]

@@ -69,16 +69,17 @@ class Failsafe:
         self.state = FailsafeState.STANDBY
         self.reason = "no control source yet"
         self.since = 0.0
-        self._forced: dict[str, float] = {}
+        self._forced: dict[str, str] = {}
 
     @property
     def active(self) -> bool:
         """True while frames carry the failsafe flag."""
         return self.state is FailsafeState.FAILSAFE
 
-    def force(self, reason: str) -> None:
-        """Hold FAILSAFE for `reason` (e.g. "shutdown", "link error") until released."""
-        self._forced.setdefault(reason, 0.0)
+    def force(self, reason: str, detail: str = "") -> None:
+        """Hold FAILSAFE for `reason` (e.g. "shutdown", "link error") until released;
+        `detail` is shown after the reason (e.g. the errno text)."""
+        self._forced[reason] = f"{reason}: {detail}" if detail else reason
 
     def release(self, reason: str) -> None:
         self._forced.pop(reason, None)
@@ -91,7 +92,7 @@ class Failsafe:
         """Advance given the freshest override source (None if none is fresh)."""
         s = self.state
         if self._forced:
-            reason = "; ".join(self._forced)
+            reason = "; ".join(self._forced.values())
             if s is not FailsafeState.FAILSAFE or self.reason != reason:
                 self._set(FailsafeState.FAILSAFE, reason, now)
         elif fresh_source is not None:

@@ -18,11 +18,9 @@ import time
 import tty
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
+from pipilot.sbus import BYTE_TIME  # 12 bits (8E2) at 100000 baud
 
-BITS_PER_BYTE = 12
-BAUD = 100_000
-BYTE_TIME = BITS_PER_BYTE / BAUD
+log = logging.getLogger(__name__)
 
 #: callback(data, end_times): end_times[i] is when byte i finished on the wire
 BytesCallback = Callable[[bytes, list[float]], None]

@@ -32,14 +32,16 @@ class LinkConfig:
     port: str = "/dev/serial0"
     period_ms: float = 7.0
     firmware: str = "stock"
+    mix_interval_ms: float = 20.0   # mixing when no source publishes (refreshes the pump)
 
 
 @dataclass(frozen=True)
 class WatchdogConfig:
     """The pump's staleness watchdog: failsafe frames after `stale_ms` without
-    a fresh frame from the core, silence after `silent_ms` (at most 100)."""
+    a fresh frame from the core, silence after `silent_ms` (at most 100).
+    The core tolerates event-loop stalls up to stale_ms - link.mix_interval_ms."""
 
-    stale_ms: float = 70.0
+    stale_ms: float = 80.0
     silent_ms: float = 100.0
 
 
@@ -112,6 +114,10 @@ def validate(c: CoreConfig) -> None:
     if not w.stale_ms >= 3 * c.link.period_ms:
         raise ConfigError("watchdog.stale_ms", f"must be at least 3 periods "
                                                f"({3 * c.link.period_ms:g} ms)")
+    _num("link.mix_interval_ms", c.link.mix_interval_ms, c.link.period_ms, 50.0)
+    if not w.stale_ms >= 2 * c.link.mix_interval_ms:
+        raise ConfigError("watchdog.stale_ms", f"must be at least 2 mix intervals "
+                                               f"({2 * c.link.mix_interval_ms:g} ms)")
     if not w.stale_ms < w.silent_ms:
         raise ConfigError("watchdog.silent_ms", "must be greater than watchdog.stale_ms")
     s = c.shutdown

@@ -1,10 +1,14 @@
 """The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
 
-In real time (the default) an asyncio task runs the mixer once per period
-and hands each encoded frame to the pump thread, which writes it at the next
-absolute deadline t0 + k*P whatever the event loop is doing. If this task
-stops (event loop stalled, exception, process wedged) the pump's watchdog
-sends failsafe frames and then falls silent (see `pipilot.link.pump`).
+In real time (the default) the event loop runs the mixer whenever a source
+publishes (at most once per frame period) and otherwise every
+`link.mix_interval_ms`, and hands each encoded frame to the pump thread,
+which writes the latest frame at every absolute deadline t0 + k*P whatever
+the event loop is doing. Mixing less often than every frame keeps the
+interpreter's share of a core small; publish-triggered mixing keeps the
+delay from a setpoint to the wire under one period. If the mixing stops
+(event loop stalled, process wedged) the pump's watchdog sends failsafe
+frames and then falls silent (see `pipilot.link.pump`).
 
 In lock-step (a `VirtualClock` and a callable sink instead of a port) there
 is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
@@ -102,7 +106,8 @@ class FlightCore:
         self.pump: Pump | None = None
         self.last_output: MixOutput | None = None
         self.realtime_report: list[str] = []
-        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_mix = -1e9
         self._running = False
         self._started = False
         self._counters = (0, 0)
@@ -163,8 +168,8 @@ class FlightCore:
                         c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
                         rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
         self._running = self._started = True
-        self._task = asyncio.create_task(self._run(), name="flight-core")
-        await asyncio.sleep(0)
+        self.mixer.on_publish = self._on_publish
+        self._mix()
         log.info("flight core started on %s: %s pump, %s", self.port.path,
                  self.pump.implementation, "; ".join(self.realtime_report))
 
@@ -184,14 +189,12 @@ class FlightCore:
         want = self.config.shutdown.failsafe_frames
         deadline = self.clock.now() + want * self.config.period_s * 3 + 0.5
         while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
-            if self._task is None or self._task.done():
-                pump.set_frame(frame)
+            pump.set_frame(frame)
             await asyncio.sleep(self.config.period_s)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self.mixer.on_publish = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         pump.stop()
         self._running = False
         if self._owns_port and self.port is not None:
@@ -261,17 +264,33 @@ class FlightCore:
             if "refused" in line or "not permitted" in line:
                 log.warning("%s", line)
 
-    async def _run(self) -> None:
-        period = self.config.period_s
+    def _mix(self) -> None:
+        """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
         assert self.pump is not None
-        while True:
-            now = self.clock.now()
-            try:
-                self.pump.set_frame(self.tick(now))
-                self._check_link(now)
-            except Exception:  # never let one bad tick end the loop silently
-                log.exception("flight core tick failed; the pump watchdog covers the gap")
-            await asyncio.sleep(period)
+        now = self.clock.now()
+        self._last_mix = now
+        try:
+            self.pump.set_frame(self.tick(now))
+            self._check_link(now)
+        except Exception:  # one bad tick must not end the mixing
+            log.exception("flight core tick failed; the pump watchdog covers the gap")
+        finally:
+            if self._running:
+                self._schedule(self.config.link.mix_interval_ms * 1e-3)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._mix)
+
+    def _on_publish(self) -> None:
+        """A source published: mix at once, but at most once per frame period."""
+        if self._timer is None or not self._running:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_mix + self.config.period_s - self.clock.now())
+        if self._timer.when() > loop.time() + delay + 1e-4:
+            self._schedule(delay)
 
     def _check_link(self, now: float) -> None:
         assert self.pump is not None and self.port is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipilot.core.calibration import Calibration
@@ -106,6 +107,8 @@ class Mixer:
         self._out = [0.0] * 8
         self._last_tick: float | None = None
         self._descent_from = 0.0
+        #: called after every publish (the FlightCore mixes at once); None for none
+        self.on_publish: Callable[[], None] | None = None
         if standard_sources:
             for name, (prio, mode, timeout) in STANDARD_SOURCES.items():
                 self.add_source(name, prio, mode, timeout)
@@ -137,6 +140,8 @@ class Mixer:
                                 "not a Setpoint")
         src.setpoint = setpoint
         src.stamp = self.clock.now() if t is None else float(t)
+        if self.on_publish is not None:
+            self.on_publish()
 
     def withdraw(self, source: str) -> None:
         """Mark a source stale at once (e.g. the pilot's websocket closed)."""

@@ -21,6 +21,7 @@ from pipilot.core.config import (
 )
 from pipilot.core.failsafe import FailsafePolicy, FailsafeState
 from pipilot.core.flightcore import FlightCore
+from pipilot.core.mixer import Limits
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import Vehicle
 from pipilot.link.pump import available
@@ -68,6 +69,12 @@ def capture():
     cap = Capture()
     with VirtualLink(callback=cap) as link:
         yield link, cap
+
+
+def kill(core):
+    """The core's mixing stops for good (as if its event loop had died)."""
+    core.mixer.on_publish = None
+    core._timer.cancel()
 
 
 FLYING = Setpoint(throttle=0.5, roll=0.25)
@@ -141,7 +148,7 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
     if how == "stall":
         time.sleep(0.5)               # the event loop (the core) stalls; the GIL is free
     else:
-        core._task.cancel()           # the core's task dies
+        kill(core)                    # the core's mixing dies
         await asyncio.sleep(0.5)
     frames = cap.snapshot()
     after = [(t, f) for t, f in frames if t >= t_stall]
@@ -149,13 +156,12 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
     stats = core.pump.stats()
     # fresh frames, then failsafe frames, then silence, in that order
     assert s.rstrip("F").count("F") == 0 and "F" in s
-    assert s.count("F") <= round((0.1 - 0.07) / P) + 1
-    assert s.count("n") <= round(0.07 / P) + 2
+    wd = core.config.watchdog
+    assert s.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
+    assert s.count("n") <= round(wd.stale_ms * 1e-3 / P) + 2
     assert stats.mode == "silent" and stats.silent_slots > 0
     last = after[-1][0]
     assert last - t_stall < 0.1 + 0.25      # silence within 100 ms (+ scheduling slack)
-    if how == "dead":
-        core._task = None
     await core.stop()
 
 
@@ -164,7 +170,7 @@ async def test_sigterm_path_failsafe_frames_even_if_the_task_died(capture):
     core = FlightCore(link.path, config())
     await core.start()
     await fly_for(core, 0.1)
-    core._task.cancel()
+    kill(core)
     await asyncio.sleep(0.02)
     await core.stop()
     await asyncio.sleep(0.05)
@@ -227,7 +233,7 @@ async def test_an_exception_in_a_tick_does_not_end_the_loop(capture, monkeypatch
 
     monkeypatch.setattr(core.mixer, "tick", flaky)
     await fly_for(core, 0.2)
-    assert calls["n"] > 5 and not core._task.done()
+    assert calls["n"] > 5 and core._timer is not None
     await core.stop()
 
 
@@ -287,3 +293,35 @@ def test_gesture_reaches_the_wire_in_lockstep():
     core.mixer.publish("pilot", Setpoint(throttle=0.5, arm=ArmRequest.ARM))
     f = decode(core.advance(P)[-1][1])
     assert f.channels[0] == 172 and f.channels[1] == 172
+
+
+async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):
+    link, _cap = capture
+    core = FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
+                                        watchdog=WatchdogConfig(stale_ms=95, silent_ms=100),
+                                        limits=Limits(throttle_slew=0)))
+    await core.start()
+    hits = 0
+    for i in range(10):
+        await asyncio.sleep(0.05 + 0.003 * i)     # somewhere inside an interval
+        thr = 0.1 + 0.05 * i
+        core.mixer.publish("pilot", Setpoint(throttle=thr))
+        await asyncio.sleep(0.02)                  # well under the 45 ms interval
+        hits += core.last_output.source == "pilot" and \
+            core.mixer.calibration.calibration_for("throttle").unipolar(thr) == \
+            core.last_output.channels[0]
+    await core.stop()
+    assert hits >= 8
+
+
+async def test_mixing_rate_without_publishers_is_the_interval(capture):
+    link, _cap = capture
+    core = FlightCore(link.path, config())
+    calls = []
+    real = core.mixer.tick
+    core.mixer.tick = lambda now=None: calls.append(now) or real(now)
+    await core.start()
+    await asyncio.sleep(1.0)
+    await core.stop()
+    n = len([c for c in calls if c is not None])
+    assert 10 <= n <= 1.0 / 0.02 + 15      # ~50 mixes/s, not one per frame (143)

@@ -18,10 +18,10 @@ def test_a_drifting_writer_shows_growing_lateness():
     assert s["lateness_max_s"] == pytest.approx(999 * P * 0.03, rel=1e-6)
 
 
-def test_a_skipped_slot_is_a_gap_not_drift():
+def test_a_skipped_slot_is_a_gap_not_drift_when_slotting_by_gaps():
     times = [i * P for i in range(100) if i != 50]
-    assert slots(times, P)[50] == 51
-    s = arrival_stats(times, P)
+    assert slots(times, P, "gaps")[50] == 51
+    s = arrival_stats(times, P, "gaps")
     assert s["longest_gap_s"] == pytest.approx(2 * P)
     assert s["lateness_max_s"] == pytest.approx(0, abs=1e-9)
     assert s["slots"] == 100
@@ -38,3 +38,17 @@ def test_one_late_frame():
 def test_percentile():
     v = sorted(range(1, 101))
     assert percentile(v, 50) == 50 and percentile(v, 99) == 99 and percentile(v, 100) == 100
+
+
+def test_by_index_a_skipped_slot_counts_as_lateness():
+    times = [i * P for i in range(100) if i != 50]
+    s = arrival_stats(times, P)
+    assert s["lateness_max_s"] == pytest.approx(P)
+
+
+def test_bursty_delivery_does_not_bias_the_mean_period():
+    # frames written every P, delivered in bursts of 5 (each burst when its last is written)
+    times = [((i // 5) * 5 + 4) * P for i in range(1000)]
+    s = arrival_stats(times, P)
+    assert s["mean_period_s"] == pytest.approx(P, rel=1e-3)
+    assert s["lateness_max_s"] == pytest.approx(4 * P)

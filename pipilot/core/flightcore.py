@@ -1,8 +1,8 @@
 """The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
 
-In real time (the default) the event loop runs the mixer whenever a source
-publishes (at most once per frame period) and otherwise every
-`link.mix_interval_ms`, and hands each encoded frame to the pump thread,
+In real time (the default) the mixer runs whenever a source publishes
+(in the publisher's turn of the event loop, at most once per frame period)
+and otherwise every `link.mix_interval_ms`, and hands each encoded frame to the pump thread,
 which writes the latest frame at every absolute deadline t0 + k*P whatever
 the event loop is doing. Mixing less often than every frame keeps the
 interpreter's share of a core small; publish-triggered mixing keeps the
@@ -284,12 +284,14 @@ class FlightCore:
         self._timer = asyncio.get_running_loop().call_later(delay, self._mix)
 
     def _on_publish(self) -> None:
-        """A source published: mix at once, but at most once per frame period."""
+        """A source published: mix now (in the publisher's turn of the event loop,
+        no extra wake-up), or at the next period if a mix just happened."""
         if self._timer is None or not self._running:
             return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_mix + self.config.period_s - self.clock.now())
-        if self._timer.when() > loop.time() + delay + 1e-4:
+        delay = self._last_mix + self.config.period_s - self.clock.now()
+        if delay <= 0.0:
+            self._mix()
+        elif self._timer.when() > asyncio.get_running_loop().time() + delay + 1e-4:
             self._schedule(delay)
 
     def _check_link(self, now: float) -> None:

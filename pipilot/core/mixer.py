@@ -131,7 +131,10 @@ class Mixer:
         return dict(self._sources)
 
     def publish(self, source: str, setpoint: Setpoint, t: float | None = None) -> None:
-        """Publish the latest setpoint of `source`, stamped `t` (default: now)."""
+        """Publish the latest setpoint of `source`, stamped `t` (default: now).
+
+        With a running FlightCore this mixes at once, so call it from the
+        event loop's thread (asyncio tasks, callbacks)."""
         src = self._sources.get(source)
         if src is None:
             raise SetpointError(f"unknown setpoint source {source!r}; add_source() it first")

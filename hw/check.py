@@ -109,9 +109,12 @@ def _shifter_links() -> list[Link]:
     return links
 
 
+INVERTER = Link(
+    "inverter", "inverter.cir", 100_000, CC3D_INPUT, "as built and recommended",
+    "S.Bus inverter, R1 = R2 = 10 k, Pi TX -> 1 m cable (100 pF) -> CC3D Main port")
+
 LINKS = (
-    Link("inverter", "inverter.cir", 100_000, CC3D_INPUT, "as built and recommended",
-         "S.Bus inverter, R1 = R2 = 10 k, Pi TX -> 1 m cable (100 pF) -> CC3D Main port"),
+    INVERTER,
     Link("inverter_fast", "inverter.cir", 100_000, CC3D_INPUT, "option for long cables",
          "S.Bus inverter with R2 = 1 k and 100 pF across R1, same load",
          (("r2", "1k"), ("cs", "100p"))),
@@ -204,7 +207,7 @@ def _check(name: str, value: float, limit: float, kind: str, unit: str) -> dict[
 def analyse(link: Link, t: np.ndarray, vin: np.ndarray, vout: np.ndarray) -> dict[str, object]:
     tb = 1.0 / link.baud
     rx = link.receiver
-    t_in, d_in = crossings(t, vin, link.source_high / 2)
+    t_in, _ = crossings(t, vin, link.source_high / 2)
     widths_in = np.diff(t_in)
     long_end = [i + 1 for i, w in enumerate(widths_in) if w > 4.5 * tb]
     single = [i for i, w in enumerate(widths_in) if abs(w - tb) < 0.25 * tb]
@@ -234,6 +237,7 @@ def analyse(link: Link, t: np.ndarray, vin: np.ndarray, vout: np.ndarray) -> dic
     # per receiver threshold: every input edge must appear, single bits keep their width
     worst = 0.0
     worst_at = None
+    worst_bit = None
     edges_ok = True
     delays: dict[str, list[float]] = {"rise": [], "fall": []}
     for vth in np.linspace(rx.vil, rx.vih, 7):
@@ -245,13 +249,14 @@ def analyse(link: Link, t: np.ndarray, vin: np.ndarray, vout: np.ndarray) -> dic
             err = (t_out[i + 1] - t_out[i]) - widths_in[i]
             if abs(err) > abs(worst):
                 worst, worst_at = err, float(vth)
+                worst_bit = "high" if d_out[i] > 0 else "low"
         for k in range(len(t_in)):
             delays["rise" if d_out[k] > 0 else "fall"].append(t_out[k] - t_in[k])
 
     checks = [
         _check("v_low_below_vil_minus_margin", v_low, rx.vil - NOISE_MARGIN_V, "max", "V"),
         _check("v_high_above_vih_plus_margin", v_high, rx.vih + NOISE_MARGIN_V, "min", "V"),
-        {"name": "every_edge_crosses_the_whole_threshold_window", "value": edges_ok, "ok": edges_ok},
+        {"name": "every_edge_crosses_the_threshold_window", "value": edges_ok, "ok": edges_ok},
         _check("single_bit_width_distortion", abs(worst) / tb, MAX_BIT_DISTORTION, "max",
                "fraction of a bit"),
     ]
@@ -271,8 +276,9 @@ def analyse(link: Link, t: np.ndarray, vin: np.ndarray, vout: np.ndarray) -> dic
         "delay_rising_edge_us": _span(delays["rise"]),
         "delay_falling_edge_us": _span(delays["fall"]),
         "bit_distortion_pct": round(100 * abs(worst) / tb, 2),
-        "bit_distortion_worst_threshold_V": worst_at,
-        "bit_distortion_sign": "longer" if worst > 0 else "shorter",
+        "bit_distortion_worst_case": None if worst_bit is None else (
+            f"a single {worst_bit} bit at the receiver is {abs(worst) * us:.2f} us "
+            f"{'longer' if worst > 0 else 'shorter'} (threshold {worst_at:.2f} V)"),
         "gated": link.gated,
         "checks": checks,
         "ok": all(bool(c["ok"]) for c in checks),
@@ -331,7 +337,7 @@ def plot(results: dict[str, tuple[Link, np.ndarray, np.ndarray, np.ndarray]], pa
 
 def cable_sweep(workdir: Path) -> dict[str, object]:
     """The as-built inverter against cable capacitance: how long may the cable be?"""
-    base = LINKS[0]
+    base = INVERTER
     rows = {}
     for pf in CABLE_SWEEP_PF:
         t, vin, vout = simulate(base, workdir, (("ccable", f"{pf}p"),), f"_cable_{pf}pF")
@@ -349,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", type=Path, default=HERE / "build",
                     help="directory for ngspice output (default hw/build)")
     ap.add_argument("--plot", type=Path, help="write the waveforms to this SVG")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args(argv)
+    args.build = args.build.resolve()
     args.build.mkdir(parents=True, exist_ok=True)
 
     report: dict[str, object] = {
@@ -379,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     report["ok"] = not failed
     if args.plot:
         plot(waves, args.plot)
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
     for key in report["not_gated_failing"]:
         print(f"check.py: note: {key} ({report[key]['role']}) misses a margin", file=sys.stderr)
     for key in failed:

@@ -126,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         assert bigint_decode(f) == tuple(v)
 
     twins: dict[str, ModuleType] = {"python": _pack_py}
-    result: dict[str, Any] = {"python_version": platform.python_version(),
-                              "machine": platform.machine(), "numpy": np.__version__}
+    result: dict[str, Any] = {
+        "python_version": platform.python_version(), "machine": platform.machine(),
+        "numpy": np.__version__,
+        "config": {"blocks": blocks, "calls_per_block": len(vectors),
+                   "batch_blocks": batch_blocks, "batch_frames": batch_n},
+    }
     try:
         twins["cython"] = importlib.import_module("pipilot.sbus._pack")
     except ImportError as exc:

@@ -49,6 +49,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     return figures, out / "svg"
 
 
+@pytest.mark.slow
 def test_make_renders_every_svg(made: tuple[dict, Path]) -> None:
     _, svg = made
     for name in ("inverter", "level_shifter", "wiring", "waveforms"):
@@ -56,6 +57,7 @@ def test_make_renders_every_svg(made: tuple[dict, Path]) -> None:
         assert root.tag.endswith("svg"), name
 
 
+@pytest.mark.slow
 def test_transistor_model_matches_datasheet(made: tuple[dict, Path]) -> None:
     model = made[0]["model"]
     assert model["ok"]
@@ -63,6 +65,7 @@ def test_transistor_model_matches_datasheet(made: tuple[dict, Path]) -> None:
     assert 150e-9 <= model["ts_s"] <= 200e-9  # at the slow datasheet limit, on purpose
 
 
+@pytest.mark.slow
 def test_inverter_figures(made: tuple[dict, Path]) -> None:
     inv = made[0]["inverter"]
     assert inv["baud"] == 100_000
@@ -74,6 +77,7 @@ def test_inverter_figures(made: tuple[dict, Path]) -> None:
     assert inv["ok"] and inv["gated"]
 
 
+@pytest.mark.slow
 def test_inverter_cable_sweep_says_where_it_stops_working(made: tuple[dict, Path]) -> None:
     sweep = made[0]["inverter_cable_sweep"]
     pct = [row["bit_distortion_pct"] for row in sweep["results"].values()]
@@ -82,6 +86,7 @@ def test_inverter_cable_sweep_says_where_it_stops_working(made: tuple[dict, Path
     assert not sweep["results"]["200pF"]["ok"]
 
 
+@pytest.mark.slow
 def test_as_built_shifter_fails_towards_the_pi_and_is_reported(made: tuple[dict, Path]) -> None:
     figures = made[0]
     for baud in (9600, 57600):
@@ -93,6 +98,7 @@ def test_as_built_shifter_fails_towards_the_pi_and_is_reported(made: tuple[dict,
         assert f"level_shifter_as_built_down_{baud}" in figures["not_gated_failing"]
 
 
+@pytest.mark.slow
 def test_recommended_shifter_passes_every_direction_rate_and_corner(
     made: tuple[dict, Path],
 ) -> None:
@@ -162,6 +168,7 @@ def test_swallowed_bits_fail() -> None:
     assert "every_edge_crosses_the_threshold_window" in failed
 
 
+@pytest.mark.slow
 def test_check_exits_1_when_a_gated_circuit_misses_a_margin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:

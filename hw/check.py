@@ -2,10 +2,12 @@
 """Simulate the interface hardware with ngspice and check it against stated margins.
 
 Prints every figure as one JSON document on stdout and exits 1 when a margin
-of the circuit we build is not met (2 when ngspice is missing or fails). The
-margins, and why they are what they are, are listed in MARGINS and README.md.
+of a circuit we recommend is not met (2 when ngspice is missing or fails). The
+margins, and why they are what they are: NOISE_MARGIN_V, MAX_BIT_DISTORTION, the
+Receiver thresholds below, and README.md. Circuits as built on the rig that we do
+not recommend are simulated and reported too, with "gated": false.
 
-Usage: check.py [--build DIR] [--plot FILE.svg]
+Usage: check.py [--build DIR] [--json FILE] [--plot FILE.svg]
 Needs numpy (and matplotlib for --plot); independent of the pipilot package.
 """
 

@@ -47,14 +47,15 @@ class TelemetryNack(TelemetryError):
 class Subscription:
     """Async iterator of one object's values; keeps the newest ``maxsize`` if slow."""
 
-    def __init__(self, session: TelemetrySession, key: tuple[int, int], maxsize: int) -> None:
+    def __init__(self, session: TelemetrySession, key: tuple[int, int] | None,
+                 maxsize: int) -> None:
         self._session = session
         self.key = key
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self.dropped = 0
         self.closed = False
 
-    def _put(self, values: dict[str, Any] | None) -> None:
+    def _put(self, values: Any) -> None:
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
@@ -63,7 +64,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> dict[str, Any]:
+    async def __anext__(self) -> Any:
         if self.closed and self._queue.empty():
             raise StopAsyncIteration
         item = await self._queue.get()
@@ -126,7 +127,7 @@ class TelemetrySession:
         self._gcs_stats = self.registry["GCSTelemetryStats"]
         self._flight_stats_id = self.registry["FlightTelemetryStats"].object_id
         self._latest: dict[tuple[int, int], tuple[dict[str, Any], float]] = {}
-        self._subs: dict[tuple[int, int], list[Subscription]] = defaultdict(list)
+        self._subs: dict[tuple[int, int] | None, list[Subscription]] = defaultdict(list)
         self._waiters: dict[tuple[int, int, str], _Waiter] = {}
         self._locks: dict[tuple[int, int], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
@@ -233,6 +234,15 @@ class TelemetrySession:
             sub.close()
         else:
             self._subs[key].append(sub)
+        return sub
+
+    def updates(self, maxsize: int = 256) -> Subscription:
+        """Every object update as ``(name, instance, values)``, as an async iterator."""
+        sub = Subscription(self, None, maxsize)
+        if self.closed:
+            sub.close()
+        else:
+            self._subs[None].append(sub)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -394,6 +404,8 @@ class TelemetrySession:
                 self._send_gcs_status(self.handshake.on_flight_status(values["Status"], now))
             for sub in self._subs.get((oid, inst), ()):
                 sub._put(values)
+            for sub in self._subs.get(None, ()):
+                sub._put((defn.name, inst, values))
             self._resolve_object(oid, inst, values)
         elif t == PacketType.ACK:
             w = self._waiters.get((oid, inst, "ack"))

@@ -7,20 +7,47 @@ Wire format (LibrePilot 15.09 and later)::
 ``length`` counts header and data, not the CRC. The CRC (poly 0x07, init 0)
 covers everything from the sync byte to the end of the data.
 
-The parser is sans-IO: ``feed(bytes) -> list[Packet]``. It looks for sync
-bytes with ``bytes.find``; a candidate that fails any check is dropped and the
-search restarts one byte after its sync byte, so a false sync inside garbage
-can never swallow a real packet that follows it.
+The parser is sans-IO: ``feed(bytes) -> list[Packet]``. The framing loop has
+two twins, compiled (``_framing.pyx``) and pure Python (``_framing_py.py``;
+PIPILOT_PURE_PYTHON=1 forces it). It finds sync bytes with memchr / ``find``;
+a candidate that fails any check is dropped and the search restarts one byte
+after its sync byte, so a false sync inside garbage can never swallow a real
+packet that follows it.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
+import os
 import struct
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pipilot.uavtalk import _framing_py
 from pipilot.uavtalk._crc import crc8
+
+
+def _load_framing() -> Any:
+    if os.environ.get("PIPILOT_PURE_PYTHON", "") not in ("", "0"):
+        return _framing_py
+    try:
+        return importlib.import_module("pipilot.uavtalk._framing")
+    except ImportError:  # not built: the pure-Python twin does the same work
+        return _framing_py
+
+
+_framing = _load_framing()
+#: Which framing twin PacketParser uses by default: "cython" or "python".
+IMPLEMENTATION: str = _framing.IMPLEMENTATION
+
+
+def _scanner(implementation: str | None) -> Any:
+    if implementation is None or implementation == IMPLEMENTATION:
+        return _framing.scan
+    if implementation == "python":
+        return _framing_py.scan
+    raise ValueError(f"framing implementation {implementation!r} is not available")
 
 SYNC = 0x3C
 TIMESTAMPED = 0x80
@@ -45,7 +72,6 @@ _NO_DATA = frozenset({PacketType.OBJ_REQ, PacketType.ACK, PacketType.NACK})
 _VALID_TYPES = frozenset(int(t) for t in PacketType)
 _HEADER = struct.Struct("<BBHIH")
 _HEADER_TS = struct.Struct("<BBHIHH")
-_IDS = struct.Struct("<IH")
 
 
 def encode_packet(
@@ -143,8 +169,11 @@ class ParserStats:
 class PacketParser:
     """Sans-IO stream parser: ``feed(data) -> list[Packet]``; ``stats`` counts errors."""
 
-    def __init__(self, registry: Any = None, max_payload: int | None = None) -> None:
+    def __init__(self, registry: Any = None, max_payload: int | None = None, *,
+                 implementation: str | None = None) -> None:
         self.registry = registry
+        self._scan = _scanner(implementation)
+        self.implementation = implementation or IMPLEMENTATION
         self._defs: dict[int, Any] = registry._by_id if registry is not None else {}
         self._sizes: dict[int, int] = registry.sizes if registry is not None else {}
         if max_payload is None:
@@ -163,64 +192,18 @@ class PacketParser:
         st.rx_bytes += len(data)
         buf = self._buf
         buf += data
-        out: list[Packet] = []
-        n = len(buf)
-        pos = 0
-        max_len = MAX_HEADER_LENGTH + self.max_payload
-        sizes = self._sizes
-        defs = self._defs
-        unpack_ids = _IDS.unpack_from
-        while True:
-            i = buf.find(SYNC, pos)
-            if i < 0:
-                st.rx_sync_errors += n - pos
-                pos = n
-                break
-            st.rx_sync_errors += i - pos
-            pos = i
-            if n - i < 4:
-                break
-            ptype = buf[i + 1]
-            length = buf[i + 2] | buf[i + 3] << 8
-            if ptype not in _VALID_TYPES:
-                st.rx_errors += 1
-                st.rx_type_errors += 1
-                pos = i + 1
-                continue
-            hlen = MAX_HEADER_LENGTH if ptype & TIMESTAMPED else MIN_HEADER_LENGTH
-            if length < hlen or length > max_len or (ptype in _NO_DATA and length != hlen):
-                st.rx_errors += 1
-                st.rx_length_errors += 1
-                pos = i + 1
-                continue
-            if n - i < 8:
-                break
-            if ptype not in _NO_DATA:
-                oid = buf[i + 4] | buf[i + 5] << 8 | buf[i + 6] << 16 | buf[i + 7] << 24
-                size = sizes.get(oid)
-                if size is not None and size != length - hlen:
-                    st.rx_errors += 1
-                    st.rx_size_errors += 1
-                    pos = i + 1
-                    continue
-            end = i + length
-            if end >= n:
-                break
-            if crc8(buf, i, end) != buf[end]:
-                st.rx_errors += 1
-                st.rx_crc_errors += 1
-                pos = i + 1
-                continue
-            oid, inst = unpack_ids(buf, i + 4)
-            ts = buf[i + 10] | buf[i + 11] << 8 if hlen == MAX_HEADER_LENGTH else None
-            payload = bytes(buf[i + hlen:end])
-            defn = defs.get(oid)
-            if defn is None:
-                st.rx_unknown_objects += 1
-            st.rx_objects += 1
-            st.rx_object_bytes += end - i - hlen
-            out.append(Packet(ptype, oid, inst, ts, payload, defn))
-            pos = end + 1
+        out, pos, (sync_e, type_e, len_e, size_e, crc_e, obj_bytes, unknown) = self._scan(
+            buf, self._sizes, self._defs, MAX_HEADER_LENGTH + self.max_payload, Packet)
         if pos:
             del buf[:pos]
+        st.rx_sync_errors += sync_e
+        if type_e or len_e or size_e or crc_e:
+            st.rx_type_errors += type_e
+            st.rx_length_errors += len_e
+            st.rx_size_errors += size_e
+            st.rx_crc_errors += crc_e
+            st.rx_errors += type_e + len_e + size_e + crc_e
+        st.rx_objects += len(out)
+        st.rx_object_bytes += obj_bytes
+        st.rx_unknown_objects += unknown
         return out

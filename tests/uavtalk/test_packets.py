@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -9,12 +10,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipilot.uavtalk import Packet, PacketParser, PacketType, Registry, encode_packet
+from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8, crc8_bytewise
 from pipilot.uavtalk.reference import ByteParser
 
 from .strategies import packets
 
 ATT = 0xD7E0D964
+
+
+@pytest.fixture(scope="module", params=["python", "cython"])
+def impl(request: pytest.FixtureRequest) -> str:
+    """Every parser test runs on both framing twins."""
+    if request.param == "cython" and packets_mod.IMPLEMENTATION != "cython":
+        if os.environ.get("PIPILOT_REQUIRE_CYTHON") == "1":
+            pytest.fail("the compiled framing twin (pipilot.uavtalk._framing) is not built")
+        pytest.skip("compiled framing twin not built (python setup.py build_ext --inplace)")
+    return str(request.param)
 
 
 def _crc_bitwise(data: bytes) -> int:
@@ -53,12 +65,12 @@ def test_encode_packet_layout(registry: Registry) -> None:
         encode_packet(0x25, ATT)
 
 
-def test_parser_decodes_known_and_passes_unknown(registry: Registry) -> None:
+def test_parser_decodes_known_and_passes_unknown(impl: str, registry: Registry) -> None:
     att = registry["AttitudeState"]
     values = att.defaults() | {"Roll": 12.5}
     stream = (encode_packet(PacketType.OBJ, ATT, 0, att.encode(values))
               + encode_packet(PacketType.OBJ, 0x12345678, 2, b"abc"))
-    parser = PacketParser(registry)
+    parser = PacketParser(registry, implementation=impl)
     got = parser.feed(stream)
     assert [p.name for p in got] == ["AttitudeState", None]
     assert got[0].values == values
@@ -67,24 +79,24 @@ def test_parser_decodes_known_and_passes_unknown(registry: Registry) -> None:
     assert parser.stats.rx_bytes == len(stream) and parser.stats.rx_errors == 0
 
 
-def test_byte_by_byte_and_split_feeds(registry: Registry) -> None:
+def test_byte_by_byte_and_split_feeds(impl: str, registry: Registry) -> None:
     att = registry["AttitudeState"]
     stream = b"".join(
         encode_packet(t, ATT, i, att.encode(att.defaults()) if t in (0x20, 0xA0) else b"",
                       i if t & 0x80 else None)
         for i, t in enumerate([0x20, 0xA0, 0x21, 0x23, 0x24, 0x20])
     )
-    whole = PacketParser(registry).feed(stream)
+    whole = PacketParser(registry, implementation=impl).feed(stream)
     assert len(whole) == 6
     for cut in range(len(stream)):
-        p = PacketParser(registry)
+        p = PacketParser(registry, implementation=impl)
         assert p.feed(stream[:cut]) + p.feed(stream[cut:]) == whole
-    p = PacketParser(registry)
+    p = PacketParser(registry, implementation=impl)
     assert [x for b in stream for x in p.feed(bytes([b]))] == whole
     assert whole[1].timestamp == 1 and whole[0].timestamp is None
 
 
-def test_rejections_are_counted(registry: Registry) -> None:
+def test_rejections_are_counted(impl: str, registry: Registry) -> None:
     att = registry["AttitudeState"]
     good = encode_packet(PacketType.OBJ, ATT, 0, att.encode(att.defaults()))
     bad_crc = bytearray(good)
@@ -92,7 +104,7 @@ def test_rejections_are_counted(registry: Registry) -> None:
     wrong_size = encode_packet(PacketType.OBJ, ATT, 0, bytes(27))
     bad_type = bytes([0x3C, 0x30]) + good[2:]
     bad_len = bytes([0x3C, 0x21, 11, 0]) + good[4:10] + b"\x00"
-    parser = PacketParser(registry)
+    parser = PacketParser(registry, implementation=impl)
     out = parser.feed(b"\x01\x02" + bytes(bad_crc) + wrong_size + bad_type + bad_len + good)
     assert out == [Packet(0x20, ATT, 0, None, good[10:-1])]
     s = parser.stats
@@ -104,12 +116,12 @@ def test_rejections_are_counted(registry: Registry) -> None:
     assert s.rx_sync_errors > 2
 
 
-def test_false_sync_in_garbage_does_not_swallow_next_packet(registry: Registry) -> None:
+def test_false_sync_in_garbage_does_not_swallow_next_packet(impl: str, registry: Registry) -> None:
     att = registry["AttitudeState"]
     good = encode_packet(PacketType.OBJ, ATT, 0, att.encode(att.defaults()))
     # A plausible header for an unknown object whose claimed length covers `good`.
     garbage = bytes([0x3C, 0x20, 60, 0]) + struct.pack("<IH", 0x11111110, 0)
-    p = PacketParser(registry)
+    p = PacketParser(registry, implementation=impl)
     # The candidate is held until its claimed length has arrived, then refuted.
     assert p.feed(garbage + good) == []
     expected = [Packet(0x20, ATT, 0, None, good[10:-1])] * 2
@@ -119,8 +131,8 @@ def test_false_sync_in_garbage_does_not_swallow_next_packet(registry: Registry) 
     assert ByteParser(registry).feed(garbage + good + good) == []
 
 
-def test_buffer_is_bounded_by_largest_object(registry: Registry) -> None:
-    p = PacketParser(registry)
+def test_buffer_is_bounded_by_largest_object(impl: str, registry: Registry) -> None:
+    p = PacketParser(registry, implementation=impl)
     header = bytes([0x3C, 0x20, 0xFF, 0x7F]) + bytes(6)
     p.feed(header)
     assert p.stats.rx_length_errors == 1
@@ -152,14 +164,14 @@ def _stream_strategy(registry: Registry) -> st.SearchStrategy[tuple[list[bytes],
     return build()
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_recovers_every_valid_packet(registry: Registry, data: st.DataObject) -> None:
+def test_recovers_every_valid_packet(impl: str, registry: Registry, data: st.DataObject) -> None:
     """Valid packets among sync-free junk and single-byte-corrupted packets all come out."""
     good, stream = data.draw(_stream_strategy(registry))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
-    parser = PacketParser(registry)
+    parser = PacketParser(registry, implementation=impl)
     out: list[Packet] = []
     for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         out += parser.feed(stream[a:b])
@@ -168,10 +180,11 @@ def test_recovers_every_valid_packet(registry: Registry, data: st.DataObject) ->
     assert parser.stats.rx_bytes == len(stream)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600), st.booleans())
-def test_random_bytes_never_crash(registry: Registry, junk: bytes, with_registry: bool) -> None:
-    parser = PacketParser(registry if with_registry else None)
+def test_random_bytes_never_crash(impl: str, registry: Registry, junk: bytes,
+                                  with_registry: bool) -> None:
+    parser = PacketParser(registry if with_registry else None, implementation=impl)
     out = parser.feed(junk)
     for p in out:
         raw = p.to_bytes()
@@ -185,9 +198,29 @@ def test_random_bytes_never_crash(registry: Registry, junk: bytes, with_registry
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(min_size=1, max_size=30), max_size=20))
-def test_clean_streams_match_the_bytewise_parser(registry: Registry, blobs: list[bytes]) -> None:
+def test_clean_streams_match_the_bytewise_parser(impl: str, registry: Registry,
+                                                 blobs: list[bytes]) -> None:
     stream = b"".join(encode_packet(PacketType.OBJ, 0x1000 + 2 * i, i, b) for i, b in
                       enumerate(blobs))
-    a, b = PacketParser(registry), ByteParser(registry)
+    a, b = PacketParser(registry, implementation=impl), ByteParser(registry)
     assert a.feed(stream) == b.feed(stream)
+    assert a.stats == b.stats
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_twins_agree_on_any_stream(registry: Registry, data: st.DataObject) -> None:
+    """Fragments of packets, junk full of sync bytes, any chunking: both twins say the same."""
+    if packets_mod.IMPLEMENTATION != "cython":
+        pytest.skip("compiled framing twin not built")
+    objs = [registry[n] for n in ("AttitudeState", "FlightStatus", "SystemAlarms")]
+    pieces = data.draw(st.lists(st.one_of(
+        packets(objs), packets(objs).map(lambda b: b[: len(b) // 2]),
+        st.binary(max_size=20), st.just(b"\x3c\x20"), st.just(b"\x3c")), max_size=30))
+    stream = b"".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
+    a = PacketParser(registry, implementation="python")
+    b = PacketParser(registry, implementation="cython")
+    for lo, hi in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        assert a.feed(stream[lo:hi]) == b.feed(stream[lo:hi])
     assert a.stats == b.stats

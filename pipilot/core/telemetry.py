@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 _OBJ_TYPES = (PacketType.OBJ, PacketType.OBJ_TS, PacketType.OBJ_ACK, PacketType.OBJ_ACK_TS)
 _U32 = 0xFFFFFFFF
+#: Unsent bytes beyond this mean nobody reads the other end: drop, don't hoard.
+MAX_WRITE_BACKLOG = 64 * 1024
 
 
 class TelemetryError(PipilotError):
@@ -315,6 +317,9 @@ class TelemetrySession:
     # ---------------------------------------------------------------- sending
     def _write(self, pkt: bytes) -> None:
         if self.closed or self._writer.is_closing():
+            self.tx["tx_errors"] += 1
+            return
+        if self._writer.transport.get_write_buffer_size() > MAX_WRITE_BACKLOG:
             self.tx["tx_errors"] += 1
             return
         try:

@@ -16,9 +16,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pipilot.errors import PipilotError
+
+if TYPE_CHECKING:
+    from pipilot.uavtalk.codec import MetaObjectDef, ObjectDef
+
+    AnyDef: TypeAlias = "ObjectDef | MetaObjectDef"
 
 #: Field type names in the generator's index order (the index feeds the id hash).
 FIELD_TYPES: tuple[str, ...] = (
@@ -377,20 +382,21 @@ def read_builtin(text: str) -> list[ObjectInfo]:
 # ------------------------------------------------------------------- registry
 
 
-class Registry(Mapping[str, Any]):
+class Registry(Mapping[str, "AnyDef"]):
     """Object definitions by name and by id; metaobjects included (``XMeta``, id+1)."""
 
-    def __init__(self, objects: Iterable[Any]) -> None:
+    def __init__(self, objects: Iterable[ObjectDef]) -> None:
         from pipilot.uavtalk.codec import MetaObjectDef
 
-        self._objects: dict[str, Any] = {}
-        self._by_name: dict[str, Any] = {}
-        self._by_id: dict[int, Any] = {}
+        self._objects: dict[str, ObjectDef] = {}
+        self._by_name: dict[str, AnyDef] = {}
+        self._by_id: dict[int, AnyDef] = {}
         for obj in objects:
             if obj.name in self._objects:
                 raise DefinitionError(f"{obj.name}: defined twice")
             meta = MetaObjectDef(obj)
-            for o in (obj, meta):
+            pair: tuple[AnyDef, AnyDef] = (obj, meta)
+            for o in pair:
                 if o.object_id in self._by_id:
                     other = self._by_id[o.object_id].name
                     raise DefinitionError(f"{o.name}: id 0x{o.object_id:08X} clashes with {other}")
@@ -402,7 +408,7 @@ class Registry(Mapping[str, Any]):
         #: object id -> data size, for the packet parser's hot path.
         self.sizes: dict[int, int] = {i: o.size for i, o in self._by_id.items()}
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> AnyDef:
         try:
             return self._by_name[name]
         except KeyError:
@@ -418,16 +424,16 @@ class Registry(Mapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
-    def by_id(self, object_id: int) -> Any:
+    def by_id(self, object_id: int) -> AnyDef:
         try:
             return self._by_id[object_id]
         except KeyError:
             raise KeyError(f"unknown UAVObject id 0x{object_id:08X}") from None
 
-    def get_by_id(self, object_id: int) -> Any | None:
+    def get_by_id(self, object_id: int) -> AnyDef | None:
         return self._by_id.get(object_id)
 
-    def objects(self) -> list[Any]:
+    def objects(self) -> list[ObjectDef]:
         return list(self._objects.values())
 
 

@@ -87,6 +87,8 @@ def encode_packet(
         raise ValueError(f"not a UAVTalk packet type: 0x{ptype:02X}")
     if ptype in _NO_DATA and data:
         raise ValueError(f"{PacketType(ptype).name} packets carry no data")
+    if not 0 <= object_id <= 0xFFFFFFFF or not 0 <= instance_id <= 0xFFFF:
+        raise ValueError(f"object id 0x{object_id:X} / instance id {instance_id} out of range")
     if ptype & TIMESTAMPED:
         header = _HEADER_TS.pack(SYNC, ptype, MAX_HEADER_LENGTH + len(data), object_id,
                                  instance_id, (timestamp or 0) & 0xFFFF)

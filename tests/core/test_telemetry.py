@@ -24,6 +24,7 @@ from pipilot.core.telemetry import (
     TelemetrySession,
     TelemetryTimeout,
 )
+from pipilot.errors import LinkError
 from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.handshake import LinkState
 from pipilot.uavtalk.opl import read_opl
@@ -343,3 +344,42 @@ async def test_real_clock_defaults() -> None:
         await session.stop()
         task.cancel()
         pwriter.close()
+
+
+async def test_open_over_tcp() -> None:
+    """TelemetrySession.open on tcp:HOST:PORT (the simulator and remote links use TCP)."""
+    peer = FlightPeer(REG)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        while data := await reader.read(4096):
+            writer.write(peer.feed(data, loop.time()))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
+    await session.start()
+    try:
+        await session.wait_connected(timeout=20)
+        assert (await session.request("FlightStatus"))["Armed"] == "Disarmed"
+    finally:
+        await session.stop()
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(LinkError, match="cannot connect"):
+        await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
+
+
+async def test_unread_link_does_not_hoard_memory() -> None:
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    reader, writer = await asyncio.open_connection(sock=a)
+    session = TelemetrySession(reader, writer, REG, poll_interval=0.002)
+    big = REG["HwSettings"].defaults()
+    for _ in range(5000):  # nobody reads b
+        await session.send("HwSettings", big, ack=False)
+    assert writer.transport.get_write_buffer_size() <= 64 * 1024 + 300
+    assert session.stats["tx_errors"] > 0
+    await session.stop()
+    b.close()

@@ -224,3 +224,10 @@ def test_twins_agree_on_any_stream(registry: Registry, data: st.DataObject) -> N
     for lo, hi in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         assert a.feed(stream[lo:hi]) == b.feed(stream[lo:hi])
     assert a.stats == b.stats
+
+
+def test_encode_packet_range_checks() -> None:
+    with pytest.raises(ValueError, match="instance id 65536"):
+        encode_packet(PacketType.OBJ_REQ, ATT, 0x10000)
+    with pytest.raises(ValueError, match="out of range"):
+        encode_packet(PacketType.OBJ_REQ, -2, 0)

@@ -71,7 +71,6 @@ class Subscription:
             raise StopAsyncIteration
         item = await self._queue.get()
         if item is None:
-            self.closed = True
             raise StopAsyncIteration
         return item
 
@@ -80,7 +79,8 @@ class Subscription:
         self._session._unsubscribe(self)
         if not self.closed:
             self.closed = True
-            self._put(None)
+            if self._queue.empty():  # wake a reader blocked in get()
+                self._queue.put_nowait(None)
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -92,10 +92,9 @@ class Subscription:
 class _Waiter:
     """A pending transaction: ACK/NACK for a send, object(s) for a request."""
 
-    def __init__(self, future: asyncio.Future[Any], deadline: float, all_instances: bool) -> None:
+    def __init__(self, future: asyncio.Future[Any], deadline: float) -> None:
         self.future = future
         self.deadline = deadline
-        self.all_instances = all_instances
         self.collected: dict[int, dict[str, Any]] = {}
 
 
@@ -140,6 +139,8 @@ class TelemetrySession:
         self.tx = {"tx_bytes": 0, "tx_objects": 0, "tx_failures": 0, "tx_retries": 0,
                    "tx_errors": 0, "reopens": 0}
         self.closed = False
+        #: Packets or timer steps that raised (logged); should stay 0.
+        self.handle_errors = 0
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -259,9 +260,8 @@ class TelemetrySession:
         With ``instance=ALL_INSTANCES`` returns ``{instance: values}`` of every instance.
         """
         defn = self._def(name)
-        all_inst = instance == ALL_INSTANCES
         pkt = encode_packet(PacketType.OBJ_REQ, defn.object_id, instance)
-        return await self._transaction(defn, instance, "obj", pkt, all_inst)
+        return await self._transaction(defn, instance, "obj", pkt)
 
     async def send(self, name: str, values: dict[str, Any], ack: bool = True,
                    instance: int = 0) -> None:
@@ -278,12 +278,13 @@ class TelemetrySession:
         ptype = PacketType.OBJ_ACK if ack else PacketType.OBJ
         pkt = encode_packet(ptype, defn.object_id, instance, data)
         if not ack:
+            if self.closed:
+                raise TelemetryError("telemetry session closed")
             self._write(pkt)
             return
-        await self._transaction(defn, instance, "ack", pkt, False)
+        await self._transaction(defn, instance, "ack", pkt)
 
-    async def _transaction(self, defn: Any, instance: int, kind: str, pkt: bytes,
-                           all_inst: bool) -> Any:
+    async def _transaction(self, defn: Any, instance: int, kind: str, pkt: bytes) -> Any:
         if self.closed:
             raise TelemetryError("telemetry session closed")
         key = (defn.object_id, instance)
@@ -293,7 +294,7 @@ class TelemetrySession:
                 if attempt:
                     self.tx["tx_retries"] += 1
                 fut: asyncio.Future[Any] = loop.create_future()
-                waiter = _Waiter(fut, self.clock.now() + self.ack_timeout, all_inst)
+                waiter = _Waiter(fut, self.clock.now() + self.ack_timeout)
                 self._waiters[(*key, kind)] = waiter
                 try:
                     self._write(pkt)
@@ -363,7 +364,11 @@ class TelemetrySession:
             if self._recorder is not None:
                 self._recorder.write(data, now)
             for pkt in self.parser.feed(data):
-                self._handle(pkt, now)
+                try:
+                    self._handle(pkt, now)
+                except Exception:  # one bad packet must not end the session
+                    self.handle_errors += 1
+                    log.exception("telemetry: cannot handle %r", pkt)
 
     async def _reopen_stream(self) -> bool:
         """The stream ended: reopen it when we can, else close the session."""
@@ -444,15 +449,21 @@ class TelemetrySession:
     async def _timer_loop(self) -> None:
         while not self.closed:
             await asyncio.sleep(self.poll_interval)
-            now = self.clock.now()
-            self._update_rates(now)
-            was_connected = self.connected
-            self._send_gcs_status(self.handshake.tick(now))
-            if was_connected and not self.connected:
-                log.warning("telemetry link lost: %s", self.waiting_for())
-            for w in list(self._waiters.values()):
-                if now >= w.deadline and not w.future.done():
-                    w.future.set_exception(TimeoutError())
+            try:
+                self._tick(self.clock.now())
+            except Exception:  # the timers must keep running whatever happens
+                self.handle_errors += 1
+                log.exception("telemetry: timer step failed")
+
+    def _tick(self, now: float) -> None:
+        self._update_rates(now)
+        was_connected = self.connected
+        self._send_gcs_status(self.handshake.tick(now))
+        if was_connected and not self.connected:
+            log.warning("telemetry link lost: %s", self.waiting_for())
+        for w in list(self._waiters.values()):
+            if now >= w.deadline and not w.future.done():
+                w.future.set_exception(TimeoutError())
 
     def _update_rates(self, now: float) -> None:
         t0, tx0, rx0 = self._rate_mark
@@ -480,6 +491,7 @@ class TelemetrySession:
             "last_rx_age_s": None if last is None else now - last,
             "uptime_s": now - self._started_at if self._tasks else 0.0,
             "recording": self._recorder.path if self._recorder else None,
+            "handle_errors": self.handle_errors,
         }
 
     # -------------------------------------------------------------- recording

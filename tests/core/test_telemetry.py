@@ -383,3 +383,32 @@ async def test_unread_link_does_not_hoard_memory() -> None:
     assert session.stats["tx_errors"] > 0
     await session.stop()
     b.close()
+
+
+async def test_a_failing_handler_does_not_end_the_session(rig) -> None:  # type: ignore[no-untyped-def]
+    session, _link, clock = rig
+    real = session.handshake.on_flight_status
+    calls = []
+
+    def flaky(status: str, now: float) -> str | None:
+        calls.append(status)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(status, now)
+
+    session.handshake.on_flight_status = flaky  # type: ignore[method-assign]
+    await until(lambda: session.connected, 20, clock)
+    assert session.stats["handle_errors"] == 1
+
+
+async def test_slow_subscriber_keeps_the_newest(rig) -> None:  # type: ignore[no-untyped-def]
+    session, _link, clock = rig
+    sub = session.subscribe("SystemStats", maxsize=3)
+    for k in range(10):
+        sub._put({"k": k})
+    sub.close()
+    assert [v["k"] async for v in sub] == [7, 8, 9]
+    assert sub.dropped == 7
+    live = session.subscribe("AttitudeState", maxsize=3)
+    await until(lambda: live.dropped >= 3, 20, clock)
+    assert live._queue.qsize() == 3

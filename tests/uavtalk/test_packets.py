@@ -38,6 +38,7 @@ def _crc_bitwise(data: bytes) -> int:
     return crc
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 5))
 def test_crc8_forms_agree(data: bytes, skip: int) -> None:
     assert crc8(data) == crc8_bytewise(data) == _crc_bitwise(data)

@@ -459,6 +459,8 @@ class TelemetrySession:
         self._update_rates(now)
         was_connected = self.connected
         self._send_gcs_status(self.handshake.tick(now))
+        if self.handshake.probe_due(now):
+            self._write(encode_packet(PacketType.OBJ_REQ, self._flight_stats_id, 0))
         if was_connected and not self.connected:
             log.warning("telemetry link lost: %s", self.waiting_for())
         for w in list(self._waiters.values()):

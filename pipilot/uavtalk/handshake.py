@@ -58,6 +58,7 @@ class Handshake:
         self._since = 0.0
         self._last_rx: float | None = None
         self._last_tx = 0.0
+        self._last_probe = 0.0
 
     def _set_state(self, new: LinkState, now: float, reason: str) -> None:
         if new is self.state:
@@ -137,6 +138,21 @@ class Handshake:
             return self._emit(HANDSHAKE_REQ if state is LinkState.HANDSHAKE_REQ else CONNECTED,
                               now)
         return None
+
+    def probe_due(self, now: float) -> bool:
+        """Connected but quiet for half the link timeout: ask for FlightTelemetryStats.
+
+        The flight side only sends FlightTelemetryStats every 5 s on its own, so
+        one lost packet on an otherwise idle link would look like a dead link.
+        """
+        if self.state is not LinkState.CONNECTED:
+            return False
+        last = self._last_rx if self._last_rx is not None else self._since
+        t = self.timing
+        if now - last > t.link_timeout / 2 and now - self._last_probe >= t.retry_period:
+            self._last_probe = now
+            return True
+        return False
 
     def waiting_for(self) -> str:
         """What the handshake is waiting for, in words (for people watching the CLI)."""

@@ -40,6 +40,7 @@ class FlightPeer:
         self.tx_drop = 0.0           # probability of losing each sent packet
         self.nack_ids: set[int] = set()
         self.withhold_acks = 0       # swallow this many OBJ_ACKs without answering
+        self.periodic_stats = True   # send FlightTelemetryStats every 4 s once connected
         # record
         self.received: list[Any] = []
         self._last_rx_object = 0.0
@@ -157,7 +158,7 @@ class FlightPeer:
         if now >= self._next_stats:
             self._next_stats = now + STATS_PERIOD
             out.append(self._update_stats(now))
-            if self.status == CONNECTED:
+            if self.status == CONNECTED and self.periodic_stats:
                 out.append(self._send_object("FlightTelemetryStats"))
         if self.status == CONNECTED:
             for name, period in self.periodic.items():

@@ -217,6 +217,20 @@ async def test_link_loss_and_reconnection(rig) -> None:  # type: ignore[no-untyp
     assert session.stats["connects"] == 2
 
 
+async def test_idle_link_is_kept_by_probes(rig) -> None:  # type: ignore[no-untyped-def]
+    """No periodic objects at all from the flight side: requests keep the link known alive."""
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer.periodic = {}
+    link.peer.periodic_stats = False
+    t0 = clock.now()
+    await until(lambda: clock.now() > t0 + 60, 120, clock)
+    assert session.connected and session.stats["link_losses"] == 0
+    fts = REG["FlightTelemetryStats"].object_id
+    probes = [p for p in link.peer.received if p.type == PacketType.OBJ_REQ and p.object_id == fts]
+    assert len(probes) >= 60 / 6
+
+
 async def test_flight_reboot_reconnects(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)

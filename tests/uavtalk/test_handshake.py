@@ -86,7 +86,12 @@ def test_unit_transitions() -> None:
     hs.on_rx(12.0)
     assert hs.tick(17.9) is None or hs.connected
     assert hs.connected
+    assert not hs.probe_due(14.9)
+    assert hs.probe_due(15.1)                        # quiet for half the link timeout
+    assert not hs.probe_due(15.5)                    # at most one probe per retry period
+    assert hs.probe_due(16.2)
     assert hs.tick(18.5) == "HandshakeReq"           # 6.5 s of silence
+    assert not hs.probe_due(18.6)                    # only while connected
     assert hs.link_losses == 1
     assert hs.on_flight_status("HandshakeAck", 19) == "Connected"
     assert hs.on_flight_status("Connected", 19.1) is None

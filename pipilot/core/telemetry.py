@@ -517,8 +517,30 @@ async def open_stream(port: str, baud: int = 9600) -> StreamPair:
     return await open_serial(port, baud)
 
 
+class _SerialWriteProtocol(asyncio.streams.FlowControlMixin):
+    """Write side of a serial port; closing it closes the read side too."""
+
+    def __init__(self, read_transport: asyncio.BaseTransport) -> None:
+        super().__init__()
+        self._read_transport = read_transport
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._read_transport.close()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._closed  # what StreamWriter.wait_closed() awaits
+
+
 async def open_serial(port: str, baud: int = 9600) -> StreamPair:
-    """A serial port (8N1, raw) at ``baud`` as an asyncio reader/writer pair."""
+    """A serial port (8N1, raw) at ``baud`` as an asyncio reader/writer pair.
+
+    pyserial configures the port; asyncio then drives two duplicates of its
+    descriptor as read and write pipes. ``writer.close()`` closes both.
+    """
     import os
 
     import serial
@@ -534,8 +556,8 @@ async def open_serial(port: str, baud: int = 9600) -> StreamPair:
     finally:
         ser.close()  # the duplicates keep the port open with its settings
     reader = asyncio.StreamReader()
-    rproto = asyncio.StreamReaderProtocol(reader)
-    await loop.connect_read_pipe(lambda: rproto, rfile)
-    wtransport, wproto = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wfile)
-    writer = asyncio.StreamWriter(wtransport, wproto, reader, loop)
-    return reader, writer
+    rtransport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), rfile)
+    wtransport, wproto = await loop.connect_write_pipe(
+        lambda: _SerialWriteProtocol(rtransport), wfile)
+    return reader, asyncio.StreamWriter(wtransport, wproto, reader, loop)

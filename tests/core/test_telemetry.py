@@ -426,3 +426,38 @@ async def test_slow_subscriber_keeps_the_newest(rig) -> None:  # type: ignore[no
     live = session.subscribe("AttitudeState", maxsize=3)
     await until(lambda: live.dropped >= 3, 20, clock)
     assert live._queue.qsize() == 3
+
+
+async def test_open_serial_on_a_pty() -> None:
+    """open_serial gives working asyncio streams, raw, at the requested baud rate."""
+    import os
+    import termios
+    import tty
+
+    from pipilot.core.telemetry import open_serial
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    try:
+        reader, writer = await open_serial(os.ttyname(slave), 57600)
+        attrs = termios.tcgetattr(slave)
+        assert attrs[4] == attrs[5] == termios.B57600
+        assert not attrs[3] & termios.ICANON and not attrs[3] & termios.ECHO
+        os.write(master, b"\x3c\x00\x0a\x0d\xff")  # bytes a cooked tty would mangle
+        got = b""
+        while len(got) < 5:
+            got += await asyncio.wait_for(reader.read(100), 10)
+        assert got == b"\x3c\x00\x0a\x0d\xff"
+        writer.write(b"\x11\x13\x0d\x0a")
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        back = await loop.run_in_executor(None, os.read, master, 100)
+        assert back == b"\x11\x13\x0d\x0a"
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5)
+        assert await asyncio.wait_for(reader.read(10), 5) == b""  # read side closed too
+    finally:
+        os.close(master)
+        os.close(slave)
+    with pytest.raises(LinkError, match="cannot open serial port"):
+        await open_serial("/dev/nonexistent-tty", 9600)

@@ -15,7 +15,7 @@ from pipilot.cli._telemetry_common import (
     registry_from,
     to_json,
 )
-from pipilot.core.telemetry import TelemetrySession
+from pipilot.core.telemetry import TelemetryError, TelemetrySession
 
 NAME = "telemetry"
 HELP = "connect over UAVTalk and print live telemetry objects"
@@ -43,6 +43,16 @@ async def _status(session: TelemetrySession, port: str, baud: int) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _fetch_once(session: TelemetrySession, names: list[str]) -> None:
+    """Once connected, request each named object, so rarely sent ones show up too."""
+    await session.wait_connected()
+    for name in names:
+        try:
+            await session.request(name)
+        except TelemetryError as exc:
+            print(f"pipilot telemetry: {exc}", file=sys.stderr, flush=True)
+
+
 async def _main(args: argparse.Namespace) -> int:
     registry = registry_from(args)
     wanted = object_names(registry, args.objects)
@@ -50,6 +60,7 @@ async def _main(args: argparse.Namespace) -> int:
     updates = session.updates()
     await session.start()
     status = asyncio.create_task(_status(session, args.port, args.baud))
+    fetch = asyncio.create_task(_fetch_once(session, wanted or []))
     t0 = time.monotonic()
 
     async def show() -> None:
@@ -69,6 +80,7 @@ async def _main(args: argparse.Namespace) -> int:
             await asyncio.wait_for(show(), args.duration)
     finally:
         status.cancel()
+        fetch.cancel()
         await session.stop()
     return 0
 

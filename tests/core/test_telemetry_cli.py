@@ -91,6 +91,16 @@ def test_telemetry_json(pty_peer: PtyPeer) -> None:
     assert pty_peer.peer is not None and pty_peer.peer.gcs_status == "Disconnected"  # said bye
 
 
+def test_telemetry_requests_named_objects_once(pty_peer: PtyPeer) -> None:
+    """Objects the flight side never sends by itself are fetched once after connecting."""
+    r = pipilot("telemetry", "--port", pty_peer.path, "--objects", "HwSettings", "--json",
+                "--duration", "3")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["name"] for x in lines] == ["HwSettings"]
+    assert lines[0]["values"]["CC_FlexiPort"] == "Disabled"
+
+
 def test_telemetry_text_and_waiting_without_flight_side() -> None:
     silent = PtyPeer(None)
     silent.start()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from pipilot.errors import ConfigError
@@ -67,3 +70,14 @@ def format_values(values: dict[str, Any] | None) -> str:
         return str(v)
 
     return " ".join(f"{k}={fmt(v)}" for k, v in values.items())
+
+
+def until_pipe_closes(fn: Callable[[], int]) -> int:
+    """Run ``fn``; a reader that went away (``| head``) ends the command quietly."""
+    try:
+        return fn()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

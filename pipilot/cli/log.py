@@ -13,6 +13,7 @@ from pipilot.cli._telemetry_common import (
     format_values,
     registry_from,
     to_json,
+    until_pipe_closes,
 )
 from pipilot.core.telemetry import TelemetrySession
 from pipilot.errors import PipilotError
@@ -97,4 +98,4 @@ def _dump(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.log_command == "record":
         return asyncio.run(_record(args))
-    return _dump(args)
+    return until_pipe_closes(lambda: _dump(args))

@@ -14,6 +14,7 @@ from pipilot.cli._telemetry_common import (
     object_names,
     registry_from,
     to_json,
+    until_pipe_closes,
 )
 from pipilot.core.telemetry import TelemetryError, TelemetrySession
 
@@ -86,4 +87,4 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    return until_pipe_closes(lambda: asyncio.run(_main(args)))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipilot.uavtalk import load_definitions
+from pipilot.uavtalk import PacketType, encode_packet, load_definitions
+from pipilot.uavtalk.opl import OplWriter
 from pipilot.uavtalk.testing import FlightPeer
 
 pytestmark = pytest.mark.timeout(120)
@@ -143,6 +144,21 @@ def test_log_record_and_dump(pty_peer: PtyPeer, tmp_path: Path) -> None:
                for x in items)
     text = pipilot("log", "dump", str(out))
     assert text.returncode == 0 and "AttitudeState[0]" in text.stdout and "Roll=3.5" in text.stdout
+
+
+def test_log_dump_into_a_closed_pipe(tmp_path: Path) -> None:
+    """`pipilot log dump big.opl | head -1` ends quietly when head stops reading."""
+    att = REG["AttitudeState"]
+    pkt = encode_packet(PacketType.OBJ, att.object_id, 0, att.encode(att.defaults()))
+    big = tmp_path / "big.opl"
+    with OplWriter.open(big, 0.0) as w:
+        for i in range(3000):
+            w.write(pkt, i * 0.01)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    head = subprocess.run(f"{sys.executable} -m pipilot log dump {big} | head -1", shell=True,
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert len(head.stdout.splitlines()) == 1
+    assert "Traceback" not in head.stderr and "Broken pipe" not in head.stderr
 
 
 def test_log_dump_damaged(tmp_path: Path) -> None:

@@ -381,6 +381,7 @@ class TelemetrySession:
                 for s in list(subs):
                     s.close()
             return False
+        self.handshake.link_down(self.clock.now(), "stream closed; reopening")
         with contextlib.suppress(Exception):
             self._writer.close()
         while not self.closed:

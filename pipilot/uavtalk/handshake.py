@@ -87,6 +87,14 @@ class Handshake:
         self._set_state(LinkState.STOPPED, now, "stop")
         return self._emit(DISCONNECTED, now)
 
+    def link_down(self, now: float, reason: str) -> None:
+        """The byte stream itself went away (EOF, unplugged adapter)."""
+        if self.state is LinkState.STOPPED:
+            return
+        if self.state is LinkState.CONNECTED:
+            self.link_losses += 1
+        self._set_state(LinkState.HANDSHAKE_REQ, now, reason)
+
     def on_rx(self, now: float) -> None:
         """Any valid packet from the flight side arrived."""
         self._last_rx = now

@@ -308,6 +308,7 @@ async def test_reopen_after_eof() -> None:
     try:
         await until(lambda: session.connected, 10, clock)
         await links[0].close()
+        await until(lambda: not session.connected, 5, clock)
         await until(lambda: session.stats["reopens"] == 1, 10, clock)
         await until(lambda: session.connected, 20, clock)
         assert session.stats["connects"] == 2
@@ -461,3 +462,35 @@ async def test_open_serial_on_a_pty() -> None:
         os.close(slave)
     with pytest.raises(LinkError, match="cannot open serial port"):
         await open_serial("/dev/nonexistent-tty", 9600)
+
+
+async def test_reopen_retries_until_the_port_is_back() -> None:
+    clock = VirtualClock()
+    links: list[PeerLink] = []
+    failures = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
+
+    async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if links and failures:
+            raise failures.pop(0)
+        link = PeerLink(FlightPeer(REG), clock)
+        links.append(link)
+        pair = await link.attach()
+        link.start_clock()
+        return pair
+
+    reader, writer = await reopen()
+    session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
+                               poll_interval=0.002, reopen_delay=0.01)
+    await session.start()
+    try:
+        await until(lambda: session.connected, 10, clock)
+        await links[0].close()
+        await until(lambda: not session.connected, 5, clock)
+        assert session.stats["link_losses"] == 1
+        await until(lambda: session.stats["reopens"] == 1, 30, clock)
+        assert not failures and len(links) == 2
+        await until(lambda: session.connected, 30, clock)
+    finally:
+        await session.stop()
+        for link in links:
+            await link.close()

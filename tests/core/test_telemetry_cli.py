@@ -167,3 +167,33 @@ def test_log_dump_damaged(tmp_path: Path) -> None:
     r = pipilot("log", "dump", str(bad))
     assert r.returncode == 1
     assert "truncated record at byte 0" in r.stderr and "Traceback" not in r.stderr
+
+
+THING_XML = """<xml><object name="Thing" singleinstance="true" settings="false" category="T">
+<description>x</description>
+<field name="Speed" units="m/s" type="float" elements="1"/>
+<field name="Mode" units="" type="enum" elements="1" options="Slow,Fast"/>
+<access gcs="readwrite" flight="readwrite"/>
+<telemetrygcs acked="false" updatemode="manual" period="0"/>
+<telemetryflight acked="false" updatemode="periodic" period="100"/>
+<logging updatemode="manual" period="0"/></object></xml>"""
+
+
+def test_log_dump_with_other_definitions(tmp_path: Path) -> None:
+    """--definitions DIR decodes objects the built-in set does not know."""
+    xml = tmp_path / "defs"
+    xml.mkdir()
+    (xml / "thing.xml").write_text(THING_XML)
+    thing = load_definitions(xml)["Thing"]
+    log = tmp_path / "thing.opl"
+    with OplWriter.open(log, 0.0) as w:
+        w.write(encode_packet(PacketType.OBJ, thing.object_id, 0,
+                              thing.encode({"Speed": 2.5, "Mode": "Fast"})), 0.25)
+    plain = pipilot("log", "dump", str(log), "--json")
+    item = json.loads(plain.stdout)
+    assert item["values"] is None and item["name"] == f"0x{thing.object_id:08X}"
+    assert "1 unknown objects" in plain.stderr
+    known = pipilot("log", "dump", str(log), "--json", "--definitions", str(xml))
+    item = json.loads(known.stdout)
+    assert item == {"t_ms": 250, "type": "OBJ", "name": "Thing", "object_id": thing.object_id,
+                    "instance": 0, "values": {"Speed": 2.5, "Mode": "Fast"}}

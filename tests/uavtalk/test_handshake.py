@@ -96,7 +96,13 @@ def test_unit_transitions() -> None:
     assert hs.on_flight_status("HandshakeAck", 19) == "Connected"
     assert hs.on_flight_status("Connected", 19.1) is None
     assert hs.on_flight_status("Disconnected", 20) == "HandshakeReq"  # flight dropped us
+    assert hs.on_flight_status("HandshakeAck", 20.1) == "Connected"
+    assert hs.on_flight_status("Connected", 20.2) is None
+    hs.link_down(20.5, "stream closed")
+    assert hs.state is LinkState.HANDSHAKE_REQ and hs.link_losses == 2
     assert hs.stop(21) == "Disconnected" and hs.state is LinkState.STOPPED
+    hs.link_down(21.5, "stream closed")
+    assert hs.state is LinkState.STOPPED
     assert hs.on_flight_status("HandshakeAck", 22) is None
     assert hs.waiting_for() == "not started"
 

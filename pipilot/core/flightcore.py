@@ -120,6 +120,7 @@ class FlightCore:
         self._lockstep_sent = 0
         self._old_switch: float | None = None
         self._locked = False
+        self._gc_threshold: tuple[int, int, int] | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -205,6 +206,9 @@ class FlightCore:
         if self._locked:
             realtime.munlockall()
             self._locked = False
+        if self._gc_threshold is not None:
+            realtime.restore_gc(self._gc_threshold)
+            self._gc_threshold = None
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -256,7 +260,8 @@ class FlightCore:
             self._locked = res == "memory locked"
             rep.append(res)
         if r.gc_freeze:
-            rep.append(realtime.tune_gc())
+            report, self._gc_threshold = realtime.tune_gc()
+            rep.append(report)
         if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
             rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
                        "rlimit): frames may be late under load")

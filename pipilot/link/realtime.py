@@ -35,13 +35,19 @@ def munlockall() -> None:
     _libc().munlockall()
 
 
-def tune_gc() -> str:
-    """Move start-up objects out of the collector's way and collect less often."""
+def tune_gc() -> tuple[str, tuple[int, int, int]]:
+    """Move start-up objects out of the collector's way and collect less often.
+    Returns a report and the previous thresholds (for `restore_gc`)."""
+    old = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 5000), gen1, gen2)
-    return f"gc frozen {gc.get_freeze_count()} objects, threshold {gc.get_threshold()}"
+    gc.set_threshold(max(old[0], 5000), old[1], old[2])
+    return f"gc frozen {gc.get_freeze_count()} objects, threshold {gc.get_threshold()}", old
+
+
+def restore_gc(threshold: tuple[int, int, int]) -> None:
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 def can_sched_fifo(priority: int = 1) -> bool:

@@ -159,15 +159,23 @@ class FlightCore:
             return
         self._open()
         assert self.port is not None
-        self._setup_realtime()
         c = self.config
-        self.pump = make_pump(c.realtime.pump)
-        if self.pump.implementation == "python" and self._old_switch is None:
-            self._old_switch = sys.getswitchinterval()
-            sys.setswitchinterval(0.0005)
-        self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
-                        c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
-                        rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
+        try:
+            self.pump = make_pump(c.realtime.pump)
+            self._setup_realtime()
+            if self.pump.implementation == "python" and self._old_switch is None:
+                # the twin needs the GIL for every frame: hand it over more often
+                self._old_switch = sys.getswitchinterval()
+                sys.setswitchinterval(0.0005)
+            self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
+                            c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
+                            rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
+        except BaseException:
+            self._release_process_settings()
+            if self._owns_port:
+                self.port.close()
+                self.port = None
+            raise
         self._running = self._started = True
         self.mixer.on_publish = self._on_publish
         self._mix()
@@ -200,15 +208,7 @@ class FlightCore:
         self._running = False
         if self._owns_port and self.port is not None:
             self.port.close()
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
-        if self._locked:
-            realtime.munlockall()
-            self._locked = False
-        if self._gc_threshold is not None:
-            realtime.restore_gc(self._gc_threshold)
-            self._gc_threshold = None
+        self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -223,6 +223,17 @@ class FlightCore:
             max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
             link_errors=self._link_errors, reopens=self._reopens,
             expected_accepted_per_s=self.rate.accepted_per_s)
+
+    def _release_process_settings(self) -> None:
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
+        if self._locked:
+            realtime.munlockall()
+            self._locked = False
+        if self._gc_threshold is not None:
+            realtime.restore_gc(self._gc_threshold)
+            self._gc_threshold = None
 
     # -- lock-step -----------------------------------------------------------------
     def advance(self, t: float) -> list[tuple[float, bytes]]:

@@ -325,3 +325,20 @@ async def test_mixing_rate_without_publishers_is_the_interval(capture):
     await core.stop()
     n = len([c for c in calls if c is not None])
     assert 10 <= n <= 1.0 / 0.02 + 15      # ~50 mixes/s, not one per frame (143)
+
+
+async def test_a_failed_start_closes_the_port(capture, monkeypatch):
+    link, _cap = capture
+    core = FlightCore(link.path, config())
+    import pipilot.core.flightcore as fc
+
+    def broken(kind):
+        raise RuntimeError("no pump today")
+
+    monkeypatch.setattr(fc, "make_pump", broken)
+    with pytest.raises(RuntimeError, match="no pump"):
+        await core.start()
+    assert core.port is None and not core.running
+    from pipilot.link.serialport import open_sbus_port
+
+    open_sbus_port(link.path).close()      # not left busy

@@ -41,7 +41,7 @@ class WatchdogConfig:
     a fresh frame from the core, silence after `silent_ms` (at most 100).
     The core tolerates event-loop stalls up to stale_ms - link.mix_interval_ms."""
 
-    stale_ms: float = 80.0
+    stale_ms: float = 90.0
     silent_ms: float = 100.0
 
 

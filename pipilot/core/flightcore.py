@@ -121,6 +121,7 @@ class FlightCore:
         self._old_switch: float | None = None
         self._locked = False
         self._gc_threshold: tuple[int, int, int] | None = None
+        self._old_nice: int | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -234,6 +235,9 @@ class FlightCore:
         if self._gc_threshold is not None:
             realtime.restore_gc(self._gc_threshold)
             self._gc_threshold = None
+        if self._old_nice is not None:
+            realtime.restore_nice(self._old_nice)
+            self._old_nice = None
 
     # -- lock-step -----------------------------------------------------------------
     def advance(self, t: float) -> list[tuple[float, bytes]]:
@@ -272,6 +276,9 @@ class FlightCore:
             rep.append(res)
         if r.gc_freeze:
             report, self._gc_threshold = realtime.tune_gc()
+            rep.append(report)
+        if r.nice != 0:
+            report, self._old_nice = realtime.renice(r.nice)
             rep.append(report)
         if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
             rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "

@@ -50,6 +50,24 @@ def restore_gc(threshold: tuple[int, int, int]) -> None:
     gc.set_threshold(*threshold)
 
 
+def renice(nice: int) -> tuple[str, int | None]:
+    """Set the calling thread's nice value (Linux: per thread; threads started
+    afterwards inherit it). Returns a report and the old value (None if refused)."""
+    old = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:
+        return f"nice {nice} refused ({exc.strerror}; needs CAP_SYS_NICE or LimitNICE)", None
+    return f"nice {nice}", old
+
+
+def restore_nice(old: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, old)
+    except OSError:
+        log.warning("could not restore nice %d", old)
+
+
 def can_sched_fifo(priority: int = 1) -> bool:
     """Whether this process may use SCHED_FIFO (probed in a throw-away thread)."""
     import threading

@@ -24,3 +24,15 @@ def test_gc_tuning_is_reversible():
 
 def test_sched_fifo_probe_answers():
     assert realtime.can_sched_fifo(1) in (True, False)
+
+
+def test_renice_reports_and_restores():
+    import os
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    report, old = realtime.renice(before + 1)     # lowering priority is always allowed
+    assert report == f"nice {before + 1}" and old == before
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before + 1
+    realtime.restore_nice(old)
+    if os.geteuid() == 0:                          # raising it back needs the privilege
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before

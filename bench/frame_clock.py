@@ -116,6 +116,7 @@ async def writer_pipilot(path: str, period: float, duration: float, stalls: str)
             "realtime": st.realtime, "process": core.realtime_report,
             "pump_missed_slots": st.missed_slots, "pump_write_errors": st.write_errors,
             "pump_watchdog_frames": st.watchdog_frames, "pump_max_gap_s": st.max_gap_s,
+            "core_max_mix_gap_s": st.max_mix_gap_s, "loadavg_at_end": os.getloadavg(),
             "pump_wake_lateness_p50_s": st.lateness_p50_s,
             "pump_wake_lateness_p99_s": st.lateness_p99_s,
             "pump_wake_lateness_max_s": st.lateness_max_s}

@@ -72,6 +72,7 @@ class CoreStats:
     max_gap_s: float
     pump: str
     realtime: str
+    max_mix_gap_s: float          # longest the core went without refreshing the pump
     link_errors: int
     reopens: int
     expected_accepted_per_s: float
@@ -108,6 +109,7 @@ class FlightCore:
         self.realtime_report: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
+        self._max_mix_gap = 0.0
         self._running = False
         self._started = False
         self._counters = (0, 0)
@@ -222,6 +224,7 @@ class FlightCore:
             lateness_mean_s=s.lateness_mean_s, lateness_p50_s=s.lateness_percentile(0.5),
             lateness_p99_s=s.lateness_percentile(0.99), lateness_max_s=s.lateness_max_s,
             max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
+            max_mix_gap_s=self._max_mix_gap,
             link_errors=self._link_errors, reopens=self._reopens,
             expected_accepted_per_s=self.rate.accepted_per_s)
 
@@ -291,6 +294,8 @@ class FlightCore:
         """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
         assert self.pump is not None
         now = self.clock.now()
+        if self._last_mix > 0:
+            self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
             self.pump.set_frame(self.tick(now))

@@ -78,6 +78,13 @@ void suart_tx_init(struct suart_tx *tx, const struct suart_fmt *fmt,
 				 .due = SUART_NEVER };
 }
 
+void suart_tx_reset(struct suart_tx *tx)
+{
+	tx->state = SUART_TX_IDLE;
+	tx->due = SUART_NEVER;
+	tx->brk = false;
+}
+
 bool suart_tx_idle(const struct suart_tx *tx)
 {
 	return tx->state == SUART_TX_IDLE;
@@ -221,6 +228,15 @@ void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	*rx = (struct suart_rx){ .fmt = *fmt, .level = level ? 1 : 0,
 				 .wait_mark = !level };
+}
+
+void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
+{
+	u32 missed = rx->missed_edges, false_starts = rx->false_starts;
+
+	suart_rx_init(rx, fmt, level);
+	rx->missed_edges = missed;
+	rx->false_starts = false_starts;
 }
 
 /* Index of the bit boundary an edge at offset @off from the reference is on. */

@@ -94,6 +94,8 @@ struct suart_tx {
 
 void suart_tx_init(struct suart_tx *tx, const struct suart_fmt *fmt,
 		   const struct suart_tx_ops *ops, void *ctx, bool exact);
+/* Back to idle, dropping any frame in progress; keeps format and counters. */
+void suart_tx_reset(struct suart_tx *tx);
 /*
  * Start sending if idle (or leave a break): the first edge is due at @when.
  * Returns the deadline to arm the timer for, or SUART_NEVER.
@@ -126,6 +128,8 @@ struct suart_rx {
 };
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
+/* New format, decoder restarted; keeps the counters. */
+void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
 /*
  * Feed one edge: the line was seen at @level at time @t (timestamps must not
  * decrease). Returns 1 and fills @out when this edge completes a character.

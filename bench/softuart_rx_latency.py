@@ -1,9 +1,10 @@
-"""Soft-UART receive error rates per baud rate under Raspberry-Pi-like latency.
+"""Soft-UART error rates per baud rate under Raspberry-Pi-like latency.
 
 Runs the module's own codec (compiled for user space) on simulated lines:
 edge-timestamp decoding (the module) against per-bit sampling from a timer
-(the classic soft-UART receiver), for an idle and a loaded Pi latency model.
-Prints JSON: character error rates and error counts per baud rate.
+(the classic soft-UART receiver), for an idle and a loaded Pi latency model;
+and the transmitter with late timer callbacks. Prints JSON: character error
+rates and error counts per baud rate.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel"))
 
-from softuart_sim import PI_IDLE, PI_LOADED, Codec, build_library, simulate
+from softuart_sim import PI_IDLE, PI_LOADED, Codec, build_library, simulate, simulate_tx
 
 BAUDS = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 76800, 115200]
 N_CHARS = 200_000
+N_TX = 50_000
 
 
 def main() -> None:
@@ -40,7 +42,9 @@ def main() -> None:
                     "per_bit_sampling": r["per_bit_sampling"],
                     "per_bit_errors": round(r["per_bit_sampling"] * N_CHARS),
                 }
-            out["models"][name] = {"latency": asdict(model), "char_error_rate": rows}  # type: ignore[index]
+            tx = {str(b): simulate_tx(codec, b, model, N_TX, seed=b) for b in BAUDS}
+            out["models"][name] = {"latency": asdict(model), "rx_char_error_rate": rows,  # type: ignore[index]
+                                   "tx_per_byte": tx}
         out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out, indent=2))
 

@@ -146,14 +146,22 @@ static void suart_tx_edge(struct suart_tx *tx, s64 now, s64 when)
 			/*
 			 * The bit before this edge was stretched. Hold space
 			 * through the stop bits so the receiver flags a framing
-			 * error instead of taking a wrong byte, then resend.
+			 * error instead of taking a wrong byte, then resend. If
+			 * the whole frame has gone by meanwhile it is too late
+			 * for that: just go back to mark, wait a frame, resend.
 			 */
-			tx->ops->set_line(tx->ctx, 0, when);
+			s64 end = tx->t_frame + (s64)tx->nbits * bit;
+
 			tx->late_aborts++;
-			tx->state = SUART_TX_ABORT_END;
-			tx->due = tx->t_frame + (s64)tx->nbits * bit;
-			if (tx->due <= now)
-				tx->due = now + bit;
+			if (end > now) {
+				tx->ops->set_line(tx->ctx, 0, when);
+				tx->state = SUART_TX_ABORT_END;
+				tx->due = end;
+			} else {
+				tx->ops->set_line(tx->ctx, 1, when);
+				tx->state = SUART_TX_GAP;
+				tx->due = now + (s64)tx->nbits * bit;
+			}
 			return;
 		}
 	}

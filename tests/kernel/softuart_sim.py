@@ -11,6 +11,7 @@ once per bit from a timer (the classic soft-UART way).
 from __future__ import annotations
 
 import ctypes
+import difflib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -261,4 +262,27 @@ def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: i
     return {
         "edge_timestamps": char_error_rate(sent, sent_start, edge, fmt.bit_ns),
         "per_bit_sampling": char_error_rate(sent, sent_start, perbit, fmt.bit_ns),
+    }
+
+
+def simulate_tx(codec: Codec, baud: int, model: LatencyModel, n_chars: int,
+                seed: int) -> dict[str, float | None]:
+    """Transmitter whose timer callbacks run late by @model, into an ideal
+    receiver: per byte sent, the frames cut short (each resent once), the
+    bytes given up, and the wrong bytes the receiver accepted without an
+    error flag (None when too few bytes got through to align)."""
+    rng = np.random.default_rng(seed)
+    fmt = codec.fmt(baud)
+    data = rng.integers(0, 256, n_chars, dtype=np.uint8).tobytes()
+    late = model.sample_ns(rng, 4 * codec.frame_bits(fmt) * n_chars + 1)
+    t, lv, aborts, dropped = codec.tx(fmt, data, exact=False, lateness_ns=late)
+    clean = codec.rx_edges(fmt, t, lv).clean_bytes()
+    wrong: float | None = None
+    if dropped < n_chars // 20:  # alignment is quadratic on garbage: skip hopeless cases
+        sm = difflib.SequenceMatcher(None, data, clean, autojunk=False)
+        wrong = (len(clean) - sum(b.size for b in sm.get_matching_blocks())) / n_chars
+    return {
+        "aborted_frames": aborts / n_chars,
+        "dropped_bytes": dropped / n_chars,
+        "wrong_bytes": wrong,
     }

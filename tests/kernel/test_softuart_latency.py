@@ -8,7 +8,7 @@ the figures deterministic; the bounds leave room for the model's tails.
 from __future__ import annotations
 
 import pytest
-from softuart_sim import PI_IDLE, PI_LOADED, Codec, simulate
+from softuart_sim import PI_IDLE, PI_LOADED, Codec, simulate, simulate_tx
 
 N = 40_000
 
@@ -38,3 +38,21 @@ def test_edge_timestamps_beat_per_bit_sampling_on_a_loaded_pi(codec: Codec) -> N
         rates = simulate(codec, baud, PI_LOADED, N, seed=baud)
         assert rates["edge_timestamps"] < 0.02
         assert rates["edge_timestamps"] * 5 < rates["per_bit_sampling"]
+
+
+def test_transmitter_on_an_idle_pi_is_clean_to_57600(codec: Codec) -> None:
+    for baud in (9600, 38400, 57600):
+        r = simulate_tx(codec, baud, PI_IDLE, 20_000, seed=baud)
+        assert r["dropped_bytes"] == 0.0 and r["wrong_bytes"] == 0.0, (baud, r)
+        assert r["aborted_frames"] < 1e-3
+
+
+def test_transmitter_stalls_mostly_become_framing_errors(codec: Codec) -> None:
+    """Under the loaded model's 20-150 us stalls at 38400 baud, frames get cut
+    and resent. Only a stall that outlasts the rest of its frame (the receiver
+    has already taken the stretched bits) can still deliver a wrong byte."""
+    r = simulate_tx(codec, 38400, PI_LOADED, 20_000, seed=7)
+    assert r["aborted_frames"] > 5e-4
+    assert r["dropped_bytes"] == 0.0
+    assert r["wrong_bytes"] is not None
+    assert r["wrong_bytes"] < r["aborted_frames"] / 4

@@ -150,6 +150,17 @@ static unsigned int softuart_tx_empty(struct uart_port *port)
 	return empty ? TIOCSER_TEMT : 0;
 }
 
+/* tcflush(TCOFLUSH): also forget what already moved into our FIFO. Port lock held. */
+static void softuart_flush_buffer(struct uart_port *port)
+{
+	struct softuart_port *sp = to_softuart(port);
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&sp->tx_lock, flags);
+	kfifo_reset_out(&sp->tx_fifo);
+	raw_spin_unlock_irqrestore(&sp->tx_lock, flags);
+}
+
 static void softuart_break_ctl(struct uart_port *port, int ctl)
 {
 	struct softuart_port *sp = to_softuart(port);
@@ -441,6 +452,7 @@ static const struct uart_ops softuart_ops = {
 	.break_ctl	= softuart_break_ctl,
 	.startup	= softuart_startup,
 	.shutdown	= softuart_shutdown,
+	.flush_buffer	= softuart_flush_buffer,
 	.set_termios	= softuart_set_termios,
 	.type		= softuart_type,
 	.release_port	= softuart_release_port,

@@ -194,6 +194,51 @@ static void run_break(int fd)
 	}
 }
 
+/* tcdrain waits for the last stop bit; tcflush drops what is queued, ours included. */
+static void run_drain_and_flush(int fd)
+{
+	static const struct lcase c = { B9600, 9600, 8, 'N', 1, 100 };
+	static const struct lcase slow = { B1200, 1200, 8, 'N', 1, 200 };
+	unsigned char buf[256] = { 0 };
+	double t0, took;
+	int got;
+
+	if (configure(fd, &c, 0)) {
+		fail("tcsetattr (drain)", &c);
+		return;
+	}
+	t0 = now_s();
+	write_all(fd, buf, c.count);
+	tcdrain(fd);
+	took = now_s() - t0;
+	got = read_all(fd, buf, c.count, 2.0);
+	/* 100 frames of 10 bits at 9600 baud take 104 ms. */
+	if (took < 0.095 || got != c.count) {
+		printf("drain: returned after %.3f s, %d bytes back\n", took, got);
+		fail("tcdrain", &c);
+	} else {
+		printf("CASE drain ok %.3f s\n", took);
+	}
+
+	if (configure(fd, &slow, 0)) {
+		fail("tcsetattr (flush)", &slow);
+		return;
+	}
+	t0 = now_s();
+	write_all(fd, buf, slow.count);
+	usleep(20000);
+	tcflush(fd, TCOFLUSH);
+	took = now_s() - t0;
+	got = read_all(fd, buf, slow.count, 0.5);
+	/* What went out before the flush, plus the frame on the wire. */
+	if (got > (int)(took * 1200 / 10) + 1) {
+		printf("flush: %d of %d bytes still went out\n", got, slow.count);
+		fail("tcflush", &slow);
+	} else {
+		printf("CASE flush ok (%d bytes were on the wire)\n", got);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = argc > 1 ? argv[1] : "/dev/ttySOFT0";
@@ -210,6 +255,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(fd, &cases[i], 17 + i);
 	run_break(fd);
+	run_drain_and_flush(fd);
 
 	/* Mark/space parity is not supported and must not be claimed. */
 	tcgetattr(fd, &t);

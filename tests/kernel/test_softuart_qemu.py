@@ -25,9 +25,12 @@ def test_loopback_under_qemu(series: str) -> None:
     assert {"9600", "57600"} <= bauds
     assert len(cases) >= 8
     assert "CASE break ok" in r.console
-    # The port's counters as serial_core shows them: every byte went out and came back.
+    assert "CASE drain ok" in r.console and "CASE flush ok" in r.console
+    # The port's counters as serial_core shows them (each case checked its own
+    # tx/rx deltas): thousands of bytes, one break, no errors.
     m = re.search(r"^0: uart:softuart .* tx:(\d+) rx:(\d+)(.*)$", r.console, re.MULTILINE)
     assert m, r.console[-3000:]
-    assert int(m.group(2)) == int(m.group(1)) + 1  # + the break's NUL
+    assert int(m.group(2)) > 5000
+    assert "brk:1" in m.group(3)
     assert "fe:" not in m.group(3) and "pe:" not in m.group(3) and "oe:" not in m.group(3)
     assert "tx_late_aborts: 0" in r.console

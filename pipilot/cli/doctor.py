@@ -114,6 +114,24 @@ def check_module(sys_: System) -> Iterator[Check]:
         if line.strip() == "loopback":
             parts.append("test-only loopback line")
         yield Check(FAIL if errors else PASS, f"{tty} counters", "; ".join(parts) or "none")
+        yield check_node(sys_, tty)
+
+
+def check_node(sys_: System, tty: str) -> Check:
+    """The device node should belong to dialout, like every serial port."""
+    name = f"/dev/{tty} permissions"
+    try:
+        st = sys_.path(f"/dev/{tty}").stat()
+    except OSError:
+        return Check(FAIL, name, "no device node: is udev (or devtmpfs) running?")
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    if group == "dialout" and st.st_mode & 0o060 == 0o060:
+        return Check(PASS, name, "group dialout, read/write")
+    return Check(FAIL, name, f"group {group}, mode {st.st_mode & 0o777:o}: install "
+                 "kernel/softuart/99-softuart.rules in /etc/udev/rules.d/")
 
 
 def check_console(sys_: System, model: str | None) -> Check:

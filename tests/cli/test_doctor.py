@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipilot.cli import main
+from pipilot.cli import doctor, main
 from pipilot.cli.doctor import FAIL, PASS, SKIP, System, parse_proc_driver, run_checks
 
 PROC_LINE = "0: uart:softuart port:00000000 irq:0 tx:5785 rx:5786 brk:1 CTS|DSR|CD"
@@ -34,7 +34,30 @@ def pi_tree(root: Path, *, serial0: str = "ttyAMA0", cmdline: str = "root=/dev/m
         write(root, f"/sys/class/tty/ttySOFT0/{name}", value + "\n")
     if proc is not None:
         write(root, "/proc/tty/driver/softuart", "serinfo:1.0 driver revision:\n" + proc + "\n")
+    write(root, "/dev/ttySOFT0", "")
+    os.chmod(root / "dev/ttySOFT0", 0o660)
     return System(root=root, uid=0, groups=())
+
+
+@pytest.fixture(autouse=True)
+def node_group(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Group name the fake device nodes report (no chown needed, so no root)."""
+    wanted = {"name": "dialout"}
+    real = grp.getgrgid
+
+    def getgrgid(gid: int) -> grp.struct_group:
+        g = real(gid)
+        return grp.struct_group((wanted["name"], g.gr_passwd, gid, g.gr_mem))
+
+    monkeypatch.setattr(doctor.grp, "getgrgid", getgrgid)
+    return wanted
+
+
+def dialout_gid() -> int:
+    try:
+        return grp.getgrnam("dialout").gr_gid
+    except KeyError:
+        pytest.fail("these tests need a dialout group (Debian base system)")
 
 
 def by_name(checks: list) -> dict[str, tuple[str, str]]:
@@ -67,6 +90,14 @@ def test_each_pi_pitfall_fails_with_its_fix(tmp_path: Path) -> None:
     assert "frame 4" in checks["ttySOFT0 counters"][1]
 
 
+def test_device_node_outside_dialout_fails(tmp_path: Path, node_group: dict[str, str]) -> None:
+    sys_ = pi_tree(tmp_path)
+    node_group["name"] = "root"
+    checks = by_name(run_checks(sys_))
+    assert checks["/dev/ttySOFT0 permissions"][0] == FAIL
+    assert "99-softuart.rules" in checks["/dev/ttySOFT0 permissions"][1]
+
+
 def test_counters_without_root_say_what_is_missing(tmp_path: Path) -> None:
     checks = by_name(run_checks(pi_tree(tmp_path, proc=None)))
     assert checks["ttySOFT0 counters"][0] == PASS
@@ -90,10 +121,7 @@ def test_module_loaded_but_no_ports_points_at_the_overlay(tmp_path: Path) -> Non
 
 
 def test_dialout_membership(tmp_path: Path) -> None:
-    try:
-        gid = grp.getgrnam("dialout").gr_gid
-    except KeyError:
-        pytest.fail("this test needs a dialout group (Debian base system)")
+    gid = dialout_gid()
     out = by_name(run_checks(System(root=tmp_path, uid=1000, groups=(100,))))
     assert out["dialout group"][0] == FAIL
     assert "usermod -aG dialout" in out["dialout group"][1]

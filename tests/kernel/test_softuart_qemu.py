@@ -1,5 +1,5 @@
-"""The module under QEMU: load, loop TX back to RX, push bytes at 9600 and 57600
-with several line settings, read them back intact, unload cleanly."""
+"""The module under QEMU: load two loopback ports, loop TX back to RX, push bytes
+at 9600 and 57600 with several line settings, read them back intact, unload cleanly."""
 
 from __future__ import annotations
 
@@ -33,4 +33,7 @@ def test_loopback_under_qemu(series: str) -> None:
     assert int(m.group(2)) > 5000
     assert "brk:1" in m.group(3)
     assert "fe:" not in m.group(3) and "pe:" not in m.group(3) and "oe:" not in m.group(3)
+    # Several instances: the second loopback port carried its own traffic.
+    m1 = re.search(r"^1: uart:softuart .* tx:(\d+) rx:(\d+)", r.console, re.MULTILINE)
+    assert m1 and int(m1.group(1)) == int(m1.group(2)) == 1280
     assert "tx_late_aborts: 0" in r.console

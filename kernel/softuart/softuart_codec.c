@@ -65,6 +65,7 @@ u32 suart_encode(const struct suart_fmt *fmt, u8 data)
 
 /* ---------------------------------------------------------------- TX --- */
 
+/* Keep in step with the check in suart_tx_edge(). */
 s64 suart_tx_tolerance(const struct suart_fmt *fmt)
 {
 	return (s64)fmt->bit_ns * 3 / 8;
@@ -95,6 +96,7 @@ static void suart_tx_load(struct suart_tx *tx, u8 data)
 	tx->data = data;
 	tx->frame = suart_encode(&tx->fmt, data);
 	tx->nbits = (u8)suart_frame_bits(&tx->fmt);
+	tx->frame_bit_ns = tx->fmt.bit_ns;
 	tx->pos = 0;
 	tx->t_frame = tx->due;
 	tx->state = SUART_TX_EDGE;
@@ -118,7 +120,7 @@ s64 suart_tx_kick(struct suart_tx *tx, s64 when)
 /* A frame edge is due: drive it, or cut the frame if it came too late. */
 static void suart_tx_edge(struct suart_tx *tx, s64 now, s64 when)
 {
-	const s64 bit = tx->fmt.bit_ns;
+	const s64 bit = tx->frame_bit_ns;
 	s64 late = now - tx->due;
 	int level;
 	u8 p;
@@ -141,8 +143,7 @@ static void suart_tx_edge(struct suart_tx *tx, s64 now, s64 when)
 		s64 rel = late - tx->lat0;
 
 		tx->lat_est += (late - tx->lat_est) / 8;
-		if (rel > suart_tx_tolerance(&tx->fmt) ||
-		    rel < -suart_tx_tolerance(&tx->fmt)) {
+		if (rel > bit * 3 / 8 || rel < -bit * 3 / 8) {
 			/*
 			 * The bit before this edge was stretched. Hold space
 			 * through the stop bits so the receiver flags a framing
@@ -199,7 +200,7 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
 		case SUART_TX_ABORT_END:
 			tx->ops->set_line(tx->ctx, 1, when);
 			tx->state = SUART_TX_GAP;
-			tx->due += (s64)tx->nbits * tx->fmt.bit_ns;
+			tx->due += (s64)tx->nbits * tx->frame_bit_ns;
 			break;
 		case SUART_TX_END:
 		case SUART_TX_GAP:

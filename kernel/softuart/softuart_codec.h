@@ -80,6 +80,7 @@ struct suart_tx {
 	bool brk;		/* break requested */
 	enum suart_tx_state state;
 	u32 frame;
+	u32 frame_bit_ns;	/* bit time of the current frame: a format change waits for the next */
 	u8 nbits;
 	u8 pos;			/* bit whose leading edge is due */
 	u8 data;

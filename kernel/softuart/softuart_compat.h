@@ -46,13 +46,42 @@ static inline unsigned int softuart_xmit_pending(struct uart_port *port)
 }
 
 /*
- * platform_driver.remove returns void from 6.11 on; before that the void
- * variant was called remove_new.
+ * The port lock wrappers arrived in 6.7 (and in some 6.1.y stable releases
+ * but not all): take the lock directly before that.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#define softuart_port_lock(port, flags)		uart_port_lock_irqsave(port, &(flags))
+#define softuart_port_unlock(port, flags)	uart_port_unlock_irqrestore(port, flags)
+#else
+#define softuart_port_lock(port, flags)		spin_lock_irqsave(&(port)->lock, flags)
+#define softuart_port_unlock(port, flags)	spin_unlock_irqrestore(&(port)->lock, flags)
+#endif
+
+/* uart_ops.set_termios got a const old termios in 6.1. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
+#define SOFTUART_OLD_TERMIOS	const struct ktermios
+#else
+#define SOFTUART_OLD_TERMIOS	struct ktermios
+#endif
+
+/*
+ * platform_driver.remove returns void from 6.11 on; from 6.3 the void
+ * variant was called remove_new; before that remove returned int.
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
 #define SOFTUART_PLATFORM_REMOVE(fn)	.remove = (fn)
-#else
+#define SOFTUART_DEFINE_REMOVE(fn)
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 #define SOFTUART_PLATFORM_REMOVE(fn)	.remove_new = (fn)
+#define SOFTUART_DEFINE_REMOVE(fn)
+#else
+#define SOFTUART_PLATFORM_REMOVE(fn)	.remove = fn##_int
+#define SOFTUART_DEFINE_REMOVE(fn)					\
+static int fn##_int(struct platform_device *pdev)			\
+{									\
+	fn(pdev);							\
+	return 0;							\
+}
 #endif
 
 #endif /* SOFTUART_COMPAT_H */

@@ -123,9 +123,9 @@ static void softuart_tx_work(struct work_struct *work)
 	struct softuart_port *sp = container_of(work, struct softuart_port, tx_work);
 	unsigned long flags;
 
-	uart_port_lock_irqsave(&sp->port, &flags);
+	softuart_port_lock(&sp->port, flags);
 	softuart_tx_fill(sp);
-	uart_port_unlock_irqrestore(&sp->port, flags);
+	softuart_port_unlock(&sp->port, flags);
 }
 
 static void softuart_start_tx(struct uart_port *port)
@@ -253,7 +253,7 @@ static void softuart_rx_work(struct work_struct *work)
 	sp->rx_overruns = 0;
 	raw_spin_unlock_irqrestore(&sp->rx_lock, flags);
 
-	uart_port_lock_irqsave(port, &flags);
+	softuart_port_lock(port, flags);
 	while (kfifo_get(&sp->rx_fifo, &v)) {
 		u8 ch = v & 0xff, st = v >> 8, flag = TTY_NORMAL;
 
@@ -280,7 +280,7 @@ static void softuart_rx_work(struct work_struct *work)
 		if (!(port->ignore_status_mask & SOFTUART_OE))
 			tty_insert_flip_char(tport, 0, TTY_OVERRUN);
 	}
-	uart_port_unlock_irqrestore(port, flags);
+	softuart_port_unlock(port, flags);
 	tty_flip_buffer_push(tport);
 }
 
@@ -346,7 +346,7 @@ static void softuart_shutdown(struct uart_port *port)
 }
 
 static void softuart_set_termios(struct uart_port *port, struct ktermios *new,
-				 const struct ktermios *old)
+				 SOFTUART_OLD_TERMIOS *old)
 {
 	struct softuart_port *sp = to_softuart(port);
 	unsigned int baud, bits;
@@ -379,7 +379,7 @@ static void softuart_set_termios(struct uart_port *port, struct ktermios *new,
 	if (tty_termios_baud_rate(new))
 		tty_termios_encode_baud_rate(new, baud, baud);
 
-	uart_port_lock_irqsave(port, &flags);
+	softuart_port_lock(port, flags);
 	uart_update_timeout(port, new->c_cflag, baud);
 	port->read_status_mask = SOFTUART_OE;
 	if (new->c_iflag & INPCK)
@@ -397,7 +397,7 @@ static void softuart_set_termios(struct uart_port *port, struct ktermios *new,
 	if (!(new->c_cflag & CREAD))
 		port->ignore_status_mask |= SUART_FE | SUART_PE | SUART_BREAK | SOFTUART_OE |
 					    SUART_NOISE;
-	uart_port_unlock_irqrestore(port, flags);
+	softuart_port_unlock(port, flags);
 
 	/* The transmitter picks the new shape up from its next frame. */
 	raw_spin_lock_irqsave(&sp->tx_lock, flags);
@@ -580,6 +580,7 @@ static void softuart_platform_remove(struct platform_device *pdev)
 {
 	softuart_port_remove(platform_get_drvdata(pdev));
 }
+SOFTUART_DEFINE_REMOVE(softuart_platform_remove)
 
 static const struct of_device_id softuart_of_match[] = {
 	{ .compatible = "pipilot,softuart" },

@@ -53,6 +53,7 @@ struct softuart_port {
 	struct hrtimer tx_timer;
 	struct suart_tx tx;
 	bool tx_running;
+	bool tx_refill;		/* our FIFO fell to half: tx_work should top it up */
 	DECLARE_KFIFO(tx_fifo, u8, 64);
 	struct work_struct tx_work;
 

@@ -57,7 +57,12 @@ static int softuart_tx_next_byte(void *ctx)
 	struct softuart_port *sp = ctx;
 	u8 c;
 
-	return kfifo_get(&sp->tx_fifo, &c) ? c : -1;
+	if (!kfifo_get(&sp->tx_fifo, &c))
+		return -1;
+	/* Half empty: ask for more, once per crossing, not once per edge. */
+	if (kfifo_len(&sp->tx_fifo) == kfifo_size(&sp->tx_fifo) / 2 - 1)
+		sp->tx_refill = true;
+	return c;
 }
 
 static const struct suart_tx_ops softuart_tx_ops = {
@@ -86,7 +91,8 @@ static enum hrtimer_restart softuart_tx_timer(struct hrtimer *timer)
 			ret = HRTIMER_RESTART;
 		}
 	}
-	refill = sp->tx_running && kfifo_len(&sp->tx_fifo) < kfifo_size(&sp->tx_fifo) / 2;
+	refill = sp->tx_running && sp->tx_refill;
+	sp->tx_refill = false;
 	raw_spin_unlock(&sp->tx_lock);
 
 	if (refill)
@@ -110,7 +116,7 @@ static void softuart_tx_fill(struct softuart_port *sp)
 	}
 	if (added) {
 		raw_spin_lock_irqsave(&sp->tx_lock, flags);
-		if (sp->tx_running)
+		if (sp->tx_running && suart_tx_idle(&sp->tx))
 			softuart_tx_arm(sp, suart_tx_kick(&sp->tx, ktime_get_ns()));
 		raw_spin_unlock_irqrestore(&sp->tx_lock, flags);
 	}

@@ -42,6 +42,11 @@ struct softuart_line_ops {
 	void (*rx_stop)(struct softuart_port *sp);
 };
 
+/*
+ * Locking: the port lock (serial_core's) guards the tty side; tx_lock and
+ * rx_lock (raw, taken in hard timer/interrupt context) guard the codecs.
+ * Nesting order: port lock -> tx_lock -> loopback wire lock -> rx_lock.
+ */
 struct softuart_port {
 	struct uart_port port;
 	const struct softuart_line_ops *line;
@@ -75,6 +80,8 @@ int softuart_port_add(struct softuart_port *sp, struct device *dev, int line_id)
 void softuart_port_remove(struct softuart_port *sp);
 
 int softuart_gpio_probe(struct platform_device *pdev);
-int softuart_loopback_probe(struct platform_device *pdev);
+/* Test-only loopback ports (softuart_loopback.c), per the module parameters. */
+int softuart_loopback_init(void);
+void softuart_loopback_exit(void);
 
 #endif /* SOFTUART_H */

@@ -24,11 +24,6 @@
 /* SUART_* receive flags beyond the codec's: an RX FIFO overrun. */
 #define SOFTUART_OE		0x80
 
-static unsigned int loopback;
-module_param(loopback, uint, 0444);
-MODULE_PARM_DESC(loopback,
-		 "test only: number of ports whose TX is wired to their own RX in software");
-
 static DEFINE_IDA(softuart_ida);
 
 static struct uart_driver softuart_uart = {
@@ -306,6 +301,7 @@ static int softuart_startup(struct uart_port *port)
 {
 	struct softuart_port *sp = to_softuart(port);
 	unsigned long flags;
+	int level;
 
 	kfifo_reset(&sp->tx_fifo);
 	kfifo_reset(&sp->rx_fifo);
@@ -315,8 +311,9 @@ static int softuart_startup(struct uart_port *port)
 	sp->tx_running = true;
 	raw_spin_unlock_irqrestore(&sp->tx_lock, flags);
 
+	level = sp->line->rx_level(sp);	/* outside rx_lock: the loopback locks in there */
 	raw_spin_lock_irqsave(&sp->rx_lock, flags);
-	suart_rx_set_fmt(&sp->rx, &sp->rx.fmt, sp->line->rx_level(sp));
+	suart_rx_set_fmt(&sp->rx, &sp->rx.fmt, level);
 	sp->rx_armed = SUART_NEVER;
 	sp->rx_overruns = 0;
 	sp->rx_running = true;
@@ -358,6 +355,7 @@ static void softuart_set_termios(struct uart_port *port, struct ktermios *new,
 	unsigned int baud, bits;
 	struct suart_fmt fmt;
 	unsigned long flags;
+	int level;
 	u8 parity;
 
 	new->c_cflag &= ~(CMSPAR | CRTSCTS);
@@ -409,8 +407,9 @@ static void softuart_set_termios(struct uart_port *port, struct ktermios *new,
 	raw_spin_lock_irqsave(&sp->tx_lock, flags);
 	sp->tx.fmt = fmt;
 	raw_spin_unlock_irqrestore(&sp->tx_lock, flags);
+	level = sp->line->rx_level(sp);
 	raw_spin_lock_irqsave(&sp->rx_lock, flags);
-	suart_rx_set_fmt(&sp->rx, &fmt, sp->line->rx_level(sp));
+	suart_rx_set_fmt(&sp->rx, &fmt, level);
 	raw_spin_unlock_irqrestore(&sp->rx_lock, flags);
 }
 
@@ -603,58 +602,21 @@ static struct platform_driver softuart_gpio_driver = {
 	},
 };
 
-static struct platform_driver softuart_loopback_driver = {
-	.probe	= softuart_loopback_probe,
-	SOFTUART_PLATFORM_REMOVE(softuart_platform_remove),
-	.driver	= {
-		.name	= SOFTUART_NAME "-loopback",
-	},
-};
-
-static struct platform_device *softuart_loop_devs[SOFTUART_MAX_PORTS];
-
-static void softuart_loopback_destroy(void)
-{
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(softuart_loop_devs); i++) {
-		if (softuart_loop_devs[i])
-			platform_device_unregister(softuart_loop_devs[i]);
-		softuart_loop_devs[i] = NULL;
-	}
-}
-
 static int __init softuart_init(void)
 {
-	unsigned int i;
 	int ret;
 
-	if (loopback > SOFTUART_MAX_PORTS)
-		return -EINVAL;
 	ret = uart_register_driver(&softuart_uart);
 	if (ret)
 		return ret;
 	ret = platform_driver_register(&softuart_gpio_driver);
 	if (ret)
 		goto err_uart;
-	ret = platform_driver_register(&softuart_loopback_driver);
+	ret = softuart_loopback_init();
 	if (ret)
 		goto err_gpio;
-	for (i = 0; i < loopback; i++) {
-		struct platform_device *pdev;
-
-		pdev = platform_device_register_simple(SOFTUART_NAME "-loopback", i, NULL, 0);
-		if (IS_ERR(pdev)) {
-			ret = PTR_ERR(pdev);
-			goto err_loop;
-		}
-		softuart_loop_devs[i] = pdev;
-	}
 	return 0;
 
-err_loop:
-	softuart_loopback_destroy();
-	platform_driver_unregister(&softuart_loopback_driver);
 err_gpio:
 	platform_driver_unregister(&softuart_gpio_driver);
 err_uart:
@@ -664,8 +626,7 @@ err_uart:
 
 static void __exit softuart_exit(void)
 {
-	softuart_loopback_destroy();
-	platform_driver_unregister(&softuart_loopback_driver);
+	softuart_loopback_exit();
 	platform_driver_unregister(&softuart_gpio_driver);
 	uart_unregister_driver(&softuart_uart);
 }

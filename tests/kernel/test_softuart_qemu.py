@@ -1,5 +1,7 @@
 """The module under QEMU: load two loopback ports, loop TX back to RX, push bytes
-at 9600 and 57600 with several line settings, read them back intact, unload cleanly."""
+at 9600 and 57600 with several line settings, read them back intact, unload
+cleanly; then wire two ports crosswise with disagreeing settings and check that
+parity and framing errors are flagged and counted."""
 
 from __future__ import annotations
 
@@ -36,4 +38,8 @@ def test_loopback_under_qemu(series: str) -> None:
     # Several instances: the second loopback port carried its own traffic.
     m1 = re.search(r"^1: uart:softuart .* tx:(\d+) rx:(\d+)", r.console, re.MULTILINE)
     assert m1 and int(m1.group(1)) == int(m1.group(2)) == 1280
+    # Crossed pair with disagreeing settings: errors flagged, counted, ignorable.
+    for case in ("pair", "parity-error", "ignpar", "framing-error"):
+        assert f"CASE {case} ok" in r.console
+    assert re.search(r"^1: uart:softuart .* fe:16 pe:32", r.console, re.MULTILINE)
     assert "tx_late_aborts: 0" in r.console

@@ -62,6 +62,7 @@ static int configure(int fd, const struct lcase *c, tcflag_t extra_iflag)
 	if (tcgetattr(fd, &t))
 		return -1;
 	cfmakeraw(&t);
+	t.c_iflag &= ~(IGNPAR | INPCK);	/* cfmakeraw leaves these alone */
 	t.c_iflag |= extra_iflag;
 	t.c_cflag &= ~(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
 	t.c_cflag |= sizes[c->bits - 5] | CREAD | CLOCAL;
@@ -239,6 +240,93 @@ static void run_drain_and_flush(int fd)
 	}
 }
 
+/*
+ * Two ports wired TX->RX crosswise and set up to disagree: every byte must
+ * arrive flagged (PARMRK: \377 \0 c), counted in icount, or dropped under
+ * IGNPAR.
+ */
+static void run_pair(int a, int b)
+{
+	static const struct lcase ok = { B57600, 57600, 8, 'N', 1, 256 };
+	static const struct lcase even = { B9600, 9600, 8, 'E', 1, 16 };
+	static const struct lcase odd = { B9600, 9600, 8, 'O', 1, 16 };
+	static const struct lcase n1 = { B9600, 9600, 8, 'N', 1, 16 };
+	static const struct lcase n2_7 = { B9600, 9600, 7, 'N', 2, 16 };
+	struct serial_icounter_struct before, after;
+	unsigned char out[256], in[512], want[64];
+	int i, got;
+
+	for (i = 0; i < 256; i++)
+		out[i] = (unsigned char)(i * 37 + 11);
+	if (configure(a, &ok, 0) || configure(b, &ok, 0))
+		return fail("tcsetattr (pair)", &ok);
+	write_all(a, out, ok.count);
+	got = read_all(b, in, ok.count, 5.0);
+	if (got != ok.count || memcmp(in, out, ok.count))
+		fail("pair: bytes from the other port", &ok);
+	else
+		printf("CASE pair ok\n");
+
+	/* Parity: sent even, expected odd. Bytes 1..16: no \377 to escape. */
+	for (i = 0; i < 16; i++)
+		out[i] = (unsigned char)(i + 1);
+	for (i = 0; i < 16; i++) {
+		want[3 * i] = 0xff;
+		want[3 * i + 1] = 0;
+		want[3 * i + 2] = out[i];
+	}
+	if (configure(a, &even, 0) || configure(b, &odd, INPCK | PARMRK))
+		return fail("tcsetattr (parity)", &odd);
+	ioctl(b, TIOCGICOUNT, &before);
+	write_all(a, out, 16);
+	got = read_all(b, in, 48, 3.0);
+	ioctl(b, TIOCGICOUNT, &after);
+	if (got != 48 || memcmp(in, want, 48) || after.parity - before.parity != 16 ||
+	    after.frame != before.frame)
+		fail("parity errors not flagged and counted", &odd);
+	else
+		printf("CASE parity-error ok\n");
+
+	/* The same under IGNPAR: counted, not delivered. */
+	if (configure(b, &odd, INPCK | IGNPAR))
+		return fail("tcsetattr (ignpar)", &odd);
+	ioctl(b, TIOCGICOUNT, &before);
+	write_all(a, out, 16);
+	tcdrain(a);
+	got = read_all(b, in, 16, 0.5);
+	ioctl(b, TIOCGICOUNT, &after);
+	if (got != 0 || after.parity - before.parity != 16)
+		fail("IGNPAR", &odd);
+	else
+		printf("CASE ignpar ok\n");
+
+	/*
+	 * Framing: 8N1 bytes with bit 7 clear read as 7N2 put a space where
+	 * the first stop bit belongs; the data is the low seven bits.
+	 */
+	for (i = 0; i < 16; i++) {
+		out[i] = (unsigned char)((i * 23 + 5) & 0x7f);
+		want[3 * i] = 0xff;
+		want[3 * i + 1] = 0;
+		want[3 * i + 2] = out[i];
+	}
+	if (configure(a, &n1, 0) || configure(b, &n2_7, INPCK | PARMRK))
+		return fail("tcsetattr (framing)", &n2_7);
+	ioctl(b, TIOCGICOUNT, &before);
+	write_all(a, out, 16);
+	got = read_all(b, in, 48, 3.0);
+	ioctl(b, TIOCGICOUNT, &after);
+	if (got != 48 || memcmp(in, want, 48) || after.frame - before.frame != 16) {
+		printf("framing: %d bytes, fe+%d:", got, after.frame - before.frame);
+		for (i = 0; i < got && i < 48; i++)
+			printf(" %02x", in[i]);
+		printf("\n");
+		fail("framing errors not flagged and counted", &n2_7);
+	}
+	else
+		printf("CASE framing-error ok\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = argc > 1 ? argv[1] : "/dev/ttySOFT0";
@@ -251,6 +339,19 @@ int main(int argc, char **argv)
 	if (fd < 0) {
 		printf("LOOPBACK FAIL: open %s: %s\n", dev, strerror(errno));
 		return 1;
+	}
+	if (argc > 3 && !strcmp(argv[2], "--pair")) {
+		int b = open(argv[3], O_RDWR | O_NOCTTY);
+
+		if (b < 0) {
+			printf("LOOPBACK FAIL: open %s: %s\n", argv[3], strerror(errno));
+			return 1;
+		}
+		run_pair(fd, b);
+		close(b);
+		close(fd);
+		printf(failed ? "LOOPBACK FAIL: see CASE lines\n" : "LOOPBACK PASS\n");
+		return failed;
 	}
 	if (argc > 2 && !strcmp(argv[2], "--quick")) {
 		/* A second instance: one case per tested rate. */

@@ -274,7 +274,8 @@ static void softuart_rx_work(struct work_struct *work)
 			flag = TTY_PARITY;
 		else if (st & SUART_FE)
 			flag = TTY_FRAME;
-		tty_insert_flip_char(tport, ch, flag);
+		if (!tty_insert_flip_char(tport, ch, flag))
+			port->icount.buf_overrun++;	/* the tty layer's buffers are full */
 	}
 	if (overruns) {
 		port->icount.overrun += overruns;

@@ -33,6 +33,7 @@ def waveform(levels: list[int], bit_ns: int, t0: int = 1_000_000) -> tuple[np.nd
     return np.array(t, np.int64), np.array(lv, np.uint8)
 
 
+@settings(deadline=None)
 @given(byte=st.integers(0, 255), shape=shapes)
 def test_encode_matches_the_definition(codec: Codec, byte: int, shape: tuple) -> None:
     fmt = codec.fmt(9600, *shape)

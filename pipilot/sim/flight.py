@@ -67,10 +67,20 @@ class AttitudeEstimator:
         self.accel_filt = np.array([0.0, 0.0, -9.81])
         self.gyro = np.zeros(3)          # corrected rate (GyroState)
         self.accel = self.accel_filt.copy()
+        self.board_rotation = np.eye(3)  # AttitudeSettings.BoardRotation: sensor -> board
+        self._rotate = False
         self._n = 0
+
+    def set_board_rotation(self, roll_deg: float, pitch_deg: float, yaw_deg: float) -> None:
+        """Compensate a known mounting rotation (the GCS's board level calibration)."""
+        self.board_rotation = euler_to_r(roll_deg * DEG, pitch_deg * DEG, yaw_deg * DEG)
+        self._rotate = bool(roll_deg or pitch_deg or yaw_deg)
 
     def update(self, dt: float, gyro: np.ndarray, accel: np.ndarray, *, fast: bool) -> None:
         s = self.s
+        if self._rotate:
+            gyro = self.board_rotation @ gyro
+            accel = self.board_rotation @ accel
         alpha = math.exp(-dt / s.accel_tau) if s.accel_tau > 0 else 0.0
         self.accel_filt = self.accel_filt * alpha + accel * (1 - alpha)
         self.accel = accel

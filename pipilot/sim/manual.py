@@ -32,7 +32,7 @@ FUNCTIONS = (
     "Accessory0", "Accessory1", "Accessory2", "Accessory3",
 )
 STICK_MIN, STICK_NEUTRAL, STICK_MAX = 172, 992, 1811
-THROTTLE_NEUTRAL = 238  # a little above min, as the calibration wizard leaves it
+THROTTLE_NEUTRAL = 212  # a little above min, as a GCS calibration leaves it
 
 
 def _rig_numbers() -> dict[str, int]:

@@ -13,11 +13,13 @@ every physics step (2 ms), telemetry objects at their metadata periods.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +35,17 @@ RECEIVER_PERIOD = 0.020
 
 
 @dataclass
-class _Task:
+class Task:
+    """A periodic task of the model; ``cancel()`` stops it."""
+
     name: str
     period: float
     next_t: float
     fn: Callable[[float], None]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class SimulatedCC3D:
@@ -63,12 +71,13 @@ class SimulatedCC3D:
         self.stabilizer = Stabilizer(np.array(self.params.inertia), self.params.max_thrust)
         self.start_position = self.quad.truth.position.copy()
         self.telemetry_alarm = "Uninitialised"  # OK once a ground station has connected
-        self._tasks: list[_Task] = [
-            _Task("physics", PHYSICS_DT, start + PHYSICS_DT, self._physics_step),
-            _Task("receiver", RECEIVER_PERIOD, start + rnd.uniform(0, RECEIVER_PERIOD),
-                  self._receiver_task),
-        ]
-        self._next_due = min(k.next_t for k in self._tasks)
+        self.telemetry_baud = 9600
+        self.telemetry: Any = None  # the FlightTelemetry endpoint once attached
+        self._heap: list[tuple[float, int, Task]] = []
+        self._seq = 0
+        self.add_task("physics", PHYSICS_DT, self._physics_step, first=start + PHYSICS_DT)
+        self.add_task("receiver", RECEIVER_PERIOD, self._receiver_task,
+                      first=start + rnd.uniform(0, RECEIVER_PERIOD))
 
     # -- time ----------------------------------------------------------------
     @property
@@ -76,27 +85,34 @@ class SimulatedCC3D:
         return self._now
 
     def add_task(self, name: str, period: float, fn: Callable[[float], None],
-                 first: float | None = None) -> None:
-        self._tasks.append(_Task(name, period, self._now + period if first is None else first, fn))
-        self._next_due = min(k.next_t for k in self._tasks)
+                 first: float | None = None) -> Task:
+        """Run ``fn(t)`` every ``period`` seconds from ``first`` (default: one period from now)."""
+        if period <= 0:
+            raise ValueError(f"task {name}: period must be positive")
+        task = Task(name, period, self._now + period if first is None else first, fn)
+        self._push(task)
+        return task
+
+    def _push(self, task: Task) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (task.next_t, self._seq, task))
 
     def advance_to(self, t: float) -> None:
-        """Run every task due up to time ``t``."""
-        if t < self._next_due:
-            self.receiver.advance_to(t)
-            self._now = max(self._now, t)
-            return
-        while True:
-            task = min(self._tasks, key=lambda k: k.next_t)
-            if task.next_t > t:
-                break
-            self.receiver.advance_to(task.next_t)
-            self._now = max(self._now, task.next_t)
-            task.fn(task.next_t)
-            task.next_t += task.period
-        self._next_due = min(k.next_t for k in self._tasks)
+        """Run every task due up to time ``t``, in time order."""
+        heap = self._heap
+        while heap and heap[0][0] <= t:
+            due, _, task = heapq.heappop(heap)
+            if task.cancelled:
+                continue
+            task.next_t = due + task.period
+            self._push(task)
+            self.receiver.advance_to(due)
+            if due > self._now:
+                self._now = due
+            task.fn(due)
         self.receiver.advance_to(t)
-        self._now = max(self._now, t)
+        if t > self._now:
+            self._now = t
 
     def step(self, dt: float) -> None:
         self.advance_to(self._now + dt)
@@ -113,6 +129,23 @@ class SimulatedCC3D:
         """Bytes back to back at wire pacing; the first is reported at ``t_first``."""
         self.feed_sbus(data, (t_first + i * byte_time for i in range(len(data))))
         return t_first + (len(data) - 1) * byte_time
+
+    # -- telemetry ---------------------------------------------------------------
+    def _telemetry(self) -> Any:
+        if self.telemetry is None:
+            from pipilot.sim.telemetry import attach
+
+            attach(self, baud=self.telemetry_baud)
+        return self.telemetry
+
+    def feed_telemetry(self, data: bytes, t: float) -> None:
+        """Bytes from the ground station, complete on the wire at time ``t``."""
+        self.advance_to(t)
+        self._telemetry().feed(data, t)
+
+    def read_telemetry(self) -> bytes:
+        """Telemetry bytes the FC has finished sending by now (paced at the baud)."""
+        return bytes(self._telemetry().pop_tx(self._now))
 
     # -- tasks -------------------------------------------------------------------
     def _power_up(self) -> None:
@@ -163,6 +196,11 @@ class SimulatedCC3D:
         return float(math.hypot(d[0], d[1]))
 
     def ground_truth(self) -> dict[str, object]:
+        """What the sim panel shows: truth (NED metres, m/s, degrees) and receiver figures.
+
+        ``vehicle.sim.ground_truth()`` gives this dict in both modes; it must never
+        feed pipilot's control code.
+        """
         t = self.quad.truth
         roll, pitch, yaw = t.euler_deg()
         return {
@@ -175,4 +213,6 @@ class SimulatedCC3D:
             "drift_m": self.drift_m(),
             "wind": [float(x) for x in self.quad.wind[:2]],
             "thrust_n": self.quad.thrust,
+            "armed": self.armed,
+            "receiver": self.receiver.stats.as_dict(),
         }

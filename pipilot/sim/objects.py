@@ -1,9 +1,8 @@
 """The flight controller's UAVObjects as the model fills them (the FC's view, not truth).
 
 Values are dicts of field name -> value; enum fields hold their option string;
-fields with element names hold a dict element -> value; plain arrays a list.
-``FLIGHT_PERIODS`` are the flight-side telemetry periods from the 16.09 object
-metadata (0 = sent on change).
+fields with element names hold a dict element -> value; plain arrays a list,
+as pipilot.uavtalk encodes and decodes them.
 """
 
 from __future__ import annotations
@@ -25,19 +24,6 @@ ALARM_ELEMENTS = (
     "Magnetometer", "Airspeed", "Stabilization", "Guidance", "PathPlan", "Battery", "FlightTime",
     "I2C", "GPS",
 )
-
-# periodic objects and their flight telemetry period in seconds; 0 = on change
-FLIGHT_PERIODS: dict[str, float] = {
-    "AttitudeState": 0.130,
-    "AccelState": 1.0,
-    "GyroState": 1.0,
-    "ManualControlCommand": 2.0,
-    "SystemAlarms": 1.0,
-    "FlightTelemetryStats": 5.0,
-    "StabilizationDesired": 1.0,
-    "FlightStatus": 0.0,
-}
-
 
 def attitude_state(m: SimulatedCC3D) -> Values:
     roll, pitch, yaw = (math.degrees(a) for a in m.estimator.euler())
@@ -103,42 +89,20 @@ SNAPSHOTS: dict[str, Callable[[SimulatedCC3D], Values]] = {
 }
 
 
-class ObjectView:
-    """Lock-step stand-in for a telemetry session: objects as the ground would last see them.
+def actuator_desired(m: SimulatedCC3D) -> Values:
+    st = m.stabilizer
+    torque = m.quad.torque
+    lim = m.params.max_torque
+    return {"Roll": float(torque[0]) / lim[0], "Pitch": float(torque[1]) / lim[1],
+            "Yaw": float(torque[2]) / lim[2], "Thrust": st.thrust_fraction}
 
-    Each object is refreshed at its flight telemetry period (on-change objects
-    are checked every 20 ms), so ``latest`` returns the same staleness a real
-    link would give, minus the wire time.
-    """
 
-    def __init__(self, model: SimulatedCC3D) -> None:
-        self.model = model
-        self._latest: dict[str, tuple[Values, float]] = {}
-        self.connected = True
-        for name, period in FLIGHT_PERIODS.items():
-            if name not in SNAPSHOTS:
-                continue
-            if period > 0:
-                model.add_task(f"view:{name}", period, self._sampler(name), first=model.now)
-            else:
-                model.add_task(f"view:{name}", 0.020, self._on_change(name), first=model.now)
+def system_stats(m: SimulatedCC3D) -> Values:
+    return {"FlightTime": int(m.now * 1000) & 0xFFFFFFFF, "CPULoad": 40}
 
-    def _sampler(self, name: str) -> Callable[[float], None]:
-        def sample(now: float) -> None:
-            self._latest[name] = (SNAPSHOTS[name](self.model), now)
-        return sample
 
-    def _on_change(self, name: str) -> Callable[[float], None]:
-        def check(now: float) -> None:
-            values = SNAPSHOTS[name](self.model)
-            old = self._latest.get(name)
-            if old is None or old[0] != values:
-                self._latest[name] = (values, now)
-        return check
-
-    def latest(self, name: str) -> tuple[Values, float] | None:
-        got = self._latest.get(name)
-        if got is None:
-            return None
-        values, t = got
-        return values, self.model.now - t
+#: objects whose other fields keep their stored (default) values
+PARTIAL_SNAPSHOTS: dict[str, Callable[[SimulatedCC3D], Values]] = {
+    "ActuatorDesired": actuator_desired,
+    "SystemStats": system_stats,
+}

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipilot.sim.manual import STICK_MAX, STICK_MIN, STICK_NEUTRAL
-from pipilot.sim.receiver import FLAG_FAILSAFE, FLAG_FRAME_LOST, SOF
+from pipilot.sim.receiver import FLAG_CH17, FLAG_CH18, FLAG_FAILSAFE, FLAG_FRAME_LOST, SOF
 
 
-def pack_frame(channels: list[int], *, frame_lost: bool = False, failsafe: bool = False) -> bytes:
+def pack_frame(channels: list[int], *, ch17: bool = False, ch18: bool = False,
+               frame_lost: bool = False, failsafe: bool = False) -> bytes:
     """A 25-byte S.Bus frame (own packer, independent of pipilot.sbus, to cross-check it)."""
     if len(channels) != 16:
         raise ValueError("16 channels")
@@ -22,7 +23,8 @@ def pack_frame(channels: list[int], *, frame_lost: bool = False, failsafe: bool 
         if not 0 <= c <= 2047:
             raise ValueError(f"channel {i + 1} out of range: {c}")
         bits |= c << (11 * i)
-    flags = (FLAG_FRAME_LOST if frame_lost else 0) | (FLAG_FAILSAFE if failsafe else 0)
+    flags = ((FLAG_CH17 if ch17 else 0) | (FLAG_CH18 if ch18 else 0)
+             | (FLAG_FRAME_LOST if frame_lost else 0) | (FLAG_FAILSAFE if failsafe else 0))
     return bytes([SOF]) + bits.to_bytes(22, "little") + bytes([flags, 0])
 
 

@@ -81,3 +81,41 @@ def test_same_seed_same_flight_other_seed_other_flight() -> None:
     a, b, c = flight(11), flight(11), flight(12)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def hovering(seed: int) -> LockstepSim:
+    sim = LockstepSim(seed=seed, params=QUIET)
+    take_off(sim, climb_s=1.5)
+    sim.run(2.0)
+    return sim
+
+
+def test_attitude_mode_response_time() -> None:
+    sim = hovering(8)
+    t0 = sim.now
+    sim.sticks.roll = 0.5  # 21 deg with RollMax 42
+    reached: dict[float, float] = {}
+    while sim.now - t0 < 1.5:
+        sim.run(0.01)
+        roll = sim.truth.euler_deg()[0]
+        for level in (10.0, 19.0):
+            if roll >= level and level not in reached:
+                reached[level] = sim.now - t0
+    # outer loop 2.5 (deg/s)/deg: a time constant near 0.4 s plus the inner loop's lag
+    assert 0.15 < reached[10.0] < 0.5
+    assert 0.5 < reached[19.0] < 1.2
+
+
+def test_axis_lock_yaw_turns_at_the_stick_rate_and_holds_heading() -> None:
+    sim = hovering(9)
+    sim.sticks.yaw = 0.4  # 70 deg/s with ManualRate 175
+    sim.run(0.5)
+    y0 = sim.truth.euler_deg()[2]
+    sim.run(0.5)
+    rate = (sim.truth.euler_deg()[2] - y0) / 0.5
+    assert rate == pytest.approx(70.0, rel=0.15)
+    sim.sticks.yaw = 0.0
+    sim.run(1.0)
+    held = sim.truth.euler_deg()[2]
+    sim.run(5.0)
+    assert abs(sim.truth.euler_deg()[2] - held) < 3.0

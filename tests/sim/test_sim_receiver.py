@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from pipilot import sbus
 from pipilot.sim.receiver import BYTE_TIME_S, TICK_S, Firmware, SbusReceiver
 from pipilot.sim.sticks import pack_frame
 
@@ -123,3 +126,16 @@ def test_frames_lost_to_silence_do_not_hold_off_failsafe() -> None:
     assert rx.stats.frames_accepted == 1
     assert rx.stats.rejected_by_reason()["unsynced"] == 99
     assert rx.stats.failsafe_timeouts >= 5
+
+
+@given(st.lists(st.integers(0, 2047), min_size=16, max_size=16), st.booleans(), st.booleans())
+def test_decoder_reads_what_pipilot_sbus_encodes(chans: list[int], ch17: bool, fl: bool) -> None:
+    frame = sbus.encode(chans, ch17=ch17, frame_lost=fl)
+    assert frame == pack_frame(chans, ch17=ch17, frame_lost=fl)
+    rx = SbusReceiver(phase=0.2e-3)
+    rx.feed_paced(frame, 0.010)
+    if fl:
+        assert rx.stats.rejected["frame_lost"] == 1
+    else:
+        assert rx.channels[:16] == chans
+        assert rx.channels[16] == (1696 if ch17 else 352)

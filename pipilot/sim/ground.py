@@ -45,6 +45,7 @@ class LockstepGround:
         self.byte_time = flight.byte_time
         self.parser = PacketParser(self.registry)
         self.handshake = handshake
+        self.link_cut = False
         self.keepalive_s = keepalive_s
         self.state = GroundState.DISCONNECTED
         self._latest: dict[str, tuple[dict[str, Any], float]] = {}
@@ -61,7 +62,14 @@ class LockstepGround:
     # -- public ---------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return self.state is GroundState.CONNECTED
+        return self.state is GroundState.CONNECTED and not self.link_cut
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        """False cuts the link (nothing passes either way); True restores it."""
+        self.link_cut = not value
+        if not value:
+            self._set_state(GroundState.DISCONNECTED)
 
     def latest(self, name: str) -> tuple[dict[str, Any], float] | None:
         got = self._latest.get(name)
@@ -116,6 +124,10 @@ class LockstepGround:
     # -- time -------------------------------------------------------------------
     def tick(self, now: float) -> None:
         self.now = now
+        if self.link_cut:
+            self.flight.pop_tx(now)  # the bytes leave the FC and are lost
+            self._tx.clear()
+            return
         self._deliver(now)
         for p in self.parser.feed(self.flight.pop_tx(now)):
             self._handle(p, now)

@@ -58,9 +58,9 @@ def test_connection_times_out_after_8_s_of_silence() -> None:
     t_quiet = sim.now
     while sim.flight_telemetry.connected:
         sim.run(0.1)
-        assert sim.now - t_quiet < 14.0
-    # timeout > 8 s, seen at a 4 s stats evaluation
-    assert 8.0 < sim.now - t_quiet <= 14.0
+        assert sim.now - t_quiet < 16.5
+    # more than 8 s since the 4 s stats evaluation that last saw an object arrive
+    assert 8.0 < sim.now - t_quiet <= 16.1
 
 
 def test_keepalive_holds_the_connection() -> None:
@@ -165,3 +165,17 @@ def test_model_level_telemetry_bytes_in_and_out() -> None:
     assert flight_status and flight_status[0].values["Armed"] == "Disarmed"
     # 9600 baud: 10 bits a byte, so one second carries at most 960 bytes
     assert parser.stats.rx_bytes <= 960 + 64
+
+
+def test_cutting_the_lockstep_link_loses_the_connection_and_restoring_it_reconnects() -> None:
+    sim = LockstepSim(seed=7)
+    sim.run(1.0)
+    assert sim.telemetry.connected
+    sim.telemetry.connected = False
+    seen = sim.telemetry.objects_received
+    sim.run(16.5)
+    assert sim.telemetry.objects_received == seen
+    assert sim.flight_telemetry.status == "Disconnected"  # its 8 s timeout fired
+    sim.telemetry.connected = True
+    sim.run(3.0)
+    assert sim.telemetry.connected and sim.flight_telemetry.connected

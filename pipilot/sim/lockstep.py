@@ -23,17 +23,28 @@ is ``sim.sticks`` (a :class:`~pipilot.sim.sticks.Sticks`); pass
 Telemetry goes over the real UAVTalk codec at ``telemetry_baud`` (9600 by
 default): the flight side (pipilot.sim.telemetry) sends what the firmware
 would, ``sim.telemetry`` (a LockstepGround) does the handshake and keepalive
-and keeps the latest value of each object; ``sim.telemetry.send`` and
-``.request`` talk back. ``handshake=False`` leaves the link unconnected (for
-tests of the handshake itself).
+and keeps the latest value of each object; ``await sim.telemetry.send(...)``
+and ``await sim.telemetry.request(...)`` talk back (advancing virtual time
+until the ACK or the answer). ``handshake=False`` leaves the link unconnected
+(for tests of the handshake itself); ``sim.telemetry.connected = False`` cuts
+the link.
+
+With ``core=True`` (or a CoreConfig) pipilot's own FlightCore runs in
+lock-step and mixes every frame at its deadline: ``sim.vehicle`` is then a
+real pipilot.core.vehicle.Vehicle (``.mixer``, ``.core``, ``.clock``,
+``.telemetry`` = the LockstepGround, ``.sim`` = the model)::
+
+    sim = LockstepSim(seed=1, core=True, period_ms=14.0)
+    sim.vehicle.mixer.publish("pilot", Setpoint(arm=ArmRequest.ARM))
+    sim.run(1.5)
+
+Without a core, ``sim.vehicle`` offers ``.clock``, ``.telemetry`` and
+``.sim`` only. ``.sim`` is ground truth and must never feed control code.
 
 For asyncio code (missions), ``await sim.sleep(dt)`` advances virtual time by
 ``dt`` and returns at once; ``sim.clock`` is the VirtualClock the code under
-test should read. Only one task may drive time.
-
-``sim.vehicle`` groups what missions see (``.clock``, ``.telemetry``,
-``.sim``), mirroring pipilot.core.vehicle.Vehicle; the ``.sim`` attribute
-is the ground truth and must not feed control code.
+test should read. Only one task may drive time this way; an event loop whose
+clock is ``sim.clock`` and that calls ``sim.run_until`` when idle works too.
 """
 
 from __future__ import annotations

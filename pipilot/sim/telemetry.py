@@ -128,7 +128,9 @@ class FlightTelemetry:
             d = self.registry[name]
             values = d.defaults()
             _rig_settings(name, values, model)
-            self.objects[name] = {0: values}
+            # the receiver module creates three more AccessoryDesired instances
+            count = 4 if name == "AccessoryDesired" else 1
+            self.objects[name] = {i: copy.deepcopy(values) for i in range(count)}
             self.meta[name] = self.registry[name + "Meta"].defaults()
         self.status = "Disconnected"
         self.gcs_status = "Disconnected"
@@ -152,6 +154,8 @@ class FlightTelemetry:
         """Current value of an object: live ones computed from the model now."""
         if name in SNAPSHOTS:
             return SNAPSHOTS[name](self.model)
+        if name == "AccessoryDesired":
+            return {"AccessoryVal": self.model.manual.cmd.accessory[inst]}
         if name in PARTIAL_SNAPSHOTS:
             return {**self.objects[name][inst], **PARTIAL_SNAPSHOTS[name](self.model)}
         if name == "FlightTelemetryStats":
@@ -172,7 +176,7 @@ class FlightTelemetry:
         # the event dispatcher starts each period at a random offset to avoid bunching
         first = self.model.now + self._rnd.uniform(0.0, period)
         self._periodic_tasks[name] = self.model.add_task(
-            f"telemetry:{name}", period, lambda _now: self.send_object(name), first=first)
+            f"telemetry:{name}", period, lambda _now: self.send_all(name), first=first)
 
     def _onchange_tick(self, _now: float) -> None:
         for name, meta in self.meta.items():
@@ -250,14 +254,14 @@ class FlightTelemetry:
             elif d.is_meta:
                 self._send_raw(PacketType.OBJ, d.object_id, 0, d.encode(self.meta[name]))
             elif p.instance_id == ALL_INSTANCES:
-                for inst in sorted(self.objects[name], reverse=True):
-                    self.send_object(name, inst)
-            elif p.instance_id in self.objects[name] or name in SNAPSHOTS:
+                self.send_all(name)
+            elif p.instance_id in self.objects[name]:
                 self.send_object(name, p.instance_id)
             else:
                 self._send_nack(p.object_id, p.instance_id)
         elif t in (PacketType.OBJ, PacketType.OBJ_ACK):
-            if not known or p.values is None:
+            bad_instance = p.instance_id != 0 and (d.is_meta or d.single_instance)
+            if not known or p.values is None or bad_instance:
                 if t == PacketType.OBJ_ACK:
                     self._send_nack(p.object_id, p.instance_id)
                 return
@@ -269,7 +273,7 @@ class FlightTelemetry:
                 self.gcs_status = p.values["Status"]
                 if self.status != "Connected" or self.gcs_status != "Connected":
                     self.update_stats(now)
-            elif name in SNAPSHOTS or name in PARTIAL_SNAPSHOTS:
+            elif name in SNAPSHOTS or name in PARTIAL_SNAPSHOTS or name == "AccessoryDesired":
                 pass  # the firmware recomputes these; a ground write is overwritten at once
             else:
                 self.objects[name][p.instance_id] = copy.deepcopy(p.values)
@@ -283,6 +287,11 @@ class FlightTelemetry:
                 self.stats["acks_sent"] += 1
 
     # -- transmit -----------------------------------------------------------------
+    def send_all(self, name: str) -> None:
+        """Every instance, in reverse order ending at instance 0 (as UAVTalk does)."""
+        for inst in sorted(self.objects[name], reverse=True):
+            self.send_object(name, inst)
+
     def send_object(self, name: str, inst: int = 0) -> None:
         """Queue an update of ``name``; its value is taken when it is sent."""
         self._enqueue(PacketType.OBJ, self.registry[name].object_id, inst, name, b"")

@@ -179,3 +179,25 @@ def test_cutting_the_lockstep_link_loses_the_connection_and_restoring_it_reconne
     sim.telemetry.connected = True
     sim.run(3.0)
     assert sim.telemetry.connected and sim.flight_telemetry.connected
+
+
+def test_multi_instance_objects_come_in_reverse_order_and_bad_instances_are_nacked() -> None:
+    from pipilot.sim import SimulatedCC3D
+    from pipilot.sim.telemetry import attach
+    from pipilot.uavtalk import ALL_INSTANCES, PacketParser
+
+    model = SimulatedCC3D(seed=8)
+    tel = attach(model)
+    parser = PacketParser(tel.registry)
+    acc = tel.registry["AccessoryDesired"]
+    model.advance_to(0.5)
+    tel.pop_tx(0.5)
+    tel.feed(encode_packet(PacketType.OBJ_REQ, acc.object_id, ALL_INSTANCES), 0.5)
+    fms = tel.registry["FlightModeSettings"]
+    tel.feed(encode_packet(PacketType.OBJ_ACK, fms.object_id, 3, fms.encode(fms.defaults())), 0.5)
+    model.advance_to(1.5)
+    got = [p for p in parser.feed(tel.pop_tx(1.5))
+           if p.object_id in (acc.object_id, fms.object_id)]
+    insts = [p.instance_id for p in got if p.type == PacketType.OBJ]
+    assert insts[:4] == [3, 2, 1, 0]
+    assert any(p.type == PacketType.NACK and p.object_id == fms.object_id for p in got)

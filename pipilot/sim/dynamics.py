@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 G = 9.80665
+_EYE = np.eye(3)
 
 
 def rot_x(a: float) -> np.ndarray:
@@ -82,7 +83,7 @@ def rotate_small(r: np.ndarray, w: np.ndarray, dt: float) -> np.ndarray:
         return r
     k = theta / a
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    d = np.eye(3) + math.sin(a) * kx + (1 - math.cos(a)) * (kx @ kx)
+    d = _EYE + math.sin(a) * kx + (1 - math.cos(a)) * (kx @ kx)
     return r @ d
 
 
@@ -161,6 +162,15 @@ class Quadrotor:
         self.thrust += a * (min(max(thrust_cmd, 0.0), p.max_thrust) - self.thrust)
         lim = np.array(p.max_torque)
         self.torque += a * (np.clip(torque_cmd, -lim, lim) - self.torque)
+        if s.on_ground and self.thrust < p.mass * G:
+            # resting on the ground: it holds the weight and keeps the craft level
+            if s.rate.any() or s.velocity.any():
+                s.velocity[:] = 0.0
+                s.rate[:] = 0.0
+                _, _, yaw = r_to_euler(s.r)
+                s.r = rot_z(yaw)
+                self._specific_force = s.r.T @ np.array([0.0, 0.0, -G])
+            return
         if p.gust_sigma > 0:
             k = dt / p.gust_tau
             self._gust[:2] += -k * self._gust[:2] + p.gust_sigma * math.sqrt(2 * k) * \
@@ -173,15 +183,6 @@ class Quadrotor:
         acc = s.r @ self._specific_force + np.array([0.0, 0.0, G])
         w = s.rate
         wdot = (self.torque - cross(w, self.inertia * w)) / self.inertia
-        if s.on_ground and acc[2] >= 0:
-            # resting on the ground: the ground holds weight and keeps it level
-            s.velocity[:] = 0.0
-            s.rate[:] = 0.0
-            s.position[2] = 0.0
-            _, _, yaw = r_to_euler(s.r)
-            s.r = rot_z(yaw)
-            self._specific_force = s.r.T @ np.array([0.0, 0.0, -G])
-            return
         s.on_ground = False
         s.velocity += acc * dt
         s.position += s.velocity * dt

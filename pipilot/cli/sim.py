@@ -85,40 +85,25 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
     model = SimulatedCC3D(seed=args.seed, firmware=args.firmware, params=params,
                           mount_tilt_deg=(tilt[0], tilt[1]), wind=(wind[0], wind[1]))
     sim = RealtimeSim(model, telemetry_baud=args.telemetry_baud).start()
-    base = CoreConfig()
-    period = args.period_ms if args.period_ms is not None else base.link.period_ms
-    config = base.replace(link=LinkConfig(port=sim.sbus_port, period_ms=period,
-                                          firmware=args.firmware))
-    vehicle = Vehicle.create(sim.sbus_port, config, sim=sim)
-    session = await TelemetrySession.open(sim.telemetry_port, args.telemetry_baud)
-    vehicle.attach_telemetry(session)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    stack = contextlib.AsyncExitStack()
-    t_start = time.monotonic()
     try:
-        await session.start()
-        await vehicle.start()
-        if not args.headless:
-            await _start_server(stack, vehicle, args.http_port,
-                                sys.stderr if args.json else sys.stdout)
-        print(f"simulated CC3D ({args.firmware} firmware, seed {args.seed}): "
-              f"S.Bus on {sim.sbus_port}, telemetry on {sim.telemetry_port}",
-              file=sys.stderr if args.json else sys.stdout, flush=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), args.duration)
+        base = CoreConfig()
+        period = args.period_ms if args.period_ms is not None else base.link.period_ms
+        config = base.replace(link=LinkConfig(port=sim.sbus_port, period_ms=period,
+                                              firmware=args.firmware))
+        vehicle = Vehicle.create(sim.sbus_port, config, sim=sim)
+        session = await TelemetrySession.open(sim.telemetry_port, args.telemetry_baud)
+        vehicle.attach_telemetry(session)
+        t_start = time.monotonic()
+        try:
+            await _run(args, sim, vehicle, session)
+        finally:
+            telemetry_connected = session.connected
+            tstats = session.stats
+            await vehicle.stop()
+            await session.stop()
+            # let the last failsafe frames reach the model before it stops
+            await asyncio.sleep(sim.lag_s + 0.02)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await stack.aclose()
-        telemetry_connected = session.connected
-        tstats = session.stats
-        await vehicle.stop()
-        await session.stop()
-        # let the last failsafe frames reach the model before it stops
-        await asyncio.sleep(sim.lag_s + 0.02)
         sim.stop()
     elapsed = time.monotonic() - t_start
     rx = model.receiver.stats
@@ -140,6 +125,29 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         "altitude_m": round(model.truth.altitude, 3) + 0.0,
         "sim_error": repr(sim.error) if sim.error else None,
     }
+
+
+async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -> None:
+    """Start core, telemetry and page; wait for the duration, Ctrl-C or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await session.start()
+            await vehicle.start()
+            if not args.headless:
+                await _start_server(stack, vehicle, args.http_port, out)
+            print(f"simulated CC3D ({args.firmware} firmware, seed {args.seed}): "
+                  f"S.Bus on {sim.sbus_port}, telemetry on {sim.telemetry_port}",
+                  file=out, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def _start_server(stack: contextlib.AsyncExitStack, vehicle: Any, port: int,

@@ -74,3 +74,14 @@ def test_pipilot_sim_headless_json_summary(capsys: pytest.CaptureFixture[str]) -
 def test_pipilot_sim_rejects_bad_wind(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--headless", "--duration", "1", "--wind", "north"]) == 1
     assert "--wind" in capsys.readouterr().err
+
+
+def test_pipilot_sim_refuses_a_period_the_stock_decoder_cannot_follow(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--headless", "--duration", "1", "--period-ms", "5"]) == 1
+    assert "period" in capsys.readouterr().err
+    # and with the patched decoder the same period is fine
+    assert main(["sim", "--headless", "--duration", "1", "--period-ms", "5",
+                 "--firmware", "patched", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames_accepted"] >= 0.8 * summary["frames_sent"]

@@ -27,7 +27,9 @@ and keeps the latest value of each object; ``await sim.telemetry.send(...)``
 and ``await sim.telemetry.request(...)`` talk back (advancing virtual time
 until the ACK or the answer). ``handshake=False`` leaves the link unconnected
 (for tests of the handshake itself); ``sim.telemetry.connected = False`` cuts
-the link.
+the link. The handshake takes a few hundred milliseconds of virtual time:
+code that needs telemetry from its first step calls ``sim.wait_connected()``
+first, as it would await ``TelemetrySession.wait_connected`` on the rig.
 
 With ``core=True`` (or a CoreConfig) pipilot's own FlightCore runs in
 lock-step and mixes every frame at its deadline: ``sim.vehicle`` is then a
@@ -154,6 +156,15 @@ class LockstepSim:
 
     def run(self, seconds: float) -> None:
         self.run_until(self.clock.now() + seconds)
+
+    def wait_connected(self, timeout: float = 5.0) -> float:
+        """Run until the telemetry handshake completes; returns the virtual time it took."""
+        t0 = self.clock.now()
+        while not self.telemetry.connected:
+            if self.clock.now() - t0 >= timeout:
+                raise TimeoutError(f"telemetry not connected after {timeout:g} s of virtual time")
+            self.run(0.01)
+        return self.clock.now() - t0
 
     def stop_frames(self) -> None:
         """Stop sending (a dead link): the frame source then returns nothing."""

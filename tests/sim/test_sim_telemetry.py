@@ -14,7 +14,8 @@ from pipilot.uavtalk import PacketType, encode_packet
 
 def test_handshake_connects_within_a_few_seconds() -> None:
     sim = LockstepSim(seed=1)
-    sim.run(0.5)
+    assert sim.wait_connected() < 0.5
+    sim.run(0.2)  # the ground's Connected takes its wire time to reach the FC
     assert sim.telemetry.connected
     assert sim.flight_telemetry.status == "Connected"
     sim.run(2.0)

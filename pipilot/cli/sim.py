@@ -101,8 +101,7 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
             tstats = session.stats
             await vehicle.stop()
             await session.stop()
-            # let the last failsafe frames reach the model before it stops
-            await asyncio.sleep(sim.lag_s + 0.02)
+            await _drain(sim, vehicle.core.stats.frames_sent)
     finally:
         sim.stop()
     elapsed = time.monotonic() - t_start
@@ -125,6 +124,19 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         "altitude_m": round(model.truth.altitude, 3) + 0.0,
         "sim_error": repr(sim.error) if sim.error else None,
     }
+
+
+async def _drain(sim: Any, frames_sent: int, timeout: float = 2.0) -> None:
+    """Let every frame the core wrote reach the model (the wire reader may lag under load)."""
+    want = frames_sent * 25
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sim.lock:
+            got = sim.model.receiver.stats.bytes_received
+        if got >= want:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(sim.lag_s + 0.01)
 
 
 async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -> None:

@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pipilot.errors import ConfigError
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (sensor biases, noise)")
     parser.add_argument("--telemetry-baud", type=int, default=9600,
                         help="telemetry link speed (the rig uses 9600)")
+    parser.add_argument("--demo", choices=("none", "hover"), default="none",
+                        help="hover: a scripted pilot (setpoint source 'test') arms, climbs "
+                             "for 2 s and holds hover throttle, so drift shows without a page")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,11 +159,42 @@ async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -
             print(f"simulated CC3D ({args.firmware} firmware, seed {args.seed}): "
                   f"S.Bus on {sim.sbus_port}, telemetry on {sim.telemetry_port}",
                   file=out, flush=True)
+            if args.demo == "hover":
+                stack.push_async_callback(_cancel, asyncio.create_task(
+                    _demo_hover(vehicle, sim.model.hover_throttle())))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _demo_hover(vehicle: Any, hover: float,
+                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """A scripted pilot: Arm (Yaw Left) for 1.5 s, climb for 2 s, then hold ``hover``.
+
+    The hover throttle comes from the airframe's thrust-to-weight, as a pilot knows
+    the stick position their craft hovers at; the drift is left uncorrected.
+    """
+    from pipilot.core.setpoints import ArmRequest, Setpoint
+
+    t0 = vehicle.clock.now()
+    while True:
+        t = vehicle.clock.now() - t0
+        if t < 1.5:
+            sp = Setpoint(arm=ArmRequest.ARM)
+        elif t < 3.5:
+            sp = Setpoint(throttle=min(1.0, hover + 0.15))
+        else:
+            sp = Setpoint(throttle=hover)
+        vehicle.mixer.publish("test", sp)
+        await sleep(0.05)
 
 
 async def _start_server(stack: contextlib.AsyncExitStack, vehicle: Any, port: int,

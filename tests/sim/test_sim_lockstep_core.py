@@ -65,3 +65,21 @@ def test_the_simulated_fc_is_calibrated_like_pipilots_default_config() -> None:
         assert fc.channel_number[name] == cal.channel_of(fn)
         assert (fc.channel_min[name], fc.channel_neutral[name], fc.channel_max[name]) == (
             c.min, c.neutral, c.max)
+
+
+def test_the_sim_command_demo_pilot_arms_climbs_and_hovers() -> None:
+    from pipilot.cli.sim import _demo_hover
+
+    sim = LockstepSim(seed=5, core=True, period_ms=14.0)
+
+    async def fly() -> None:
+        task = asyncio.create_task(
+            _demo_hover(sim.vehicle, sim.model.hover_throttle(), sleep=sim.sleep))
+        while sim.now < 10.0:
+            await asyncio.sleep(0)
+        task.cancel()
+
+    asyncio.run(fly())
+    assert sim.model.manual.armed is Armed.ARMED
+    assert sim.truth.altitude > 1.0
+    assert abs(sim.truth.velocity[2]) < 0.5  # holding, not climbing away

@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="board mounting tilt in degrees (uncompensated)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (sensor biases, noise)")
     parser.add_argument("--telemetry-baud", type=int, default=9600,
+                        choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200),
                         help="telemetry link speed (the rig uses 9600)")
     parser.add_argument("--demo", choices=("none", "hover"), default="none",
                         help="hover: a scripted pilot (setpoint source 'test') arms, climbs "

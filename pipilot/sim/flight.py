@@ -171,7 +171,3 @@ class Stabilizer:
                          s.cruise_max_power_factor)
             factor = 1.0 + (factor - 1.0) * s.cruise_power_trim
         return min(throttle * factor, s.cruise_max_thrust)
-
-
-def level_attitude(yaw: float = 0.0) -> np.ndarray:
-    return euler_to_r(0.0, 0.0, yaw)

@@ -121,8 +121,8 @@ _ARMING_AXES = {
 }
 
 # the firmware's PIOS_RCVR_INVALID / TIMEOUT as they show in ManualControlCommand.Channel
-RCVR_INVALID = 0xFFFF
-RCVR_TIMEOUT = 0xFFFE
+RCVR_TIMEOUT = 0xFFFF  # -1
+RCVR_INVALID = 0xFFFE  # -2
 
 
 class ManualControl:

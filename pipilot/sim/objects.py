@@ -25,6 +25,7 @@ ALARM_ELEMENTS = (
     "I2C", "GPS",
 )
 
+
 def attitude_state(m: SimulatedCC3D) -> Values:
     roll, pitch, yaw = (math.degrees(a) for a in m.estimator.euler())
     q = r_to_quat(m.estimator.r)

@@ -159,3 +159,15 @@ def test_failsafe_flag_frames_reset_channels() -> None:
     sim.run(0.5)
     assert sim.model.receiver.channels[0] is None
     assert not sim.model.manual.cmd.connected
+
+
+def test_manual_control_command_channels_show_timeout_and_unassigned_codes() -> None:
+    from pipilot.sim.manual import FUNCTIONS, RCVR_INVALID, RCVR_TIMEOUT
+
+    sim = connected_sim()
+    ch = sim.model.manual.cmd.channel
+    assert ch[FUNCTIONS.index("Yaw")] == 992
+    assert ch[FUNCTIONS.index("Collective")] == RCVR_INVALID == 65534  # (uint16)-2
+    sim.stop_frames()
+    sim.run(0.2)
+    assert sim.model.manual.cmd.channel[FUNCTIONS.index("Yaw")] == RCVR_TIMEOUT == 65535

@@ -16,7 +16,7 @@ new GamepadInput(controls);
 let canPilot = false;
 let seat = { you: false, occupied: false, state: 'vacant' };
 let lastState = null;
-let takeoverArmed = 0;
+let takeoverArmed = -Infinity;
 let noticeTimer = null;
 
 function badge(el, text, cls) {

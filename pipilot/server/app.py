@@ -153,6 +153,11 @@ class Hub:
             self._dispatch(client, msg)
         except protocol.MessageError as exc:
             client.reply(protocol.encode("error", code=exc.code, message=str(exc)))
+        except Exception as exc:
+            # A bug or a vehicle-side refusal must not take the server down: the
+            # page hears about it, and the pilot's heartbeat rules still apply.
+            log.exception("message from page %s failed", client.id)
+            client.reply(protocol.encode("error", code="internal", message=str(exc)))
 
     def _dispatch(self, client: Client, msg: protocol.Message) -> None:
         ck = self.cockpit

@@ -1,0 +1,93 @@
+"""The real vehicle behind the server's VehiclePort: mixer, telemetry, core stats, sim."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.server.port import ArmIntent, TelemetryValue
+from pipilot.server.protocol import Sticks
+
+PILOT = "pilot"
+_RATE_WINDOW_S = 1.0
+
+
+class VehicleAdapter:
+    """Adapts `pipilot.core.vehicle.Vehicle` to `VehiclePort`."""
+
+    def __init__(self, vehicle: Any) -> None:
+        self.vehicle = vehicle
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def now(self) -> float:
+        return float(self.vehicle.clock.now())
+
+    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
+        a = sticks.accessories
+        sp = Setpoint(throttle=sticks.throttle, roll=sticks.roll, pitch=sticks.pitch,
+                      yaw=sticks.yaw, accessories=(a[0], a[1], a[2], a[3]),
+                      arm=ArmRequest(arm.value))
+        self.vehicle.mixer.publish(PILOT, sp)
+
+    def withdraw_pilot(self) -> None:
+        self.vehicle.mixer.withdraw(PILOT)
+
+    def latest(self, name: str) -> TelemetryValue | None:
+        session = self.vehicle.telemetry
+        if session is None:
+            return None
+        got = session.latest(name)
+        return None if got is None else (got[0], float(got[1]))
+
+    @property
+    def telemetry_connected(self) -> bool:
+        session = self.vehicle.telemetry
+        return bool(session is not None and session.connected)
+
+    def _rate(self, now: float, frames: int) -> float | None:
+        """Frames a second over the last second or so, from the sent counter."""
+        s = self._samples
+        s.append((now, frames))
+        while len(s) > 2 and now - s[1][0] >= _RATE_WINDOW_S:
+            s.popleft()
+        t0, f0 = s[0]
+        return (frames - f0) / (now - t0) if now - t0 > 0.1 else None
+
+    def link_stats(self) -> Mapping[str, Any]:
+        core = self.vehicle.core
+        st = core.stats
+        out: dict[str, Any] = {
+            "rate_hz": self._rate(self.now(), st.frames_sent),
+            "period_ms": st.period_s * 1e3,
+            "frames_sent": st.frames_sent,
+            "failsafe_frames": st.failsafe_frames,
+            "lateness_p50_us": st.lateness_p50_s * 1e6,
+            "lateness_p99_us": st.lateness_p99_s * 1e6,
+            "lateness_max_us": st.lateness_max_s * 1e6,
+            "expected_accepted_per_s": st.expected_accepted_per_s,
+            "failsafe": bool(core.failsafe.active),
+            "failsafe_state": core.failsafe.state.name,
+            "failsafe_reason": core.failsafe.reason if core.failsafe.active else None,
+        }
+        model = self._model()
+        receiver = getattr(model, "receiver", None)
+        if receiver is not None:
+            rs = receiver.stats.as_dict()
+            out["frames_accepted"] = rs["frames_accepted"]
+            out["frames_rejected"] = rs["frames_rejected"]
+            seen = rs.get("frames_seen") or 0
+            out["accepted_fraction"] = rs["frames_accepted"] / seen if seen else None
+        return out
+
+    def _model(self) -> Any:
+        sim = self.vehicle.sim
+        return getattr(sim, "model", sim)
+
+    def sim_truth(self) -> Mapping[str, Any] | None:
+        model = self._model()
+        if model is None or not hasattr(model, "ground_truth"):
+            return None
+        truth: Mapping[str, Any] = model.ground_truth()
+        return truth

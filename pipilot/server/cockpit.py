@@ -103,7 +103,10 @@ class Cockpit:
         self._require_pilot(client)
         self.sticks = sticks
         self._heard()
-        self._port.publish_pilot(sticks, self.arm)
+        if self.arm is not ArmIntent.NONE and sticks.throttle > THROTTLE_LOW:
+            self._finish_arm("cancelled: throttle raised")  # publishes the sticks
+        else:
+            self._port.publish_pilot(sticks, self.arm)
 
     def heartbeat(self, client: str) -> None:
         self._require_pilot(client)
@@ -147,6 +150,6 @@ class Cockpit:
         log.info("%s request %s", self.arm.value, result)
         self.arm = ArmIntent.NONE
         self.arm_result = result
-        if self.state is SeatState.ACTIVE:
+        if self.state is SeatState.ACTIVE and self.holder is not None:
             self._port.publish_pilot(self.sticks, self.arm)
         self._on_change()

@@ -93,3 +93,15 @@ def test_arm_request_times_out(rig):
         ck.heartbeat("a")
         ck.check("Armed")
     assert ck.arm is ArmIntent.NONE and ck.arm_result == "timeout"
+
+
+def test_raising_the_throttle_cancels_an_arm_request(rig):
+    _, fake, ck = rig
+    ck.take("a", False)
+    ck.request_arm("a", True)
+    ck.control("a", Sticks(throttle=0.01))
+    assert ck.arm is ArmIntent.ARM
+    ck.control("a", Sticks(throttle=0.5))
+    assert ck.arm is ArmIntent.NONE and ck.arm_result.startswith("cancelled")
+    assert fake.published[-1][1].throttle == 0.5
+    assert fake.published[-1][2] is ArmIntent.NONE

@@ -74,6 +74,7 @@ link.addEventListener('seat', (e) => {
   renderSeat();
   if (wasArmRequest && m.arm === 'none') {
     if (m.arm_result === 'timeout') notice('The FC did not change its arming state in time: check the alarms and the throttle.', 'bad', 6000);
+    else if (m.arm_result && m.arm_result !== 'done') notice(`Arm request ${m.arm_result}.`, 'warn', 4000);
     else clearNotice();
   }
 });

@@ -191,3 +191,37 @@ async def test_without_the_token_the_page_says_how_to_log_in(rig):
     await expect(page.locator("#conn")).to_have_text("offline")
     r = await page.goto(f"{url}/?token=wrong")
     assert r is not None and r.status == 403
+
+
+FAKE_GAMEPAD = """
+window.__pad = {id: 'test pad', axes: [0, 0, 0, 0],
+                buttons: Array.from({length: 16}, () => ({value: 0, pressed: false}))};
+navigator.getGamepads = () => [window.__pad];
+"""
+
+
+async def test_gamepad_mapping_drives_the_sticks_when_enabled(rig):
+    fake, url, browser = rig
+    ctx = await browser.new_context()
+    await ctx.add_init_script(FAKE_GAMEPAD)
+    page = await ctx.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    # Right trigger -> throttle, right stick X -> roll (defaults), ignored until enabled.
+    await page.evaluate("window.__pad.buttons[7].value = 0.4; window.__pad.axes[2] = 0.5")
+    await asyncio.sleep(0.4)
+    assert fake.published[-1][1].throttle == 0.0
+    await page.locator("#gamepad summary").click()
+    await page.get_by_label("Fly with the gamepad").check()
+    await until(lambda: fake.published[-1][1].throttle == pytest.approx(0.4)
+                and fake.published[-1][1].roll == pytest.approx(0.5))
+    # Remap roll to axis 0, inverted: the mapping is configurable and kept.
+    await page.get_by_label("roll gamepad index").fill("0")
+    await page.get_by_label("roll gamepad index").dispatch_event("change")
+    await page.get_by_label("roll gamepad invert").check()
+    await page.evaluate("window.__pad.axes[0] = 0.8")
+    await until(lambda: fake.published[-1][1].roll == pytest.approx(-0.8))
+    saved = await page.evaluate("JSON.parse(localStorage.getItem('pipilot.gamepad')).roll")
+    assert saved == {"kind": "axis", "index": 0, "invert": True}
+    await ctx.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -71,23 +72,21 @@ class VehicleAdapter:
             "failsafe_state": core.failsafe.state.name,
             "failsafe_reason": core.failsafe.reason if core.failsafe.active else None,
         }
-        model = self._model()
-        receiver = getattr(model, "receiver", None)
+        sim = self.vehicle.sim
+        receiver = getattr(getattr(sim, "model", sim), "receiver", None)
         if receiver is not None:
-            rs = receiver.stats.as_dict()
+            # The real-time simulator steps its model in a thread of its own.
+            with getattr(sim, "lock", contextlib.nullcontext()):
+                rs = receiver.stats.as_dict()
             out["frames_accepted"] = rs["frames_accepted"]
             out["frames_rejected"] = rs["frames_rejected"]
             seen = rs.get("frames_seen") or 0
             out["accepted_fraction"] = rs["frames_accepted"] / seen if seen else None
         return out
 
-    def _model(self) -> Any:
-        sim = self.vehicle.sim
-        return getattr(sim, "model", sim)
-
     def sim_truth(self) -> Mapping[str, Any] | None:
-        model = self._model()
-        if model is None or not hasattr(model, "ground_truth"):
+        sim = self.vehicle.sim
+        if sim is None or not hasattr(sim, "ground_truth"):
             return None
-        truth: Mapping[str, Any] = model.ground_truth()
+        truth: Mapping[str, Any] = sim.ground_truth()  # thread-safe on the real-time sim
         return truth

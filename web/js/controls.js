@@ -16,6 +16,7 @@ export class Controls {
     this.pilot = false;
     this.seq = 0;
     this.lastSent = -1e9;
+    this.lastChange = -1e9;
     this._pending = null;
     this._dragging = null;
     for (const [id, el] of Object.entries(this.inputs)) {
@@ -24,7 +25,10 @@ export class Controls {
     }
     window.addEventListener('pointerup', () => this._release());
     window.addEventListener('pointercancel', () => this._release());
-    setInterval(() => { if (this.pilot) this.send(); }, KEEPALIVE_MS);
+    // The heartbeat: only when nothing else went out lately, and never delaying a change.
+    setInterval(() => {
+      if (this.pilot && performance.now() - this.lastSent >= KEEPALIVE_MS - 10) this.send();
+    }, KEEPALIVE_MS / 4);
   }
 
   _autoCentre(el, id) {
@@ -67,15 +71,16 @@ export class Controls {
   changed() {
     this._show();
     if (!this.pilot) return;
-    const wait = this.lastSent + MIN_GAP_MS - performance.now();
-    if (wait <= 0) this.send();
-    else if (this._pending === null) this._pending = setTimeout(() => this.send(), wait);
+    const wait = this.lastChange + MIN_GAP_MS - performance.now();
+    if (wait <= 0) this.send(true);
+    else if (this._pending === null) this._pending = setTimeout(() => this.send(true), wait);
   }
 
-  send() {
+  send(change = false) {
     clearTimeout(this._pending);
     this._pending = null;
     this.lastSent = performance.now();
+    if (change) this.lastChange = this.lastSent;
     this.link.send({ type: 'control', seq: ++this.seq, ...this.values() });
   }
 

@@ -296,9 +296,8 @@ async def test_live_view_reaches_every_page(rig):
     fake.telemetry["SystemAlarms"] = {"Alarm": {"Receiver": "Error", "CPUOverload": "OK"}}
     pages = [await connect(client) for _ in range(3)]
     for ws, _ in pages:
-        st = await recv_type(ws, "state")
+        st = await recv_type(ws, "state", where=lambda m: m["clients"] == 3)
         assert st["attitude"]["Roll"] == 5.0
         assert st["alarms"] == {"Receiver": "Error"}
         assert st["sim"] == {"position": [0.0, 0.0, 0.0]}
-        assert st["clients"] == 3
         await ws.close()

@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
-CYTHON_MODULES = ["pipilot.sbus._pack", "pipilot.uavtalk._framing"]
+CYTHON_MODULES = ["pipilot.sbus._pack", "pipilot.uavtalk._framing", "pipilot.link._pump"]
 
 
 class OptionalBuildExt(build_ext):

@@ -13,6 +13,7 @@ from pipilot.server.protocol import Sticks
 
 PILOT = "pilot"
 _RATE_WINDOW_S = 1.0
+_FAILSAFE_STATES = ("descent", "throttle_cut", "failsafe")
 
 
 class VehicleAdapter:
@@ -63,14 +64,19 @@ class VehicleAdapter:
             "rate_hz": self._rate(self.now(), st.frames_sent),
             "period_ms": st.period_s * 1e3,
             "frames_sent": st.frames_sent,
-            "failsafe_frames": st.failsafe_frames,
+            "watchdog_frames": st.watchdog_frames,
+            "missed_slots": st.missed_slots,
+            "write_errors": st.write_errors,
             "lateness_p50_us": st.lateness_p50_s * 1e6,
             "lateness_p99_us": st.lateness_p99_s * 1e6,
             "lateness_max_us": st.lateness_max_s * 1e6,
             "expected_accepted_per_s": st.expected_accepted_per_s,
-            "failsafe": bool(core.failsafe.active),
-            "failsafe_state": core.failsafe.state.name,
-            "failsafe_reason": core.failsafe.reason if core.failsafe.active else None,
+            # Descending, throttle cut and failsafe frames are all the failsafe at
+            # work; STANDBY (no source yet) is the quiet state before anyone flies.
+            "failsafe": core.failsafe.state.value in _FAILSAFE_STATES,
+            "failsafe_state": core.failsafe.state.value,
+            "failsafe_reason": core.failsafe.reason,
+            "source": getattr(core.last_output, "source", None),
         }
         sim = self.vehicle.sim
         receiver = getattr(getattr(sim, "model", sim), "receiver", None)

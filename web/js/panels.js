@@ -10,11 +10,15 @@ const SBUS_LABELS = {
   lateness_p50_us: ['Lateness p50', (v) => `${fmt(v, 0)} µs`],
   lateness_p99_us: ['Lateness p99', (v) => `${fmt(v, 0)} µs`],
   lateness_max_us: ['Lateness max', (v) => `${fmt(v, 0)} µs`],
+  missed_slots: ['Missed slots', (v) => fmt(v, 0)],
+  watchdog_frames: ['Watchdog frames', (v) => fmt(v, 0)],
   frames_accepted: ['Accepted by FC (sim)', (v) => fmt(v, 0)],
   frames_rejected: ['Rejected by FC (sim)', (v) => (typeof v === 'object' && v ? Object.entries(v).map(([k, n]) => `${k} ${n}`).join(', ') || '0' : fmt(v, 0))],
   accepted_fraction: ['Accepted fraction', (v) => (typeof v === 'number' ? `${(100 * v).toFixed(1)} %` : '–')],
   failsafe: ['Core failsafe', (v) => (v ? 'ACTIVE' : 'off')],
-  failsafe_reason: ['Failsafe reason', (v) => v || '–'],
+  failsafe_state: ['Core state', (v) => v || '–'],
+  failsafe_reason: ['Why', (v) => v || '–'],
+  source: ['Flying source', (v) => v || 'none'],
 };
 
 function kv(dl, rows) {

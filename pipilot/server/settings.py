@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pipilot.errors import ConfigError
@@ -25,6 +27,20 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--token", default=None,
                    help="access token (default: $PIPILOT_TOKEN, the config's [server] token, "
                         "or one generated at first start and kept); '' disables it on loopback")
+
+
+def read_server_table(path: str | None) -> dict[str, Any] | None:
+    """The [server] table of a TOML config file (None without a file or a table)."""
+    if not path:
+        return None
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+    table = data.get("server")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError("server", "must be a table")
+    return table
 
 
 def _num(table: Mapping[str, Any], key: str, lo: float, hi: float, default: float) -> float:

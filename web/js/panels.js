@@ -48,7 +48,9 @@ export function renderReceiver(rx) {
     $(id).textContent = rx ? fmt(rx[key], 3) : '–';
     bar(id, rx?.[key], centred);
   }
-  $('rx-ch').textContent = rx && Array.isArray(rx.Channel) ? rx.Channel.join(' ') : '–';
+  // 65533..65535: the firmware's "no driver", "timeout" and "invalid" markers.
+  $('rx-ch').textContent = rx && Array.isArray(rx.Channel)
+    ? rx.Channel.map((v) => (v >= 65533 ? '–' : v)).join(' ') : '–';
 }
 
 export function renderAlarms(alarms) {

@@ -112,12 +112,12 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
         original(self, sticks, arm)
 
     VehicleAdapter.publish_pilot = spy  # type: ignore[method-assign]
-    silences: list[str] = []
+    silences: list[float] = []
 
     class Seat(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if "-> silent" in record.getMessage():
-                silences.append(record.getMessage())
+                silences.append(time.monotonic())
 
     logging.getLogger("pipilot.server.cockpit").addHandler(Seat())
     logging.getLogger("pipilot.server.cockpit").setLevel(logging.INFO)
@@ -149,11 +149,18 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
             await asyncio.sleep(1.0)
             offset = await clock_offset(page)
             out["page_clock_offset_uncertainty_ms"] = round(offset[1] * 1e3, 3)
+            t_moves = time.monotonic()
             out["slider_to_wire_ms"] = await slider_moves(page, tap, publishes, moves,
                                                           offset[0])
+            t_obs = time.monotonic()
             out["frame_clock_lateness"] = await observer_effect(
                 browser, base_url, vehicle, window, observers)
-            out["pilot_heartbeat_losses"] = len(silences)
+            # Times the pilot page's heartbeat went silent for 300 ms (the failsafe
+            # applied): a loaded machine starves the browser.
+            out["pilot_heartbeat_losses"] = {
+                "during_moves": sum(t_moves <= t < t_obs for t in silences),
+                "during_lateness_windows": sum(t >= t_obs for t in silences)}
+            out["load_average"] = os.getloadavg()
             await browser.close()
     finally:
         VehicleAdapter.publish_pilot = original  # type: ignore[method-assign]

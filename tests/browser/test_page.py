@@ -225,3 +225,19 @@ async def test_gamepad_mapping_drives_the_sticks_when_enabled(rig):
     saved = await page.evaluate("JSON.parse(localStorage.getItem('pipilot.gamepad')).roll")
     assert saved == {"kind": "axis", "index": 0, "invert": True}
     await ctx.close()
+
+
+async def test_release_needs_a_hold_and_withdraws_the_pilot(rig):
+    fake, url, browser = rig
+    page = await pilot_page(browser, url)
+    release = page.get_by_role("button", name="Release control")
+    await release.click()  # a click is not a release
+    await asyncio.sleep(0.5)
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    assert not fake.withdrawals
+    await release.hover()
+    await page.mouse.down()
+    await asyncio.sleep(1.3)
+    await page.mouse.up()
+    await expect(page.locator("#seat")).to_have_text("observing: seat free")
+    assert fake.withdrawals

@@ -120,7 +120,8 @@ $('take').addEventListener('click', () => {
     link.send({ type: 'take' });
   }
 });
-$('release').addEventListener('click', () => link.send({ type: 'release' }));
+// Releasing the seat hands the craft to the failsafe: it is held to confirm, like Disarm.
+holdToConfirm($('release'), HOLD_MS, () => link.send({ type: 'release' }));
 holdToConfirm($('arm'), HOLD_MS, () => link.send({ type: 'arm' }));
 holdToConfirm($('disarm'), HOLD_MS, () => link.send({ type: 'disarm' }));
 

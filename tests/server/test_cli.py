@@ -34,8 +34,13 @@ def test_fly_serves_the_page_with_the_config_token(tmp_path):
             base = f"http://127.0.0.1:{m.group(1)}"
             req = urllib.request.Request(f"{base}/api/status",
                                          headers={"Authorization": "token cfg-token"})
-            with urllib.request.urlopen(req, timeout=10) as r:
-                body = json.loads(r.read())
+            deadline = time.monotonic() + 20
+            while True:  # frames flow from the core to the page's statistics
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    body = json.loads(r.read())
+                if body["sbus"]["frames_sent"] > 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert body["armed"] is False and body["telemetry_connected"] is False
             assert body["sbus"]["frames_sent"] > 0
             try:

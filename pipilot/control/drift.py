@@ -1,0 +1,262 @@
+"""Horizontal velocity from the flight controller's IMU telemetry.
+
+The rig has no GPS, no flow sensor and no barometer, so drift has to be seen
+in the accelerometer. Two facts make that possible:
+
+1. Kinematics. Rotating the specific force (AccelState, body axes) into the
+   NED frame with the attitude (AttitudeState, propagated to the accelerometer
+   sample with the body rates of GyroState) and adding gravity gives the
+   horizontal acceleration; integrated from a standstill on the ground it is
+   the ground velocity.
+2. Rotor drag. A multirotor's thrust is along its body z axis, so the
+   horizontal body components of the specific force are the rotor drag, about
+   ``-k_drag`` times the air-relative velocity (Martin and Salaun, ICRA 2010;
+   Leishman et al., IEEE Control Systems 2014). Steady drift is therefore
+   visible, and it pins down the quantities that pure integration cannot.
+
+A six-state linear Kalman filter per sample combines them. State, NED
+horizontal: ground velocity ``v`` (2), wind ``w`` (2); body axes: the drag
+measurement's bias ``b`` (2): accelerometer bias plus a flight controller
+board mounted at a tilt to the rotor plane. ``b`` is calibrated on the ground
+(the frame standing level, disarmed) and then tracked as a slow random walk;
+it scales with thrust, since the tilted board sees a share of it. While the
+craft is on the ground the velocity is known to be zero (zero-velocity update).
+
+Conventions are LibrePilot's: NED world, body x forward, y right, z down,
+AccelState in m/s^2 (about -9.81 on z at rest), attitude in degrees, gyro
+rates in deg/s. This module is pure computation: no I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from pipilot.errors import ConfigError
+
+GRAVITY = 9.80665
+
+
+def rotation_body_to_ned(roll_deg: float, pitch_deg: float, yaw_deg: float) -> np.ndarray:
+    """Direction cosine matrix of a ZYX (yaw, pitch, roll) attitude."""
+    r, p, y = (math.radians(a) for a in (roll_deg, pitch_deg, yaw_deg))
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), \
+        math.sin(y)
+    return np.array([
+        [cp * cy, sr * sp * cy - cr * sy, cr * sp * cy + sr * sy],
+        [cp * sy, sr * sp * sy + cr * cy, cr * sp * sy - sr * cy],
+        [-sp, sr * cp, cr * cp],
+    ])
+
+
+def _rotate_small(rot: np.ndarray, rates_dps: np.ndarray, dt: float) -> np.ndarray:
+    """Propagate a body-to-NED rotation by body rates over dt (Rodrigues)."""
+    theta = np.radians(rates_dps) * dt
+    angle = float(np.linalg.norm(theta))
+    if angle < 1e-12:
+        return rot
+    k = theta / angle
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    step = np.eye(3) + math.sin(angle) * kx + (1 - math.cos(angle)) * kx @ kx
+    return rot @ step
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Model and noise parameters of the drift estimator."""
+
+    drag_coeff: float = 0.35
+    """k_drag (1/s): horizontal body specific force per m/s of air speed."""
+    accel_noise: float = 0.15
+    """Density of the kinematic acceleration's noise (m/s^2/sqrt(Hz))."""
+    drag_noise: float = 0.25
+    """Standard deviation of one drag measurement (m/s^2): vibration."""
+    wind_walk: float = 0.02
+    """How fast the wind may change (m/s/sqrt(s))."""
+    bias_walk: float = 0.002
+    """How fast the drag bias may change (m/s^2/sqrt(s))."""
+    bias_sigma0: float = 0.03
+    """Trust in the ground calibration of the bias (m/s^2)."""
+    wind_sigma0: float = 2.0
+    """Prior spread of the wind at take-off (m/s)."""
+    calibration_tau: float = 5.0
+    """Averaging time of the ground calibration (s)."""
+    max_gap: float = 0.5
+    """A longer pause between samples is not integrated across (s)."""
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift.estimator") -> (
+            EstimatorConfig):
+        return _from_mapping(cls, table, prefix)
+
+
+def _from_mapping(cls: Any, table: Mapping[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(known)})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{prefix}.{key}", f"must be a finite number > 0, not {value!r}")
+        values[key] = float(value)
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One set of IMU telemetry, at time ``t`` (s)."""
+
+    t: float
+    accel: tuple[float, float, float]
+    attitude: tuple[float, float, float]
+    """Roll, pitch, yaw (degrees), measured at ``attitude_t``."""
+    gyro: tuple[float, float, float] | None = None
+    attitude_t: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftEstimate:
+    """What the estimator knows after a sample."""
+
+    t: float
+    velocity_ned: tuple[float, float]
+    air_velocity_ned: tuple[float, float]
+    wind_ned: tuple[float, float]
+    bias_body: tuple[float, float]
+    velocity_heading: tuple[float, float]
+    """Ground velocity along the heading: (forward, right), m/s."""
+    velocity_sigma: float
+    on_ground: bool
+    yaw_deg: float = 0.0
+
+
+class DriftEstimator:
+    """Feed it ``Sample``s in time order; read ``estimate``."""
+
+    def __init__(self, config: EstimatorConfig | None = None) -> None:
+        self.config = config or EstimatorConfig()
+        self.x = np.zeros(6)
+        self.P = np.diag([1e-4, 1e-4, self.config.wind_sigma0**2, self.config.wind_sigma0**2,
+                          self.config.bias_sigma0**2, self.config.bias_sigma0**2])
+        self._ground_bias = np.zeros(2)  # drag bias at 1 g, from the ground
+        self._ground_kin = np.zeros(3)  # body-axes residual of the kinematics at rest
+        self._calibrated_for = 0.0
+        self._calibration_samples = 0
+        self._last_t: float | None = None
+        self._on_ground = True
+        self.estimate: DriftEstimate | None = None
+
+    @property
+    def calibrated_seconds(self) -> float:
+        """How long the ground calibration has averaged."""
+        return self._calibrated_for
+
+    def update(self, sample: Sample, *, on_ground: bool, at_rest: bool | None = None) -> (
+            DriftEstimate):
+        """Take one sample. ``on_ground``: not flying (velocity is zero).
+
+        ``at_rest`` (default: ``on_ground``) says the frame stands still and
+        level with the motors off, so the sample may refine the calibration.
+        """
+        cfg = self.config
+        if at_rest is None:
+            at_rest = on_ground
+        f_b = np.asarray(sample.accel, dtype=float)
+        if not np.all(np.isfinite(f_b)) or not all(math.isfinite(a) for a in sample.attitude):
+            raise ValueError("non-finite IMU sample")
+        rot = rotation_body_to_ned(*sample.attitude)
+        if sample.gyro is not None and sample.attitude_t is not None:
+            lag = sample.t - sample.attitude_t
+            if 0 < lag <= cfg.max_gap:
+                rot = _rotate_small(rot, np.asarray(sample.gyro, dtype=float), lag)
+
+        dt = 0.0 if self._last_t is None else sample.t - self._last_t
+        if dt < 0:
+            raise ValueError(f"samples out of order ({sample.t} after {self._last_t})")
+        self._last_t = sample.t
+        if dt > cfg.max_gap:
+            dt = 0.0
+
+        a_ned = rot @ f_b + np.array([0.0, 0.0, GRAVITY])
+        if at_rest:
+            self._calibrate(f_b, rot, a_ned, dt)
+        a_h = a_ned[:2] - (rot @ self._ground_kin)[:2]
+
+        if on_ground:
+            self._ground_update()
+        else:
+            if self._on_ground:
+                self._take_off()
+            self._predict(a_h, dt)
+            self._drag_update(f_b, rot)
+        self._on_ground = on_ground
+        self.estimate = self._make_estimate(sample.t, rot, sample.attitude[2])
+        return self.estimate
+
+    # -- the pieces ---------------------------------------------------------
+
+    def _calibrate(self, f_b: np.ndarray, rot: np.ndarray, a_ned: np.ndarray, dt: float) -> None:
+        # a running mean at first, an exponential average once tau is covered
+        self._calibration_samples += 1
+        weight = max(1.0 / self._calibration_samples, min(1.0, dt / self.config.calibration_tau))
+        self._ground_bias += weight * (f_b[:2] * GRAVITY / max(-f_b[2], 1.0) - self._ground_bias)
+        self._ground_kin += weight * (rot.T @ a_ned - self._ground_kin)
+        self._calibrated_for += dt
+
+    def _ground_update(self) -> None:
+        cfg = self.config
+        self.x[0:4] = 0.0
+        self.x[4:6] = self._ground_bias
+        self.P = np.diag([1e-6, 1e-6, cfg.wind_sigma0**2, cfg.wind_sigma0**2,
+                          cfg.bias_sigma0**2, cfg.bias_sigma0**2])
+
+    def _take_off(self) -> None:
+        self._ground_update()
+
+    def _predict(self, a_h: np.ndarray, dt: float) -> None:
+        if dt <= 0:
+            return
+        cfg = self.config
+        self.x[0:2] += a_h * dt
+        q = np.array([cfg.accel_noise**2, cfg.accel_noise**2, cfg.wind_walk**2,
+                      cfg.wind_walk**2, cfg.bias_walk**2, cfg.bias_walk**2]) * dt
+        self.P = self.P + np.diag(q)
+
+    def _drag_update(self, f_b: np.ndarray, rot: np.ndarray) -> None:
+        cfg = self.config
+        thrust_share = max(-f_b[2], 0.0) / GRAVITY  # the tilted board sees this much of b
+        if thrust_share < 0.3:
+            return  # free fall or a sensor glitch: the drag model does not hold
+        m = rot.T[0:2, 0:2]  # NED horizontal -> body x, y (attitude is small)
+        k = cfg.drag_coeff
+        h = np.hstack([-k * m, k * m, thrust_share * np.eye(2)])
+        innovation = f_b[:2] - h @ self.x
+        s = h @ self.P @ h.T + np.eye(2) * cfg.drag_noise**2
+        gain = self.P @ h.T @ np.linalg.inv(s)
+        self.x = self.x + gain @ innovation
+        ikh = np.eye(6) - gain @ h
+        self.P = ikh @ self.P @ ikh.T + gain @ (np.eye(2) * cfg.drag_noise**2) @ gain.T
+
+    def _make_estimate(self, t: float, rot: np.ndarray, yaw_deg: float) -> DriftEstimate:
+        v = self.x[0:2]
+        w = self.x[2:4]
+        cy, sy = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+        forward = cy * v[0] + sy * v[1]
+        right = -sy * v[0] + cy * v[1]
+        return DriftEstimate(
+            t=t,
+            velocity_ned=(float(v[0]), float(v[1])),
+            air_velocity_ned=(float(v[0] - w[0]), float(v[1] - w[1])),
+            wind_ned=(float(w[0]), float(w[1])),
+            bias_body=(float(self.x[4]), float(self.x[5])),
+            velocity_heading=(float(forward), float(right)),
+            velocity_sigma=float(math.sqrt(max(self.P[0, 0], self.P[1, 1]))),
+            on_ground=self._on_ground,
+            yaw_deg=yaw_deg,
+        )

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pipilot.core.clock import Clock
 from pipilot.errors import ConfigError
 
 GRAVITY = 9.80665
@@ -260,3 +261,102 @@ class DriftEstimator:
             on_ground=self._on_ground,
             yaw_deg=yaw_deg,
         )
+
+
+# -- the compensator: estimate -> two PIDs -> roll/pitch trims ---------------
+
+
+@dataclass(frozen=True)
+class CompensatorConfig:
+    """Gains and bounds of the drift loop (the ``[drift]`` config table)."""
+
+    kp: float = 4.0
+    """Degrees of tilt per m/s of drift."""
+    ki: float = 1.5
+    """Degrees of tilt per metre of accumulated drift (brings the craft back)."""
+    kd: float = 0.0
+    derivative_tau: float = 0.2
+    max_trim_deg: float = 8.0
+    """Bound of each trim angle."""
+    stick_angle_deg: float = 55.0
+    """Angle the flight controller gives a full roll/pitch stick (RollMax/PitchMax)."""
+    airborne_throttle: float = 0.3
+    """Armed with the throttle at or above this counts as flying."""
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift") -> CompensatorConfig:
+        plain = {k: v for k, v in table.items() if k not in ("estimator", "enabled")}
+        try:
+            return _from_mapping_allow_zero(cls, plain, prefix)
+        except ValueError as exc:
+            raise ConfigError(prefix, str(exc)) from exc
+
+
+def _from_mapping_allow_zero(cls: Any, table: Mapping[str, Any], prefix: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{prefix}.{key}", f"must be a finite number >= 0, not {value!r}")
+        values[key] = float(value)
+    cfg = cls(**values)
+    if cfg.stick_angle_deg <= 0 or cfg.max_trim_deg > cfg.stick_angle_deg:
+        raise ConfigError(f"{prefix}.max_trim_deg", "must be within stick_angle_deg (> 0)")
+    return cfg
+
+
+@dataclass(frozen=True)
+class Trim:
+    """The loop's output: tilt to add, in degrees and in stick units."""
+
+    roll_deg: float
+    pitch_deg: float
+    roll: float
+    pitch: float
+    active: bool
+    estimate: DriftEstimate
+
+
+class DriftController:
+    """Sans-IO drift loop: feed samples and the flight state, get trims.
+
+    Disarmed or on the ground the PIDs are off and the trims zero; when the
+    craft flies they switch on without a jump (from zero).
+    """
+
+    def __init__(self, config: CompensatorConfig | None = None,
+                 estimator: EstimatorConfig | None = None, *, clock: Clock) -> None:
+        from pipilot.control.pid import PID, PIDGains
+
+        self.config = config or CompensatorConfig()
+        self.estimator = DriftEstimator(estimator)
+        c = self.config
+        gains = PIDGains(kp=c.kp, ki=c.ki, kd=c.kd, derivative_tau=c.derivative_tau,
+                         out_min=-c.max_trim_deg, out_max=c.max_trim_deg)
+        self.roll_pid = PID(gains, clock, enabled=False)
+        self.pitch_pid = PID(gains, clock, enabled=False)
+
+    def step(self, sample: Sample, *, armed: bool, flying: bool) -> Trim:
+        flying = armed and flying
+        est = self.estimator.update(sample, on_ground=not flying, at_rest=not armed)
+        forward, right = est.velocity_heading
+        if flying:
+            for pid in (self.roll_pid, self.pitch_pid):
+                if not pid.enabled:
+                    pid.reset()
+                    pid.enable(0.0)
+            # nose up (+pitch) pushes back against forward drift; right side
+            # down (+roll) pushes right, so drift to the right needs -roll
+            pitch = self.pitch_pid.update(0.0, -forward, now=sample.t)
+            roll = self.roll_pid.update(0.0, right, now=sample.t)
+        else:
+            self.roll_pid.disable(0.0)
+            self.pitch_pid.disable(0.0)
+            roll = pitch = 0.0
+        scale = 1.0 / self.config.stick_angle_deg
+        return Trim(roll_deg=roll, pitch_deg=pitch, roll=roll * scale, pitch=pitch * scale,
+                    active=flying, estimate=est)

@@ -46,7 +46,7 @@ sim: build
 	$(VENV)/bin/pipilot sim
 
 test: system-deps build
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check pipilot tests bench

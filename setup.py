@@ -36,10 +36,14 @@ def extensions() -> list:
         return []
     from setuptools import Extension
 
+    sources = {name: name.replace(".", "/") + ".pyx" for name in CYTHON_MODULES}
     exts = [
-        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O2"])
-        for name in CYTHON_MODULES
+        Extension(name, [src], extra_compile_args=["-O2"])
+        for name, src in sources.items()
+        if os.path.exists(src)
     ]
+    if not exts:
+        return []
     return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False,
                                                                    "wraparound": False})
 

@@ -17,7 +17,7 @@ from pipilot.control.drift import GRAVITY, Sample, rotation_body_to_ned
 class QuadModel:
     def __init__(self, *, drag=0.35, wind=(0.5, 0.0), mount_pitch_deg=2.0,
                  mount_roll_deg=0.0, attitude_tau=0.15, accel_noise=0.0,
-                 accel_bias=(0.0, 0.0, 0.0), seed=1):
+                 accel_bias=(0.0, 0.0, 0.0), fc_gain=0.05 / 0.002 * math.pi / 180, seed=1):
         self.k = drag
         self.wind = np.array([*wind, 0.0])
         self.mount = rotation_body_to_ned(mount_roll_deg, mount_pitch_deg, 0.0)
@@ -25,15 +25,23 @@ class QuadModel:
         self.noise = accel_noise
         self.bias = np.array(accel_bias)
         self.rng = np.random.default_rng(seed)
-        self.att = np.zeros(3)  # board roll, pitch, yaw (deg)
+        self.att = np.zeros(3)  # board roll, pitch, yaw (deg) as the FC estimates them
+        self.fc_gain = fc_gain
+        self.delta = np.zeros(2)  # FC attitude error: true accel = estimated + g * delta
         self.v = np.zeros(3)
         self.p = np.zeros(3)
         self.flying = False
         self.t = 0.0
 
+    def board_rotation(self) -> np.ndarray:
+        """The true board attitude: the FC's estimate with its error removed."""
+        phi = np.array([-self.delta[1], self.delta[0], 0.0])
+        skew = np.array([[0, -phi[2], phi[1]], [phi[2], 0, -phi[0]], [-phi[1], phi[0], 0]])
+        return (np.eye(3) - skew) @ rotation_body_to_ned(*self.att)
+
     def specific_force(self, rates=None) -> np.ndarray:
         """Body (board) axes specific force, without noise."""
-        board = rotation_body_to_ned(*self.att)
+        board = self.board_rotation()
         if not self.flying:
             return board.T @ np.array([0.0, 0.0, -GRAVITY])
         rotor = board @ self.mount.T  # the rotor plane is the board tilted back by the mount
@@ -45,12 +53,15 @@ class QuadModel:
     def step(self, dt, roll_cmd_deg=0.0, pitch_cmd_deg=0.0):
         cmd = np.array([roll_cmd_deg, pitch_cmd_deg, self.att[2]])
         self.att += (cmd - self.att) * (1 - math.exp(-dt / self.tau))
+        a = np.zeros(3)
         if self.flying:
-            f = rotation_body_to_ned(*self.att) @ self.specific_force()
+            f = self.board_rotation() @ self.specific_force()
             a = f + np.array([0.0, 0.0, GRAVITY])
             a[2] = 0.0
             self.v += a * dt
             self.p += self.v * dt
+        # the FC's complementary filter leans its "down" towards the specific force
+        self.delta += self.fc_gain * (a[:2] / GRAVITY - self.delta) * dt
         self.t += dt
 
     def sample(self) -> Sample:

@@ -1,6 +1,7 @@
 """S.Bus codec benchmark: prints JSON.
 
-ns per encode/decode call for each twin, batch frames/s, and two baselines
+ns per encode/decode call for each twin, batch frames/s at several batch
+sizes (the target is checked against the slowest), and two baselines
 timed in the same process: a bit-at-a-time packer (how a first program
 usually writes it) and a Python big-integer packer.
 
@@ -32,6 +33,8 @@ import numpy as np
 from pipilot.sbus import _pack_py
 
 TARGETS = {"cython_encode_ns": 150.0, "python_encode_ns": 3000.0, "batch_frames_per_s": 10e6}
+#: Batch sizes (frames per call): cache-resident to many megabytes of output.
+BATCH_SIZES = (1_000, 10_000, 200_000)
 
 
 def bitloop_encode(channels: Sequence[int]) -> bytes:
@@ -97,7 +100,7 @@ def time_batch(fn: Callable[[np.ndarray], object], arr: np.ndarray, blocks: int)
 
 
 def bench_twin(mod: ModuleType, vectors: list[list[int]], frames: list[bytes],
-               arr: np.ndarray, blocks: int, batch_blocks: int) -> dict[str, Any]:
+               arrays: list[np.ndarray], blocks: int, batch_total: int) -> dict[str, Any]:
     tuples = [tuple(v) for v in vectors]
     ns = {"encode": mod.encode, "decode": mod.decode}
     return {
@@ -106,7 +109,10 @@ def bench_twin(mod: ModuleType, vectors: list[list[int]], frames: list[bytes],
         "encode_failsafe_kw_ns": stats(time_calls("encode(x, failsafe=True)", ns, vectors,
                                                   blocks)),
         "decode_ns": stats(time_calls("decode(x)", ns, frames, blocks)),
-        "batch_frames_per_s": stats(time_batch(mod.encode_batch, arr, batch_blocks)),
+        "batch_frames_per_s": {
+            str(len(arr)): stats(time_batch(mod.encode_batch, arr, max(5, batch_total // len(arr))))
+            for arr in arrays
+        },
     }
 
 
@@ -114,20 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
     args = parser.parse_args(argv)
-    blocks, batch_blocks, batch_n = (20, 5, 20_000) if args.quick else (300, 40, 200_000)
+    blocks, batch_total = (20, 400_000) if args.quick else (300, 8_000_000)
 
     rng = random.Random(2)
     vectors = [[rng.randrange(2048) for _ in range(16)] for _ in range(256)]
     frames = [_pack_py.encode(v) for v in vectors]
-    arr = np.random.default_rng(2).integers(0, 2048, (batch_n, 16)).astype(np.uint16)
+    arrays = [np.random.default_rng(n).integers(0, 2048, (n, 16)).astype(np.uint16)
+              for n in BATCH_SIZES]
 
     for v, f in zip(vectors, frames, strict=True):  # the baselines must be right too
         assert bitloop_encode(v) == f == bigint_encode(v)
         assert bigint_decode(f) == tuple(v)
 
     twins: dict[str, ModuleType] = {"python": _pack_py}
-    result: dict[str, Any] = {"python_version": platform.python_version(),
-                              "machine": platform.machine(), "numpy": np.__version__}
+    result: dict[str, Any] = {
+        "python_version": platform.python_version(), "machine": platform.machine(),
+        "numpy": np.__version__,
+        "config": {"blocks": blocks, "calls_per_block": len(vectors),
+                   "batch_frames_per_size": batch_total},
+    }
     try:
         twins["cython"] = importlib.import_module("pipilot.sbus._pack")
     except ImportError as exc:
@@ -147,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "bigint_decode_ns": stats(time_calls("bigint_decode(x)", base_ns, frames, blocks)),
         }
         for name, mod in twins.items():
-            result[name] = bench_twin(mod, vectors, frames, arr, blocks, batch_blocks)
+            result[name] = bench_twin(mod, vectors, frames, arrays, blocks, batch_total)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -165,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         cy = result["cython"]
         ratios["python_over_cython_encode"] = round(
             result["python"]["encode_ns"]["median"] / cy["encode_ns"]["median"], 1)
-        ratios["batch_over_cython_encode_loop"] = round(
-            cy["batch_frames_per_s"]["median"] * cy["encode_ns"]["median"] * 1e-9, 1)
+        slowest_batch = min(b["median"] for b in cy["batch_frames_per_s"].values())
+        ratios["slowest_batch_over_cython_encode_loop"] = round(
+            slowest_batch * cy["encode_ns"]["median"] * 1e-9, 1)
         met["cython_encode_ns"] = cy["encode_ns"]["median"] <= TARGETS["cython_encode_ns"]
-        met["batch_frames_per_s"] = (cy["batch_frames_per_s"]["median"]
-                                     >= TARGETS["batch_frames_per_s"])
+        met["batch_frames_per_s"] = slowest_batch >= TARGETS["batch_frames_per_s"]
     met["python_encode_ns"] = (result["python"]["encode_ns"]["median"]
                                <= TARGETS["python_encode_ns"])
     result["ratios"] = ratios

@@ -7,6 +7,7 @@ import os
 from types import ModuleType
 
 import pytest
+from hypothesis import settings
 
 TWINS = {"cython": "pipilot.sbus._pack", "python": "pipilot.sbus._pack_py"}
 
@@ -21,3 +22,8 @@ def load_twin(name: str) -> ModuleType:
         if os.environ.get("PIPILOT_REQUIRE_CYTHON") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+#: Hypothesis settings for this suite: no per-example deadline, which a
+#: loaded machine could miss for reasons that have nothing to do with the codec.
+no_deadline = settings(deadline=None)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sbus_twins import no_deadline
 
 from pipilot.sbus import _pack_py
 
@@ -24,6 +25,7 @@ def frames_one_by_one(arr: np.ndarray, flags: np.ndarray) -> bytes:
     )
 
 
+@no_deadline
 @given(arr=batches, data=st.data())
 def test_batch_matches_encode(impl: ModuleType, arr: np.ndarray, data: st.DataObject) -> None:
     flags = data.draw(hnp.arrays(np.uint8, arr.shape[0], elements=st.integers(0, 15)))
@@ -34,6 +36,7 @@ def test_batch_matches_encode(impl: ModuleType, arr: np.ndarray, data: st.DataOb
     assert plain.tobytes() == frames_one_by_one(arr, np.zeros(arr.shape[0], np.uint8))
 
 
+@no_deadline
 @given(arr=batches)
 def test_twins_batch_identically(twins: tuple[ModuleType, ModuleType], arr: np.ndarray) -> None:
     compiled, python = twins

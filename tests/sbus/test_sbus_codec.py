@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sbus_twins import no_deadline
 
 from pipilot.sbus import Frame
 
@@ -23,6 +24,7 @@ valid_frames = st.builds(
 )
 
 
+@no_deadline
 @given(channels=channel_vectors, flags=flag_sets)
 def test_round_trip(impl: ModuleType, channels: list[int], flags: dict[str, bool]) -> None:
     frame = impl.encode(channels, **flags)
@@ -30,6 +32,7 @@ def test_round_trip(impl: ModuleType, channels: list[int], flags: dict[str, bool
     assert impl.decode(frame) == Frame(tuple(channels), **flags)
 
 
+@no_deadline
 @given(frame=valid_frames)
 def test_decode_then_encode(impl: ModuleType, frame: bytes) -> None:
     decoded = impl.decode(frame)
@@ -40,6 +43,7 @@ def test_decode_then_encode(impl: ModuleType, frame: bytes) -> None:
     assert again == frame[:23] + bytes([frame[23] & 0x0F, 0])
 
 
+@no_deadline
 @given(channels=channel_vectors, flags=flag_sets)
 def test_twins_encode_identically(
     twins: tuple[ModuleType, ModuleType], channels: list[int], flags: dict[str, bool]
@@ -49,6 +53,7 @@ def test_twins_encode_identically(
     assert compiled.encode(tuple(channels)) == python.encode(tuple(channels))
 
 
+@no_deadline
 @given(frame=valid_frames)
 def test_twins_decode_identically(twins: tuple[ModuleType, ModuleType], frame: bytes) -> None:
     compiled, python = twins
@@ -56,6 +61,7 @@ def test_twins_decode_identically(twins: tuple[ModuleType, ModuleType], frame: b
     assert compiled.decode(bytearray(frame)) == python.decode(memoryview(frame))
 
 
+@no_deadline
 @given(data=st.binary(max_size=30))
 def test_twins_agree_on_any_bytes(twins: tuple[ModuleType, ModuleType], data: bytes) -> None:
     results = []
@@ -67,6 +73,7 @@ def test_twins_agree_on_any_bytes(twins: tuple[ModuleType, ModuleType], data: by
     assert results[0] == results[1]
 
 
+@no_deadline
 @given(values=st.lists(st.one_of(st.integers(-5000, 5000), st.floats(), st.none()), max_size=20))
 def test_twins_agree_on_any_channels(
     twins: tuple[ModuleType, ModuleType], values: list[Any]

@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sbus_twins import no_deadline
 
 from pipilot.sbus import unit_to_value, us_to_value, value_to_unit, value_to_us
 
@@ -59,6 +60,7 @@ def test_unit_round_trip_exhaustive() -> None:
     assert all(unit_to_value(value_to_unit(v)) == v for v in range(172, 1812))
 
 
+@no_deadline
 @given(a=st.floats(-2, 2), b=st.floats(-2, 2))
 def test_unit_monotonic_and_close(a: float, b: float) -> None:
     lo, hi = sorted((a, b))
@@ -67,6 +69,7 @@ def test_unit_monotonic_and_close(a: float, b: float) -> None:
     assert abs(value_to_unit(unit_to_value(a)) - clamped) <= 0.5 / 819 + 1e-12
 
 
+@no_deadline
 @given(us=st.floats(allow_nan=False))
 def test_us_saturates(us: float) -> None:
     v = us_to_value(us)

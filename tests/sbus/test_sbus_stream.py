@@ -8,6 +8,7 @@ from types import ModuleType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sbus_twins import no_deadline
 
 from pipilot.sbus import FrameDecoder, SyncState
 
@@ -24,6 +25,7 @@ def feed_in_chunks(dec: FrameDecoder, data: bytes, cuts: list[int]) -> list:
     return frames
 
 
+@no_deadline
 @given(vectors=st.lists(channel_vectors, max_size=6), cuts=st.lists(st.integers(0, 10**6)))
 def test_clean_stream_any_chunking(impl: ModuleType, vectors: list, cuts: list[int]) -> None:
     stream = b"".join(impl.encode(v, failsafe=i % 2 == 1) for i, v in enumerate(vectors))
@@ -34,6 +36,7 @@ def test_clean_stream_any_chunking(impl: ModuleType, vectors: list, cuts: list[i
     assert (dec.good_frames, dec.discarded_bytes, dec.pending) == (len(vectors), 0, 0)
 
 
+@no_deadline
 @given(
     garbage=st.binary(max_size=80).map(lambda b: b.replace(b"\x0f", b"")),
     vectors=st.lists(channel_vectors, min_size=1, max_size=4),
@@ -51,6 +54,7 @@ def test_resync_after_garbage(
     assert dec.state is SyncState.SYNCED
 
 
+@no_deadline
 @given(garbage=st.binary(max_size=120), vectors=st.lists(channel_vectors, min_size=1, max_size=3),
        cuts=st.lists(st.integers(0, 10**6), max_size=8))
 def test_gap_resyncs_after_any_garbage(
@@ -67,6 +71,7 @@ def test_gap_resyncs_after_any_garbage(
     assert [f.channels for f in frames] == [tuple(v) for v in vectors]
 
 
+@no_deadline
 @given(data=st.binary(max_size=300), cuts=st.lists(st.integers(0, 10**6), max_size=10))
 def test_random_bytes_accounting(impl: ModuleType, data: bytes, cuts: list[int]) -> None:
     chunked = FrameDecoder(decode=impl.decode)

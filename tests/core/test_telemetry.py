@@ -1,0 +1,496 @@
+"""TelemetrySession against the scripted flight-side peer over a real socket pair.
+
+Time is a VirtualClock that a driver task moves 50 ms per 2 ms of loop time,
+so the firmware's seconds-long timers pass quickly, and a stalled loop stalls
+virtual time with it (no flaky timing on a loaded machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from pipilot.core.clock import VirtualClock
+from pipilot.core.telemetry import (
+    TelemetryError,
+    TelemetryNack,
+    TelemetrySession,
+    TelemetryTimeout,
+)
+from pipilot.errors import LinkError
+from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
+from pipilot.uavtalk.handshake import LinkState
+from pipilot.uavtalk.opl import read_opl
+from pipilot.uavtalk.testing import FlightPeer
+
+pytestmark = pytest.mark.timeout(60)
+
+REG = load_definitions()
+STEP = 0.05  # virtual seconds per driver step
+
+
+class PeerLink:
+    """Runs a FlightPeer on one end of a socket pair, in virtual time."""
+
+    def __init__(self, peer: FlightPeer, clock: VirtualClock) -> None:
+        self.peer = peer
+        self.clock = clock
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writer: asyncio.StreamWriter | None = None
+        self.raw_rx = bytearray()
+
+    async def attach(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        a, b = socket.socketpair()
+        ground = await asyncio.open_connection(sock=a)
+        reader, writer = await asyncio.open_connection(sock=b)
+        self.writer = writer
+        self.tasks += [asyncio.create_task(self._rx(reader))]
+        return ground
+
+    def start_clock(self) -> None:
+        self.tasks.append(asyncio.create_task(self._tick()))
+
+    async def _rx(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(4096):
+            self.raw_rx += data
+            self.send(self.peer.feed(data, self.clock.now()))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.002)
+            self.clock.advance(STEP)
+            self.send(self.peer.tick(self.clock.now()))
+
+    def send(self, data: bytes) -> None:
+        if data and self.writer is not None and not self.writer.is_closing():
+            self.writer.write(data)
+
+    def hang_up(self) -> None:
+        assert self.writer is not None
+        self.writer.close()
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def until(cond: Callable[[], bool], virtual_s: float, clock: VirtualClock) -> None:
+    """Wait until ``cond()`` holds; fail after ``virtual_s`` of virtual time."""
+    end = clock.now() + virtual_s
+    while not cond():
+        assert clock.now() < end, "condition not reached in time"
+        await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[tuple[TelemetrySession, PeerLink, VirtualClock]]:
+    clock = VirtualClock()
+    peer = FlightPeer(REG, periodic={"AttitudeState": 0.2, "FlightStatus": 1.0})
+    link = PeerLink(peer, clock)
+    reader, writer = await link.attach()
+    session = TelemetrySession(reader, writer, REG, clock=clock, poll_interval=0.002)
+    await session.start()
+    link.start_clock()
+    yield session, link, clock
+    await session.stop()
+    await link.close()
+
+
+async def test_handshake_connects(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    assert not session.connected
+    await until(lambda: session.connected, 10, clock)
+    assert session.state is LinkState.CONNECTED
+    assert link.peer.status == "Connected"
+    assert link.peer.gcs_status == "Connected"
+    flight = session.latest("FlightTelemetryStats")
+    assert flight is not None and flight[0]["Status"] == "Connected"
+    assert session.stats["connects"] == 1
+    # The ground keeps the link alive well inside the firmware's 8 s timeout.
+    await until(lambda: clock.now() > 30, 60, clock)
+    assert session.connected and link.peer.status == "Connected"
+    gcs = [p for p in link.peer.received if p.name == "GCSTelemetryStats"]
+    assert len(gcs) >= 30 / 2.0 - 2
+    assert gcs[-1].values["TxBytes"] > 0 and gcs[-1].values["RxBytes"] > 0
+
+
+async def test_latest_and_subscribe(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, _clock = rig
+    assert session.latest("AttitudeState") is None
+    link.peer.set("AttitudeState", REG["AttitudeState"].defaults() | {"Roll": 12.5})
+    sub = session.subscribe("AttitudeState")
+    got = []
+    async for values in sub:
+        got.append(values)
+        if len(got) == 3:
+            break
+    sub.close()
+    assert all(v["Roll"] == 12.5 for v in got)
+    values, age = session.latest("AttitudeState")
+    assert values["Roll"] == 12.5 and 0 <= age < 1.0
+    with pytest.raises(TelemetryError, match="unknown UAVObject 'Nope'"):
+        session.subscribe("Nope")
+
+
+async def test_requests(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer.set("SystemStats", REG["SystemStats"].defaults() | {"FlightTime": 4242})
+    assert (await session.request("SystemStats"))["FlightTime"] == 4242
+    assert session.latest("SystemStats")[0]["FlightTime"] == 4242
+    meta = await session.request("AttitudeStateMeta")
+    assert meta["telemetry_update_mode"] == "periodic" and meta["telemetry_period_ms"] == 130
+    wp = REG["Waypoint"]
+    for i in range(3):
+        link.peer.set("Waypoint", wp.defaults() | {"Velocity": float(i)}, instance=i)
+    all_wp = await session.request("Waypoint", ALL_INSTANCES)
+    assert sorted(all_wp) == [0, 1, 2]
+    assert [all_wp[i]["Velocity"] for i in range(3)] == [0.0, 1.0, 2.0]
+    reqs = [p for p in link.peer.received if p.type == PacketType.OBJ_REQ]
+    assert reqs[-1].instance_id == ALL_INSTANCES
+    with pytest.raises(TelemetryNack, match="Waypoint"):
+        await session.request("Waypoint", 7)
+
+
+async def test_send_with_ack_retry_and_failures(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    fm = REG["FlightModeSettings"]
+    values = fm.defaults()
+    await session.send("FlightModeSettings", values)
+    assert link.peer.get("FlightModeSettings") == values
+    # a lost ACK is retried
+    link.peer.withhold_acks = 1
+    await session.send("FlightModeSettings", values)
+    assert session.stats["tx_retries"] == 1
+    # a refusal is an error at once
+    link.peer.nack_ids.add(fm.object_id)
+    with pytest.raises(TelemetryNack, match="FlightModeSettings"):
+        await session.send("FlightModeSettings", values)
+    link.peer.nack_ids.clear()
+    # no answer at all: every retry times out
+    link.peer.withhold_acks = 10
+    t0 = clock.now()
+    with pytest.raises(TelemetryTimeout, match="FlightModeSettings"):
+        await session.send("FlightModeSettings", values)
+    assert clock.now() - t0 >= 3 * session.ack_timeout
+    assert session.stats["tx_failures"] == 1
+    # unacknowledged send and bad values
+    await session.send("AttitudeState", REG["AttitudeState"].defaults(), ack=False)
+    with pytest.raises(ValueError, match=r"AttitudeState\.Roll"):
+        await session.send("AttitudeState", {"Roll": "level"}, ack=False)
+
+
+async def test_partial_send_merges_latest(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    await session.request("FlightStatus")
+    with pytest.raises(ValueError, match="missing"):
+        await session.send("ActuatorCommand", {"UpdateTime": 3})
+    await session.send("FlightStatus", {"Armed": "Armed"})
+    assert link.peer.get("FlightStatus")["Armed"] == "Armed"
+    assert link.peer.get("FlightStatus")["FlightMode"] == "Manual"
+
+
+async def test_link_loss_and_reconnection(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer.silent = True
+    await until(lambda: not session.connected, 10, clock)
+    assert session.state is LinkState.HANDSHAKE_REQ
+    assert session.stats["link_losses"] == 1
+    assert "waiting for the flight controller" in session.waiting_for()
+    link.peer.silent = False
+    await until(lambda: session.connected, 20, clock)
+    assert session.stats["connects"] == 2
+
+
+async def test_idle_link_is_kept_by_probes(rig) -> None:  # type: ignore[no-untyped-def]
+    """No periodic objects at all from the flight side: requests keep the link known alive."""
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer.periodic = {}
+    link.peer.periodic_stats = False
+    t0 = clock.now()
+    await until(lambda: clock.now() > t0 + 60, 120, clock)
+    assert session.connected and session.stats["link_losses"] == 0
+    fts = REG["FlightTelemetryStats"].object_id
+    probes = [p for p in link.peer.received if p.type == PacketType.OBJ_REQ and p.object_id == fts]
+    assert len(probes) >= 60 / 6
+
+
+async def test_flight_reboot_reconnects(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer = FlightPeer(REG, periodic={"AttitudeState": 0.2})  # a rebooted flight side
+    # It reports Disconnected; the session asks again and both sides reconnect.
+    await until(lambda: session.stats["connects"] == 2, 20, clock)
+    assert session.connected and link.peer.status == "Connected"
+    assert link.peer.received[0].name == "GCSTelemetryStats"
+
+
+async def test_handshake_survives_drops(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    link.peer.rx_drop = 0.5
+    link.peer.tx_drop = 0.3
+    await until(lambda: session.connected, 60, clock)
+    await until(lambda: link.peer.status == "Connected", 30, clock)
+
+
+async def test_flight_acked_objects_and_requests(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    fs = REG["FlightStatus"]
+    link.send(encode_packet(PacketType.OBJ_ACK, fs.object_id, 0, fs.encode(fs.defaults())))
+    link.send(encode_packet(PacketType.OBJ_ACK, 0x1234, 0, b"xx"))
+    link.send(encode_packet(PacketType.OBJ_REQ, REG["GCSTelemetryStats"].object_id, 0))
+    link.send(encode_packet(PacketType.OBJ_REQ, fs.object_id + 2, 0))
+    await until(lambda: sum(p.type in (PacketType.ACK, PacketType.NACK)
+                            for p in link.peer.received) >= 3, 5, clock)
+    got = [(p.type, p.object_id) for p in link.peer.received if p.type != PacketType.OBJ
+           or p.object_id != REG["GCSTelemetryStats"].object_id]
+    assert (PacketType.ACK, fs.object_id) in got
+    assert (PacketType.NACK, 0x1234) in got
+    assert (PacketType.NACK, fs.object_id + 2) in got
+
+
+async def test_stop_says_disconnected_and_ends_subscriptions(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    sub = session.subscribe("AttitudeState")
+    await session.stop()
+    await until(lambda: link.peer.gcs_status == "Disconnected", 5, clock)
+    leftover = [v async for v in sub]  # ends instead of waiting forever
+    assert sub.closed and len(leftover) <= 64
+    assert not session.connected and session.state is LinkState.STOPPED
+    with pytest.raises(TelemetryError, match="closed"):
+        await session.request("SystemStats")
+
+
+async def test_eof_without_reopen_closes(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    sub = session.subscribe("AttitudeState")
+    link.hang_up()
+    await until(lambda: session.closed, 5, clock)
+    async for _ in sub:
+        pass
+    assert not session.connected
+
+
+async def test_reopen_after_eof() -> None:
+    clock = VirtualClock()
+    links: list[PeerLink] = []
+
+    async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        link = PeerLink(FlightPeer(REG), clock)
+        links.append(link)
+        pair = await link.attach()
+        link.start_clock()
+        return pair
+
+    reader, writer = await reopen()
+    session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
+                               poll_interval=0.002, reopen_delay=0.01)
+    await session.start()
+    try:
+        await until(lambda: session.connected, 10, clock)
+        await links[0].close()
+        await until(lambda: not session.connected, 5, clock)
+        await until(lambda: session.stats["reopens"] == 1, 10, clock)
+        await until(lambda: session.connected, 20, clock)
+        assert session.stats["connects"] == 2
+    finally:
+        await session.stop()
+        for link in links:
+            await link.close()
+
+
+async def test_record_while_flying(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    session, _link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    path = tmp_path / "flight.opl"
+    session.record_to(path)
+    assert session.stats["recording"] == str(path)
+    await until(lambda: session.stats["rx_objects"] > 40, 30, clock)
+    session.record_to(None)
+    records = list(read_opl(path))
+    assert records and all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(records))
+    parser = PacketParser(REG)
+    names = {p.name for r in records for p in parser.feed(r.data)}
+    assert "AttitudeState" in names
+    raw = path.read_bytes()
+    _ms, size = struct.unpack_from("<Iq", raw)
+    assert size == len(records[0].data) > 0
+    assert raw[12:12 + size] == records[0].data
+
+
+async def test_real_clock_defaults() -> None:
+    """With the real clock and default timings the handshake completes in about a second."""
+    a, b = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=a)
+    preader, pwriter = await asyncio.open_connection(sock=b)
+    peer = FlightPeer(REG)
+    session = TelemetrySession(reader, writer, REG)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        while data := await preader.read(4096):
+            pwriter.write(peer.feed(data, loop.time()))
+
+    task = asyncio.create_task(serve())
+    await session.start()
+    try:
+        await session.wait_connected(timeout=20)
+        assert session.connected
+    finally:
+        await session.stop()
+        task.cancel()
+        pwriter.close()
+
+
+async def test_open_over_tcp() -> None:
+    """TelemetrySession.open on tcp:HOST:PORT (the simulator and remote links use TCP)."""
+    peer = FlightPeer(REG)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        while data := await reader.read(4096):
+            writer.write(peer.feed(data, loop.time()))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
+    await session.start()
+    try:
+        await session.wait_connected(timeout=20)
+        assert (await session.request("FlightStatus"))["Armed"] == "Disarmed"
+    finally:
+        await session.stop()
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(LinkError, match="cannot connect"):
+        await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
+
+
+async def test_unread_link_does_not_hoard_memory() -> None:
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    reader, writer = await asyncio.open_connection(sock=a)
+    session = TelemetrySession(reader, writer, REG, poll_interval=0.002)
+    big = REG["HwSettings"].defaults()
+    for _ in range(5000):  # nobody reads b
+        await session.send("HwSettings", big, ack=False)
+    assert writer.transport.get_write_buffer_size() <= 64 * 1024 + 300
+    assert session.stats["tx_errors"] > 0
+    await session.stop()
+    b.close()
+
+
+async def test_a_failing_handler_does_not_end_the_session(rig) -> None:  # type: ignore[no-untyped-def]
+    session, _link, clock = rig
+    real = session.handshake.on_flight_status
+    calls = []
+
+    def flaky(status: str, now: float) -> str | None:
+        calls.append(status)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(status, now)
+
+    session.handshake.on_flight_status = flaky  # type: ignore[method-assign]
+    await until(lambda: session.connected, 20, clock)
+    assert session.stats["handle_errors"] == 1
+
+
+async def test_slow_subscriber_keeps_the_newest(rig) -> None:  # type: ignore[no-untyped-def]
+    session, _link, clock = rig
+    sub = session.subscribe("SystemStats", maxsize=3)
+    for k in range(10):
+        sub._put({"k": k})
+    sub.close()
+    assert [v["k"] async for v in sub] == [7, 8, 9]
+    assert sub.dropped == 7
+    live = session.subscribe("AttitudeState", maxsize=3)
+    await until(lambda: live.dropped >= 3, 20, clock)
+    assert live._queue.qsize() == 3
+
+
+async def test_open_serial_on_a_pty() -> None:
+    """open_serial gives working asyncio streams, raw, at the requested baud rate."""
+    import os
+    import termios
+    import tty
+
+    from pipilot.core.telemetry import open_serial
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    try:
+        reader, writer = await open_serial(os.ttyname(slave), 57600)
+        attrs = termios.tcgetattr(slave)
+        assert attrs[4] == attrs[5] == termios.B57600
+        assert not attrs[3] & termios.ICANON and not attrs[3] & termios.ECHO
+        os.write(master, b"\x3c\x00\x0a\x0d\xff")  # bytes a cooked tty would mangle
+        got = b""
+        while len(got) < 5:
+            got += await asyncio.wait_for(reader.read(100), 10)
+        assert got == b"\x3c\x00\x0a\x0d\xff"
+        writer.write(b"\x11\x13\x0d\x0a")
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        back = await loop.run_in_executor(None, os.read, master, 100)
+        assert back == b"\x11\x13\x0d\x0a"
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5)
+        assert await asyncio.wait_for(reader.read(10), 5) == b""  # read side closed too
+    finally:
+        os.close(master)
+        os.close(slave)
+    with pytest.raises(LinkError, match="cannot open serial port"):
+        await open_serial("/dev/nonexistent-tty", 9600)
+
+
+async def test_reopen_retries_until_the_port_is_back() -> None:
+    clock = VirtualClock()
+    links: list[PeerLink] = []
+    failures = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
+
+    async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if links and failures:
+            raise failures.pop(0)
+        link = PeerLink(FlightPeer(REG), clock)
+        links.append(link)
+        pair = await link.attach()
+        link.start_clock()
+        return pair
+
+    reader, writer = await reopen()
+    session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
+                               poll_interval=0.002, reopen_delay=0.01)
+    await session.start()
+    try:
+        await until(lambda: session.connected, 10, clock)
+        await links[0].close()
+        await until(lambda: not session.connected, 5, clock)
+        assert session.stats["link_losses"] == 1
+        await until(lambda: session.stats["reopens"] == 1, 30, clock)
+        assert not failures and len(links) == 2
+        await until(lambda: session.connected, 30, clock)
+    finally:
+        await session.stop()
+        for link in links:
+            await link.close()

@@ -22,11 +22,13 @@ acceleration is gone. With the filter's known gain ``K`` (AttitudeSettings
 AccelKp / the attitude period) that error ``d`` is modelled: the true
 acceleration is ``a_est + g d`` and ``d' = K a_est / g``.
 
-An eight-state linear Kalman filter per sample combines it all. State, NED
+A ten-state linear Kalman filter per sample combines it all. State, NED
 horizontal: ground velocity ``v`` (2), wind ``w`` (2); body axes: the drag
 measurement's bias ``b`` (2): accelerometer bias plus a flight controller
 board mounted at a tilt to the rotor plane; NED horizontal: the FC's attitude
-error ``d`` (2, radians). ``b`` is calibrated on the ground (the frame
+error ``d`` (2, radians); body axes: the accelerometer's own share ``beta``
+of ``b`` (2), which unlike the mount share does not scale with thrust and so
+matters in climbs. ``b`` is calibrated on the ground (the frame
 standing level, disarmed) and then tracked as a slow random walk; it scales
 with thrust, since the tilted board sees a share of it. While the craft is on
 the ground the velocity is known to be zero (zero-velocity update); right
@@ -51,7 +53,7 @@ from pipilot.core.clock import Clock
 from pipilot.errors import ConfigError
 
 GRAVITY = 9.80665
-N_STATES = 8
+N_STATES = 10
 
 
 def rotation_body_to_ned(roll_deg: float, pitch_deg: float, yaw_deg: float) -> np.ndarray:
@@ -100,6 +102,14 @@ class EstimatorConfig:
     """Averaging time of the ground calibration (s)."""
     max_gap: float = 0.5
     """A longer pause between samples is not integrated across (s)."""
+    accel_bias_sigma: float = 0.1
+    """Prior spread of the accelerometer's own bias (m/s^2), part of b."""
+    liftoff_margin: float = 0.03
+    """Lift-off shows as a vertical specific force this much above 1 g."""
+    liftoff_timeout: float = 1.5
+    """Or is assumed this long (s) after the motors were asked to fly."""
+    vertical_leak_tau: float = 10.0
+    """Leak (s) of the vertically integrated velocity, which has no other reference."""
     fc_accel_kp: float = 0.05
     """The FC's AttitudeSettings.AccelKp (16.09 default)."""
     fc_attitude_dt: float = 0.002
@@ -173,6 +183,8 @@ class DriftEstimator:
         self._calibration_samples = 0
         self._last_t: float | None = None
         self._on_ground = True
+        self._motors_up_for: float | None = None
+        self._vz = 0.0  # vertical velocity (NED, down), a leaky integral
         self.estimate: DriftEstimate | None = None
 
     @property
@@ -212,13 +224,27 @@ class DriftEstimator:
         a_h = a_ned[:2] - (rot @ self._ground_kin)[:2]
 
         if on_ground:
-            self._ground_update()
+            self._motors_up_for = None
+        elif self._motors_up_for is None:
+            self._motors_up_for = 0.0
         else:
-            if self._on_ground:
-                self._take_off()
-            self._predict(a_h, dt)
+            self._motors_up_for += dt
+        # Throttle up is not lift-off: until the craft leaves the ground its
+        # accelerometer shows no drag, and a wind learnt then would be wrong.
+        lifting = -f_b[2] > GRAVITY * (1.0 + cfg.liftoff_margin)
+        airborne = not on_ground and (
+            not self._on_ground or lifting
+            or (self._motors_up_for or 0.0) >= cfg.liftoff_timeout)
+        if not airborne:
+            self._ground_update()
+            self._vz = 0.0
+        else:
+            a_z = a_ned[2] - (rot @ self._ground_kin)[2]
+            self._vz += (a_z - self._vz / cfg.vertical_leak_tau) * dt
+            share = -f_b[2] / GRAVITY
+            self._predict(a_h, dt, rot, share)
             self._drag_update(f_b, rot)
-        self._on_ground = on_ground
+        self._on_ground = not airborne
         self.estimate = self._make_estimate(sample.t, rot, sample.attitude[2])
         return self.estimate
 
@@ -235,32 +261,34 @@ class DriftEstimator:
     def _ground_covariance(self) -> np.ndarray:
         cfg = self.config
         return np.diag([1e-6, 1e-6, cfg.wind_sigma0**2, cfg.wind_sigma0**2,
-                        cfg.bias_sigma0**2, cfg.bias_sigma0**2, 1e-6, 1e-6])
+                        cfg.bias_sigma0**2, cfg.bias_sigma0**2, 1e-6, 1e-6,
+                        cfg.accel_bias_sigma**2, cfg.accel_bias_sigma**2])
 
     def _ground_update(self) -> None:
         self.x[:] = 0.0
         self.x[4:6] = self._ground_bias
         self.P = self._ground_covariance()
 
-    def _take_off(self) -> None:
-        self._ground_update()
-
-    def _predict(self, a_h: np.ndarray, dt: float) -> None:
+    def _predict(self, a_h: np.ndarray, dt: float, rot: np.ndarray, share: float) -> None:
         if dt <= 0:
             return
         cfg = self.config
         f = np.eye(N_STATES)
-        f[0:2, 6:8] = GRAVITY * dt * np.eye(2)  # v' = a_est + g d
+        f[0:2, 6:8] = GRAVITY * dt * np.eye(2)  # v' = a_est + g d - (1 - s) R beta
+        f[0:2, 8:10] = -(1.0 - share) * dt * rot[0:2, 0:2]
         self.x = f @ self.x
         self.x[0:2] += a_h * dt
-        self.x[6:8] += cfg.fc_gain / GRAVITY * a_h * dt  # d' = K a_est / g
+        # d' = K a_est / |f|: the FC turns towards the direction of the specific force
+        k_fc = cfg.fc_gain / (GRAVITY * max(share, 0.3))
+        self.x[6:8] += k_fc * a_h * dt
         # the acceleration's noise enters v and, through the FC model, d: correlated
         g_in = np.zeros((N_STATES, 2))
         g_in[0:2] = np.eye(2)
-        g_in[6:8] = cfg.fc_gain / GRAVITY * np.eye(2)
+        g_in[6:8] = k_fc * np.eye(2)
         q_in = g_in @ g_in.T * cfg.accel_noise**2 * dt
         q = np.array([0.0, 0.0, cfg.wind_walk**2, cfg.wind_walk**2, cfg.bias_walk**2,
-                      cfg.bias_walk**2, cfg.fc_error_walk**2, cfg.fc_error_walk**2]) * dt
+                      cfg.bias_walk**2, cfg.fc_error_walk**2, cfg.fc_error_walk**2,
+                      cfg.bias_walk**2, cfg.bias_walk**2]) * dt
         self.P = f @ self.P @ f.T + q_in + np.diag(q)
 
     def _drag_update(self, f_b: np.ndarray, rot: np.ndarray) -> None:
@@ -270,7 +298,12 @@ class DriftEstimator:
             return  # free fall or a sensor glitch: the drag model does not hold
         m = rot.T[0:2, 0:2]  # NED horizontal -> body x, y (attitude is small)
         k = cfg.drag_coeff
-        h = np.hstack([-k * m, k * m, thrust_share * np.eye(2), np.zeros((2, 2))])
+        # The rotor plane leans by about b/g against the board, so a vertical
+        # air speed shows up as (b/g) v_z of horizontal air speed to the rotors.
+        vertical = k * self._vz / GRAVITY
+        # b = mount share + accelerometer bias beta; only the first scales with thrust
+        h = np.hstack([-k * m, k * m, (thrust_share - vertical) * np.eye(2),
+                       np.zeros((2, 2)), (1.0 - thrust_share + vertical) * np.eye(2)])
         innovation = f_b[:2] - h @ self.x
         s = h @ self.P @ h.T + np.eye(2) * cfg.drag_noise**2
         gain = self.P @ h.T @ np.linalg.inv(s)
@@ -304,9 +337,9 @@ class DriftEstimator:
 class CompensatorConfig:
     """Gains and bounds of the drift loop (the ``[drift]`` config table)."""
 
-    kp: float = 4.0
+    kp: float = 6.0
     """Degrees of tilt per m/s of drift."""
-    ki: float = 1.5
+    ki: float = 2.5
     """Degrees of tilt per metre of accumulated drift (brings the craft back)."""
     kd: float = 0.0
     derivative_tau: float = 0.2

@@ -41,6 +41,8 @@ class Expectations:
     """Armed by the mission and not yet asked to disarm."""
     step_label: str | None = None
     step_deadline: float | None = None
+    elapsed: float = math.inf
+    """Seconds since the mission started (monitors may give the link a moment)."""
 
 
 class Monitor(Protocol):
@@ -58,6 +60,8 @@ class TelemetryLost:
         if not view.telemetry_connected:
             return "telemetry lost: the link to the flight controller is down"
         if view.attitude_age is None:
+            if expect.elapsed <= self.timeout_s:
+                return None  # the first sample may still be on its way
             return "telemetry lost: no attitude received"
         if view.attitude_age > self.timeout_s:
             return f"telemetry lost: no attitude for {view.attitude_age:.1f} s"

@@ -105,7 +105,7 @@ class SafetyConfig:
     step_timeout_margin_s: float = 2.0
     land_seconds: float = 4.0
     land_throttle: float | None = None
-    """Descent throttle; default: 85 % of the hover throttle."""
+    """Descent throttle; default: 90 % of the hover throttle."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ class SimSpec:
     wind_mps: float = 0.0
     wind_from_deg: float = 0.0
     """Where the wind comes from (0 = north), like a weather report."""
+    seed: float = 0
+    """Seed of the simulator's sensor biases and noise."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> Missi
         raise ConfigError("sim.mount_tilt_deg", "must be between 0 and 20")
     if sim is not None and not 0 <= sim.wind_mps <= 20:
         raise ConfigError("sim.wind_mps", "must be between 0 and 20")
+    if sim is not None and (sim.seed != int(sim.seed) or sim.seed < 0):
+        raise ConfigError("sim.seed", "must be a whole number >= 0")
     steps = _steps(doc.get("steps"))
     return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim)
 

@@ -32,6 +32,13 @@ class QuadModel:
         self.p = np.zeros(3)
         self.flying = False
         self.t = 0.0
+        self.took_off_at: float | None = None
+
+    def take_off(self, boost_s: float = 0.5) -> None:
+        """Leave the ground: a short climb (more thrust) shows the lift-off."""
+        self.flying = True
+        self.took_off_at = self.t
+        self._boost_s = boost_s
 
     def board_rotation(self) -> np.ndarray:
         """The true board attitude: the FC's estimate with its error removed."""
@@ -46,7 +53,9 @@ class QuadModel:
             return board.T @ np.array([0.0, 0.0, -GRAVITY])
         rotor = board @ self.mount.T  # the rotor plane is the board tilted back by the mount
         v_air_rotor = rotor.T @ (self.v - self.wind)
-        thrust = GRAVITY / max(rotor[2, 2], 0.5)  # altitude held
+        thrust = GRAVITY / max(rotor[2, 2], 0.5)  # altitude held (vertical motion ignored)
+        if self.took_off_at is not None and self.t - self.took_off_at < self._boost_s:
+            thrust *= 1.15
         f_rotor = np.array([-self.k * v_air_rotor[0], -self.k * v_air_rotor[1], -thrust])
         return board.T @ (rotor @ f_rotor)
 

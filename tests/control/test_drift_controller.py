@@ -26,7 +26,7 @@ def fly(compensate: bool, seconds: float = 60.0, noise: float = 0.0):
         clock.advance(DT)
         trim = ctl.step(model.sample(), armed=False, flying=False)
         assert trim.roll == trim.pitch == 0.0
-    model.flying = True
+    model.take_off()
     speeds = []
     for _ in range(round(seconds / DT)):
         trim = ctl.step(model.sample(), armed=True, flying=True)
@@ -64,7 +64,7 @@ def test_trims_are_bounded_and_off_when_disarmed():
         model.step(DT)
         clock.advance(DT)
         ctl.step(model.sample(), armed=False, flying=False)
-    model.flying = True
+    model.take_off()
     for _ in range(400):
         trim = ctl.step(model.sample(), armed=True, flying=True)
         assert abs(trim.roll_deg) <= 3.0 and abs(trim.pitch_deg) <= 3.0

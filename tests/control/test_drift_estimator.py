@@ -57,7 +57,7 @@ def test_tracks_ground_and_air_velocity_in_a_drifting_hover(noise):
     model.att[:] = [0.0, 2.0, 0.0]
     est = DriftEstimator()
     run(model, est, 10.0, cmd=(0.0, 2.0))
-    model.flying = True
+    model.take_off()
     errors = []
     air_errors = []
     for _ in range(round(40 / DT)):
@@ -79,7 +79,7 @@ def test_accelerometer_bias_does_not_make_the_velocity_run_away():
     model = QuadModel(mount_pitch_deg=0.0, wind=(0.0, 0.0), accel_bias=(0.05, -0.04, 0.0))
     est = DriftEstimator()
     run(model, est, 3.0)
-    model.flying = True
+    model.take_off()
     run(model, est, 60.0)
     # truth: hovering still. Pure integration of a 0.05 m/s^2 bias would give 3 m/s.
     assert np.hypot(*model.v[:2]) < 1e-6
@@ -111,3 +111,25 @@ def test_config_from_mapping():
         EstimatorConfig.from_mapping({"dragcoef": 0.4})
     with pytest.raises(ConfigError, match="must be a number"):
         EstimatorConfig.from_mapping({"drag_coeff": "high"})
+
+
+def test_modelling_the_fc_attitude_filter_matters():
+    """The FC's complementary filter hides sustained accelerations; ignoring it hurts."""
+
+    def worst_error(cfg):
+        model = QuadModel(mount_pitch_deg=2.0, wind=(0.5, -0.3))
+        model.att[:] = [0.0, 2.0, 0.0]
+        est = DriftEstimator(cfg)
+        run(model, est, 5.0, cmd=(0.0, 2.0))
+        model.take_off()
+        errs = []
+        for _ in range(round(30 / DT)):
+            model.step(DT)
+            e = est.update(model.sample(), on_ground=False)
+            errs.append(np.hypot(*(np.array(e.velocity_ned) - model.v[:2])))
+        return max(errs[-200:])
+
+    modelled = worst_error(EstimatorConfig())
+    ignored = worst_error(EstimatorConfig(fc_accel_kp=1e-9))
+    assert modelled < 0.05
+    assert ignored > 4 * modelled

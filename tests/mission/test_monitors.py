@@ -70,5 +70,11 @@ def test_alarm_level_and_ignore_list():
         AlarmRaised("OK")
 
 
+def test_telemetry_gets_a_grace_period_at_the_start():
+    mon = TelemetryLost(1.0)
+    assert mon.check(view(attitude_age=None), Expectations(elapsed=0.5)) is None
+    assert "no attitude" in mon.check(view(attitude_age=None), Expectations(elapsed=1.5))
+
+
 def test_no_deadline_no_timeout():
     assert StepTimeout().check(view(now=1e9), Expectations()) is None

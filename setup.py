@@ -8,7 +8,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-CYTHON_MODULES = ["pipilot.sbus._pack", "pipilot.uavtalk._framing"]
+CYTHON_MODULES = ["pipilot.sbus._pack", "pipilot.uavtalk._framing", "pipilot.link._pump"]
 
 
 class OptionalBuildExt(build_ext):

@@ -1,0 +1,342 @@
+"""The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
+
+In real time (the default) the mixer runs whenever a source publishes
+(in the publisher's turn of the event loop, at most once per frame period)
+and otherwise every `link.mix_interval_ms`, and hands each encoded frame to the pump thread,
+which writes the latest frame at every absolute deadline t0 + k*P whatever
+the event loop is doing. Mixing less often than every frame keeps the
+interpreter's share of a core small; publish-triggered mixing keeps the
+delay from a setpoint to the wire under one period. If the mixing stops
+(event loop stalled, process wedged) the pump's watchdog sends failsafe
+frames and then falls silent (see `pipilot.link.pump`).
+
+In lock-step (a `VirtualClock` and a callable sink instead of a port) there
+is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
+and gives each frame to the sink with its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import sys
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipilot import sbus
+from pipilot.core.clock import Clock, MonotonicClock, VirtualClock
+from pipilot.core.config import CoreConfig
+from pipilot.core.failsafe import Failsafe
+from pipilot.core.firmware import RateEstimate, check_period
+from pipilot.core.mixer import Mixer, MixOutput
+from pipilot.errors import LinkError
+from pipilot.link import realtime
+from pipilot.link.pump import Pump, PumpStats, make_pump
+from pipilot.link.serialport import SerialPort, open_sbus_port
+
+log = logging.getLogger(__name__)
+
+#: errnos after which the device is gone and must be reopened
+DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
+LINK_REASON = "link error"
+SHUTDOWN_REASON = "shutdown"
+
+FrameSink = Callable[[float, bytes], None]
+
+
+def encode(out: MixOutput) -> bytes:
+    """Encode one mixer output as an S.Bus frame (range-checked twice: calibration
+    clamps, and the codec refuses anything outside 0..2047)."""
+    return sbus.encode(out.channels, ch17=out.ch17, ch18=out.ch18, frame_lost=False,
+                       failsafe=out.failsafe)
+
+
+@dataclass(frozen=True)
+class CoreStats:
+    """What the core has sent: the pump's counters plus the link's health."""
+
+    frames_sent: int
+    watchdog_frames: int          # failsafe frames the pump sent on its own (core stalled)
+    missed_slots: int
+    write_errors: int
+    period_s: float
+    lateness_mean_s: float
+    lateness_p50_s: float
+    lateness_p99_s: float
+    lateness_max_s: float
+    max_gap_s: float
+    pump: str
+    realtime: str
+    link_errors: int
+    reopens: int
+    expected_accepted_per_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class FlightCore:
+    """`FlightCore(port, config, clock)`: `port` is a device path, an open
+    `SerialPort`, a `VirtualLink` (its pty is opened) or, in lock-step, a
+    callable `sink(t, frame)`. `await start()`, `await stop()`; `mixer`,
+    `failsafe` (state, reason), `stats`, `rate` (the firmware's expected
+    accepted-frame rate), `last_output` (the latest MixOutput)."""
+
+    def __init__(self, port: Any, config: CoreConfig | None = None,
+                 clock: Clock | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.clock: Clock = clock or MonotonicClock()
+        c = self.config
+        self.mixer = Mixer(c.calibration, c.limits, c.failsafe, self.clock, gesture=c.gesture,
+                           standard_sources=False)
+        for name, src in c.sources.items():
+            self.mixer.add_source(name, src.priority, src.mode, src.timeout_s)
+        self.rate: RateEstimate = check_period(c.period_s, c.link.firmware)
+        self.lockstep = callable(port) and not isinstance(port, SerialPort)
+        if self.lockstep and not isinstance(self.clock, VirtualClock):
+            raise TypeError("a frame sink (lock-step) needs a VirtualClock")
+        self._target = port
+        self.port: SerialPort | None = port if isinstance(port, SerialPort) else None
+        self._owns_port = False
+        self.pump: Pump | None = None
+        self.last_output: MixOutput | None = None
+        self.realtime_report: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_mix = -1e9
+        self._running = False
+        self._started = False
+        self._counters = (0, 0)
+        self._link_errors = 0
+        self._last_link_error = -1e9
+        self._last_error_log = -1e9
+        self._reopens = 0
+        self._next_reopen = 0.0
+        self._next_deadline = 0.0
+        self._lockstep_sent = 0
+        self._old_switch: float | None = None
+        self._locked = False
+
+    # -- public ------------------------------------------------------------------
+    @property
+    def failsafe(self) -> Failsafe:
+        return self.mixer.failsafe
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def tick(self, now: float | None = None) -> bytes:
+        """Run the mixer once and encode its output (used by both modes)."""
+        out = self.mixer.tick(self.clock.now() if now is None else now)
+        self.last_output = out
+        return encode(out)
+
+    def failsafe_frame(self) -> bytes:
+        """The frame the watchdog sends: failsafe flag, throttle off, sticks centred."""
+        cal = self.mixer.calibration
+        chans = cal.to_channels(0.0, 0.0, 0.0, 0.0, (0.0, 0.0, 0.0, 0.0))
+        return sbus.encode(chans, ch17=False, ch18=False, frame_lost=False, failsafe=True)
+
+    async def start(self) -> None:
+        """Open the port, start the pump and the mixer task. Logs the firmware's
+        expected accepted-frame rate (a warning when frames will be lost)."""
+        if self._running:
+            raise RuntimeError("core already started")
+        msg = self.rate.describe()
+        if self.rate.acceptance < 1.0:
+            log.warning("%s; see docs/failsafe.md (stock decoder)", msg)
+        else:
+            log.info("%s", msg)
+        if self.lockstep:
+            self._next_deadline = self.clock.now() + self.config.period_s
+            self._running = self._started = True
+            return
+        self._open()
+        assert self.port is not None
+        self._setup_realtime()
+        c = self.config
+        self.pump = make_pump(c.realtime.pump)
+        if self.pump.implementation == "python" and self._old_switch is None:
+            self._old_switch = sys.getswitchinterval()
+            sys.setswitchinterval(0.0005)
+        self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
+                        c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
+                        rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
+        self._running = self._started = True
+        self.mixer.on_publish = self._on_publish
+        self._mix()
+        log.info("flight core started on %s: %s pump, %s", self.port.path,
+                 self.pump.implementation, "; ".join(self.realtime_report))
+
+    async def stop(self) -> None:
+        """Send failsafe frames (config.shutdown.failsafe_frames of them), then close."""
+        if not self._running:
+            return
+        self.failsafe.force(SHUTDOWN_REASON)
+        if self.lockstep:
+            self._running = False
+            return
+        assert self.pump is not None
+        pump = self.pump
+        frame = self.tick()
+        pump.set_frame(frame)
+        start = pump.stats().frames_sent
+        want = self.config.shutdown.failsafe_frames
+        deadline = self.clock.now() + want * self.config.period_s * 3 + 0.5
+        while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
+            pump.set_frame(frame)
+            await asyncio.sleep(self.config.period_s)
+        self.mixer.on_publish = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pump.stop()
+        self._running = False
+        if self._owns_port and self.port is not None:
+            self.port.close()
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
+        if self._locked:
+            realtime.munlockall()
+            self._locked = False
+        log.info("flight core stopped: %s", self.stats.as_dict())
+
+    @property
+    def stats(self) -> CoreStats:
+        s = self.pump.stats() if self.pump is not None else PumpStats()
+        return CoreStats(
+            frames_sent=s.frames_sent + self._lockstep_sent,
+            watchdog_frames=s.failsafe_frames, missed_slots=s.missed_slots,
+            write_errors=s.write_errors + s.eagain, period_s=self.config.period_s,
+            lateness_mean_s=s.lateness_mean_s, lateness_p50_s=s.lateness_percentile(0.5),
+            lateness_p99_s=s.lateness_percentile(0.99), lateness_max_s=s.lateness_max_s,
+            max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
+            link_errors=self._link_errors, reopens=self._reopens,
+            expected_accepted_per_s=self.rate.accepted_per_s)
+
+    # -- lock-step -----------------------------------------------------------------
+    def advance(self, t: float) -> list[tuple[float, bytes]]:
+        """Lock-step: emit the frames due at deadlines <= t (each one freshly
+        mixed at its deadline) and give them to the sink."""
+        if not self.lockstep or not self._started:
+            raise RuntimeError("advance() is for a started lock-step core")
+        out: list[tuple[float, bytes]] = []
+        period = self.config.period_s
+        while self._next_deadline <= t + 1e-12:
+            d = self._next_deadline
+            frame = self.tick(d)
+            out.append((d, frame))
+            self._lockstep_sent += 1
+            self._target(d, frame)
+            self._next_deadline += period
+        return out
+
+    # -- real time -----------------------------------------------------------------
+    def _open(self) -> None:
+        target = self._target
+        if self.port is not None:
+            return
+        path = target if isinstance(target, str) else getattr(target, "path", None)
+        if not isinstance(path, str):
+            raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
+        self.port = open_sbus_port(path)
+        self._owns_port = True
+
+    def _setup_realtime(self) -> None:
+        r = self.config.realtime
+        rep = self.realtime_report
+        if r.mlockall:
+            res = realtime.mlockall()
+            self._locked = res == "memory locked"
+            rep.append(res)
+        if r.gc_freeze:
+            rep.append(realtime.tune_gc())
+        if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
+            rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
+                       "rlimit): frames may be late under load")
+        for line in rep:
+            if "refused" in line or "not permitted" in line:
+                log.warning("%s", line)
+
+    def _mix(self) -> None:
+        """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
+        assert self.pump is not None
+        now = self.clock.now()
+        self._last_mix = now
+        try:
+            self.pump.set_frame(self.tick(now))
+            self._check_link(now)
+        except Exception:  # one bad tick must not end the mixing
+            log.exception("flight core tick failed; the pump watchdog covers the gap")
+        finally:
+            if self._running:
+                self._schedule(self.config.link.mix_interval_ms * 1e-3)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._mix)
+
+    def _on_publish(self) -> None:
+        """A source published: mix now (in the publisher's turn of the event loop,
+        no extra wake-up), or at the next period if a mix just happened."""
+        if self._timer is None or not self._running:
+            return
+        delay = self._last_mix + self.config.period_s - self.clock.now()
+        if delay <= 0.0:
+            self._mix()
+        elif self._timer.when() > asyncio.get_running_loop().time() + delay + 1e-4:
+            self._schedule(delay)
+
+    def _check_link(self, now: float) -> None:
+        assert self.pump is not None and self.port is not None
+        errors, sent, last_errno = self._pump_counters()
+        prev_errors, _ = self._counters
+        self._counters = (errors, sent)
+        if errors > prev_errors:
+            self._link_errors += errors - prev_errors
+            self._last_link_error = now
+            detail = os.strerror(last_errno) if last_errno else "output buffer full"
+            reason = f"{LINK_REASON}: {detail}"
+            if LINK_REASON not in self.failsafe.forced_reasons:
+                log.error("S.Bus write failing on %s (%s): failsafe until it recovers",
+                          self.port.path, reason)
+            elif now - self._last_error_log > 5.0:
+                log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
+                self._last_error_log = now
+            self.failsafe.force(LINK_REASON, detail)
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
+            if last_errno in DEAD_DEVICE and self._owns_port and now >= self._next_reopen:
+                self._reopen(now)
+        elif LINK_REASON in self.failsafe.forced_reasons and \
+                now - self._last_link_error >= self.config.shutdown.link_recovery_s:
+            log.warning("S.Bus link recovered on %s", self.port.path)
+            self.failsafe.release(LINK_REASON)
+
+    def _pump_counters(self) -> tuple[int, int, int]:
+        assert self.pump is not None
+        return self.pump.counters()
+
+    def _reopen(self, now: float) -> None:
+        assert self.port is not None and self.pump is not None
+        self._next_reopen = now + self.config.shutdown.reopen_interval_s
+        try:
+            new = open_sbus_port(self.port.path)
+        except LinkError as exc:
+            log.warning("reopen failed: %s (retrying every %g s)", exc,
+                        self.config.shutdown.reopen_interval_s)
+            return
+        old = self.port
+        self.pump.set_fd(new.fd)
+        self.port = new
+        self._reopens += 1
+        log.warning("reopened %s", new.path)
+        # the pump may be mid-write on the old fd: close it a little later
+        asyncio.get_running_loop().call_later(3 * self.config.period_s, old.close)

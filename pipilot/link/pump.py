@@ -1,0 +1,288 @@
+"""The frame pump: a thread that writes the current frame at t0 + k*P.
+
+Python (the FlightCore, in asyncio) hands the pump each new frame with
+`set_frame`; the pump thread owns the write. Two implementations share one
+interface and one behaviour:
+
+- `CPump` (`pipilot.link._pump`, Cython): a pthread that never takes the GIL,
+  so garbage collection, a busy event loop or a stalled interpreter cannot
+  delay a frame. It sleeps with clock_nanosleep(CLOCK_MONOTONIC,
+  TIMER_ABSTIME) to each deadline and copies the frame out of a slot that
+  Python fills under a mutex held for a 25-byte copy.
+- `PyPump`: a Python thread, for machines without a compiler. It needs the
+  GIL for every frame, so it is only as punctual as the interpreter lets it be.
+
+Both own the staleness watchdog: when `set_frame` has not been called for
+`stale_s` the pump sends the failsafe frame instead (the core is stalled or
+dead and its last frame is stale); after `silent_s` it sends nothing, so the
+flight controller's own receiver timeout takes over. A fresh `set_frame`
+resumes normal frames. Late slots are sent late when less than half a period
+late, otherwise skipped (counted) so the schedule never drifts.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+FRAME_LEN = 25
+HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
+HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
+MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
+MODE_NAMES = ("fresh", "failsafe", "silent")
+
+
+@dataclass
+class PumpStats:
+    """Counters and the wake-up lateness histogram of one pump run."""
+
+    implementation: str = ""
+    frames_sent: int = 0          # writes that completed (incl. failsafe frames)
+    failsafe_frames: int = 0      # watchdog failsafe frames among them
+    silent_slots: int = 0         # slots skipped on purpose by the watchdog
+    missed_slots: int = 0         # slots skipped because the thread woke too late
+    write_errors: int = 0
+    eagain: int = 0               # output buffer full: frame dropped
+    partial_writes: int = 0
+    last_errno: int = 0
+    lateness_max_s: float = 0.0
+    lateness_mean_s: float = 0.0
+    max_gap_s: float = 0.0        # longest time between two completed writes
+    first_write_s: float = 0.0    # CLOCK_MONOTONIC of the first and last completed write
+    last_write_s: float = 0.0
+    mode: str = "fresh"
+    refresh_age_s: float = 0.0
+    realtime: str = ""
+    histogram: list[int] = field(default_factory=list, repr=False)
+
+    def lateness_percentile(self, q: float) -> float:
+        """Upper edge of the histogram bin holding quantile `q` (0..1), in seconds."""
+        total = sum(self.histogram)
+        if total == 0:
+            return 0.0
+        want = q * total
+        acc = 0
+        for i, c in enumerate(self.histogram):
+            acc += c
+            if acc >= want:
+                return (i + 1) * HIST_BIN_NS * 1e-9
+        return len(self.histogram) * HIST_BIN_NS * 1e-9
+
+    @property
+    def mean_period_s(self) -> float:
+        """Mean time between completed writes (0 before two writes)."""
+        if self.frames_sent < 2:
+            return 0.0
+        return (self.last_write_s - self.first_write_s) / (self.frames_sent - 1)
+
+    def summary(self) -> dict[str, object]:
+        d = {k: v for k, v in self.__dict__.items() if k != "histogram"}
+        d["lateness_p50_s"] = self.lateness_percentile(0.5)
+        d["lateness_p99_s"] = self.lateness_percentile(0.99)
+        return d
+
+
+class Pump(Protocol):
+    implementation: str
+
+    def start(self, fd: int, frame: bytes, failsafe_frame: bytes, period_s: float,
+              stale_s: float, silent_s: float, rt_priority: int = 0) -> None: ...
+    def set_frame(self, frame: bytes) -> None: ...
+    def set_failsafe_frame(self, frame: bytes) -> None: ...
+    def set_fd(self, fd: int) -> None: ...
+    def stop(self) -> None: ...
+    def stats(self) -> PumpStats: ...
+    def counters(self) -> tuple[int, int, int]: ...
+    @property
+    def running(self) -> bool: ...
+
+
+def check_frame(frame: bytes) -> bytes:
+    b = bytes(frame)
+    if len(b) != FRAME_LEN:
+        raise ValueError(f"a frame is {FRAME_LEN} bytes, got {len(b)}")
+    return b
+
+
+def check_timing(period_s: float, stale_s: float, silent_s: float) -> None:
+    if not 1e-3 <= period_s <= 1.0:
+        raise ValueError("period must be 1 ms .. 1 s")
+    if not period_s < stale_s < silent_s:
+        raise ValueError("need period < stale < silent")
+
+
+class PyPump:
+    """The pure-Python twin of `CPump` (see the module docstring)."""
+
+    implementation = "python"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._stats = PumpStats(implementation=self.implementation,
+                                histogram=[0] * HIST_BINS)
+
+    def start(self, fd: int, frame: bytes, failsafe_frame: bytes, period_s: float,
+              stale_s: float, silent_s: float, rt_priority: int = 0) -> None:
+        if self._thread is not None:
+            raise RuntimeError("pump already started")
+        check_timing(period_s, stale_s, silent_s)
+        self._fd = fd
+        self._frame = check_frame(frame)
+        self._fs_frame = check_frame(failsafe_frame)
+        self._period = round(period_s * 1e9)
+        self._stale = round(stale_s * 1e9)
+        self._silent = round(silent_s * 1e9)
+        self._rt_priority = rt_priority
+        self._refresh = time.monotonic_ns()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="sbus-pump", daemon=True)
+        self._thread.start()
+
+    def set_frame(self, frame: bytes) -> None:
+        b = check_frame(frame)
+        with self._lock:
+            self._frame = b
+            self._refresh = time.monotonic_ns()
+
+    def set_failsafe_frame(self, frame: bytes) -> None:
+        b = check_frame(frame)
+        with self._lock:
+            self._fs_frame = b
+
+    def set_fd(self, fd: int) -> None:
+        with self._lock:
+            self._fd = fd
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def counters(self) -> tuple[int, int, int]:
+        """Cheap (write_errors + eagain, frames_sent, last_errno) for per-tick checks."""
+        with self._lock:
+            st = self._stats
+            return st.write_errors + st.eagain, st.frames_sent, st.last_errno
+
+    def stats(self) -> PumpStats:
+        with self._lock:
+            s = PumpStats(**{**self._stats.__dict__, "histogram": list(self._stats.histogram)})
+            if self._thread is not None:
+                s.refresh_age_s = (time.monotonic_ns() - self._refresh) * 1e-9
+        return s
+
+    def _set_realtime(self) -> str:
+        if self._rt_priority <= 0:
+            return "not requested"
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self._rt_priority))
+        except OSError as exc:
+            return f"SCHED_FIFO refused ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
+        return f"SCHED_FIFO {self._rt_priority}"
+
+    def _run(self) -> None:
+        st = self._stats
+        st.realtime = self._set_realtime()
+        period = self._period
+        deadline = time.monotonic_ns() + period
+        last_write = 0
+        lat_sum = 0
+        lat_n = 0
+        while not self._stop:
+            delay = deadline - time.monotonic_ns()
+            if delay > 0:
+                time.sleep(delay * 1e-9)
+            now = time.monotonic_ns()
+            late = now - deadline
+            with self._lock:
+                age = now - self._refresh
+                fd = self._fd
+                if age >= self._silent:
+                    mode, buf = MODE_SILENT, b""
+                elif age >= self._stale:
+                    mode, buf = MODE_FAILSAFE, self._fs_frame
+                else:
+                    mode, buf = MODE_FRESH, self._frame
+            err = 0
+            n = -1
+            if mode != MODE_SILENT:
+                try:
+                    n = os.write(fd, buf)
+                except OSError as exc:
+                    err = exc.errno or errno.EIO
+            done = time.monotonic_ns()
+            with self._lock:
+                st.mode = MODE_NAMES[mode]
+                if mode == MODE_SILENT:
+                    st.silent_slots += 1
+                elif err == errno.EAGAIN:
+                    st.eagain += 1
+                elif err:
+                    st.write_errors += 1
+                    st.last_errno = err
+                else:
+                    if n != FRAME_LEN:
+                        st.partial_writes += 1
+                    st.frames_sent += 1
+                    if mode == MODE_FAILSAFE:
+                        st.failsafe_frames += 1
+                    if last_write:
+                        st.max_gap_s = max(st.max_gap_s, (done - last_write) * 1e-9)
+                    else:
+                        st.first_write_s = done * 1e-9
+                    last_write = done
+                    st.last_write_s = done * 1e-9
+                st.histogram[min(max(late, 0) // HIST_BIN_NS, HIST_BINS - 1)] += 1
+                lat_sum += max(late, 0)
+                lat_n += 1
+                st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
+                st.lateness_mean_s = lat_sum / lat_n * 1e-9
+            deadline += period
+            behind = time.monotonic_ns() - deadline
+            if behind > period // 2:
+                skip = (behind + period // 2) // period
+                deadline += skip * period
+                with self._lock:
+                    st.missed_slots += skip
+
+
+def available() -> tuple[str, ...]:
+    """Implementations importable here, best first."""
+    try:
+        from pipilot.link import _pump  # noqa: F401
+    except ImportError:
+        return ("python",)
+    return ("c", "python")
+
+
+def make_pump(kind: str = "auto") -> Pump:
+    """A pump: "c" (compiled, GIL-free), "python", or "auto" (c when built).
+
+    PIPILOT_PURE_PYTHON=1 forces the Python twin for "auto".
+    """
+    if kind == "auto":
+        kind = "python" if os.environ.get("PIPILOT_PURE_PYTHON") == "1" else available()[0]
+    if kind == "python":
+        return PyPump()
+    if kind == "c":
+        try:
+            from pipilot.link._pump import CPump
+        except ImportError as exc:
+            raise RuntimeError("the compiled pump is not built "
+                               "(python setup.py build_ext --inplace)") from exc
+        return CPump()
+    raise ValueError(f"unknown pump {kind!r}: c, python or auto")

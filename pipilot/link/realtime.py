@@ -1,0 +1,63 @@
+"""Process-wide real-time settings: memory locking and garbage-collector tuning.
+
+The pump thread asks for SCHED_FIFO itself; these are the process-wide parts.
+Each function reports what it achieved instead of failing: a desktop without
+the privilege still flies, it just says so at start-up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def mlockall() -> str:
+    """Lock current and future pages in RAM (no page-fault stalls on the write path)."""
+    if _libc().mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+        err = ctypes.get_errno()
+        return f"mlockall refused ({os.strerror(err)}; needs CAP_IPC_LOCK or LimitMEMLOCK)"
+    return "memory locked"
+
+
+def munlockall() -> None:
+    _libc().munlockall()
+
+
+def tune_gc() -> str:
+    """Move start-up objects out of the collector's way and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 5000), gen1, gen2)
+    return f"gc frozen {gc.get_freeze_count()} objects, threshold {gc.get_threshold()}"
+
+
+def can_sched_fifo(priority: int = 1) -> bool:
+    """Whether this process may use SCHED_FIFO (probed in a throw-away thread)."""
+    import threading
+
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            ok.append(True)
+        except OSError:
+            ok.append(False)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return ok[0]

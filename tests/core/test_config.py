@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from pipilot.core import config
+from pipilot.core.config import CoreConfig
+from pipilot.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "pipilot.example.toml"
+
+
+def test_example_loads_and_equals_the_defaults():
+    c = config.load(EXAMPLE)
+    d = CoreConfig()
+    assert c.link == d.link and c.watchdog == d.watchdog and c.limits == d.limits
+    assert c.calibration == d.calibration and c.sources == d.sources
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[link]\nperiod_ms = 6.0\n", "link.period_ms"),
+    ("[link]\nfirmware = 'betaflight'\n", "link.firmware"),
+    ("[link]\nperiod_ms = 'fast'\n", "link.period_ms"),
+    ("[link]\nbaud = 9600\n", "link.baud"),
+    ("[watchdog]\nsilent_ms = 150.0\n", "watchdog.silent_ms"),
+    ("[watchdog]\nstale_ms = 10.0\n", "watchdog.stale_ms"),
+    ("[watchdog]\nstale_ms = 99.0\nsilent_ms = 90.0\n", "watchdog.silent_ms"),
+    ("[failsafe]\non_source_loss = 'hover'\n", "failsafe.on_source_loss"),
+    ("[failsafe]\ndescent_throttle = 1.5\n", "failsafe.descent_throttle"),
+    ("[limits]\ntilt_max = 2\n", "limits.tilt_max"),
+    ("[limits]\naxis_slew = -1\n", "limits.axis_slew"),
+    ("[arming]\ngesture = 'roll_left'\n", "arming.gesture"),
+    ("[realtime]\npump = 'rust'\n", "realtime.pump"),
+    ("[realtime]\nmlockall = 1\n", "realtime.mlockall"),
+    ("[realtime]\npriority = 0\n", "realtime.priority"),
+    ("[sources.pilot]\nmode = 'mix'\n", "sources.pilot.mode"),
+    ("[sources.pilot]\ntimeout_s = 0\n", "sources.pilot.timeout_s"),
+    ("[sources.pilot]\nweight = 1\n", "sources.pilot.weight"),
+    ("[channels.map]\nthrottle = 2\n", "channels.map"),
+    ("[channels.map]\nflaps = 9\n", "channels.map.flaps"),
+    ("[channels.roll]\nmin = 1500\nneutral = 992\n", "channels.roll"),
+    ("[channels.yaw]\nmax = 4096\n", "channels.yaw.max"),
+    ("[channels.yaw]\nreversed = 'yes'\n", "channels.yaw.reversed"),
+    ("[shutdown]\nfailsafe_frames = 0\n", "shutdown.failsafe_frames"),
+    ("[telemetry]\nport = 'x'\n", "telemetry"),
+])
+def test_errors_name_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(tmp_path, text))
+    assert exc.value.key == key, exc.value
+
+
+def test_patched_firmware_allows_short_periods(tmp_path):
+    c = config.load(write(tmp_path, "[link]\nperiod_ms = 5.0\nfirmware = 'patched'\n"))
+    assert c.period_s == pytest.approx(5e-3)
+
+
+def test_custom_calibration_and_sources(tmp_path):
+    c = config.load(write(tmp_path, """
+[channels.map]
+throttle = 3
+roll = 1
+[channels.yaw]
+reversed = true
+[sources.joystick]
+priority = 50
+timeout_s = 0.3
+"""))
+    assert c.calibration.channel_of("throttle") == 3
+    assert c.calibration.calibration_for("yaw").reversed
+    assert c.sources["joystick"].priority == 50
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[link\n"))

@@ -1,0 +1,327 @@
+"""The flight core against the virtual link: frames, failsafe paths, link errors.
+
+Reaction times are checked against generous bounds (a loaded 2-core machine)
+and by frame order and counts, which do not depend on scheduling.
+"""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from pipilot.core.clock import VirtualClock
+from pipilot.core.config import (
+    CoreConfig,
+    LinkConfig,
+    RealtimeConfig,
+    ShutdownConfig,
+    SourceConfig,
+    WatchdogConfig,
+)
+from pipilot.core.failsafe import FailsafePolicy, FailsafeState
+from pipilot.core.flightcore import FlightCore
+from pipilot.core.mixer import Limits
+from pipilot.core.setpoints import Setpoint
+from pipilot.core.vehicle import Vehicle
+from pipilot.link.pump import available
+from pipilot.link.virtual import VirtualLink
+from pipilot.sbus import FrameDecoder
+
+P = 0.007
+
+
+class Capture:
+    """Decodes what arrives at the far end, with arrival times."""
+
+    def __init__(self):
+        self.decoder = FrameDecoder()
+        self.frames = []
+        self.lock = threading.Lock()
+
+    def __call__(self, data, times):
+        t = time.monotonic()
+        with self.lock:
+            for f in self.decoder.feed(data):
+                self.frames.append((t, f))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.frames)
+
+
+def config(pump="auto", **kw):
+    sources = {"pilot": SourceConfig(30, "override", 0.2),
+               "drift": SourceConfig(0, "additive", 0.5)}
+    base = dict(realtime=RealtimeConfig(pump=pump, mlockall=False, gc_freeze=False),
+                sources=sources)
+    base.update(kw)
+    return CoreConfig(**base)
+
+
+@pytest.fixture(params=available())
+def pump(request):
+    return request.param
+
+
+@pytest.fixture
+def capture():
+    cap = Capture()
+    with VirtualLink(callback=cap) as link:
+        yield link, cap
+
+
+def kill(core):
+    """The core's mixing stops for good (as if its event loop had died)."""
+    core.mixer.on_publish = None
+    core._timer.cancel()
+
+
+FLYING = Setpoint(throttle=0.5, roll=0.25)
+
+
+async def fly_for(core, seconds, sp=FLYING):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        core.mixer.publish("pilot", sp)
+        await asyncio.sleep(0.01)
+
+
+async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
+    link, cap = capture
+    core = FlightCore(link.path, config(pump))
+    await core.start()
+    assert core.running and core.port.settings.parity == "E"
+    await fly_for(core, 0.3)
+    await core.stop()
+    await asyncio.sleep(0.1)
+    frames = [f for _, f in cap.snapshot()]
+    flying = [f for f in frames if not f.failsafe]
+    assert flying[-1].channels[0] == core.mixer.calibration.calibration_for("throttle") \
+        .unipolar(0.5)
+    # the last frames are failsafe frames: at least the configured number, then nothing
+    n_fs = len(frames) - len(flying)
+    assert frames[-n_fs:] == [f for f in frames if f.failsafe]
+    assert n_fs >= core.config.shutdown.failsafe_frames
+    assert core.port.closed and not core.running
+    st = core.stats
+    assert st.frames_sent == len(frames) and st.pump == pump
+    assert st.expected_accepted_per_s == pytest.approx(82, abs=2)
+
+
+async def test_source_loss_failsafe_reacts_within_the_timeout(capture):
+    link, cap = capture
+    core = FlightCore(link.path, config(failsafe=FailsafePolicy("failsafe")))
+    await core.start()
+    await fly_for(core, 0.1)
+    t_last = time.monotonic()
+    await asyncio.sleep(0.6)
+    frames = cap.snapshot()
+    await core.stop()
+    first_fs = next(t for t, f in frames if f.failsafe)
+    # timeout 0.2 s + one tick; generous bound for a loaded machine
+    assert first_fs - t_last + 0.02 >= 0.2 and first_fs - t_last < 0.2 + 0.25
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+
+
+async def test_source_loss_descends_with_level_attitude(capture):
+    link, _cap = capture
+    core = FlightCore(link.path, config(failsafe=FailsafePolicy("descend", 0.3, 0.2)))
+    await core.start()
+    await fly_for(core, 0.6, Setpoint(throttle=0.6, roll=0.5))
+    await asyncio.sleep(0.3)
+    assert core.failsafe.state is FailsafeState.DESCENT
+    assert core.last_output.setpoint.roll == 0.0 and core.last_output.setpoint.throttle < 0.6
+    await asyncio.sleep(0.5)
+    assert core.failsafe.state is FailsafeState.THROTTLE_CUT
+    assert core.last_output.channels[0] == 172 and not core.last_output.failsafe
+    await core.stop()
+
+
+@pytest.mark.parametrize("how", ["stall", "dead"])
+async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, how):
+    link, cap = capture
+    core = FlightCore(link.path, config(pump))
+    await core.start()
+    await fly_for(core, 0.2)
+    t_stall = time.monotonic()
+    if how == "stall":
+        time.sleep(0.5)               # the event loop (the core) stalls; the GIL is free
+    else:
+        kill(core)                    # the core's mixing dies
+        await asyncio.sleep(0.5)
+    frames = cap.snapshot()
+    after = [(t, f) for t, f in frames if t >= t_stall]
+    s = "".join("F" if f.failsafe else "n" for _, f in after)
+    stats = core.pump.stats()
+    # fresh frames, then failsafe frames, then silence, in that order
+    assert s.rstrip("F").count("F") == 0 and "F" in s
+    wd = core.config.watchdog
+    assert s.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
+    assert s.count("n") <= round(wd.stale_ms * 1e-3 / P) + 2
+    assert stats.mode == "silent" and stats.silent_slots > 0
+    last = after[-1][0]
+    assert last - t_stall < 0.1 + 0.25      # silence within 100 ms (+ scheduling slack)
+    await core.stop()
+
+
+async def test_sigterm_path_failsafe_frames_even_if_the_task_died(capture):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+    kill(core)
+    await asyncio.sleep(0.02)
+    await core.stop()
+    await asyncio.sleep(0.05)
+    frames = [f for _, f in cap.snapshot()]
+    assert sum(f.failsafe for f in frames) >= core.config.shutdown.failsafe_frames
+    assert frames[-1].failsafe
+
+
+async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
+    cap = Capture()
+    with VirtualLink(callback=cap) as link:
+        cfg = config(pump, shutdown=ShutdownConfig(link_recovery_s=0.2),
+                     link=LinkConfig(period_ms=4.0, firmware="patched"),
+                     watchdog=WatchdogConfig(stale_ms=70, silent_ms=100))
+        core = FlightCore(link.path, cfg)
+        await core.start()
+        await fly_for(core, 0.1)
+        link.reader.pause()
+        deadline = time.monotonic() + 20
+        while core.stats.write_errors == 0 and time.monotonic() < deadline:
+            await fly_for(core, 0.05)
+        assert core.stats.write_errors > 0
+        await fly_for(core, 0.05)
+        assert core.failsafe.state is FailsafeState.FAILSAFE
+        assert "link error" in core.failsafe.reason
+        link.reader.pause(False)
+        await fly_for(core, 1.0)
+        assert core.failsafe.state is FailsafeState.NORMAL
+        assert core.stats.link_errors > 0
+        await core.stop()
+
+
+async def test_unplugged_device_is_reported_and_retried(caplog):
+    cap = Capture()
+    link = VirtualLink(callback=cap)
+    cfg = config(shutdown=ShutdownConfig(reopen_interval_s=0.1))
+    core = FlightCore(link.path, cfg)
+    await core.start()
+    await fly_for(core, 0.1)
+    link.close()                      # the device goes away: writes fail with EIO
+    await fly_for(core, 0.5)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert "Input/output error" in core.failsafe.reason
+    assert "reopen failed" in caplog.text
+    await core.stop()
+
+
+async def test_an_exception_in_a_tick_does_not_end_the_loop(capture, monkeypatch):
+    link, _cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    real = core.mixer.tick
+    calls = {"n": 0}
+
+    def flaky(now=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+        return real(now)
+
+    monkeypatch.setattr(core.mixer, "tick", flaky)
+    await fly_for(core, 0.2)
+    assert calls["n"] > 5 and core._timer is not None
+    await core.stop()
+
+
+async def test_lockstep_emits_frames_at_exact_deadlines():
+    clock = VirtualClock(10.0)
+    sink = []
+    core = FlightCore(lambda t, f: sink.append((t, f)), config(), clock=clock)
+    await core.start()
+    core.mixer.publish("pilot", Setpoint(throttle=0.4))
+    out = core.advance(10.1)
+    assert len(out) == 14 and sink == out
+    assert [t for t, _ in out] == pytest.approx([10.0 + P * (k + 1) for k in range(14)])
+    clock.set(10.5)
+    out = core.advance(10.5)
+    assert out[-1][0] <= 10.5 and len(sink) == int(0.5 / P + 1e-9)
+    await core.stop()
+    _t, f = core.advance(10.6)[-1]
+    assert f[23] & 0x08           # failsafe flag after stop
+
+
+def test_lockstep_needs_a_virtual_clock():
+    with pytest.raises(TypeError):
+        FlightCore(lambda t, f: None, config())
+
+
+async def test_missing_port_raises_link_error():
+    from pipilot.errors import LinkError
+
+    core = FlightCore("/dev/ttyNOPE", config())
+    with pytest.raises(LinkError, match="no such port"):
+        await core.start()
+    assert not core.running
+
+
+async def test_vehicle_facade(capture):
+    link, _cap = capture
+    v = Vehicle.create(link.path, config())
+    assert v.mixer is v.core.mixer and v.clock is v.core.clock
+    assert v.telemetry is None and v.sim is None
+    async with v:
+        v.mixer.publish("pilot", Setpoint(throttle=0.2))
+        await asyncio.sleep(0.05)
+        assert v.core.failsafe.state is FailsafeState.NORMAL
+    assert not v.core.running
+    marker = object()
+    v.attach_telemetry(marker)
+    assert v.telemetry is marker
+
+
+def test_gesture_reaches_the_wire_in_lockstep():
+    clock = VirtualClock()
+    core = FlightCore(lambda t, f: None, config(), clock=clock)
+    asyncio.run(core.start())
+    from pipilot.core.setpoints import ArmRequest
+    from pipilot.sbus import decode
+
+    core.mixer.publish("pilot", Setpoint(throttle=0.5, arm=ArmRequest.ARM))
+    f = decode(core.advance(P)[-1][1])
+    assert f.channels[0] == 172 and f.channels[1] == 172
+
+
+async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):
+    link, _cap = capture
+    core = FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
+                                        watchdog=WatchdogConfig(stale_ms=95, silent_ms=100),
+                                        limits=Limits(throttle_slew=0)))
+    await core.start()
+    hits = 0
+    for i in range(10):
+        await asyncio.sleep(0.05 + 0.003 * i)     # somewhere inside an interval
+        thr = 0.1 + 0.05 * i
+        core.mixer.publish("pilot", Setpoint(throttle=thr))
+        await asyncio.sleep(0.02)                  # well under the 45 ms interval
+        hits += core.last_output.source == "pilot" and \
+            core.mixer.calibration.calibration_for("throttle").unipolar(thr) == \
+            core.last_output.channels[0]
+    await core.stop()
+    assert hits >= 8
+
+
+async def test_mixing_rate_without_publishers_is_the_interval(capture):
+    link, _cap = capture
+    core = FlightCore(link.path, config())
+    calls = []
+    real = core.mixer.tick
+    core.mixer.tick = lambda now=None: calls.append(now) or real(now)
+    await core.start()
+    await asyncio.sleep(1.0)
+    await core.stop()
+    n = len([c for c in calls if c is not None])
+    assert 10 <= n <= 1.0 / 0.02 + 15      # ~50 mixes/s, not one per frame (143)

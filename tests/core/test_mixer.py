@@ -1,0 +1,225 @@
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipilot.core.calibration import Calibration
+from pipilot.core.clock import VirtualClock
+from pipilot.core.failsafe import FailsafePolicy, FailsafeState
+from pipilot.core.mixer import Limits, Mixer
+from pipilot.core.setpoints import ArmRequest, Setpoint, SetpointError
+from pipilot.errors import ConfigError
+
+THR, YAW, ROLL, PITCH = 0, 1, 2, 3
+NOSLEW = Limits(throttle_slew=0, axis_slew=0)
+
+
+def mixer(policy=None, limits=NOSLEW, **kw):
+    clock = VirtualClock(100.0)
+    return Mixer(limits=limits, policy=policy or FailsafePolicy(), clock=clock, **kw), clock
+
+
+def test_starts_in_standby_with_throttle_off_and_valid_frames():
+    m, _clock = mixer()
+    out = m.tick()
+    assert out.state is FailsafeState.STANDBY and not out.failsafe
+    assert out.channels[THR] == 172 and out.channels[ROLL] == 992
+
+
+def test_highest_priority_fresh_override_wins():
+    m, clock = mixer()
+    m.publish("mission", Setpoint(throttle=0.5, roll=0.2))
+    out = m.tick()
+    assert out.source == "mission" and out.state is FailsafeState.NORMAL
+    m.publish("pilot", Setpoint(throttle=0.6, roll=-0.5))
+    assert m.tick().source == "pilot"
+    clock.advance(0.6)            # pilot (0.5 s) stale, mission (1.0 s) still fresh
+    m.publish("mission", Setpoint(throttle=0.5, roll=0.2))
+    out = m.tick()
+    assert out.source == "mission" and out.setpoint.roll == pytest.approx(0.2)
+
+
+def test_drift_trim_is_added_and_bounded():
+    m, _clock = mixer()
+    m.publish("pilot", Setpoint(throttle=0.5, roll=0.1, pitch=0.9))
+    m.publish("drift", Setpoint(roll=0.6, pitch=0.2))
+    out = m.tick()
+    assert out.setpoint.roll == pytest.approx(0.1 + 0.25)     # trim_max 0.25
+    assert out.setpoint.pitch == pytest.approx(1.0)            # limited to tilt_max
+    assert out.setpoint.throttle == pytest.approx(0.5)
+
+
+def test_drift_alone_does_not_fly():
+    m, _clock = mixer()
+    m.publish("drift", Setpoint(roll=0.2))
+    out = m.tick()
+    assert out.state is FailsafeState.STANDBY and out.setpoint.roll == 0.0
+
+
+def test_limits_apply():
+    m, _clock = mixer(limits=Limits(throttle_max=0.8, tilt_max=0.5, yaw_max=0.3,
+                                   throttle_slew=0, axis_slew=0))
+    m.publish("pilot", Setpoint(throttle=1.0, roll=-1.0, pitch=1.0, yaw=1.0))
+    sp = m.tick().setpoint
+    assert (sp.throttle, sp.roll, sp.pitch, sp.yaw) == pytest.approx((0.8, -0.5, 0.5, 0.3))
+
+
+def test_slew_rate_limits_steps():
+    m, clock = mixer(limits=Limits(throttle_slew=1.0, axis_slew=2.0))
+    m.publish("pilot", Setpoint(throttle=1.0, roll=1.0))
+    out = m.tick()
+    assert out.setpoint.throttle == 0.0        # first tick: no time has passed
+    for _ in range(10):
+        clock.advance(0.01)
+        m.publish("pilot", Setpoint(throttle=1.0, roll=1.0))
+        out = m.tick()
+    assert out.setpoint.throttle == pytest.approx(0.1)
+    assert out.setpoint.roll == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("gesture,arm_ch,disarm_ch", [("yaw_left", 172, 1811),
+                                                      ("yaw_right", 1811, 172)])
+def test_arm_request_becomes_the_gesture_while_held(gesture, arm_ch, disarm_ch):
+    m, clock = mixer(gesture=gesture)
+    for _ in range(3):
+        m.publish("pilot", Setpoint(throttle=0.4, yaw=0.3, arm=ArmRequest.ARM))
+        out = m.tick()
+        assert out.channels[THR] == 172 and out.channels[YAW] == arm_ch
+        assert out.setpoint.arm is ArmRequest.ARM
+        clock.advance(0.1)
+    m.publish("pilot", Setpoint(throttle=0.0, arm=ArmRequest.DISARM))
+    out = m.tick()
+    assert out.channels[THR] == 172 and out.channels[YAW] == disarm_ch
+    m.publish("pilot", Setpoint(throttle=0.0))
+    out = m.tick()
+    assert out.channels[YAW] == 992 and out.setpoint.arm is ArmRequest.NONE
+
+
+def test_gesture_in_firmware_terms_crosses_the_threshold():
+    # LibrePilot arms "Yaw Left" when the normalised yaw is <= -0.20 with throttle < 0
+    m, _clock = mixer()
+    cal = Calibration()
+    yc, tc = cal.calibration_for("yaw"), cal.calibration_for("throttle")
+    m.publish("pilot", Setpoint(arm=ArmRequest.ARM))
+    out = m.tick()
+    yaw_norm = (out.channels[YAW] - yc.neutral) / (yc.neutral - yc.min)
+    assert yaw_norm <= -0.2
+    assert out.channels[THR] < tc.neutral
+
+
+def test_source_loss_descends_level_then_cuts():
+    m, clock = mixer(FailsafePolicy("descend", descent_throttle=0.3, descent_time_s=2.0),
+                     limits=Limits(throttle_slew=0.5, axis_slew=100))
+    m.publish("pilot", Setpoint(throttle=0.6, roll=0.4))
+    m.tick()
+    for _ in range(200):          # let the slew catch up
+        clock.advance(0.01)
+        m.publish("pilot", Setpoint(throttle=0.6, roll=0.4))
+        m.tick()
+    t_last = clock.now()
+    clock.advance(0.49)
+    assert m.tick().state is FailsafeState.NORMAL
+    clock.advance(0.02)           # now 0.51 s > timeout 0.5 s: reaction within one tick
+    out = m.tick()
+    assert out.state is FailsafeState.DESCENT and not out.failsafe
+    assert "no fresh" in out.reason
+    seen = []
+    while clock.now() < t_last + 0.5 + 1.9:
+        clock.advance(0.01)
+        out = m.tick()
+        seen.append(out.setpoint.throttle)
+        assert out.state is FailsafeState.DESCENT
+    assert out.setpoint.roll == 0.0 and out.setpoint.pitch == 0.0
+    assert seen[0] < 0.6 and seen[-1] == pytest.approx(0.3)
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(seen))
+    clock.advance(0.2)
+    out = m.tick()
+    assert out.state is FailsafeState.THROTTLE_CUT and out.channels[THR] == 172
+
+
+def test_descent_never_raises_throttle():
+    m, clock = mixer(FailsafePolicy("descend", descent_throttle=0.5, descent_time_s=1.0))
+    m.publish("pilot", Setpoint(throttle=0.2))
+    m.tick()
+    clock.advance(0.6)
+    out = m.tick()
+    assert out.state is FailsafeState.DESCENT and out.setpoint.throttle == pytest.approx(0.2)
+
+
+def test_source_loss_with_failsafe_policy_flags_frames_at_once():
+    m, clock = mixer(FailsafePolicy("failsafe"))
+    m.publish("pilot", Setpoint(throttle=0.6))
+    m.tick()
+    clock.advance(0.51)
+    out = m.tick()
+    assert out.failsafe and out.state is FailsafeState.FAILSAFE
+    assert out.channels[THR] == 172
+    m.publish("pilot", Setpoint(throttle=0.3))
+    out = m.tick()
+    assert not out.failsafe and out.state is FailsafeState.NORMAL
+
+
+def test_withdraw_makes_a_source_stale_now():
+    m, _clock = mixer(FailsafePolicy("failsafe"))
+    m.publish("pilot", Setpoint(throttle=0.6))
+    m.tick()
+    m.withdraw("pilot")
+    assert m.tick().failsafe
+
+
+def test_forced_reasons_hold_failsafe_over_a_fresh_pilot():
+    m, _clock = mixer()
+    m.publish("pilot", Setpoint(throttle=0.6))
+    m.failsafe.force("shutdown")
+    out = m.tick()
+    assert out.failsafe and out.reason == "shutdown"
+    m.failsafe.release("shutdown")
+    m.publish("pilot", Setpoint(throttle=0.6))
+    assert m.tick().state is FailsafeState.NORMAL
+
+
+def test_publish_errors():
+    m, _clock = mixer()
+    with pytest.raises(SetpointError, match="unknown"):
+        m.publish("nobody", Setpoint())
+    with pytest.raises(SetpointError, match="not a Setpoint"):
+        m.publish("pilot", {"throttle": 1})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        m.add_source("x", 1, mode="blend")
+    with pytest.raises(ConfigError):
+        Mixer(gesture="roll_left")
+
+
+def test_custom_source():
+    m, _clock = mixer()
+    m.add_source("joystick", 40, "override", 0.2)
+    m.publish("pilot", Setpoint(throttle=0.2))
+    m.publish("joystick", Setpoint(throttle=0.7))
+    assert m.tick().source == "joystick"
+
+
+values = st.floats(-1, 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["pilot", "mission", "drift", "test"]),
+                          st.floats(0, 1), values, values, values,
+                          st.sampled_from(list(ArmRequest)), st.floats(0, 0.7)),
+                max_size=40),
+       st.sampled_from(["descend", "failsafe"]))
+def test_nothing_out_of_range_ever_leaves(events, policy):
+    m, clock = mixer(FailsafePolicy(policy), limits=Limits())
+    cal = Calibration()
+    spans = {cal.channel_of(f) - 1: cal.calibration_for(f) for f in
+             ("throttle", "yaw", "roll", "pitch")}
+    for name, thr, r, p, y, arm, dt in events:
+        m.publish(name, Setpoint(throttle=thr, roll=r, pitch=p, yaw=y, arm=arm))
+        clock.advance(dt)
+        out = m.tick()
+        assert len(out.channels) == 16
+        assert all(0 <= v <= 2047 for v in out.channels)
+        for ch, c in spans.items():
+            assert c.min <= out.channels[ch] <= c.max
+        if out.failsafe or out.state in (FailsafeState.THROTTLE_CUT, FailsafeState.STANDBY):
+            assert out.channels[0] == 172

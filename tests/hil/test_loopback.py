@@ -1,0 +1,85 @@
+"""One suite, two links: a real loopback with `pytest --hil-port /dev/ttyXXX`,
+the virtual one otherwise. Bounds are generous: a loaded 2-core machine, or a
+Pi, must pass them; tighter figures come from bench/frame_clock.py."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from pipilot.cli.link_test import stream
+from pipilot.core.config import CoreConfig, RealtimeConfig
+from pipilot.core.flightcore import FlightCore
+from pipilot.core.setpoints import Setpoint
+from pipilot.errors import LinkError
+from pipilot.link.serialport import open_sbus_port
+from pipilot.link.virtual import WireReader
+from pipilot.sbus import FrameDecoder
+
+P = 0.007
+
+
+async def test_frames_come_back_intact(loopback_port):
+    res = await stream(loopback_port, 1.5, P, "sweep")
+    lb = res["loopback"]
+    assert res["write_errors"] == 0
+    assert lb["frames_corrupt"] == 0
+    assert lb["frames_verified"] >= res["frames_sent"] - 3
+
+
+async def test_period_and_lateness(loopback_port):
+    res = await stream(loopback_port, 2.0, P, "neutral")
+    assert res["mean_period_s"] == pytest.approx(P, rel=0.01)
+    assert res["lateness_p99_s"] < 0.003
+    assert res["longest_gap_s"] < 4 * P
+    rx = res["loopback"]["timing"]
+    assert rx["mean_period_s"] == pytest.approx(P, rel=0.02)
+    assert rx["longest_gap_s"] < 0.1
+
+
+async def test_core_stall_failsafe_timing(loopback_port):
+    """The core stalls: fresh frames, then failsafe frames, then silence within 100 ms."""
+    core = FlightCore(loopback_port, CoreConfig(realtime=RealtimeConfig(mlockall=False,
+                                                                        gc_freeze=False)))
+    decoder = FrameDecoder()
+    seen: list[tuple[float, bool]] = []
+    lock = threading.Lock()
+
+    def on_bytes(data: bytes, _t: list[float]) -> None:
+        t = time.monotonic()
+        with lock:
+            seen.extend((t, f.failsafe) for f in decoder.feed(data))
+
+    await core.start()
+    assert core.port is not None
+    reader = WireReader(core.port.fd, on_bytes).start()
+    try:
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            core.mixer.publish("pilot", Setpoint(throttle=0.3))
+            await asyncio.sleep(0.01)
+        t_stall = time.monotonic()
+        time.sleep(0.4)                       # the event loop stalls
+        with lock:
+            after = [(t, fs) for t, fs in seen if t >= t_stall]
+    finally:
+        reader.stop()
+        await core.stop()
+    flags = "".join("F" if fs else "n" for _, fs in after)
+    assert "F" in flags and "n" not in flags[flags.index("F"):]
+    wd = core.config.watchdog
+    assert flags.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
+    assert after[-1][0] - t_stall < 0.1 + 0.25
+    assert core.pump is not None and core.pump.stats().silent_slots > 0
+
+
+def test_port_errors(loopback_port):
+    with open_sbus_port(loopback_port) as port:
+        assert str(port.settings) == "100000 8E2"
+        with pytest.raises(LinkError, match="busy"):
+            open_sbus_port(loopback_port)
+    with pytest.raises(LinkError, match="no such port"):
+        open_sbus_port(loopback_port + "-missing")

@@ -1,0 +1,232 @@
+"""Both pump implementations, one suite; timing only against generous bounds."""
+
+import contextlib
+import errno
+import os
+import time
+
+import pytest
+
+from pipilot.link.pump import FRAME_LEN, available, make_pump
+
+KINDS = available()
+FRESH = bytes([0x0F] + [0x11] * 23 + [0x00])
+OTHER = bytes([0x0F] + [0x22] * 23 + [0x00])
+FS = bytes([0x0F] + [0x00] * 22 + [0x08, 0x00])
+P = 0.007
+
+
+def test_the_compiled_pump_is_built():
+    assert "c" in KINDS, "pipilot.link._pump not built: python setup.py build_ext --inplace"
+
+
+@pytest.fixture(params=KINDS)
+def kind(request):
+    return request.param
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    os.set_blocking(r, False)
+    yield r, w
+    for fd in (r, w):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def drain(fd):
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def frames(data):
+    assert len(data) % FRAME_LEN == 0
+    return [data[i:i + FRAME_LEN] for i in range(0, len(data), FRAME_LEN)]
+
+
+def test_streams_the_latest_frame_at_the_period(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, 0.5, 0.8)
+    t0 = time.monotonic()
+    got = b""
+    while time.monotonic() - t0 < 0.3:
+        pump.set_frame(FRESH)
+        got += drain(r)
+        time.sleep(0.01)
+    pump.set_frame(OTHER)
+    time.sleep(0.05)
+    pump.stop()
+    got += drain(r)
+    elapsed = time.monotonic() - t0
+    fs = frames(got)
+    assert set(fs) <= {FRESH, OTHER} and fs[-1] == OTHER
+    # absolute deadlines: never more frames than slots, and most slots used
+    assert 0.5 * elapsed / P <= len(fs) <= elapsed / P + 2
+    s = pump.stats()
+    assert s.frames_sent == len(fs) and s.implementation == kind
+    assert P * 0.9 < s.mean_period_s < P * 2
+    assert not pump.running
+
+
+def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
+    r, w = pipe
+    stale, silent = 0.07, 0.15      # a failsafe window a loaded machine cannot sleep through
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, stale, silent, rt_priority=10)
+    for _ in range(10):
+        pump.set_frame(FRESH)
+        time.sleep(0.01)
+    t_last = time.monotonic()
+    pump.set_frame(FRESH)
+    drain(r)
+    time.sleep(0.4)
+    fs = frames(drain(r))
+    s = pump.stats()
+    pump.stop()
+    n_fs = fs.count(FS)
+    # order: fresh ... failsafe ... nothing
+    assert fs == [FRESH] * (len(fs) - n_fs) + [FS] * n_fs
+    assert 1 <= n_fs <= round((silent - stale) / P) + 1
+    assert len(fs) - n_fs <= round(stale / P) + 1
+    assert s.mode == "silent" and s.silent_slots >= 1 and s.failsafe_frames == n_fs
+    assert s.refresh_age_s >= 0.4 and time.monotonic() - t_last >= 0.4
+
+
+def test_refresh_after_silence_resumes(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, 0.02, 0.04)
+    time.sleep(0.15)
+    drain(r)
+    pump.set_frame(OTHER)
+    time.sleep(0.05)
+    pump.set_frame(OTHER)
+    fs = frames(drain(r))
+    pump.stop()
+    assert OTHER in fs
+
+
+def test_full_output_counts_eagain_and_keeps_time(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, 0.002, 0.5, 0.8)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.6:     # nobody reads: a 64 KiB pipe holds ~2600 frames
+        pump.set_frame(FRESH)
+        time.sleep(0.01)
+    s = pump.stats()
+    assert s.frames_sent >= 100
+    drain(r)
+    pump.stop()
+
+
+def test_write_errors_are_counted_and_retried(kind, pipe):
+    r, w = pipe
+    os.close(r)                 # EPIPE from now on (Python ignores SIGPIPE)
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, 0.5, 0.8)
+    time.sleep(0.1)
+    errors, sent, last = pump.counters()
+    pump.stop()
+    assert errors >= 3 and sent == 0 and last == errno.EPIPE
+
+
+def test_set_fd_moves_the_stream(kind, pipe):
+    r, w = pipe
+    r2, w2 = os.pipe()
+    os.set_blocking(r2, False)
+    pump = make_pump(kind)
+    try:
+        pump.start(w, FRESH, FS, P, 0.5, 0.8)
+        time.sleep(0.05)
+        pump.set_fd(w2)
+        drain(r)
+        time.sleep(0.05)
+        pump.set_frame(FRESH)
+        assert drain(r2)
+    finally:
+        pump.stop()
+        os.close(r2)
+        os.close(w2)
+
+
+def test_bad_arguments(kind, pipe):
+    _r, w = pipe
+    pump = make_pump(kind)
+    with pytest.raises(ValueError):
+        pump.start(w, b"short", FS, P, 0.07, 0.1)
+    with pytest.raises(ValueError):
+        pump.start(w, FRESH, FS, P, 0.1, 0.07)
+    pump.start(w, FRESH, FS, P, 0.07, 0.1)
+    with pytest.raises(ValueError):
+        pump.set_frame(b"\x0f" * 26)
+    with pytest.raises(RuntimeError):
+        pump.start(w, FRESH, FS, P, 0.07, 0.1)
+    pump.stop()
+    pump.stop()
+
+
+def hold_the_gil(seconds):
+    """Run C-level loops that never release the GIL (no bytecode, no eval breaker),
+    doubling until one of them held it for `seconds`; returns that hold."""
+    n = 1_000_000
+    while True:
+        t0 = time.monotonic()
+        sum(range(n))
+        held = time.monotonic() - t0
+        if held >= seconds or n > 10**10:
+            return held
+        n *= 2
+
+
+def test_compiled_pump_keeps_time_while_the_gil_is_held(pipe):
+    if "c" not in KINDS:
+        pytest.fail("compiled pump not built")
+    _r, w = pipe
+    pump = make_pump("c")
+    pump.start(w, FRESH, FS, P, 0.5, 0.8)
+    time.sleep(0.05)
+    held = hold_the_gil(0.2)
+    pump.stop()
+    assert held >= 0.2
+    # the thread wrote throughout every stall
+    assert pump.stats().max_gap_s < 0.05
+
+
+def test_python_pump_is_blocked_by_the_gil(pipe):
+    """Why the compiled pump exists: the twin cannot write while the GIL is held."""
+    _r, w = pipe
+    pump = make_pump("python")
+    pump.start(w, FRESH, FS, P, 0.5, 0.8)
+    time.sleep(0.05)
+    held = hold_the_gil(0.2)
+    pump.stop()
+    assert held >= 0.2
+    assert pump.stats().max_gap_s >= 0.5 * held
+
+
+def test_realtime_is_reported(kind, pipe):
+    _r, w = pipe
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, 0.07, 0.1, rt_priority=10)
+    time.sleep(0.03)
+    pump.stop()
+    rt = pump.stats().realtime
+    assert rt == "SCHED_FIFO 10" or rt.startswith("SCHED_FIFO refused")
+
+
+def test_pure_python_env_forces_the_twin(monkeypatch):
+    monkeypatch.setenv("PIPILOT_PURE_PYTHON", "1")
+    assert make_pump().implementation == "python"
+    with pytest.raises(ValueError):
+        make_pump("rust")

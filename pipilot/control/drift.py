@@ -411,15 +411,22 @@ class DriftController:
         self.roll_pid = PID(gains, clock, enabled=False)
         self.pitch_pid = PID(gains, clock, enabled=False)
 
-    def step(self, sample: Sample, *, armed: bool, flying: bool) -> Trim:
+    def step(self, sample: Sample, *, armed: bool, flying: bool, hold: bool = False) -> Trim:
+        """One sample. ``hold``: keep the trims as they are (a commanded move is
+        under way, which the loop must not fight); the estimate still runs."""
         flying = armed and flying
         est = self.estimator.update(sample, on_ground=not flying, at_rest=not armed)
         forward, right = est.velocity_heading
-        if flying:
+        if flying and hold:
+            pitch, roll = self.pitch_pid.output, self.roll_pid.output
+            self.pitch_pid.disable(pitch)
+            self.roll_pid.disable(roll)
+        elif flying:
             for pid in (self.roll_pid, self.pitch_pid):
-                if not pid.enabled:
+                if not pid.enabled:  # from the ground from zero, after a hold from there
+                    start = pid.output
                     pid.reset()
-                    pid.enable(0.0)
+                    pid.enable(start)
             # nose up (+pitch) pushes back against forward drift; right side
             # down (+roll) pushes right, so drift to the right needs -roll
             pitch = self.pitch_pid.update(0.0, -forward, now=sample.t)

@@ -84,3 +84,27 @@ def test_config_validation():
         CompensatorConfig.from_mapping({"max_trim_deg": 90})
     with pytest.raises(ConfigError, match=r"drift\.kp"):
         CompensatorConfig.from_mapping({"kp": -1})
+
+
+def test_hold_keeps_the_trims_and_resumes_without_a_jump():
+    clock = VirtualClock()
+    ctl = DriftController(clock=clock)
+    model = QuadModel(mount_pitch_deg=2.0, wind=(0.5, 0.0))
+    for _ in range(40):
+        model.step(DT)
+        clock.advance(DT)
+        ctl.step(model.sample(), armed=False, flying=False)
+    model.take_off()
+    for _ in range(400):
+        trim = ctl.step(model.sample(), armed=True, flying=True)
+        model.step(DT, trim.roll_deg, trim.pitch_deg)
+        clock.advance(DT)
+    before = (trim.roll_deg, trim.pitch_deg)
+    for _ in range(40):  # a commanded move: the craft speeds up, the trims stay
+        trim = ctl.step(model.sample(), armed=True, flying=True, hold=True)
+        assert (trim.roll_deg, trim.pitch_deg) == before
+        model.step(DT, trim.roll_deg + 5.0, trim.pitch_deg)
+        clock.advance(DT)
+    resumed = ctl.step(model.sample(), armed=True, flying=True)
+    assert resumed.roll_deg == pytest.approx(before[0], abs=1e-9)
+    assert resumed.pitch_deg == pytest.approx(before[1], abs=1e-9)

@@ -1,0 +1,146 @@
+"""The drift loop on a Vehicle: telemetry in, roll/pitch trims out.
+
+Publishes the standard additive source ``"drift"``. It reads AccelState,
+AttitudeState, GyroState and FlightStatus from the telemetry session, runs a
+``DriftController`` on every new accelerometer sample, and publishes trims
+that are zero whenever the craft is disarmed, on the ground, or the loop is
+suspended (a pilot took over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pipilot.control.drift import (
+    CompensatorConfig,
+    DriftController,
+    EstimatorConfig,
+    Sample,
+    Trim,
+)
+from pipilot.core.setpoints import Setpoint
+
+log = logging.getLogger(__name__)
+
+DRIFT_SOURCE = "drift"
+ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
+
+
+def _armed(values: Any) -> bool:
+    v = values.get("Armed")
+    if hasattr(v, "name") and not isinstance(v, int | str):
+        v = v.name
+    if isinstance(v, int):
+        v = ARMED_OPTIONS[v] if 0 <= v < len(ARMED_OPTIONS) else None
+    return v == "Armed"
+
+
+class DriftCompensator:
+    """Runs the drift loop as a task publishing the ``"drift"`` source."""
+
+    def __init__(self, vehicle: Any, config: CompensatorConfig | None = None,
+                 estimator: EstimatorConfig | None = None, *,
+                 flying: Callable[[], bool], rate_hz: float = 50.0, priority: int = 0,
+                 timeout_s: float = 0.5) -> None:
+        self.vehicle = vehicle
+        self.controller = DriftController(config, estimator, clock=vehicle.clock)
+        self._flying = flying
+        self._period = 1.0 / rate_hz
+        self._priority = priority
+        self._timeout_s = timeout_s
+        self._task: asyncio.Task[None] | None = None
+        self._last_accel_t: float | None = None
+        self._suspended = False
+        self.hold = False
+        """Keep the trims fixed (a commanded move is under way)."""
+        self.last_trim: Trim | None = None
+        self.errors = 0
+        self.rate_errors: list[str] = []
+
+    async def start(self) -> None:
+        if DRIFT_SOURCE not in self.vehicle.mixer.sources:  # the core registers it
+            self.vehicle.mixer.add_source(DRIFT_SOURCE, self._priority, mode="additive",
+                                          timeout_s=self._timeout_s)
+        await self.configure_rates()
+        self._task = asyncio.create_task(self._run(), name="drift")
+
+    async def configure_rates(self, timeout_s: float = 2.0) -> list[str]:
+        """Ask the FC for AccelState and AttitudeState at the configured period.
+
+        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. Best
+        effort: a link that refuses leaves the loop working on slower data,
+        and the failures are returned (and logged).
+        """
+        from pipilot.uavtalk import load_definitions
+
+        registry = load_definitions()
+        period = round(self.controller.config.telemetry_period_ms)
+        failed = []
+        for name in ("AccelState", "AttitudeState"):
+            meta = dict(registry[name + "Meta"].defaults())
+            meta.update(telemetry_update_mode="periodic", telemetry_period_ms=period)
+            try:
+                await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
+                                       timeout_s)
+            except Exception as exc:  # the loop still works, only slower
+                log.warning("could not set the %s telemetry period: %s", name, exc)
+                failed.append(name)
+        self.rate_errors = failed
+        return failed
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
+
+    def suspend(self) -> None:
+        """Stop trimming for good (the pilot has the craft)."""
+        self._suspended = True
+        self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # a bad sample must not end the loop
+                self.errors += 1
+                log.exception("drift loop tick failed")
+            await asyncio.sleep(self._period)
+
+    def tick(self) -> Trim | None:
+        """Process the newest telemetry; publish and return the trim if there was news."""
+        tel = self.vehicle.telemetry
+        now = self.vehicle.clock.now()
+        accel = tel.latest("AccelState")
+        att = tel.latest("AttitudeState")
+        if accel is None or att is None:
+            return None
+        t_accel = now - accel[1]
+        if self._last_accel_t is not None and t_accel <= self._last_accel_t + 1e-6:
+            return None
+        self._last_accel_t = t_accel
+        gyro = tel.latest("GyroState")
+        status = tel.latest("FlightStatus")
+        a, (av, aage) = accel[0], att
+        sample = Sample(
+            t=t_accel,
+            accel=(float(a["x"]), float(a["y"]), float(a["z"])),
+            attitude=(float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"])),
+            gyro=None if gyro is None else (float(gyro[0]["x"]), float(gyro[0]["y"]),
+                                            float(gyro[0]["z"])),
+            attitude_t=now - aage,
+        )
+        armed = status is not None and _armed(status[0])
+        flying = armed and not self._suspended and self._flying()
+        trim = self.controller.step(sample, armed=armed, flying=flying, hold=self.hold)
+        self.last_trim = trim
+        if not self._suspended:
+            self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint(roll=trim.roll, pitch=trim.pitch))
+        return trim

@@ -54,6 +54,7 @@ class DriftCompensator:
         self._timeout_s = timeout_s
         self._task: asyncio.Task[None] | None = None
         self._last_accel_t: float | None = None
+        self._last_accel_values: Any = None
         self._suspended = False
         self.hold = False
         """Keep the trims fixed (a commanded move is under way)."""
@@ -78,9 +79,11 @@ class DriftCompensator:
         from pipilot.uavtalk import load_definitions
 
         registry = load_definitions()
-        period = round(self.controller.config.telemetry_period_ms)
+        cfg = self.controller.config
         failed = []
-        for name in ("AccelState", "AttitudeState"):
+        for name, period_ms in (("AccelState", cfg.accel_period_ms),
+                                ("AttitudeState", cfg.attitude_period_ms)):
+            period = round(period_ms)
             meta = dict(registry[name + "Meta"].defaults())
             meta.update(telemetry_update_mode="periodic", telemetry_period_ms=period)
             try:
@@ -122,10 +125,13 @@ class DriftCompensator:
         att = tel.latest("AttitudeState")
         if accel is None or att is None:
             return None
+        if accel[0] is self._last_accel_values:
+            return None  # nothing new (sessions keep one dict per received sample)
         t_accel = now - accel[1]
-        if self._last_accel_t is not None and t_accel <= self._last_accel_t + 1e-6:
+        if self._last_accel_t is not None and t_accel <= self._last_accel_t:
             return None
         self._last_accel_t = t_accel
+        self._last_accel_values = accel[0]
         gyro = tel.latest("GyroState")
         status = tel.latest("FlightStatus")
         a, (av, aage) = accel[0], att

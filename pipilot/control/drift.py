@@ -349,10 +349,13 @@ class CompensatorConfig:
     """Angle the flight controller gives a full roll/pitch stick (RollMax/PitchMax)."""
     airborne_throttle: float = 0.3
     """Armed with the throttle at or above this counts as flying."""
-    telemetry_period_ms: float = 100.0
-    """AccelState and AttitudeState period asked of the FC (16.09 default: 1000 / 130).
+    accel_period_ms: float = 100.0
+    """AccelState period asked of the FC (16.09 default 1000): 230 bytes/s at 100 ms."""
+    attitude_period_ms: float = 200.0
+    """AttitudeState period asked of the FC (16.09 default 130): 195 bytes/s at 200 ms.
 
-    At 9600 baud the two at 100 ms take about 620 of the 960 bytes/s."""
+    The 9600 baud link carries 960 bytes/s; above about two thirds of that the
+    FC's telemetry queue overflows and drops updates (FlightStatus among them)."""
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift") -> CompensatorConfig:

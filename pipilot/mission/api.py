@@ -47,6 +47,8 @@ from pipilot.mission.spec import MissionConfig, SafetyConfig, Step, validate_ste
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted (Ctrl-C)"
+GESTURE_SETTLE_S = 0.5
+"""Throttle low and sticks centred this long before an arm or disarm gesture."""
 
 
 class State(enum.Enum):
@@ -134,6 +136,16 @@ class Mission:
         self.io.register()
         self._t0 = self.io.now()
         self._failsafe_done = asyncio.Event()
+        if not await self._wait_for_link():
+            # nothing was commanded yet: no failsafe to fly, just refuse to start
+            reason = (f"telemetry lost: no connection to the flight controller within "
+                      f"{self.safety.connect_timeout_s:g} s")
+            self.state = State.ABORTED
+            self.abort_reason, self.abort_monitor = reason, "telemetry"
+            self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": "telemetry"})
+            self._emit(EventKind.FINISHED, f"mission aborted: {reason}")
+            self.events.close()
+            raise SafetyAbort(reason)
         self.state = State.RUNNING
         if self._drift_wanted:
             from pipilot.control.compensator import DriftCompensator
@@ -145,6 +157,17 @@ class Mission:
         self._emit(EventKind.STARTED, "mission started"
                    + (" with drift compensation" if self.drift else ""))
         self._task = asyncio.create_task(self._loop(), name="mission")
+
+    async def _wait_for_link(self) -> bool:
+        """Wait for the telemetry handshake and a first attitude (bounded)."""
+        deadline = self.io.now() + self.safety.connect_timeout_s
+        while True:
+            view = self.io.view()
+            if view.telemetry_connected and view.attitude_age is not None:
+                return True
+            if self.io.now() >= deadline:
+                return False
+            await self.io.sleep(0.02)
 
     async def finish(self) -> None:
         """End the mission: wait for a running failsafe, then stop publishing."""
@@ -177,7 +200,7 @@ class Mission:
 
     async def arm(self, *, timeout_s: float | None = None) -> None:
         timeout = timeout_s or self.safety.arm_timeout_s
-        await self._run(Step("arm", {"timeout_s": timeout}), lambda _: Command(arm="arm"),
+        await self._run(Step("arm", {"timeout_s": timeout}), _gesture("arm"),
                         done=lambda _t: self.io.armed() == "Armed", deadline=timeout)
         self._expect_armed = True
 
@@ -216,8 +239,7 @@ class Mission:
     async def disarm(self, *, timeout_s: float | None = None) -> None:
         timeout = timeout_s or self.safety.arm_timeout_s
         self._expect_armed = False
-        await self._run(Step("disarm", {"timeout_s": timeout}),
-                        lambda _: Command(arm="disarm"),
+        await self._run(Step("disarm", {"timeout_s": timeout}), _gesture("disarm"),
                         done=lambda _t: self.io.armed() == "Disarmed", deadline=timeout)
         self._command = Command()
 
@@ -272,8 +294,8 @@ class Mission:
         elapsed = now - self._phase_started
         if self.io.armed() == "Disarmed" and elapsed > 0.1:
             return None
-        if elapsed < self.safety.arm_timeout_s:
-            return Command(throttle=0.0, arm="disarm")
+        if elapsed < GESTURE_SETTLE_S + self.safety.arm_timeout_s:
+            return _gesture("disarm")(elapsed)
         return None
 
     def _finish_failsafe(self, how: str) -> None:
@@ -423,6 +445,18 @@ class Mission:
         self.events.emit(MissionEvent(
             t=self.time(), kind=kind, message=message, step=index,
             action=None if step is None else step.action, data=data or {}))
+
+
+def _gesture(arm: str) -> Profile:
+    """Throttle off and sticks centred first, then the arming gesture.
+
+    The firmware's arm handler only starts a sequence on a fresh crossing of
+    the threshold with the throttle already low, so the gesture must not
+    arrive in the same frame as the throttle cut.
+    """
+    def profile(t: float) -> Command:
+        return Command(throttle=0.0) if t < GESTURE_SETTLE_S else Command(arm=arm)
+    return profile
 
 
 def _params(**kw: float | None) -> dict[str, float]:

@@ -97,6 +97,8 @@ class MissionConfig:
 @dataclass(frozen=True)
 class SafetyConfig:
     failsafe: str = "land"
+    connect_timeout_s: float = 10.0
+    """How long a mission waits for the telemetry link before it refuses to start."""
     telemetry_timeout_s: float = 1.0
     max_tilt_deg: float = 35.0
     alarm_level: str = "Critical"
@@ -265,7 +267,8 @@ def _safety(raw: Any) -> SafetyConfig:
     if land_throttle is not None:
         land_throttle = _number(land_throttle, _THROTTLE, "safety.land_throttle")
     base = _table(_SafetyNumbers, raw, "safety")
-    positive = ("telemetry_timeout_s", "max_tilt_deg", "arm_timeout_s", "land_seconds")
+    positive = ("connect_timeout_s", "telemetry_timeout_s", "max_tilt_deg", "arm_timeout_s",
+                "land_seconds")
     for key in positive:
         if getattr(base, key) <= 0:
             raise ConfigError(f"safety.{key}", "must be > 0")
@@ -280,6 +283,7 @@ def _safety(raw: Any) -> SafetyConfig:
 
 @dataclass(frozen=True)
 class _SafetyNumbers:
+    connect_timeout_s: float = SafetyConfig.connect_timeout_s
     telemetry_timeout_s: float = SafetyConfig.telemetry_timeout_s
     max_tilt_deg: float = SafetyConfig.max_tilt_deg
     arm_timeout_s: float = SafetyConfig.arm_timeout_s

@@ -212,7 +212,9 @@ def test_python_pump_is_blocked_by_the_gil(pipe):
     held = hold_the_gil(0.2)
     pump.stop()
     assert held >= 0.2
-    assert pump.stats().max_gap_s >= 0.5 * held
+    # a loaded machine stretches `held` by preemption, so ask only for a gap
+    # far beyond any frame period
+    assert pump.stats().max_gap_s >= 0.1
 
 
 def test_realtime_is_reported(kind, pipe):

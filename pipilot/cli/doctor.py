@@ -1,0 +1,208 @@
+"""`pipilot doctor`: check the serial set-up the rig needs, one pass/fail line each.
+
+Checks the soft-UART module (loaded, ports, error counters) and the Raspberry
+Pi UART pitfalls: the Linux console on serial0, Bluetooth holding the PL011
+(leaving only the parity-less mini UART), and membership of the dialout
+group. What cannot be checked here (not a Pi, counters readable by root
+only) is reported as SKIP with the reason, never guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+NAME = "doctor"
+HELP = "check the soft-UART module and the Raspberry Pi UART set-up"
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+SOFTUART_COUNTERS = ("tx_late_aborts", "tx_dropped", "rx_missed_edges", "rx_false_starts")
+BT_OVERLAYS = ("disable-bt", "pi3-disable-bt", "miniuart-bt", "pi3-miniuart-bt")
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:4}  {self.name}: {self.detail}"
+
+
+@dataclass
+class System:
+    """Where to look: a filesystem root and the caller's identity (tests fake both)."""
+
+    root: Path = Path("/")
+    uid: int = field(default_factory=os.getuid)
+    groups: tuple[int, ...] = field(default_factory=lambda: tuple(os.getgroups()))
+
+    def path(self, p: str) -> Path:
+        return self.root / p.lstrip("/")
+
+    def read(self, p: str) -> str | None:
+        try:
+            return self.path(p).read_text(errors="replace")
+        except OSError:
+            return None
+
+
+def pi_model(sys_: System) -> str | None:
+    for p in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        model = sys_.read(p)
+        if model and "raspberry pi" in model.lower():
+            return model.strip("\0\n ")
+    return None
+
+
+def parse_proc_driver(text: str) -> dict[int, dict[str, int]]:
+    """Counters per line from /proc/tty/driver/softuart (absent ones are 0)."""
+    ports: dict[int, dict[str, int]] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*(\d+):\s+uart:\S+", line)
+        if not m:
+            continue
+        counts = {k: 0 for k in ("tx", "rx", "fe", "pe", "brk", "oe")}
+        counts.update({k: int(v) for k, v in re.findall(r"\b(tx|rx|fe|pe|brk|oe):(\d+)", line)})
+        ports[int(m.group(1))] = counts
+    return ports
+
+
+def check_module(sys_: System) -> Iterator[Check]:
+    if not sys_.path("/sys/module/softuart").is_dir():
+        yield Check(FAIL, "softuart module", "not loaded (install with dkms from "
+                    "kernel/softuart, then `sudo modprobe softuart`)")
+        return
+    ttys = sorted(p.name for p in sys_.path("/sys/class/tty").glob("ttySOFT*"))
+    if not ttys:
+        yield Check(FAIL, "softuart module", "loaded but no /dev/ttySOFTn: is the "
+                    "device-tree overlay (softuart.dtbo) enabled in config.txt?")
+        return
+    yield Check(PASS, "softuart module", f"loaded, ports: {', '.join(ttys)}")
+
+    proc = sys_.read("/proc/tty/driver/softuart")
+    icounts = parse_proc_driver(proc) if proc is not None else None
+    for tty in ttys:
+        n = int(tty.removeprefix("ttySOFT"))
+        base = sys_.path(f"/sys/class/tty/{tty}")
+        extra = {}
+        for name in SOFTUART_COUNTERS:
+            try:
+                extra[name] = int((base / name).read_text())
+            except (OSError, ValueError):
+                continue
+        parts = [f"{k} {v}" for k, v in extra.items()]
+        errors = extra.get("tx_late_aborts", 0) + extra.get("tx_dropped", 0)
+        if icounts is not None and n in icounts:
+            c = icounts[n]
+            parts = [f"tx {c['tx']} rx {c['rx']} frame {c['fe']} parity {c['pe']} "
+                     f"overrun {c['oe']} break {c['brk']}", *parts]
+            errors += c["fe"] + c["pe"] + c["oe"]
+        elif icounts is None:
+            parts.append("frame/parity/overrun counters need root (/proc/tty/driver)")
+        try:
+            line = (base / "softuart_line").read_text()
+        except OSError:
+            line = ""
+        if line.strip() == "loopback":
+            parts.append("test-only loopback line")
+        yield Check(FAIL if errors else PASS, f"{tty} counters", "; ".join(parts) or "none")
+        yield check_node(sys_, tty)
+
+
+def check_node(sys_: System, tty: str) -> Check:
+    """The device node should belong to dialout, like every serial port."""
+    name = f"/dev/{tty} permissions"
+    try:
+        st = sys_.path(f"/dev/{tty}").stat()
+    except OSError:
+        return Check(FAIL, name, "no device node: is udev (or devtmpfs) running?")
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    if group == "dialout" and st.st_mode & 0o060 == 0o060:
+        return Check(PASS, name, "group dialout, read/write")
+    return Check(FAIL, name, f"group {group}, mode {st.st_mode & 0o777:o}: install "
+                 "kernel/softuart/99-softuart.rules in /etc/udev/rules.d/")
+
+
+def check_console(sys_: System, model: str | None) -> Check:
+    name = "console on serial0"
+    if model is None:
+        return Check(SKIP, name, "not a Raspberry Pi: cannot check")
+    cmdline = sys_.read("/proc/cmdline") or ""
+    hits = re.findall(r"console=(serial0|serial1|ttyAMA0|ttyS0)\S*", cmdline)
+    if hits:
+        return Check(FAIL, name, f"kernel console on {hits[0]}: remove "
+                     f"console={hits[0]},... from cmdline.txt and reboot")
+    return Check(PASS, name, "no serial console on the kernel command line")
+
+
+def _config_txt(sys_: System) -> str | None:
+    for p in ("/boot/firmware/config.txt", "/boot/config.txt"):
+        text = sys_.read(p)
+        if text is not None:
+            return text
+    return None
+
+
+def check_pl011(sys_: System, model: str | None) -> Check:
+    name = "serial0 is the PL011"
+    if model is None:
+        return Check(SKIP, name, "not a Raspberry Pi: cannot check")
+    link = sys_.path("/dev/serial0")
+    target = os.readlink(link) if link.is_symlink() else None
+    config = _config_txt(sys_)
+    overlays = re.findall(r"^\s*dtoverlay\s*=\s*([\w-]+)", config or "", re.MULTILINE)
+    bt_off = [o for o in overlays if o in BT_OVERLAYS]
+    if target is None:
+        return Check(FAIL, name, "/dev/serial0 missing: enable_uart=1 in config.txt")
+    if Path(target).name == "ttyAMA0":
+        return Check(PASS, name, f"/dev/serial0 -> {target}"
+                     + (f" (dtoverlay={bt_off[0]})" if bt_off else ""))
+    return Check(FAIL, name, f"/dev/serial0 -> {target}, the mini UART (no parity, so no "
+                 "S.Bus 8E2): add dtoverlay=disable-bt to config.txt and reboot")
+
+
+def check_groups(sys_: System) -> Check:
+    name = "dialout group"
+    if sys_.uid == 0:
+        return Check(PASS, name, "running as root")
+    try:
+        gid = grp.getgrnam("dialout").gr_gid
+    except KeyError:
+        return Check(SKIP, name, "this system has no dialout group: cannot check")
+    if gid in sys_.groups:
+        return Check(PASS, name, "member of dialout: serial ports can be opened")
+    return Check(FAIL, name, "not in dialout: `sudo usermod -aG dialout $USER`, then log in again")
+
+
+def run_checks(sys_: System) -> list[Check]:
+    model = pi_model(sys_)
+    checks = [Check(PASS, "Raspberry Pi", model) if model
+              else Check(SKIP, "Raspberry Pi", "not a Raspberry Pi: Pi UART checks skipped")]
+    checks += list(check_module(sys_))
+    checks += [check_console(sys_, model), check_pl011(sys_, model), check_groups(sys_)]
+    return checks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = run_checks(System())
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        for c in checks:
+            print(c.line())
+    return 1 if any(c.status == FAIL for c in checks) else 0

@@ -1,0 +1,206 @@
+"""Rigid-body quadrotor and its IMU: the physics behind hover drift.
+
+Frames: the world is NED (x north, y east, z down, ground at z = 0); the body
+is FRD. The flight-controller board sits in the body rotated by the mounting
+tilt (``mount_tilt_deg`` = board roll, pitch relative to the frame), so a
+board that reads level leaves the frame tilted the other way: a board pitched
+nose-up by d degrees holds the frame d degrees nose-down and the craft drifts
+forward. Rotor drag is linear in the air-relative velocity, so a constant tilt
+gives a constant drift speed of about ``g * tilt * mass / drag``; wind adds to
+it.
+
+Everything random comes from one ``numpy.random.Generator``: a seed fixes the
+biases, the noise and the gusts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+G = 9.80665
+_EYE = np.eye(3)
+
+
+def rot_x(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def rot_y(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1.0, 0], [-s, 0, c]])
+
+
+def rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def euler_to_r(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """Body-to-world rotation from ZYX Euler angles (radians)."""
+    return rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
+
+
+def r_to_euler(r: np.ndarray) -> tuple[float, float, float]:
+    pitch = -math.asin(max(-1.0, min(1.0, float(r[2, 0]))))
+    roll = math.atan2(float(r[2, 1]), float(r[2, 2]))
+    yaw = math.atan2(float(r[1, 0]), float(r[0, 0]))
+    return roll, pitch, yaw
+
+
+def r_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
+    """(q1..q4) = (w, x, y, z), as AttitudeState stores it."""
+    tr = float(r[0, 0] + r[1, 1] + r[2, 2])
+    if tr > 0:
+        s = math.sqrt(tr + 1.0) * 2
+        return (0.25 * s, float(r[2, 1] - r[1, 2]) / s, float(r[0, 2] - r[2, 0]) / s,
+                float(r[1, 0] - r[0, 1]) / s)
+    i = int(np.argmax(np.diag(r)))
+    j, k = (i + 1) % 3, (i + 2) % 3
+    s = math.sqrt(max(1e-12, 1.0 + r[i, i] - r[j, j] - r[k, k])) * 2
+    q = [0.0, 0.0, 0.0, 0.0]
+    q[0] = float(r[k, j] - r[j, k]) / s
+    q[1 + i] = 0.25 * s
+    q[1 + j] = float(r[j, i] + r[i, j]) / s
+    q[1 + k] = float(r[k, i] + r[i, k]) / s
+    return q[0], q[1], q[2], q[3]
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """3-vector cross product (numpy's general one is slow for a single pair)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
+
+
+def rotate_small(r: np.ndarray, w: np.ndarray, dt: float) -> np.ndarray:
+    """R advanced by body rate w over dt (Rodrigues)."""
+    theta = w * dt
+    a = float(np.linalg.norm(theta))
+    if a < 1e-12:
+        return r
+    k = theta / a
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    d = _EYE + math.sin(a) * kx + (1 - math.cos(a)) * (kx @ kx)
+    return r @ d
+
+
+def orthonormalize(r: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(r)
+    return u @ vt
+
+
+@dataclass
+class QuadParams:
+    mass: float = 1.0                      # kg
+    inertia: tuple[float, float, float] = (0.010, 0.010, 0.018)  # kg m^2
+    thrust_to_weight: float = 2.2          # all motors at full power
+    motor_tau: float = 0.035               # s, thrust and torque lag
+    max_torque: tuple[float, float, float] = (0.6, 0.6, 0.12)  # N m
+    drag_xy: float = 0.35                  # N per m/s of air-relative speed
+    drag_z: float = 0.5
+    gyro_noise_dps: float = 0.25           # rms per sample, with motor vibration
+    accel_noise: float = 0.15              # m/s^2 rms per sample, with motor vibration
+    gyro_bias_dps: float = 0.8             # 1-sigma of the per-axis bias drawn at power-up
+    accel_bias: float = 0.08               # m/s^2, 1-sigma per axis
+    gust_sigma: float = 0.0                # m/s rms of gusts around the mean wind
+    gust_tau: float = 2.0                  # s, gust correlation time
+
+    @property
+    def max_thrust(self) -> float:
+        return self.thrust_to_weight * self.mass * G
+
+
+@dataclass
+class TruthState:
+    """Ground truth: only tests and the sim panel may look at it."""
+
+    position: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    r: np.ndarray = field(default_factory=lambda: np.eye(3))
+    rate: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    on_ground: bool = True
+
+    @property
+    def altitude(self) -> float:
+        return -float(self.position[2])
+
+    def euler_deg(self) -> tuple[float, float, float]:
+        return tuple(math.degrees(a) for a in r_to_euler(self.r))  # type: ignore[return-value]
+
+
+class Quadrotor:
+    """Physics (rigid body, motors, drag, wind, ground) and the IMU on the tilted board."""
+
+    def __init__(self, params: QuadParams, rng: np.random.Generator, *,
+                 mount_tilt_deg: tuple[float, float] = (0.0, 0.0),
+                 wind: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.p = params
+        self.rng = rng
+        self.truth = TruthState()
+        self.inertia = np.array(params.inertia)
+        # board -> body
+        self.mount = rot_y(math.radians(mount_tilt_deg[1])) @ rot_x(math.radians(mount_tilt_deg[0]))
+        self.wind_mean = np.array([wind[0], wind[1], 0.0])
+        self._gust = np.zeros(3)
+        self.gyro_bias = rng.normal(0.0, math.radians(params.gyro_bias_dps), 3)
+        self.accel_bias = rng.normal(0.0, params.accel_bias, 3)
+        self.thrust = 0.0        # N, actual (lagged)
+        self.torque = np.zeros(3)
+        self._specific_force = np.array([0.0, 0.0, -G])  # body frame
+
+    @property
+    def wind(self) -> np.ndarray:
+        return self.wind_mean + self._gust
+
+    def step(self, dt: float, thrust_cmd: float, torque_cmd: np.ndarray) -> None:
+        """Advance by dt with commanded total thrust (N) and body torque (N m)."""
+        p, s = self.p, self.truth
+        a = dt / (p.motor_tau + dt)
+        self.thrust += a * (min(max(thrust_cmd, 0.0), p.max_thrust) - self.thrust)
+        lim = np.array(p.max_torque)
+        self.torque += a * (np.clip(torque_cmd, -lim, lim) - self.torque)
+        if s.on_ground and self.thrust < p.mass * G:
+            # resting on the ground: it holds the weight and keeps the craft level
+            if s.rate.any() or s.velocity.any():
+                s.velocity[:] = 0.0
+                s.rate[:] = 0.0
+                _, _, yaw = r_to_euler(s.r)
+                s.r = rot_z(yaw)
+                self._specific_force = s.r.T @ np.array([0.0, 0.0, -G])
+            return
+        if p.gust_sigma > 0:
+            k = dt / p.gust_tau
+            self._gust[:2] += -k * self._gust[:2] + p.gust_sigma * math.sqrt(2 * k) * \
+                self.rng.standard_normal(2)
+        air = s.velocity - self.wind
+        air_b = s.r.T @ air
+        drag_b = -np.array([p.drag_xy, p.drag_xy, p.drag_z]) * air_b
+        force_b = np.array([0.0, 0.0, -self.thrust]) + drag_b
+        self._specific_force = force_b / p.mass
+        acc = s.r @ self._specific_force + np.array([0.0, 0.0, G])
+        w = s.rate
+        wdot = (self.torque - cross(w, self.inertia * w)) / self.inertia
+        s.on_ground = False
+        s.velocity += acc * dt
+        s.position += s.velocity * dt
+        s.rate = w + wdot * dt
+        s.r = rotate_small(s.r, s.rate, dt)
+        if s.position[2] >= 0.0:
+            s.position[2] = 0.0
+            s.on_ground = True
+            s.velocity[:] = 0.0
+            s.rate[:] = 0.0
+
+    def imu(self) -> tuple[np.ndarray, np.ndarray]:
+        """(gyro rad/s, accel m/s^2) in the board frame, with bias and noise."""
+        p = self.p
+        vib = 1.0 if self.thrust > 0.05 * p.max_thrust else 0.15
+        m_t = self.mount.T
+        gyro = m_t @ self.truth.rate + self.gyro_bias + \
+            self.rng.normal(0.0, math.radians(p.gyro_noise_dps) * vib, 3)
+        accel = m_t @ self._specific_force + self.accel_bias + \
+            self.rng.normal(0.0, p.accel_noise * vib, 3)
+        return gyro, accel

@@ -1,0 +1,46 @@
+"""The module builds warning-free (W=1, -Werror) against Debian's 6.1 and 6.12 headers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from softuart_kbuild import (
+    MissingTool,
+    arm64_headers,
+    build_module,
+    build_module_arm64,
+    headers_for,
+    kernel_release,
+)
+
+pytestmark = pytest.mark.kernel
+
+HEADERS = {"6.1": "linux-headers-amd64", "6.12": "linux-headers-6.12-amd64"}
+
+
+@pytest.mark.parametrize("series", sorted(HEADERS))
+def test_module_builds_without_warnings(series: str, tmp_path: Path) -> None:
+    try:
+        kdir = headers_for(HEADERS[series])
+        built = build_module(kdir, tmp_path / "softuart")
+    except MissingTool as exc:
+        pytest.fail(str(exc))
+    assert kernel_release(kdir).startswith(series + ".")
+    assert not re.search(r"\bwarning\b", built.log, re.IGNORECASE), built.log
+    assert built.ko.stat().st_size > 0
+    assert built.vermagic.split()[0] == kernel_release(kdir)
+
+
+@pytest.mark.parametrize("series", sorted(HEADERS))
+def test_module_cross_builds_for_arm64(series: str, tmp_path: Path) -> None:
+    """Debian's arm64 headers of the same kernel, fetched with apt-get download."""
+    try:
+        kdir = arm64_headers(headers_for(HEADERS[series]))
+        built = build_module_arm64(kdir, tmp_path / "softuart")
+    except MissingTool as exc:
+        pytest.fail(str(exc))
+    assert not re.search(r"\bwarning\b", built.log, re.IGNORECASE), built.log
+    assert built.ko.read_bytes()[18:20] == (183).to_bytes(2, "little")  # e_machine: EM_AARCH64
+    assert built.vermagic.split()[0] == kdir.name.removeprefix("linux-headers-")

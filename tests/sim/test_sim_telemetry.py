@@ -1,0 +1,204 @@
+"""Flight-side UAVTalk: handshake, connection timeout, periods, requests, ACK/NACK, settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipilot.sim import LockstepSim
+from pipilot.sim.manual import Armed
+from pipilot.uavtalk import PacketType, encode_packet
+
+
+def test_handshake_connects_within_a_few_seconds() -> None:
+    sim = LockstepSim(seed=1)
+    assert sim.wait_connected() < 0.5
+    sim.run(0.2)  # the ground's Connected takes its wire time to reach the FC
+    assert sim.telemetry.connected
+    assert sim.flight_telemetry.status == "Connected"
+    sim.run(2.0)
+    stats = sim.telemetry.latest("SystemAlarms")
+    assert stats is not None and stats[0]["Alarm"]["Telemetry"] == "OK"
+
+
+def test_without_a_ground_station_the_flight_side_waits_disconnected() -> None:
+    sim = LockstepSim(seed=1, handshake=False)
+    sim.run(12.0)
+    assert sim.flight_telemetry.status == "Disconnected"
+    got = sim.telemetry.latest("FlightTelemetryStats")
+    assert got is not None and got[0]["Status"] == "Disconnected"
+    # the flight side re-sends its stats at each 4 s evaluation while not connected
+    assert sim.telemetry.received["FlightTelemetryStats"] >= 3
+
+
+def test_handshake_steps_follow_the_firmware() -> None:
+    sim = LockstepSim(seed=1, handshake=False)
+    g = sim.telemetry
+    sim.run(0.3)
+    v = g.registry["GCSTelemetryStats"].defaults()
+    v["Status"] = "HandshakeReq"
+    g.send_now("GCSTelemetryStats", v)
+    sim.run(0.3)
+    assert sim.flight_telemetry.status == "HandshakeAck"
+    got = g.latest("FlightTelemetryStats")
+    assert got is not None and got[0]["Status"] == "HandshakeAck"
+    v["Status"] = "Connected"
+    g.send_now("GCSTelemetryStats", v)
+    sim.run(0.3)
+    assert sim.flight_telemetry.status == "Connected"
+
+
+def test_connection_times_out_after_8_s_of_silence() -> None:
+    sim = LockstepSim(seed=1)
+    sim.run(1.0)
+    assert sim.flight_telemetry.connected
+    g = sim.telemetry
+    g.handshake = False  # the ground goes quiet
+    t_quiet = sim.now
+    while sim.flight_telemetry.connected:
+        sim.run(0.1)
+        assert sim.now - t_quiet < 16.5
+    # more than 8 s since the 4 s stats evaluation that last saw an object arrive
+    assert 8.0 < sim.now - t_quiet <= 16.1
+
+
+def test_keepalive_holds_the_connection() -> None:
+    sim = LockstepSim(seed=1)
+    sim.run(30.0)
+    assert sim.flight_telemetry.connected
+
+
+def test_periodic_objects_arrive_at_their_metadata_periods() -> None:
+    sim = LockstepSim(seed=2)
+    sim.run(2.0)
+    before = dict(sim.telemetry.received)
+    sim.run(10.0)
+    n = {k: sim.telemetry.received.get(k, 0) - before.get(k, 0) for k in sim.telemetry.received}
+    assert 70 <= n["AttitudeState"] <= 80  # 130 ms
+    assert 9 <= n["AccelState"] <= 11  # 1 s
+    assert 9 <= n["GyroState"] <= 11
+    assert 9 <= n["SystemAlarms"] <= 11
+    assert 4 <= n["ManualControlCommand"] <= 6  # 2 s
+    got = sim.telemetry.latest("AttitudeState")
+    assert got is not None and got[1] < 0.2
+
+
+def test_flight_status_is_sent_when_it_changes() -> None:
+    sim = LockstepSim(seed=2)
+    sim.run(1.0)
+    sim.sticks.yaw = -1.0
+    sim.run(1.3)
+    got = sim.telemetry.latest("FlightStatus")
+    assert sim.model.manual.armed is Armed.ARMED
+    assert got is not None and got[0]["Armed"] == "Armed" and got[1] < 0.3
+
+
+def test_requests_are_answered_and_unknown_objects_nacked() -> None:
+    sim = LockstepSim(seed=3)
+    sim.run(1.0)
+    g = sim.telemetry
+    g.request_now("ManualControlSettings")
+    sim.run(1.0)
+    got = g.latest("ManualControlSettings")
+    assert got is not None
+    assert got[0]["ChannelNumber"]["Yaw"] == 2 and got[0]["ChannelGroups"]["Roll"] == "S.Bus"
+    g._write(encode_packet(PacketType.OBJ_REQ, 0x12345678, 0))
+    sim.run(0.5)
+    assert g.nacks == 1
+
+
+def test_settings_write_with_ack_changes_behaviour() -> None:
+    sim = LockstepSim(seed=3)
+    sim.run(1.0)
+    g = sim.telemetry
+    v = asyncio.run(g.request("FlightModeSettings"))
+    v["ArmingSequenceTime"] = 250
+    asyncio.run(g.send("FlightModeSettings", v))
+    assert g.acks == 1
+    assert sim.model.manual.modes.arming_sequence_ms == 250
+    sim.sticks.yaw = -1.0
+    sim.run(0.4)
+    assert sim.model.manual.armed is Armed.ARMED
+
+
+def test_metadata_period_can_be_changed() -> None:
+    sim = LockstepSim(seed=3)
+    sim.run(1.0)
+    g = sim.telemetry
+    meta = g.registry["AccelStateMeta"].defaults()
+    meta["telemetry_period_ms"] = 200
+    g.send_now("AccelStateMeta", meta)
+    sim.run(0.5)
+    before = g.received.get("AccelState", 0)
+    sim.run(4.0)
+    assert 17 <= g.received["AccelState"] - before <= 22
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=8))
+def test_garbage_from_the_ground_never_breaks_the_flight_side(chunks: list[bytes]) -> None:
+    sim = LockstepSim(seed=5, handshake=False)
+    fs = sim.flight_telemetry.registry["FlightModeSettings"]
+    good = encode_packet(PacketType.OBJ_ACK, fs.object_id, 0, fs.encode(fs.defaults()))
+    for c in chunks:
+        sim.telemetry._write(c + good[: len(c) % len(good)])
+        sim.run(0.05)
+    sim.telemetry._write(b"\x00" * 40 + good)
+    sim.run(0.5)
+    assert sim.telemetry.acks >= 1  # it still answers after the garbage
+
+
+def test_model_level_telemetry_bytes_in_and_out() -> None:
+    from pipilot.sim import SimulatedCC3D
+    from pipilot.uavtalk import PacketParser
+
+    model = SimulatedCC3D(seed=6)
+    parser = PacketParser(model._telemetry().registry)
+    fs = parser.registry["FlightStatus"]
+    model.feed_telemetry(encode_packet(PacketType.OBJ_REQ, fs.object_id, 0), 0.1)
+    got = []
+    for _ in range(100):
+        model.step(0.01)
+        got += parser.feed(model.read_telemetry())
+    flight_status = [p for p in got if p.name == "FlightStatus"]
+    assert flight_status and flight_status[0].values["Armed"] == "Disarmed"
+    # 9600 baud: 10 bits a byte, so one second carries at most 960 bytes
+    assert parser.stats.rx_bytes <= 960 + 64
+
+
+def test_cutting_the_lockstep_link_loses_the_connection_and_restoring_it_reconnects() -> None:
+    sim = LockstepSim(seed=7)
+    sim.run(1.0)
+    assert sim.telemetry.connected
+    sim.telemetry.connected = False
+    seen = sim.telemetry.objects_received
+    sim.run(16.5)
+    assert sim.telemetry.objects_received == seen
+    assert sim.flight_telemetry.status == "Disconnected"  # its 8 s timeout fired
+    sim.telemetry.connected = True
+    sim.run(3.0)
+    assert sim.telemetry.connected and sim.flight_telemetry.connected
+
+
+def test_multi_instance_objects_come_in_reverse_order_and_bad_instances_are_nacked() -> None:
+    from pipilot.sim import SimulatedCC3D
+    from pipilot.sim.telemetry import attach
+    from pipilot.uavtalk import ALL_INSTANCES, PacketParser
+
+    model = SimulatedCC3D(seed=8)
+    tel = attach(model)
+    parser = PacketParser(tel.registry)
+    acc = tel.registry["AccessoryDesired"]
+    model.advance_to(0.5)
+    tel.pop_tx(0.5)
+    tel.feed(encode_packet(PacketType.OBJ_REQ, acc.object_id, ALL_INSTANCES), 0.5)
+    fms = tel.registry["FlightModeSettings"]
+    tel.feed(encode_packet(PacketType.OBJ_ACK, fms.object_id, 3, fms.encode(fms.defaults())), 0.5)
+    model.advance_to(1.5)
+    got = [p for p in parser.feed(tel.pop_tx(1.5))
+           if p.object_id in (acc.object_id, fms.object_id)]
+    insts = [p.instance_id for p in got if p.type == PacketType.OBJ]
+    assert insts[:4] == [3, 2, 1, 0]
+    assert any(p.type == PacketType.NACK and p.object_id == fms.object_id for p in got)

@@ -27,6 +27,8 @@ from pipilot.core.setpoints import Setpoint
 log = logging.getLogger(__name__)
 
 DRIFT_SOURCE = "drift"
+GYRO_FRESH_S = 0.15
+"""GyroState older than this (its default period is 1 s) is not used."""
 ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
 
 
@@ -55,6 +57,9 @@ class DriftCompensator:
         self._task: asyncio.Task[None] | None = None
         self._last_accel_t: float | None = None
         self._last_accel_values: Any = None
+        self._att_values: Any = None
+        self._att_last: tuple[float, tuple[float, float, float]] | None = None
+        self._att_prev: tuple[float, tuple[float, float, float]] | None = None
         self._suspended = False
         self.hold = False
         """Keep the trims fixed (a commanded move is under way)."""
@@ -108,6 +113,20 @@ class DriftCompensator:
         self._suspended = True
         self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
 
+    def _attitude_rate(self, values: Any, attitude: tuple[float, float, float],
+                       t: float) -> tuple[float, float, float] | None:
+        """Euler rates from the last two AttitudeState samples (None if too far apart)."""
+        if values is not self._att_values:
+            self._att_prev, self._att_values = self._att_last, values
+            self._att_last = (t, attitude)
+        if self._att_prev is None or self._att_last is None:
+            return None
+        (t0, a0), (t1, a1) = self._att_prev, self._att_last
+        if not 0.02 < t1 - t0 <= 0.5:
+            return None
+        d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
+        return (d[0] / (t1 - t0), d[1] / (t1 - t0), d[2] / (t1 - t0))
+
     async def _run(self) -> None:
         while True:
             try:
@@ -135,13 +154,18 @@ class DriftCompensator:
         gyro = tel.latest("GyroState")
         status = tel.latest("FlightStatus")
         a, (av, aage) = accel[0], att
+        attitude = (float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"]))
+        t_att = now - aage
+        rate = self._attitude_rate(av, attitude, t_att)
+        fresh_gyro = gyro is not None and gyro[1] <= GYRO_FRESH_S
         sample = Sample(
             t=t_accel,
             accel=(float(a["x"]), float(a["y"]), float(a["z"])),
-            attitude=(float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"])),
-            gyro=None if gyro is None else (float(gyro[0]["x"]), float(gyro[0]["y"]),
-                                            float(gyro[0]["z"])),
-            attitude_t=now - aage,
+            attitude=attitude,
+            gyro=(float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
+            if gyro is not None and fresh_gyro else None,
+            attitude_t=t_att,
+            attitude_rate=rate,
         )
         armed = status is not None and _armed(status[0])
         flying = armed and not self._suspended and self._flying()

@@ -151,7 +151,10 @@ class Sample:
     attitude: tuple[float, float, float]
     """Roll, pitch, yaw (degrees), measured at ``attitude_t``."""
     gyro: tuple[float, float, float] | None = None
+    """Body rates (deg/s) to carry the attitude forward to ``t``, if fresh."""
     attitude_t: float | None = None
+    attitude_rate: tuple[float, float, float] | None = None
+    """Euler angle rates (deg/s) from successive attitudes; preferred to a stale gyro."""
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,18 @@ class DriftEstimator:
         f_b = np.asarray(sample.accel, dtype=float)
         if not np.all(np.isfinite(f_b)) or not all(math.isfinite(a) for a in sample.attitude):
             raise ValueError("non-finite IMU sample")
-        rot = rotation_body_to_ned(*sample.attitude)
-        if sample.gyro is not None and sample.attitude_t is not None:
-            lag = sample.t - sample.attitude_t
-            if 0 < lag <= cfg.max_gap:
-                rot = _rotate_small(rot, np.asarray(sample.gyro, dtype=float), lag)
+        # the attitude is sent less often than the acceleration: carry it forward
+        lag = 0.0 if sample.attitude_t is None else sample.t - sample.attitude_t
+        lag = lag if 0 < lag <= cfg.max_gap else 0.0
+        if lag and sample.attitude_rate is not None:
+            att = [a + r * lag for a, r in zip(sample.attitude, sample.attitude_rate,
+                                               strict=True)]
+            rot = rotation_body_to_ned(*att)
+        elif lag and sample.gyro is not None:
+            rot = _rotate_small(rotation_body_to_ned(*sample.attitude),
+                                np.asarray(sample.gyro, dtype=float), lag)
+        else:
+            rot = rotation_body_to_ned(*sample.attitude)
 
         dt = 0.0 if self._last_t is None else sample.t - self._last_t
         if dt < 0:
@@ -274,7 +284,10 @@ class DriftEstimator:
             return
         cfg = self.config
         f = np.eye(N_STATES)
-        f[0:2, 6:8] = GRAVITY * dt * np.eye(2)  # v' = a_est + g d - (1 - s) R beta
+        # v' = a_est + s g d - (1 - s) R beta: the FC's tilt error d shows in
+        # proportion to the specific force (s g), the bias it absorbed on the
+        # ground (at 1 g) only in the share that is not cancelled
+        f[0:2, 6:8] = share * GRAVITY * dt * np.eye(2)
         f[0:2, 8:10] = -(1.0 - share) * dt * rot[0:2, 0:2]
         self.x = f @ self.x
         self.x[0:2] += a_h * dt

@@ -318,11 +318,12 @@ class DriftEstimator:
         h = np.hstack([-k * m, k * m, (thrust_share - vertical) * np.eye(2),
                        np.zeros((2, 2)), (1.0 - thrust_share + vertical) * np.eye(2)])
         innovation = f_b[:2] - h @ self.x
-        s = h @ self.P @ h.T + np.eye(2) * cfg.drag_noise**2
+        r = np.eye(2) * cfg.drag_noise**2
+        s = h @ self.P @ h.T + r
         gain = self.P @ h.T @ np.linalg.inv(s)
         self.x = self.x + gain @ innovation
         ikh = np.eye(N_STATES) - gain @ h
-        self.P = ikh @ self.P @ ikh.T + gain @ (np.eye(2) * cfg.drag_noise**2) @ gain.T
+        self.P = ikh @ self.P @ ikh.T + gain @ r @ gain.T
 
     def _make_estimate(self, t: float, rot: np.ndarray, yaw_deg: float) -> DriftEstimate:
         v = self.x[0:2]

@@ -109,6 +109,9 @@ class Mission:
         self._task: asyncio.Task[None] | None = None
         self._failsafe_done: asyncio.Event | None = None
         self._publishing = True
+        self._failsafe_name = ""
+        self._failsafe_phase = ""
+        self._phase_started = 0.0
         self._last_progress = -1e9
         self.samples: list[dict[str, float]] = []
         """Per-tick record (time, command, trims, attitude, truth) for plots."""
@@ -140,13 +143,13 @@ class Mission:
             # nothing was commanded yet: no failsafe to fly, just refuse to start
             reason = (f"telemetry lost: no connection to the flight controller within "
                       f"{self.safety.connect_timeout_s:g} s")
-            self.state = State.ABORTED
+            self._set_state(State.ABORTED)
             self.abort_reason, self.abort_monitor = reason, "telemetry"
             self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": "telemetry"})
             self._emit(EventKind.FINISHED, f"mission aborted: {reason}")
             self.events.close()
             raise SafetyAbort(reason)
-        self.state = State.RUNNING
+        self._set_state(State.RUNNING)
         if self._drift_wanted:
             from pipilot.control.compensator import DriftCompensator
 
@@ -199,6 +202,8 @@ class Mission:
     # -- steps ------------------------------------------------------------------
 
     async def arm(self, *, timeout_s: float | None = None) -> None:
+        if self._expect_armed:
+            return  # armed by this mission already: the gesture would cut the throttle
         timeout = timeout_s or self.safety.arm_timeout_s
         await self._run(Step("arm", {"timeout_s": timeout}), _gesture("arm"),
                         done=lambda _t: self.io.armed() == "Armed", deadline=timeout)
@@ -278,7 +283,7 @@ class Mission:
 
     def _escalate(self) -> None:
         """A second Ctrl-C during a landing: cut and disarm now."""
-        if getattr(self, "_failsafe_phase", None) == "land":
+        if self._failsafe_phase == "land":
             self._failsafe_phase = "disarm"
             self._phase_started = self.io.now()
             self._emit(EventKind.FAILSAFE, "second interrupt: disarming now")

@@ -174,15 +174,20 @@ class Mission:
 
     async def finish(self) -> None:
         """End the mission: wait for a running failsafe, then stop publishing."""
-        if self.state is State.FAILSAFE and self._failsafe_done is not None:
-            await self._failsafe_done.wait()
-        if self.state is State.RUNNING:
-            self._set_state(State.COMPLETED)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        try:
+            if self.state is State.FAILSAFE and self._failsafe_done is not None:
+                await self._failsafe_done.wait()
+            if self.state is State.RUNNING:
+                self._set_state(State.COMPLETED)
+        finally:
+            # Whatever happens here (even a cancellation while the failsafe
+            # flies), the mission's last command must not outlive the mission.
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+            self.io.withdraw()
         if self.drift is not None:
             await self.drift.stop()
         if self.state is State.COMPLETED:
@@ -278,6 +283,7 @@ class Mission:
             self.drift.suspend()
         if failsafe == "release":
             self._publishing = False
+            self.io.withdraw()
             self._finish_failsafe("released to the pilot" if monitor == "takeover"
                                   else "released to the flight core's failsafe")
 
@@ -307,6 +313,7 @@ class Mission:
         self._emit(EventKind.FAILSAFE, f"failsafe {self._failsafe_name} done: {how}")
         self._set_state(State.ABORTED)
         self._publishing = False
+        self.io.withdraw()
         if self._failsafe_done is not None:
             self._failsafe_done.set()
 

@@ -313,6 +313,13 @@ def test_no_link_no_mission():
     assert [sp for _, n, sp in vehicle.mixer.log if n == "mission"] == []  # nothing flown
 
 
+def test_lost_flight_status_updates_are_asked_for():
+    m, v, err = fly(full, faults=Faults(lose_flight_status=True))
+    assert err is None and m.completed, m.abort_reason
+    assert v.armed == "Disarmed"
+    assert "FlightStatus" in v.telemetry.requests
+
+
 def test_release_failsafe_withdraws_the_mission_source_at_once():
     # Without the withdrawal the last command (hover throttle) stayed fresh for
     # the source's 1 s timeout before the flight core's own failsafe took over.

@@ -38,12 +38,15 @@ class ServerConfig:
     burst: float = 40.0
     observers_open: bool = False  # pages without the token may watch (never fly)
     extra_origins: frozenset[str] = field(default_factory=frozenset)
+    max_pages: int = 64  # open websockets; pages without the token get fewer
 
 
 CONFIG = web.AppKey("pipilot_server_config", ServerConfig)
 VEHICLE = web.AppKey("pipilot_vehicle", VehiclePort)
 
 OUTBOX_LIMIT = 64
+TOKEN_RESERVE = 8
+"""Websocket slots only pages with the token may use, so watchers cannot lock the pilot out."""
 
 
 class Client:
@@ -102,6 +105,7 @@ class Hub:
         self.config = config
         self.clock = clock or MonotonicClock()
         self.clients: dict[str, Client] = {}
+        self.connecting = 0  # websocket handshakes under way (counted against max_pages)
         self.cockpit = Cockpit(vehicle, config.heartbeat_timeout, on_change=self._seat_changed)
         self._ids = itertools.count(1)
 
@@ -204,6 +208,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def _allowed(request: web.Request) -> tuple[bool, bool]:
     """(may connect, may fly) for this request."""
     cfg = request.app[CONFIG]
+    if not cfg.token and not auth.host_is_loopback(request):
+        return False, False  # a rebound name reaching the token-less loopback server
     ok = auth.token_matches(auth.given_token(request), cfg.token)
     return ok or cfg.observers_open, ok
 
@@ -237,8 +243,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not may_connect:
         return web.Response(status=401, text="token required\n")
     hub = request.app[HUB]
+    limit = cfg.max_pages if may_fly else cfg.max_pages - TOKEN_RESERVE
+    if len(hub.clients) + hub.connecting >= limit:
+        log.warning("refused a page: %d pages connected", len(hub.clients))
+        return web.Response(status=503, text="too many pages connected\n")
     ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024)
-    await ws.prepare(request)
+    hub.connecting += 1
+    try:
+        await ws.prepare(request)
+    finally:
+        hub.connecting -= 1
     client = Client(hub.new_id(), ws, may_fly,
                     protocol.TokenBucket(cfg.rate, cfg.burst, hub.clock))
     hub.clients[client.id] = client

@@ -1,0 +1,119 @@
+"""The server against a hostile or broken client: each test is a defect that was found."""
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import WSServerHandshakeError
+
+from pipilot.server import protocol
+from pipilot.server.app import HUB, TOKEN_RESERVE
+from pipilot.server.cockpit import SeatState
+from tests.server.test_app import TOKEN, connect, control, recv_type, rig, take, until
+
+__all__ = ["rig"]  # the fixture, shared with test_app
+
+
+async def test_heartbeat_after_silence_does_not_resume_stale_sticks(rig):
+    clock, fake, start = rig
+    client, app = await start()
+    ws, _ = await connect(client)
+    await take(ws)
+    await ws.send_str(control(0.6))
+    await until(lambda: fake.published and fake.published[-1][1].throttle == 0.6)
+    clock.advance(0.5)
+    await until(lambda: fake.withdrawals)
+    cockpit = app[HUB].cockpit
+    assert cockpit.state is SeatState.SILENT
+    published = len(fake.published)
+    # A heartbeat carries no sticks: it must not bring back the 0.6 of half a second ago.
+    await ws.send_str(json.dumps({"type": "heartbeat", "seq": 7}))
+    assert (await recv_type(ws, "error"))["code"] == "stale_sticks"
+    await ws.send_str(json.dumps({"type": "arm"}))
+    assert (await recv_type(ws, "error"))["code"] == "stale_sticks"
+    assert cockpit.state is SeatState.SILENT and len(fake.published) == published
+    # The page's sticks as they are now do resume.
+    await ws.send_str(control(0.0, seq=8))
+    await until(lambda: cockpit.state is SeatState.ACTIVE)
+    assert fake.published[-1][1].throttle == 0.0
+    await ws.close()
+
+
+async def test_tokenless_server_refuses_a_rebound_host_name(rig):
+    # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    # Its Origin and Host agree, so the origin check alone let it fly.
+    _, fake, start = rig
+    client, _ = await start(token="")
+    rebound = {"Host": f"evil.example:{client.server.port}",
+               "Origin": f"http://evil.example:{client.server.port}"}
+    with pytest.raises(WSServerHandshakeError) as exc:
+        await client.ws_connect("/ws", headers=rebound)
+    assert exc.value.status == 401
+    r = await client.get("/api/status", headers={"Host": rebound["Host"]})
+    assert r.status == 401
+    # The machine's own names still work without a token.
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        r = await client.get("/api/status", headers={"Host": f"{host}:{client.server.port}"})
+        assert r.status == 200, host
+    ws, welcome = await connect(client, token=None)
+    assert welcome["can_pilot"] is True
+    await ws.close()
+    assert fake.published == []
+
+
+async def test_connections_are_bounded_and_token_holders_keep_a_slot(rig):
+    _, _, start = rig
+    client, app = await start(observers_open=True, max_pages=TOKEN_RESERVE + 3)
+    watchers = [(await connect(client, token=None))[0] for _ in range(3)]
+    with pytest.raises(WSServerHandshakeError) as exc:
+        await client.ws_connect("/ws")
+    assert exc.value.status == 503
+    pilots = [(await connect(client))[0] for _ in range(TOKEN_RESERVE)]
+    with pytest.raises(WSServerHandshakeError) as exc:
+        await client.ws_connect("/ws", headers={"Authorization": f"token {TOKEN}"})
+    assert exc.value.status == 503
+    assert len(app[HUB].clients) == TOKEN_RESERVE + 3
+    for ws in watchers + pilots:
+        await ws.close()
+    await until(lambda: not app[HUB].clients)
+    ws, _ = await connect(client, token=None)  # slots come back when pages leave
+    await ws.close()
+
+
+@pytest.mark.parametrize("text, code", [
+    ('{"type":"ping","t":1' + "0" * 400 + "}", "out_of_range"),
+    ('{"type":"control","seq":1,"throttle":1' + "0" * 400
+     + ',"yaw":0,"roll":0,"pitch":0,"accessories":[0,0,0,0]}', "out_of_range"),
+    ("[" * 1500, "bad_json"),
+])
+def test_huge_numbers_and_deep_nesting_are_refused_as_bad_input(text, code):
+    with pytest.raises(protocol.MessageError) as exc:
+        protocol.parse_message(text)
+    assert exc.value.code == code
+
+
+async def test_huge_number_gets_an_error_reply_not_an_internal_failure(rig):
+    _, fake, start = rig
+    client, _ = await start()
+    ws, _ = await connect(client)
+    await take(ws)
+    huge = control(0.5).replace('"throttle": 0.5', '"throttle": 1' + "0" * 400)
+    assert "0" * 400 in huge
+    await ws.send_str(huge)
+    assert (await recv_type(ws, "error"))["code"] == "out_of_range"
+    assert all(p[1].throttle <= 1.0 for p in fake.published)
+    await ws.close()
+
+
+async def test_undecodable_token_bytes_are_a_wrong_token_not_a_server_error(rig):
+    _, _, start = rig
+    client, _ = await start()
+    # Header bytes that are not UTF-8 reach the handler as surrogates; comparing
+    # them with the token raised UnicodeEncodeError (a 500) before.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Authorization: token \xff\xfe\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(), 5.0)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 401"), head[:40]

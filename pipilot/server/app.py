@@ -45,6 +45,8 @@ CONFIG = web.AppKey("pipilot_server_config", ServerConfig)
 VEHICLE = web.AppKey("pipilot_vehicle", VehiclePort)
 
 OUTBOX_LIMIT = 64
+CLOSE_TIMEOUT_S = 1.0
+"""A close waits for the close frame to drain: a page that never reads never drains it."""
 TOKEN_RESERVE = 8
 """Websocket slots only pages with the token may use, so watchers cannot lock the pilot out."""
 
@@ -69,11 +71,14 @@ class Client:
         self.dropped = 0
         self.last_limit_reply = -1e9
         self.task = asyncio.get_running_loop().create_task(self._send_loop())
+        self.closer: asyncio.Task[None] | None = None
 
     def reply(self, text: str) -> None:
+        if self.closer is not None:
+            return
         if len(self._outbox) >= OUTBOX_LIMIT:
             log.warning("page %s is not reading its replies; closing it", self.id)
-            asyncio.get_running_loop().create_task(self.ws.close(code=1008))
+            self.closer = asyncio.get_running_loop().create_task(self.close(1008))
             return
         self._outbox.append(text)
         self._wake.set()
@@ -81,6 +86,11 @@ class Client:
     def offer_state(self, text: str) -> None:
         self._state = text
         self._wake.set()
+
+    async def close(self, code: int, message: bytes = b"") -> None:
+        """Close within CLOSE_TIMEOUT_S; cancelling aiohttp's close drops the connection."""
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, RuntimeError):
+            await asyncio.wait_for(self.ws.close(code=code, message=message), CLOSE_TIMEOUT_S)
 
     async def _send_loop(self) -> None:
         try:
@@ -202,7 +212,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in list(hub.clients.values()):
             hub.cockpit.release(c.id, "server stopping")
-            await c.ws.close(code=1001, message=b"server stopping")
+        # all at once and bounded: a page that does not read must not hold up the shutdown
+        await asyncio.gather(*(c.close(1001, b"server stopping")
+                               for c in list(hub.clients.values())))
 
 
 def _allowed(request: web.Request) -> tuple[bool, bool]:

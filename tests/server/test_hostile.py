@@ -6,6 +6,8 @@ import json
 import pytest
 from aiohttp import WSServerHandshakeError
 
+from pipilot.core.clock import MonotonicClock
+from pipilot.server import app as app_module
 from pipilot.server import protocol
 from pipilot.server.app import HUB, TOKEN_RESERVE
 from pipilot.server.cockpit import SeatState
@@ -117,3 +119,50 @@ async def test_undecodable_token_bytes_are_a_wrong_token_not_a_server_error(rig)
     head = await asyncio.wait_for(reader.read(), 5.0)
     writer.close()
     assert head.startswith(b"HTTP/1.1 401"), head[:40]
+
+
+class StuckSocket:
+    """A websocket whose peer never reads: sends and the close frame never drain."""
+
+    closed = False
+
+    def __init__(self):
+        self.close_calls = 0
+        self.aborted = False
+
+    async def send_str(self, text):
+        await asyncio.Event().wait()
+
+    async def close(self, *, code=1000, message=b""):
+        self.close_calls += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.aborted = True  # aiohttp drops the transport when its close is cancelled
+            raise
+
+
+async def test_page_that_never_reads_is_closed_once_and_in_bounded_time(monkeypatch):
+    monkeypatch.setattr(app_module, "CLOSE_TIMEOUT_S", 0.05)
+    ws = StuckSocket()
+    client = app_module.Client("p1", ws, False, protocol.TokenBucket(80, 40, MonotonicClock()))
+    for _ in range(app_module.OUTBOX_LIMIT + 200):
+        client.reply("x" * 100)
+    await asyncio.sleep(0.5)
+    assert len(client._outbox) <= app_module.OUTBOX_LIMIT
+    assert ws.close_calls == 1  # not one close task per further reply
+    assert ws.aborted  # the close did not wait for ever on a drain that never comes
+    client.task.cancel()
+
+
+async def test_server_shutdown_is_not_held_up_by_a_page_that_never_reads(rig, monkeypatch):
+    monkeypatch.setattr(app_module, "CLOSE_TIMEOUT_S", 0.05)
+    _, _, start = rig
+    client, app = await start()
+    hub = app[HUB]
+    ws = StuckSocket()
+    stuck = app_module.Client("stuck", ws, False, protocol.TokenBucket(80, 40, hub.clock))
+    hub.clients[stuck.id] = stuck
+    await asyncio.wait_for(client.close(), 5.0)
+    assert ws.aborted
+    stuck.task.cancel()

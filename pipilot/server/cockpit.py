@@ -74,10 +74,12 @@ class Cockpit:
         self.arm = ArmIntent.NONE
         if previous is not None:
             log.warning("pilot seat taken over by %s from %s", client, previous)
+        # Published either way: the previous pilot's arm gesture must not go on
+        # being fed under the new pilot's name.
+        self._port.publish_pilot(self.sticks, self.arm)
         if self.state is SeatState.ACTIVE:
             self._on_change()  # holder changed, state did not
         else:
-            self._port.publish_pilot(self.sticks, self.arm)
             self._set_state(SeatState.ACTIVE, f"taken by {client}")
         return self.sticks
 

@@ -108,3 +108,15 @@ def test_raising_the_throttle_cancels_an_arm_request(rig):
     assert ck.arm is ArmIntent.NONE and ck.arm_result.startswith("cancelled")
     assert fake.published[-1][1].throttle == 0.5
     assert fake.published[-1][2] is ArmIntent.NONE
+
+
+def test_takeover_during_an_arm_request_stops_the_gesture_at_once(rig):
+    _clock, fake, ck = rig
+    ck.take("a", False)
+    ck.control("a", Sticks(throttle=0.0))
+    ck.request_arm("a", True)
+    assert fake.published[-1][2] is ArmIntent.ARM
+    ck.take("b", force=True)
+    # The mixer was left holding a's arm gesture until b's page spoke.
+    assert fake.published[-1][2] is ArmIntent.NONE
+    assert ck.arm is ArmIntent.NONE

@@ -38,7 +38,7 @@ def resolve_token(
     """Return (token, where it came from); generate and store one if none is given."""
     if cli is not None:
         return cli, "--token"
-    if env.get(TOKEN_ENV) is not None:
+    if env.get(TOKEN_ENV):  # set but empty (an unset shell variable) does not disable auth
         return env[TOKEN_ENV], TOKEN_ENV
     if config is not None:
         return config, "config"

@@ -8,7 +8,7 @@ from aiohttp import WSServerHandshakeError
 
 from pipilot.core.clock import MonotonicClock
 from pipilot.server import app as app_module
-from pipilot.server import protocol
+from pipilot.server import auth, protocol
 from pipilot.server.app import HUB, TOKEN_RESERVE
 from pipilot.server.cockpit import SeatState
 from tests.server.test_app import TOKEN, connect, control, recv_type, rig, take, until
@@ -166,3 +166,12 @@ async def test_server_shutdown_is_not_held_up_by_a_page_that_never_reads(rig, mo
     await asyncio.wait_for(client.close(), 5.0)
     assert ws.aborted
     stuck.task.cancel()
+
+
+def test_empty_token_variable_does_not_disable_authentication(tmp_path):
+    # PIPILOT_TOKEN=$UNSET in a unit file gave every local page the controls;
+    # only an explicit --token '' disables authentication.
+    tok, where = auth.resolve_token(None, None, {"PIPILOT_TOKEN": ""}, tmp_path / "token")
+    assert tok and "generated" in where
+    assert auth.resolve_token(None, "cfg", {"PIPILOT_TOKEN": ""}, tmp_path / "t2")[0] == "cfg"
+    assert auth.resolve_token("", None, {"PIPILOT_TOKEN": "env"}, tmp_path / "t3")[0] == ""

@@ -364,3 +364,33 @@ def test_mission_source_is_withdrawn_on_every_exit(how):
     run_virtual(main, clock)
     assert seen["state"] is (State.COMPLETED if how == "completed" else State.ABORTED)
     assert seen["fresh"] is False
+
+
+def test_interrupt_while_waiting_for_the_link_means_the_mission_never_flies():
+    # Ctrl-C before the link came up was dropped (the mission was not running
+    # yet): when telemetry arrived the mission armed and flew anyway.
+    clock = VirtualClock()
+    vehicle = FakeVehicle(clock=clock)
+    holder = {}
+
+    async def main():
+        vehicle.start()
+        vehicle.telemetry.connected = False
+        loop = asyncio.get_running_loop()
+        m = holder["m"] = Mission(vehicle, drift=False)
+        loop.call_later(0.5, m.abort, INTERRUPTED, "interrupt")
+        loop.call_later(1.0, setattr, vehicle.telemetry, "connected", True)
+        with pytest.raises(SafetyAbort, match="Ctrl-C"):
+            async with m:
+                await full(m, vehicle)
+        t = clock.now()
+        await asyncio.sleep(2.0)
+        return t
+
+    t = run_virtual(main, clock)
+    m = holder["m"]
+    assert t < 0.6  # refused at once, not after the connect timeout
+    assert m.state is State.ABORTED and m.abort_reason == INTERRUPTED
+    assert m.abort_monitor == "interrupt"
+    assert [sp for _, n, sp in vehicle.mixer.log if n == "mission"] == []
+    assert vehicle.armed == "Disarmed"

@@ -33,6 +33,14 @@ class VehicleAdapter:
                       arm=ArmRequest(arm.value))
         self.vehicle.mixer.publish(PILOT, sp)
 
+    def output_sticks(self) -> Sticks | None:
+        out = getattr(self.vehicle.core, "last_output", None)
+        if out is None:
+            return None
+        sp = out.setpoint
+        return Sticks(throttle=sp.throttle, yaw=sp.yaw, roll=sp.roll, pitch=sp.pitch,
+                      accessories=tuple(sp.accessories))
+
     def withdraw_pilot(self) -> None:
         self.vehicle.mixer.withdraw(PILOT)
 

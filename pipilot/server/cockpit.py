@@ -66,9 +66,11 @@ class Cockpit:
             raise MessageError("seat_taken", "another page is flying; take over explicitly")
         previous = self.holder
         # A takeover continues from the sticks the previous pilot left, so the
-        # craft does not jump; a vacant seat starts from throttle off, centred.
+        # craft does not jump; a vacant seat starts from the throttle (and the
+        # accessories) the craft is flying on now, sticks centred: a mission or
+        # a failsafe descent handed to the pilot must not become a throttle cut.
         if previous is None or self.state is not SeatState.ACTIVE:
-            self.sticks = NEUTRAL
+            self.sticks = _starting_sticks(self._port.output_sticks())
         self.holder = client
         self.last_heard = self._port.now()
         self.arm = ArmIntent.NONE
@@ -164,3 +166,10 @@ class Cockpit:
         if self.state is SeatState.ACTIVE and self.holder is not None:
             self._port.publish_pilot(self.sticks, self.arm)
         self._on_change()
+
+
+def _starting_sticks(output: Sticks | None) -> Sticks:
+    """A fresh pilot's sticks: the throttle and accessories being sent, the rest centred."""
+    if output is None:
+        return NEUTRAL
+    return Sticks(throttle=output.throttle, accessories=output.accessories)

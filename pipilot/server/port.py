@@ -35,6 +35,10 @@ class VehiclePort(Protocol):
         """Feed the mixer's "pilot" source one fresh setpoint."""
         ...
 
+    def output_sticks(self) -> Sticks | None:
+        """The sticks the craft is being sent now (any source, failsafe included), if known."""
+        ...
+
     def withdraw_pilot(self) -> None:
         """The pilot is gone or silent: stop feeding, the core's lost-pilot failsafe applies."""
         ...

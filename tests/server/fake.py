@@ -16,6 +16,7 @@ class FakeVehicle:
         self.withdrawals: list[float] = []
         self.telemetry: dict[str, Mapping[str, Any]] = {}
         self.connected = True
+        self.output: Sticks | None = None  # what the craft is being sent (None: unknown)
         self.truth: Mapping[str, Any] | None = {"position": [0.0, 0.0, 0.0]}
 
     def now(self) -> float:
@@ -23,6 +24,9 @@ class FakeVehicle:
 
     def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
         self.published.append((self.clock.now(), sticks, arm))
+
+    def output_sticks(self) -> Sticks | None:
+        return self.output
 
     def withdraw_pilot(self) -> None:
         self.withdrawals.append(self.clock.now())

@@ -120,3 +120,17 @@ def test_takeover_during_an_arm_request_stops_the_gesture_at_once(rig):
     # The mixer was left holding a's arm gesture until b's page spoke.
     assert fake.published[-1][2] is ArmIntent.NONE
     assert ck.arm is ArmIntent.NONE
+
+
+def test_a_vacant_seat_starts_from_the_throttle_the_craft_flies_on(rig):
+    # Taking control during a mission hover started the pilot at throttle off:
+    # the craft dropped. The throttle (and accessories) carry over, the rest centres.
+    _clock, fake, ck = rig
+    fake.output = Sticks(throttle=0.52, yaw=0.2, roll=0.1, pitch=-0.1,
+                         accessories=(0.5, 0.0, 0.0, -1.0))
+    got = ck.take("a", False)
+    assert got == Sticks(throttle=0.52, accessories=(0.5, 0.0, 0.0, -1.0))
+    assert fake.published[-1][1] == got
+    ck.release("a")
+    fake.output = None  # nothing known: throttle off, centred
+    assert ck.take("b", False) == NEUTRAL

@@ -117,3 +117,21 @@ async def test_arm_request_becomes_the_arming_gesture(rig):
     frame = run_core(clock, vehicle, frames, 0.1)
     assert frame.channels[1] < neutral.channels[1]  # yaw left: the rig's arming gesture
     await ws.close()
+
+
+async def test_taking_control_from_a_mission_keeps_the_craft_in_the_air(rig):
+    from pipilot.core.setpoints import Setpoint
+
+    clock, vehicle, _, frames, client = rig
+    for _ in range(10):  # a mission hovering at half throttle
+        vehicle.mixer.publish("mission", Setpoint(throttle=0.5))
+        run_core(clock, vehicle, frames, 0.05)
+    assert vehicle.core.last_output.setpoint.throttle == 0.5
+    ws = await client.ws_connect("/ws", headers=AUTH)
+    await ws.send_str('{"type": "take"}')
+    seat = await recv(ws, "seat", lambda m: "sticks" in m)
+    assert seat["sticks"]["throttle"] == 0.5  # the page starts where the craft is
+    run_core(clock, vehicle, frames, 0.2)  # the mission stops; the pilot's seat holds
+    out = vehicle.core.last_output
+    assert out.source == "pilot" and out.setpoint.throttle == 0.5
+    await ws.close()

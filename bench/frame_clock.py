@@ -211,6 +211,14 @@ def finish_writer(w: dict, period: float) -> dict:
     return stats
 
 
+def steal_s() -> float:
+    """CPU time the hypervisor took from this VM, summed over CPUs (seconds)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[8]) / hz if len(fields) > 8 else 0.0
+
+
 def run_scenario(helper: str, period: float, duration: float, loaded: bool, stalls: str,
                  tmp: str) -> dict:
     """All three writers at once, so they meet the same machine load."""
@@ -269,9 +277,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         helper = build_helper(tmp)
         for scenario, loaded, stalls in SCENARIOS:
+            steal0, load0 = steal_s(), os.getloadavg()[0]
             res = run_scenario(helper, period, args.duration, loaded, stalls, tmp)
+            machine = {"vm_steal_s": round(steal_s() - steal0, 2),
+                       "loadavg_1min_before_after": [load0, os.getloadavg()[0]]}
             fig = figures(res, period)
-            out[scenario] = {"writers": res, "figures": fig, "pass": verdict(fig, loaded)}
+            out[scenario] = {"machine": machine, "writers": res, "figures": fig,
+                             "pass": verdict(fig, loaded)}
     print(json.dumps(out, indent=2))
     return 0
 

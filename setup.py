@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 CYTHON_MODULES = ["pipilot.sbus._pack", "pipilot.uavtalk._framing", "pipilot.link._pump"]
 
@@ -25,6 +27,17 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             print(f"warning: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
+
+
+class BuildPyWithWeb(build_py):
+    """Ship the browser page (web/ in the checkout) inside the package as pipilot/server/web."""
+
+    def run(self) -> None:
+        super().run()
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(self.build_lib, "pipilot", "server", "web"),
+                            dirs_exist_ok=True)
 
 
 def extensions() -> list:
@@ -48,4 +61,4 @@ def extensions() -> list:
                                                                    "wraparound": False})
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithWeb})

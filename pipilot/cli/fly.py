@@ -11,6 +11,9 @@ import signal
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
+from pipilot.server.app import ServerConfig
+from pipilot.server.runner import serve
+from pipilot.server.settings import add_http_arguments, read_server_table, server_config
 
 NAME = "fly"
 HELP = "stream S.Bus to the flight controller (SIGTERM/SIGINT: failsafe frames, then exit)"
@@ -22,13 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sbus-port", metavar="PORT",
                         help="S.Bus UART (default: link.port of the config, /dev/serial0)")
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--telemetry-port", metavar="PORT", default=None,
+                        help="the FC's telemetry port (e.g. /dev/ttySOFT0, tcp:HOST:PORT); "
+                             "the page shows the FC's state from it")
+    parser.add_argument("--telemetry-baud", type=int, default=9600, help="(default 9600)")
+    parser.add_argument("--headless", action="store_true", help="no web page")
+    add_http_arguments(parser)
 
 
-async def fly(vehicle: Vehicle, stop: asyncio.Event) -> None:
-    """Run `vehicle` until `stop` is set; always ends with the core's failsafe stop."""
+async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = None,
+              token_source: str = "") -> None:
+    """Run `vehicle` (and its page) until `stop` is set; always ends with the core's
+    failsafe stop."""
     await vehicle.start()
     try:
-        await stop.wait()
+        if web is None:
+            await stop.wait()
+        else:
+            async with serve(vehicle, web, token_source):
+                await stop.wait()
     finally:
         await vehicle.stop()
 
@@ -37,13 +52,26 @@ def run(args: argparse.Namespace) -> int:
     cfg = core_config.load(args.config) if args.config else core_config.CoreConfig()
     port = args.sbus_port or cfg.link.port
     vehicle = Vehicle(FlightCore(port, cfg))
+    web, token_source = (None, "") if args.headless else server_config(
+        args, read_server_table(args.config))
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await fly(vehicle, stop)
+        session = None
+        if args.telemetry_port:
+            from pipilot.core.telemetry import TelemetrySession
+
+            session = await TelemetrySession.open(args.telemetry_port, args.telemetry_baud)
+            vehicle.attach_telemetry(session)
+            await session.start()
+        try:
+            await fly(vehicle, stop, web, token_source)
+        finally:
+            if session is not None:
+                await session.stop()
 
     asyncio.run(main())
     print(json.dumps({"stopped": True, **vehicle.core.stats.as_dict()}))

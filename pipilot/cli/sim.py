@@ -42,7 +42,9 @@ def _pair(text: str, key: str, n_min: int, n_max: int) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--http-port", type=int, default=8080, help="web page port (8080)")
+    from pipilot.server.settings import add_http_arguments
+
+    add_http_arguments(parser)
     parser.add_argument("--headless", action="store_true", help="no web server")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")
@@ -156,7 +158,7 @@ async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -
             await session.start()
             await vehicle.start()
             if not args.headless:
-                await _start_server(stack, vehicle, args.http_port, out)
+                await _start_server(stack, vehicle, args, out)
             print(f"simulated CC3D ({args.firmware} firmware, seed {args.seed}): "
                   f"S.Bus on {sim.sbus_port}, telemetry on {sim.telemetry_port}",
                   file=out, flush=True)
@@ -198,15 +200,16 @@ async def _demo_hover(vehicle: Any, hover: float,
         await sleep(0.05)
 
 
-async def _start_server(stack: contextlib.AsyncExitStack, vehicle: Any, port: int,
-                        out: Any) -> None:
+async def _start_server(stack: contextlib.AsyncExitStack, vehicle: Any,
+                        args: argparse.Namespace, out: Any) -> None:
     """Serve the web page if this build has pipilot.server; say so plainly if not."""
     if importlib.util.find_spec("pipilot.server.runner") is None:
         print("web page: not available in this build (pipilot.server is not there yet); "
               "the simulator runs without it", flush=True)
         return
-    from pipilot.server.app import ServerConfig
     from pipilot.server.runner import serve
+    from pipilot.server.settings import server_config
 
-    # loopback only, so no token: the page prints its own URL
-    await stack.enter_async_context(serve(vehicle, ServerConfig(port=port), out=out))
+    # The page prints its own URL, with the token that logs a browser in.
+    config, token_source = server_config(args)
+    await stack.enter_async_context(serve(vehicle, config, token_source, out=out))

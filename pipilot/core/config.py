@@ -183,7 +183,7 @@ def _same_type(default: Any, v: Any) -> bool:
 
 
 TOP_LEVEL = ("link", "watchdog", "shutdown", "realtime", "failsafe", "limits", "arming",
-             "sources", "channels")
+             "sources", "channels", "server")  # [server] is read by pipilot.server.settings
 
 
 def from_dict(data: dict[str, Any]) -> CoreConfig:

@@ -39,7 +39,7 @@ def test_fly_streams_until_signalled_then_sends_failsafe(tmp_path, sig):
     got = Frames()
     with VirtualLink(callback=got) as link:
         proc = subprocess.Popen([sys.executable, "-m", "pipilot", "fly", "--sbus-port",
-                                 link.path, "--config", str(cfg)], env=env(),
+                                 link.path, "--config", str(cfg), "--headless"], env=env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while len(got.frames) < 20 and time.monotonic() < deadline:
@@ -69,7 +69,8 @@ def test_fly_config_errors_name_the_key(tmp_path):
 
 
 def test_fly_port_errors_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pipilot", "fly", "--sbus-port", "/dev/ttyNOPE"],
+    r = subprocess.run([sys.executable, "-m", "pipilot", "fly", "--sbus-port", "/dev/ttyNOPE",
+                        "--headless"],
                        env=env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "pipilot: error: /dev/ttyNOPE: no such port" in r.stderr

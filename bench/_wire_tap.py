@@ -1,0 +1,36 @@
+"""Wire tap for bench/web_latency.py, run as its own process (its own GIL).
+
+Reads the S.Bus bytes pipilot writes (fd argv[1], a pty master), forwards them
+to the simulator's port (argv[2]) and reports each chunk on stdout as one line:
+"<CLOCK_MONOTONIC seconds> <hex bytes>".
+"""
+
+import os
+import sys
+import time
+
+
+def main() -> None:
+    # A UART stamps bytes as they pass; a tap that waits for a busy CPU would not.
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(40))
+    except (OSError, AttributeError):
+        print("wire tap: no SCHED_FIFO; timestamps include wake-up delays", file=sys.stderr)
+    src = int(sys.argv[1])
+    dst = os.open(sys.argv[2], os.O_WRONLY | os.O_NOCTTY)
+    out = sys.stdout
+    while True:
+        try:
+            data = os.read(src, 4096)
+        except OSError:
+            return
+        if not data:
+            return
+        t = time.monotonic()
+        os.write(dst, data)
+        out.write(f"{t:.7f} {data.hex()}\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

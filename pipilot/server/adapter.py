@@ -1,0 +1,98 @@
+"""The real vehicle behind the server's VehiclePort: mixer, telemetry, core stats, sim."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.server.port import ArmIntent, TelemetryValue
+from pipilot.server.protocol import Sticks
+
+PILOT = "pilot"
+_RATE_WINDOW_S = 1.0
+_FAILSAFE_STATES = ("descent", "throttle_cut", "failsafe")
+
+
+class VehicleAdapter:
+    """Adapts `pipilot.core.vehicle.Vehicle` to `VehiclePort`."""
+
+    def __init__(self, vehicle: Any) -> None:
+        self.vehicle = vehicle
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def now(self) -> float:
+        return float(self.vehicle.clock.now())
+
+    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
+        a = sticks.accessories
+        sp = Setpoint(throttle=sticks.throttle, roll=sticks.roll, pitch=sticks.pitch,
+                      yaw=sticks.yaw, accessories=(a[0], a[1], a[2], a[3]),
+                      arm=ArmRequest(arm.value))
+        self.vehicle.mixer.publish(PILOT, sp)
+
+    def withdraw_pilot(self) -> None:
+        self.vehicle.mixer.withdraw(PILOT)
+
+    def latest(self, name: str) -> TelemetryValue | None:
+        session = self.vehicle.telemetry
+        if session is None:
+            return None
+        got = session.latest(name)
+        return None if got is None else (got[0], float(got[1]))
+
+    @property
+    def telemetry_connected(self) -> bool:
+        session = self.vehicle.telemetry
+        return bool(session is not None and session.connected)
+
+    def _rate(self, now: float, frames: int) -> float | None:
+        """Frames a second over the last second or so, from the sent counter."""
+        s = self._samples
+        s.append((now, frames))
+        while len(s) > 2 and now - s[1][0] >= _RATE_WINDOW_S:
+            s.popleft()
+        t0, f0 = s[0]
+        return (frames - f0) / (now - t0) if now - t0 > 0.1 else None
+
+    def link_stats(self) -> Mapping[str, Any]:
+        core = self.vehicle.core
+        st = core.stats
+        out: dict[str, Any] = {
+            "rate_hz": self._rate(self.now(), st.frames_sent),
+            "period_ms": st.period_s * 1e3,
+            "frames_sent": st.frames_sent,
+            "watchdog_frames": st.watchdog_frames,
+            "missed_slots": st.missed_slots,
+            "write_errors": st.write_errors,
+            "lateness_p50_us": st.lateness_p50_s * 1e6,
+            "lateness_p99_us": st.lateness_p99_s * 1e6,
+            "lateness_max_us": st.lateness_max_s * 1e6,
+            "expected_accepted_per_s": st.expected_accepted_per_s,
+            # Descending, throttle cut and failsafe frames are all the failsafe at
+            # work; STANDBY (no source yet) is the quiet state before anyone flies.
+            "failsafe": core.failsafe.state.value in _FAILSAFE_STATES,
+            "failsafe_state": core.failsafe.state.value,
+            "failsafe_reason": core.failsafe.reason,
+            "source": getattr(core.last_output, "source", None),
+        }
+        sim = self.vehicle.sim
+        receiver = getattr(getattr(sim, "model", sim), "receiver", None)
+        if receiver is not None:
+            # The real-time simulator steps its model in a thread of its own.
+            with getattr(sim, "lock", contextlib.nullcontext()):
+                rs = receiver.stats.as_dict()
+            out["frames_accepted"] = rs["frames_accepted"]
+            out["frames_rejected"] = rs["frames_rejected"]
+            seen = rs.get("frames_seen") or 0
+            out["accepted_fraction"] = rs["frames_accepted"] / seen if seen else None
+        return out
+
+    def sim_truth(self) -> Mapping[str, Any] | None:
+        sim = self.vehicle.sim
+        if sim is None or not hasattr(sim, "ground_truth"):
+            return None
+        truth: Mapping[str, Any] = sim.ground_truth()  # thread-safe on the real-time sim
+        return truth

@@ -1,0 +1,117 @@
+"""Access control: the token, the login cookie, the origin check, the bind check.
+
+As in Jupyter, opening ``/?token=TOKEN`` once stores the token in an HttpOnly
+cookie and the page is logged in from then on. The token comes from
+``--token``, ``PIPILOT_TOKEN`` or the config; otherwise one is generated at
+first start and kept (mode 0600) so bookmarks keep working. An empty token
+disables authentication, which is only allowed on a loopback address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from pipilot.errors import ConfigError
+
+TOKEN_ENV = "PIPILOT_TOKEN"
+
+
+def token_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "pipilot" / "token"
+
+
+def resolve_token(
+    cli: str | None,
+    config: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    path: Path | None = None,
+) -> tuple[str, str]:
+    """Return (token, where it came from); generate and store one if none is given."""
+    if cli is not None:
+        return cli, "--token"
+    if env.get(TOKEN_ENV) is not None:
+        return env[TOKEN_ENV], TOKEN_ENV
+    if config is not None:
+        return config, "config"
+    path = path or token_file()
+    try:
+        stored = path.read_text().strip()
+        if stored:
+            return stored, str(path)
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, f"generated, stored in {path}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str) -> None:
+    """Refuse to serve control to the network without a token."""
+    if not token and not is_loopback(host):
+        raise ConfigError(
+            "server.token",
+            f"refusing to listen on non-loopback address {host!r} without a token",
+        )
+
+
+def cookie_name(request: web.Request) -> str:
+    # Cookies ignore ports: two servers on one host must not overwrite each other's.
+    return f"pipilot_token_{request.url.port or 80}"
+
+
+def given_token(request: web.Request) -> str | None:
+    """The token a request carries: ?token=, Authorization header, or the login cookie."""
+    if "token" in request.query:
+        return request.query["token"]
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() in ("token", "bearer") and value:
+        return value.strip()
+    return request.cookies.get(cookie_name(request))
+
+
+def token_matches(given: str | None, token: str) -> bool:
+    if not token:
+        return True
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def same_origin(request: web.Request, extra: frozenset[str] = frozenset()) -> bool:
+    """A browser's websocket must come from a page this server served.
+
+    Clients that send no Origin (scripts, not browsers) pass; they still need
+    the token. A present Origin must name this very host and port.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in extra:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    host = request.headers.get("Host")
+    return host is not None and parts.netloc.lower() == host.lower()

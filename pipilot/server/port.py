@@ -1,0 +1,55 @@
+"""What the web server needs from a vehicle, and nothing more.
+
+The server is written against `VehiclePort`, so its tests run against a fake
+and production runs against `pipilot.server.adapter.VehicleAdapter` wrapping
+the real `pipilot.core.vehicle.Vehicle`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pipilot.server.protocol import Sticks
+
+TelemetryValue = tuple[Mapping[str, Any], float]
+
+
+class ArmIntent(enum.Enum):
+    """What the pilot asks of the FC's arming logic in this setpoint."""
+
+    NONE = "none"
+    ARM = "arm"
+    DISARM = "disarm"
+
+
+class VehiclePort(Protocol):
+    """The vehicle as the web server sees it."""
+
+    def now(self) -> float:
+        """Monotonic seconds on the vehicle's clock."""
+        ...
+
+    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
+        """Feed the mixer's "pilot" source one fresh setpoint."""
+        ...
+
+    def withdraw_pilot(self) -> None:
+        """The pilot is gone or silent: stop feeding, the core's lost-pilot failsafe applies."""
+        ...
+
+    def latest(self, name: str) -> TelemetryValue | None:
+        """Latest decoded telemetry object `name` and its age in seconds, if any arrived."""
+        ...
+
+    @property
+    def telemetry_connected(self) -> bool: ...
+
+    def link_stats(self) -> Mapping[str, Any]:
+        """S.Bus frame statistics: rate, lateness, failsafe state; in sim, FC acceptance."""
+        ...
+
+    def sim_truth(self) -> Mapping[str, Any] | None:
+        """Ground truth from the simulator (position, velocity), or None on real hardware."""
+        ...

@@ -1,0 +1,214 @@
+"""The websocket protocol: strict parsing of every message a page sends.
+
+Nothing reaches the vehicle unless it parsed here: numbers must be finite and in
+range (never clamped silently), unknown types and keys are refused, and a message
+is a small JSON object. Parsing is pure, so it is tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipilot.core.clock import Clock
+
+MAX_MESSAGE_BYTES = 2048
+N_ACCESSORIES = 4
+
+
+class MessageError(ValueError):
+    """A message the server refuses; `code` is machine-readable, the text is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Sticks:
+    """Normalised pilot sticks: throttle 0..1, the rest -1..1 (centre 0)."""
+
+    throttle: float = 0.0
+    yaw: float = 0.0
+    roll: float = 0.0
+    pitch: float = 0.0
+    accessories: tuple[float, ...] = field(default=(0.0,) * N_ACCESSORIES)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "throttle": self.throttle,
+            "yaw": self.yaw,
+            "roll": self.roll,
+            "pitch": self.pitch,
+            "accessories": list(self.accessories),
+        }
+
+
+NEUTRAL = Sticks()
+
+
+@dataclass(frozen=True)
+class Control:
+    """Stick positions; every one is also the pilot's heartbeat."""
+
+    seq: int
+    sticks: Sticks
+    t: float | None = None  # the page's clock, echoed for latency measurements
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Keeps the pilot's seat fresh without moving the sticks."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Round-trip probe: answered at once with a pong carrying `t` back."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Hold-to-confirm finished on the page: ask the FC to arm (True) or disarm."""
+
+    arm: bool
+
+
+@dataclass(frozen=True)
+class Take:
+    """Ask for the pilot's seat; `force` takes it from another pilot."""
+
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Release:
+    """Give the pilot's seat back."""
+
+
+Message = Control | Heartbeat | Ping | Arm | Take | Release
+
+_STICK_RANGES = {
+    "throttle": (0.0, 1.0),
+    "yaw": (-1.0, 1.0),
+    "roll": (-1.0, 1.0),
+    "pitch": (-1.0, 1.0),
+}
+_KEYS = {
+    "control": {"type", "seq", "t", "throttle", "yaw", "roll", "pitch", "accessories"},
+    "heartbeat": {"type", "seq"},
+    "ping": {"type", "t"},
+    "arm": {"type"},
+    "disarm": {"type"},
+    "take": {"type", "force"},
+    "release": {"type"},
+}
+_REQUIRED = {
+    "control": {"type", "seq", "throttle", "yaw", "roll", "pitch", "accessories"},
+    "heartbeat": {"type", "seq"},
+    "ping": {"type", "t"},
+}
+
+
+def _reject_constant(name: str) -> float:
+    raise MessageError("bad_json", f"{name} is not a number")
+
+
+def _number(obj: dict[str, Any], key: str, lo: float, hi: float) -> float:
+    v = obj[key]
+    # bool is an int in Python; a page sending true for a stick is a bug.
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise MessageError("bad_value", f"{key} must be a number")
+    v = float(v)
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise MessageError("out_of_range", f"{key}={v} outside [{lo:g}, {hi:g}]")
+    return v
+
+
+def _seq(obj: dict[str, Any]) -> int:
+    v = obj["seq"]
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**53:
+        raise MessageError("bad_value", "seq must be an integer >= 0")
+    return v
+
+
+def parse_message(text: str | bytes) -> Message:
+    """Parse one websocket text message; raise MessageError with a reason."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise MessageError("too_large", f"message over {MAX_MESSAGE_BYTES} bytes")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except MessageError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError("bad_json", f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MessageError("bad_message", "a message is a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in _KEYS:
+        raise MessageError("unknown_type", f"unknown message type {kind!r}")
+    extra = set(obj) - _KEYS[kind]
+    if extra:
+        raise MessageError("bad_message", f"unknown keys for {kind}: {sorted(extra)}")
+    missing = _REQUIRED.get(kind, {"type"}) - set(obj)
+    if missing:
+        raise MessageError("bad_message", f"{kind} needs {sorted(missing)}")
+
+    if kind == "control":
+        acc = obj["accessories"]
+        if not isinstance(acc, list) or len(acc) != N_ACCESSORIES:
+            raise MessageError("bad_value", f"accessories must be a list of {N_ACCESSORIES}")
+        accs = tuple(
+            _number({f"accessories[{i}]": a}, f"accessories[{i}]", -1.0, 1.0)
+            for i, a in enumerate(acc)
+        )
+        sticks = Sticks(
+            **{k: _number(obj, k, lo, hi) for k, (lo, hi) in _STICK_RANGES.items()},
+            accessories=accs,
+        )
+        t = _number(obj, "t", -1e300, 1e300) if "t" in obj else None
+        return Control(seq=_seq(obj), sticks=sticks, t=t)
+    if kind == "heartbeat":
+        return Heartbeat(seq=_seq(obj))
+    if kind == "ping":
+        return Ping(t=_number(obj, "t", -1e300, 1e300))
+    if kind in ("arm", "disarm"):
+        return Arm(arm=kind == "arm")
+    if kind == "take":
+        force = obj.get("force", False)
+        if not isinstance(force, bool):
+            raise MessageError("bad_value", "force must be true or false")
+        return Take(force=force)
+    return Release()
+
+
+class TokenBucket:
+    """Rate limit: `rate` messages a second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._last = clock.now()
+
+    def allow(self) -> bool:
+        now = self._clock.now()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+def encode(kind: str, **fields: Any) -> str:
+    """One server -> page message as compact JSON."""
+    return json.dumps({"type": kind, **fields}, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,243 @@
+"""The page against a fake vehicle: controls, hold-to-arm, seat handling, live view."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from pipilot.core.clock import MonotonicClock
+from pipilot.server.app import ServerConfig, make_app
+from pipilot.server.port import ArmIntent
+from tests.browser.conftest import launch, serve
+from tests.server.fake import FakeVehicle
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+TOKEN = "browser-test-token"
+NAMES = ["Throttle", "Yaw", "Roll", "Pitch",
+         "Accessory 0", "Accessory 1", "Accessory 2", "Accessory 3"]
+
+
+@pytest.fixture
+async def rig():
+    fake = FakeVehicle(MonotonicClock())
+    fake.telemetry["FlightStatus"] = {"Armed": "Disarmed", "FlightMode": "Stabilized1"}
+    app = make_app(fake, ServerConfig(token=TOKEN))
+    async with serve(app) as url, async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            yield fake, url, browser
+        finally:
+            await browser.close()
+
+
+async def until(cond, timeout=5.0):
+    async def _wait():
+        while not cond():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(_wait(), timeout)
+
+
+async def pilot_page(browser, url):
+    page = await browser.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await expect(page.locator("#conn")).to_have_text("online")
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    return page
+
+
+async def test_sliders_keyboard_and_auto_centre(rig):
+    fake, url, browser = rig
+    page = await browser.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    assert page.url == f"{url}/"  # the token left the address bar for a cookie
+    for name in NAMES:
+        await expect(page.get_by_role("slider", name=name, exact=True)).to_be_disabled()
+    await page.get_by_role("button", name="Take control").click()
+    for name in NAMES:
+        await expect(page.get_by_role("slider", name=name, exact=True)).to_be_enabled()
+
+    throttle = page.get_by_role("slider", name="Throttle")
+    await throttle.focus()
+    for _ in range(10):
+        await page.keyboard.press("ArrowUp")
+    await until(lambda: fake.published and abs(fake.published[-1][1].throttle - 0.10) < 1e-9)
+    await asyncio.sleep(0.3)
+    assert fake.published[-1][1].throttle == pytest.approx(0.10)  # throttle does not centre
+
+    roll = page.get_by_role("slider", name="Roll")
+    await roll.focus()
+    await page.keyboard.down("ArrowRight")
+    await until(lambda: fake.published[-1][1].roll > 0)
+    await page.keyboard.up("ArrowRight")
+    await until(lambda: fake.published[-1][1].roll == 0.0)
+    await expect(roll).to_have_value("0")
+
+    # Pointer (mouse or touch): drag yaw to the left end, let go: it centres.
+    yaw = page.get_by_role("slider", name="Yaw")
+    box = await yaw.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2, steps=5)
+    await until(lambda: fake.published[-1][1].yaw < -0.5)
+    await page.mouse.up()
+    await until(lambda: fake.published[-1][1].yaw == 0.0)
+
+    acc = page.get_by_role("slider", name="Accessory 2")
+    await acc.fill("0.5")
+    await until(lambda: fake.published[-1][1].accessories == (0.0, 0.0, 0.5, 0.0))
+    # Keepalives: the page keeps publishing without any input (the heartbeat).
+    n = len(fake.published)
+    await asyncio.sleep(0.5)
+    assert len(fake.published) >= n + 3
+    assert not fake.withdrawals
+
+
+async def test_hold_to_arm_needs_the_full_hold_and_shows_the_fc_state(rig):
+    fake, url, browser = rig
+    page = await pilot_page(browser, url)
+    armed = page.get_by_role("status", name="FC arming state")
+    await expect(armed).to_have_text("DISARMED")
+    arm = page.get_by_role("button", name="Arm", exact=True)
+    await arm.hover()
+    await page.mouse.down()
+    await asyncio.sleep(0.4)
+    await page.mouse.up()
+    await asyncio.sleep(0.8)
+    assert all(a is ArmIntent.NONE for _, _, a in fake.published)  # a tap does nothing
+    await page.mouse.down()
+    await asyncio.sleep(1.3)
+    await page.mouse.up()
+    await until(lambda: fake.published[-1][2] is ArmIntent.ARM)
+    # The page's belief is not the state: it waits for FlightStatus.
+    await expect(armed).to_have_text("DISARMED")
+    fake.telemetry["FlightStatus"] = {"Armed": "Arming", "FlightMode": "Stabilized1"}
+    await expect(armed).to_have_text("ARMING")
+    fake.telemetry["FlightStatus"] = {"Armed": "Armed", "FlightMode": "Stabilized1"}
+    await expect(armed).to_have_text("ARMED")
+    await until(lambda: fake.published[-1][2] is ArmIntent.NONE)
+
+    # Keyboard: hold Space on Disarm.
+    disarm = page.get_by_role("button", name="Disarm")
+    await disarm.focus()
+    await page.keyboard.down(" ")
+    await asyncio.sleep(1.3)
+    await page.keyboard.up(" ")
+    await until(lambda: fake.published[-1][2] is ArmIntent.DISARM)
+
+
+async def test_live_view_shows_telemetry(rig):
+    fake, url, browser = rig
+    fake.telemetry.update({
+        "AttitudeState": {"Roll": 12.5, "Pitch": -3.0, "Yaw": 45.0},
+        "ManualControlCommand": {"Throttle": 0.42, "Roll": 0.1, "Pitch": 0.0, "Yaw": -0.2,
+                                 "Connected": "True", "Channel": [1500] * 10},
+        "SystemAlarms": {"Alarm": {"Receiver": "Error", "Battery": "OK"}},
+        "FlightStatus": {"Armed": "Disarmed", "FlightMode": "Stabilized1"},
+    })
+    fake.truth = {"position": [1.0, -0.5, -2.0], "drift_m": 1.12}
+    page = await browser.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await expect(page.locator("#att")).to_have_text("12.5° / -3.0° / 45.0°")
+    await expect(page.locator("#rx-throttle")).to_have_text("0.420")
+    await expect(page.locator("#alarms")).to_have_text("Receiver: Error")
+    await expect(page.locator("#mode")).to_have_text("Stabilized1")
+    await expect(page.locator("#sim-panel")).to_be_visible()
+    await expect(page.locator("#sim-drift")).to_have_text("1.12")
+    await expect(page.locator("#telemetry")).to_have_text("telemetry: connected")
+    await expect(page.locator("#rtt")).to_have_text(re.compile(r"rtt \d+\.\d ms"))
+    fake.telemetry["AttitudeState"] = {"Roll": -20.0, "Pitch": 5.0, "Yaw": 0.0}
+    await expect(page.locator("#att")).to_have_text("-20.0° / 5.0° / 0.0°")
+
+
+async def test_one_pilot_explicit_takeover_and_closing_the_page(rig):
+    fake, url, browser = rig
+    a = await pilot_page(browser, url)
+    await a.get_by_role("slider", name="Throttle").fill("0.3")
+    await until(lambda: fake.published[-1][1].throttle == pytest.approx(0.3))
+    ctx_b = await browser.new_context()
+    b = await ctx_b.new_page()
+    await b.goto(f"{url}/?token={TOKEN}")
+    await expect(b.locator("#seat")).to_have_text("observing: another page flies")
+    await expect(b.get_by_role("slider", name="Throttle")).to_be_disabled()
+    take = b.get_by_role("button", name="Take over")
+    await take.click()
+    await expect(b.locator("#banner")).to_contain_text("again")
+    await asyncio.sleep(0.3)
+    assert b.url and (await b.locator("#seat").text_content()) != "PILOT (you fly)"
+    await take.click()
+    await expect(b.locator("#seat")).to_have_text("PILOT (you fly)")
+    # The new pilot starts from where the old one left the sticks.
+    await expect(b.get_by_role("slider", name="Throttle")).to_have_value("0.3")
+    await expect(a.locator("#seat")).to_have_text("observing: another page flies")
+    await expect(a.get_by_role("slider", name="Throttle")).to_be_disabled()
+    assert not fake.withdrawals
+    await b.close()  # the pilot's page goes away: the pilot source is withdrawn
+    await until(lambda: fake.withdrawals, timeout=2.0)
+    await expect(a.locator("#seat")).to_have_text("observing: seat free")
+    await ctx_b.close()
+
+
+async def test_without_the_token_the_page_says_how_to_log_in(rig):
+    _, url, browser = rig
+    page = await browser.new_page()
+    await page.goto(url)
+    await expect(page.get_by_role("alert")).to_contain_text("Not logged in")
+    await expect(page.locator("#conn")).to_have_text("offline")
+    r = await page.goto(f"{url}/?token=wrong")
+    assert r is not None and r.status == 403
+
+
+FAKE_GAMEPAD = """
+window.__pad = {id: 'test pad', axes: [0, 0, 0, 0],
+                buttons: Array.from({length: 16}, () => ({value: 0, pressed: false}))};
+navigator.getGamepads = () => [window.__pad];
+"""
+
+
+async def test_gamepad_mapping_drives_the_sticks_when_enabled(rig):
+    fake, url, browser = rig
+    ctx = await browser.new_context()
+    await ctx.add_init_script(FAKE_GAMEPAD)
+    page = await ctx.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    # Right trigger -> throttle, right stick X -> roll (defaults), ignored until enabled.
+    await page.evaluate("window.__pad.buttons[7].value = 0.4; window.__pad.axes[2] = 0.5")
+    await asyncio.sleep(0.4)
+    assert fake.published[-1][1].throttle == 0.0
+    await page.locator("#gamepad summary").click()
+    await page.get_by_label("Fly with the gamepad").check()
+    await until(lambda: fake.published[-1][1].throttle == pytest.approx(0.4)
+                and fake.published[-1][1].roll == pytest.approx(0.5))
+    # Remap roll to axis 0, inverted: the mapping is configurable and kept.
+    await page.get_by_label("roll gamepad index").fill("0")
+    await page.get_by_label("roll gamepad index").dispatch_event("change")
+    await page.get_by_label("roll gamepad invert").check()
+    await page.evaluate("window.__pad.axes[0] = 0.8")
+    await until(lambda: fake.published[-1][1].roll == pytest.approx(-0.8))
+    saved = await page.evaluate("JSON.parse(localStorage.getItem('pipilot.gamepad')).roll")
+    assert saved == {"kind": "axis", "index": 0, "invert": True}
+    await ctx.close()
+
+
+async def test_release_needs_a_hold_and_withdraws_the_pilot(rig):
+    fake, url, browser = rig
+    page = await pilot_page(browser, url)
+    release = page.get_by_role("button", name="Release control")
+    await release.click()  # a click is not a release
+    await asyncio.sleep(0.5)
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    assert not fake.withdrawals
+    await release.hover()
+    await page.mouse.down()
+    await asyncio.sleep(1.3)
+    await page.mouse.up()
+    await expect(page.locator("#seat")).to_have_text("observing: seat free")
+    assert fake.withdrawals

@@ -1,0 +1,42 @@
+"""A fake vehicle for the server tests: records setpoints, serves scripted telemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipilot.server.port import ArmIntent
+from pipilot.server.protocol import Sticks
+
+
+class FakeVehicle:
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.published: list[tuple[float, Sticks, ArmIntent]] = []
+        self.withdrawals: list[float] = []
+        self.telemetry: dict[str, Mapping[str, Any]] = {}
+        self.connected = True
+        self.truth: Mapping[str, Any] | None = {"position": [0.0, 0.0, 0.0]}
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
+        self.published.append((self.clock.now(), sticks, arm))
+
+    def withdraw_pilot(self) -> None:
+        self.withdrawals.append(self.clock.now())
+
+    def latest(self, name: str) -> tuple[Mapping[str, Any], float] | None:
+        v = self.telemetry.get(name)
+        return None if v is None else (v, 0.01)
+
+    @property
+    def telemetry_connected(self) -> bool:
+        return self.connected
+
+    def link_stats(self) -> Mapping[str, Any]:
+        return {"frames_sent": 10, "rate_hz": 142.9}
+
+    def sim_truth(self) -> Mapping[str, Any] | None:
+        return self.truth

@@ -1,0 +1,179 @@
+// The sticks: four sliders plus four accessories, keyboard, touch and gamepad.
+// Roll, pitch and yaw centre when released; throttle stays where it is left.
+// Changes go out at once (at most every MIN_GAP_MS); while this page flies, a
+// keepalive goes out every KEEPALIVE_MS, which is the pilot's heartbeat.
+
+const MIN_GAP_MS = 20;
+const KEEPALIVE_MS = 100;
+const STICKS = ['throttle', 'yaw', 'roll', 'pitch'];
+const ACCESSORIES = ['acc0', 'acc1', 'acc2', 'acc3'];
+const CENTRE_KEYS = new Set(['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'PageUp', 'PageDown', 'Home', 'End']);
+
+export class Controls {
+  constructor(link) {
+    this.link = link;
+    this.inputs = Object.fromEntries([...STICKS, ...ACCESSORIES].map((id) => [id, document.getElementById(id)]));
+    this.pilot = false;
+    this.seq = 0;
+    this.lastSent = -1e9;
+    this.lastChange = -1e9;
+    this._pending = null;
+    this._dragging = null;
+    for (const [id, el] of Object.entries(this.inputs)) {
+      el.addEventListener('input', () => this.changed(id));
+      if (el.hasAttribute('data-centre')) this._autoCentre(el, id);
+    }
+    window.addEventListener('pointerup', () => this._release());
+    window.addEventListener('pointercancel', () => this._release());
+    // The heartbeat: only when nothing else went out lately, and never delaying a change.
+    setInterval(() => {
+      if (this.pilot && performance.now() - this.lastSent >= KEEPALIVE_MS - 10) this.send();
+    }, KEEPALIVE_MS / 4);
+  }
+
+  _autoCentre(el, id) {
+    el.addEventListener('pointerdown', () => { this._dragging = el; });
+    el.addEventListener('keyup', (e) => { if (CENTRE_KEYS.has(e.key)) this.centre(el, id); });
+    el.addEventListener('blur', () => this.centre(el, id));
+  }
+
+  _release() {
+    const el = this._dragging;
+    this._dragging = null;
+    if (el) this.centre(el, el.id);
+  }
+
+  centre(el, id) {
+    if (Number(el.value) === 0) return;
+    el.value = '0';
+    this.changed(id);
+  }
+
+  values() {
+    const v = (id) => Number(this.inputs[id].value);
+    return {
+      throttle: v('throttle'), yaw: v('yaw'), roll: v('roll'), pitch: v('pitch'),
+      accessories: ACCESSORIES.map(v),
+    };
+  }
+
+  set(sticks) {
+    for (const id of STICKS) this.inputs[id].value = String(sticks[id]);
+    ACCESSORIES.forEach((id, i) => { this.inputs[id].value = String(sticks.accessories[i]); });
+    this._show();
+  }
+
+  setPilot(on) {
+    this.pilot = on;
+    for (const el of Object.values(this.inputs)) el.disabled = !on;
+  }
+
+  changed() {
+    this._show();
+    if (!this.pilot) return;
+    const wait = this.lastChange + MIN_GAP_MS - performance.now();
+    if (wait <= 0) this.send(true);
+    else if (this._pending === null) this._pending = setTimeout(() => this.send(true), wait);
+  }
+
+  send(change = false) {
+    clearTimeout(this._pending);
+    this._pending = null;
+    this.lastSent = performance.now();
+    if (change) this.lastChange = this.lastSent;
+    this.link.send({ type: 'control', seq: ++this.seq, ...this.values() });
+  }
+
+  _show() {
+    for (const id of STICKS) {
+      document.getElementById(`${id}-v`).textContent = Number(this.inputs[id].value).toFixed(2);
+    }
+  }
+}
+
+// -- gamepad -----------------------------------------------------------------
+// Each stick comes from an axis (-1..1) or a button (0..1, e.g. a trigger),
+// optionally inverted. Throttle defaults to the right trigger so that a
+// released gamepad means throttle off.
+
+const DEFAULT_MAP = {
+  throttle: { kind: 'button', index: 7, invert: false },
+  yaw: { kind: 'axis', index: 0, invert: false },
+  roll: { kind: 'axis', index: 2, invert: false },
+  pitch: { kind: 'axis', index: 3, invert: true },
+};
+const DEADZONE = 0.05;
+
+export class GamepadInput {
+  constructor(controls) {
+    this.controls = controls;
+    this.map = this._load();
+    this.enabled = false;
+    this._buildUi();
+    window.addEventListener('gamepadconnected', (e) => this._status(e.gamepad.id));
+    window.addEventListener('gamepaddisconnected', () => this._status(null));
+    requestAnimationFrame(() => this._poll());
+  }
+
+  _load() {
+    try { return { ...DEFAULT_MAP, ...JSON.parse(localStorage.getItem('pipilot.gamepad') || '{}') }; }
+    catch { return { ...DEFAULT_MAP }; }
+  }
+
+  _save() { localStorage.setItem('pipilot.gamepad', JSON.stringify(this.map)); }
+
+  _status(id) { document.getElementById('gp-status').textContent = id ? `(${id})` : 'none'; }
+
+  _buildUi() {
+    const root = document.getElementById('gp-map');
+    const on = document.createElement('label');
+    on.innerHTML = '<input type="checkbox" id="gp-enable"> Fly with the gamepad';
+    root.append(on, document.createElement('br'));
+    on.querySelector('input').addEventListener('change', (e) => { this.enabled = e.target.checked; });
+    for (const stick of Object.keys(DEFAULT_MAP)) {
+      const m = this.map[stick];
+      const row = document.createElement('div');
+      row.innerHTML = `<strong>${stick}</strong>
+        <label>source <select aria-label="${stick} gamepad source"><option value="axis">axis</option><option value="button">button</option></select></label>
+        <label>index <input type="number" min="0" max="31" aria-label="${stick} gamepad index"></label>
+        <label><input type="checkbox" aria-label="${stick} gamepad invert"> invert</label>`;
+      const [sel, idx, inv] = row.querySelectorAll('select, input');
+      sel.value = m.kind; idx.value = m.index; inv.checked = m.invert;
+      const update = () => {
+        this.map[stick] = { kind: sel.value, index: Math.max(0, Math.min(31, Number(idx.value) | 0)), invert: inv.checked };
+        this._save();
+      };
+      for (const el of [sel, idx, inv]) el.addEventListener('change', update);
+      root.append(row);
+    }
+  }
+
+  _read(pad, m, stick) {
+    let v = m.kind === 'axis' ? pad.axes[m.index] : pad.buttons[m.index]?.value;
+    if (typeof v !== 'number' || !Number.isFinite(v)) return null;
+    if (m.invert) v = m.kind === 'axis' ? -v : 1 - v;
+    if (stick === 'throttle') {
+      if (m.kind === 'axis') v = (v + 1) / 2;
+      return Math.min(1, Math.max(0, v));
+    }
+    if (Math.abs(v) < DEADZONE) v = 0;
+    return Math.min(1, Math.max(-1, v));
+  }
+
+  _poll() {
+    requestAnimationFrame(() => this._poll());
+    const pad = [...(navigator.getGamepads?.() || [])].find((p) => p);
+    const live = document.getElementById('gp-live');
+    if (!pad) return;
+    const vals = {};
+    for (const [stick, m] of Object.entries(this.map)) vals[stick] = this._read(pad, m, stick);
+    live.textContent = Object.entries(vals).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2)}`).join('  ');
+    if (!this.enabled || !this.controls.pilot) return;
+    let moved = false;
+    for (const [stick, v] of Object.entries(vals)) {
+      const el = this.controls.inputs[stick];
+      if (v !== null && Math.abs(Number(el.value) - v) >= 0.005) { el.value = String(v); moved = true; }
+    }
+    if (moved) this.controls.changed();
+  }
+}

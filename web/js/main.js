@@ -1,0 +1,140 @@
+// The pipilot page: wires the link, the sticks, the hold-to-arm buttons and the live view.
+
+import { Controls, GamepadInput } from './controls.js';
+import { holdToConfirm } from './hold.js';
+import { drawHorizon } from './horizon.js';
+import { Link } from './link.js';
+import { renderAlarms, renderFcLink, renderReceiver, renderSbus, renderSim } from './panels.js';
+
+const $ = (id) => document.getElementById(id);
+const HOLD_MS = 1000;
+
+const link = new Link(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+const controls = new Controls(link);
+new GamepadInput(controls);
+
+let canPilot = false;
+let seat = { you: false, occupied: false, state: 'vacant' };
+let lastState = null;
+let takeoverArmed = -Infinity;
+let noticeTimer = null;
+
+function badge(el, text, cls) {
+  el.textContent = text;
+  el.className = `badge ${cls || ''}`;
+}
+
+function notice(text, kind = 'warn', ms = 4000) {
+  const b = $('banner');
+  b.textContent = text;
+  b.className = kind;
+  b.hidden = false;
+  clearTimeout(noticeTimer);
+  if (ms) noticeTimer = setTimeout(() => { b.hidden = true; }, ms);
+}
+
+function clearNotice() { $('banner').hidden = true; }
+
+function renderSeat() {
+  const you = seat.you;
+  controls.setPilot(you && link.open);
+  $('arm').disabled = !you;
+  $('disarm').disabled = !you;
+  $('take').hidden = you;
+  $('release').hidden = !you;
+  $('take').disabled = !canPilot;
+  $('take').textContent = seat.occupied && !you ? 'Take over' : 'Take control';
+  if (you) badge($('seat'), seat.state === 'silent' ? 'PILOT: heartbeat lost' : 'PILOT (you fly)',
+    seat.state === 'silent' ? 'bad' : 'ok');
+  else badge($('seat'), seat.occupied ? 'observing: another page flies' : 'observing: seat free',
+    seat.occupied ? 'warn' : '');
+  if (seat.arm !== 'none' && seat.arm) notice(`${seat.arm === 'arm' ? 'Arming' : 'Disarming'}: waiting for the FC…`, 'warn', 0);
+}
+
+link.addEventListener('open', () => { badge($('conn'), 'online', 'ok'); clearNotice(); });
+link.addEventListener('close', () => {
+  badge($('conn'), 'offline', 'bad');
+  seat = { ...seat, you: false };
+  renderSeat();
+  notice('Disconnected from pipilot: the pilot failsafe applies. Reconnecting…', 'bad', 0);
+});
+link.addEventListener('welcome', (e) => {
+  canPilot = e.detail.can_pilot;
+  $('help-line').textContent = canPilot
+    ? 'Take control to fly. Keep this tab visible: the page is the pilot\'s heartbeat '
+      + `(${e.detail.heartbeat_ms} ms timeout). Sticks centre on release; throttle stays.`
+    : 'Read-only: this page observes. Open the URL with ?token=… to fly.';
+  renderSeat();
+});
+link.addEventListener('seat', (e) => {
+  const m = e.detail;
+  const wasArmRequest = seat.arm && seat.arm !== 'none';
+  seat = m;
+  if (m.sticks) controls.set(m.sticks);
+  renderSeat();
+  if (wasArmRequest && m.arm === 'none') {
+    if (m.arm_result === 'timeout') notice('The FC did not change its arming state in time: check the alarms and the throttle.', 'bad', 6000);
+    else if (m.arm_result && m.arm_result !== 'done') notice(`Arm request ${m.arm_result}.`, 'warn', 4000);
+    else clearNotice();
+  }
+});
+link.addEventListener('error', (e) => notice(`Refused: ${e.detail.message}`, 'warn'));
+link.addEventListener('state', (e) => { lastState = e.detail; });
+
+function render() {
+  requestAnimationFrame(render);
+  const s = lastState;
+  if (!s) return;
+  lastState = null;
+  const armed = s.flight?.Armed ?? null;
+  const a = $('armed');
+  a.textContent = armed ? armed.toUpperCase() : 'NO FLIGHTSTATUS';
+  a.className = `armed-state ${armed ? armed.toLowerCase() : ''}`;
+  $('mode').textContent = s.flight?.FlightMode ?? '–';
+  $('att').textContent = s.attitude
+    ? ['Roll', 'Pitch', 'Yaw'].map((k) => `${(s.attitude[k] ?? 0).toFixed(1)}°`).join(' / ') : '–';
+  drawHorizon($('horizon'), s.attitude);
+  renderReceiver(s.receiver);
+  renderAlarms(s.alarms);
+  renderSbus(s.sbus);
+  renderFcLink(s, link.rtt);
+  renderSim(s.sim);
+  badge($('telemetry'), s.telemetry_connected ? 'telemetry: connected' : 'telemetry: disconnected',
+    s.telemetry_connected ? 'ok' : 'bad');
+  $('rtt').textContent = link.rtt === null ? 'rtt –' : `rtt ${link.rtt.toFixed(1)} ms`;
+  const fs = s.sbus?.failsafe;
+  if (fs) notice(`FAILSAFE: ${s.sbus.failsafe_reason || 'active'}`, 'bad', 1000);
+}
+requestAnimationFrame(render);
+
+$('take').addEventListener('click', () => {
+  if (seat.occupied && !seat.you) {
+    // Taking the seat from another pilot needs a second, deliberate click.
+    if (performance.now() - takeoverArmed > 3000) {
+      takeoverArmed = performance.now();
+      notice('Another page is flying. Click "Take over" again within 3 s to take control from it.', 'warn', 3000);
+      return;
+    }
+    link.send({ type: 'take', force: true });
+  } else {
+    link.send({ type: 'take' });
+  }
+});
+// Releasing the seat hands the craft to the failsafe: it is held to confirm, like Disarm.
+holdToConfirm($('release'), HOLD_MS, () => link.send({ type: 'release' }));
+holdToConfirm($('arm'), HOLD_MS, () => link.send({ type: 'arm' }));
+holdToConfirm($('disarm'), HOLD_MS, () => link.send({ type: 'disarm' }));
+
+async function start() {
+  drawHorizon($('horizon'), null);
+  renderSeat();
+  try {
+    const r = await fetch('/api/status', { credentials: 'same-origin' });
+    if (r.status === 401) {
+      notice('Not logged in: open the address pipilot printed at start (…/?token=…).', 'bad', 0);
+      return;
+    }
+  } catch { /* server down: the link retries */ }
+  link.connect();
+}
+start();

@@ -41,7 +41,7 @@ class WatchdogConfig:
     a fresh frame from the core, silence after `silent_ms` (at most 100).
     The core tolerates event-loop stalls up to stale_ms - link.mix_interval_ms."""
 
-    stale_ms: float = 80.0
+    stale_ms: float = 90.0
     silent_ms: float = 100.0
 
 
@@ -57,6 +57,7 @@ class RealtimeConfig:
     pump: str = "auto"
     sched_fifo: bool = True
     priority: int = 50
+    nice: int = -10                 # the event loop's thread (mixing, watchdog refresh)
     mlockall: bool = True
     gc_freeze: bool = True
 
@@ -131,6 +132,8 @@ def validate(c: CoreConfig) -> None:
         raise ConfigError("realtime.pump", f"must be one of {', '.join(PUMPS)}")
     if isinstance(r.priority, bool) or not isinstance(r.priority, int) or not 1 <= r.priority <= 99:
         raise ConfigError("realtime.priority", "must be an integer 1..99")
+    if isinstance(r.nice, bool) or not isinstance(r.nice, int) or not -20 <= r.nice <= 19:
+        raise ConfigError("realtime.nice", "must be an integer -20..19")
     if c.gesture not in GESTURES:
         raise ConfigError("arming.gesture", f"must be one of {', '.join(GESTURES)}")
     for name, src in c.sources.items():

@@ -70,6 +70,7 @@ class Failsafe:
         self.reason = "no control source yet"
         self.since = 0.0
         self._forced: dict[str, str] = {}
+        self._held_by_force = False   # FAILSAFE because of a forced reason
 
     @property
     def active(self) -> bool:
@@ -105,14 +106,15 @@ class Failsafe:
                 self._set(FailsafeState.FAILSAFE, "no fresh control source", now)
         elif s is FailsafeState.DESCENT and now - self.since >= self.policy.descent_time_s:
             self._set(FailsafeState.THROTTLE_CUT, "descent time over: throttle cut", now)
-        elif s is FailsafeState.FAILSAFE and not self.reason.startswith("no fresh"):
-            # a forced reason was released with no source fresh: apply the policy
+        elif s is FailsafeState.FAILSAFE and self._held_by_force:
+            # the forced reasons were released with no source fresh: apply the policy
             nxt = (FailsafeState.THROTTLE_CUT if self.policy.on_source_loss == "descend"
                    else FailsafeState.FAILSAFE)
             self._set(nxt, "no fresh control source", now)
         return self.state
 
     def _set(self, state: FailsafeState, reason: str, now: float) -> None:
+        self._held_by_force = bool(self._forced) and state is FailsafeState.FAILSAFE
         log_fn = log.info if state in (FailsafeState.NORMAL, FailsafeState.STANDBY) else log.warning
         log_fn("failsafe: %s -> %s (%s)", self.state.value, state.value, reason)
         self.state = state

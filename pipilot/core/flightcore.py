@@ -72,6 +72,7 @@ class CoreStats:
     max_gap_s: float
     pump: str
     realtime: str
+    max_mix_gap_s: float          # longest the core went without refreshing the pump
     link_errors: int
     reopens: int
     expected_accepted_per_s: float
@@ -108,6 +109,7 @@ class FlightCore:
         self.realtime_report: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
+        self._max_mix_gap = 0.0
         self._running = False
         self._started = False
         self._counters = (0, 0)
@@ -120,6 +122,8 @@ class FlightCore:
         self._lockstep_sent = 0
         self._old_switch: float | None = None
         self._locked = False
+        self._gc_threshold: tuple[int, int, int] | None = None
+        self._old_nice: int | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -158,15 +162,23 @@ class FlightCore:
             return
         self._open()
         assert self.port is not None
-        self._setup_realtime()
         c = self.config
-        self.pump = make_pump(c.realtime.pump)
-        if self.pump.implementation == "python" and self._old_switch is None:
-            self._old_switch = sys.getswitchinterval()
-            sys.setswitchinterval(0.0005)
-        self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
-                        c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
-                        rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
+        try:
+            self.pump = make_pump(c.realtime.pump)
+            self._setup_realtime()
+            if self.pump.implementation == "python" and self._old_switch is None:
+                # the twin needs the GIL for every frame: hand it over more often
+                self._old_switch = sys.getswitchinterval()
+                sys.setswitchinterval(0.0005)
+            self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
+                            c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
+                            rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
+        except BaseException:
+            self._release_process_settings()
+            if self._owns_port:
+                self.port.close()
+                self.port = None
+            raise
         self._running = self._started = True
         self.mixer.on_publish = self._on_publish
         self._mix()
@@ -199,12 +211,7 @@ class FlightCore:
         self._running = False
         if self._owns_port and self.port is not None:
             self.port.close()
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
-        if self._locked:
-            realtime.munlockall()
-            self._locked = False
+        self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -217,8 +224,23 @@ class FlightCore:
             lateness_mean_s=s.lateness_mean_s, lateness_p50_s=s.lateness_percentile(0.5),
             lateness_p99_s=s.lateness_percentile(0.99), lateness_max_s=s.lateness_max_s,
             max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
+            max_mix_gap_s=self._max_mix_gap,
             link_errors=self._link_errors, reopens=self._reopens,
             expected_accepted_per_s=self.rate.accepted_per_s)
+
+    def _release_process_settings(self) -> None:
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
+        if self._locked:
+            realtime.munlockall()
+            self._locked = False
+        if self._gc_threshold is not None:
+            realtime.restore_gc(self._gc_threshold)
+            self._gc_threshold = None
+        if self._old_nice is not None:
+            realtime.restore_nice(self._old_nice)
+            self._old_nice = None
 
     # -- lock-step -----------------------------------------------------------------
     def advance(self, t: float) -> list[tuple[float, bytes]]:
@@ -256,7 +278,11 @@ class FlightCore:
             self._locked = res == "memory locked"
             rep.append(res)
         if r.gc_freeze:
-            rep.append(realtime.tune_gc())
+            report, self._gc_threshold = realtime.tune_gc()
+            rep.append(report)
+        if r.nice != 0:
+            report, self._old_nice = realtime.renice(r.nice)
+            rep.append(report)
         if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
             rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
                        "rlimit): frames may be late under load")
@@ -268,6 +294,8 @@ class FlightCore:
         """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
         assert self.pump is not None
         now = self.clock.now()
+        if self._last_mix > 0:
+            self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
             self.pump.set_frame(self.tick(now))

@@ -53,6 +53,10 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_setschedparam(pthread_t t, int policy, const sched_param *p)
     int pthread_setname_np(pthread_t t, const char *name)
     int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a)
+    int pthread_mutexattr_init(pthread_mutexattr_t *a)
+    int pthread_mutexattr_setprotocol(pthread_mutexattr_t *a, int protocol)
+    int pthread_mutexattr_destroy(pthread_mutexattr_t *a)
+    enum: PTHREAD_PRIO_INHERIT
     int pthread_mutex_destroy(pthread_mutex_t *m)
     int pthread_mutex_lock(pthread_mutex_t *m)
     int pthread_mutex_unlock(pthread_mutex_t *m)
@@ -180,8 +184,14 @@ cdef class CPump:
     implementation = "c"
 
     def __cinit__(self):
+        cdef pthread_mutexattr_t attr
         memset(&self.p, 0, sizeof(pump_t))
-        pthread_mutex_init(&self.p.lock, NULL)
+        # priority inheritance: if Python is preempted while holding the lock, the
+        # SCHED_FIFO pump waiting for it lends the holder its priority
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT)
+        pthread_mutex_init(&self.p.lock, &attr)
+        pthread_mutexattr_destroy(&attr)
         self.p.rt_result = -1
 
     def __dealloc__(self):
@@ -254,29 +264,30 @@ cdef class CPump:
         return r
 
     def stats(self):
-        cdef int i
+        """A snapshot of the counters (copied under the lock, converted after it)."""
+        cdef pump_t snap
         pthread_mutex_lock(&self.p.lock)
-        hist = [self.p.hist[i] for i in range(NBINS)]
+        memcpy(&snap, &self.p, sizeof(pump_t))
+        pthread_mutex_unlock(&self.p.lock)
+        cdef int i
         s = PumpStats(
             implementation="c",
-            frames_sent=self.p.frames_sent, failsafe_frames=self.p.failsafe_frames,
-            silent_slots=self.p.silent_slots, missed_slots=self.p.missed_slots,
-            write_errors=self.p.write_errors, eagain=self.p.eagain,
-            partial_writes=self.p.partial, last_errno=self.p.last_errno,
-            lateness_max_s=self.p.lat_max * 1e-9,
-            lateness_mean_s=(self.p.lat_sum / self.p.lat_n * 1e-9) if self.p.lat_n else 0.0,
-            max_gap_s=self.p.max_gap * 1e-9, first_write_s=self.p.first_write * 1e-9,
-            last_write_s=self.p.last_write * 1e-9, mode=MODE_NAMES[self.p.mode],
-            refresh_age_s=((mono_ns() - self.p.refresh) * 1e-9) if self.running else 0.0,
-            histogram=hist)
-        rt = self.p.rt_result
-        prio = self.p.rt_priority
-        pthread_mutex_unlock(&self.p.lock)
-        if prio <= 0:
+            frames_sent=snap.frames_sent, failsafe_frames=snap.failsafe_frames,
+            silent_slots=snap.silent_slots, missed_slots=snap.missed_slots,
+            write_errors=snap.write_errors, eagain=snap.eagain,
+            partial_writes=snap.partial, last_errno=snap.last_errno,
+            lateness_max_s=snap.lat_max * 1e-9,
+            lateness_mean_s=(snap.lat_sum / snap.lat_n * 1e-9) if snap.lat_n else 0.0,
+            max_gap_s=snap.max_gap * 1e-9, first_write_s=snap.first_write * 1e-9,
+            last_write_s=snap.last_write * 1e-9, mode=MODE_NAMES[snap.mode],
+            refresh_age_s=((mono_ns() - snap.refresh) * 1e-9) if self.running else 0.0,
+            histogram=[snap.hist[i] for i in range(NBINS)])
+        if snap.rt_priority <= 0:
             s.realtime = "not requested"
-        elif rt == 0:
-            s.realtime = f"SCHED_FIFO {prio}"
-        elif rt > 0:
+        elif snap.rt_result == 0:
+            s.realtime = f"SCHED_FIFO {snap.rt_priority}"
+        elif snap.rt_result > 0:
             import errno as _errno
-            s.realtime = f"SCHED_FIFO refused ({_errno.errorcode.get(rt, rt)})"
+            name = _errno.errorcode.get(snap.rt_result, snap.rt_result)
+            s.realtime = f"SCHED_FIFO refused ({name})"
         return s

@@ -8,7 +8,9 @@ interface and one behaviour:
   so garbage collection, a busy event loop or a stalled interpreter cannot
   delay a frame. It sleeps with clock_nanosleep(CLOCK_MONOTONIC,
   TIMER_ABSTIME) to each deadline and copies the frame out of a slot that
-  Python fills under a mutex held for a 25-byte copy.
+  Python fills under a mutex held for a 25-byte copy (with priority
+  inheritance, so a preempted Python thread holding it cannot hold up the
+  real-time pump for long).
 - `PyPump`: a Python thread, for machines without a compiler. It needs the
   GIL for every frame, so it is only as punctual as the interpreter lets it be.
 
@@ -180,9 +182,12 @@ class PyPump:
 
     def stats(self) -> PumpStats:
         with self._lock:
-            s = PumpStats(**{**self._stats.__dict__, "histogram": list(self._stats.histogram)})
-            if self._thread is not None:
-                s.refresh_age_s = (time.monotonic_ns() - self._refresh) * 1e-9
+            fields = dict(self._stats.__dict__)
+            hist = self._stats.histogram[:]
+            refresh = self._refresh
+        s = PumpStats(**{**fields, "histogram": hist})
+        if self._thread is not None:
+            s.refresh_age_s = (time.monotonic_ns() - refresh) * 1e-9
         return s
 
     def _set_realtime(self) -> str:

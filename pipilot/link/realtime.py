@@ -35,13 +35,37 @@ def munlockall() -> None:
     _libc().munlockall()
 
 
-def tune_gc() -> str:
-    """Move start-up objects out of the collector's way and collect less often."""
+def tune_gc() -> tuple[str, tuple[int, int, int]]:
+    """Move start-up objects out of the collector's way and collect less often.
+    Returns a report and the previous thresholds (for `restore_gc`)."""
+    old = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 5000), gen1, gen2)
-    return f"gc frozen {gc.get_freeze_count()} objects, threshold {gc.get_threshold()}"
+    gc.set_threshold(max(old[0], 5000), old[1], old[2])
+    return f"gc frozen {gc.get_freeze_count()} objects, threshold {gc.get_threshold()}", old
+
+
+def restore_gc(threshold: tuple[int, int, int]) -> None:
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def renice(nice: int) -> tuple[str, int | None]:
+    """Set the calling thread's nice value (Linux: per thread; threads started
+    afterwards inherit it). Returns a report and the old value (None if refused)."""
+    old = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:
+        return f"nice {nice} refused ({exc.strerror}; needs CAP_SYS_NICE or LimitNICE)", None
+    return f"nice {nice}", old
+
+
+def restore_nice(old: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, old)
+    except OSError:
+        log.warning("could not restore nice %d", old)
 
 
 def can_sched_fifo(priority: int = 1) -> bool:

@@ -38,6 +38,7 @@ def write(tmp_path, text):
     ("[realtime]\npump = 'rust'\n", "realtime.pump"),
     ("[realtime]\nmlockall = 1\n", "realtime.mlockall"),
     ("[realtime]\npriority = 0\n", "realtime.priority"),
+    ("[realtime]\nnice = -30\n", "realtime.nice"),
     ("[sources.pilot]\nmode = 'mix'\n", "sources.pilot.mode"),
     ("[sources.pilot]\ntimeout_s = 0\n", "sources.pilot.timeout_s"),
     ("[sources.pilot]\nweight = 1\n", "sources.pilot.weight"),

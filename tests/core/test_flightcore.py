@@ -301,17 +301,16 @@ async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):
                                         watchdog=WatchdogConfig(stale_ms=95, silent_ms=100),
                                         limits=Limits(throttle_slew=0)))
     await core.start()
-    hits = 0
-    for i in range(10):
-        await asyncio.sleep(0.05 + 0.003 * i)     # somewhere inside an interval
-        thr = 0.1 + 0.05 * i
-        core.mixer.publish("pilot", Setpoint(throttle=thr))
-        await asyncio.sleep(0.02)                  # well under the 45 ms interval
-        hits += core.last_output.source == "pilot" and \
-            core.mixer.calibration.calibration_for("throttle").unipolar(thr) == \
-            core.last_output.channels[0]
+    loop = asyncio.get_running_loop()
+    thr = core.mixer.calibration.calibration_for("throttle").unipolar
+    await asyncio.sleep(0.05)
+    core._last_mix = core.clock.now() - 1.0          # the last mix was long ago
+    core.mixer.publish("pilot", Setpoint(throttle=0.3))
+    assert core.last_output.channels[0] == thr(0.3)  # mixed inside publish()
+    core.mixer.publish("pilot", Setpoint(throttle=0.6))
+    assert core.last_output.channels[0] == thr(0.3)  # at most one mix per period...
+    assert core._timer.when() <= loop.time() + P + 1e-3   # ...the next one within P
     await core.stop()
-    assert hits >= 8
 
 
 async def test_mixing_rate_without_publishers_is_the_interval(capture):
@@ -325,3 +324,20 @@ async def test_mixing_rate_without_publishers_is_the_interval(capture):
     await core.stop()
     n = len([c for c in calls if c is not None])
     assert 10 <= n <= 1.0 / 0.02 + 15      # ~50 mixes/s, not one per frame (143)
+
+
+async def test_a_failed_start_closes_the_port(capture, monkeypatch):
+    link, _cap = capture
+    core = FlightCore(link.path, config())
+    import pipilot.core.flightcore as fc
+
+    def broken(kind):
+        raise RuntimeError("no pump today")
+
+    monkeypatch.setattr(fc, "make_pump", broken)
+    with pytest.raises(RuntimeError, match="no pump"):
+        await core.start()
+    assert core.port is None and not core.running
+    from pipilot.link.serialport import open_sbus_port
+
+    open_sbus_port(link.path).close()      # not left busy

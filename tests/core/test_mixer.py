@@ -223,3 +223,18 @@ def test_nothing_out_of_range_ever_leaves(events, policy):
             assert c.min <= out.channels[ch] <= c.max
         if out.failsafe or out.state in (FailsafeState.THROTTLE_CUT, FailsafeState.STANDBY):
             assert out.channels[0] == 172
+
+
+@pytest.mark.parametrize("policy,after", [("descend", FailsafeState.THROTTLE_CUT),
+                                          ("failsafe", FailsafeState.FAILSAFE)])
+def test_released_force_with_no_source_applies_the_policy(policy, after):
+    m, clock = mixer(FailsafePolicy(policy))
+    m.failsafe.force("link error", "Input/output error")
+    out = m.tick()
+    assert out.failsafe and out.reason == "link error: Input/output error"
+    m.failsafe.release("link error")
+    clock.advance(0.01)
+    out = m.tick()
+    assert out.state is after and out.reason == "no fresh control source"
+    clock.advance(0.01)
+    assert m.tick().state is after          # and stays there

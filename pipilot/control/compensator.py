@@ -1,0 +1,176 @@
+"""The drift loop on a Vehicle: telemetry in, roll/pitch trims out.
+
+Publishes the standard additive source ``"drift"``. It reads AccelState,
+AttitudeState, GyroState and FlightStatus from the telemetry session, runs a
+``DriftController`` on every new accelerometer sample, and publishes trims
+that are zero whenever the craft is disarmed, on the ground, or the loop is
+suspended (a pilot took over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pipilot.control.drift import (
+    CompensatorConfig,
+    DriftController,
+    EstimatorConfig,
+    Sample,
+    Trim,
+)
+from pipilot.core.setpoints import Setpoint
+
+log = logging.getLogger(__name__)
+
+DRIFT_SOURCE = "drift"
+GYRO_FRESH_S = 0.15
+"""GyroState older than this (its default period is 1 s) is not used."""
+ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
+
+
+def _armed(values: Any) -> bool:
+    v = values.get("Armed")
+    if hasattr(v, "name") and not isinstance(v, int | str):
+        v = v.name
+    if isinstance(v, int):
+        v = ARMED_OPTIONS[v] if 0 <= v < len(ARMED_OPTIONS) else None
+    return v == "Armed"
+
+
+class DriftCompensator:
+    """Runs the drift loop as a task publishing the ``"drift"`` source."""
+
+    def __init__(self, vehicle: Any, config: CompensatorConfig | None = None,
+                 estimator: EstimatorConfig | None = None, *,
+                 flying: Callable[[], bool], rate_hz: float = 50.0, priority: int = 0,
+                 timeout_s: float = 0.5) -> None:
+        self.vehicle = vehicle
+        self.controller = DriftController(config, estimator, clock=vehicle.clock)
+        self._flying = flying
+        self._period = 1.0 / rate_hz
+        self._priority = priority
+        self._timeout_s = timeout_s
+        self._task: asyncio.Task[None] | None = None
+        self._last_accel_t: float | None = None
+        self._last_accel_values: Any = None
+        self._att_values: Any = None
+        self._att_last: tuple[float, tuple[float, float, float]] | None = None
+        self._att_prev: tuple[float, tuple[float, float, float]] | None = None
+        self._suspended = False
+        self.hold = False
+        """Keep the trims fixed (a commanded move is under way)."""
+        self.last_trim: Trim | None = None
+        self.errors = 0
+        self.rate_errors: list[str] = []
+
+    async def start(self) -> None:
+        if DRIFT_SOURCE not in self.vehicle.mixer.sources:  # the core registers it
+            self.vehicle.mixer.add_source(DRIFT_SOURCE, self._priority, mode="additive",
+                                          timeout_s=self._timeout_s)
+        await self.configure_rates()
+        self._task = asyncio.create_task(self._run(), name="drift")
+
+    async def configure_rates(self, timeout_s: float = 2.0) -> list[str]:
+        """Ask the FC for AccelState and AttitudeState at the configured period.
+
+        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. Best
+        effort: a link that refuses leaves the loop working on slower data,
+        and the failures are returned (and logged).
+        """
+        from pipilot.uavtalk import load_definitions
+
+        registry = load_definitions()
+        cfg = self.controller.config
+        failed = []
+        for name, period_ms in (("AccelState", cfg.accel_period_ms),
+                                ("AttitudeState", cfg.attitude_period_ms)):
+            period = round(period_ms)
+            meta = dict(registry[name + "Meta"].defaults())
+            meta.update(telemetry_update_mode="periodic", telemetry_period_ms=period)
+            try:
+                await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
+                                       timeout_s)
+            except Exception as exc:  # the loop still works, only slower
+                log.warning("could not set the %s telemetry period: %s", name, exc)
+                failed.append(name)
+        self.rate_errors = failed
+        return failed
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
+
+    def suspend(self) -> None:
+        """Stop trimming for good (the pilot has the craft)."""
+        self._suspended = True
+        self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
+
+    def _attitude_rate(self, values: Any, attitude: tuple[float, float, float],
+                       t: float) -> tuple[float, float, float] | None:
+        """Euler rates from the last two AttitudeState samples (None if too far apart)."""
+        if values is not self._att_values:
+            self._att_prev, self._att_values = self._att_last, values
+            self._att_last = (t, attitude)
+        if self._att_prev is None or self._att_last is None:
+            return None
+        (t0, a0), (t1, a1) = self._att_prev, self._att_last
+        if not 0.02 < t1 - t0 <= 0.5:
+            return None
+        d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
+        return (d[0] / (t1 - t0), d[1] / (t1 - t0), d[2] / (t1 - t0))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # a bad sample must not end the loop
+                self.errors += 1
+                log.exception("drift loop tick failed")
+            await asyncio.sleep(self._period)
+
+    def tick(self) -> Trim | None:
+        """Process the newest telemetry; publish and return the trim if there was news."""
+        tel = self.vehicle.telemetry
+        now = self.vehicle.clock.now()
+        accel = tel.latest("AccelState")
+        att = tel.latest("AttitudeState")
+        if accel is None or att is None:
+            return None
+        if accel[0] is self._last_accel_values:
+            return None  # nothing new (sessions keep one dict per received sample)
+        t_accel = now - accel[1]
+        if self._last_accel_t is not None and t_accel <= self._last_accel_t:
+            return None
+        self._last_accel_t = t_accel
+        self._last_accel_values = accel[0]
+        gyro = tel.latest("GyroState")
+        status = tel.latest("FlightStatus")
+        a, (av, aage) = accel[0], att
+        attitude = (float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"]))
+        t_att = now - aage
+        rate = self._attitude_rate(av, attitude, t_att)
+        fresh_gyro = gyro is not None and gyro[1] <= GYRO_FRESH_S
+        sample = Sample(
+            t=t_accel,
+            accel=(float(a["x"]), float(a["y"]), float(a["z"])),
+            attitude=attitude,
+            gyro=(float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
+            if gyro is not None and fresh_gyro else None,
+            attitude_t=t_att,
+            attitude_rate=rate,
+        )
+        armed = status is not None and _armed(status[0])
+        flying = armed and not self._suspended and self._flying()
+        trim = self.controller.step(sample, armed=armed, flying=flying, hold=self.hold)
+        self.last_trim = trim
+        if not self._suspended:
+            self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint(roll=trim.roll, pitch=trim.pitch))
+        return trim

@@ -1,0 +1,468 @@
+"""Scripted flight: ``async with Mission(vehicle) as m: await m.arm(); ...``.
+
+One background task owns the mission source: on every tick it checks the
+safety monitors, publishes the current command and sees whether the current
+step is done. Steps only hand it a command profile and wait, so the craft is
+never left without fresh setpoints and a monitor never waits for a step.
+
+Any monitor that objects, an exception in the script, Ctrl-C, or leaving the
+``async with`` while still armed aborts into the configured failsafe:
+
+- ``land``: descend at the land throttle for ``land_seconds``, cut the
+  throttle and disarm;
+- ``disarm``: cut the throttle and disarm at once;
+- ``release``: stop publishing, leaving the craft to the pilot or, if none,
+  to the flight core's own failsafe.
+
+A pilot taking over from the page always releases: the pilot flies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.errors import SafetyAbort
+from pipilot.mission.events import EventKind, EventStream, MissionEvent
+from pipilot.mission.io import Command, VehicleIO
+from pipilot.mission.monitors import (
+    AlarmRaised,
+    AttitudeLimit,
+    Expectations,
+    Monitor,
+    PilotTakeover,
+    StepTimeout,
+    TelemetryLost,
+    UnexpectedDisarm,
+    run_monitors,
+)
+from pipilot.mission.spec import MissionConfig, SafetyConfig, Step, validate_step
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+GESTURE_SETTLE_S = 0.5
+"""Throttle low and sticks centred this long before an arm or disarm gesture."""
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    FAILSAFE = "failsafe"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+Profile = Callable[[float], Command]
+"""Command as a function of the time since the step started."""
+
+
+@dataclass
+class _ActiveStep:
+    index: int
+    step: Step
+    profile: Profile
+    started: float
+    done: Callable[[float], bool]
+    deadline: float | None
+    future: asyncio.Future[None]
+
+
+class Mission:
+    """A mission flown through a Vehicle (see pipilot.core.vehicle)."""
+
+    def __init__(self, vehicle: Any, *, mission: MissionConfig | None = None,
+                 safety: SafetyConfig | None = None, drift: bool = True,
+                 drift_config: CompensatorConfig | None = None,
+                 estimator_config: EstimatorConfig | None = None,
+                 monitors: list[Monitor] | None = None) -> None:
+        self.config = mission or MissionConfig()
+        self.safety = safety or SafetyConfig()
+        self.io = VehicleIO(vehicle)
+        self.events = EventStream()
+        self.state = State.IDLE
+        self.abort_reason: str | None = None
+        self.abort_monitor: str | None = None
+        self.monitors: list[Monitor] = monitors if monitors is not None else [
+            PilotTakeover(),
+            TelemetryLost(self.safety.telemetry_timeout_s),
+            UnexpectedDisarm(),
+            AlarmRaised(self.safety.alarm_level, self.safety.ignore_alarms),
+            AttitudeLimit(self.safety.max_tilt_deg),
+            StepTimeout(),
+        ]
+        self._drift_wanted = drift
+        self._drift_config = drift_config
+        self._estimator_config = estimator_config
+        self.drift: Any = None  # the DriftCompensator, when on
+        self._command = Command()
+        self._expect_armed = False
+        self._step: _ActiveStep | None = None
+        self._step_count = 0
+        self._t0 = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._failsafe_done: asyncio.Event | None = None
+        self._publishing = True
+        self._failsafe_name = ""
+        self._failsafe_phase = ""
+        self._phase_started = 0.0
+        self._last_progress = -1e9
+        self.samples: list[dict[str, float]] = []
+        """Per-tick record (time, command, trims, attitude, truth) for plots."""
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def __aenter__(self) -> Mission:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None and self.state is State.RUNNING:
+            if issubclass(exc_type, asyncio.CancelledError | KeyboardInterrupt):
+                self.abort(INTERRUPTED, "interrupt")
+            elif not issubclass(exc_type, SafetyAbort):
+                self.abort(f"mission script failed: {exc_type.__name__}: {exc}", "script")
+        elif exc_type is None and self.state is State.RUNNING and self._expect_armed:
+            self.abort("mission ended with the craft still armed", "script")
+        await self.finish()
+        return False
+
+    async def start(self) -> None:
+        if self.state is not State.IDLE:
+            raise RuntimeError("a Mission runs once")
+        self.io.register()
+        self._t0 = self.io.now()
+        self._failsafe_done = asyncio.Event()
+        if not await self._wait_for_link():
+            # nothing was commanded yet: no failsafe to fly, just refuse to start
+            reason = (f"telemetry lost: no connection to the flight controller within "
+                      f"{self.safety.connect_timeout_s:g} s")
+            self._set_state(State.ABORTED)
+            self.abort_reason, self.abort_monitor = reason, "telemetry"
+            self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": "telemetry"})
+            self._emit(EventKind.FINISHED, f"mission aborted: {reason}")
+            self.events.close()
+            raise SafetyAbort(reason)
+        self._set_state(State.RUNNING)
+        if self._drift_wanted:
+            from pipilot.control.compensator import DriftCompensator
+
+            self.drift = DriftCompensator(
+                self.io.vehicle, self._drift_config, self._estimator_config,
+                flying=self._flying)
+            await self.drift.start()
+        self._emit(EventKind.STARTED, "mission started"
+                   + (" with drift compensation" if self.drift else ""))
+        self._task = asyncio.create_task(self._loop(), name="mission")
+
+    async def _wait_for_link(self) -> bool:
+        """Wait for the telemetry handshake and a first attitude (bounded)."""
+        deadline = self.io.now() + self.safety.connect_timeout_s
+        while True:
+            view = self.io.view()
+            if view.telemetry_connected and view.attitude_age is not None:
+                return True
+            if self.io.now() >= deadline:
+                return False
+            await self.io.sleep(0.02)
+
+    async def finish(self) -> None:
+        """End the mission: wait for a running failsafe, then stop publishing."""
+        if self.state is State.FAILSAFE and self._failsafe_done is not None:
+            await self._failsafe_done.wait()
+        if self.state is State.RUNNING:
+            self._set_state(State.COMPLETED)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.drift is not None:
+            await self.drift.stop()
+        if self.state is State.COMPLETED:
+            self._emit(EventKind.FINISHED, "mission completed")
+        else:
+            self._emit(EventKind.FINISHED, f"mission aborted: {self.abort_reason}")
+        self.events.close()
+
+    @property
+    def completed(self) -> bool:
+        return self.state is State.COMPLETED
+
+    def time(self) -> float:
+        """Mission time: seconds since start."""
+        return self.io.now() - self._t0
+
+    # -- steps ------------------------------------------------------------------
+
+    async def arm(self, *, timeout_s: float | None = None) -> None:
+        if self._expect_armed:
+            return  # armed by this mission already: the gesture would cut the throttle
+        timeout = timeout_s or self.safety.arm_timeout_s
+        await self._run(Step("arm", {"timeout_s": timeout}), _gesture("arm"),
+                        done=lambda _t: self.io.armed() == "Armed", deadline=timeout)
+        self._expect_armed = True
+
+    async def climb(self, *, throttle: float, seconds: float) -> None:
+        await self._timed(Step("climb", {"throttle": throttle, "seconds": seconds}),
+                          lambda _: Command(throttle=throttle))
+
+    async def hover(self, *, seconds: float, throttle: float | None = None) -> None:
+        thr = self.config.hover_throttle if throttle is None else throttle
+        await self._timed(Step("hover", _params(seconds=seconds, throttle=throttle)),
+                          lambda _: Command(throttle=thr))
+
+    async def move(self, *, seconds: float, roll: float = 0.0, pitch: float = 0.0,
+                   throttle: float | None = None) -> None:
+        thr = self.config.hover_throttle if throttle is None else throttle
+        async with self._drift_held():
+            await self._timed(
+                Step("move", _params(roll=roll, pitch=pitch, seconds=seconds,
+                                     throttle=throttle)),
+                lambda _: Command(throttle=thr, roll=roll, pitch=pitch))
+
+    async def yaw(self, *, rate: float, seconds: float, throttle: float | None = None) -> None:
+        thr = self.config.hover_throttle if throttle is None else throttle
+        async with self._drift_held():
+            await self._timed(Step("yaw", _params(rate=rate, seconds=seconds,
+                                                  throttle=throttle)),
+                              lambda _: Command(throttle=thr, yaw=rate))
+
+    async def land(self, *, seconds: float | None = None, throttle: float | None = None) -> None:
+        secs = self.safety.land_seconds if seconds is None else seconds
+        thr = self._land_throttle() if throttle is None else throttle
+        await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
+                          lambda t: Command(throttle=thr if t < secs else 0.0))
+        self._command = Command(throttle=0.0)
+
+    async def disarm(self, *, timeout_s: float | None = None) -> None:
+        timeout = timeout_s or self.safety.arm_timeout_s
+        self._expect_armed = False
+        await self._run(Step("disarm", {"timeout_s": timeout}), _gesture("disarm"),
+                        done=lambda _t: self.io.armed() == "Disarmed", deadline=timeout)
+        self._command = Command()
+
+    async def run_step(self, step: Step) -> None:
+        """Run one validated Step (as read from a TOML mission)."""
+        p = dict(step.params)
+        method = getattr(self, step.action)
+        await method(**p)
+
+    # -- aborting ---------------------------------------------------------------
+
+    def abort(self, reason: str, monitor: str = "script") -> None:
+        """Stop the mission and fly the failsafe (idempotent: the first reason wins)."""
+        if self.state is not State.RUNNING:
+            if self.state is State.FAILSAFE and monitor == "interrupt":
+                self._escalate()
+            return
+        self.abort_reason = reason
+        self.abort_monitor = monitor
+        failsafe = "release" if monitor == "takeover" else self.safety.failsafe
+        self._set_state(State.FAILSAFE)
+        self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": monitor,
+                                                              "failsafe": failsafe})
+        if self._step is not None and not self._step.future.done():
+            self._step.future.set_exception(SafetyAbort(reason))
+            self._step.future.exception()  # seen: do not warn if nobody awaits it
+        self._failsafe_name = failsafe
+        self._failsafe_phase = failsafe
+        self._phase_started = self.io.now()
+        if self.drift is not None and monitor == "takeover":
+            self.drift.suspend()
+        if failsafe == "release":
+            self._publishing = False
+            self._finish_failsafe("released to the pilot" if monitor == "takeover"
+                                  else "released to the flight core's failsafe")
+
+    def _escalate(self) -> None:
+        """A second Ctrl-C during a landing: cut and disarm now."""
+        if self._failsafe_phase == "land":
+            self._failsafe_phase = "disarm"
+            self._phase_started = self.io.now()
+            self._emit(EventKind.FAILSAFE, "second interrupt: disarming now")
+
+    def _failsafe_command(self, now: float) -> Command | None:
+        """The failsafe's command at ``now``; None once it has finished."""
+        if self._failsafe_phase == "land":
+            landing = now - self._phase_started < self.safety.land_seconds
+            if landing and self.io.armed() != "Disarmed":
+                return Command(throttle=self._land_throttle())
+            self._failsafe_phase = "disarm"
+            self._phase_started = now
+        elapsed = now - self._phase_started
+        if self.io.armed() == "Disarmed" and elapsed > 0.1:
+            return None
+        if elapsed < GESTURE_SETTLE_S + self.safety.arm_timeout_s:
+            return _gesture("disarm")(elapsed)
+        return None
+
+    def _finish_failsafe(self, how: str) -> None:
+        self._emit(EventKind.FAILSAFE, f"failsafe {self._failsafe_name} done: {how}")
+        self._set_state(State.ABORTED)
+        self._publishing = False
+        if self._failsafe_done is not None:
+            self._failsafe_done.set()
+
+    # -- the loop -------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        period = 1.0 / self.config.rate_hz
+        try:
+            while True:
+                self._tick()
+                await self.io.sleep(period)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the loop itself failed: fail safe, loudly
+            log.exception("mission loop failed")
+            if self.state is State.RUNNING:
+                self.abort(f"mission loop failed: {exc}", "internal")
+            if self._failsafe_done is not None:
+                self._failsafe_done.set()
+            raise
+
+    def _tick(self) -> None:
+        now = self.io.now()
+        view = self.io.view()
+        if self.state is State.RUNNING:
+            step = self._step
+            expect = Expectations(
+                armed=self._expect_armed,
+                step_label=None if step is None else f"step {step.index + 1} ({step.step})",
+                step_deadline=None if step is None else step.deadline,
+                elapsed=now - self._t0)
+            objection = run_monitors(self.monitors, view, expect)
+            if objection is not None:
+                name, reason = objection
+                self.abort(reason, name)
+        if self.state is State.RUNNING:
+            step = self._step
+            if step is not None and not step.future.done():
+                elapsed = now - step.started
+                if step.done(elapsed):
+                    self._step = None
+                    self._emit(EventKind.STEP_DONE, f"{step.step.action} done",
+                               index=step.index, step=step.step, data=self._truth_data())
+                    step.future.set_result(None)
+                else:
+                    self._command = step.profile(elapsed)
+            command: Command | None = self._command
+        elif self.state is State.FAILSAFE:
+            command = self._failsafe_command(now)
+            if command is None:
+                self._finish_failsafe("disarmed" if self.io.armed() == "Disarmed"
+                                      else "stopped publishing")
+        else:
+            command = None
+        if command is not None and self._publishing:
+            self.io.publish(command)
+        self._record(now, command, view)
+
+    def _record(self, now: float, command: Command | None, view: Any) -> None:
+        t = now - self._t0
+        row: dict[str, float] = {"t": t}
+        if command is not None:
+            row.update(throttle=command.throttle, roll=command.roll, pitch=command.pitch,
+                       yaw=command.yaw)
+        if view.roll_deg is not None:
+            row.update(roll_deg=view.roll_deg, pitch_deg=view.pitch_deg or 0.0)
+        trim = None if self.drift is None else self.drift.last_trim
+        if trim is not None:
+            row.update(trim_roll_deg=trim.roll_deg, trim_pitch_deg=trim.pitch_deg,
+                       est_vn=trim.estimate.velocity_ned[0],
+                       est_ve=trim.estimate.velocity_ned[1])
+        truth = self.io.truth_position()
+        if truth is not None:
+            row.update(north=truth[0], east=truth[1], down=truth[2])
+        self.samples.append(row)
+        if t - self._last_progress >= 1.0 and self.state is State.RUNNING:
+            self._last_progress = t
+            data = {k: round(v, 3) for k, v in row.items() if k != "t"}
+            self._emit(EventKind.PROGRESS, "progress", data=data)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _flying(self) -> bool:
+        """Whether the drift loop may act: armed and throttle at flying level."""
+        return (self.state is State.RUNNING and self._expect_armed
+                and self._command.throttle >= (self._drift_config or CompensatorConfig())
+                .airborne_throttle)
+
+    @contextlib.asynccontextmanager
+    async def _drift_held(self) -> AsyncIterator[None]:
+        """The drift loop keeps its trims but does not fight a commanded move."""
+        if self.drift is not None:
+            self.drift.hold = True
+        try:
+            yield
+        finally:
+            if self.drift is not None:
+                self.drift.hold = False
+
+    def _land_throttle(self) -> float:
+        if self.safety.land_throttle is not None:
+            return self.safety.land_throttle
+        return 0.9 * self.config.hover_throttle
+
+    async def _timed(self, step: Step, profile: Profile) -> None:
+        seconds = float(step.params["seconds"])
+        await self._run(step, profile, done=lambda t: t >= seconds, deadline=seconds)
+
+    async def _run(self, step: Step, profile: Profile, *, done: Callable[[float], bool],
+                   deadline: float) -> None:
+        # validates API calls exactly as the TOML steps are validated
+        validate_step(step.action, step.params, f"step {self._step_count + 1} ({step.action})")
+        if self.state is not State.RUNNING:
+            raise SafetyAbort(self.abort_reason or f"mission is {self.state.value}")
+        if self._step is not None:
+            raise RuntimeError("one step at a time")
+        index = self._step_count
+        self._step_count += 1
+        now = self.io.now()
+        loop = asyncio.get_running_loop()
+        active = _ActiveStep(index, step, profile, now, done,
+                             now + deadline + self.safety.step_timeout_margin_s,
+                             loop.create_future())
+        self._command = profile(0.0)
+        self._step = active
+        self._emit(EventKind.STEP_STARTED, f"{step}", index=index, step=step,
+                   data=self._truth_data())
+        await active.future
+
+    def _truth_data(self) -> dict[str, Any]:
+        truth = self.io.truth_position()
+        return {} if truth is None else {"truth_ned": [round(x, 4) for x in truth]}
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            log.info("mission %s -> %s", self.state.value, state.value)
+            self.state = state
+
+    def _emit(self, kind: EventKind, message: str, *, index: int | None = None,
+              step: Step | None = None, data: dict[str, Any] | None = None) -> None:
+        self.events.emit(MissionEvent(
+            t=self.time(), kind=kind, message=message, step=index,
+            action=None if step is None else step.action, data=data or {}))
+
+
+def _gesture(arm: str) -> Profile:
+    """Throttle off and sticks centred first, then the arming gesture.
+
+    The firmware's arm handler only starts a sequence on a fresh crossing of
+    the threshold with the throttle already low, so the gesture must not
+    arrive in the same frame as the throttle cut.
+    """
+    def profile(t: float) -> Command:
+        return Command(throttle=0.0) if t < GESTURE_SETTLE_S else Command(arm=arm)
+    return profile
+
+
+def _params(**kw: float | None) -> dict[str, float]:
+    return {k: float(v) for k, v in kw.items() if v is not None}

@@ -1,0 +1,141 @@
+"""The mission's view of the vehicle: every call into core, telemetry and sim.
+
+Kept in one place so the mission logic reads as flight logic, and so tests can
+see exactly which parts of the Vehicle facade a mission relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.mission.monitors import ALARM_LEVELS, FlightView
+
+ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
+ALARM_ELEMENTS = (
+    "SystemConfiguration", "BootFault", "OutOfMemory", "StackOverflow", "CPUOverload",
+    "EventSystem", "Telemetry", "Receiver", "ManualControl", "Actuator", "Attitude", "Sensors",
+    "Magnetometer", "Airspeed", "Stabilization", "Guidance", "PathPlan", "Battery", "FlightTime",
+    "I2C", "GPS",
+)
+MISSION_SOURCE = "mission"
+PILOT_SOURCE = "pilot"
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the mission asks for at one instant (stick units, like Setpoint)."""
+
+    throttle: float = 0.0
+    roll: float = 0.0
+    pitch: float = 0.0
+    yaw: float = 0.0
+    arm: str = "none"  # none | arm | disarm
+
+    def setpoint(self) -> Setpoint:
+        arm = {"none": ArmRequest.NONE, "arm": ArmRequest.ARM, "disarm": ArmRequest.DISARM}
+        return Setpoint(throttle=_clip(self.throttle, 0.0, 1.0), roll=_clip(self.roll),
+                        pitch=_clip(self.pitch), yaw=_clip(self.yaw), arm=arm[self.arm])
+
+
+def _clip(v: float, lo: float = -1.0, hi: float = 1.0) -> float:
+    if not math.isfinite(v):
+        return 0.0 if lo < 0 else lo
+    return min(max(v, lo), hi)
+
+
+def enum_name(value: Any, options: Sequence[str]) -> str | None:
+    """An enum field as its option name, whether telemetry gives a name or an index."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "name") and not isinstance(value, int | float):
+        return str(value.name)
+    if isinstance(value, int) and 0 <= value < len(options):
+        return options[value]
+    return None
+
+
+def alarm_levels(values: Mapping[str, Any]) -> dict[str, str]:
+    raw = values.get("Alarm")
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        items = list(raw.items())
+    else:
+        items = list(zip(ALARM_ELEMENTS, raw, strict=False))
+    out = {}
+    for name, level in items:
+        lvl = enum_name(level, ALARM_LEVELS)
+        if lvl is not None:
+            out[str(name)] = lvl
+    return out
+
+
+class VehicleIO:
+    """Reads telemetry and publishes the mission source through a Vehicle."""
+
+    def __init__(self, vehicle: Any, *, priority: int = 20, timeout_s: float = 1.0) -> None:
+        self.vehicle = vehicle
+        self.clock = vehicle.clock
+        self._priority = priority
+        self._timeout_s = timeout_s
+        self._registered = False
+
+    def register(self) -> None:
+        """Make sure the mixer knows the mission source (the core registers it by default)."""
+        if not self._registered and MISSION_SOURCE not in self.vehicle.mixer.sources:
+            self.vehicle.mixer.add_source(MISSION_SOURCE, self._priority, mode="override",
+                                          timeout_s=self._timeout_s)
+        self._registered = True
+
+    def publish(self, command: Command) -> None:
+        self.vehicle.mixer.publish(MISSION_SOURCE, command.setpoint())
+
+    def now(self) -> float:
+        return float(self.clock.now())
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
+
+    def latest(self, name: str) -> tuple[Mapping[str, Any], float] | None:
+        got = self.vehicle.telemetry.latest(name)
+        if got is None:
+            return None
+        values, age = got
+        return values, float(age)
+
+    def armed(self) -> str | None:
+        got = self.latest("FlightStatus")
+        return None if got is None else enum_name(got[0].get("Armed"), ARMED_OPTIONS)
+
+    def pilot_active(self) -> bool:
+        """The page feeds the pilot source only while someone holds the seat."""
+        src = self.vehicle.mixer.sources.get(PILOT_SOURCE)
+        return src is not None and bool(src.fresh(self.now()))
+
+    def view(self) -> FlightView:
+        tel = self.vehicle.telemetry
+        att = self.latest("AttitudeState")
+        alarms = self.latest("SystemAlarms")
+        return FlightView(
+            now=self.now(),
+            telemetry_connected=bool(getattr(tel, "connected", True)),
+            attitude_age=None if att is None else att[1],
+            armed=self.armed(),
+            roll_deg=None if att is None else float(att[0]["Roll"]),
+            pitch_deg=None if att is None else float(att[0]["Pitch"]),
+            alarms={} if alarms is None else alarm_levels(alarms[0]),
+            pilot_active=self.pilot_active(),
+        )
+
+    def truth_position(self) -> tuple[float, float, float] | None:
+        """Ground-truth NED position from the simulator, if there is one."""
+        sim = getattr(self.vehicle, "sim", None)
+        if sim is None:
+            return None
+        pos = sim.truth.position
+        return float(pos[0]), float(pos[1]), float(pos[2])

@@ -1,0 +1,97 @@
+"""Run a TOML mission on a vehicle and sum it up (the CLI's engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from pipilot.errors import SafetyAbort
+from pipilot.mission.api import INTERRUPTED, Mission
+from pipilot.mission.events import EventKind, MissionEvent
+from pipilot.mission.spec import MissionSpec
+
+
+async def run_spec(spec: MissionSpec, vehicle: Any, *, drift: bool = True,
+                   on_event: Callable[[MissionEvent], None] | None = None,
+                   handle_sigint: bool = False) -> tuple[Mission, dict[str, Any]]:
+    """Fly every step of ``spec``; return the mission and its summary."""
+    m = Mission(vehicle, mission=spec.mission, safety=spec.safety,
+                drift=drift and spec.drift_enabled, drift_config=spec.drift,
+                estimator_config=spec.estimator)
+    if on_event is not None:
+        m.events.add_callback(on_event)
+    loop = asyncio.get_running_loop()
+    installed = False
+    if handle_sigint:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, m.abort, INTERRUPTED, "interrupt")
+            installed = True
+    try:
+        async with m:
+            for step in spec.steps:
+                await m.run_step(step)
+    except SafetyAbort:
+        pass
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+    return m, summarize(spec, m)
+
+
+def summarize(spec: MissionSpec, m: Mission) -> dict[str, Any]:
+    done = [e for e in m.events.history if e.kind is EventKind.STEP_DONE]
+    out: dict[str, Any] = {
+        "mission": spec.name,
+        "completed": m.completed,
+        "abort_reason": m.abort_reason,
+        "abort_monitor": m.abort_monitor,
+        "steps_total": len(spec.steps),
+        "steps_completed": len(done),
+        "duration_s": round(m.events.history[-1].t, 3) if m.events.history else 0.0,
+        "drift_compensation": m.drift is not None,
+    }
+    out.update(hover_drift(m))
+    return out
+
+
+def hover_drift(m: Mission) -> dict[str, Any]:
+    """Ground truth over the longest hover: displacement and how the speed settled."""
+    starts = {e.step: e for e in m.events.history
+              if e.kind is EventKind.STEP_STARTED and e.action == "hover"}
+    best: tuple[float, MissionEvent, MissionEvent] | None = None
+    for e in m.events.history:
+        if e.kind is EventKind.STEP_DONE and e.step in starts:
+            s = starts[e.step]
+            if "truth_ned" in s.data and "truth_ned" in e.data:
+                length = e.t - s.t
+                if best is None or length > best[0]:
+                    best = (length, s, e)
+    if best is None:
+        return {}
+    length, s, e = best
+    n0, e0, _ = s.data["truth_ned"]
+    n1, e1, _ = e.data["truth_ned"]
+    rows = [r for r in m.samples if s.t <= r["t"] <= e.t and "north" in r]
+    speeds = []
+    for a, b in itertools.pairwise(rows):
+        dt = b["t"] - a["t"]
+        if dt > 0:
+            speeds.append(math.hypot(b["north"] - a["north"], b["east"] - a["east"]) / dt)
+    out: dict[str, Any] = {
+        "drift_m": round(math.hypot(n1 - n0, e1 - e0), 4),
+        "hover_seconds": round(length, 3),
+    }
+    if speeds:
+        # speed averaged over 1 s windows, so a 50 Hz sampling does not add noise
+        per_s = max(1, round(len(speeds) / max(length, 1e-9)))
+        smooth = [sum(speeds[i:i + per_s]) / per_s for i in range(0, len(speeds), per_s)]
+        last = smooth[-min(10, len(smooth)):]
+        out["hover_mean_speed_mps"] = round(sum(speeds) / len(speeds), 4)
+        out["hover_max_speed_mps"] = round(max(smooth), 4)
+        out["hover_final_speed_mps"] = round(sum(last) / len(last), 4)
+    return out

@@ -1,0 +1,291 @@
+"""Declarative missions: a TOML file of steps, validated before anything flies.
+
+```toml
+name = "hover"
+
+[mission]
+hover_throttle = 0.5      # throttle that holds altitude (no barometer on the rig)
+
+[safety]
+failsafe = "land"         # land | disarm | release
+
+[drift]
+enabled = true            # gains and estimator settings, see pipilot.control.drift
+
+[[steps]]
+action = "arm"
+[[steps]]
+action = "climb"
+throttle = 0.6
+seconds = 2.0
+[[steps]]
+action = "hover"
+seconds = 60
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+
+[sim]                     # honoured by --sim only
+mount_tilt_deg = 2.0
+wind_mps = 0.5
+```
+
+Every error names the step (1-based, with its action) and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.errors import ConfigError
+
+FAILSAFES = ("land", "disarm", "release")
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type
+    required: bool = False
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+
+
+_THROTTLE = Param(float, lo=0.0, hi=1.0)
+_STICK = Param(float, lo=-1.0, hi=1.0)
+_SECONDS = Param(float, required=True, lo=0.0, hi=3600.0, lo_open=True)
+_TIMEOUT = Param(float, lo=0.0, hi=600.0, lo_open=True)
+
+STEP_PARAMS: dict[str, dict[str, Param]] = {
+    "arm": {"timeout_s": _TIMEOUT},
+    "climb": {"throttle": Param(float, required=True, lo=0.0, hi=1.0), "seconds": _SECONDS},
+    "hover": {"seconds": _SECONDS, "throttle": _THROTTLE},
+    "move": {"roll": _STICK, "pitch": _STICK, "seconds": _SECONDS, "throttle": _THROTTLE},
+    "yaw": {"rate": Param(float, required=True, lo=-1.0, hi=1.0), "seconds": _SECONDS,
+            "throttle": _THROTTLE},
+    "land": {"seconds": Param(float, lo=0.0, hi=120.0, lo_open=True), "throttle": _THROTTLE},
+    "disarm": {"timeout_s": _TIMEOUT},
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One mission step: an action and its parameters (already validated)."""
+
+    action: str
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.action}({args})"
+
+
+@dataclass(frozen=True)
+class MissionConfig:
+    hover_throttle: float = 0.5
+    rate_hz: float = 50.0
+    """How often the mission publishes its setpoint and checks its monitors."""
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    failsafe: str = "land"
+    connect_timeout_s: float = 10.0
+    """How long a mission waits for the telemetry link before it refuses to start."""
+    telemetry_timeout_s: float = 1.0
+    max_tilt_deg: float = 35.0
+    alarm_level: str = "Critical"
+    ignore_alarms: tuple[str, ...] = ()
+    arm_timeout_s: float = 5.0
+    step_timeout_margin_s: float = 2.0
+    land_seconds: float = 4.0
+    land_throttle: float | None = None
+    """Descent throttle; default: 90 % of the hover throttle."""
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    mount_tilt_deg: float = 0.0
+    mount_tilt_axis_deg: float = 0.0
+    """Direction the board leans: 0 = nose up (pitch), 90 = right side down (roll)."""
+    wind_mps: float = 0.0
+    wind_from_deg: float = 0.0
+    """Where the wind comes from (0 = north), like a weather report."""
+    seed: float = 0
+    """Seed of the simulator's sensor biases and noise."""
+
+
+@dataclass(frozen=True)
+class MissionSpec:
+    name: str
+    steps: tuple[Step, ...]
+    mission: MissionConfig = field(default_factory=MissionConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    drift_enabled: bool = True
+    drift: CompensatorConfig = field(default_factory=CompensatorConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    sim: SimSpec | None = None
+
+
+def load_mission(path: str | Path) -> MissionSpec:
+    """Read and validate a mission file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read mission file: {exc.strerror}") from exc
+    return parse_mission(text, name=p.stem)
+
+
+def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("toml", str(exc)) from exc
+    return mission_from_dict(doc, name=name)
+
+
+def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> MissionSpec:
+    known = {"name", "mission", "safety", "drift", "steps", "sim"}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(key, f"unknown top-level key (known: {', '.join(sorted(known))})")
+    title = doc.get("name", name)
+    if not isinstance(title, str):
+        raise ConfigError("name", "must be a string")
+    mission = _table(MissionConfig, doc.get("mission", {}), "mission")
+    if not 0 < mission.hover_throttle < 1:
+        raise ConfigError("mission.hover_throttle", "must be between 0 and 1")
+    if not 5 <= mission.rate_hz <= 200:
+        raise ConfigError("mission.rate_hz", "must be between 5 and 200")
+    safety = _safety(doc.get("safety", {}))
+    drift_table = doc.get("drift", {})
+    if not isinstance(drift_table, Mapping):
+        raise ConfigError("drift", "must be a table")
+    enabled = drift_table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("drift.enabled", "must be true or false")
+    drift = CompensatorConfig.from_mapping(drift_table)
+    est_table = drift_table.get("estimator", {})
+    if not isinstance(est_table, Mapping):
+        raise ConfigError("drift.estimator", "must be a table")
+    estimator = EstimatorConfig.from_mapping(est_table)
+    sim = _table(SimSpec, doc["sim"], "sim") if "sim" in doc else None
+    if sim is not None and not 0 <= sim.mount_tilt_deg <= 20:
+        raise ConfigError("sim.mount_tilt_deg", "must be between 0 and 20")
+    if sim is not None and not 0 <= sim.wind_mps <= 20:
+        raise ConfigError("sim.wind_mps", "must be between 0 and 20")
+    if sim is not None and (sim.seed != int(sim.seed) or sim.seed < 0):
+        raise ConfigError("sim.seed", "must be a whole number >= 0")
+    steps = _steps(doc.get("steps"))
+    return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim)
+
+
+def validate_step(action: Any, params: Mapping[str, Any], where: str) -> Step:
+    """Check one step; ``where`` prefixes the key in errors (e.g. "step 3 (climb)")."""
+    if not isinstance(action, str) or action not in STEP_PARAMS:
+        raise ConfigError(f"{where}.action",
+                          f"unknown action {action!r} (one of {', '.join(STEP_PARAMS)})")
+    schema = STEP_PARAMS[action]
+    out: dict[str, float] = {}
+    for key, value in params.items():
+        if key not in schema:
+            raise ConfigError(f"{where}.{key}",
+                              f"unknown key for {action} (known: {', '.join(schema) or 'none'})")
+        out[key] = _number(value, schema[key], f"{where}.{key}")
+    for key, param in schema.items():
+        if param.required and key not in out:
+            raise ConfigError(f"{where}.{key}", f"missing (required by {action})")
+    return Step(action, out)
+
+
+def _steps(raw: Any) -> tuple[Step, ...]:
+    if raw is None:
+        raise ConfigError("steps", "a mission needs at least one [[steps]] entry")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("steps", "must be a non-empty array of tables ([[steps]])")
+    steps = []
+    for i, entry in enumerate(raw, start=1):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"step {i}", "must be a table")
+        action = entry.get("action")
+        where = f"step {i} ({action})" if isinstance(action, str) else f"step {i}"
+        if action is None:
+            raise ConfigError(f"{where}.action", "missing")
+        params = {k: v for k, v in entry.items() if k != "action"}
+        steps.append(validate_step(action, params, where))
+    return tuple(steps)
+
+
+def _number(value: Any, param: Param, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number, not {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ConfigError(key, "must be finite")
+    too_low = v <= param.lo if param.lo_open else v < param.lo
+    if too_low or v > param.hi:
+        lo = f"> {param.lo:g}" if param.lo_open else f">= {param.lo:g}"
+        raise ConfigError(key, f"must be {lo} and <= {param.hi:g}, not {v:g}")
+    return v
+
+
+def _table(cls: Any, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(prefix, "must be a table")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}",
+                              f"unknown key (known: {', '.join(known)})")
+        values[key] = _number(value, Param(float), f"{prefix}.{key}")
+    return cls(**values)
+
+
+def _safety(raw: Any) -> SafetyConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("safety", "must be a table")
+    raw = dict(raw)
+    failsafe = raw.pop("failsafe", "land")
+    if failsafe not in FAILSAFES:
+        raise ConfigError("safety.failsafe", f"must be one of {', '.join(FAILSAFES)}")
+    level = raw.pop("alarm_level", "Critical")
+    if not isinstance(level, str) or level.capitalize() not in ("Warning", "Critical", "Error"):
+        raise ConfigError("safety.alarm_level", "must be Warning, Critical or Error")
+    ignore = raw.pop("ignore_alarms", [])
+    if not isinstance(ignore, list) or not all(isinstance(a, str) for a in ignore):
+        raise ConfigError("safety.ignore_alarms", "must be a list of alarm names")
+    land_throttle = raw.pop("land_throttle", None)
+    if land_throttle is not None:
+        land_throttle = _number(land_throttle, _THROTTLE, "safety.land_throttle")
+    base = _table(_SafetyNumbers, raw, "safety")
+    positive = ("connect_timeout_s", "telemetry_timeout_s", "max_tilt_deg", "arm_timeout_s",
+                "land_seconds")
+    for key in positive:
+        if getattr(base, key) <= 0:
+            raise ConfigError(f"safety.{key}", "must be > 0")
+    if base.max_tilt_deg > 90:
+        raise ConfigError("safety.max_tilt_deg", "must be <= 90")
+    if base.step_timeout_margin_s < 0:
+        raise ConfigError("safety.step_timeout_margin_s", "must be >= 0")
+    return SafetyConfig(failsafe=failsafe, alarm_level=level.capitalize(),
+                        ignore_alarms=tuple(ignore), land_throttle=land_throttle,
+                        **{f.name: getattr(base, f.name) for f in fields(base)})
+
+
+@dataclass(frozen=True)
+class _SafetyNumbers:
+    connect_timeout_s: float = SafetyConfig.connect_timeout_s
+    telemetry_timeout_s: float = SafetyConfig.telemetry_timeout_s
+    max_tilt_deg: float = SafetyConfig.max_tilt_deg
+    arm_timeout_s: float = SafetyConfig.arm_timeout_s
+    step_timeout_margin_s: float = SafetyConfig.step_timeout_margin_s
+    land_seconds: float = SafetyConfig.land_seconds

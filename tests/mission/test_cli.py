@@ -1,0 +1,102 @@
+"""`pipilot mission`: check, run --sim --json, --plot, errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipilot.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SHORT = """
+name = "short"
+[[steps]]
+action = "arm"
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 2
+[[steps]]
+action = "hover"
+seconds = 5
+[[steps]]
+action = "land"
+seconds = 8
+[[steps]]
+action = "disarm"
+[sim]
+mount_tilt_deg = 2.0
+wind_mps = 0.5
+"""
+
+
+def test_check_lists_steps(capsys):
+    assert main(["mission", "check", str(ROOT / "examples" / "hover.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "5 steps, valid" in out and "hover(seconds=60)" in out
+
+
+def test_invalid_file_names_step_and_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[steps]]\naction = "arm"\n[[steps]]\naction = "climb"\nseconds = 2\n')
+    assert main(["mission", "run", str(bad), "--sim"]) == 1
+    err = capsys.readouterr().err
+    assert "step 2 (climb).throttle" in err and "missing" in err
+
+
+def test_run_sim_json_and_plot(tmp_path, capsys):
+    f = tmp_path / "short.toml"
+    f.write_text(SHORT)
+    svg = tmp_path / "out.svg"
+    assert main(["mission", "run", str(f), "--sim", "--json", "--plot", str(svg)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["completed"] is True
+    assert summary["abort_reason"] is None
+    assert summary["drift_compensation"] is True
+    assert isinstance(summary["drift_m"], float)
+    assert summary["sim"]["mount_tilt_deg"] == 2.0
+    assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_run_sim_without_drift_compensation_prints_progress(tmp_path, capsys):
+    f = tmp_path / "short.toml"
+    f.write_text(SHORT)
+    assert main(["mission", "run", str(f), "--sim", "--no-drift-compensation"]) == 0
+    out = capsys.readouterr().out
+    assert "step 3 (hover)" in out and "mission short: completed" in out
+    assert "drift compensation off" in out
+
+
+def test_ctrl_c_aborts_into_the_failsafe(tmp_path):
+    f = tmp_path / "long.toml"
+    f.write_text(SHORT.replace("seconds = 5", "seconds = 3000"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipilot", "mission", "run", str(f), "--sim"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # wait until the hover has begun
+        lines.append(line)
+        if "hover(" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the mission did not stop after Ctrl-C")
+    out = "".join(lines) + out
+    assert proc.returncode == 2, out + err
+    assert "abort: interrupted (Ctrl-C)" in out
+    assert "failsafe land done: disarmed" in out
+    assert "ABORTED: interrupted (Ctrl-C)" in out

@@ -1,0 +1,91 @@
+"""TOML missions: the examples load, and every error names the step and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipilot.errors import ConfigError
+from pipilot.mission.spec import load_mission, parse_mission
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+MINIMAL = """
+[[steps]]
+action = "arm"
+"""
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_examples_load(path):
+    spec = load_mission(path)
+    assert spec.steps[0].action == "arm"
+    assert spec.steps[-1].action == "disarm"
+
+
+def test_hover_example_is_what_the_issue_asks_for():
+    spec = load_mission(EXAMPLES / "hover.toml")
+    assert [s.action for s in spec.steps] == ["arm", "climb", "hover", "land", "disarm"]
+    assert spec.steps[2].params["seconds"] == 60
+    assert spec.sim is not None
+    assert spec.sim.mount_tilt_deg == 2.0 and spec.sim.wind_mps == 0.5
+    assert spec.drift_enabled
+
+
+def test_defaults():
+    spec = parse_mission(MINIMAL, name="x")
+    assert spec.name == "x"
+    assert spec.safety.failsafe == "land"
+    assert spec.sim is None
+
+
+@pytest.mark.parametrize(("steps", "key", "words"), [
+    ('action = "climb"\nseconds = 2', "step 1 (climb).throttle", "missing"),
+    ('action = "climb"\nthrottle = 1.4\nseconds = 2', "step 1 (climb).throttle", "<= 1"),
+    ('action = "climb"\nthrottle = 0.5\nseconds = 0', "step 1 (climb).seconds", "> 0"),
+    ('action = "hover"\nseconds = "long"', "step 1 (hover).seconds", "must be a number"),
+    ('action = "hover"\nseconds = 5\nspeed = 3', "step 1 (hover).speed", "unknown key"),
+    ('action = "move"\nroll = 2\nseconds = 1', "step 1 (move).roll", ">= -1"),
+    ('action = "yaw"\nseconds = 1', "step 1 (yaw).rate", "missing"),
+    ('action = "jump"', "step 1 (jump).action", "unknown action"),
+    ('seconds = 3', "step 1.action", "missing"),
+    ('action = "hover"\nseconds = true', "step 1 (hover).seconds", "must be a number"),
+])
+def test_step_errors_name_step_and_key(steps, key, words):
+    text = f"[[steps]]\naction = \"arm\"\n\n[[steps]]\n{steps}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_mission(text)
+    key2 = key.replace("step 1", "step 2")
+    assert err.value.key == key2
+    assert words in str(err.value)
+    assert key2 in str(err.value)
+
+
+@pytest.mark.parametrize(("doc", "key"), [
+    ("", "steps"),
+    ("steps = []", "steps"),
+    ("steps = [1]", "step 1"),
+    ('[safety]\nfailsafe = "pray"\n' + MINIMAL, "safety.failsafe"),
+    ("[safety]\nmax_tilt_deg = 120\n" + MINIMAL, "safety.max_tilt_deg"),
+    ('[safety]\nalarm_level = "OK"\n' + MINIMAL, "safety.alarm_level"),
+    ("[safety]\ntelemetry_timeout_s = 0\n" + MINIMAL, "safety.telemetry_timeout_s"),
+    ("[safety]\nmystery = 1\n" + MINIMAL, "safety.mystery"),
+    ("[mission]\nhover_throttle = 1.5\n" + MINIMAL, "mission.hover_throttle"),
+    ("[drift]\nenabled = 1\n" + MINIMAL, "drift.enabled"),
+    ("[drift]\nkp = -2\n" + MINIMAL, "drift.kp"),
+    ("[drift.estimator]\ndrag_coeff = 0\n" + MINIMAL, "drift.estimator.drag_coeff"),
+    ("[sim]\nwind_mps = 50\n" + MINIMAL, "sim.wind_mps"),
+    ("[sim]\ngusts = 1\n" + MINIMAL, "sim.gusts"),
+    ("surprise = 1\n" + MINIMAL, "surprise"),
+    ("[[steps]\n", "toml"),
+])
+def test_table_errors_name_the_key(doc, key):
+    with pytest.raises(ConfigError) as err:
+        parse_mission(doc)
+    assert err.value.key == key
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_mission(tmp_path / "nope.toml")

@@ -39,7 +39,7 @@ async def test_period_and_lateness(loopback_port):
     assert res["longest_gap_s"] < 6 * P
     rx = res["loopback"]["timing"]
     assert rx["mean_period_s"] == pytest.approx(P, rel=0.05)
-    assert rx["longest_gap_s"] < 0.1
+    assert rx["longest_gap_s"] < 0.5  # the far-end reader is a thread a loaded machine can starve
 
 
 async def test_core_stall_failsafe_timing(loopback_port):

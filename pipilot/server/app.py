@@ -43,7 +43,7 @@ class ServerConfig:
 CONFIG = web.AppKey("pipilot_server_config", ServerConfig)
 VEHICLE = web.AppKey("pipilot_vehicle", VehiclePort)
 
-OUTBOX_LIMIT = 64
+OUTBOX_LIMIT = 256  # replies queued for one page; a rate-limited burst stays far below
 
 
 class Client:

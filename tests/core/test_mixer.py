@@ -238,3 +238,23 @@ def test_released_force_with_no_source_applies_the_policy(policy, after):
     assert out.state is after and out.reason == "no fresh control source"
     clock.advance(0.01)
     assert m.tick().state is after          # and stays there
+
+
+@pytest.mark.parametrize("policy", ["descend", "failsafe"])
+@pytest.mark.parametrize("end", ["released", "pilot lost"])
+def test_the_gesture_ends_at_once_when_the_arm_request_does(policy, end):
+    # the firmware arms after the yaw stick stays beyond -0.2 for ArmingSequenceTime:
+    # a slewed return from full yaw would hold the gesture on after the request ended
+    m, clock = mixer(FailsafePolicy(policy), limits=Limits(axis_slew=1.0))
+    for _ in range(5):
+        m.publish("pilot", Setpoint(arm=ArmRequest.ARM))
+        assert m.tick().setpoint.yaw == -1.0
+        clock.advance(0.01)
+    if end == "released":
+        m.publish("pilot", Setpoint())
+    else:
+        clock.advance(0.6)                    # the pilot's 0.5 s timeout
+    out = m.tick()
+    assert out.setpoint.arm is ArmRequest.NONE
+    assert out.setpoint.yaw == 0.0 and out.channels[YAW] == 992
+    assert out.channels[THR] == 172

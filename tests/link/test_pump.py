@@ -232,3 +232,28 @@ def test_pure_python_env_forces_the_twin(monkeypatch):
     assert make_pump().implementation == "python"
     with pytest.raises(ValueError):
         make_pump("rust")
+
+
+@pytest.mark.parametrize("bad", [
+    bytes([0x0E]) + FRESH[1:],                 # no start byte
+    FRESH[:-1] + b"\x01",                      # an end byte the decoder refuses
+])
+def test_only_whole_sbus_frames_reach_the_thread(kind, pipe, bad):
+    r, w = pipe
+    pump = make_pump(kind)
+    with pytest.raises(ValueError):
+        pump.start(w, bad, FS, P, 0.07, 0.1)
+    with pytest.raises(ValueError, match="failsafe flag"):
+        pump.start(w, FRESH, FRESH, P, 0.07, 0.1)
+    pump.start(w, FRESH, FS, P, 0.07, 0.1)
+    try:
+        with pytest.raises(ValueError):
+            pump.set_frame(bad)
+        with pytest.raises(ValueError):
+            pump.set_failsafe_frame(bad)
+        with pytest.raises(ValueError, match="failsafe flag"):
+            pump.set_failsafe_frame(FRESH)
+        time.sleep(0.05)
+    finally:
+        pump.stop()
+    assert set(frames(drain(r))) == {FRESH}

@@ -47,6 +47,8 @@ from pipilot.mission.spec import MissionConfig, SafetyConfig, Step, validate_ste
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted (Ctrl-C)"
+FLIGHT_STATUS_REFRESH_S = 2.0
+"""FlightStatus older than this is asked for (it is only sent on change)."""
 GESTURE_SETTLE_S = 0.5
 """Throttle low and sticks centred this long before an arm or disarm gesture."""
 
@@ -183,6 +185,7 @@ class Mission:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.io.cancel_refreshes()
         if self.drift is not None:
             await self.drift.stop()
         if self.state is State.COMPLETED:
@@ -330,6 +333,7 @@ class Mission:
 
     def _tick(self) -> None:
         now = self.io.now()
+        self.io.refresh_stale("FlightStatus", FLIGHT_STATUS_REFRESH_S)
         view = self.io.view()
         if self.state is State.RUNNING:
             step = self._step

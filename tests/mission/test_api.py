@@ -310,3 +310,10 @@ def test_no_link_no_mission():
     assert m.state is State.ABORTED and m.abort_monitor == "telemetry"
     assert 10.0 <= t < 10.1
     assert [sp for _, n, sp in vehicle.mixer.log if n == "mission"] == []  # nothing flown
+
+
+def test_lost_flight_status_updates_are_asked_for():
+    m, v, err = fly(full, faults=Faults(lose_flight_status=True))
+    assert err is None and m.completed, m.abort_reason
+    assert v.armed == "Disarmed"
+    assert "FlightStatus" in v.telemetry.requests

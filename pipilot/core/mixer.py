@@ -95,7 +95,7 @@ class Mixer:
     def __init__(self, calibration: Calibration | None = None, limits: Limits | None = None,
                  policy: FailsafePolicy | None = None, clock: Clock | None = None,
                  gesture: str = "yaw_left", standard_sources: bool = True) -> None:
-        if gesture not in GESTURES:
+        if not isinstance(gesture, str) or gesture not in GESTURES:
             raise ConfigError("arming.gesture", f"must be one of {', '.join(GESTURES)}")
         self.calibration = calibration or Calibration()
         self.limits = limits or Limits()

@@ -200,18 +200,20 @@ class FlightCore:
         start = pump.stats().frames_sent
         want = self.config.shutdown.failsafe_frames
         deadline = self.clock.now() + want * self.config.period_s * 3 + 0.5
-        while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
-            pump.set_frame(frame)
-            await asyncio.sleep(self.config.period_s)
-        self.mixer.on_publish = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pump.stop()
-        self._running = False
-        if self._owns_port and self.port is not None:
-            self.port.close()
-        self._release_process_settings()
+        try:
+            while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
+                pump.set_frame(frame)
+                await asyncio.sleep(self.config.period_s)
+        finally:  # cancelled too (a second Ctrl-C, a timeout): stop the thread, close
+            self.mixer.on_publish = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pump.stop()
+            self._running = False
+            if self._owns_port and self.port is not None:
+                self.port.close()
+            self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property

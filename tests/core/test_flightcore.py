@@ -341,3 +341,22 @@ async def test_a_failed_start_closes_the_port(capture, monkeypatch):
     from pipilot.link.serialport import open_sbus_port
 
     open_sbus_port(link.path).close()      # not left busy
+
+
+async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+    stopping = asyncio.create_task(core.stop())
+    await asyncio.sleep(0.02)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert not core.pump.running and core.port.closed and not core.running
+    await asyncio.sleep(0.1)
+    n = len(cap.snapshot())
+    await asyncio.sleep(0.15)
+    assert len(cap.snapshot()) == n                 # silence
+    assert cap.snapshot()[-1][1].failsafe           # and the last frame was flagged
+    await core.stop()                               # a second stop is a no-op

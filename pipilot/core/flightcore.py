@@ -118,6 +118,8 @@ class FlightCore:
         self._last_error_log = -1e9
         self._reopens = 0
         self._next_reopen = 0.0
+        self._dead: SerialPort | None = None     # a vanished device, let go of
+        self._dead_detail = ""
         self._next_deadline = 0.0
         self._lockstep_sent = 0
         self._old_switch: float | None = None
@@ -333,6 +335,8 @@ class FlightCore:
             self._link_errors += errors - prev_errors
             self._last_link_error = now
             detail = os.strerror(last_errno) if last_errno else "output buffer full"
+            if self._dead is not None:      # the pump writes to no fd: say why
+                detail, last_errno = self._dead_detail, errno.EBADF
             reason = f"{LINK_REASON}: {detail}"
             if LINK_REASON not in self.failsafe.forced_reasons:
                 log.error("S.Bus write failing on %s (%s): failsafe until it recovers",
@@ -341,10 +345,13 @@ class FlightCore:
                 log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
                 self._last_error_log = now
             self.failsafe.force(LINK_REASON, detail)
-            with contextlib.suppress(OSError, termios.error):
-                termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
-            if last_errno in DEAD_DEVICE and self._owns_port and now >= self._next_reopen:
-                self._reopen(now)
+            if self.port.fd >= 0:
+                with contextlib.suppress(OSError, termios.error):
+                    termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
+            if last_errno in DEAD_DEVICE and self._owns_port:
+                self._let_go(detail)
+                if now >= self._next_reopen:
+                    self._reopen(now)
         elif LINK_REASON in self.failsafe.forced_reasons and \
                 now - self._last_link_error >= self.config.shutdown.link_recovery_s:
             log.warning("S.Bus link recovered on %s", self.port.path)
@@ -354,8 +361,22 @@ class FlightCore:
         assert self.pump is not None
         return self.pump.counters()
 
+    def _let_go(self, detail: str) -> None:
+        """Close a dead device's fd: while it is open the device cannot come back
+        under its name (a USB adapter returns as the next ttyUSB), and its lock
+        would refuse the reopen. The pump writes to no fd (EBADF) meanwhile."""
+        assert self.port is not None and self.pump is not None
+        if self._dead is not None:
+            return
+        self._dead, self._dead_detail = self.port, detail
+        self.pump.set_fd(-1)
+        # the pump may be mid-write on the old fd: close it a little later
+        asyncio.get_running_loop().call_later(3 * self.config.period_s, self._dead.close)
+
     def _reopen(self, now: float) -> None:
         assert self.port is not None and self.pump is not None
+        if self._dead is not None and not self._dead.closed:
+            return                                  # not let go yet
         self._next_reopen = now + self.config.shutdown.reopen_interval_s
         try:
             new = open_sbus_port(self.port.path)
@@ -363,10 +384,8 @@ class FlightCore:
             log.warning("reopen failed: %s (retrying every %g s)", exc,
                         self.config.shutdown.reopen_interval_s)
             return
-        old = self.port
         self.pump.set_fd(new.fd)
         self.port = new
+        self._dead = None
         self._reopens += 1
         log.warning("reopened %s", new.path)
-        # the pump may be mid-write on the old fd: close it a little later
-        asyncio.get_running_loop().call_later(3 * self.config.period_s, old.close)

@@ -5,6 +5,8 @@ and by frame order and counts, which do not depend on scheduling.
 """
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 
@@ -360,3 +362,34 @@ async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture
     assert len(cap.snapshot()) == n                 # silence
     assert cap.snapshot()[-1][1].failsafe           # and the last frame was flagged
     await core.stop()                               # a second stop is a no-op
+
+
+async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
+    # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
+    # the core must close the dead fd instead of holding it until a reopen works
+    cap, cap2 = Capture(), Capture()
+    link = VirtualLink(callback=cap)
+    path = tmp_path / "sbus"
+    path.symlink_to(link.path)
+    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                                link_recovery_s=0.1)))
+    await core.start()
+    await fly_for(core, 0.1)
+    fd = core.port.fd
+    ident = os.fstat(fd)
+    link.close()                                    # writes fail with EIO
+    await fly_for(core, 0.3)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    with contextlib.suppress(OSError):              # closed, or the number reused
+        st = os.fstat(fd)
+        assert (st.st_dev, st.st_ino) != (ident.st_dev, ident.st_ino)
+    with VirtualLink(callback=cap2) as link2:       # the device returns
+        path.unlink()
+        path.symlink_to(link2.path)
+        deadline = time.monotonic() + 10
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.1)
+        assert core.failsafe.state is FailsafeState.NORMAL and core.stats.reopens == 1
+        await fly_for(core, 0.2)
+        assert any(not f.failsafe for _t, f in cap2.snapshot())
+        await core.stop()

@@ -197,7 +197,11 @@ class FlightCore:
             return
         assert self.pump is not None
         pump = self.pump
-        frame = self.tick()
+        try:
+            frame = self.tick()
+        except Exception:  # a broken mixer must not keep the port open and streaming
+            log.exception("flight core tick failed on stop; sending the failsafe frame")
+            frame = self.failsafe_frame()
         pump.set_frame(frame)
         start = pump.stats().frames_sent
         want = self.config.shutdown.failsafe_frames

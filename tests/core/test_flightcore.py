@@ -393,3 +393,22 @@ async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path
         await fly_for(core, 0.2)
         assert any(not f.failsafe for _t, f in cap2.snapshot())
         await core.stop()
+
+
+async def test_stop_with_a_broken_mixer_still_sends_failsafe_frames_and_closes(capture,
+                                                                               monkeypatch):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+
+    def broken(now=None):
+        raise RuntimeError("mixer bug")
+
+    monkeypatch.setattr(core.mixer, "tick", broken)
+    await core.stop()
+    await asyncio.sleep(0.05)
+    frames = [f for _, f in cap.snapshot()]
+    assert sum(f.failsafe for f in frames) >= core.config.shutdown.failsafe_frames
+    assert frames[-1].failsafe and frames[-1].channels[0] == 172
+    assert core.port.closed and not core.pump.running and not core.running

@@ -338,7 +338,8 @@ class FlightCore:
         if errors > prev_errors:
             self._link_errors += errors - prev_errors
             self._last_link_error = now
-            detail = os.strerror(last_errno) if last_errno else "output buffer full"
+            detail = os.strerror(last_errno) if last_errno not in (0, errno.EAGAIN) \
+                else "output buffer full"
             if self._dead is not None:      # the pump writes to no fd: say why
                 detail, last_errno = self._dead_detail, errno.EBADF
             reason = f"{LINK_REASON}: {detail}"

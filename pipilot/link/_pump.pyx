@@ -141,6 +141,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
             p.silent_slots += 1
         elif err == EAGAIN:
             p.eagain += 1
+            p.last_errno = err
         elif err != 0:
             p.write_errors += 1
             p.last_errno = err

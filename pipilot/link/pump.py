@@ -56,7 +56,7 @@ class PumpStats:
     write_errors: int = 0
     eagain: int = 0               # output buffer full: frame dropped
     partial_writes: int = 0
-    last_errno: int = 0
+    last_errno: int = 0           # of the latest failed write (EAGAIN included)
     lateness_max_s: float = 0.0
     lateness_mean_s: float = 0.0
     max_gap_s: float = 0.0        # longest time between two completed writes
@@ -246,6 +246,7 @@ class PyPump:
                     st.silent_slots += 1
                 elif err == errno.EAGAIN:
                     st.eagain += 1
+                    st.last_errno = err
                 elif err:
                     st.write_errors += 1
                     st.last_errno = err

@@ -257,3 +257,24 @@ def test_only_whole_sbus_frames_reach_the_thread(kind, pipe, bad):
     finally:
         pump.stop()
     assert set(frames(drain(r))) == {FRESH}
+
+
+def test_last_errno_is_the_latest_errors_eagain_included(kind, pipe):
+    # the core reopens the device on EIO/EBADF: a full buffer after an earlier
+    # dead-device error must not read as that error again
+    _r, w = pipe
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(w, bytes(65536))
+    pump = make_pump(kind)
+    pump.start(-1, FRESH, FS, P, 0.5, 0.8)
+    try:
+        time.sleep(0.05)
+        assert pump.counters()[2] == errno.EBADF
+        pump.set_fd(w)                          # healthy, but its buffer is full
+        time.sleep(0.05)
+        _errors, sent, last = pump.counters()
+        assert last == errno.EAGAIN and sent == 0
+        assert pump.stats().eagain > 0
+    finally:
+        pump.stop()

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
 LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
+PUMP_REASON = "frame pump stopped"
 
 FrameSink = Callable[[float, bytes], None]
 
@@ -306,6 +307,10 @@ class FlightCore:
             self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
+            if not self.pump.running and PUMP_REASON not in self.failsafe.forced_reasons:
+                log.error("the S.Bus frame pump thread has stopped: nothing reaches the "
+                          "wire; the flight controller's receiver timeout takes over")
+                self.failsafe.force(PUMP_REASON)
             self.pump.set_frame(self.tick(now))
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing

@@ -412,3 +412,30 @@ async def test_stop_with_a_broken_mixer_still_sends_failsafe_frames_and_closes(c
     assert sum(f.failsafe for f in frames) >= core.config.shutdown.failsafe_frames
     assert frames[-1].failsafe and frames[-1].channels[0] == 172
     assert core.port.closed and not core.pump.running and not core.running
+
+
+class BrokenOs:
+    """`os` for the Python pump, whose write raises what it never should."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        raise RuntimeError("pump bug")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
+    link, _cap = capture
+    core = FlightCore(link.path, config("python"))
+    await core.start()
+    await fly_for(core, 0.1)
+    import pipilot.link.pump as pump_module
+    monkeypatch.setattr(pump_module, "os", BrokenOs())   # the thread dies on its next frame
+    await fly_for(core, 0.2)
+    monkeypatch.undo()
+    assert not core.pump.running
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert core.failsafe.reason == "frame pump stopped"
+    assert "frame pump thread has stopped" in caplog.text
+    await core.stop()

@@ -44,7 +44,7 @@ class ServerConfig:
 CONFIG = web.AppKey("pipilot_server_config", ServerConfig)
 VEHICLE = web.AppKey("pipilot_vehicle", VehiclePort)
 
-OUTBOX_LIMIT = 64
+OUTBOX_LIMIT = 256  # replies queued for one page; a rate-limited burst stays far below
 CLOSE_TIMEOUT_S = 1.0
 """A close waits for the close frame to drain: a page that never reads never drains it."""
 TOKEN_RESERVE = 8

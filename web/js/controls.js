@@ -4,7 +4,7 @@
 // keepalive goes out every KEEPALIVE_MS, which is the pilot's heartbeat.
 
 const MIN_GAP_MS = 20;
-const KEEPALIVE_MS = 100;
+const KEEPALIVE_MS = 50;  // six chances within the 300 ms heartbeat timeout
 const STICKS = ['throttle', 'yaw', 'roll', 'pitch'];
 const ACCESSORIES = ['acc0', 'acc1', 'acc2', 'acc3'];
 const CENTRE_KEYS = new Set(['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'PageUp', 'PageDown', 'Home', 'End']);

@@ -45,8 +45,8 @@ def read_server_table(path: str | None) -> dict[str, Any] | None:
 
 def _num(table: Mapping[str, Any], key: str, lo: float, hi: float, default: float) -> float:
     v = table.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
-            or not lo <= v <= hi:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi \
+            or not math.isfinite(v):  # range first: isfinite() overflows on a huge int
         raise ConfigError(f"server.{key}", f"must be a number in {lo:g}..{hi:g}, got {v!r}")
     return float(v)
 
@@ -78,7 +78,8 @@ def server_config(args: argparse.Namespace, table: Mapping[str, Any] | None = No
         raise ConfigError("server.extra_origins", "must be a list of origins")
     cfg = ServerConfig(
         host=host, port=port, token=token,
-        heartbeat_timeout=_num(table, "heartbeat_timeout_ms", 50, 5000, 300) / 1000.0,
+        # the page sends every 50 ms: leave it at least three chances
+        heartbeat_timeout=_num(table, "heartbeat_timeout_ms", 150, 5000, 300) / 1000.0,
         update_hz=_num(table, "update_hz", 1, 60, 20),
         rate=_num(table, "rate", 5, 1000, 80),
         burst=_num(table, "burst", 1, 1000, 40),

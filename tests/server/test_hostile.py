@@ -175,3 +175,23 @@ def test_empty_token_variable_does_not_disable_authentication(tmp_path):
     assert tok and "generated" in where
     assert auth.resolve_token(None, "cfg", {"PIPILOT_TOKEN": ""}, tmp_path / "t2")[0] == "cfg"
     assert auth.resolve_token("", None, {"PIPILOT_TOKEN": "env"}, tmp_path / "t3")[0] == ""
+
+
+@pytest.mark.parametrize("table, key", [
+    # at 50 ms the page (keepalive every 50 ms) could not keep the seat: the
+    # pilot source flapped between published and withdrawn
+    ({"heartbeat_timeout_ms": 50}, "server.heartbeat_timeout_ms"),
+    ({"heartbeat_timeout_ms": 100}, "server.heartbeat_timeout_ms"),
+    # an integer too large for a float raised OverflowError, not a ConfigError
+    ({"rate": 10 ** 400}, "server.rate"),
+])
+def test_server_table_refuses_unflyable_and_huge_values(table, key):
+    import argparse
+
+    from pipilot.errors import ConfigError
+    from pipilot.server.settings import server_config
+
+    args = argparse.Namespace(http_host=None, http_port=None, token="t")
+    with pytest.raises(ConfigError) as exc:
+        server_config(args, table)
+    assert exc.value.key == key

@@ -295,3 +295,24 @@ async def test_losing_the_gamepad_in_flight_lets_the_pilot_failsafe_apply(rig):
     await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
     assert fake.published[-1][1].throttle == 0.0 and fake.published[-1][1].roll == 0.0
     await ctx.close()
+
+
+HIDE = """Object.defineProperty(document, 'hidden', {value: %s, configurable: true});
+document.dispatchEvent(new Event('visibilitychange'));"""
+
+
+async def test_a_hidden_pilot_page_falls_silent_instead_of_a_heartbeat_that_comes_and_goes(rig):
+    # A hidden tab's timers fire about once a second: each keepalive brought the
+    # seat back with the stale sticks for a moment, then the failsafe again.
+    fake, url, browser = rig
+    page = await pilot_page(browser, url)
+    await page.get_by_role("slider", name="Throttle").fill("0.4")
+    await until(lambda: fake.published[-1][1].throttle == pytest.approx(0.4))
+    await page.evaluate(HIDE % "true")
+    await until(lambda: fake.withdrawals, timeout=3.0)
+    n = len(fake.published)
+    await asyncio.sleep(0.6)
+    assert len(fake.published) == n  # silent while hidden (timers here are not throttled)
+    await page.evaluate(HIDE % "false")
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    assert fake.published[-1][1].throttle == pytest.approx(0.4)  # the sliders as shown

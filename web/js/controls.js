@@ -22,16 +22,36 @@ export class Controls {
     // Set (to a reason) while the sticks cannot be trusted, e.g. the gamepad flying
     // the craft went away: nothing is sent, so the server's lost-pilot failsafe applies.
     this.halted = null;
+    this.padEnabled = false;
     for (const [id, el] of Object.entries(this.inputs)) {
       el.addEventListener('input', () => this.changed(id));
       if (el.hasAttribute('data-centre')) this._autoCentre(el, id);
     }
+    document.addEventListener('visibilitychange', () => this._visibility());
     window.addEventListener('pointerup', () => this._release());
     window.addEventListener('pointercancel', () => this._release());
     // The heartbeat: only when nothing else went out lately, and never delaying a change.
     setInterval(() => {
       if (this.pilot && !this.halted && performance.now() - this.lastSent >= KEEPALIVE_MS - 10) this.send();
     }, KEEPALIVE_MS / 4);
+  }
+
+  setHalt(reason) {
+    if (this.halted === reason) return;
+    this.halted = reason;
+    this.onHalt?.(reason);
+  }
+
+  // A hidden tab's timers fire once a second at best: rather than a heartbeat that
+  // comes and goes (failsafe, stale sticks, failsafe...), fall silent until visible.
+  _visibility() {
+    if (document.hidden) {
+      if (this.pilot) this.setHalt('page hidden');
+    } else if (this.halted === 'page hidden') {
+      // Back: the gamepad's poll resends its sticks as they are now; else the sliders'.
+      this.setHalt(this.padEnabled ? 'waiting for the gamepad' : null);
+      if (!this.halted) this.changed();
+    }
   }
 
   _autoCentre(el, id) {
@@ -136,6 +156,7 @@ export class GamepadInput {
     root.append(on, document.createElement('br'));
     on.querySelector('input').addEventListener('change', (e) => {
       this.enabled = e.target.checked;
+      this.controls.padEnabled = this.enabled;
       if (!this.enabled) this._halt(null);  // the sliders, as shown, fly again
     });
     for (const stick of Object.keys(DEFAULT_MAP)) {
@@ -168,11 +189,7 @@ export class GamepadInput {
     return Math.min(1, Math.max(-1, v));
   }
 
-  _halt(reason) {
-    if (this.controls.halted === reason) return;
-    this.controls.halted = reason;
-    this.controls.onHalt?.(reason);
-  }
+  _halt(reason) { this.controls.setHalt(reason); }
 
   _poll() {
     requestAnimationFrame(() => this._poll());

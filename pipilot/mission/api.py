@@ -191,7 +191,9 @@ class Mission:
             # flies), the mission's last command must not outlive the mission.
             if self._task is not None:
                 self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # a loop that died has logged why and aborted; its error must not
+                # cut this clean-up short
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
                 self._task = None
             self.io.cancel_refreshes()

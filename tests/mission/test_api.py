@@ -394,3 +394,33 @@ def test_interrupt_while_waiting_for_the_link_means_the_mission_never_flies():
     assert m.abort_monitor == "interrupt"
     assert [sp for _, n, sp in vehicle.mixer.log if n == "mission"] == []
     assert vehicle.armed == "Disarmed"
+
+
+def test_a_crashed_mission_loop_still_withdraws_and_stops_the_drift_loop():
+    # finish() awaited the dead loop task, which re-raised the loop's error and
+    # skipped the withdrawal, the drift loop's stop and the end of the events.
+    clock = VirtualClock()
+    vehicle = FakeVehicle(clock=clock)
+    seen = {}
+
+    def boom():
+        raise RuntimeError("telemetry decoder bug")
+
+    async def main():
+        vehicle.start()
+        await asyncio.sleep(0.1)
+        m = seen["m"] = Mission(vehicle, drift=True)
+        loop = asyncio.get_running_loop()
+        with pytest.raises(SafetyAbort, match="mission loop failed"):
+            async with m:
+                loop.call_later(2.0, setattr, m.io, "view", boom)
+                await full(m, vehicle)
+        seen["fresh"] = vehicle.mixer.sources["mission"].fresh(clock.now())
+        seen["drift_task"] = m.drift._task
+
+    run_virtual(main, clock)
+    m = seen["m"]
+    assert m.abort_monitor == "internal"
+    assert seen["fresh"] is False
+    assert seen["drift_task"] is None  # stopped
+    assert m.events.history[-1].kind is EventKind.FINISHED

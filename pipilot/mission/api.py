@@ -105,6 +105,8 @@ class Mission:
         self.drift: Any = None  # the DriftCompensator, when on
         self._command = Command()
         self._expect_armed = False
+        self._on_ground = True
+        """No flying step since the start or since a completed landing."""
         self._step: _ActiveStep | None = None
         self._step_count = 0
         self._t0 = 0.0
@@ -255,6 +257,7 @@ class Mission:
         await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
                           lambda t: Command(throttle=thr if t < secs else 0.0))
         self._command = Command(throttle=0.0)
+        self._on_ground = True
 
     async def disarm(self, *, timeout_s: float | None = None) -> None:
         timeout = timeout_s or self.safety.arm_timeout_s
@@ -291,6 +294,9 @@ class Mission:
             self._step.future.exception()  # seen: do not warn if nobody awaits it
         self._failsafe_name = failsafe
         self._failsafe_phase = failsafe
+        if failsafe == "land" and self._on_ground:
+            # already down: a descent at the land throttle would spin up (or lift) the craft
+            self._failsafe_phase = "disarm"
         self._phase_started = self.io.now()
         if self.drift is not None and monitor == "takeover":
             self.drift.suspend()
@@ -444,6 +450,8 @@ class Mission:
             raise SafetyAbort(self.abort_reason or f"mission is {self.state.value}")
         if self._step is not None:
             raise RuntimeError("one step at a time")
+        if step.action in ("climb", "hover", "move", "yaw"):
+            self._on_ground = False
         index = self._step_count
         self._step_count += 1
         now = self.io.now()

@@ -424,3 +424,33 @@ def test_a_crashed_mission_loop_still_withdraws_and_stops_the_drift_loop():
     assert seen["fresh"] is False
     assert seen["drift_task"] is None  # stopped
     assert m.events.history[-1].kind is EventKind.FINISHED
+
+
+@pytest.mark.parametrize("where", ["after_landing", "before_flying"])
+def test_land_failsafe_on_the_ground_disarms_without_spinning_up(where):
+    # Leaving the mission armed after a completed landing (or failing before any
+    # flying step) ran the land failsafe's descent: land throttle on the ground
+    # for land_seconds, enough to lift a craft whose hover throttle was guessed high.
+    async def script(m, v):
+        await m.arm()
+        if where == "after_landing":
+            await m.climb(throttle=0.6, seconds=1)
+            await m.land(seconds=1)
+
+    m, v, err = fly(script)
+    assert_landed_by_failsafe(m, v, err, "script", "still armed")
+    tail = after_abort(v, m)
+    assert tail and all(sp.throttle == 0.0 for _, sp in tail)
+    assert v.armed == "Disarmed"
+
+
+def test_land_failsafe_in_the_air_still_descends():
+    async def script(m, v):
+        await m.arm()
+        await m.climb(throttle=0.6, seconds=1)
+        await m.land(seconds=1)
+        await m.hover(seconds=1)
+
+    m, v, _err = fly(script)
+    tail = after_abort(v, m)
+    assert tail[0][1].throttle == pytest.approx(0.9 * 0.5)

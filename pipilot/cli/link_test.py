@@ -79,17 +79,20 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
     pump = make_pump(pump_kind)
     t0 = time.monotonic()
     first = frame_at(0.0)
-    sent.add(first)
+    # what the watchdog sends if this loop stalls: flagged, throttle off, centred
+    stalled = sbus.encode(pattern_channels("neutral", 0.0), ch17=False, ch18=False,
+                          frame_lost=False, failsafe=True)
+    sent.update((first, stalled))
     reader = WireReader(port.fd, on_bytes).start()
     try:
-        pump.start(port.fd, first, first, period_s, 0.5, 0.8, rt_priority=50)
+        pump.start(port.fd, first, stalled, period_s, 0.5, 0.8, rt_priority=50)
         while (now := time.monotonic()) - t0 < duration:
             f = frame_at(now - t0)
             sent.add(f)
             pump.set_frame(f)
             await asyncio.sleep(period_s)
         pump.stop()
-        await asyncio.sleep(0.05)   # the last frames on the wire
+        await _drain(counts, pump.stats().frames_sent)
     finally:
         pump.stop()
         reader.stop()
@@ -111,6 +114,20 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
     if len(arrivals) >= 2:
         result["loopback"]["timing"] = arrival_stats(arrivals, period_s)
     return result
+
+
+async def _drain(counts: dict[str, int], sent: int, quiet_s: float = 0.2,
+                 limit_s: float = 3.0) -> None:
+    """Wait for the frames still on their way back: until all are in, or the
+    line has been quiet for `quiet_s` (no loopback), at most `limit_s`."""
+    end = time.monotonic() + limit_s
+    last, quiet_since = counts["bytes"], time.monotonic()
+    while time.monotonic() < end and counts["verified"] + counts["corrupt"] < sent:
+        await asyncio.sleep(0.02)
+        if counts["bytes"] != last:
+            last, quiet_since = counts["bytes"], time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
 
 
 def report(r: dict[str, Any]) -> str:

@@ -98,7 +98,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
     cdef sigset_t all_signals
     cdef sched_param sp
     cdef uint8_t buf[NFRAME]
-    cdef int64_t deadline, now, late, age, done, behind, skip, last_write = 0
+    cdef int64_t deadline, now, late, age, done, skip, last_write = 0
     cdef int64_t period = p.period
     cdef int mode, fd, err
     cdef ssize_t n
@@ -113,6 +113,15 @@ cdef void *pump_main(void *arg) noexcept nogil:
         sleep_until(deadline)
         now = mono_ns()
         late = now - deadline
+        if late > period // 2:
+            # too late for this slot: drop it (and any others missed) and wait for
+            # the next one, so frames stay on the grid and never go back to back
+            skip = (late - period // 2 + period - 1) // period
+            deadline += skip * period
+            pthread_mutex_lock(&p.lock)
+            p.missed_slots += <uint64_t>skip
+            pthread_mutex_unlock(&p.lock)
+            continue
         pthread_mutex_lock(&p.lock)
         if p.stop:
             pthread_mutex_unlock(&p.lock)
@@ -141,6 +150,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
             p.silent_slots += 1
         elif err == EAGAIN:
             p.eagain += 1
+            p.last_errno = err
         elif err != 0:
             p.write_errors += 1
             p.last_errno = err
@@ -164,11 +174,6 @@ cdef void *pump_main(void *arg) noexcept nogil:
         if late > p.lat_max:
             p.lat_max = late
         deadline += period
-        behind = mono_ns() - deadline
-        if behind > period // 2:
-            skip = (behind + period // 2) // period
-            deadline += skip * period
-            p.missed_slots += <uint64_t>skip
         pthread_mutex_unlock(&p.lock)
     return NULL
 
@@ -206,7 +211,7 @@ cdef class CPump:
             raise RuntimeError("pump already started")
         check_timing(period_s, stale_s, silent_s)
         cdef bytes f = check_frame(frame)
-        cdef bytes fs = check_frame(failsafe_frame)
+        cdef bytes fs = check_frame(failsafe_frame, True)
         memcpy(self.p.frame, <const char *>f, NFRAME)
         memcpy(self.p.fs_frame, <const char *>fs, NFRAME)
         self.p.fd = fd
@@ -229,7 +234,7 @@ cdef class CPump:
         pthread_mutex_unlock(&self.p.lock)
 
     def set_failsafe_frame(self, frame):
-        cdef bytes f = check_frame(frame)
+        cdef bytes f = check_frame(frame, True)
         pthread_mutex_lock(&self.p.lock)
         memcpy(self.p.fs_frame, <const char *>f, NFRAME)
         pthread_mutex_unlock(&self.p.lock)

@@ -18,8 +18,11 @@ Both own the staleness watchdog: when `set_frame` has not been called for
 `stale_s` the pump sends the failsafe frame instead (the core is stalled or
 dead and its last frame is stale); after `silent_s` it sends nothing, so the
 flight controller's own receiver timeout takes over. A fresh `set_frame`
-resumes normal frames. Late slots are sent late when less than half a period
-late, otherwise skipped (counted) so the schedule never drifts.
+resumes normal frames. A slot is written only up to half a period after its
+deadline; a later one is dropped (counted as missed) and the pump waits for
+the next deadline, so frames stay on the grid t0 + k*P, never drift, and
+never go out back to back (which the flight controller's decoder would
+merge into one lost frame).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 FRAME_LEN = 25
+START_BYTE = 0x0F
+END_MASK = 0xCB           # end bytes the decoder accepts: b & END_MASK == 0
+FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
 MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
@@ -53,7 +59,7 @@ class PumpStats:
     write_errors: int = 0
     eagain: int = 0               # output buffer full: frame dropped
     partial_writes: int = 0
-    last_errno: int = 0
+    last_errno: int = 0           # of the latest failed write (EAGAIN included)
     lateness_max_s: float = 0.0
     lateness_mean_s: float = 0.0
     max_gap_s: float = 0.0        # longest time between two completed writes
@@ -106,10 +112,17 @@ class Pump(Protocol):
     def running(self) -> bool: ...
 
 
-def check_frame(frame: bytes) -> bytes:
+def check_frame(frame: bytes, failsafe: bool = False) -> bytes:
+    """The frame as bytes once it is a whole S.Bus frame (start byte, an end byte
+    the decoder accepts); with `failsafe`, it must also carry the failsafe flag.
+    The pump thread sends only what passed this."""
     b = bytes(frame)
     if len(b) != FRAME_LEN:
         raise ValueError(f"a frame is {FRAME_LEN} bytes, got {len(b)}")
+    if b[0] != START_BYTE or b[-1] & END_MASK:
+        raise ValueError(f"not an S.Bus frame: {b.hex()}")
+    if failsafe and not b[-2] & FLAG_FAILSAFE:
+        raise ValueError("the failsafe frame must carry the failsafe flag")
     return b
 
 
@@ -139,7 +152,7 @@ class PyPump:
         check_timing(period_s, stale_s, silent_s)
         self._fd = fd
         self._frame = check_frame(frame)
-        self._fs_frame = check_frame(failsafe_frame)
+        self._fs_frame = check_frame(failsafe_frame, failsafe=True)
         self._period = round(period_s * 1e9)
         self._stale = round(stale_s * 1e9)
         self._silent = round(silent_s * 1e9)
@@ -156,7 +169,7 @@ class PyPump:
             self._refresh = time.monotonic_ns()
 
     def set_failsafe_frame(self, frame: bytes) -> None:
-        b = check_frame(frame)
+        b = check_frame(frame, failsafe=True)
         with self._lock:
             self._fs_frame = b
 
@@ -213,6 +226,12 @@ class PyPump:
                 time.sleep(delay * 1e-9)
             now = time.monotonic_ns()
             late = now - deadline
+            if late > period // 2:
+                skip = (late - period // 2 + period - 1) // period
+                deadline += skip * period
+                with self._lock:
+                    st.missed_slots += skip
+                continue
             with self._lock:
                 age = now - self._refresh
                 fd = self._fd
@@ -236,6 +255,7 @@ class PyPump:
                     st.silent_slots += 1
                 elif err == errno.EAGAIN:
                     st.eagain += 1
+                    st.last_errno = err
                 elif err:
                     st.write_errors += 1
                     st.last_errno = err
@@ -257,12 +277,6 @@ class PyPump:
                 st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
                 st.lateness_mean_s = lat_sum / lat_n * 1e-9
             deadline += period
-            behind = time.monotonic_ns() - deadline
-            if behind > period // 2:
-                skip = (behind + period // 2) // period
-                deadline += skip * period
-                with self._lock:
-                    st.missed_slots += skip
 
 
 def available() -> tuple[str, ...]:

@@ -5,6 +5,8 @@ and by frame order and counts, which do not depend on scheduling.
 """
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 
@@ -71,6 +73,20 @@ def capture():
         yield link, cap
 
 
+async def settled(cap, quiet=0.2, limit=10.0):
+    """The capture once nothing new has arrived for `quiet` seconds."""
+    end = time.monotonic() + limit
+    n, since = -1, time.monotonic()
+    while time.monotonic() < end:
+        frames = cap.snapshot()
+        if len(frames) != n:
+            n, since = len(frames), time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return frames
+        await asyncio.sleep(0.02)
+    return cap.snapshot()
+
+
 def kill(core):
     """The core's mixing stops for good (as if its event loop had died)."""
     core.mixer.on_publish = None
@@ -110,18 +126,18 @@ async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
 
 
 async def test_source_loss_failsafe_reacts_within_the_timeout(capture):
+    """The exact bound (timeout + one mix) is checked in virtual time in
+    test_mixer; here the real core must get there, and the wire must show it."""
     link, cap = capture
     core = FlightCore(link.path, config(failsafe=FailsafePolicy("failsafe")))
     await core.start()
     await fly_for(core, 0.1)
-    t_last = time.monotonic()
+    t_last = core.mixer.sources["pilot"].stamp
     await asyncio.sleep(0.6)
-    frames = cap.snapshot()
-    await core.stop()
-    first_fs = next(t for t, f in frames if f.failsafe)
-    # timeout 0.2 s + one tick; generous bound for a loaded machine
-    assert first_fs - t_last + 0.02 >= 0.2 and first_fs - t_last < 0.2 + 0.25
     assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert 0.2 <= core.failsafe.since - t_last < 0.2 + 1.0
+    await core.stop()
+    assert any(f.failsafe for _, f in cap.snapshot())
 
 
 async def test_source_loss_descends_with_level_attitude(capture):
@@ -140,28 +156,35 @@ async def test_source_loss_descends_with_level_attitude(capture):
 
 @pytest.mark.parametrize("how", ["stall", "dead"])
 async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, how):
+    """Counted on the pump's slot grid, not timed: after the core's last frame
+    at most stale/P slots carry it, at most (silent - stale)/P slots carry
+    failsafe frames, then nothing. A slow machine can only lower the counts."""
     link, cap = capture
     core = FlightCore(link.path, config(pump))
     await core.start()
     await fly_for(core, 0.2)
-    t_stall = time.monotonic()
+    marker = Setpoint(throttle=0.5, roll=0.25, accessories=(0.5, 0, 0, 0))
+    core._last_mix = -1e9
+    core.mixer.publish("pilot", marker)          # mixed at once: the core's last frame
     if how == "stall":
-        time.sleep(0.5)               # the event loop (the core) stalls; the GIL is free
+        time.sleep(0.5)                          # the event loop stalls; the GIL is free
+        kill(core)                               # (and stays dead, for the count)
     else:
-        kill(core)                    # the core's mixing dies
+        kill(core)                               # the core's mixing dies
         await asyncio.sleep(0.5)
-    frames = cap.snapshot()
-    after = [(t, f) for t, f in frames if t >= t_stall]
-    s = "".join("F" if f.failsafe else "n" for _, f in after)
     stats = core.pump.stats()
-    # fresh frames, then failsafe frames, then silence, in that order
-    assert s.rstrip("F").count("F") == 0 and "F" in s
+    frames = [f for _, f in await settled(cap)]
+    acc0 = core.mixer.calibration.calibration_for("accessory0").bipolar(0.5)
+    first = next(i for i, f in enumerate(frames) if f.channels[4] == acc0)
+    tail = "".join("F" if f.failsafe else "m" if f.channels[4] == acc0 else "?"
+                   for f in frames[first:])
     wd = core.config.watchdog
-    assert s.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
-    assert s.count("n") <= round(wd.stale_ms * 1e-3 / P) + 2
+    assert tail.startswith("m") and "?" not in tail
+    assert "F" in tail and "m" not in tail[tail.index("F"):]
+    assert tail.count("m") <= round(wd.stale_ms * 1e-3 / P) + 1
+    assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
     assert stats.mode == "silent" and stats.silent_slots > 0
-    last = after[-1][0]
-    assert last - t_stall < 0.1 + 0.25      # silence within 100 ms (+ scheduling slack)
+    assert stats.failsafe_frames == tail.count("F")
     await core.stop()
 
 
@@ -323,7 +346,7 @@ async def test_mixing_rate_without_publishers_is_the_interval(capture):
     await asyncio.sleep(1.0)
     await core.stop()
     n = len([c for c in calls if c is not None])
-    assert 10 <= n <= 1.0 / 0.02 + 15      # ~50 mixes/s, not one per frame (143)
+    assert 5 <= n <= 1.0 / 0.02 + 15       # ~50 mixes/s, not one per frame (143)
 
 
 async def test_a_failed_start_closes_the_port(capture, monkeypatch):
@@ -341,3 +364,99 @@ async def test_a_failed_start_closes_the_port(capture, monkeypatch):
     from pipilot.link.serialport import open_sbus_port
 
     open_sbus_port(link.path).close()      # not left busy
+
+
+async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+    stopping = asyncio.create_task(core.stop())
+    await asyncio.sleep(0.02)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert not core.pump.running and core.port.closed and not core.running
+    await asyncio.sleep(0.1)
+    n = len(cap.snapshot())
+    await asyncio.sleep(0.15)
+    assert len(cap.snapshot()) == n                 # silence
+    assert cap.snapshot()[-1][1].failsafe           # and the last frame was flagged
+    await core.stop()                               # a second stop is a no-op
+
+
+async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
+    # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
+    # the core must close the dead fd instead of holding it until a reopen works
+    cap, cap2 = Capture(), Capture()
+    link = VirtualLink(callback=cap)
+    path = tmp_path / "sbus"
+    path.symlink_to(link.path)
+    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                                link_recovery_s=0.1)))
+    await core.start()
+    await fly_for(core, 0.1)
+    fd = core.port.fd
+    ident = os.fstat(fd)
+    link.close()                                    # writes fail with EIO
+    await fly_for(core, 0.3)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    with contextlib.suppress(OSError):              # closed, or the number reused
+        st = os.fstat(fd)
+        assert (st.st_dev, st.st_ino) != (ident.st_dev, ident.st_ino)
+    with VirtualLink(callback=cap2) as link2:       # the device returns
+        path.unlink()
+        path.symlink_to(link2.path)
+        deadline = time.monotonic() + 10
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.1)
+        assert core.failsafe.state is FailsafeState.NORMAL and core.stats.reopens == 1
+        await fly_for(core, 0.2)
+        assert any(not f.failsafe for _t, f in cap2.snapshot())
+        await core.stop()
+
+
+async def test_stop_with_a_broken_mixer_still_sends_failsafe_frames_and_closes(capture,
+                                                                               monkeypatch):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+
+    def broken(now=None):
+        raise RuntimeError("mixer bug")
+
+    monkeypatch.setattr(core.mixer, "tick", broken)
+    await core.stop()
+    await asyncio.sleep(0.05)
+    frames = [f for _, f in cap.snapshot()]
+    assert sum(f.failsafe for f in frames) >= core.config.shutdown.failsafe_frames
+    assert frames[-1].failsafe and frames[-1].channels[0] == 172
+    assert core.port.closed and not core.pump.running and not core.running
+
+
+class BrokenOs:
+    """`os` for the Python pump, whose write raises what it never should."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        raise RuntimeError("pump bug")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
+    link, _cap = capture
+    core = FlightCore(link.path, config("python"))
+    await core.start()
+    await fly_for(core, 0.1)
+    import pipilot.link.pump as pump_module
+    monkeypatch.setattr(pump_module, "os", BrokenOs())   # the thread dies on its next frame
+    await fly_for(core, 0.2)
+    monkeypatch.undo()
+    assert not core.pump.running
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert core.failsafe.reason == "frame pump stopped"
+    assert "frame pump thread has stopped" in caplog.text
+    await core.stop()

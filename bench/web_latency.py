@@ -37,8 +37,6 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from pipilot.sim.model import SimulatedCC3D
-from pipilot.sim.runner import RealtimeSim
 from playwright.async_api import async_playwright
 
 from pipilot import sbus
@@ -49,6 +47,8 @@ from pipilot.link.pump import HIST_BIN_NS
 from pipilot.server.adapter import VehicleAdapter
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
+from pipilot.sim.model import SimulatedCC3D
+from pipilot.sim.runner import RealtimeSim
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

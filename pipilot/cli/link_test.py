@@ -79,10 +79,13 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
     pump = make_pump(pump_kind)
     t0 = time.monotonic()
     first = frame_at(0.0)
-    sent.add(first)
+    # what the watchdog sends if this loop stalls: flagged, throttle off, centred
+    stalled = sbus.encode(pattern_channels("neutral", 0.0), ch17=False, ch18=False,
+                          frame_lost=False, failsafe=True)
+    sent.update((first, stalled))
     reader = WireReader(port.fd, on_bytes).start()
     try:
-        pump.start(port.fd, first, first, period_s, 0.5, 0.8, rt_priority=50)
+        pump.start(port.fd, first, stalled, period_s, 0.5, 0.8, rt_priority=50)
         while (now := time.monotonic()) - t0 < duration:
             f = frame_at(now - t0)
             sent.add(f)

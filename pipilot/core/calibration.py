@@ -44,6 +44,8 @@ class ChannelCalibration:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not SBUS_MIN <= v <= SBUS_MAX:
                 raise ConfigError(f"{key}.{name}", f"must be an integer 0..2047, got {v!r}")
+        if not isinstance(self.reversed, bool):    # "no" would reverse the throttle
+            raise ConfigError(f"{key}.reversed", f"must be true or false, got {self.reversed!r}")
         if not self.min <= self.neutral <= self.max or self.min == self.max:
             raise ConfigError(key, f"needs min <= neutral <= max and min < max, got "
                                    f"{self.min}/{self.neutral}/{self.max}")
@@ -104,8 +106,9 @@ class Calibration:
             raise ConfigError("channels", f"needs a calibration for each of {', '.join(FUNCTIONS)}")
         for f, c in cals.items():
             c.validate(f"channels.{f}")
-        if not SBUS_MIN <= self.unused_value <= SBUS_MAX:
-            raise ConfigError("channels.unused_value", "must be 0..2047")
+        u = self.unused_value
+        if isinstance(u, bool) or not isinstance(u, int) or not SBUS_MIN <= u <= SBUS_MAX:
+            raise ConfigError("channels.unused_value", f"must be an integer 0..2047, got {u!r}")
         object.__setattr__(self, "_index", tuple((cmap[f] - 1, cals[f]) for f in FUNCTIONS))
 
     def to_channels(self, throttle: float, roll: float, pitch: float, yaw: float,

@@ -134,7 +134,7 @@ def validate(c: CoreConfig) -> None:
         raise ConfigError("realtime.priority", "must be an integer 1..99")
     if isinstance(r.nice, bool) or not isinstance(r.nice, int) or not -20 <= r.nice <= 19:
         raise ConfigError("realtime.nice", "must be an integer -20..19")
-    if c.gesture not in GESTURES:
+    if not isinstance(c.gesture, str) or c.gesture not in GESTURES:
         raise ConfigError("arming.gesture", f"must be one of {', '.join(GESTURES)}")
     for name, src in c.sources.items():
         if src.mode not in MODES:

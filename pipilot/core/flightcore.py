@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
 LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
+PUMP_REASON = "frame pump stopped"
 
 FrameSink = Callable[[float, bytes], None]
 
@@ -119,6 +120,8 @@ class FlightCore:
         self._last_error_log = -1e9
         self._reopens = 0
         self._next_reopen = 0.0
+        self._dead: SerialPort | None = None     # a vanished device, let go of
+        self._dead_detail = ""
         self._next_deadline = 0.0
         self._lockstep_sent = 0
         self._old_switch: float | None = None
@@ -196,23 +199,29 @@ class FlightCore:
             return
         assert self.pump is not None
         pump = self.pump
-        frame = self.tick()
+        try:
+            frame = self.tick()
+        except Exception:  # a broken mixer must not keep the port open and streaming
+            log.exception("flight core tick failed on stop; sending the failsafe frame")
+            frame = self.failsafe_frame()
         pump.set_frame(frame)
         start = pump.stats().frames_sent
         want = self.config.shutdown.failsafe_frames
         deadline = self.clock.now() + want * self.config.period_s * 3 + 0.5
-        while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
-            pump.set_frame(frame)
-            await asyncio.sleep(self.config.period_s)
-        self.mixer.on_publish = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pump.stop()
-        self._running = False
-        if self._owns_port and self.port is not None:
-            self.port.close()
-        self._release_process_settings()
+        try:
+            while pump.stats().frames_sent - start < want and self.clock.now() < deadline:
+                pump.set_frame(frame)
+                await asyncio.sleep(self.config.period_s)
+        finally:  # cancelled too (a second Ctrl-C, a timeout): stop the thread, close
+            self.mixer.on_publish = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pump.stop()
+            self._running = False
+            if self._owns_port and self.port is not None:
+                self.port.close()
+            self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -300,6 +309,10 @@ class FlightCore:
             self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
+            if not self.pump.running and PUMP_REASON not in self.failsafe.forced_reasons:
+                log.error("the S.Bus frame pump thread has stopped: nothing reaches the "
+                          "wire; the flight controller's receiver timeout takes over")
+                self.failsafe.force(PUMP_REASON)
             self.pump.set_frame(self.tick(now))
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing
@@ -332,7 +345,10 @@ class FlightCore:
         if errors > prev_errors:
             self._link_errors += errors - prev_errors
             self._last_link_error = now
-            detail = os.strerror(last_errno) if last_errno else "output buffer full"
+            detail = os.strerror(last_errno) if last_errno not in (0, errno.EAGAIN) \
+                else "output buffer full"
+            if self._dead is not None:      # the pump writes to no fd: say why
+                detail, last_errno = self._dead_detail, errno.EBADF
             reason = f"{LINK_REASON}: {detail}"
             if LINK_REASON not in self.failsafe.forced_reasons:
                 log.error("S.Bus write failing on %s (%s): failsafe until it recovers",
@@ -341,10 +357,13 @@ class FlightCore:
                 log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
                 self._last_error_log = now
             self.failsafe.force(LINK_REASON, detail)
-            with contextlib.suppress(OSError, termios.error):
-                termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
-            if last_errno in DEAD_DEVICE and self._owns_port and now >= self._next_reopen:
-                self._reopen(now)
+            if self.port.fd >= 0:
+                with contextlib.suppress(OSError, termios.error):
+                    termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
+            if last_errno in DEAD_DEVICE and self._owns_port:
+                self._let_go(detail)
+                if now >= self._next_reopen:
+                    self._reopen(now)
         elif LINK_REASON in self.failsafe.forced_reasons and \
                 now - self._last_link_error >= self.config.shutdown.link_recovery_s:
             log.warning("S.Bus link recovered on %s", self.port.path)
@@ -354,8 +373,22 @@ class FlightCore:
         assert self.pump is not None
         return self.pump.counters()
 
+    def _let_go(self, detail: str) -> None:
+        """Close a dead device's fd: while it is open the device cannot come back
+        under its name (a USB adapter returns as the next ttyUSB), and its lock
+        would refuse the reopen. The pump writes to no fd (EBADF) meanwhile."""
+        assert self.port is not None and self.pump is not None
+        if self._dead is not None:
+            return
+        self._dead, self._dead_detail = self.port, detail
+        self.pump.set_fd(-1)
+        # the pump may be mid-write on the old fd: close it a little later
+        asyncio.get_running_loop().call_later(3 * self.config.period_s, self._dead.close)
+
     def _reopen(self, now: float) -> None:
         assert self.port is not None and self.pump is not None
+        if self._dead is not None and not self._dead.closed:
+            return                                  # not let go yet
         self._next_reopen = now + self.config.shutdown.reopen_interval_s
         try:
             new = open_sbus_port(self.port.path)
@@ -363,10 +396,8 @@ class FlightCore:
             log.warning("reopen failed: %s (retrying every %g s)", exc,
                         self.config.shutdown.reopen_interval_s)
             return
-        old = self.port
         self.pump.set_fd(new.fd)
         self.port = new
+        self._dead = None
         self._reopens += 1
         log.warning("reopened %s", new.path)
-        # the pump may be mid-write on the old fd: close it a little later
-        asyncio.get_running_loop().call_later(3 * self.config.period_s, old.close)

@@ -95,7 +95,7 @@ class Mixer:
     def __init__(self, calibration: Calibration | None = None, limits: Limits | None = None,
                  policy: FailsafePolicy | None = None, clock: Clock | None = None,
                  gesture: str = "yaw_left", standard_sources: bool = True) -> None:
-        if gesture not in GESTURES:
+        if not isinstance(gesture, str) or gesture not in GESTURES:
             raise ConfigError("arming.gesture", f"must be one of {', '.join(GESTURES)}")
         self.calibration = calibration or Calibration()
         self.limits = limits or Limits()
@@ -187,11 +187,13 @@ class Mixer:
         else:  # STANDBY, THROTTLE_CUT, FAILSAFE: throttle off, level, no slew
             self._out[:4] = [0.0, 0.0, 0.0, 0.0]
 
+        o = list(self._out)
         if arm is not ArmRequest.NONE:
             arm_yaw, disarm_yaw = GESTURES[self.gesture]
-            self._out[0] = 0.0
-            self._out[3] = arm_yaw if arm is ArmRequest.ARM else disarm_yaw
-        o = self._out
+            # the gesture is sent, not slewed to or from: the slewed yaw restarts
+            # from centre, so the firmware never sees it a moment after it ends
+            self._out[0] = self._out[3] = 0.0
+            o[0], o[3] = 0.0, arm_yaw if arm is ArmRequest.ARM else disarm_yaw
         channels = tuple(self.calibration.to_channels(o[0], o[1], o[2], o[3], tuple(o[4:])))
         sent = Setpoint(throttle=o[0], roll=o[1], pitch=o[2], yaw=o[3],
                         accessories=(o[4], o[5], o[6], o[7]), arm=arm)

@@ -155,6 +155,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
             p.silent_slots += 1
         elif err == EAGAIN:
             p.eagain += 1
+            p.last_errno = err
         elif err != 0:
             p.write_errors += 1
             p.last_errno = err
@@ -215,7 +216,7 @@ cdef class CPump:
             raise RuntimeError("pump already started")
         check_timing(period_s, stale_s, silent_s)
         cdef bytes f = check_frame(frame)
-        cdef bytes fs = check_frame(failsafe_frame)
+        cdef bytes fs = check_frame(failsafe_frame, True)
         memcpy(self.p.frame, <const char *>f, NFRAME)
         memcpy(self.p.fs_frame, <const char *>fs, NFRAME)
         self.p.fd = fd
@@ -238,7 +239,7 @@ cdef class CPump:
         pthread_mutex_unlock(&self.p.lock)
 
     def set_failsafe_frame(self, frame):
-        cdef bytes f = check_frame(frame)
+        cdef bytes f = check_frame(frame, True)
         pthread_mutex_lock(&self.p.lock)
         memcpy(self.p.fs_frame, <const char *>f, NFRAME)
         pthread_mutex_unlock(&self.p.lock)

@@ -38,6 +38,9 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 FRAME_LEN = 25
+START_BYTE = 0x0F
+END_MASK = 0xCB           # end bytes the decoder accepts: b & END_MASK == 0
+FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
 MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
@@ -56,7 +59,7 @@ class PumpStats:
     write_errors: int = 0
     eagain: int = 0               # output buffer full: frame dropped
     partial_writes: int = 0
-    last_errno: int = 0
+    last_errno: int = 0           # of the latest failed write (EAGAIN included)
     lateness_max_s: float = 0.0   # wake-up lateness, dropped slots included
     lateness_mean_s: float = 0.0
     max_gap_s: float = 0.0        # longest time between two completed writes
@@ -109,10 +112,17 @@ class Pump(Protocol):
     def running(self) -> bool: ...
 
 
-def check_frame(frame: bytes) -> bytes:
+def check_frame(frame: bytes, failsafe: bool = False) -> bytes:
+    """The frame as bytes once it is a whole S.Bus frame (start byte, an end byte
+    the decoder accepts); with `failsafe`, it must also carry the failsafe flag.
+    The pump thread sends only what passed this."""
     b = bytes(frame)
     if len(b) != FRAME_LEN:
         raise ValueError(f"a frame is {FRAME_LEN} bytes, got {len(b)}")
+    if b[0] != START_BYTE or b[-1] & END_MASK:
+        raise ValueError(f"not an S.Bus frame: {b.hex()}")
+    if failsafe and not b[-2] & FLAG_FAILSAFE:
+        raise ValueError("the failsafe frame must carry the failsafe flag")
     return b
 
 
@@ -142,7 +152,7 @@ class PyPump:
         check_timing(period_s, stale_s, silent_s)
         self._fd = fd
         self._frame = check_frame(frame)
-        self._fs_frame = check_frame(failsafe_frame)
+        self._fs_frame = check_frame(failsafe_frame, failsafe=True)
         self._period = round(period_s * 1e9)
         self._stale = round(stale_s * 1e9)
         self._silent = round(silent_s * 1e9)
@@ -159,7 +169,7 @@ class PyPump:
             self._refresh = time.monotonic_ns()
 
     def set_failsafe_frame(self, frame: bytes) -> None:
-        b = check_frame(frame)
+        b = check_frame(frame, failsafe=True)
         with self._lock:
             self._fs_frame = b
 
@@ -250,6 +260,7 @@ class PyPump:
                     st.silent_slots += 1
                 elif err == errno.EAGAIN:
                     st.eagain += 1
+                    st.last_errno = err
                 elif err:
                     st.write_errors += 1
                     st.last_errno = err

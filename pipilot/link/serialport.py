@@ -11,6 +11,7 @@ records what was requested and, on a real UART, verified by reading back.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import grp
@@ -82,10 +83,7 @@ class SerialPort:
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+            _close(fd)
 
     def __enter__(self) -> SerialPort:
         return self
@@ -96,6 +94,18 @@ class SerialPort:
     def __repr__(self) -> str:
         kind = "pty" if self.is_pty else "uart"
         return f"<SerialPort {self.path} {kind} {self.settings} fd={self.fd}>"
+
+
+def _close(fd: int) -> None:
+    """Close a port fd, clearing exclusive mode first: on a pty it outlives the fd
+    while the other end is open, and would make the next open "busy"."""
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, termios.TIOCNXCL)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _group_hint(path: str) -> str:
@@ -197,7 +207,7 @@ def open_sbus_port(path: str, settings: PortSettings = SBUS_SETTINGS) -> SerialP
             _verify(path, readback, settings, driver)
         termios.tcflush(fd, termios.TCIOFLUSH)
     except BaseException:
-        os.close(fd)
+        _close(fd)
         raise
     log.info("opened %s (%s, %s)", path, "pty" if is_pty else driver or "uart", settings)
     return SerialPort(path, fd, settings, is_pty)

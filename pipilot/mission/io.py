@@ -7,6 +7,7 @@ see exactly which parts of the Vehicle facade a mission relies on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any
 
 from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.mission.monitors import ALARM_LEVELS, FlightView
+
+log = logging.getLogger(__name__)
 
 ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
 ALARM_ELEMENTS = (
@@ -84,6 +87,8 @@ class VehicleIO:
         self._priority = priority
         self._timeout_s = timeout_s
         self._registered = False
+        self._refreshing: set[str] = set()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
 
     def register(self) -> None:
         """Make sure the mixer knows the mission source (the core registers it by default)."""
@@ -94,6 +99,10 @@ class VehicleIO:
 
     def publish(self, command: Command) -> None:
         self.vehicle.mixer.publish(MISSION_SOURCE, command.setpoint())
+
+    def withdraw(self) -> None:
+        """Stop commanding at once (the mixer's source timeout would wait a second)."""
+        self.vehicle.mixer.withdraw(MISSION_SOURCE)
 
     def now(self) -> float:
         return float(self.clock.now())
@@ -107,6 +116,35 @@ class VehicleIO:
             return None
         values, age = got
         return values, float(age)
+
+    def refresh_stale(self, name: str, max_age_s: float) -> None:
+        """Ask the FC for ``name`` if what we have is older than ``max_age_s``.
+
+        FlightStatus is sent only on change, and a change can be lost when the
+        FC's telemetry queue overflows; a periodic request keeps it honest.
+        Best effort, in the background, one request at a time per object.
+        """
+        got = self.latest(name)
+        if got is not None and got[1] <= max_age_s:
+            return
+        if name in self._refreshing or not hasattr(self.vehicle.telemetry, "request"):
+            return
+        self._refreshing.add(name)
+        task = asyncio.get_running_loop().create_task(self._refresh(name))
+        self._refresh_tasks.add(task)
+        task.add_done_callback(self._refresh_tasks.discard)
+
+    async def _refresh(self, name: str) -> None:
+        try:
+            await self.vehicle.telemetry.request(name)
+        except Exception as exc:  # a lost answer is the monitors' business, not ours
+            log.debug("request %s failed: %s", name, exc)
+        finally:
+            self._refreshing.discard(name)
+
+    def cancel_refreshes(self) -> None:
+        for task in list(self._refresh_tasks):
+            task.cancel()
 
     def armed(self) -> str | None:
         got = self.latest("FlightStatus")

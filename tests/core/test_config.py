@@ -35,6 +35,7 @@ def write(tmp_path, text):
     ("[limits]\ntilt_max = 2\n", "limits.tilt_max"),
     ("[limits]\naxis_slew = -1\n", "limits.axis_slew"),
     ("[arming]\ngesture = 'roll_left'\n", "arming.gesture"),
+    ("[arming]\ngesture = ['yaw_left']\n", "arming.gesture"),
     ("[realtime]\npump = 'rust'\n", "realtime.pump"),
     ("[realtime]\nmlockall = 1\n", "realtime.mlockall"),
     ("[realtime]\npriority = 0\n", "realtime.priority"),

@@ -62,3 +62,33 @@ def test_periods_outside_the_physical_range_are_refused(p):
 def test_unknown_firmware():
     with pytest.raises(ConfigError, match=r"link\.firmware"):
         check_period(7e-3, "betaflight")
+
+
+def receiver_timeouts(period_s: float, phase: float, seconds: float = 1.0) -> int:
+    """Receiver timeouts of the simulated stock decoder fed one valid frame every period."""
+    from pipilot import sbus
+    from pipilot.sim.receiver import Firmware, SbusReceiver
+
+    frame = sbus.encode([992] * 16, ch17=False, ch18=False, frame_lost=False, failsafe=False)
+    rx = SbusReceiver(Firmware.STOCK, phase=phase)
+    for k in range(int(seconds / period_s)):
+        rx.feed_paced(frame, k * period_s + 120e-6)
+    return rx.stats.failsafe_timeouts
+
+
+@pytest.mark.parametrize("p_ms", [6.2, 6.4, 6.45])
+def test_periods_whose_frames_a_tick_phase_can_lose_for_a_timeout_are_refused(p_ms):
+    # the phase moves by P mod 1.6 ms a frame: near a multiple of the tick it
+    # barely moves, and a stock receiver at a bad phase falls into failsafe
+    phases = [i * 1.6e-3 / 16 for i in range(16)]
+    assert max(receiver_timeouts(p_ms * 1e-3, ph) for ph in phases) > 0
+    with pytest.raises(ConfigError, match=r"link\.period_ms.*receiver timeout"):
+        check_period(p_ms * 1e-3, "stock")
+    assert check_period(p_ms * 1e-3, "patched").acceptance == 1.0
+
+
+@pytest.mark.parametrize("p_ms", [6.3, 6.6, 7.0, 7.2, 8.0])
+def test_accepted_stock_periods_never_starve_the_receiver(p_ms):
+    check_period(p_ms * 1e-3, "stock")
+    phases = [i * 1.6e-3 / 16 for i in range(16)]
+    assert all(receiver_timeouts(p_ms * 1e-3, ph) == 0 for ph in phases)

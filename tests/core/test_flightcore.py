@@ -5,6 +5,8 @@ and by frame order and counts, which do not depend on scheduling.
 """
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 
@@ -362,3 +364,99 @@ async def test_a_failed_start_closes_the_port(capture, monkeypatch):
     from pipilot.link.serialport import open_sbus_port
 
     open_sbus_port(link.path).close()      # not left busy
+
+
+async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+    stopping = asyncio.create_task(core.stop())
+    await asyncio.sleep(0.02)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert not core.pump.running and core.port.closed and not core.running
+    await asyncio.sleep(0.1)
+    n = len(cap.snapshot())
+    await asyncio.sleep(0.15)
+    assert len(cap.snapshot()) == n                 # silence
+    assert cap.snapshot()[-1][1].failsafe           # and the last frame was flagged
+    await core.stop()                               # a second stop is a no-op
+
+
+async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
+    # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
+    # the core must close the dead fd instead of holding it until a reopen works
+    cap, cap2 = Capture(), Capture()
+    link = VirtualLink(callback=cap)
+    path = tmp_path / "sbus"
+    path.symlink_to(link.path)
+    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                                link_recovery_s=0.1)))
+    await core.start()
+    await fly_for(core, 0.1)
+    fd = core.port.fd
+    ident = os.fstat(fd)
+    link.close()                                    # writes fail with EIO
+    await fly_for(core, 0.3)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    with contextlib.suppress(OSError):              # closed, or the number reused
+        st = os.fstat(fd)
+        assert (st.st_dev, st.st_ino) != (ident.st_dev, ident.st_ino)
+    with VirtualLink(callback=cap2) as link2:       # the device returns
+        path.unlink()
+        path.symlink_to(link2.path)
+        deadline = time.monotonic() + 10
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.1)
+        assert core.failsafe.state is FailsafeState.NORMAL and core.stats.reopens == 1
+        await fly_for(core, 0.2)
+        assert any(not f.failsafe for _t, f in cap2.snapshot())
+        await core.stop()
+
+
+async def test_stop_with_a_broken_mixer_still_sends_failsafe_frames_and_closes(capture,
+                                                                               monkeypatch):
+    link, cap = capture
+    core = FlightCore(link.path, config())
+    await core.start()
+    await fly_for(core, 0.1)
+
+    def broken(now=None):
+        raise RuntimeError("mixer bug")
+
+    monkeypatch.setattr(core.mixer, "tick", broken)
+    await core.stop()
+    await asyncio.sleep(0.05)
+    frames = [f for _, f in cap.snapshot()]
+    assert sum(f.failsafe for f in frames) >= core.config.shutdown.failsafe_frames
+    assert frames[-1].failsafe and frames[-1].channels[0] == 172
+    assert core.port.closed and not core.pump.running and not core.running
+
+
+class BrokenOs:
+    """`os` for the Python pump, whose write raises what it never should."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        raise RuntimeError("pump bug")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
+    link, _cap = capture
+    core = FlightCore(link.path, config("python"))
+    await core.start()
+    await fly_for(core, 0.1)
+    import pipilot.link.pump as pump_module
+    monkeypatch.setattr(pump_module, "os", BrokenOs())   # the thread dies on its next frame
+    await fly_for(core, 0.2)
+    monkeypatch.undo()
+    assert not core.pump.running
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert core.failsafe.reason == "frame pump stopped"
+    assert "frame pump thread has stopped" in caplog.text
+    await core.stop()

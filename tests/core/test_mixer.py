@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipilot.core.calibration import Calibration
+from pipilot.core.calibration import FUNCTIONS, Calibration, ChannelCalibration
 from pipilot.core.clock import VirtualClock
 from pipilot.core.failsafe import FailsafePolicy, FailsafeState
 from pipilot.core.mixer import Limits, Mixer
@@ -238,3 +238,87 @@ def test_released_force_with_no_source_applies_the_policy(policy, after):
     assert out.state is after and out.reason == "no fresh control source"
     clock.advance(0.01)
     assert m.tick().state is after          # and stays there
+
+
+@pytest.mark.parametrize("policy", ["descend", "failsafe"])
+@pytest.mark.parametrize("end", ["released", "pilot lost"])
+def test_the_gesture_ends_at_once_when_the_arm_request_does(policy, end):
+    # the firmware arms after the yaw stick stays beyond -0.2 for ArmingSequenceTime:
+    # a slewed return from full yaw would hold the gesture on after the request ended
+    m, clock = mixer(FailsafePolicy(policy), limits=Limits(axis_slew=1.0))
+    for _ in range(5):
+        m.publish("pilot", Setpoint(arm=ArmRequest.ARM))
+        assert m.tick().setpoint.yaw == -1.0
+        clock.advance(0.01)
+    if end == "released":
+        m.publish("pilot", Setpoint())
+    else:
+        clock.advance(0.6)                    # the pilot's 0.5 s timeout
+    out = m.tick()
+    assert out.setpoint.arm is ArmRequest.NONE
+    assert out.setpoint.yaw == 0.0 and out.channels[YAW] == 992
+    assert out.channels[THR] == 172
+
+
+def _cal(**kw):
+    chans = dict(Calibration().channels)
+    chans.update(kw.pop("channels", {}))
+    return Calibration(channels=tuple(chans.items()), **kw)
+
+
+@pytest.mark.parametrize("kw,key", [
+    # a truthy "no" would reverse the throttle: throttle off sent as full throttle
+    (dict(channels={"throttle": ChannelCalibration(172, 212, 1811, "no")}),
+     "channels.throttle.reversed"),
+    # not encodable: every frame would fail
+    (dict(unused_value=992.5), "channels.unused_value"),
+    (dict(unused_value=True), "channels.unused_value"),
+])
+def test_calibration_types_are_checked(kw, key):
+    with pytest.raises(ConfigError) as exc:
+        _cal(**kw)
+    assert exc.value.key == key
+
+
+@st.composite
+def channel_calibrations(draw):
+    lo, mid, hi = sorted(draw(st.lists(st.integers(0, 2047), min_size=3, max_size=3,
+                                       unique=True)))
+    return ChannelCalibration(lo, mid, hi, draw(st.booleans()))
+
+
+unit = st.floats(0, 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(channel_calibrations(), min_size=8, max_size=8),
+       st.permutations(range(1, 17)), st.integers(0, 2047),
+       st.builds(Limits, unit, unit, unit, unit, st.floats(0, 1e6), st.floats(0, 1e6)),
+       st.builds(FailsafePolicy, st.sampled_from(["descend", "failsafe"]), unit,
+                 st.floats(0, 120)),
+       st.lists(st.tuples(st.sampled_from(["pilot", "mission", "drift", "test", None]),
+                          unit, values, values, values, st.sampled_from(list(ArmRequest)),
+                          st.floats(-1, 30)), max_size=30))
+def test_any_valid_calibration_and_limits_stay_in_range(cals, perm, unused, limits, policy,
+                                                        events):
+    cal = Calibration(channel_map=tuple(zip(FUNCTIONS, perm[:8], strict=False)),
+                      channels=tuple(zip(FUNCTIONS, cals, strict=True)), unused_value=unused)
+    clock = VirtualClock(0.0)
+    m = Mixer(cal, limits, policy, clock)
+    spans = {cal.channel_of(f) - 1: cal.calibration_for(f) for f in FUNCTIONS}
+    tc = cal.calibration_for("throttle")
+    for name, thr, r, p, y, arm, dt in events:
+        if name is None:
+            m.withdraw("pilot")
+        else:
+            m.publish(name, Setpoint(throttle=thr, roll=r, pitch=p, yaw=y,
+                                     accessories=(r, p, y, -r), arm=arm))
+        clock.advance(max(dt, 0.0))
+        out = m.tick(clock.now() + min(dt, 0.0))        # and clocks that step back
+        assert all(isinstance(v, int) and 0 <= v <= 2047 for v in out.channels)
+        for ch, c in spans.items():
+            assert c.min <= out.channels[ch] <= c.max
+        assert out.setpoint.throttle <= limits.throttle_max
+        if out.failsafe or out.state in (FailsafeState.THROTTLE_CUT, FailsafeState.STANDBY):
+            assert out.channels[cal.channel_of("throttle") - 1] == (
+                tc.max if tc.reversed else tc.min)

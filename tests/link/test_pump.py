@@ -289,3 +289,49 @@ def test_a_late_wake_drops_slots_instead_of_sending_late_or_back_to_back(monkeyp
     assert st.missed_slots == 2                               # the stall cost two slots
     assert st.lateness_max_s >= 2.4 * period * 1e-9 - 1e-6    # and is on the record
     assert len(vt.writes) + st.missed_slots == (vt.writes[-1] - t0) // period + 1
+
+
+@pytest.mark.parametrize("bad", [
+    bytes([0x0E]) + FRESH[1:],                 # no start byte
+    FRESH[:-1] + b"\x01",                      # an end byte the decoder refuses
+])
+def test_only_whole_sbus_frames_reach_the_thread(kind, pipe, bad):
+    r, w = pipe
+    pump = make_pump(kind)
+    with pytest.raises(ValueError):
+        pump.start(w, bad, FS, P, 0.07, 0.1)
+    with pytest.raises(ValueError, match="failsafe flag"):
+        pump.start(w, FRESH, FRESH, P, 0.07, 0.1)
+    pump.start(w, FRESH, FS, P, 0.07, 0.1)
+    try:
+        with pytest.raises(ValueError):
+            pump.set_frame(bad)
+        with pytest.raises(ValueError):
+            pump.set_failsafe_frame(bad)
+        with pytest.raises(ValueError, match="failsafe flag"):
+            pump.set_failsafe_frame(FRESH)
+        time.sleep(0.05)
+    finally:
+        pump.stop()
+    assert set(frames(drain(r))) == {FRESH}
+
+
+def test_last_errno_is_the_latest_errors_eagain_included(kind, pipe):
+    # the core reopens the device on EIO/EBADF: a full buffer after an earlier
+    # dead-device error must not read as that error again
+    _r, w = pipe
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(w, bytes(65536))
+    pump = make_pump(kind)
+    pump.start(-1, FRESH, FS, P, 0.5, 0.8)
+    try:
+        time.sleep(0.05)
+        assert pump.counters()[2] == errno.EBADF
+        pump.set_fd(w)                          # healthy, but its buffer is full
+        time.sleep(0.05)
+        _errors, sent, last = pump.counters()
+        assert last == errno.EAGAIN and sent == 0
+        assert pump.stats().eagain > 0
+    finally:
+        pump.stop()

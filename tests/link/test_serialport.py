@@ -98,3 +98,30 @@ def test_a_real_uart_if_the_machine_has_one():
         raw = TERMIOS2.unpack(serialport.configure(port.fd, port.settings))
         assert raw[2] & termios.PARENB and raw[2] & termios.CSTOPB
         assert abs(raw[-1] - 100_000) <= 2000
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_closing_clears_exclusive_mode(link, fail, monkeypatch):
+    # a pty's TIOCEXCL outlives the fd while the other end is open: a closed port
+    # (or a failed open) must not leave the device busy for the next open
+    os.chmod(link.path, 0o666)
+    if fail:
+        def refuse(fd, settings):
+            raise OSError(22, "Invalid argument")
+        monkeypatch.setattr(serialport, "configure", refuse)
+        with pytest.raises(LinkError, match="refused"):
+            open_sbus_port(link.path)
+        monkeypatch.undo()
+    else:
+        open_sbus_port(link.path).close()
+    root = os.geteuid() == 0
+    if root:                      # root may open an exclusive tty: act as nobody
+        os.setegid(65534)
+        os.seteuid(65534)
+    try:
+        port = open_sbus_port(link.path)
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+    port.close()

@@ -65,6 +65,15 @@ class FakeTelemetry:
         self.clock = clock
         self.connected = True
         self.objects: dict[str, tuple[dict[str, Any], float]] = {}
+        self.answer: Any = None  # the flight side, for requests
+        self.requests: list[str] = []
+
+    async def request(self, name: str) -> dict[str, Any]:
+        self.requests.append(name)
+        await asyncio.sleep(0.05)  # the round trip
+        values = self.answer(name)
+        self.put(name, values)
+        return values
 
     def put(self, name: str, values: dict[str, Any]) -> None:
         self.objects[name] = (values, self.clock.now())
@@ -83,6 +92,8 @@ class Faults:
     alarm_at: float | None = None
     flip_at: float | None = None
     refuse_arm: bool = False
+    lose_flight_status: bool = False
+    """FlightStatus changes never arrive by themselves (a full telemetry queue)."""
 
 
 @dataclass
@@ -99,8 +110,12 @@ class FakeVehicle:
         self._arm_held = 0.0
         self._disarm_held = 0.0
         self.failsafe_time: float | None = None
+        self.telemetry.answer = lambda name: self._flight_status()
         self.max_throttle_after_abort = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    def _flight_status(self) -> dict[str, Any]:
+        return {"Armed": self.armed, "FlightMode": "Stabilized1"}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -139,7 +154,8 @@ class FakeVehicle:
             roll = 80.0
         if f.telemetry_dead_after is not None and now >= f.telemetry_dead_after:
             return
-        self.telemetry.put("FlightStatus", {"Armed": self.armed, "FlightMode": "Stabilized1"})
+        if not f.lose_flight_status or "FlightStatus" not in self.telemetry.objects:
+            self.telemetry.put("FlightStatus", self._flight_status())
         self.telemetry.put("AttitudeState", {"Roll": roll, "Pitch": sp.pitch * 55.0,
                                              "Yaw": 0.0, "q1": 1.0, "q2": 0.0, "q3": 0.0,
                                              "q4": 0.0})

@@ -120,6 +120,11 @@ cdef void *pump_main(void *arg) noexcept nogil:
             deadline += skip * period
             pthread_mutex_lock(&p.lock)
             p.missed_slots += <uint64_t>skip
+            p.hist[late // BIN_NS if late // BIN_NS < NBINS else NBINS - 1] += 1
+            p.lat_sum += late
+            p.lat_n += 1
+            if late > p.lat_max:
+                p.lat_max = late
             pthread_mutex_unlock(&p.lock)
             continue
         pthread_mutex_lock(&p.lock)

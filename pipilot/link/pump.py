@@ -60,7 +60,7 @@ class PumpStats:
     eagain: int = 0               # output buffer full: frame dropped
     partial_writes: int = 0
     last_errno: int = 0           # of the latest failed write (EAGAIN included)
-    lateness_max_s: float = 0.0
+    lateness_max_s: float = 0.0   # wake-up lateness, dropped slots included
     lateness_mean_s: float = 0.0
     max_gap_s: float = 0.0        # longest time between two completed writes
     first_write_s: float = 0.0    # CLOCK_MONOTONIC of the first and last completed write
@@ -231,6 +231,11 @@ class PyPump:
                 deadline += skip * period
                 with self._lock:
                     st.missed_slots += skip
+                    st.histogram[min(late // HIST_BIN_NS, HIST_BINS - 1)] += 1
+                    lat_sum += late
+                    lat_n += 1
+                    st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
+                    st.lateness_mean_s = lat_sum / lat_n * 1e-9
                 continue
             with self._lock:
                 age = now - self._refresh

@@ -184,7 +184,7 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
     assert tail.count("m") <= round(wd.stale_ms * 1e-3 / P) + 1
     assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
     assert stats.mode == "silent" and stats.silent_slots > 0
-    assert stats.failsafe_frames == tail.count("F")
+    assert tail.count("F") <= stats.failsafe_frames   # (earlier stalls under load add more)
     await core.stop()
 
 
@@ -373,17 +373,18 @@ async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture
     core = FlightCore(link.path, config())
     await core.start()
     await fly_for(core, 0.1)
+    sent = core.pump.stats().frames_sent
     stopping = asyncio.create_task(core.stop())
-    await asyncio.sleep(0.02)
+    while core.pump.stats().frames_sent < sent + 2:  # a flagged frame or two went out
+        await asyncio.sleep(0.005)
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
     assert not core.pump.running and core.port.closed and not core.running
-    await asyncio.sleep(0.1)
-    n = len(cap.snapshot())
+    frames = await settled(cap)
     await asyncio.sleep(0.15)
-    assert len(cap.snapshot()) == n                 # silence
-    assert cap.snapshot()[-1][1].failsafe           # and the last frame was flagged
+    assert len(cap.snapshot()) == len(frames)       # silence
+    assert frames[-1][1].failsafe                   # and the last frame was flagged
     await core.stop()                               # a second stop is a no-op
 
 

@@ -287,6 +287,7 @@ def test_a_late_wake_drops_slots_instead_of_sending_late_or_back_to_back(monkeyp
     assert min(gaps) >= period // 2                          # never back to back
     st = pump.stats()
     assert st.missed_slots == 2                               # the stall cost two slots
+    assert st.lateness_max_s >= 2.4 * period * 1e-9 - 1e-6    # and is on the record
     assert len(vt.writes) + st.missed_slots == (vt.writes[-1] - t0) // period + 1
 
 

@@ -19,7 +19,10 @@ Both own the staleness watchdog: when `set_frame` has not been called for
 dead and its last frame is stale); after `silent_s` it sends nothing, so the
 flight controller's own receiver timeout takes over. A fresh `set_frame`
 resumes normal frames. Late slots are sent late when less than half a period
-late, otherwise skipped (counted) so the schedule never drifts.
+late, otherwise skipped (counted) so the schedule never drifts. When a tty
+takes only part of a frame (its buffer is nearly full), the rest is written
+before any other frame, so the wire never carries a torn frame that the
+decoder could splice with the next one.
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ class PyPump:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._fd_gen = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -171,8 +175,11 @@ class PyPump:
             self._fs_frame = b
 
     def set_fd(self, fd: int) -> None:
+        """Write to `fd` from the next slot on (also after a flush of the same fd:
+        the rest of a frame the tty took part of is then dropped)."""
         with self._lock:
             self._fd = fd
+            self._fd_gen += 1
 
     @property
     def running(self) -> bool:
@@ -217,6 +224,7 @@ class PyPump:
         last_write = 0
         lat_sum = 0
         lat_n = 0
+        tail, tail_gen = b"", -1    # the unwritten rest of a frame the tty took part of
         while not self._stop:
             delay = deadline - time.monotonic_ns()
             if delay > 0:
@@ -225,7 +233,7 @@ class PyPump:
             late = now - deadline
             with self._lock:
                 age = now - self._refresh
-                fd = self._fd
+                fd, fd_gen = self._fd, self._fd_gen
                 if age >= self._silent:
                     mode, buf = MODE_SILENT, b""
                 elif age >= self._stale:
@@ -234,11 +242,27 @@ class PyPump:
                     mode, buf = MODE_FRESH, self._frame
             err = 0
             n = -1
+            if mode == MODE_SILENT or fd_gen != tail_gen:
+                tail = b""              # after silence (or set_fd, a flush) a tail is junk
             if mode != MODE_SILENT:
-                try:
-                    n = os.write(fd, buf)
-                except OSError as exc:
-                    err = exc.errno or errno.EIO
+                if tail:
+                    # finish the torn frame before anything else
+                    try:
+                        tail = tail[os.write(fd, tail):]
+                        if tail:
+                            err = errno.EAGAIN
+                    except OSError as exc:
+                        err = exc.errno or errno.EIO
+                        if err != errno.EAGAIN:
+                            tail = b""
+                if not err:
+                    try:
+                        n = os.write(fd, buf)
+                    except OSError as exc:
+                        err = exc.errno or errno.EIO
+                    else:
+                        if n < FRAME_LEN:
+                            tail, tail_gen = buf[n:], fd_gen
             done = time.monotonic_ns()
             with self._lock:
                 st.mode = MODE_NAMES[mode]

@@ -114,7 +114,8 @@ async def writer_pipilot(path: str, period: float, duration: float, stalls: str)
     return {"cpu_s": cpu, "wall_s": wall, "stall_cpu_s": sum(spent),
             "pilot_cpu_share_pct": pilot_share * 100.0, "pump": st.pump,
             "realtime": st.realtime, "process": core.realtime_report,
-            "pump_missed_slots": st.missed_slots, "pump_write_errors": st.write_errors,
+            "pump_missed_slots": st.missed_slots, "pump_silent_slots": st.silent_slots,
+            "pump_write_errors": st.write_errors,
             "pump_watchdog_frames": st.watchdog_frames, "pump_max_gap_s": st.max_gap_s,
             "core_max_mix_gap_s": st.max_mix_gap_s, "loadavg_at_end": os.getloadavg(),
             "pump_wake_lateness_p50_s": st.lateness_p50_s,
@@ -198,7 +199,9 @@ def finish_writer(w: dict, period: float) -> dict:
     info = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
     times = frame_times(w["out"])
     times = [t for t in times if t >= times[0] + WARMUP_S]
-    stats = arrival_stats(times, period)
+    # slots the writer says it left out on purpose or for lateness (the pump counts them)
+    skipped = info.get("pump_missed_slots", 0) + info.get("pump_silent_slots", 0)
+    stats = arrival_stats(times, period, skipped=skipped)
     if "cpu_s" in info:
         cpu = info.pop("cpu_s") - info.get("stall_cpu_s", 0.0)
         cpu_wall = info.pop("wall_s")
@@ -209,6 +212,14 @@ def finish_writer(w: dict, period: float) -> dict:
     if "pilot_cpu_share_pct" in stats:
         stats["streaming_cpu_share_pct"] = stats["cpu_share_pct"] - stats["pilot_cpu_share_pct"]
     return stats
+
+
+def steal_s() -> float:
+    """CPU time the hypervisor took from this VM, summed over CPUs (seconds)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[8]) / hz if len(fields) > 8 else 0.0
 
 
 def run_scenario(helper: str, period: float, duration: float, loaded: bool, stalls: str,
@@ -269,9 +280,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         helper = build_helper(tmp)
         for scenario, loaded, stalls in SCENARIOS:
+            steal0, load0 = steal_s(), os.getloadavg()[0]
             res = run_scenario(helper, period, args.duration, loaded, stalls, tmp)
+            machine = {"vm_steal_s": round(steal_s() - steal0, 2),
+                       "loadavg_1min_before_after": [load0, os.getloadavg()[0]]}
             fig = figures(res, period)
-            out[scenario] = {"writers": res, "figures": fig, "pass": verdict(fig, loaded)}
+            out[scenario] = {"machine": machine, "writers": res, "figures": fig,
+                             "pass": verdict(fig, loaded)}
     print(json.dumps(out, indent=2))
     return 0
 

@@ -92,7 +92,7 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
             pump.set_frame(f)
             await asyncio.sleep(period_s)
         pump.stop()
-        await asyncio.sleep(0.05)   # the last frames on the wire
+        await _drain(counts, pump.stats().frames_sent)
     finally:
         pump.stop()
         reader.stop()
@@ -114,6 +114,20 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
     if len(arrivals) >= 2:
         result["loopback"]["timing"] = arrival_stats(arrivals, period_s)
     return result
+
+
+async def _drain(counts: dict[str, int], sent: int, quiet_s: float = 0.2,
+                 limit_s: float = 3.0) -> None:
+    """Wait for the frames still on their way back: until all are in, or the
+    line has been quiet for `quiet_s` (no loopback), at most `limit_s`."""
+    end = time.monotonic() + limit_s
+    last, quiet_since = counts["bytes"], time.monotonic()
+    while time.monotonic() < end and counts["verified"] + counts["corrupt"] < sent:
+        await asyncio.sleep(0.02)
+        if counts["bytes"] != last:
+            last, quiet_since = counts["bytes"], time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
 
 
 def report(r: dict[str, Any]) -> str:

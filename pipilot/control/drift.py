@@ -136,9 +136,13 @@ def _from_mapping(cls: Any, table: Mapping[str, Any], prefix: str) -> Any:
             raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(known)})")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
-        if not math.isfinite(value) or value <= 0:
+        try:
+            number = float(value)
+        except OverflowError:  # TOML integers have no size limit in the parser
+            number = math.inf
+        if not math.isfinite(number) or number <= 0:
             raise ConfigError(f"{prefix}.{key}", f"must be a finite number > 0, not {value!r}")
-        values[key] = float(value)
+        values[key] = number
     return cls(**values)
 
 
@@ -388,9 +392,13 @@ def _from_mapping_allow_zero(cls: Any, table: Mapping[str, Any], prefix: str) ->
             raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
-        if not math.isfinite(value) or value < 0:
+        try:
+            number = float(value)
+        except OverflowError:  # TOML integers have no size limit in the parser
+            number = math.inf
+        if not math.isfinite(number) or number < 0:
             raise ConfigError(f"{prefix}.{key}", f"must be a finite number >= 0, not {value!r}")
-        values[key] = float(value)
+        values[key] = number
     cfg = cls(**values)
     if cfg.stick_angle_deg <= 0 or cfg.max_trim_deg > cfg.stick_angle_deg:
         raise ConfigError(f"{prefix}.max_trim_deg", "must be within stick_angle_deg (> 0)")

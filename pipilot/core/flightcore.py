@@ -63,7 +63,8 @@ class CoreStats:
 
     frames_sent: int
     watchdog_frames: int          # failsafe frames the pump sent on its own (core stalled)
-    missed_slots: int
+    missed_slots: int             # slots the pump woke too late for (dropped)
+    silent_slots: int             # slots the watchdog kept silent (core stalled)
     write_errors: int
     period_s: float
     lateness_mean_s: float
@@ -229,6 +230,7 @@ class FlightCore:
         return CoreStats(
             frames_sent=s.frames_sent + self._lockstep_sent,
             watchdog_frames=s.failsafe_frames, missed_slots=s.missed_slots,
+            silent_slots=s.silent_slots,
             write_errors=s.write_errors + s.eagain, period_s=self.config.period_s,
             lateness_mean_s=s.lateness_mean_s, lateness_p50_s=s.lateness_percentile(0.5),
             lateness_p99_s=s.lateness_percentile(0.99), lateness_max_s=s.lateness_max_s,

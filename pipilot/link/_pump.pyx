@@ -101,7 +101,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
     cdef uint8_t buf[NFRAME]
     cdef uint8_t tail[NFRAME]       # the unwritten rest of a frame the tty took part of
     cdef int ntail = 0, tail_gen = -1
-    cdef int64_t deadline, now, late, age, done, behind, skip, last_write = 0
+    cdef int64_t deadline, now, late, age, done, skip, last_write = 0
     cdef int64_t period = p.period
     cdef int mode, fd, fd_gen, err
     cdef ssize_t n, m
@@ -116,6 +116,15 @@ cdef void *pump_main(void *arg) noexcept nogil:
         sleep_until(deadline)
         now = mono_ns()
         late = now - deadline
+        if late > period // 2:
+            # too late for this slot: drop it (and any others missed) and wait for
+            # the next one, so frames stay on the grid and never go back to back
+            skip = (late - period // 2 + period - 1) // period
+            deadline += skip * period
+            pthread_mutex_lock(&p.lock)
+            p.missed_slots += <uint64_t>skip
+            pthread_mutex_unlock(&p.lock)
+            continue
         pthread_mutex_lock(&p.lock)
         if p.stop:
             pthread_mutex_unlock(&p.lock)
@@ -138,9 +147,11 @@ cdef void *pump_main(void *arg) noexcept nogil:
             ntail = 0               # after silence (or set_fd, a flush) a tail is junk
         if mode != 2:
             if ntail > 0:
-                # finish the torn frame before anything else, so the wire only
-                # ever carries whole frames back to back
+                # finish the torn frame instead of this slot's frame (the output
+                # was full: the slot counts as EAGAIN), so the wire only carries
+                # whole frames
                 m = write(fd, tail, ntail)
+                err = EAGAIN
                 if m < 0:
                     err = errno
                     if err != EAGAIN:
@@ -148,8 +159,6 @@ cdef void *pump_main(void *arg) noexcept nogil:
                 else:
                     ntail -= <int>m
                     memmove(tail, tail + m, ntail)
-                    if ntail > 0:
-                        err = EAGAIN
             if err == 0:
                 n = write(fd, buf, NFRAME)
                 if n < 0:
@@ -189,11 +198,6 @@ cdef void *pump_main(void *arg) noexcept nogil:
         if late > p.lat_max:
             p.lat_max = late
         deadline += period
-        behind = mono_ns() - deadline
-        if behind > period // 2:
-            skip = (behind + period // 2) // period
-            deadline += skip * period
-            p.missed_slots += <uint64_t>skip
         pthread_mutex_unlock(&p.lock)
     return NULL
 

@@ -18,11 +18,13 @@ Both own the staleness watchdog: when `set_frame` has not been called for
 `stale_s` the pump sends the failsafe frame instead (the core is stalled or
 dead and its last frame is stale); after `silent_s` it sends nothing, so the
 flight controller's own receiver timeout takes over. A fresh `set_frame`
-resumes normal frames. Late slots are sent late when less than half a period
-late, otherwise skipped (counted) so the schedule never drifts. When a tty
-takes only part of a frame (its buffer is nearly full), the rest is written
-before any other frame, so the wire never carries a torn frame that the
-decoder could splice with the next one.
+resumes normal frames. A slot is written only up to half a period after its
+deadline; a later one is dropped (counted as missed) and the pump waits for
+the next deadline, so frames stay on the grid t0 + k*P, never drift, and
+never go out back to back (which the flight controller's decoder would
+merge into one lost frame). When a tty takes only part of a frame (its
+buffer is nearly full), the rest is written before any other frame, so the
+wire never carries a torn frame that the decoder could splice with the next.
 """
 
 from __future__ import annotations
@@ -231,6 +233,12 @@ class PyPump:
                 time.sleep(delay * 1e-9)
             now = time.monotonic_ns()
             late = now - deadline
+            if late > period // 2:
+                skip = (late - period // 2 + period - 1) // period
+                deadline += skip * period
+                with self._lock:
+                    st.missed_slots += skip
+                continue
             with self._lock:
                 age = now - self._refresh
                 fd, fd_gen = self._fd, self._fd_gen
@@ -246,11 +254,11 @@ class PyPump:
                 tail = b""              # after silence (or set_fd, a flush) a tail is junk
             if mode != MODE_SILENT:
                 if tail:
-                    # finish the torn frame before anything else
+                    # finish the torn frame instead of this slot's frame (the
+                    # output was full: the slot counts as EAGAIN)
+                    err = errno.EAGAIN
                     try:
                         tail = tail[os.write(fd, tail):]
-                        if tail:
-                            err = errno.EAGAIN
                     except OSError as exc:
                         err = exc.errno or errno.EIO
                         if err != errno.EAGAIN:
@@ -292,12 +300,6 @@ class PyPump:
                 st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
                 st.lateness_mean_s = lat_sum / lat_n * 1e-9
             deadline += period
-            behind = time.monotonic_ns() - deadline
-            if behind > period // 2:
-                skip = (behind + period // 2) // period
-                deadline += skip * period
-                with self._lock:
-                    st.missed_slots += skip
 
 
 def available() -> tuple[str, ...]:

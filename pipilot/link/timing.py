@@ -2,11 +2,13 @@
 
 Frame i is taken to be meant for slot k_i of the nominal period P. With
 `slotting="index"` (the default) k_i = i: right for a link that loses nothing
-(a pty, a loopback), and a writer that skips a slot pays for it as lateness.
-With `slotting="gaps"` a gap of about n periods advances n slots, for links
-that may drop frames. The mean period is the least-squares slope of arrival
-time over slot, so bursty delivery at the ends does not bias it; lateness is
-measured against the earliest arrival's offset on the grid t0 + k*P.
+(a pty, a loopback); slots the writer reports it left out (the pump's
+dropped and silent slots) are placed at the widest gaps, and any other
+missing slot shows as lateness. With `slotting="gaps"` a gap of about n
+periods advances n slots, for links that may drop frames. The mean period is
+the least-squares slope of arrival time over slot, so bursty delivery at the
+ends does not bias it; lateness is measured against the earliest arrival's
+offset on the grid t0 + k*P.
 """
 
 from __future__ import annotations
@@ -24,10 +26,21 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def slots(times: Sequence[float], period: float, slotting: str = "index") -> list[int]:
-    """Slot index of each arrival (first = 0)."""
+def slots(times: Sequence[float], period: float, slotting: str = "index",
+          skipped: int = 0) -> list[int]:
+    """Slot index of each arrival (first = 0). With "index", `skipped` slots that
+    the writer reports it left out are placed at the widest gaps."""
     if slotting == "index":
-        return list(range(len(times)))
+        extra = [0] * len(times)
+        widest = sorted(((b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))),
+                        reverse=True)
+        for gap, i in widest:
+            n = round(gap / period) - 1
+            if skipped <= 0 or n <= 0:
+                break
+            extra[i] = min(n, skipped)
+            skipped -= extra[i]
+        return [0, *itertools.accumulate(1 + e for e in extra[1:])]
     if slotting != "gaps":
         raise ValueError("slotting is 'index' or 'gaps'")
     out = [0]
@@ -46,13 +59,14 @@ def fitted_period(times: Sequence[float], k: Sequence[int]) -> float:
     return num / den
 
 
-def arrival_stats(times: Sequence[float], period: float,
-                  slotting: str = "index") -> dict[str, float]:
-    """mean period, lateness p50/p99/p99.9/max, longest gap, frames and slots."""
+def arrival_stats(times: Sequence[float], period: float, slotting: str = "index",
+                  skipped: int = 0) -> dict[str, float]:
+    """mean period, lateness p50/p99/p99.9/max, longest gap, frames and slots.
+    `skipped`: slots the writer says it left out (see `slots`)."""
     n = len(times)
     if n < 2:
         return {"frames": float(n)}
-    k = slots(times, period, slotting)
+    k = slots(times, period, slotting, skipped)
     offsets = [t - i * period for t, i in zip(times, k, strict=True)]
     base = min(offsets)
     late = sorted(o - base for o in offsets)

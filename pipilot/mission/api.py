@@ -111,6 +111,8 @@ class Mission:
         self._task: asyncio.Task[None] | None = None
         self._failsafe_done: asyncio.Event | None = None
         self._publishing = True
+        self._refused: tuple[str, str] | None = None
+        """An abort that came before the mission started (it then never starts)."""
         self._failsafe_name = ""
         self._failsafe_phase = ""
         self._phase_started = 0.0
@@ -141,13 +143,15 @@ class Mission:
         self.io.register()
         self._t0 = self.io.now()
         self._failsafe_done = asyncio.Event()
-        if not await self._wait_for_link():
+        linked = await self._wait_for_link()
+        if not linked or self._refused is not None:
             # nothing was commanded yet: no failsafe to fly, just refuse to start
-            reason = (f"telemetry lost: no connection to the flight controller within "
-                      f"{self.safety.connect_timeout_s:g} s")
+            reason, monitor = self._refused or (
+                f"telemetry lost: no connection to the flight controller within "
+                f"{self.safety.connect_timeout_s:g} s", "telemetry")
             self._set_state(State.ABORTED)
-            self.abort_reason, self.abort_monitor = reason, "telemetry"
-            self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": "telemetry"})
+            self.abort_reason, self.abort_monitor = reason, monitor
+            self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": monitor})
             self._emit(EventKind.FINISHED, f"mission aborted: {reason}")
             self.events.close()
             raise SafetyAbort(reason)
@@ -166,26 +170,32 @@ class Mission:
     async def _wait_for_link(self) -> bool:
         """Wait for the telemetry handshake and a first attitude (bounded)."""
         deadline = self.io.now() + self.safety.connect_timeout_s
-        while True:
+        while self._refused is None:
             view = self.io.view()
             if view.telemetry_connected and view.attitude_age is not None:
                 return True
             if self.io.now() >= deadline:
                 return False
             await self.io.sleep(0.02)
+        return False
 
     async def finish(self) -> None:
         """End the mission: wait for a running failsafe, then stop publishing."""
-        if self.state is State.FAILSAFE and self._failsafe_done is not None:
-            await self._failsafe_done.wait()
-        if self.state is State.RUNNING:
-            self._set_state(State.COMPLETED)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.io.cancel_refreshes()
+        try:
+            if self.state is State.FAILSAFE and self._failsafe_done is not None:
+                await self._failsafe_done.wait()
+            if self.state is State.RUNNING:
+                self._set_state(State.COMPLETED)
+        finally:
+            # Whatever happens here (even a cancellation while the failsafe
+            # flies), the mission's last command must not outlive the mission.
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+            self.io.cancel_refreshes()
+            self.io.withdraw()
         if self.drift is not None:
             await self.drift.stop()
         if self.state is State.COMPLETED:
@@ -264,6 +274,9 @@ class Mission:
         if self.state is not State.RUNNING:
             if self.state is State.FAILSAFE and monitor == "interrupt":
                 self._escalate()
+            elif self.state is State.IDLE and self._refused is None:
+                # Ctrl-C while waiting for the link: the mission must not start later
+                self._refused = (reason, monitor)
             return
         self.abort_reason = reason
         self.abort_monitor = monitor
@@ -281,6 +294,7 @@ class Mission:
             self.drift.suspend()
         if failsafe == "release":
             self._publishing = False
+            self.io.withdraw()
             self._finish_failsafe("released to the pilot" if monitor == "takeover"
                                   else "released to the flight core's failsafe")
 
@@ -310,6 +324,7 @@ class Mission:
         self._emit(EventKind.FAILSAFE, f"failsafe {self._failsafe_name} done: {how}")
         self._set_state(State.ABORTED)
         self._publishing = False
+        self.io.withdraw()
         if self._failsafe_done is not None:
             self._failsafe_done.set()
 

@@ -100,6 +100,10 @@ class VehicleIO:
     def publish(self, command: Command) -> None:
         self.vehicle.mixer.publish(MISSION_SOURCE, command.setpoint())
 
+    def withdraw(self) -> None:
+        """Stop commanding at once (the mixer's source timeout would wait a second)."""
+        self.vehicle.mixer.withdraw(MISSION_SOURCE)
+
     def now(self) -> float:
         return float(self.clock.now())
 

@@ -141,13 +141,15 @@ def load_mission(path: str | Path) -> MissionSpec:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read mission file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text: {exc.reason}") from exc
     return parse_mission(text, name=p.stem)
 
 
 def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
         raise ConfigError("toml", str(exc)) from exc
     return mission_from_dict(doc, name=name)
 
@@ -166,6 +168,11 @@ def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> Missi
     if not 5 <= mission.rate_hz <= 200:
         raise ConfigError("mission.rate_hz", "must be between 5 and 200")
     safety = _safety(doc.get("safety", {}))
+    if safety.land_throttle is not None and safety.land_throttle >= mission.hover_throttle:
+        # the land failsafe would climb for land_seconds, then cut the motors up there
+        raise ConfigError("safety.land_throttle",
+                          f"must be below mission.hover_throttle ({mission.hover_throttle:g}),"
+                          f" not {safety.land_throttle:g}")
     drift_table = doc.get("drift", {})
     if not isinstance(drift_table, Mapping):
         raise ConfigError("drift", "must be a table")
@@ -227,7 +234,10 @@ def _steps(raw: Any) -> tuple[Step, ...]:
 def _number(value: Any, param: Param, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"must be a number, not {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # TOML integers have no size limit in the parser
+        raise ConfigError(key, "must be finite") from None
     if not math.isfinite(v):
         raise ConfigError(key, "must be finite")
     too_low = v <= param.lo if param.lo_open else v < param.lo
@@ -272,6 +282,10 @@ def _safety(raw: Any) -> SafetyConfig:
     for key in positive:
         if getattr(base, key) <= 0:
             raise ConfigError(f"safety.{key}", "must be > 0")
+    # A huge value would switch a monitor off or keep a failsafe flying for ever.
+    for key, most in _SAFETY_MAX.items():
+        if getattr(base, key) > most:
+            raise ConfigError(f"safety.{key}", f"must be <= {most:g}, not {getattr(base, key):g}")
     if base.max_tilt_deg > 90:
         raise ConfigError("safety.max_tilt_deg", "must be <= 90")
     if base.step_timeout_margin_s < 0:
@@ -279,6 +293,15 @@ def _safety(raw: Any) -> SafetyConfig:
     return SafetyConfig(failsafe=failsafe, alarm_level=level.capitalize(),
                         ignore_alarms=tuple(ignore), land_throttle=land_throttle,
                         **{f.name: getattr(base, f.name) for f in fields(base)})
+
+
+_SAFETY_MAX = {
+    "connect_timeout_s": 600.0,
+    "telemetry_timeout_s": 10.0,
+    "arm_timeout_s": 60.0,
+    "step_timeout_margin_s": 60.0,
+    "land_seconds": 120.0,  # as the land step's seconds
+}
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipilot.core.setpoints import ArmRequest, Setpoint
@@ -22,6 +21,24 @@ class VehicleAdapter:
     def __init__(self, vehicle: Any) -> None:
         self.vehicle = vehicle
         self._samples: deque[tuple[float, int]] = deque()
+        self._sim_cache: dict[str, Any] = {}
+
+    def _from_sim(self, key: str, read: Callable[[], Any]) -> Any:
+        """Read from the simulator without ever blocking the event loop.
+
+        The real-time simulator steps its model under `sim.lock` in a thread of
+        its own; the loop that mixes the pilot's setpoints must not wait for it.
+        If the lock is busy, the previous reading is good enough for a display.
+        """
+        lock = getattr(self.vehicle.sim, "lock", None)
+        if lock is None:
+            self._sim_cache[key] = read()
+        elif lock.acquire(blocking=False):
+            try:
+                self._sim_cache[key] = read()
+            finally:
+                lock.release()
+        return self._sim_cache.get(key)
 
     def now(self) -> float:
         return float(self.vehicle.clock.now())
@@ -80,10 +97,8 @@ class VehicleAdapter:
         }
         sim = self.vehicle.sim
         receiver = getattr(getattr(sim, "model", sim), "receiver", None)
-        if receiver is not None:
-            # The real-time simulator steps its model in a thread of its own.
-            with getattr(sim, "lock", contextlib.nullcontext()):
-                rs = receiver.stats.as_dict()
+        rs = None if receiver is None else self._from_sim("rx", receiver.stats.as_dict)
+        if rs is not None:
             out["frames_accepted"] = rs["frames_accepted"]
             out["frames_rejected"] = rs["frames_rejected"]
             seen = rs.get("frames_seen") or 0
@@ -94,5 +109,5 @@ class VehicleAdapter:
         sim = self.vehicle.sim
         if sim is None or not hasattr(sim, "ground_truth"):
             return None
-        truth: Mapping[str, Any] = sim.ground_truth()  # thread-safe on the real-time sim
+        truth: Mapping[str, Any] | None = self._from_sim("truth", sim.ground_truth)
         return truth

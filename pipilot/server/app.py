@@ -38,12 +38,17 @@ class ServerConfig:
     burst: float = 40.0
     observers_open: bool = False  # pages without the token may watch (never fly)
     extra_origins: frozenset[str] = field(default_factory=frozenset)
+    max_pages: int = 64  # open websockets; pages without the token get fewer
 
 
 CONFIG = web.AppKey("pipilot_server_config", ServerConfig)
 VEHICLE = web.AppKey("pipilot_vehicle", VehiclePort)
 
-OUTBOX_LIMIT = 64
+OUTBOX_LIMIT = 256  # replies queued for one page; a rate-limited burst stays far below
+CLOSE_TIMEOUT_S = 1.0
+"""A close waits for the close frame to drain: a page that never reads never drains it."""
+TOKEN_RESERVE = 8
+"""Websocket slots only pages with the token may use, so watchers cannot lock the pilot out."""
 
 
 class Client:
@@ -66,11 +71,14 @@ class Client:
         self.dropped = 0
         self.last_limit_reply = -1e9
         self.task = asyncio.get_running_loop().create_task(self._send_loop())
+        self.closer: asyncio.Task[None] | None = None
 
     def reply(self, text: str) -> None:
+        if self.closer is not None:
+            return
         if len(self._outbox) >= OUTBOX_LIMIT:
             log.warning("page %s is not reading its replies; closing it", self.id)
-            asyncio.get_running_loop().create_task(self.ws.close(code=1008))
+            self.closer = asyncio.get_running_loop().create_task(self.close(1008))
             return
         self._outbox.append(text)
         self._wake.set()
@@ -78,6 +86,11 @@ class Client:
     def offer_state(self, text: str) -> None:
         self._state = text
         self._wake.set()
+
+    async def close(self, code: int, message: bytes = b"") -> None:
+        """Close within CLOSE_TIMEOUT_S; cancelling aiohttp's close drops the connection."""
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, RuntimeError):
+            await asyncio.wait_for(self.ws.close(code=code, message=message), CLOSE_TIMEOUT_S)
 
     async def _send_loop(self) -> None:
         try:
@@ -102,6 +115,7 @@ class Hub:
         self.config = config
         self.clock = clock or MonotonicClock()
         self.clients: dict[str, Client] = {}
+        self.connecting = 0  # websocket handshakes under way (counted against max_pages)
         self.cockpit = Cockpit(vehicle, config.heartbeat_timeout, on_change=self._seat_changed)
         self._ids = itertools.count(1)
 
@@ -198,12 +212,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in list(hub.clients.values()):
             hub.cockpit.release(c.id, "server stopping")
-            await c.ws.close(code=1001, message=b"server stopping")
+        # all at once and bounded: a page that does not read must not hold up the shutdown
+        await asyncio.gather(*(c.close(1001, b"server stopping")
+                               for c in list(hub.clients.values())))
 
 
 def _allowed(request: web.Request) -> tuple[bool, bool]:
     """(may connect, may fly) for this request."""
     cfg = request.app[CONFIG]
+    if not cfg.token and not auth.host_is_loopback(request):
+        return False, False  # a rebound name reaching the token-less loopback server
     ok = auth.token_matches(auth.given_token(request), cfg.token)
     return ok or cfg.observers_open, ok
 
@@ -237,8 +255,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not may_connect:
         return web.Response(status=401, text="token required\n")
     hub = request.app[HUB]
+    limit = cfg.max_pages if may_fly else cfg.max_pages - TOKEN_RESERVE
+    if len(hub.clients) + hub.connecting >= limit:
+        log.warning("refused a page: %d pages connected", len(hub.clients))
+        return web.Response(status=503, text="too many pages connected\n")
     ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024)
-    await ws.prepare(request)
+    hub.connecting += 1
+    try:
+        await ws.prepare(request)
+    finally:
+        hub.connecting -= 1
     client = Client(hub.new_id(), ws, may_fly,
                     protocol.TokenBucket(cfg.rate, cfg.burst, hub.clock))
     hub.clients[client.id] = client

@@ -38,7 +38,7 @@ def resolve_token(
     """Return (token, where it came from); generate and store one if none is given."""
     if cli is not None:
         return cli, "--token"
-    if env.get(TOKEN_ENV) is not None:
+    if env.get(TOKEN_ENV):  # set but empty (an unset shell variable) does not disable auth
         return env[TOKEN_ENV], TOKEN_ENV
     if config is not None:
         return config, "config"
@@ -96,7 +96,23 @@ def token_matches(given: str | None, token: str) -> bool:
         return True
     if given is None:
         return False
-    return hmac.compare_digest(given.encode(), token.encode())
+    # Header values may carry undecodable bytes as surrogates: compare them as bytes.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               token.encode("utf-8", "surrogatepass"))
+
+
+def host_is_loopback(request: web.Request) -> bool:
+    """Whether the request names this machine by a loopback name (Host header).
+
+    Without a token the server listens on loopback only, but a page from any
+    site can reach it through DNS rebinding (its own name resolved to
+    127.0.0.1): its Host and Origin then agree. Only a loopback Host is us.
+    """
+    host = request.headers.get("Host")
+    if not host:
+        return False
+    name = urlsplit(f"//{host}").hostname
+    return name is not None and is_loopback(name)
 
 
 def same_origin(request: web.Request, extra: frozenset[str] = frozenset()) -> bool:

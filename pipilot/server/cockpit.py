@@ -74,10 +74,12 @@ class Cockpit:
         self.arm = ArmIntent.NONE
         if previous is not None:
             log.warning("pilot seat taken over by %s from %s", client, previous)
+        # Published either way: the previous pilot's arm gesture must not go on
+        # being fed under the new pilot's name.
+        self._port.publish_pilot(self.sticks, self.arm)
         if self.state is SeatState.ACTIVE:
             self._on_change()  # holder changed, state did not
         else:
-            self._port.publish_pilot(self.sticks, self.arm)
             self._set_state(SeatState.ACTIVE, f"taken by {client}")
         return self.sticks
 
@@ -110,11 +112,13 @@ class Cockpit:
 
     def heartbeat(self, client: str) -> None:
         self._require_pilot(client)
+        self._require_fresh_sticks()
         self._heard()
         self._port.publish_pilot(self.sticks, self.arm)
 
     def request_arm(self, client: str, arm: bool) -> None:
         self._require_pilot(client)
+        self._require_fresh_sticks()
         if self.sticks.throttle > THROTTLE_LOW:
             raise MessageError("throttle_not_low",
                                f"lower the throttle to arm or disarm (<= {THROTTLE_LOW:g})")
@@ -124,6 +128,13 @@ class Cockpit:
         self._heard()
         self._port.publish_pilot(self.sticks, self.arm)
         self._on_change()
+
+    def _require_fresh_sticks(self) -> None:
+        # After a silence the sticks the server last heard are stale: only a
+        # control message (the page's sticks as they are now) brings the seat back.
+        if self.state is SeatState.SILENT:
+            raise MessageError("stale_sticks", "heartbeat was lost; send the sticks "
+                               "(a control message) to resume")
 
     def _heard(self) -> None:
         self.last_heard = self._port.now()

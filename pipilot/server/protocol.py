@@ -124,7 +124,10 @@ def _number(obj: dict[str, Any], key: str, lo: float, hi: float) -> float:
     # bool is an int in Python; a page sending true for a stick is a bug.
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise MessageError("bad_value", f"{key} must be a number")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an integer of hundreds of digits
+        raise MessageError("out_of_range", f"{key} outside [{lo:g}, {hi:g}]") from None
     if not math.isfinite(v) or not lo <= v <= hi:
         raise MessageError("out_of_range", f"{key}={v} outside [{lo:g}, {hi:g}]")
     return v
@@ -147,6 +150,8 @@ def parse_message(text: str | bytes) -> Message:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError("bad_json", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise MessageError("bad_json", "nested too deeply") from None
     if not isinstance(obj, dict):
         raise MessageError("bad_message", "a message is a JSON object")
     kind = obj.get("type")

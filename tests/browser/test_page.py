@@ -241,3 +241,57 @@ async def test_release_needs_a_hold_and_withdraws_the_pilot(rig):
     await page.mouse.up()
     await expect(page.locator("#seat")).to_have_text("observing: seat free")
     assert fake.withdrawals
+
+
+async def test_touch_moves_sliders_and_sticks_centre_on_release(rig):
+    fake, url, browser = rig
+    ctx = await browser.new_context(has_touch=True, is_mobile=True,
+                                    viewport={"width": 800, "height": 1200})
+    page = await ctx.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await page.get_by_role("button", name="Take control").tap()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    throttle = page.get_by_role("slider", name="Throttle")
+    box = await throttle.bounding_box()
+    assert box is not None
+    await page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.25)
+    await until(lambda: fake.published[-1][1].throttle > 0.5)
+    roll = page.get_by_role("slider", name="Roll")
+    box = await roll.bounding_box()
+    assert box is not None
+    n = len(fake.published)
+    await page.touchscreen.tap(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    await until(lambda: any(s.roll > 0.5 for _, s, _ in fake.published[n:]))
+    await until(lambda: fake.published[-1][1].roll == 0.0)  # centred on release
+    await asyncio.sleep(0.3)
+    assert fake.published[-1][1].throttle > 0.5  # throttle stays
+    await ctx.close()
+
+
+async def test_losing_the_gamepad_in_flight_lets_the_pilot_failsafe_apply(rig):
+    # The page went on sending the vanished gamepad's last sticks (here throttle
+    # 0.6, roll 0.3) as the heartbeat, for ever: no failsafe.
+    fake, url, browser = rig
+    ctx = await browser.new_context()
+    await ctx.add_init_script(FAKE_GAMEPAD)
+    page = await ctx.new_page()
+    await page.goto(f"{url}/?token={TOKEN}")
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    await page.locator("#gamepad summary").click()
+    await page.get_by_label("Fly with the gamepad").check()
+    await page.evaluate("window.__pad.buttons[7].value = 0.6; window.__pad.axes[2] = 0.3")
+    await until(lambda: fake.published[-1][1].throttle == pytest.approx(0.6))
+    await page.evaluate("navigator.getGamepads = () => [null, null, null, null]")
+    await until(lambda: fake.withdrawals, timeout=3.0)  # the server heard silence
+    await expect(page.get_by_role("alert")).to_contain_text("Gamepad lost")
+    await expect(page.locator("#seat")).to_have_text("PILOT: heartbeat lost")
+    n = len(fake.published)
+    await asyncio.sleep(0.6)
+    assert len(fake.published) == n  # nothing sent while the gamepad is gone
+    # The gamepad comes back, released: its sticks as they are now resume control.
+    await page.evaluate("window.__pad.buttons[7].value = 0.0; window.__pad.axes[2] = 0.0;"
+                        "navigator.getGamepads = () => [window.__pad]")
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    assert fake.published[-1][1].throttle == 0.0 and fake.published[-1][1].roll == 0.0
+    await ctx.close()

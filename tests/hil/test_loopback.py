@@ -17,7 +17,7 @@ from pipilot.core.setpoints import Setpoint
 from pipilot.errors import LinkError
 from pipilot.link.serialport import open_sbus_port
 from pipilot.link.virtual import WireReader
-from pipilot.sbus import FrameDecoder
+from pipilot.sbus import Frame, FrameDecoder
 
 P = 0.007
 
@@ -43,39 +43,54 @@ async def test_period_and_lateness(loopback_port):
 
 
 async def test_core_stall_failsafe_timing(loopback_port):
-    """The core stalls: fresh frames, then failsafe frames, then silence within 100 ms."""
+    """The core stalls: its last frame, then failsafe frames, then silence,
+    counted on the pump's slot grid (stale/P and (silent - stale)/P slots)."""
     core = FlightCore(loopback_port, CoreConfig(realtime=RealtimeConfig(mlockall=False,
                                                                         gc_freeze=False)))
     decoder = FrameDecoder()
-    seen: list[tuple[float, bool]] = []
+    seen: list[Frame] = []
     lock = threading.Lock()
 
     def on_bytes(data: bytes, _t: list[float]) -> None:
-        t = time.monotonic()
         with lock:
-            seen.extend((t, f.failsafe) for f in decoder.feed(data))
+            seen.extend(decoder.feed(data))
 
     await core.start()
-    assert core.port is not None
+    assert core.port is not None and core.pump is not None
     reader = WireReader(core.port.fd, on_bytes).start()
     try:
         end = time.monotonic() + 0.3
         while time.monotonic() < end:
             core.mixer.publish("pilot", Setpoint(throttle=0.3))
             await asyncio.sleep(0.01)
-        t_stall = time.monotonic()
-        time.sleep(0.4)                       # the event loop stalls
+        core._last_mix = -1e9                    # the next publish mixes at once
+        core.mixer.publish("pilot", Setpoint(throttle=0.3, accessories=(0.5, 0, 0, 0)))
+        time.sleep(0.4)                          # the event loop stalls
+        core.mixer.on_publish = None             # ...and the core stays quiet
+        if core._timer is not None:
+            core._timer.cancel()
+        stats = core.pump.stats()
+        n, since = -1, time.monotonic()
+        while time.monotonic() - since < 0.3 and time.monotonic() < end + 10:
+            await asyncio.sleep(0.02)
+            with lock:
+                if len(seen) != n:
+                    n, since = len(seen), time.monotonic()
         with lock:
-            after = [(t, fs) for t, fs in seen if t >= t_stall]
+            frames = list(seen)
     finally:
         reader.stop()
         await core.stop()
-    flags = "".join("F" if fs else "n" for _, fs in after)
-    assert "F" in flags and "n" not in flags[flags.index("F"):]
+    acc0 = core.mixer.calibration.calibration_for("accessory0").bipolar(0.5)
+    first = next(i for i, f in enumerate(frames) if f.channels[4] == acc0)
+    tail = "".join("F" if f.failsafe else "m" if f.channels[4] == acc0 else "?"
+                   for f in frames[first:])
     wd = core.config.watchdog
-    assert flags.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
-    assert after[-1][0] - t_stall < 0.1 + 0.25
-    assert core.pump is not None and core.pump.stats().silent_slots > 0
+    assert tail.startswith("m") and "?" not in tail
+    assert "F" in tail and "m" not in tail[tail.index("F"):]
+    assert tail.count("m") <= round(wd.stale_ms * 1e-3 / P) + 1
+    assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
+    assert stats.mode == "silent" and stats.silent_slots > 0
 
 
 def test_port_errors(loopback_port):

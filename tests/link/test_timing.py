@@ -52,3 +52,13 @@ def test_bursty_delivery_does_not_bias_the_mean_period():
     s = arrival_stats(times, P)
     assert s["mean_period_s"] == pytest.approx(P, rel=1e-3)
     assert s["lateness_max_s"] == pytest.approx(4 * P)
+
+
+def test_reported_skips_go_to_the_widest_gaps():
+    times = [i * P for i in range(100) if i not in (30, 70, 71)]
+    times = [t + (0.004 if 40 <= i < 45 else 0) for i, t in enumerate(times)]  # a burst
+    assert slots(times, P, skipped=3)[-1] == 99
+    s = arrival_stats(times, P, skipped=3)
+    assert s["lateness_max_s"] == pytest.approx(0.004)
+    assert s["mean_period_s"] == pytest.approx(P, rel=1e-3)
+    assert slots([1.0], P) == [0]

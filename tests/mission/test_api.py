@@ -7,6 +7,7 @@ failsafe it is configured for, with the reason reported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import pytest
@@ -317,3 +318,79 @@ def test_lost_flight_status_updates_are_asked_for():
     assert err is None and m.completed, m.abort_reason
     assert v.armed == "Disarmed"
     assert "FlightStatus" in v.telemetry.requests
+
+
+def test_release_failsafe_withdraws_the_mission_source_at_once():
+    # Without the withdrawal the last command (hover throttle) stayed fresh for
+    # the source's 1 s timeout before the flight core's own failsafe took over.
+    m, v, _err = fly(full, faults=Faults(alarm_at=6.0), safety=SafetyConfig(failsafe="release"))
+    t_abort = next(e.t for e in m.events.history if e.kind is EventKind.ABORT) + m._t0
+    assert m.abort_monitor == "alarms"
+    assert v.failsafe_time is not None and v.failsafe_time - t_abort < 0.1
+
+
+@pytest.mark.parametrize("how", ["completed", "script_error", "cancelled"])
+def test_mission_source_is_withdrawn_on_every_exit(how):
+    clock = VirtualClock()
+    vehicle = FakeVehicle(clock=clock)
+    seen = {}
+
+    async def script(m):
+        await m.arm()
+        await m.climb(throttle=0.6, seconds=1)
+        if how == "script_error":
+            raise ZeroDivisionError("oops")
+        if how == "cancelled":
+            asyncio.current_task().cancel()
+            await m.hover(seconds=10)
+        await m.land(seconds=1)
+        await m.disarm()
+
+    async def main():
+        vehicle.start()
+        await asyncio.sleep(0.1)
+        m = Mission(vehicle, drift=False)
+
+        async def inner():
+            async with m:
+                await script(m)
+
+        with contextlib.suppress(ZeroDivisionError, asyncio.CancelledError):
+            await asyncio.create_task(inner())
+        # checked the instant the mission has ended, not after the source times out
+        seen["fresh"] = vehicle.mixer.sources["mission"].fresh(clock.now())
+        seen["state"] = m.state
+
+    run_virtual(main, clock)
+    assert seen["state"] is (State.COMPLETED if how == "completed" else State.ABORTED)
+    assert seen["fresh"] is False
+
+
+def test_interrupt_while_waiting_for_the_link_means_the_mission_never_flies():
+    # Ctrl-C before the link came up was dropped (the mission was not running
+    # yet): when telemetry arrived the mission armed and flew anyway.
+    clock = VirtualClock()
+    vehicle = FakeVehicle(clock=clock)
+    holder = {}
+
+    async def main():
+        vehicle.start()
+        vehicle.telemetry.connected = False
+        loop = asyncio.get_running_loop()
+        m = holder["m"] = Mission(vehicle, drift=False)
+        loop.call_later(0.5, m.abort, INTERRUPTED, "interrupt")
+        loop.call_later(1.0, setattr, vehicle.telemetry, "connected", True)
+        with pytest.raises(SafetyAbort, match="Ctrl-C"):
+            async with m:
+                await full(m, vehicle)
+        t = clock.now()
+        await asyncio.sleep(2.0)
+        return t
+
+    t = run_virtual(main, clock)
+    m = holder["m"]
+    assert t < 0.6  # refused at once, not after the connect timeout
+    assert m.state is State.ABORTED and m.abort_reason == INTERRUPTED
+    assert m.abort_monitor == "interrupt"
+    assert [sp for _, n, sp in vehicle.mixer.log if n == "mission"] == []
+    assert vehicle.armed == "Disarmed"

@@ -89,3 +89,38 @@ def test_table_errors_name_the_key(doc, key):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_mission(tmp_path / "nope.toml")
+
+
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(("doc", "key"), [
+    # integers too large for a float raised OverflowError, not a ConfigError
+    (f'[[steps]]\naction = "hover"\nseconds = {HUGE}\n', "step 1 (hover).seconds"),
+    (f"[mission]\nrate_hz = {HUGE}\n" + MINIMAL, "mission.rate_hz"),
+    (f"[drift]\nkp = {HUGE}\n" + MINIMAL, "drift.kp"),
+    (f"[drift.estimator]\ndrag_coeff = {HUGE}\n" + MINIMAL, "drift.estimator.drag_coeff"),
+    (f'[[steps]]\naction = "hover"\nseconds = 1{"0" * 5000}\n', "toml"),
+    # a huge safety duration switched a monitor off or flew a failsafe for ever
+    ("[safety]\ntelemetry_timeout_s = 1e9\n" + MINIMAL, "safety.telemetry_timeout_s"),
+    ("[safety]\nland_seconds = 1e9\n" + MINIMAL, "safety.land_seconds"),
+    ("[safety]\narm_timeout_s = 1e9\n" + MINIMAL, "safety.arm_timeout_s"),
+    ("[safety]\nstep_timeout_margin_s = 1e9\n" + MINIMAL, "safety.step_timeout_margin_s"),
+    ("[safety]\nconnect_timeout_s = 1e9\n" + MINIMAL, "safety.connect_timeout_s"),
+    ("[safety]\nland_seconds = nan\n" + MINIMAL, "safety.land_seconds"),
+    ("[safety]\nland_seconds = -3\n" + MINIMAL, "safety.land_seconds"),
+    # a land failsafe at or above the hover throttle climbs, then cuts the motors aloft
+    ("[mission]\nhover_throttle = 0.5\n[safety]\nland_throttle = 0.6\n" + MINIMAL,
+     "safety.land_throttle"),
+])
+def test_huge_and_non_finite_numbers_are_config_errors(doc, key):
+    with pytest.raises(ConfigError) as err:
+        parse_mission(doc)
+    assert err.value.key == key
+
+
+def test_mission_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_bytes(b'name = "\xff"\n[[steps]]\naction = "arm"\n')
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_mission(f)

@@ -301,3 +301,22 @@ async def test_live_view_reaches_every_page(rig):
         assert st["alarms"] == {"Receiver": "Error"}
         assert st["sim"] == {"position": [0.0, 0.0, 0.0]}
         await ws.close()
+
+
+async def test_live_view_rate_is_at_least_10_hz():
+    fake = FakeVehicle(VirtualClock())
+    app = make_app(fake, ServerConfig(token=TOKEN))  # default 20 Hz
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        ws, _ = await connect(client)
+        await recv_type(ws, "state")
+        loop = asyncio.get_running_loop()
+        t0, n = loop.time(), 0
+        while loop.time() - t0 < 2.0:
+            await recv_type(ws, "state")
+            n += 1
+        assert n >= 20  # 40 expected; a loaded machine must not make this flaky
+        await ws.close()
+    finally:
+        await client.close()

@@ -61,9 +61,12 @@ def test_heartbeat_loss_withdraws_within_timeout_and_recovers(rig):
     n = len(fake.published)
     ck.check(None)
     assert len(fake.published) == n  # nothing fed while silent
-    ck.heartbeat("a")
+    with pytest.raises(MessageError) as exc:  # no sticks in it: 0.4 is stale by now
+        ck.heartbeat("a")
+    assert exc.value.code == "stale_sticks" and ck.state is SeatState.SILENT
+    ck.control("a", Sticks(throttle=0.35))
     assert ck.state is SeatState.ACTIVE
-    assert fake.published[-1][1].throttle == 0.4
+    assert fake.published[-1][1].throttle == 0.35
 
 
 def test_arm_needs_throttle_low_and_resolves_from_flight_status(rig):
@@ -105,3 +108,15 @@ def test_raising_the_throttle_cancels_an_arm_request(rig):
     assert ck.arm is ArmIntent.NONE and ck.arm_result.startswith("cancelled")
     assert fake.published[-1][1].throttle == 0.5
     assert fake.published[-1][2] is ArmIntent.NONE
+
+
+def test_takeover_during_an_arm_request_stops_the_gesture_at_once(rig):
+    _clock, fake, ck = rig
+    ck.take("a", False)
+    ck.control("a", Sticks(throttle=0.0))
+    ck.request_arm("a", True)
+    assert fake.published[-1][2] is ArmIntent.ARM
+    ck.take("b", force=True)
+    # The mixer was left holding a's arm gesture until b's page spoke.
+    assert fake.published[-1][2] is ArmIntent.NONE
+    assert ck.arm is ArmIntent.NONE

@@ -117,3 +117,53 @@ async def test_arm_request_becomes_the_arming_gesture(rig):
     frame = run_core(clock, vehicle, frames, 0.1)
     assert frame.channels[1] < neutral.channels[1]  # yaw left: the rig's arming gesture
     await ws.close()
+
+
+def junk_messages(rng):
+    """A mix of valid, out-of-range, mistyped and malformed messages."""
+    values = [0.0, 0.5, 1.0, -1.0, 1.0001, -1.5, 1e308, -1e308, "0.5", None, True, [], {}]
+    kinds = ["control", "control", "control", "arm", "disarm", "take", "release", "ping",
+             "heartbeat", "launch", 7]
+    for _ in range(400):
+        r = rng.random()
+        if r < 0.1:
+            yield rng.choice(["", "{", "null", "[]", '"x"', "NaN", "1e999", "\x00\xff",
+                              '{"type": "control", "throttle": Infinity}'])
+            continue
+        msg = {"type": rng.choice(kinds)}
+        for key in ("seq", "throttle", "yaw", "roll", "pitch", "t", "force"):
+            if rng.random() < 0.8:
+                msg[key] = rng.choice([*values, rng.uniform(-1, 1), rng.randint(0, 9)])
+        if rng.random() < 0.8:
+            msg["accessories"] = [rng.choice([*values, rng.uniform(-1, 1)])
+                                  for _ in range(rng.choice([4, 4, 4, 3, 5]))]
+        yield json.dumps(msg, allow_nan=True)
+
+
+async def test_junk_never_crashes_the_server_nor_leaves_range(rig):
+    import random
+
+    clock, vehicle, _, frames, client = rig
+    cal = vehicle.mixer.calibration
+    ws = await client.ws_connect("/ws", headers=AUTH)
+    await ws.send_str('{"type": "take"}')
+    await recv(ws, "seat", lambda m: "sticks" in m)
+    rng = random.Random(1234)
+    for i, text in enumerate(junk_messages(rng)):
+        await ws.send_str(text)
+        if i % 20 == 0:
+            await asyncio.sleep(0.05)  # let the server work through the batch
+            clock.advance(0.05)  # the rate limit refills; the core sends frames
+            vehicle.core.advance(clock.now())
+    await asyncio.sleep(0.2)
+    clock.advance(1.0)  # refill the rate limit
+    await ws.send_str('{"type": "ping", "t": 99}')
+    assert (await recv(ws, "pong"))["t"] == 99  # still serving
+    run_core(clock, vehicle, frames, 0.1)
+    assert len(frames) > 50
+    for name, ch in cal.channel_map:
+        c = cal.calibration_for(name)
+        for _, f in frames:
+            v = sbus.decode(f).channels[ch - 1]
+            assert c.min <= v <= c.max, (name, v)
+    await ws.close()

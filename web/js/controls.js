@@ -4,7 +4,7 @@
 // keepalive goes out every KEEPALIVE_MS, which is the pilot's heartbeat.
 
 const MIN_GAP_MS = 20;
-const KEEPALIVE_MS = 100;
+const KEEPALIVE_MS = 50;  // six chances within the 300 ms heartbeat timeout
 const STICKS = ['throttle', 'yaw', 'roll', 'pitch'];
 const ACCESSORIES = ['acc0', 'acc1', 'acc2', 'acc3'];
 const CENTRE_KEYS = new Set(['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'PageUp', 'PageDown', 'Home', 'End']);
@@ -19,6 +19,9 @@ export class Controls {
     this.lastChange = -1e9;
     this._pending = null;
     this._dragging = null;
+    // Set (to a reason) while the sticks cannot be trusted, e.g. the gamepad flying
+    // the craft went away: nothing is sent, so the server's lost-pilot failsafe applies.
+    this.halted = null;
     for (const [id, el] of Object.entries(this.inputs)) {
       el.addEventListener('input', () => this.changed(id));
       if (el.hasAttribute('data-centre')) this._autoCentre(el, id);
@@ -27,7 +30,7 @@ export class Controls {
     window.addEventListener('pointercancel', () => this._release());
     // The heartbeat: only when nothing else went out lately, and never delaying a change.
     setInterval(() => {
-      if (this.pilot && performance.now() - this.lastSent >= KEEPALIVE_MS - 10) this.send();
+      if (this.pilot && !this.halted && performance.now() - this.lastSent >= KEEPALIVE_MS - 10) this.send();
     }, KEEPALIVE_MS / 4);
   }
 
@@ -64,13 +67,14 @@ export class Controls {
   }
 
   setPilot(on) {
+    if (on !== this.pilot) this.halted = null;  // a new spell in the seat starts clean
     this.pilot = on;
     for (const el of Object.values(this.inputs)) el.disabled = !on;
   }
 
   changed() {
     this._show();
-    if (!this.pilot) return;
+    if (!this.pilot || this.halted) return;
     const wait = this.lastChange + MIN_GAP_MS - performance.now();
     if (wait <= 0) this.send(true);
     else if (this._pending === null) this._pending = setTimeout(() => this.send(true), wait);
@@ -79,6 +83,7 @@ export class Controls {
   send(change = false) {
     clearTimeout(this._pending);
     this._pending = null;
+    if (this.halted) return;
     this.lastSent = performance.now();
     if (change) this.lastChange = this.lastSent;
     this.link.send({ type: 'control', seq: ++this.seq, ...this.values() });
@@ -129,7 +134,10 @@ export class GamepadInput {
     const on = document.createElement('label');
     on.innerHTML = '<input type="checkbox" id="gp-enable"> Fly with the gamepad';
     root.append(on, document.createElement('br'));
-    on.querySelector('input').addEventListener('change', (e) => { this.enabled = e.target.checked; });
+    on.querySelector('input').addEventListener('change', (e) => {
+      this.enabled = e.target.checked;
+      if (!this.enabled) this._halt(null);  // the sliders, as shown, fly again
+    });
     for (const stick of Object.keys(DEFAULT_MAP)) {
       const m = this.map[stick];
       const row = document.createElement('div');
@@ -160,16 +168,28 @@ export class GamepadInput {
     return Math.min(1, Math.max(-1, v));
   }
 
+  _halt(reason) {
+    if (this.controls.halted === reason) return;
+    this.controls.halted = reason;
+    this.controls.onHalt?.(reason);
+  }
+
   _poll() {
     requestAnimationFrame(() => this._poll());
     const pad = [...(navigator.getGamepads?.() || [])].find((p) => p);
     const live = document.getElementById('gp-live');
-    if (!pad) return;
+    if (!pad) {
+      // Flying with a gamepad that is gone: the sliders would go on sending its
+      // last sticks for ever. Fall silent instead, so the lost-pilot failsafe applies.
+      if (this.enabled && this.controls.pilot) this._halt('gamepad lost');
+      return;
+    }
     const vals = {};
     for (const [stick, m] of Object.entries(this.map)) vals[stick] = this._read(pad, m, stick);
     live.textContent = Object.entries(vals).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2)}`).join('  ');
     if (!this.enabled || !this.controls.pilot) return;
-    let moved = false;
+    let moved = this.controls.halted !== null;  // back: send its sticks as they are now
+    this._halt(null);
     for (const [stick, v] of Object.entries(vals)) {
       const el = this.controls.inputs[stick];
       if (v !== null && Math.abs(Number(el.value) - v) >= 0.005) { el.value = String(v); moved = true; }

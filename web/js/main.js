@@ -12,6 +12,11 @@ const HOLD_MS = 1000;
 const link = new Link(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 const controls = new Controls(link);
 new GamepadInput(controls);
+controls.onHalt = (reason) => {
+  if (reason) notice(`${reason[0].toUpperCase()}${reason.slice(1)}: no sticks are sent, the pilot failsafe applies. `
+    + 'Reconnect it, or untick "Fly with the gamepad" to fly with the sliders.', 'bad', 0);
+  else clearNotice();
+};
 
 let canPilot = false;
 let seat = { you: false, occupied: false, state: 'vacant' };

@@ -1,0 +1,48 @@
+"""VehicleAdapter reads the simulator without ever blocking the event loop."""
+
+import threading
+import time
+
+from pipilot.core.clock import VirtualClock
+from pipilot.core.vehicle import Vehicle
+from pipilot.server.adapter import VehicleAdapter
+
+
+class FakeSim:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.n = 0
+
+    def ground_truth(self):
+        with self.lock:
+            self.n += 1
+            return {"position": [float(self.n), 0.0, 0.0]}
+
+
+def test_a_busy_sim_lock_returns_the_previous_reading_at_once():
+    sim = FakeSim()
+    vehicle = Vehicle.create(lambda t, f: None, clock=VirtualClock(), sim=sim)
+    adapter = VehicleAdapter(vehicle)
+    assert adapter.sim_truth() == {"position": [1.0, 0.0, 0.0]}
+    held, release = threading.Event(), threading.Event()
+
+    def stepper():
+        with sim.lock:
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=stepper)
+    t.start()
+    held.wait(5)
+    t0 = time.monotonic()
+    assert adapter.sim_truth() == {"position": [1.0, 0.0, 0.0]}
+    assert time.monotonic() - t0 < 0.5  # did not wait for the stepping thread
+    release.set()
+    t.join()
+    assert adapter.sim_truth() == {"position": [2.0, 0.0, 0.0]}
+
+
+def test_no_sim_means_no_truth():
+    adapter = VehicleAdapter(Vehicle.create(lambda t, f: None, clock=VirtualClock()))
+    assert adapter.sim_truth() is None
+    assert "frames_accepted" not in adapter.link_stats()

@@ -322,3 +322,16 @@ def test_any_valid_calibration_and_limits_stay_in_range(cals, perm, unused, limi
         if out.failsafe or out.state in (FailsafeState.THROTTLE_CUT, FailsafeState.STANDBY):
             assert out.channels[cal.channel_of("throttle") - 1] == (
                 tc.max if tc.reversed else tc.min)
+
+
+def test_an_arm_request_not_republished_stops_the_gesture_before_the_source_is_stale():
+    # the mission's source stays fresh for 1 s: a request it stopped repeating must
+    # not hold the gesture (the firmware arms after 1 s of it) for all that time
+    m, clock = mixer()
+    m.publish("mission", Setpoint(arm=ArmRequest.ARM))
+    clock.advance(0.2)
+    assert m.tick().setpoint.arm is ArmRequest.ARM
+    clock.advance(0.1)
+    out = m.tick()
+    assert out.state is FailsafeState.NORMAL and out.source == "mission"
+    assert out.setpoint.arm is ArmRequest.NONE and out.channels[YAW] == 992

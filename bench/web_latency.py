@@ -150,8 +150,9 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
             offset = await clock_offset(page)
             out["page_clock_offset_uncertainty_ms"] = round(offset[1] * 1e3, 3)
             t_moves = time.monotonic()
+            acc0 = vehicle.mixer.calibration.calibration_for("accessory0")
             out["slider_to_wire_ms"] = await slider_moves(page, tap, publishes, moves,
-                                                          offset[0])
+                                                          offset[0], acc0.bipolar)
             t_obs = time.monotonic()
             out["frame_clock_lateness"] = await observer_effect(
                 browser, base_url, vehicle, window, observers)
@@ -188,7 +189,9 @@ async def clock_offset(page: Any) -> tuple[float, float]:
 
 
 async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]], n: int,
-                       offset: float) -> dict[str, Any]:
+                       offset: float, raw: Any) -> dict[str, Any]:
+    """Each move is matched to the publish carrying its value and the first frame whose
+    Accessory 0 channel holds its raw value, neither earlier than the move itself."""
     rng = random.Random(7)
     total: list[float] = []
     to_server: list[float] = []
@@ -199,7 +202,7 @@ async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]]
         value = -value
         await asyncio.sleep(rng.uniform(0.04, 0.09))
         mark, pmark = len(tap.frames), len(publishes)
-        before = tap.frames[-1][1][ACC0]
+        want = raw(value)
         t_page = await page.evaluate(
             """(v) => { const el = document.getElementById('acc0');
                         const t = performance.timeOrigin + performance.now();
@@ -211,9 +214,9 @@ async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]]
         hit = pub = None
         while (hit is None or pub is None) and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
-            pub = next((t for t, a in publishes[pmark:] if a == value), None)
+            pub = next((t for t, a in publishes[pmark:] if a == value and t >= t_move), None)
             hit = next((end for end, ch in tap.frames[mark:]
-                        if ch[ACC0] != before and (ch[ACC0] > before) == (value > 0)), None)
+                        if ch[ACC0] == want and end >= t_move), None)
         if hit is None or pub is None:
             missed += 1
             continue

@@ -25,7 +25,9 @@ NAMES = ["Throttle", "Yaw", "Roll", "Pitch",
 async def rig():
     fake = FakeVehicle(MonotonicClock())
     fake.telemetry["FlightStatus"] = {"Armed": "Disarmed", "FlightMode": "Stabilized1"}
-    app = make_app(fake, ServerConfig(token=TOKEN))
+    # A generous heartbeat timeout: a starved browser on a loaded machine must not
+    # withdraw the pilot here; heartbeat loss is tested in virtual time and end to end.
+    app = make_app(fake, ServerConfig(token=TOKEN, heartbeat_timeout=3.0))
     async with serve(app) as url, async_playwright() as pw:
         browser = await launch(pw)
         try:

@@ -23,15 +23,21 @@ let seat = { you: false, occupied: false, state: 'vacant' };
 let lastState = null;
 let takeoverArmed = -Infinity;
 let noticeTimer = null;
+let lastAttitude = null;
+
+function put(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
 
 function badge(el, text, cls) {
-  el.textContent = text;
-  el.className = `badge ${cls || ''}`;
+  put(el, text);
+  const c = `badge ${cls || ''}`;
+  if (el.className !== c) el.className = c;
 }
 
 function notice(text, kind = 'warn', ms = 4000) {
   const b = $('banner');
-  b.textContent = text;
+  put(b, text);
   b.className = kind;
   b.hidden = false;
   clearTimeout(noticeTimer);
@@ -93,12 +99,17 @@ function render() {
   lastState = null;
   const armed = s.flight?.Armed ?? null;
   const a = $('armed');
-  a.textContent = armed ? armed.toUpperCase() : 'NO FLIGHTSTATUS';
-  a.className = `armed-state ${armed ? armed.toLowerCase() : ''}`;
-  $('mode').textContent = s.flight?.FlightMode ?? '–';
-  $('att').textContent = s.attitude
-    ? ['Roll', 'Pitch', 'Yaw'].map((k) => `${(s.attitude[k] ?? 0).toFixed(1)}°`).join(' / ') : '–';
-  drawHorizon($('horizon'), s.attitude);
+  put(a, armed ? armed.toUpperCase() : 'NO FLIGHTSTATUS');
+  const cls = `armed-state ${armed ? armed.toLowerCase() : ''}`;
+  if (a.className !== cls) a.className = cls;
+  put($('mode'), s.flight?.FlightMode ?? '–');
+  put($('att'), s.attitude
+    ? ['Roll', 'Pitch', 'Yaw'].map((k) => `${(s.attitude[k] ?? 0).toFixed(1)}°`).join(' / ') : '–');
+  const att = s.attitude ? `${s.attitude.Roll?.toFixed(1)} ${s.attitude.Pitch?.toFixed(1)}` : '';
+  if (att !== lastAttitude) {  // the canvas is redrawn only when the attitude moved
+    lastAttitude = att;
+    drawHorizon($('horizon'), s.attitude);
+  }
   renderReceiver(s.receiver);
   renderAlarms(s.alarms);
   renderSbus(s.sbus);
@@ -106,7 +117,7 @@ function render() {
   renderSim(s.sim);
   badge($('telemetry'), s.telemetry_connected ? 'telemetry: connected' : 'telemetry: disconnected',
     s.telemetry_connected ? 'ok' : 'bad');
-  $('rtt').textContent = link.rtt === null ? 'rtt –' : `rtt ${link.rtt.toFixed(1)} ms`;
+  put($('rtt'), link.rtt === null ? 'rtt –' : `rtt ${link.rtt.toFixed(1)} ms`);
   const fs = s.sbus?.failsafe;
   if (fs) notice(`FAILSAFE: ${s.sbus.failsafe_reason || 'active'}`, 'bad', 1000);
 }

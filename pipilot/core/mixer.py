@@ -161,6 +161,8 @@ class Mixer:
     def tick(self, now: float | None = None) -> MixOutput:
         """Mix the current sources at time `now` into one frame's channel values."""
         now = self.clock.now() if now is None else now
+        if not math.isfinite(now):   # would poison the slew state for good
+            raise ValueError(f"mixer tick at a non-finite time {now!r}")
         dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
         fresh = [s for s in self._sources.values() if s.fresh(now)]

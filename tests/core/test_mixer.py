@@ -335,3 +335,17 @@ def test_an_arm_request_not_republished_stops_the_gesture_before_the_source_is_s
     out = m.tick()
     assert out.state is FailsafeState.NORMAL and out.source == "mission"
     assert out.setpoint.arm is ArmRequest.NONE and out.channels[YAW] == 992
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_tick_time_is_refused_without_poisoning_the_mixer(bad):
+    m, clock = mixer(limits=Limits())
+    m.publish("pilot", Setpoint(throttle=0.5))
+    m.tick()
+    with pytest.raises(ValueError):
+        m.tick(bad)
+    for _ in range(30):
+        clock.advance(0.02)
+        m.publish("pilot", Setpoint(throttle=0.5))
+        out = m.tick()
+    assert out.setpoint.throttle == pytest.approx(0.5)

@@ -1,14 +1,15 @@
 """The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
 
-In real time (the default) the mixer runs whenever a source publishes
-(in the publisher's turn of the event loop, at most once per frame period)
-and otherwise every `link.mix_interval_ms`, and hands each encoded frame to the pump thread,
-which writes the latest frame at every absolute deadline t0 + k*P whatever
-the event loop is doing. Mixing less often than every frame keeps the
-interpreter's share of a core small; publish-triggered mixing keeps the
-delay from a setpoint to the wire under one period. If the mixing stops
-(event loop stalled, process wedged) the pump's watchdog sends failsafe
-frames and then falls silent (see `pipilot.link.pump`).
+In real time (the default) the mixer runs whenever a source publishes (in
+the publisher's turn of the event loop, at most once per
+`PUBLISH_MIX_SPACING_S`) and otherwise every `link.mix_interval_ms`, and hands
+each encoded frame to the pump thread, which writes the latest frame at every
+absolute deadline t0 + k*P whatever the event loop is doing. Mixing less often
+than every frame keeps the interpreter's share of a core small;
+publish-triggered mixing keeps the delay from a setpoint to the wire under one
+period plus the frame's 3 ms on the wire. If the mixing stops (event loop
+stalled, process wedged) the pump's watchdog sends failsafe frames and then
+falls silent (see `pipilot.link.pump`).
 
 In lock-step (a `VirtualClock` and a callable sink instead of a port) there
 is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
@@ -46,6 +47,9 @@ DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
 LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
 PUMP_REASON = "frame pump stopped"
+PUBLISH_MIX_SPACING_S = 1e-3
+"""Publishes closer together than this share one mix: it bounds the mixing
+rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
 
 FrameSink = Callable[[float, bytes], None]
 
@@ -328,10 +332,11 @@ class FlightCore:
 
     def _on_publish(self) -> None:
         """A source published: mix now (in the publisher's turn of the event loop,
-        no extra wake-up), or at the next period if a mix just happened."""
+        no extra wake-up), or PUBLISH_MIX_SPACING_S after the last mix if that
+        was just now."""
         if self._timer is None or not self._running:
             return
-        delay = self._last_mix + self.config.period_s - self.clock.now()
+        delay = self._last_mix + min(PUBLISH_MIX_SPACING_S, self.config.period_s) - self.clock.now()
         if delay <= 0.0:
             self._mix()
         elif self._timer.when() > asyncio.get_running_loop().time() + delay + 1e-4:

@@ -44,6 +44,8 @@ async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = 
         else:
             async with serve(vehicle, web, token_source):
                 await stop.wait()
+                # failsafe frames now: the server's shutdown waits for its handlers
+                await vehicle.stop()
     finally:
         await vehicle.stop()
 

@@ -362,9 +362,10 @@ class FlightCore:
                 log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
                 self._last_error_log = now
             self.failsafe.force(LINK_REASON, detail)
-            if self.port.fd >= 0:
+            if self.port.fd >= 0 and self._dead is None:
                 with contextlib.suppress(OSError, termios.error):
                     termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
+                self.pump.set_fd(self.port.fd)     # and the rest of a frame the flush cut
             if last_errno in DEAD_DEVICE and self._owns_port:
                 self._let_go(detail)
                 if now >= self._next_reopen:

@@ -27,6 +27,12 @@ MODES = ("override", "additive")
 #: LibrePilot's armhandler arms "Yaw Left" below -0.2 and disarms it mirrored.
 GESTURES = {"yaw_left": (-1.0, 1.0), "yaw_right": (1.0, -1.0)}
 
+#: An arm request makes the gesture only this long after its last publish, even
+#: while the source is otherwise fresh: the firmware arms after 1 s of gesture,
+#: so a publisher that vanished mid-gesture must not hold it on for its whole
+#: timeout (0.5 s, 1 s). Above the slowest publisher's period (missions >= 5 Hz).
+ARM_HOLD_S = 0.25
+
 #: Standard sources: name -> (priority, mode, timeout_s). Higher priority wins.
 STANDARD_SOURCES: dict[str, tuple[int, str, float]] = {
     "pilot": (30, "override", 0.5),
@@ -155,6 +161,8 @@ class Mixer:
     def tick(self, now: float | None = None) -> MixOutput:
         """Mix the current sources at time `now` into one frame's channel values."""
         now = self.clock.now() if now is None else now
+        if not math.isfinite(now):   # would poison the slew state for good
+            raise ValueError(f"mixer tick at a non-finite time {now!r}")
         dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
         fresh = [s for s in self._sources.values() if s.fresh(now)]
@@ -179,7 +187,8 @@ class Mixer:
             trim = [max(-tm, min(tm, x)) for x in trim]
             target = [sp.throttle, sp.roll + trim[0], sp.pitch + trim[1], sp.yaw + trim[2],
                       *sp.accessories]
-            arm = sp.arm
+            assert winner.stamp is not None
+            arm = sp.arm if now - winner.stamp <= ARM_HOLD_S else ArmRequest.NONE
             self._slew(self._limit(target), dt)
         elif state is FailsafeState.DESCENT:
             thr = min(self._descent_from, self.policy.descent_throttle)

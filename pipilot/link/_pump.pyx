@@ -7,7 +7,7 @@ that each side holds only to copy a 25-byte frame or a few counters.
 """
 
 from libc.stdint cimport int64_t, uint64_t, uint8_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from libc.errno cimport errno, EAGAIN, EINTR
 
 from pipilot.link.pump import FRAME_LEN, HIST_BINS, HIST_BIN_NS, MODE_NAMES, PumpStats
@@ -69,6 +69,7 @@ cdef struct pump_t:
     pthread_mutex_t lock
     # set by Python
     int fd
+    int fd_gen                      # bumped by set_fd: a tail for before it is junk
     int stop
     int rt_priority
     int64_t period, stale, silent, refresh
@@ -98,10 +99,12 @@ cdef void *pump_main(void *arg) noexcept nogil:
     cdef sigset_t all_signals
     cdef sched_param sp
     cdef uint8_t buf[NFRAME]
+    cdef uint8_t tail[NFRAME]       # the unwritten rest of a frame the tty took part of
+    cdef int ntail = 0, tail_gen = -1
     cdef int64_t deadline, now, late, age, done, skip, last_write = 0
     cdef int64_t period = p.period
-    cdef int mode, fd, err
-    cdef ssize_t n
+    cdef int mode, fd, fd_gen, err
+    cdef ssize_t n, m
     sigfillset(&all_signals)
     pthread_sigmask(SIG_BLOCK, &all_signals, NULL)
     pthread_setname_np(pthread_self(), "sbus-pump")
@@ -132,6 +135,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
             pthread_mutex_unlock(&p.lock)
             break
         fd = p.fd
+        fd_gen = p.fd_gen
         age = now - p.refresh
         if age >= p.silent:
             mode = 2
@@ -144,10 +148,30 @@ cdef void *pump_main(void *arg) noexcept nogil:
         pthread_mutex_unlock(&p.lock)
         err = 0
         n = -1
+        if mode == 2 or fd_gen != tail_gen:
+            ntail = 0               # after silence (or set_fd, a flush) a tail is junk
         if mode != 2:
-            n = write(fd, buf, NFRAME)
-            if n < 0:
-                err = errno
+            if ntail > 0:
+                # finish the torn frame instead of this slot's frame (the output
+                # was full: the slot counts as EAGAIN), so the wire only carries
+                # whole frames
+                m = write(fd, tail, ntail)
+                err = EAGAIN
+                if m < 0:
+                    err = errno
+                    if err != EAGAIN:
+                        ntail = 0
+                else:
+                    ntail -= <int>m
+                    memmove(tail, tail + m, ntail)
+            if err == 0:
+                n = write(fd, buf, NFRAME)
+                if n < 0:
+                    err = errno
+                elif n < NFRAME:
+                    ntail = NFRAME - <int>n
+                    memcpy(tail, buf + n, ntail)
+                    tail_gen = fd_gen
         done = mono_ns()
         pthread_mutex_lock(&p.lock)
         p.mode = mode
@@ -247,6 +271,7 @@ cdef class CPump:
     def set_fd(self, int fd):
         pthread_mutex_lock(&self.p.lock)
         self.p.fd = fd
+        self.p.fd_gen += 1
         pthread_mutex_unlock(&self.p.lock)
 
     @property

@@ -22,7 +22,9 @@ resumes normal frames. A slot is written only up to half a period after its
 deadline; a later one is dropped (counted as missed) and the pump waits for
 the next deadline, so frames stay on the grid t0 + k*P, never drift, and
 never go out back to back (which the flight controller's decoder would
-merge into one lost frame).
+merge into one lost frame). When a tty takes only part of a frame (its
+buffer is nearly full), the rest is written before any other frame, so the
+wire never carries a torn frame that the decoder could splice with the next.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class PyPump:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._fd_gen = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -174,8 +177,11 @@ class PyPump:
             self._fs_frame = b
 
     def set_fd(self, fd: int) -> None:
+        """Write to `fd` from the next slot on (also after a flush of the same fd:
+        the rest of a frame the tty took part of is then dropped)."""
         with self._lock:
             self._fd = fd
+            self._fd_gen += 1
 
     @property
     def running(self) -> bool:
@@ -220,6 +226,7 @@ class PyPump:
         last_write = 0
         lat_sum = 0
         lat_n = 0
+        tail, tail_gen = b"", -1    # the unwritten rest of a frame the tty took part of
         while not self._stop:
             delay = deadline - time.monotonic_ns()
             if delay > 0:
@@ -239,7 +246,7 @@ class PyPump:
                 continue
             with self._lock:
                 age = now - self._refresh
-                fd = self._fd
+                fd, fd_gen = self._fd, self._fd_gen
                 if age >= self._silent:
                     mode, buf = MODE_SILENT, b""
                 elif age >= self._stale:
@@ -248,11 +255,27 @@ class PyPump:
                     mode, buf = MODE_FRESH, self._frame
             err = 0
             n = -1
+            if mode == MODE_SILENT or fd_gen != tail_gen:
+                tail = b""              # after silence (or set_fd, a flush) a tail is junk
             if mode != MODE_SILENT:
-                try:
-                    n = os.write(fd, buf)
-                except OSError as exc:
-                    err = exc.errno or errno.EIO
+                if tail:
+                    # finish the torn frame instead of this slot's frame (the
+                    # output was full: the slot counts as EAGAIN)
+                    err = errno.EAGAIN
+                    try:
+                        tail = tail[os.write(fd, tail):]
+                    except OSError as exc:
+                        err = exc.errno or errno.EIO
+                        if err != errno.EAGAIN:
+                            tail = b""
+                if not err:
+                    try:
+                        n = os.write(fd, buf)
+                    except OSError as exc:
+                        err = exc.errno or errno.EIO
+                    else:
+                        if n < FRAME_LEN:
+                            tail, tail_gen = buf[n:], fd_gen
             done = time.monotonic_ns()
             with self._lock:
                 st.mode = MODE_NAMES[mode]

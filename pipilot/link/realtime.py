@@ -12,6 +12,7 @@ import ctypes.util
 import gc
 import logging
 import os
+import resource
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,30 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
+CAP_IPC_LOCK = 14
+
+
+def _has_cap_ipc_lock() -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_IPC_LOCK & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def mlockall() -> str:
-    """Lock current and future pages in RAM (no page-fault stalls on the write path)."""
+    """Lock current and future pages in RAM (no page-fault stalls on the write path).
+
+    Only without a memory-lock limit (CAP_IPC_LOCK or LimitMEMLOCK=infinity):
+    under a finite limit MCL_FUTURE makes every allocation past it fail, which
+    would crash the flight process later instead of refusing now."""
+    soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    if soft != resource.RLIM_INFINITY and not _has_cap_ipc_lock():
+        return (f"mlockall refused (LimitMEMLOCK is {soft // 1024} KiB: allocations past "
+                "it would fail; needs CAP_IPC_LOCK or LimitMEMLOCK=infinity)")
     if _libc().mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
         err = ctypes.get_errno()
         return f"mlockall refused ({os.strerror(err)}; needs CAP_IPC_LOCK or LimitMEMLOCK)"

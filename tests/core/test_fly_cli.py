@@ -75,3 +75,47 @@ def test_fly_port_errors_are_one_line(tmp_path):
     assert r.returncode == 1
     assert "pipilot: error: /dev/ttyNOPE: no such port" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+async def test_the_stop_signal_fails_safe_before_the_web_server_winds_down(monkeypatch):
+    # the web server's shutdown waits for its handlers (a pilot's websocket may
+    # still be publishing): the failsafe frames must not wait for it
+    import asyncio
+    import contextlib
+
+    from pipilot.cli import fly as fly_cli
+    from pipilot.core.config import CoreConfig, RealtimeConfig
+    from pipilot.core.flightcore import FlightCore
+    from pipilot.core.setpoints import Setpoint
+    from pipilot.core.vehicle import Vehicle
+    from pipilot.server.app import ServerConfig
+
+    seen = {}
+
+    @contextlib.asynccontextmanager
+    async def slow_serve(vehicle, web, token_source=""):
+        async def pilot():
+            while True:                         # the page keeps flying
+                vehicle.mixer.publish("pilot", Setpoint(throttle=0.5))
+                await asyncio.sleep(0.01)
+        task = asyncio.create_task(pilot())
+        try:
+            yield "http://test"
+        finally:
+            seen["running"] = vehicle.core.running
+            seen["reason"] = vehicle.core.failsafe.reason
+            await asyncio.sleep(0.3)            # handlers finishing
+            task.cancel()
+
+    monkeypatch.setattr(fly_cli, "serve", slow_serve)
+    cap = Frames()
+    with VirtualLink(callback=cap) as link:
+        cfg = CoreConfig(realtime=RealtimeConfig(mlockall=False, gc_freeze=False))
+        vehicle = Vehicle(FlightCore(link.path, cfg))
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        await fly_cli.fly(vehicle, stop, ServerConfig(port=0))
+        await asyncio.sleep(0.05)
+    assert seen == {"running": False, "reason": "shutdown"}
+    with cap.lock:
+        assert cap.frames[-1].failsafe

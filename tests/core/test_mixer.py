@@ -322,3 +322,30 @@ def test_any_valid_calibration_and_limits_stay_in_range(cals, perm, unused, limi
         if out.failsafe or out.state in (FailsafeState.THROTTLE_CUT, FailsafeState.STANDBY):
             assert out.channels[cal.channel_of("throttle") - 1] == (
                 tc.max if tc.reversed else tc.min)
+
+
+def test_an_arm_request_not_republished_stops_the_gesture_before_the_source_is_stale():
+    # the mission's source stays fresh for 1 s: a request it stopped repeating must
+    # not hold the gesture (the firmware arms after 1 s of it) for all that time
+    m, clock = mixer()
+    m.publish("mission", Setpoint(arm=ArmRequest.ARM))
+    clock.advance(0.2)
+    assert m.tick().setpoint.arm is ArmRequest.ARM
+    clock.advance(0.1)
+    out = m.tick()
+    assert out.state is FailsafeState.NORMAL and out.source == "mission"
+    assert out.setpoint.arm is ArmRequest.NONE and out.channels[YAW] == 992
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_tick_time_is_refused_without_poisoning_the_mixer(bad):
+    m, clock = mixer(limits=Limits())
+    m.publish("pilot", Setpoint(throttle=0.5))
+    m.tick()
+    with pytest.raises(ValueError):
+        m.tick(bad)
+    for _ in range(30):
+        clock.advance(0.02)
+        m.publish("pilot", Setpoint(throttle=0.5))
+        out = m.tick()
+    assert out.setpoint.throttle == pytest.approx(0.5)

@@ -299,10 +299,10 @@ def test_only_whole_sbus_frames_reach_the_thread(kind, pipe, bad):
     r, w = pipe
     pump = make_pump(kind)
     with pytest.raises(ValueError):
-        pump.start(w, bad, FS, P, 0.07, 0.1)
+        pump.start(w, bad, FS, P, 0.5, 0.8)
     with pytest.raises(ValueError, match="failsafe flag"):
         pump.start(w, FRESH, FRESH, P, 0.07, 0.1)
-    pump.start(w, FRESH, FS, P, 0.07, 0.1)
+    pump.start(w, FRESH, FS, P, 0.5, 0.8)
     try:
         with pytest.raises(ValueError):
             pump.set_frame(bad)
@@ -335,3 +335,39 @@ def test_last_errno_is_the_latest_errors_eagain_included(kind, pipe):
         assert pump.stats().eagain > 0
     finally:
         pump.stop()
+
+
+def test_a_full_tty_buffer_never_tears_a_frame(kind):
+    # a tty takes part of a frame when its buffer is nearly full: the rest must
+    # follow before any other frame, or the decoder could assemble a frame from
+    # the head of one and the body of the next
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(slave, False)
+    os.set_blocking(master, False)
+    pump = make_pump(kind)
+    data = b""
+    try:
+        pump.start(slave, FRESH, FS, 0.001, 0.5, 0.8)
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < 1.5:          # nobody reads: the buffer fills
+            k += 1
+            pump.set_frame(FRESH if k % 2 else OTHER)
+            time.sleep(0.01)
+        assert pump.stats().partial_writes + pump.stats().eagain > 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.5:
+            k += 1
+            pump.set_frame(FRESH if k % 2 else OTHER)
+            data += drain(master)
+            time.sleep(0.005)
+        pump.stop()
+        data += drain(master)
+    finally:
+        pump.stop()
+        os.close(master)
+        os.close(slave)
+    assert len(data) > 1000
+    assert set(frames(data)) <= {FRESH, OTHER}

@@ -36,3 +36,27 @@ def test_renice_reports_and_restores():
     realtime.restore_nice(old)
     if os.geteuid() == 0:                          # raising it back needs the privilege
         assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+def test_mlockall_is_not_tried_under_a_finite_limit(monkeypatch):
+    # MCL_FUTURE under a finite RLIMIT_MEMLOCK makes later allocations past it
+    # fail: the flight process would crash mid-flight instead of refusing now
+    import resource
+
+    calls = []
+
+    class Libc:
+        def mlockall(self, flags):
+            calls.append(flags)
+            return 0
+
+        def munlockall(self):
+            return 0
+
+    monkeypatch.setattr(realtime, "_libc", Libc)
+    monkeypatch.setattr(realtime, "_has_cap_ipc_lock", lambda: False)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (64 << 20, 64 << 20))
+    res = realtime.mlockall()
+    assert res.startswith("mlockall refused") and "LimitMEMLOCK" in res and calls == []
+    monkeypatch.setattr(realtime, "_has_cap_ipc_lock", lambda: True)
+    assert realtime.mlockall() == "memory locked" and calls

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.sim import LockstepSim
 from pipilot.sim.manual import Armed
@@ -83,3 +85,25 @@ def test_the_sim_command_demo_pilot_arms_climbs_and_hovers() -> None:
     assert sim.model.manual.armed is Armed.ARMED
     assert sim.truth.altitude > 1.0
     assert abs(sim.truth.velocity[2]) < 0.5  # holding, not climbing away
+
+
+@pytest.mark.parametrize("end", ["released", "pilot lost"])
+def test_an_arm_request_ended_before_the_sequence_time_does_not_arm(end: str) -> None:
+    # LibrePilot arms once the yaw stick has stayed beyond -0.2 for more than
+    # 1000 ms: the gesture must end on the wire when the request ends
+    sim = LockstepSim(seed=6, core=True, period_ms=14.0)
+    mixer = sim.vehicle.mixer
+    sim.run(1.0)
+    t0 = sim.now
+    held = 0.94 if end == "released" else 0.65   # a pilot lost: the request stays
+    while sim.now - t0 < held:                    # fresh for ARM_HOLD_S (0.25 s) more
+        mixer.publish("pilot", Setpoint(arm=ArmRequest.ARM))
+        sim.run(0.01)
+    assert sim.model.manual.armed is Armed.ARMING
+    if end == "released":
+        for _ in range(100):
+            mixer.publish("pilot", Setpoint())
+            sim.run(0.01)
+    else:
+        sim.run(1.0)
+    assert sim.model.manual.armed is Armed.DISARMED

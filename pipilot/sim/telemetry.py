@@ -260,8 +260,9 @@ class FlightTelemetry:
             else:
                 self._send_nack(p.object_id, p.instance_id)
         elif t in (PacketType.OBJ, PacketType.OBJ_ACK):
-            bad_instance = p.instance_id != 0 and (d.is_meta or d.single_instance)
-            if not known or p.values is None or bad_instance:
+            bad_instance = d is not None and p.instance_id != 0 and (
+                d.is_meta or d.single_instance)
+            if d is None or not known or p.values is None or bad_instance:
                 if t == PacketType.OBJ_ACK:
                     self._send_nack(p.object_id, p.instance_id)
                 return

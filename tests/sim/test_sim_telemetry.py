@@ -107,6 +107,11 @@ def test_requests_are_answered_and_unknown_objects_nacked() -> None:
     g._write(encode_packet(PacketType.OBJ_REQ, 0x12345678, 0))
     sim.run(0.5)
     assert g.nacks == 1
+    # an unknown object sent with a request for an ACK is refused, not a crash
+    g._write(encode_packet(PacketType.OBJ_ACK, 0x3CEA5B0E, 7, bytes(60)))
+    sim.run(0.5)
+    assert g.nacks == 2
+    assert sim.telemetry.connected
 
 
 def test_settings_write_with_ack_changes_behaviour() -> None:

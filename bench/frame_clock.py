@@ -198,10 +198,9 @@ def finish_writer(w: dict, period: float) -> dict:
         raise RuntimeError(f"{w['writer']} failed: {status}")
     info = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
     times = frame_times(w["out"])
-    times = [t for t in times if t >= times[0] + WARMUP_S]
     # slots the writer says it left out on purpose or for lateness (the pump counts them)
     skipped = info.get("pump_missed_slots", 0) + info.get("pump_silent_slots", 0)
-    stats = arrival_stats(times, period, skipped=skipped)
+    stats = arrival_stats(times, period, skipped=skipped, warmup_s=WARMUP_S)
     if "cpu_s" in info:
         cpu = info.pop("cpu_s") - info.get("stall_cpu_s", 0.0)
         cpu_wall = info.pop("wall_s")

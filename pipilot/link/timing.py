@@ -60,13 +60,20 @@ def fitted_period(times: Sequence[float], k: Sequence[int]) -> float:
 
 
 def arrival_stats(times: Sequence[float], period: float, slotting: str = "index",
-                  skipped: int = 0) -> dict[str, float]:
+                  skipped: int = 0, warmup_s: float = 0.0) -> dict[str, float]:
     """mean period, lateness p50/p99/p99.9/max, longest gap, frames and slots.
-    `skipped`: slots the writer says it left out (see `slots`)."""
+    `skipped`: slots the writer says it left out (see `slots`); `warmup_s`: the
+    first seconds are slotted (the writer's counts include them) but left out
+    of the figures."""
+    if len(times) < 2:
+        return {"frames": float(len(times))}
+    k = slots(times, period, slotting, skipped)
+    keep = [i for i, t in enumerate(times) if t >= times[0] + warmup_s]
+    times = [times[i] for i in keep]
+    k = [k[i] for i in keep]
     n = len(times)
     if n < 2:
         return {"frames": float(n)}
-    k = slots(times, period, slotting, skipped)
     offsets = [t - i * period for t, i in zip(times, k, strict=True)]
     base = min(offsets)
     late = sorted(o - base for o in offsets)
@@ -74,7 +81,7 @@ def arrival_stats(times: Sequence[float], period: float, slotting: str = "index"
     mean_period = fitted_period(times, k)
     return {
         "frames": float(n),
-        "slots": float(k[-1] + 1),
+        "slots": float(k[-1] - k[0] + 1),
         "mean_period_s": mean_period,
         "period_error_pct": (mean_period - period) / period * 100.0,
         "lateness_p50_s": percentile(late, 50),

@@ -62,3 +62,10 @@ def test_reported_skips_go_to_the_widest_gaps():
     assert s["lateness_max_s"] == pytest.approx(0.004)
     assert s["mean_period_s"] == pytest.approx(P, rel=1e-3)
     assert slots([1.0], P) == [0]
+
+
+def test_warmup_is_slotted_but_not_counted():
+    times = [i * P for i in range(200) if i != 3]          # a slot dropped at start-up
+    s = arrival_stats(times, P, skipped=1, warmup_s=0.1)
+    assert s["lateness_max_s"] == pytest.approx(0, abs=1e-9)
+    assert s["frames"] == len([t for t in times if t >= 0.1])

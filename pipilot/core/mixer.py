@@ -32,6 +32,11 @@ GESTURES = {"yaw_left": (-1.0, 1.0), "yaw_right": (1.0, -1.0)}
 #: so a publisher that vanished mid-gesture must not hold it on for its whole
 #: timeout (0.5 s, 1 s). Above the slowest publisher's period (missions >= 5 Hz).
 ARM_HOLD_S = 0.25
+#: An arm request is honoured only from a setpoint whose own throttle is at most
+#: this: the gesture forces throttle off, so an arm request from a source that
+#: asks for lift (a craft in the air) would drop the craft. Disarm is not
+#: guarded: it is the deliberate way to stop the motors.
+ARM_THROTTLE_MAX = 0.05
 
 #: Standard sources: name -> (priority, mode, timeout_s). Higher priority wins.
 STANDARD_SOURCES: dict[str, tuple[int, str, float]] = {
@@ -111,6 +116,7 @@ class Mixer:
         self._sources: dict[str, Source] = {}
         # throttle, roll, pitch, yaw, acc0..3: the last values sent
         self._out = [0.0] * 8
+        self._arm_refused = False
         self._last_tick: float | None = None
         self._descent_from = 0.0
         #: called after every publish (the FlightCore mixes at once); None for none
@@ -189,6 +195,14 @@ class Mixer:
                       *sp.accessories]
             assert winner.stamp is not None
             arm = sp.arm if now - winner.stamp <= ARM_HOLD_S else ArmRequest.NONE
+            if arm is ArmRequest.ARM and sp.throttle > ARM_THROTTLE_MAX:
+                if not self._arm_refused:
+                    log.warning("arm request from %r ignored: its throttle %.2f is not off",
+                                winner.name, sp.throttle)
+                self._arm_refused = True
+                arm = ArmRequest.NONE
+            else:
+                self._arm_refused = False
             self._slew(self._limit(target), dt)
         elif state is FailsafeState.DESCENT:
             thr = min(self._descent_from, self.policy.descent_throttle)

@@ -313,9 +313,12 @@ def test_gesture_reaches_the_wire_in_lockstep():
     from pipilot.core.setpoints import ArmRequest
     from pipilot.sbus import decode
 
-    core.mixer.publish("pilot", Setpoint(throttle=0.5, arm=ArmRequest.ARM))
+    core.mixer.publish("pilot", Setpoint(throttle=0.0, arm=ArmRequest.ARM))
     f = decode(core.advance(P)[-1][1])
     assert f.channels[0] == 172 and f.channels[1] == 172
+    core.mixer.publish("pilot", Setpoint(throttle=0.5, arm=ArmRequest.DISARM))
+    f = decode(core.advance(2 * P)[-1][1])
+    assert f.channels[0] == 172 and f.channels[1] == 1811
 
 
 async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):

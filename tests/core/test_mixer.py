@@ -83,12 +83,12 @@ def test_slew_rate_limits_steps():
 def test_arm_request_becomes_the_gesture_while_held(gesture, arm_ch, disarm_ch):
     m, clock = mixer(gesture=gesture)
     for _ in range(3):
-        m.publish("pilot", Setpoint(throttle=0.4, yaw=0.3, arm=ArmRequest.ARM))
+        m.publish("pilot", Setpoint(throttle=0.03, yaw=0.3, arm=ArmRequest.ARM))
         out = m.tick()
         assert out.channels[THR] == 172 and out.channels[YAW] == arm_ch
         assert out.setpoint.arm is ArmRequest.ARM
         clock.advance(0.1)
-    m.publish("pilot", Setpoint(throttle=0.0, arm=ArmRequest.DISARM))
+    m.publish("pilot", Setpoint(throttle=0.4, arm=ArmRequest.DISARM))
     out = m.tick()
     assert out.channels[THR] == 172 and out.channels[YAW] == disarm_ch
     m.publish("pilot", Setpoint(throttle=0.0))
@@ -106,6 +106,25 @@ def test_gesture_in_firmware_terms_crosses_the_threshold():
     yaw_norm = (out.channels[YAW] - yc.neutral) / (yc.neutral - yc.min)
     assert yaw_norm <= -0.2
     assert out.channels[THR] < tc.neutral
+
+
+def test_an_arm_request_asking_for_lift_is_ignored_but_disarm_still_cuts():
+    # the gesture forces throttle off: honouring an arm request from a source
+    # that flies (throttle up) would drop the craft
+    m, clock = mixer(limits=Limits(throttle_slew=0, axis_slew=0))
+    cal = Calibration()
+    thr = cal.calibration_for("throttle").unipolar
+    m.publish("pilot", Setpoint(throttle=0.6, arm=ArmRequest.ARM))
+    out = m.tick()
+    assert out.setpoint.arm is ArmRequest.NONE
+    assert out.channels[THR] == thr(0.6) and out.channels[YAW] == 992
+    clock.advance(0.01)
+    m.publish("pilot", Setpoint(throttle=0.0, arm=ArmRequest.ARM))
+    assert m.tick().setpoint.arm is ArmRequest.ARM       # throttle off: the gesture
+    clock.advance(0.01)
+    m.publish("pilot", Setpoint(throttle=0.6, arm=ArmRequest.DISARM))
+    out = m.tick()
+    assert out.setpoint.arm is ArmRequest.DISARM and out.channels[THR] == thr(0.0)
 
 
 def test_source_loss_descends_level_then_cuts():

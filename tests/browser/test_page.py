@@ -21,19 +21,24 @@ NAMES = ["Throttle", "Yaw", "Roll", "Pitch",
          "Accessory 0", "Accessory 1", "Accessory 2", "Accessory 3"]
 
 
-@pytest.fixture
-async def rig():
+async def _rig(heartbeat_timeout: float):
     fake = FakeVehicle(MonotonicClock())
     fake.telemetry["FlightStatus"] = {"Armed": "Disarmed", "FlightMode": "Stabilized1"}
-    # A generous heartbeat timeout: a starved browser on a loaded machine must not
-    # withdraw the pilot here; heartbeat loss is tested in virtual time and end to end.
-    app = make_app(fake, ServerConfig(token=TOKEN, heartbeat_timeout=3.0))
+    app = make_app(fake, ServerConfig(token=TOKEN, heartbeat_timeout=heartbeat_timeout))
     async with serve(app) as url, async_playwright() as pw:
         browser = await launch(pw)
         try:
             yield fake, url, browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def rig():
+    # A generous heartbeat timeout: a starved browser on a loaded machine must not
+    # withdraw the pilot here; heartbeat loss is tested in virtual time and end to end.
+    async for r in _rig(3.0):
+        yield r
 
 
 async def until(cond, timeout=5.0):
@@ -273,15 +278,8 @@ async def test_touch_moves_sliders_and_sticks_centre_on_release(rig):
 @pytest.fixture
 async def rig_1s():
     """As rig, with a 1 s heartbeat timeout: for the tests where the page must fall silent."""
-    fake = FakeVehicle(MonotonicClock())
-    fake.telemetry["FlightStatus"] = {"Armed": "Disarmed", "FlightMode": "Stabilized1"}
-    app = make_app(fake, ServerConfig(token=TOKEN, heartbeat_timeout=1.0))
-    async with serve(app) as url, async_playwright() as pw:
-        browser = await launch(pw)
-        try:
-            yield fake, url, browser
-        finally:
-            await browser.close()
+    async for r in _rig(1.0):
+        yield r
 
 
 async def test_losing_the_gamepad_in_flight_lets_the_pilot_failsafe_apply(rig_1s):

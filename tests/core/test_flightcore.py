@@ -29,6 +29,7 @@ from pipilot.core.vehicle import Vehicle
 from pipilot.link.pump import available
 from pipilot.link.virtual import VirtualLink
 from pipilot.sbus import FrameDecoder
+from tests.core.stall import assert_stall_tail
 
 P = 0.007
 
@@ -174,16 +175,7 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
         await asyncio.sleep(0.5)
     stats = core.pump.stats()
     frames = [f for _, f in await settled(cap)]
-    acc0 = core.mixer.calibration.calibration_for("accessory0").bipolar(0.5)
-    first = next(i for i, f in enumerate(frames) if f.channels[4] == acc0)
-    tail = "".join("F" if f.failsafe else "m" if f.channels[4] == acc0 else "?"
-                   for f in frames[first:])
-    wd = core.config.watchdog
-    assert tail.startswith("m") and "?" not in tail
-    assert "F" in tail and "m" not in tail[tail.index("F"):]
-    assert tail.count("m") <= round(wd.stale_ms * 1e-3 / P) + 1
-    assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
-    assert stats.mode == "silent" and stats.silent_slots > 0
+    tail = assert_stall_tail(core, frames, stats, P)
     assert tail.count("F") <= stats.failsafe_frames   # (earlier stalls under load add more)
     await core.stop()
 

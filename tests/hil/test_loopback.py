@@ -18,6 +18,7 @@ from pipilot.errors import LinkError
 from pipilot.link.serialport import open_sbus_port
 from pipilot.link.virtual import WireReader
 from pipilot.sbus import Frame, FrameDecoder
+from tests.core.stall import assert_stall_tail
 
 P = 0.007
 
@@ -81,16 +82,7 @@ async def test_core_stall_failsafe_timing(loopback_port):
     finally:
         reader.stop()
         await core.stop()
-    acc0 = core.mixer.calibration.calibration_for("accessory0").bipolar(0.5)
-    first = next(i for i, f in enumerate(frames) if f.channels[4] == acc0)
-    tail = "".join("F" if f.failsafe else "m" if f.channels[4] == acc0 else "?"
-                   for f in frames[first:])
-    wd = core.config.watchdog
-    assert tail.startswith("m") and "?" not in tail
-    assert "F" in tail and "m" not in tail[tail.index("F"):]
-    assert tail.count("m") <= round(wd.stale_ms * 1e-3 / P) + 1
-    assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / P) + 1
-    assert stats.mode == "silent" and stats.silent_slots > 0
+    assert_stall_tail(core, frames, stats, P)
 
 
 def test_port_errors(loopback_port):

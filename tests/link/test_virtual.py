@@ -36,7 +36,7 @@ def test_bytes_written_to_the_port_reach_the_reader_with_times():
     times = [t for _, ts in got for t in ts]
     assert data == bytes(range(25))
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(g >= BYTE_TIME - 1e-12 for g in gaps)
+    assert all(g >= BYTE_TIME - 1e-9 for g in gaps)  # float slack at a large uptime
 
 
 def test_loopback_direction():

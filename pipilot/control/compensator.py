@@ -74,12 +74,14 @@ class DriftCompensator:
         await self.configure_rates()
         self._task = asyncio.create_task(self._run(), name="drift")
 
-    async def configure_rates(self, timeout_s: float = 2.0) -> list[str]:
+    async def configure_rates(self, timeout_s: float = 2.0, attempts: int = 3) -> list[str]:
         """Ask the FC for AccelState and AttitudeState at the configured period.
 
-        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. Best
-        effort: a link that refuses leaves the loop working on slower data,
-        and the failures are returned (and logged).
+        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. A write
+        whose ACK is lost (on a busy 9600 baud link the FC's telemetry queue
+        drops updates) is tried again, up to ``attempts`` times. Best effort:
+        a link that refuses leaves the loop working on slower data, and the
+        failures are returned (and logged).
         """
         from pipilot.uavtalk import load_definitions
 
@@ -91,11 +93,15 @@ class DriftCompensator:
             period = round(period_ms)
             meta = dict(registry[name + "Meta"].defaults())
             meta.update(telemetry_update_mode="periodic", telemetry_period_ms=period)
-            try:
-                await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
-                                       timeout_s)
-            except Exception as exc:  # the loop still works, only slower
-                log.warning("could not set the %s telemetry period: %s", name, exc)
+            for attempt in range(1, attempts + 1):
+                try:
+                    await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
+                                           timeout_s)
+                    break
+                except Exception as exc:  # the loop still works, only slower
+                    log.warning("could not set the %s telemetry period (attempt %d of %d): %s",
+                                name, attempt, attempts, exc)
+            else:
                 failed.append(name)
         self.rate_errors = failed
         return failed

@@ -1,0 +1,61 @@
+"""The drift loop asks the FC for its telemetry rates, and asks again when an ACK is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pipilot.control.compensator import DriftCompensator
+from pipilot.core.clock import VirtualClock
+
+
+class LossyTelemetry:
+    """Acknowledges a write only after ``lose`` earlier attempts at it timed out."""
+
+    def __init__(self, lose: int) -> None:
+        self.lose = lose
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.acked: dict[str, dict[str, Any]] = {}
+
+    async def send(self, name: str, values: dict[str, Any]) -> None:
+        self.sent.append((name, values))
+        if sum(n == name for n, _ in self.sent) <= self.lose:
+            raise TimeoutError(f"{name} ACK: no answer")
+        self.acked[name] = values
+
+
+class Vehicle:
+    def __init__(self, telemetry: LossyTelemetry) -> None:
+        self.clock = VirtualClock()
+        self.telemetry = telemetry
+
+
+def configure(lose: int, attempts: int = 3) -> tuple[list[str], LossyTelemetry]:
+    tel = LossyTelemetry(lose)
+    comp = DriftCompensator(Vehicle(tel), flying=lambda: False)
+    failed = asyncio.run(comp.configure_rates(attempts=attempts))
+    assert comp.rate_errors == failed
+    return failed, tel
+
+
+def test_rates_are_set_as_configured() -> None:
+    failed, tel = configure(lose=0)
+    assert failed == []
+    assert [n for n, _ in tel.sent] == ["AccelStateMeta", "AttitudeStateMeta"]
+    assert tel.acked["AccelStateMeta"]["telemetry_period_ms"] == 100
+    assert tel.acked["AttitudeStateMeta"]["telemetry_period_ms"] == 200
+    assert tel.acked["AccelStateMeta"]["telemetry_update_mode"] == "periodic"
+
+
+def test_a_lost_ack_is_tried_again() -> None:
+    failed, tel = configure(lose=2)
+    assert failed == []
+    assert [n for n, _ in tel.sent].count("AccelStateMeta") == 3
+    assert tel.acked["AccelStateMeta"]["telemetry_period_ms"] == 100
+    assert tel.acked["AttitudeStateMeta"]["telemetry_period_ms"] == 200
+
+
+def test_a_refusing_link_is_reported_after_bounded_attempts() -> None:
+    failed, tel = configure(lose=10, attempts=3)
+    assert failed == ["AccelState", "AttitudeState"]
+    assert len(tel.sent) == 6

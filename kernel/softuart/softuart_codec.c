@@ -233,57 +233,166 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
 
 /* ---------------------------------------------------------------- RX --- */
 
+/*
+ * Lost edge pairs. The GPIO block latches one event per line: when the next
+ * edge comes before the handler of the first has run, the handler runs once
+ * and reads the line back at the level it had before both. Say the handler
+ * stamped h, and the lost pulse began at e1 and ended at e2. Its interrupt
+ * ran at h, so e2 <= h and the latency h - e1 is at least the pulse length;
+ * while latencies stay under two bits the pulse was exactly one bit long
+ * (a longer one would have let the handler run in between) and no other edge
+ * fits in between.
+ *
+ * The stamps give the bit grid only up to the latency all interrupts share:
+ * the grid through the character's quickest stamp ("quick" below) lies
+ * lat_f after the true one, lat_f being the quickest interrupt's latency,
+ * and h lies lat1 - lat_f after the quick grid point where the pulse began.
+ * With J the bound set by suart_rx_set_lat_max() on that excess, the pulse
+ * began on the first quick grid point at or after h - J. That is right when
+ * J - bit < lat1 - lat_f <= J. The default J of one bit needs nothing but
+ * lat_f < bit (lat1 >= bit does the rest) and lat1 - lat_f <= bit: on a
+ * Raspberry Pi at 57600 baud (bit 17.4 us, lat_f ~9 us) that is any lost
+ * pair whose interrupt ran within 26 us. A larger J covers later
+ * interrupts but needs a quicker floor: lat_f < 2 * bit - J.
+ *
+ * The pulse is put back only where it fits: after the frame's last edge, and
+ * after the previous report (its first edge would have merged into that one);
+ * a real edge then landing on or before its end flags the frame. A lost pair
+ * that took the start edge with it (start bit and a 1 data bit) starts a
+ * frame whose grid comes from its later edges, placed by the same rule; if
+ * no later edge comes, nothing but the report says a character was there, so
+ * it is flagged.
+ */
+
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	*rx = (struct suart_rx){ .fmt = *fmt, .level = level ? 1 : 0,
-				 .wait_mark = !level };
+				 .wait_mark = !level, .t_prev = -SUART_NEVER };
 }
 
 void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	u32 missed = rx->missed_edges, false_starts = rx->false_starts;
+	u32 recovered = rx->recovered, lat_max = rx->lat_max_ns;
 
 	suart_rx_init(rx, fmt, level);
 	rx->missed_edges = missed;
 	rx->false_starts = false_starts;
+	rx->recovered = recovered;
+	rx->lat_max_ns = lat_max;
 }
 
-/* Index of the bit boundary an edge at offset @off from the reference is on. */
-static s64 suart_rx_slot(const struct suart_rx *rx, s64 off)
+void suart_rx_set_lat_max(struct suart_rx *rx, u32 ns)
+{
+	rx->lat_max_ns = ns;
+}
+
+static s64 suart_rx_lat_max(const struct suart_rx *rx)
+{
+	return rx->lat_max_ns ? rx->lat_max_ns : rx->fmt.bit_ns;
+}
+
+static bool suart_rx_can_rebuild(const struct suart_rx *rx)
+{
+	return suart_rx_lat_max(rx) < 2 * (s64)rx->fmt.bit_ns;
+}
+
+/* floor(@a / bit) for either sign of @a. */
+static s64 suart_rx_fdiv(const struct suart_rx *rx, s64 a)
+{
+	s64 q = suart_div(a, rx->fmt.bit_ns);
+
+	if (q * rx->fmt.bit_ns > a)
+		q--;
+	return q;
+}
+
+struct suart_rx_grid {
+	s64 ref;	/* start of bit 0 as the frame's median stamp sees it */
+	s64 quick;	/* start of bit 0 as its quickest stamp sees it */
+};
+
+/* Index of the bit boundary an edge at @t is on. */
+static s64 suart_rx_slot_at(const struct suart_rx *rx, const struct suart_rx_grid *g, s64 t)
 {
 	const s64 bit = rx->fmt.bit_ns;
 
-	off += bit * SUART_EARLY_NUM / SUART_EARLY_DEN;
-	if (off < 0)
-		return -1;
-	return suart_div(off, rx->fmt.bit_ns);
+	return suart_rx_fdiv(rx, t - g->ref + bit * SUART_EARLY_NUM / SUART_EARLY_DEN);
+}
+
+static s64 suart_rx_slot(const struct suart_rx *rx, const struct suart_rx_grid *g,
+			 unsigned int i)
+{
+	if (rx->lvl[i] & SUART_RX_SYN)
+		return rx->t[i];
+	return suart_rx_slot_at(rx, g, rx->t[i]);
+}
+
+static bool suart_rx_has_real(const struct suart_rx *rx)
+{
+	unsigned int i;
+
+	for (i = 0; i < rx->n; i++)
+		if (!(rx->lvl[i] & SUART_RX_SYN))
+			return true;
+	return false;
 }
 
 /*
- * Where bit 0 began, as the median of the instants the frame's edges imply
- * (each edge minus its whole number of bits from the start edge). A start
- * edge stamped late by a slow interrupt then no longer drags every later
- * bit boundary with it; latency never makes a stamp early, so the reference
- * is not allowed to land more than a quarter bit after the start edge.
+ * The frame's bit grid. ref is the median of the instants the real edges
+ * imply for a grid point (each stamp minus its whole number of bits from the
+ * first), so a start edge stamped late by a slow interrupt does not drag
+ * every later bit boundary with it; latency never makes a stamp early, so
+ * ref may not land more than a quarter bit after a seen start edge. quick is
+ * the same grid through the quickest stamp. A rebuilt start has no stamp:
+ * its grid point is then chosen by the rule above, and with no real edge at
+ * all a mid-window guess stands in.
  */
-static s64 suart_rx_ref(const struct suart_rx *rx)
+static void suart_rx_grid(const struct suart_rx *rx, struct suart_rx_grid *g)
 {
 	const s64 bit = rx->fmt.bit_ns;
-	s64 imp[SUART_MAX_EDGES], med;
-	unsigned int i, j;
+	s64 imp[SUART_MAX_EDGES], anchor = 0, med, mn = SUART_NEVER;
+	unsigned int i, j, m = 0;
 
 	for (i = 0; i < rx->n; i++) {
-		s64 off = rx->t[i] - rx->t[0];
-		s64 v = off - suart_div(off + bit / 2, rx->fmt.bit_ns) * bit;
+		s64 off, v;
 
-		for (j = i; j > 0 && imp[j - 1] > v; j--)
+		if (rx->lvl[i] & SUART_RX_SYN)
+			continue;
+		if (!m)
+			anchor = rx->t[i];
+		off = rx->t[i] - anchor;
+		v = off - suart_div(off + bit / 2, rx->fmt.bit_ns) * bit;
+		for (j = m; j > 0 && imp[j - 1] > v; j--)
 			imp[j] = imp[j - 1];
 		imp[j] = v;
+		m++;
 	}
-	med = imp[(rx->n - 1) / 2];
-	if (med > bit / 4)
+	if (!m) {
+		g->ref = rx->t_syn - suart_rx_lat_max(rx) + bit * 3 / 8;
+		g->quick = g->ref;
+		return;
+	}
+	med = imp[(m - 1) / 2];
+	if (!rx->syn_start && med > bit / 4)
 		med -= bit;
-	return rx->t[0] + med;
+	g->ref = anchor + med;
+	for (i = 0; i < rx->n; i++) {
+		s64 r;
+
+		if (rx->lvl[i] & SUART_RX_SYN)
+			continue;
+		r = rx->t[i] - g->ref - suart_rx_slot_at(rx, g, rx->t[i]) * bit;
+		if (r < mn)
+			mn = r;
+	}
+	g->quick = g->ref + mn;
+	if (rx->syn_start) {
+		s64 lo = rx->t_syn - suart_rx_lat_max(rx);
+
+		g->quick += suart_rx_fdiv(rx, lo - g->quick + bit - 1) * bit;
+		g->ref = g->quick - mn;
+	}
 }
 
 static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
@@ -291,13 +400,14 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 	const unsigned int nbits = suart_frame_bits(&rx->fmt);
 	const unsigned int db = rx->fmt.data_bits;
 	u32 levels = 0, data, stop_mask;
-	s64 ref = suart_rx_ref(rx);
+	struct suart_rx_grid g;
 	unsigned int b, i = 1, cur = 0, pbit;
 	u8 flags = 0;
 
+	suart_rx_grid(rx, &g);
 	for (b = 0; b < nbits; b++) {
-		while (i < rx->n && suart_rx_slot(rx, rx->t[i] - ref) <= b)
-			cur = rx->lvl[i++];
+		while (i < rx->n && suart_rx_slot(rx, &g, i) <= b)
+			cur = rx->lvl[i++] & 1u;
 		levels |= (u32)cur << b;
 	}
 	rx->in_frame = false;
@@ -318,7 +428,7 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 		flags |= SUART_FE;
 	if (levels == 0)
 		flags = SUART_BREAK | SUART_FE;
-	if (rx->missed)
+	if (rx->missed || !suart_rx_has_real(rx))
 		flags |= SUART_NOISE | SUART_FE;
 	out->data = (u8)data;
 	out->flags = flags;
@@ -328,10 +438,23 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 s64 suart_rx_deadline(const struct suart_rx *rx)
 {
 	const s64 bit = rx->fmt.bit_ns;
+	s64 start;
 
 	if (!rx->in_frame)
 		return SUART_NEVER;
-	return rx->t[0] + (s64)suart_frame_bits(&rx->fmt) * bit + bit / 2;
+	/* A rebuilt start edge lies before the first quick grid point after h - J + bit. */
+	start = rx->syn_start ? rx->t_syn - suart_rx_lat_max(rx) + bit : rx->t[0];
+	return start + (s64)suart_frame_bits(&rx->fmt) * bit + bit / 2;
+}
+
+s64 suart_rx_start(const struct suart_rx *rx)
+{
+	struct suart_rx_grid g;
+
+	if (!rx->in_frame)
+		return SUART_NEVER;
+	suart_rx_grid(rx, &g);
+	return g.ref;
 }
 
 int suart_rx_timeout(struct suart_rx *rx, s64 now, struct suart_char *out)
@@ -341,48 +464,133 @@ int suart_rx_timeout(struct suart_rx *rx, s64 now, struct suart_char *out)
 	return suart_rx_finish(rx, out);
 }
 
+static void suart_rx_push(struct suart_rx *rx, s64 t, u8 lvl)
+{
+	if (rx->n < SUART_MAX_EDGES) {
+		rx->t[rx->n] = t;
+		rx->lvl[rx->n++] = lvl;
+	} else {
+		rx->missed = true;
+	}
+}
+
+/* A frame starts with the edge stamped @t, or with one lost in the report at @t. */
+static void suart_rx_begin(struct suart_rx *rx, s64 t, bool rebuilt)
+{
+	rx->in_frame = true;
+	rx->missed = false;
+	rx->wait_mark = false;
+	rx->syn_start = rebuilt;
+	rx->n = 0;
+	if (rebuilt) {
+		rx->t_syn = t;
+		suart_rx_push(rx, 0, SUART_RX_SYN | 0);
+		suart_rx_push(rx, 1, SUART_RX_SYN | 1);
+		rx->recovered++;
+	} else {
+		suart_rx_push(rx, t, 0);
+	}
+}
+
+/*
+ * Bit index where the pulse lost in the report at @h began, on the current
+ * frame's grid, or -1 where it cannot be placed. @prev: the report before.
+ */
+static s64 suart_rx_lost_pulse(const struct suart_rx *rx, const struct suart_rx_grid *g,
+			       s64 h, s64 prev)
+{
+	const s64 bit = rx->fmt.bit_ns;
+	s64 k;
+
+	if (!suart_rx_can_rebuild(rx) || !suart_rx_has_real(rx))
+		return -1;
+	k = suart_rx_fdiv(rx, h - suart_rx_lat_max(rx) - g->quick + bit - 1);
+	if (k <= suart_rx_slot(rx, g, rx->n - 1u) || g->quick + k * bit <= prev)
+		return -1;
+	return k;
+}
+
+/* A report at @h with the level unchanged: an even number of edges was lost. */
+static int suart_rx_merged(struct suart_rx *rx, s64 h, s64 prev, struct suart_char *out)
+{
+	const s64 nbits = suart_frame_bits(&rx->fmt);
+	const int level = rx->level;
+	struct suart_rx_grid g;
+	int done = 0;
+	s64 k;
+
+	if (rx->in_frame) {
+		suart_rx_grid(rx, &g);
+		k = suart_rx_lost_pulse(rx, &g, h, prev);
+		if (k < 0) {
+			/* Cannot place it: lose the bits, not the frame boundary. */
+			if (suart_rx_slot_at(rx, &g, h) < nbits) {
+				rx->missed = true;
+				return 0;
+			}
+			done = suart_rx_finish(rx, out);
+		} else if (k + 1 < nbits || (k + 1 == nbits && level)) {
+			suart_rx_push(rx, k, SUART_RX_SYN | (u8)!level);
+			suart_rx_push(rx, k + 1, SUART_RX_SYN | (u8)level);
+			rx->recovered++;
+			return 0;
+		} else if (k + 1 == nbits) {
+			/* The last stop bit; its end is the next start edge, on this grid. */
+			suart_rx_push(rx, k, SUART_RX_SYN | 1);
+			done = suart_rx_finish(rx, out);
+			suart_rx_begin(rx, g.ref + nbits * (s64)rx->fmt.bit_ns, false);
+			rx->recovered++;
+			return done;
+		} else {
+			/* After this frame, whose grid says nothing about the next one. */
+			done = suart_rx_finish(rx, out);
+		}
+	}
+	if (level == 0)
+		/* Mark then space again: a start bit, stamped as late as the first edge. */
+		suart_rx_begin(rx, h, false);
+	else if (suart_rx_can_rebuild(rx))
+		suart_rx_begin(rx, h, true);
+	return done;
+}
+
 int suart_rx_edge(struct suart_rx *rx, s64 t, int level, struct suart_char *out)
 {
+	const s64 nbits = suart_frame_bits(&rx->fmt);
+	struct suart_rx_grid g;
+	s64 prev = rx->t_prev;
 	int done = 0;
 
+	rx->t_prev = t;
+	if ((level ? 1 : 0) == rx->level) {
+		rx->missed_edges++;
+		return suart_rx_merged(rx, t, prev, out);
+	}
 	level = level ? 1 : 0;
 	if (rx->in_frame) {
-		s64 slot = suart_rx_slot(rx, t - suart_rx_ref(rx));
+		s64 slot;
 
-		if (slot >= (s64)suart_frame_bits(&rx->fmt))
-			done = suart_rx_finish(rx, out);
-	}
-	if (level == rx->level) {
-		/*
-		 * Two edges merged into one interrupt. Inside a frame the bits
-		 * are lost; outside one, mark then space again is a start bit
-		 * (the stamp is only as late as the first edge's latency).
-		 */
-		rx->missed_edges++;
-		if (rx->in_frame) {
-			rx->missed = true;
-			return done;
+		if (!suart_rx_has_real(rx)) {
+			/* The first stamp of a rebuilt frame sets its grid. */
+			suart_rx_push(rx, t, (u8)level);
+			suart_rx_grid(rx, &g);
+			slot = suart_rx_slot(rx, &g, rx->n - 1u);
+			rx->n--;
+		} else {
+			suart_rx_grid(rx, &g);
+			slot = suart_rx_slot_at(rx, &g, t);
 		}
-		if (level != 0)
-			return done;
-		rx->wait_mark = false;
+		if (slot >= nbits)
+			done = suart_rx_finish(rx, out);
+		else if ((rx->lvl[rx->n - 1u] & SUART_RX_SYN) && slot <= rx->t[rx->n - 1u])
+			rx->missed = true;	/* no room for the pulse put back */
 	}
 	rx->level = level;
-	if (rx->in_frame) {
-		if (rx->n < SUART_MAX_EDGES) {
-			rx->t[rx->n] = t;
-			rx->lvl[rx->n++] = (u8)level;
-		} else {
-			rx->missed = true;
-		}
-	} else if (level == 0 && !rx->wait_mark) {
-		rx->in_frame = true;
-		rx->missed = false;
-		rx->n = 1;
-		rx->t[0] = t;
-		rx->lvl[0] = 0;
-	} else if (level == 1) {
+	if (rx->in_frame)
+		suart_rx_push(rx, t, (u8)rx->level);
+	else if (rx->level == 0 && !rx->wait_mark)
+		suart_rx_begin(rx, t, false);
+	else if (rx->level == 1)
 		rx->wait_mark = false;
-	}
 	return done;
 }

@@ -115,22 +115,48 @@ struct suart_char {
 	u8 flags;
 };
 
+/*
+ * An interrupt that runs after the next edge has already happened reports the
+ * line at the level it had before the first one: an edge pair (one pulse) was
+ * lost. While every interrupt runs less than two bits late that pulse was one
+ * bit long, and the decoder puts it back on the character's bit grid, if the
+ * grid leaves exactly one place for it (see softuart_codec.c).
+ *
+ * t[]/lvl[] hold the frame's edges in order. An entry whose lvl has
+ * SUART_RX_SYN set was rebuilt, not seen: its t is the bit index it sits on.
+ */
+#define SUART_RX_SYN		0x02
+
 struct suart_rx {
 	struct suart_fmt fmt;
+	u32 lat_max_ns;		/* see suart_rx_set_lat_max(); 0: one bit */
 	int level;		/* last level seen on the line */
 	bool in_frame;
 	bool missed;		/* an edge pair was lost in this frame */
 	bool wait_mark;		/* line low after a frame: wait for a rising edge */
+	bool syn_start;		/* start edge rebuilt from the stamp @t_syn */
 	u8 n;
+	s64 t_syn;		/* stamp of the report that hid the start edge */
+	s64 t_prev;		/* stamp of the previous report, any kind */
 	s64 t[SUART_MAX_EDGES];
 	u8 lvl[SUART_MAX_EDGES];
 	u32 missed_edges;	/* edges reported with an unchanged level */
 	u32 false_starts;	/* start bits shorter than half a bit */
+	u32 recovered;		/* lost edge pairs put back on the bit grid */
 };
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
-/* New format, decoder restarted; keeps the counters. */
+/* New format, decoder restarted; keeps the counters and the latency bound. */
 void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
+/*
+ * Largest lateness, in ns, of an interrupt behind the quickest interrupt of
+ * the same character, that the decoder assumes when it rebuilds a lost edge
+ * pair; 0 selects one bit time. The part of the latency that every interrupt
+ * shares cannot be seen in the stamps, so the bound is on the excess only.
+ * At two bit times or more a lost pair can no longer be placed: characters
+ * that lose one are flagged SUART_NOISE.
+ */
+void suart_rx_set_lat_max(struct suart_rx *rx, u32 ns);
 /*
  * Feed one edge: the line was seen at @level at time @t (timestamps must not
  * decrease). Returns 1 and fills @out when this edge completes a character.
@@ -140,5 +166,7 @@ int suart_rx_edge(struct suart_rx *rx, s64 t, int level, struct suart_char *out)
 s64 suart_rx_deadline(const struct suart_rx *rx);
 /* Decode the current character if @now is past its deadline; returns 1 if so. */
 int suart_rx_timeout(struct suart_rx *rx, s64 now, struct suart_char *out);
+/* Where the current character's start bit began (stamp time), or SUART_NEVER. */
+s64 suart_rx_start(const struct suart_rx *rx);
 
 #endif /* SOFTUART_CODEC_H */

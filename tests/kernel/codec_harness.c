@@ -129,17 +129,21 @@ int h_irq_stamp(const s64 *t, const u8 *lvl, int n, const s64 *lat, s64 cost,
 	return m;
 }
 
-/* Feed stamped edges to the edge-timestamp receiver; returns chars decoded. */
-int h_rx_edges(const struct suart_fmt *fmt, const s64 *t, const u8 *lvl, int n,
-	       u8 *data, u8 *flags, s64 *start, int max, u32 *stats)
+/*
+ * Feed stamped edges to the edge-timestamp receiver (latency bound @lat_max,
+ * 0: default); returns chars decoded. @stats: missed, false starts, rebuilt.
+ */
+int h_rx_edges(const struct suart_fmt *fmt, u32 lat_max, const s64 *t, const u8 *lvl,
+	       int n, u8 *data, u8 *flags, s64 *start, int max, u32 *stats)
 {
 	struct suart_rx rx;
 	struct suart_char c;
 	int i, m = 0;
 
 	suart_rx_init(&rx, fmt, 1);
+	suart_rx_set_lat_max(&rx, lat_max);
 	for (i = 0; i <= n && m < max; i++) {
-		s64 t0 = rx.in_frame ? rx.t[0] : 0;
+		s64 t0 = suart_rx_start(&rx);
 		int got;
 
 		if (i < n)
@@ -154,6 +158,7 @@ int h_rx_edges(const struct suart_fmt *fmt, const s64 *t, const u8 *lvl, int n,
 	}
 	stats[0] = rx.missed_edges;
 	stats[1] = rx.false_starts;
+	stats[2] = rx.recovered;
 	return m;
 }
 

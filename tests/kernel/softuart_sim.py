@@ -80,7 +80,7 @@ class Codec:
                                    _u8p, ctypes.c_int, _i64p, _u8p, ctypes.c_int]
         lib.h_irq_stamp.argtypes = [_i64p, _u8p, ctypes.c_int, _i64p, ctypes.c_int64,
                                     _i64p, _u8p]
-        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), _i64p, _u8p, ctypes.c_int,
+        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), ctypes.c_uint32, _i64p, _u8p, ctypes.c_int,
                                    _u8p, _u8p, _i64p, ctypes.c_int, _u32p]
         lib.h_rx_perbit.argtypes = [ctypes.POINTER(Fmt), _i64p, _u8p, ctypes.c_int,
                                     _i64p, _i64p, ctypes.c_int, _u8p, _u8p, _i64p, ctypes.c_int]
@@ -143,18 +143,20 @@ class Codec:
                                  cost_ns, _ptr(ot, _i64p), _ptr(ol, _u8p))
         return ot[:m], ol[:m]
 
-    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray) -> Received:
+    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray, lat_max_ns: int = 0) -> Received:
+        """Decode stamped edges; @lat_max_ns as suart_rx_set_lat_max() (0: one bit)."""
         t = np.ascontiguousarray(t, np.int64)
         lv = np.ascontiguousarray(lv, np.uint8)
         cap = len(t) + 2
         data = np.zeros(cap, np.uint8)
         flags = np.zeros(cap, np.uint8)
         start = np.zeros(cap, np.int64)
-        stats = np.zeros(2, np.uint32)
-        m = self.lib.h_rx_edges(ctypes.byref(fmt), _ptr(t, _i64p), _ptr(lv, _u8p), len(t),
-                                _ptr(data, _u8p), _ptr(flags, _u8p), _ptr(start, _i64p), cap,
-                                _ptr(stats, _u32p))
-        return Received(data[:m], flags[:m], start[:m], int(stats[0]), int(stats[1]))
+        stats = np.zeros(3, np.uint32)
+        m = self.lib.h_rx_edges(ctypes.byref(fmt), lat_max_ns, _ptr(t, _i64p), _ptr(lv, _u8p),
+                                len(t), _ptr(data, _u8p), _ptr(flags, _u8p), _ptr(start, _i64p),
+                                cap, _ptr(stats, _u32p))
+        return Received(data[:m], flags[:m], start[:m], int(stats[0]), int(stats[1]),
+                        int(stats[2]))
 
     def rx_perbit(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray, lat_irq: np.ndarray,
                   lat_timer: np.ndarray) -> Received:
@@ -170,7 +172,7 @@ class Codec:
         m = self.lib.h_rx_perbit(ctypes.byref(fmt), _ptr(t, _i64p), _ptr(lv, _u8p), len(t),
                                  _ptr(li, _i64p), _ptr(lt, _i64p), len(li), _ptr(data, _u8p),
                                  _ptr(flags, _u8p), _ptr(start, _i64p), cap)
-        return Received(data[:m], flags[:m], start[:m], 0, 0)
+        return Received(data[:m], flags[:m], start[:m], 0, 0, 0)
 
 
 @dataclass
@@ -180,6 +182,7 @@ class Received:
     start: np.ndarray
     missed_edges: int
     false_starts: int
+    recovered: int
 
     def clean_bytes(self) -> bytes:
         return bytes(self.data[self.flags == 0])

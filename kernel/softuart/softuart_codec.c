@@ -238,63 +238,82 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
  * edge comes before the handler of the first has run, the handler runs once
  * and reads the line back at the level it had before both. Say the handler
  * stamped h, and the lost pulse began at e1 and ended at e2. Its interrupt
- * ran at h, so e2 <= h and the latency h - e1 is at least the pulse length;
- * while latencies stay under two bits the pulse was exactly one bit long
- * (a longer one would have let the handler run in between) and no other edge
- * fits in between.
+ * ran at h, so e2 <= h and its latency lat1 = h - e1 is at least the pulse
+ * length. While every latency stays under two bits the pulse was exactly
+ * one bit long (a longer one would have let the handler run in between) and
+ * no other edge fits in between.
  *
- * The stamps give the bit grid only up to the latency all interrupts share:
- * the grid through the character's quickest stamp ("quick" below) lies
- * lat_f after the true one, lat_f being the quickest interrupt's latency,
- * and h lies lat1 - lat_f after the quick grid point where the pulse began.
- * With J the bound set by suart_rx_set_lat_max() on that excess, the pulse
- * began on the first quick grid point at or after h - J. That is right when
- * J - bit < lat1 - lat_f <= J. The default J of one bit needs nothing but
- * lat_f < bit (lat1 >= bit does the rest) and lat1 - lat_f <= bit: on a
- * Raspberry Pi at 57600 baud (bit 17.4 us, lat_f ~9 us) that is any lost
- * pair whose interrupt ran within 26 us. A larger J covers later
- * interrupts but needs a quicker floor: lat_f < 2 * bit - J.
+ * Where on the grid? The stamps give the bit grid only up to the latency all
+ * interrupts share: the grid through the character's quickest stamp ("quick"
+ * below) lies lat_f after the true one, lat_f being that quickest interrupt's
+ * latency, and h lies d = lat1 - lat_f after the quick grid point where the
+ * pulse began. The receiver is told (suart_rx_set_latency) that the quickest
+ * interrupt of a character runs between floor_min and floor_max after its
+ * edge, and that none runs later than lat_max. With the frame's other stamps
+ * up to s later than its quickest one, lat_f is also at most lat_max - s;
+ * lat1 is between bit and lat_max, so
  *
- * The pulse is put back only where it fits: after the frame's last edge, and
- * after the previous report (its first edge would have merged into that one);
- * a real edge then landing on or before its end flags the frame. A lost pair
- * that took the start edge with it (start bit and a 1 data bit) starts a
- * frame whose grid comes from its later edges, placed by the same rule; if
- * no later edge comes, nothing but the report says a character was there, so
- * it is flagged.
+ *	bit - min(floor_max, lat_max - s) <= d <= lat_max - floor_min.
+ *
+ * The pulse is put back only if exactly one grid point satisfies that, and
+ * only where it fits: after the frame's last edge, and after the previous
+ * report (its first edge would have merged into that one); a real edge then
+ * landing on or before its end flags the frame. Otherwise the character is
+ * flagged as before, never guessed. A lost pair that took the start edge with
+ * it (start bit and a 1 data bit) starts a frame whose grid comes from its
+ * later stamps, by the same window; with no later stamp, nothing but the
+ * report says a character was there, so that character is flagged too.
+ *
+ * Unlike for seen edges, where it cancels out, the absolute latency matters
+ * here, hence the floor. The window is narrower than a bit only while
+ * lat_max - bit + floor_max - floor_min < bit. The defaults are a Pi's: its
+ * GPIO interrupt handler runs just under 9 us after the edge when idle,
+ * 10-11 us with a desktop running, hence a floor of 8-12 us; 25 us is far
+ * above the idle tail (16 us at p99.99) and keeps the window unambiguous up
+ * to 57600 baud (bit 17.4 us); 1.5 bit would be no wider at 57600 and would
+ * give way at lower rates, where a lost pair takes a latency spike far
+ * longer than the floor anyway.
  */
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	*rx = (struct suart_rx){ .fmt = *fmt, .level = level ? 1 : 0,
-				 .wait_mark = !level, .t_prev = -SUART_NEVER };
+				 .wait_mark = !level, .t_prev = -SUART_NEVER,
+				 .floor_min_ns = SUART_RX_FLOOR_MIN_NS,
+				 .floor_max_ns = SUART_RX_FLOOR_MAX_NS,
+				 .lat_max_ns = SUART_RX_LAT_MAX_NS };
 }
 
 void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	u32 missed = rx->missed_edges, false_starts = rx->false_starts;
 	u32 recovered = rx->recovered, lat_max = rx->lat_max_ns;
+	u32 floor_min = rx->floor_min_ns, floor_max = rx->floor_max_ns;
 
 	suart_rx_init(rx, fmt, level);
 	rx->missed_edges = missed;
 	rx->false_starts = false_starts;
 	rx->recovered = recovered;
+	rx->floor_min_ns = floor_min;
+	rx->floor_max_ns = floor_max;
 	rx->lat_max_ns = lat_max;
 }
 
-void suart_rx_set_lat_max(struct suart_rx *rx, u32 ns)
+int suart_rx_set_latency(struct suart_rx *rx, u32 floor_min_ns, u32 floor_max_ns,
+			 u32 max_ns)
 {
-	rx->lat_max_ns = ns;
+	if (floor_min_ns > floor_max_ns || floor_max_ns > max_ns)
+		return -1;
+	rx->floor_min_ns = floor_min_ns;
+	rx->floor_max_ns = floor_max_ns;
+	rx->lat_max_ns = max_ns;
+	return 0;
 }
 
-static s64 suart_rx_lat_max(const struct suart_rx *rx)
-{
-	return rx->lat_max_ns ? rx->lat_max_ns : rx->fmt.bit_ns;
-}
-
+/* Latencies that stay under two bits can hide one pulse only. */
 static bool suart_rx_can_rebuild(const struct suart_rx *rx)
 {
-	return suart_rx_lat_max(rx) < 2 * (s64)rx->fmt.bit_ns;
+	return rx->lat_max_ns < 2 * (s64)rx->fmt.bit_ns;
 }
 
 /* floor(@a / bit) for either sign of @a. */
@@ -310,7 +329,20 @@ static s64 suart_rx_fdiv(const struct suart_rx *rx, s64 a)
 struct suart_rx_grid {
 	s64 ref;	/* start of bit 0 as the frame's median stamp sees it */
 	s64 quick;	/* start of bit 0 as its quickest stamp sees it */
+	s64 lo, hi;	/* window for d, the lateness of a merged report */
+	bool unsure;	/* rebuilt start edge that the window does not pin down */
 };
+
+/* First grid point @p + n * bit with @h - hi <= it; sets @ok if unique in the window. */
+static s64 suart_rx_place(const struct suart_rx *rx, const struct suart_rx_grid *g,
+			  s64 p, s64 h, bool *ok)
+{
+	const s64 bit = rx->fmt.bit_ns;
+	s64 q = p + suart_rx_fdiv(rx, h - g->hi - p + bit - 1) * bit;
+
+	*ok = q <= h - g->lo && q + bit > h - g->lo;
+	return q;
+}
 
 /* Index of the bit boundary an edge at @t is on. */
 static s64 suart_rx_slot_at(const struct suart_rx *rx, const struct suart_rx_grid *g, s64 t)
@@ -351,9 +383,12 @@ static bool suart_rx_has_real(const struct suart_rx *rx)
 static void suart_rx_grid(const struct suart_rx *rx, struct suart_rx_grid *g)
 {
 	const s64 bit = rx->fmt.bit_ns;
-	s64 imp[SUART_MAX_EDGES], anchor = 0, med, mn = SUART_NEVER;
+	s64 imp[SUART_MAX_EDGES], anchor = 0, med, mn = SUART_NEVER, mx = -SUART_NEVER;
 	unsigned int i, j, m = 0;
+	bool ok;
 
+	g->unsure = false;
+	g->hi = (s64)rx->lat_max_ns - rx->floor_min_ns;
 	for (i = 0; i < rx->n; i++) {
 		s64 off, v;
 
@@ -369,8 +404,11 @@ static void suart_rx_grid(const struct suart_rx *rx, struct suart_rx_grid *g)
 		m++;
 	}
 	if (!m) {
-		g->ref = rx->t_syn - suart_rx_lat_max(rx) + bit * 3 / 8;
+		/* A rebuilt start and nothing else yet: mid-window. */
+		g->lo = bit - rx->floor_max_ns;
+		g->ref = rx->t_syn - (g->lo + g->hi) / 2;
 		g->quick = g->ref;
+		g->unsure = true;
 		return;
 	}
 	med = imp[(m - 1) / 2];
@@ -385,13 +423,17 @@ static void suart_rx_grid(const struct suart_rx *rx, struct suart_rx_grid *g)
 		r = rx->t[i] - g->ref - suart_rx_slot_at(rx, g, rx->t[i]) * bit;
 		if (r < mn)
 			mn = r;
+		if (r > mx)
+			mx = r;
 	}
 	g->quick = g->ref + mn;
+	g->lo = bit - rx->floor_max_ns;
+	if (g->lo < bit - rx->lat_max_ns + (mx - mn))
+		g->lo = bit - rx->lat_max_ns + (mx - mn);
 	if (rx->syn_start) {
-		s64 lo = rx->t_syn - suart_rx_lat_max(rx);
-
-		g->quick += suart_rx_fdiv(rx, lo - g->quick + bit - 1) * bit;
+		g->quick = suart_rx_place(rx, g, g->quick, rx->t_syn, &ok);
 		g->ref = g->quick - mn;
+		g->unsure = !ok || !suart_rx_can_rebuild(rx);
 	}
 }
 
@@ -428,7 +470,7 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 		flags |= SUART_FE;
 	if (levels == 0)
 		flags = SUART_BREAK | SUART_FE;
-	if (rx->missed || !suart_rx_has_real(rx))
+	if (rx->missed || (rx->syn_start && g.unsure))
 		flags |= SUART_NOISE | SUART_FE;
 	out->data = (u8)data;
 	out->flags = flags;
@@ -442,8 +484,8 @@ s64 suart_rx_deadline(const struct suart_rx *rx)
 
 	if (!rx->in_frame)
 		return SUART_NEVER;
-	/* A rebuilt start edge lies before the first quick grid point after h - J + bit. */
-	start = rx->syn_start ? rx->t_syn - suart_rx_lat_max(rx) + bit : rx->t[0];
+	/* A rebuilt start edge lies no later than h - (bit - floor_max). */
+	start = rx->syn_start ? rx->t_syn - bit + rx->floor_max_ns : rx->t[0];
 	return start + (s64)suart_frame_bits(&rx->fmt) * bit + bit / 2;
 }
 
@@ -500,12 +542,14 @@ static s64 suart_rx_lost_pulse(const struct suart_rx *rx, const struct suart_rx_
 			       s64 h, s64 prev)
 {
 	const s64 bit = rx->fmt.bit_ns;
-	s64 k;
+	s64 k, q;
+	bool ok;
 
-	if (!suart_rx_can_rebuild(rx) || !suart_rx_has_real(rx))
+	if (!suart_rx_can_rebuild(rx) || g->unsure || !suart_rx_has_real(rx))
 		return -1;
-	k = suart_rx_fdiv(rx, h - suart_rx_lat_max(rx) - g->quick + bit - 1);
-	if (k <= suart_rx_slot(rx, g, rx->n - 1u) || g->quick + k * bit <= prev)
+	q = suart_rx_place(rx, g, g->quick, h, &ok);
+	k = suart_rx_fdiv(rx, q - g->quick + bit / 2);
+	if (!ok || k <= suart_rx_slot(rx, g, rx->n - 1u) || q <= prev)
 		return -1;
 	return k;
 }

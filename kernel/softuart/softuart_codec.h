@@ -129,7 +129,9 @@ struct suart_char {
 
 struct suart_rx {
 	struct suart_fmt fmt;
-	u32 lat_max_ns;		/* see suart_rx_set_lat_max(); 0: one bit */
+	u32 floor_min_ns;	/* interrupt latency bounds: suart_rx_set_latency() */
+	u32 floor_max_ns;
+	u32 lat_max_ns;
 	int level;		/* last level seen on the line */
 	bool in_frame;
 	bool missed;		/* an edge pair was lost in this frame */
@@ -146,17 +148,22 @@ struct suart_rx {
 };
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
-/* New format, decoder restarted; keeps the counters and the latency bound. */
+/* New format, decoder restarted; keeps the counters and the latency bounds. */
 void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
 /*
- * Largest lateness, in ns, of an interrupt behind the quickest interrupt of
- * the same character, that the decoder assumes when it rebuilds a lost edge
- * pair; 0 selects one bit time. The part of the latency that every interrupt
- * shares cannot be seen in the stamps, so the bound is on the excess only.
- * At two bit times or more a lost pair can no longer be placed: characters
- * that lose one are flagged SUART_NOISE.
+ * How late, in ns, the handler that stamps an edge runs: the quickest of a
+ * character's handlers between @floor_min_ns and @floor_max_ns, none later
+ * than @max_ns. The decoder needs this to put back an edge pair lost to a
+ * late interrupt (see softuart_codec.c). Returns -1 unless floor_min <=
+ * floor_max <= max. At two bit times or more a lost pair can no longer be
+ * placed: characters that lose one are flagged SUART_NOISE.
  */
-void suart_rx_set_lat_max(struct suart_rx *rx, u32 ns);
+int suart_rx_set_latency(struct suart_rx *rx, u32 floor_min_ns, u32 floor_max_ns,
+			 u32 max_ns);
+#define SUART_RX_FLOOR_MIN_NS	8000
+#define SUART_RX_FLOOR_MAX_NS	12000
+#define SUART_RX_LAT_MAX_NS	25000
+
 /*
  * Feed one edge: the line was seen at @level at time @t (timestamps must not
  * decrease). Returns 1 and fills @out when this edge completes a character.

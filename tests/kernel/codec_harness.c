@@ -130,10 +130,11 @@ int h_irq_stamp(const s64 *t, const u8 *lvl, int n, const s64 *lat, s64 cost,
 }
 
 /*
- * Feed stamped edges to the edge-timestamp receiver (latency bound @lat_max,
- * 0: default); returns chars decoded. @stats: missed, false starts, rebuilt.
+ * Feed stamped edges to the edge-timestamp receiver (latency bounds @lat[0..2],
+ * NULL: the defaults); returns chars decoded. @stats: missed, false starts,
+ * pairs rebuilt.
  */
-int h_rx_edges(const struct suart_fmt *fmt, u32 lat_max, const s64 *t, const u8 *lvl,
+int h_rx_edges(const struct suart_fmt *fmt, const u32 *lat, const s64 *t, const u8 *lvl,
 	       int n, u8 *data, u8 *flags, s64 *start, int max, u32 *stats)
 {
 	struct suart_rx rx;
@@ -141,7 +142,8 @@ int h_rx_edges(const struct suart_fmt *fmt, u32 lat_max, const s64 *t, const u8 
 	int i, m = 0;
 
 	suart_rx_init(&rx, fmt, 1);
-	suart_rx_set_lat_max(&rx, lat_max);
+	if (lat && suart_rx_set_latency(&rx, lat[0], lat[1], lat[2]))
+		return -1;
 	for (i = 0; i <= n && m < max; i++) {
 		s64 t0 = suart_rx_start(&rx);
 		int got;

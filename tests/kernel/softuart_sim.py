@@ -80,7 +80,7 @@ class Codec:
                                    _u8p, ctypes.c_int, _i64p, _u8p, ctypes.c_int]
         lib.h_irq_stamp.argtypes = [_i64p, _u8p, ctypes.c_int, _i64p, ctypes.c_int64,
                                     _i64p, _u8p]
-        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), ctypes.c_uint32, _i64p, _u8p, ctypes.c_int,
+        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), _u32p, _i64p, _u8p, ctypes.c_int,
                                    _u8p, _u8p, _i64p, ctypes.c_int, _u32p]
         lib.h_rx_perbit.argtypes = [ctypes.POINTER(Fmt), _i64p, _u8p, ctypes.c_int,
                                     _i64p, _i64p, ctypes.c_int, _u8p, _u8p, _i64p, ctypes.c_int]
@@ -143,8 +143,11 @@ class Codec:
                                  cost_ns, _ptr(ot, _i64p), _ptr(ol, _u8p))
         return ot[:m], ol[:m]
 
-    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray, lat_max_ns: int = 0) -> Received:
-        """Decode stamped edges; @lat_max_ns as suart_rx_set_lat_max() (0: one bit)."""
+    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray,
+                 latency_ns: tuple[int, int, int] | None = None) -> Received:
+        """Decode stamped edges; @latency_ns: the receiver's interrupt latency
+        bounds (floor_min, floor_max, max) as in suart_rx_set_latency() (None:
+        the codec's defaults)."""
         t = np.ascontiguousarray(t, np.int64)
         lv = np.ascontiguousarray(lv, np.uint8)
         cap = len(t) + 2
@@ -152,9 +155,13 @@ class Codec:
         flags = np.zeros(cap, np.uint8)
         start = np.zeros(cap, np.int64)
         stats = np.zeros(3, np.uint32)
-        m = self.lib.h_rx_edges(ctypes.byref(fmt), lat_max_ns, _ptr(t, _i64p), _ptr(lv, _u8p),
+        bounds = np.array(latency_ns or (0, 0, 0), np.uint32)
+        lat = None if latency_ns is None else _ptr(bounds, _u32p)
+        m = self.lib.h_rx_edges(ctypes.byref(fmt), lat, _ptr(t, _i64p), _ptr(lv, _u8p),
                                 len(t), _ptr(data, _u8p), _ptr(flags, _u8p), _ptr(start, _i64p),
                                 cap, _ptr(stats, _u32p))
+        if m < 0:
+            raise ValueError(f"invalid latency bounds {latency_ns}")
         return Received(data[:m], flags[:m], start[:m], int(stats[0]), int(stats[1]),
                         int(stats[2]))
 
@@ -222,27 +229,43 @@ PI_IDLE = LatencyModel()
 PI_LOADED = LatencyModel(scale_us=1.0, spike_prob=1e-4)
 
 
-def char_error_rate(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> float:
-    """Fraction of sent characters not received intact at their own place.
+def _match(sent: bytes, sent_start: np.ndarray, got: Received,
+           bit_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per received character: the index of the sent character it stands at
+    (its start edge is the last one at or before the received start plus a
+    quarter bit of slack; -1 if none), and whether it is that one, intact."""
+    idx = np.searchsorted(sent_start, got.start + bit_ns // 4, side="right") - 1
+    sent_arr = np.frombuffer(sent, dtype=np.uint8)
+    intact = (idx >= 0) & (got.flags == 0)
+    intact[intact] &= sent_arr[idx[intact]] == got.data[intact]
+    return idx, intact
 
-    A received character is matched to the sent character whose start edge is
-    the last one at or before its own start (plus a quarter bit of slack);
-    only exact data with no error flag counts as intact.
-    """
+
+def char_error_rate(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> float:
+    """Fraction of sent characters not received intact at their own place
+    (only exact data with no error flag counts as intact)."""
     ok = np.zeros(len(sent), dtype=bool)
     if len(got.data):
-        idx = np.searchsorted(sent_start, got.start + bit_ns // 4, side="right") - 1
-        sent_arr = np.frombuffer(sent, dtype=np.uint8)
-        valid = idx >= 0
-        good = valid & (got.flags == 0)
-        good[valid] &= sent_arr[idx[valid]] == got.data[valid]
-        ok[idx[good]] = True
+        idx, intact = _match(sent, sent_start, got, bit_ns)
+        ok[idx[intact]] = True
     return 1.0 - float(ok.mean())
+
+
+def silent_errors(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> int:
+    """Received characters with no error flag that are not what was sent
+    there: wrong data, or a character where none (or one already) was sent."""
+    if not len(got.data):
+        return 0
+    idx, intact = _match(sent, sent_start, got, bit_ns)
+    clean = got.flags == 0
+    repeats = len(idx[intact]) - len(np.unique(idx[intact]))
+    return int((clean & ~intact).sum()) + repeats
 
 
 def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: int,
              fmt_shape: tuple[int, str, int] = (8, "N", 1)) -> dict[str, float]:
-    """Character error rates of both receivers for one baud rate."""
+    """Character error rates of both receivers for one baud rate, and the
+    counts of wrong characters each delivered without an error flag."""
     rng = np.random.default_rng(seed)
     fmt = codec.fmt(baud, *fmt_shape)
     sent = rng.integers(0, 1 << fmt_shape[0], n_chars, dtype=np.uint8).tobytes()
@@ -265,6 +288,9 @@ def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: i
     return {
         "edge_timestamps": char_error_rate(sent, sent_start, edge, fmt.bit_ns),
         "per_bit_sampling": char_error_rate(sent, sent_start, perbit, fmt.bit_ns),
+        "edge_silent_errors": silent_errors(sent, sent_start, edge, fmt.bit_ns),
+        "per_bit_silent_errors": silent_errors(sent, sent_start, perbit, fmt.bit_ns),
+        "edge_pairs_rebuilt": edge.recovered,
     }
 
 

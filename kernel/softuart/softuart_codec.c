@@ -261,8 +261,9 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
  * landing on or before its end flags the frame. Otherwise the character is
  * flagged as before, never guessed. A lost pair that took the start edge with
  * it (start bit and a 1 data bit) starts a frame whose grid comes from its
- * later stamps, by the same window; with no later stamp, nothing but the
- * report says a character was there, so that character is flagged too.
+ * later stamps, by the same window. With no later stamp, nothing but the
+ * report says a character was there (its data all ones): it may as well have
+ * been a glitch, and like one it gives no character, as before.
  *
  * Unlike for seen edges, where it cancels out, the absolute latency matters
  * here, hence the floor. The window is narrower than a bit only while
@@ -454,8 +455,11 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 	}
 	rx->in_frame = false;
 	rx->wait_mark = !rx->level;
-	if (levels & 1u) {
-		/* Line back at mark before the middle of the start bit: a glitch. */
+	if ((levels & 1u) || !suart_rx_has_real(rx)) {
+		/*
+		 * Line back at mark before the middle of the start bit, or only a
+		 * report with an unchanged level on an idle line: a glitch.
+		 */
 		rx->false_starts++;
 		return 0;
 	}
@@ -470,7 +474,7 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 		flags |= SUART_FE;
 	if (levels == 0)
 		flags = SUART_BREAK | SUART_FE;
-	if (rx->missed || (rx->syn_start && g.unsure))
+	if (rx->missed || g.unsure)
 		flags |= SUART_NOISE | SUART_FE;
 	out->data = (u8)data;
 	out->flags = flags;

@@ -263,9 +263,12 @@ def silent_errors(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: in
 
 
 def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: int,
-             fmt_shape: tuple[int, str, int] = (8, "N", 1)) -> dict[str, float]:
-    """Character error rates of both receivers for one baud rate, and the
-    counts of wrong characters each delivered without an error flag."""
+             fmt_shape: tuple[int, str, int] = (8, "N", 1),
+             latency_ns: tuple[int, int, int] | None = None) -> dict[str, float]:
+    """Character error rates of both receivers for one baud rate, the counts
+    of wrong characters each delivered without an error flag, and how many
+    lost edge pairs the edge decoder (latency bounds @latency_ns, None: its
+    defaults) put back."""
     rng = np.random.default_rng(seed)
     fmt = codec.fmt(baud, *fmt_shape)
     sent = rng.integers(0, 1 << fmt_shape[0], n_chars, dtype=np.uint8).tobytes()
@@ -281,7 +284,7 @@ def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: i
 
     lat = model.sample_ns(rng, len(t))
     st, sl = codec.irq_stamp(t, lv, lat)
-    edge = codec.rx_edges(fmt, st, sl)
+    edge = codec.rx_edges(fmt, st, sl, latency_ns)
 
     nlat = 4 * codec.frame_bits(fmt) * n_chars + 1
     perbit = codec.rx_perbit(fmt, t, lv, model.sample_ns(rng, nlat), model.sample_ns(rng, nlat))

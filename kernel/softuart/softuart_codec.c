@@ -261,7 +261,8 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
  * landing on or before its end flags the frame. Otherwise the character is
  * flagged as before, never guessed. A lost pair that took the start edge with
  * it (start bit and a 1 data bit) starts a frame whose grid comes from its
- * later stamps, by the same window. With no later stamp, nothing but the
+ * later stamps, by the same window, and not before the previous frame's stop
+ * bits end. With no later stamp, nothing but the
  * report says a character was there (its data all ones): it may as well have
  * been a glitch, and like one it gives no character, as before.
  *
@@ -280,6 +281,7 @@ void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level)
 {
 	*rx = (struct suart_rx){ .fmt = *fmt, .level = level ? 1 : 0,
 				 .wait_mark = !level, .t_prev = -SUART_NEVER,
+				 .t_free = -SUART_NEVER,
 				 .floor_min_ns = SUART_RX_FLOOR_MIN_NS,
 				 .floor_max_ns = SUART_RX_FLOOR_MAX_NS,
 				 .lat_max_ns = SUART_RX_LAT_MAX_NS };
@@ -311,10 +313,16 @@ int suart_rx_set_latency(struct suart_rx *rx, u32 floor_min_ns, u32 floor_max_ns
 	return 0;
 }
 
-/* Latencies that stay under two bits can hide one pulse only. */
+/*
+ * Latencies under a bit cannot lose a pair at all: a report that says one
+ * was lost lies outside the bounds. Over two bits they can hide more than one
+ * pulse, or a longer one.
+ */
 static bool suart_rx_can_rebuild(const struct suart_rx *rx)
 {
-	return rx->lat_max_ns < 2 * (s64)rx->fmt.bit_ns;
+	const s64 bit = rx->fmt.bit_ns;
+
+	return rx->lat_max_ns >= bit && rx->lat_max_ns < 2 * bit;
 }
 
 /* floor(@a / bit) for either sign of @a. */
@@ -334,13 +342,20 @@ struct suart_rx_grid {
 	bool unsure;	/* rebuilt start edge that the window does not pin down */
 };
 
-/* First grid point @p + n * bit with @h - hi <= it; sets @ok if unique in the window. */
+/*
+ * Where a lost pulse reported at @h began: the first grid point @p + n * bit
+ * with h - hi <= it, and not before @from. @ok: it is the only one left in
+ * the window.
+ */
 static s64 suart_rx_place(const struct suart_rx *rx, const struct suart_rx_grid *g,
-			  s64 p, s64 h, bool *ok)
+			  s64 p, s64 h, s64 from, bool *ok)
 {
 	const s64 bit = rx->fmt.bit_ns;
-	s64 q = p + suart_rx_fdiv(rx, h - g->hi - p + bit - 1) * bit;
+	s64 q;
 
+	if (from < h - g->hi)
+		from = h - g->hi;
+	q = p + suart_rx_fdiv(rx, from - p + bit - 1) * bit;
 	*ok = q <= h - g->lo && q + bit > h - g->lo;
 	return q;
 }
@@ -432,9 +447,19 @@ static void suart_rx_grid(const struct suart_rx *rx, struct suart_rx_grid *g)
 	if (g->lo < bit - rx->lat_max_ns + (mx - mn))
 		g->lo = bit - rx->lat_max_ns + (mx - mn);
 	if (rx->syn_start) {
-		g->quick = suart_rx_place(rx, g, g->quick, rx->t_syn, &ok);
+		g->quick = suart_rx_place(rx, g, g->quick, rx->t_syn, rx->t_free, &ok);
 		g->ref = g->quick - mn;
 		g->unsure = !ok || !suart_rx_can_rebuild(rx);
+	}
+}
+
+static void suart_rx_push(struct suart_rx *rx, s64 t, u8 lvl)
+{
+	if (rx->n < SUART_MAX_EDGES) {
+		rx->t[rx->n] = t;
+		rx->lvl[rx->n++] = lvl;
+	} else {
+		rx->missed = true;
 	}
 }
 
@@ -453,6 +478,9 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 			cur = rx->lvl[i++] & 1u;
 		levels |= (u32)cur << b;
 	}
+	/* The next start bit cannot begin before this frame's stop bits end. */
+	rx->t_free = g.quick + (s64)nbits * rx->fmt.bit_ns -
+		     (rx->floor_max_ns - rx->floor_min_ns);
 	rx->in_frame = false;
 	rx->wait_mark = !rx->level;
 	if ((levels & 1u) || !suart_rx_has_real(rx)) {
@@ -476,6 +504,7 @@ static int suart_rx_finish(struct suart_rx *rx, struct suart_char *out)
 		flags = SUART_BREAK | SUART_FE;
 	if (rx->missed || g.unsure)
 		flags |= SUART_NOISE | SUART_FE;
+	rx->t_char = g.ref;
 	out->data = (u8)data;
 	out->flags = flags;
 	return 1;
@@ -493,31 +522,11 @@ s64 suart_rx_deadline(const struct suart_rx *rx)
 	return start + (s64)suart_frame_bits(&rx->fmt) * bit + bit / 2;
 }
 
-s64 suart_rx_start(const struct suart_rx *rx)
-{
-	struct suart_rx_grid g;
-
-	if (!rx->in_frame)
-		return SUART_NEVER;
-	suart_rx_grid(rx, &g);
-	return g.ref;
-}
-
 int suart_rx_timeout(struct suart_rx *rx, s64 now, struct suart_char *out)
 {
 	if (!rx->in_frame || now < suart_rx_deadline(rx))
 		return 0;
 	return suart_rx_finish(rx, out);
-}
-
-static void suart_rx_push(struct suart_rx *rx, s64 t, u8 lvl)
-{
-	if (rx->n < SUART_MAX_EDGES) {
-		rx->t[rx->n] = t;
-		rx->lvl[rx->n++] = lvl;
-	} else {
-		rx->missed = true;
-	}
 }
 
 /* A frame starts with the edge stamped @t, or with one lost in the report at @t. */
@@ -551,7 +560,7 @@ static s64 suart_rx_lost_pulse(const struct suart_rx *rx, const struct suart_rx_
 
 	if (!suart_rx_can_rebuild(rx) || g->unsure || !suart_rx_has_real(rx))
 		return -1;
-	q = suart_rx_place(rx, g, g->quick, h, &ok);
+	q = suart_rx_place(rx, g, g->quick, h, h - g->hi, &ok);
 	k = suart_rx_fdiv(rx, q - g->quick + bit / 2);
 	if (!ok || k <= suart_rx_slot(rx, g, rx->n - 1u) || q <= prev)
 		return -1;
@@ -574,14 +583,14 @@ static int suart_rx_merged(struct suart_rx *rx, s64 h, s64 prev, struct suart_ch
 			/* Cannot place it: lose the bits, not the frame boundary. */
 			if (suart_rx_slot_at(rx, &g, h) < nbits) {
 				rx->missed = true;
-				return 0;
+				return done;
 			}
 			done = suart_rx_finish(rx, out);
 		} else if (k + 1 < nbits || (k + 1 == nbits && level)) {
 			suart_rx_push(rx, k, SUART_RX_SYN | (u8)!level);
 			suart_rx_push(rx, k + 1, SUART_RX_SYN | (u8)level);
 			rx->recovered++;
-			return 0;
+			return done;
 		} else if (k + 1 == nbits) {
 			/* The last stop bit; its end is the next start edge, on this grid. */
 			suart_rx_push(rx, k, SUART_RX_SYN | 1);
@@ -597,7 +606,8 @@ static int suart_rx_merged(struct suart_rx *rx, s64 h, s64 prev, struct suart_ch
 	if (level == 0)
 		/* Mark then space again: a start bit, stamped as late as the first edge. */
 		suart_rx_begin(rx, h, false);
-	else if (suart_rx_can_rebuild(rx))
+	else if (suart_rx_can_rebuild(rx) &&
+		 h - (s64)rx->fmt.bit_ns + rx->floor_max_ns >= rx->t_free)
 		suart_rx_begin(rx, h, true);
 	return done;
 }

@@ -140,6 +140,8 @@ struct suart_rx {
 	u8 n;
 	s64 t_syn;		/* stamp of the report that hid the start edge */
 	s64 t_prev;		/* stamp of the previous report, any kind */
+	s64 t_char;		/* where the last decoded character's start bit began */
+	s64 t_free;		/* no start bit before this, on the quick grid */
 	s64 t[SUART_MAX_EDGES];
 	u8 lvl[SUART_MAX_EDGES];
 	u32 missed_edges;	/* edges reported with an unchanged level */
@@ -155,8 +157,10 @@ void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int leve
  * character's handlers between @floor_min_ns and @floor_max_ns, none later
  * than @max_ns. The decoder needs this to put back an edge pair lost to a
  * late interrupt (see softuart_codec.c). Returns -1 unless floor_min <=
- * floor_max <= max. At two bit times or more a lost pair can no longer be
- * placed: characters that lose one are flagged SUART_NOISE.
+ * floor_max <= max. Pairs are put back only at rates where @max_ns lies
+ * between one bit time and two: below, no pair can be lost within the
+ * bounds; above, a lost pair can no longer be placed. Characters that lose
+ * one are then flagged SUART_NOISE, as are those where it does not fit.
  */
 int suart_rx_set_latency(struct suart_rx *rx, u32 floor_min_ns, u32 floor_max_ns,
 			 u32 max_ns);
@@ -173,7 +177,5 @@ int suart_rx_edge(struct suart_rx *rx, s64 t, int level, struct suart_char *out)
 s64 suart_rx_deadline(const struct suart_rx *rx);
 /* Decode the current character if @now is past its deadline; returns 1 if so. */
 int suart_rx_timeout(struct suart_rx *rx, s64 now, struct suart_char *out);
-/* Where the current character's start bit began (stamp time), or SUART_NEVER. */
-s64 suart_rx_start(const struct suart_rx *rx);
 
 #endif /* SOFTUART_CODEC_H */

@@ -145,7 +145,6 @@ int h_rx_edges(const struct suart_fmt *fmt, const u32 *lat, const s64 *t, const 
 	if (lat && suart_rx_set_latency(&rx, lat[0], lat[1], lat[2]))
 		return -1;
 	for (i = 0; i <= n && m < max; i++) {
-		s64 t0 = suart_rx_start(&rx);
 		int got;
 
 		if (i < n)
@@ -155,7 +154,7 @@ int h_rx_edges(const struct suart_fmt *fmt, const u32 *lat, const s64 *t, const 
 		if (got) {
 			data[m] = c.data;
 			flags[m] = c.flags;
-			start[m++] = t0;
+			start[m++] = rx.t_char;
 		}
 	}
 	stats[0] = rx.missed_edges;

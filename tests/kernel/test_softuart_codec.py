@@ -308,3 +308,20 @@ def test_one_bit_pulse_lost_to_a_late_interrupt_is_rebuilt(
         assert got.false_starts == 1
     assert got.flags.tolist() == [0] * len(want)
     assert got.data.tolist() == want
+
+
+def test_lost_pair_is_put_back_only_within_the_bounds_given(codec: Codec) -> None:
+    """At 9600 baud a bit is 104 us: the default 25 us ceiling says no pair can
+    be lost, so one lost to a 120 us interrupt is flagged. Told that
+    interrupts may run up to 150 us late, the receiver puts it back."""
+    fmt = codec.fmt(9600)
+    t, lv, _, _ = codec.tx(fmt, b"\x55\x55")
+    lat = np.full(len(t), 9000, np.int64)
+    lat[4] = 120_000
+    st_, sl = codec.irq_stamp(t, lv, lat)
+    flagged = codec.rx_edges(fmt, st_, sl)
+    assert flagged.recovered == 0 and flagged.flags[0] & NOISE
+    assert flagged.clean_bytes() == b"\x55"
+    rebuilt = codec.rx_edges(fmt, st_, sl, latency_ns=(8000, 12000, 150_000))
+    assert rebuilt.recovered == 1
+    assert rebuilt.clean_bytes() == b"\x55\x55"

@@ -262,19 +262,22 @@ s64 suart_tx_run(struct suart_tx *tx, s64 now)
  * flagged as before, never guessed. A lost pair that took the start edge with
  * it (start bit and a 1 data bit) starts a frame whose grid comes from its
  * later stamps, by the same window, and not before the previous frame's stop
- * bits end. With no later stamp, nothing but the
- * report says a character was there (its data all ones): it may as well have
- * been a glitch, and like one it gives no character, as before.
+ * bits end. With no later stamp, nothing but the report says a character was
+ * there (its data all ones): it may as well have been a glitch, and like one
+ * it gives no character, as before.
  *
  * Unlike for seen edges, where it cancels out, the absolute latency matters
  * here, hence the floor. The window is narrower than a bit only while
- * lat_max - bit + floor_max - floor_min < bit. The defaults are a Pi's: its
- * GPIO interrupt handler runs just under 9 us after the edge when idle,
- * 10-11 us with a desktop running, hence a floor of 8-12 us; 25 us is far
- * above the idle tail (16 us at p99.99) and keeps the window unambiguous up
- * to 57600 baud (bit 17.4 us); 1.5 bit would be no wider at 57600 and would
- * give way at lower rates, where a lost pair takes a latency spike far
- * longer than the floor anyway.
+ * lat_max - bit + floor_max - floor_min < bit. The defaults describe a Pi,
+ * whose GPIO interrupt handler runs just under 9 us after the edge when idle
+ * and 10-11 us with a desktop running (floor 8-12 us), rarely over 16 us;
+ * 25 us leaves room above that tail and keeps the window unambiguous up to
+ * 57600 baud (bit 17.4 us). Latency belongs to the machine, not to the baud
+ * rate, so the bounds are fixed times rather than fractions of a bit: a
+ * ceiling of 1.5 bit would claim that at 9600 baud no interrupt runs later
+ * than 156 us, when the pairs lost there are lost to the rare stalls of other
+ * drivers, of any length. With 25 us, pairs are put back from about 40000 baud
+ * (bit 25 us) up; below, a lost pair is flagged as before.
  */
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level)

@@ -15,13 +15,18 @@ struct rec {
 	int n, max;
 	const u8 *data;
 	int ndata, next;
+	int level;		/* line level now, mark at first */
 	s64 now;		/* time the simulated timer callback runs */
 };
 
+/* A line change: driving the level the line already has changes nothing. */
 static void rec_set_line(void *ctx, int level, s64 when)
 {
 	struct rec *r = ctx;
 
+	if (level == r->level)
+		return;
+	r->level = level;
 	if (r->n < r->max) {
 		r->t[r->n] = when;
 		r->lvl[r->n] = (u8)level;
@@ -51,7 +56,7 @@ int h_tx_stream(const struct suart_fmt *fmt, const u8 *data, int ndata,
 		u32 *stats)
 {
 	struct rec r = { .t = t, .lvl = lvl, .max = max, .data = data,
-			 .ndata = ndata };
+			 .ndata = ndata, .level = 1 };
 	struct suart_tx tx;
 	s64 due;
 	int i = 0;
@@ -75,7 +80,7 @@ int h_tx_break(const struct suart_fmt *fmt, const u8 *before, int nb,
 	       s64 hold_ns, const u8 *after, int na, s64 *t, u8 *lvl, int max)
 {
 	struct rec r = { .t = t, .lvl = lvl, .max = max, .data = before,
-			 .ndata = nb };
+			 .ndata = nb, .level = 1 };
 	struct suart_tx tx;
 	s64 due, now = 1000000;
 

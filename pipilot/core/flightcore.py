@@ -82,9 +82,11 @@ class CoreStats:
     link_errors: int
     reopens: int
     expected_accepted_per_s: float
+    skips: tuple[tuple[int, int], ...] = ()
+    """Where the pump left slots empty: (index of the next frame, slots); see PumpStats."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "skips"}
 
 
 class FlightCore:
@@ -241,7 +243,8 @@ class FlightCore:
             max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
             max_mix_gap_s=self._max_mix_gap,
             link_errors=self._link_errors, reopens=self._reopens,
-            expected_accepted_per_s=self.rate.accepted_per_s)
+            expected_accepted_per_s=self.rate.accepted_per_s,
+            skips=tuple(s.skips))
 
     def _release_process_settings(self) -> None:
         if self._old_switch is not None:

@@ -18,11 +18,14 @@ Both own the staleness watchdog: when `set_frame` has not been called for
 `stale_s` the pump sends the failsafe frame instead (the core is stalled or
 dead and its last frame is stale); after `silent_s` it sends nothing, so the
 flight controller's own receiver timeout takes over. A fresh `set_frame`
-resumes normal frames. A slot is written only up to half a period after its
-deadline; a later one is dropped (counted as missed) and the pump waits for
-the next deadline, so frames stay on the grid t0 + k*P, never drift, and
-never go out back to back (which the flight controller's decoder would
-merge into one lost frame). When a tty takes only part of a frame (its
+resumes normal frames. Frames go out on the grid t0 + k*P and never drift.
+A wake-up that comes late still sends at once (the flight controller gets the
+freshest frame as early as it can), and the next frame waits for the first
+deadline at least half a period later: a slot that would follow closer is
+dropped (counted as missed, and logged in `skips`), so frames never go out
+back to back (which the flight controller's decoder would merge into one lost
+frame) and no gap between frames is longer than one period plus the
+wake-up's own lateness. When a tty takes only part of a frame (its
 buffer is nearly full), the rest is written before any other frame, so the
 wire never carries a torn frame that the decoder could splice with the next.
 """
@@ -45,6 +48,7 @@ END_MASK = 0xCB           # end bytes the decoder accepts: b & END_MASK == 0
 FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
+SKIP_LOG = 64             # runs of skipped slots kept in PumpStats.skips
 MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
 MODE_NAMES = ("fresh", "failsafe", "silent")
 
@@ -71,6 +75,10 @@ class PumpStats:
     refresh_age_s: float = 0.0
     realtime: str = ""
     histogram: list[int] = field(default_factory=list, repr=False)
+    skips: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    """The latest SKIP_LOG runs of slots without a frame (missed or silent), as
+    (index of the next frame written, 0-based, number of slots): lets a far
+    end that counts frames put each one on its own slot."""
 
     def lateness_percentile(self, q: float) -> float:
         """Upper edge of the histogram bin holding quantile `q` (0..1), in seconds."""
@@ -203,8 +211,9 @@ class PyPump:
         with self._lock:
             fields = dict(self._stats.__dict__)
             hist = self._stats.histogram[:]
+            skips = self._stats.skips[:]
             refresh = self._refresh
-        s = PumpStats(**{**fields, "histogram": hist})
+        s = PumpStats(**{**fields, "histogram": hist, "skips": skips})
         if self._thread is not None:
             s.refresh_age_s = (time.monotonic_ns() - refresh) * 1e-9
         return s
@@ -233,18 +242,9 @@ class PyPump:
                 time.sleep(delay * 1e-9)
             now = time.monotonic_ns()
             late = now - deadline
-            if late > period // 2:
-                skip = (late - period // 2 + period - 1) // period
-                deadline += skip * period
-                with self._lock:
-                    st.missed_slots += skip
-                    st.histogram[min(late // HIST_BIN_NS, HIST_BINS - 1)] += 1
-                    lat_sum += late
-                    lat_n += 1
-                    st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
-                    st.lateness_mean_s = lat_sum / lat_n * 1e-9
-                continue
             with self._lock:
+                if self._stop:
+                    break
                 age = now - self._refresh
                 fd, fd_gen = self._fd, self._fd_gen
                 if age >= self._silent:
@@ -304,7 +304,29 @@ class PyPump:
                 lat_n += 1
                 st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
                 st.lateness_mean_s = lat_sum / lat_n * 1e-9
-            deadline += period
+                # the next deadline at least half a period away; slots before it are missed
+                steps = next_slot_steps(late, period)
+                skipped = steps - 1 + (mode == MODE_SILENT)
+                if steps > 1:
+                    st.missed_slots += steps - 1
+                if skipped:
+                    _log_skip(st, skipped)
+            deadline += steps * period
+
+
+def next_slot_steps(late_ns: int, period_ns: int) -> int:
+    """Periods from a slot woken `late_ns` after its deadline to the next slot
+    to write: the first one at least half a period after the wake-up."""
+    return max(1, -(-(max(late_ns, 0) + period_ns // 2) // period_ns))
+
+
+def _log_skip(st: PumpStats, count: int) -> None:
+    if st.skips and st.skips[-1][0] == st.frames_sent:
+        st.skips[-1] = (st.frames_sent, st.skips[-1][1] + count)
+        return
+    st.skips.append((st.frames_sent, count))
+    if len(st.skips) > SKIP_LOG:
+        del st.skips[0]
 
 
 def available() -> tuple[str, ...]:

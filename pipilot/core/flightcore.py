@@ -48,6 +48,10 @@ LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
 PUMP_REASON = "frame pump stopped"
 PUBLISH_MIX_SPACING_S = 1e-3
+# Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32 bytes,
+# 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder needs up to
+# 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial frame.
+FLUSH_QUIET_S = 0.010
 """Publishes closer together than this share one mix: it bounds the mixing
 rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
 
@@ -368,7 +372,9 @@ class FlightCore:
             if self.port.fd >= 0 and self._dead is None:
                 with contextlib.suppress(OSError, termios.error):
                     termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
-                self.pump.set_fd(self.port.fd)     # and the rest of a frame the flush cut
+                # and the rest of a frame the flush cut, after a silence that makes
+                # the decoder drop its first part (no spliced frame)
+                self.pump.set_fd(self.port.fd, quiet_s=FLUSH_QUIET_S)
             if last_errno in DEAD_DEVICE and self._owns_port:
                 self._let_go(detail)
                 if now >= self._next_reopen:

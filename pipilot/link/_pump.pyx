@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memmove, memset
 from libc.errno cimport errno, EAGAIN, EINTR
 
 from pipilot.link.pump import FRAME_LEN, HIST_BINS, HIST_BIN_NS, MODE_NAMES, SKIP_LOG, PumpStats
-from pipilot.link.pump import check_frame, check_timing
+from pipilot.link.pump import check_frame, check_quiet, check_timing
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -74,7 +74,7 @@ cdef struct pump_t:
     int fd_gen                      # bumped by set_fd: a tail for before it is junk
     int stop
     int rt_priority
-    int64_t period, stale, silent, refresh
+    int64_t period, stale, silent, refresh, quiet_until
     uint8_t frame[NFRAME]
     uint8_t fs_frame[NFRAME]
     # set by the thread
@@ -137,7 +137,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
         fd = p.fd
         fd_gen = p.fd_gen
         age = now - p.refresh
-        if age >= p.silent:
+        if age >= p.silent or now < p.quiet_until:
             mode = 2
         elif age >= p.stale:
             mode = 1
@@ -277,10 +277,14 @@ cdef class CPump:
         memcpy(self.p.fs_frame, <const char *>f, NFRAME)
         pthread_mutex_unlock(&self.p.lock)
 
-    def set_fd(self, int fd):
+    def set_fd(self, int fd, double quiet_s=0.0):
+        """Write to `fd` from the next slot on, silent for `quiet_s` (see PyPump.set_fd)."""
+        check_quiet(quiet_s)
+        cdef int64_t quiet = <int64_t>(quiet_s * 1e9 + 0.5)
         pthread_mutex_lock(&self.p.lock)
         self.p.fd = fd
         self.p.fd_gen += 1
+        self.p.quiet_until = mono_ns() + quiet
         pthread_mutex_unlock(&self.p.lock)
 
     @property

@@ -49,6 +49,7 @@ FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
 SKIP_LOG = 64             # runs of skipped slots kept in PumpStats.skips
+MAX_QUIET_S = 0.1         # longest silence set_fd may ask for (the FC's timeout is 102.4 ms)
 MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
 MODE_NAMES = ("fresh", "failsafe", "silent")
 
@@ -60,7 +61,7 @@ class PumpStats:
     implementation: str = ""
     frames_sent: int = 0          # writes that completed (incl. failsafe frames)
     failsafe_frames: int = 0      # watchdog failsafe frames among them
-    silent_slots: int = 0         # slots skipped on purpose by the watchdog
+    silent_slots: int = 0         # slots kept silent on purpose: watchdog, or after a flush
     missed_slots: int = 0         # slots skipped because the thread woke too late
     write_errors: int = 0
     eagain: int = 0               # output buffer full: frame dropped
@@ -114,7 +115,7 @@ class Pump(Protocol):
               stale_s: float, silent_s: float, rt_priority: int = 0) -> None: ...
     def set_frame(self, frame: bytes) -> None: ...
     def set_failsafe_frame(self, frame: bytes) -> None: ...
-    def set_fd(self, fd: int) -> None: ...
+    def set_fd(self, fd: int, quiet_s: float = 0.0) -> None: ...
     def stop(self) -> None: ...
     def stats(self) -> PumpStats: ...
     def counters(self) -> tuple[int, int, int]: ...
@@ -153,6 +154,7 @@ class PyPump:
         self._thread: threading.Thread | None = None
         self._stop = False
         self._fd_gen = 0
+        self._quiet_until = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -184,12 +186,17 @@ class PyPump:
         with self._lock:
             self._fs_frame = b
 
-    def set_fd(self, fd: int) -> None:
+    def set_fd(self, fd: int, quiet_s: float = 0.0) -> None:
         """Write to `fd` from the next slot on (also after a flush of the same fd:
-        the rest of a frame the tty took part of is then dropped)."""
+        the rest of a frame the tty took part of is then dropped). With
+        `quiet_s`, slots in the next `quiet_s` stay silent: after a flush cut a
+        frame, the decoder must see a silence long enough to drop its first part
+        before a new frame starts, or it splices the two."""
+        check_quiet(quiet_s)
         with self._lock:
             self._fd = fd
             self._fd_gen += 1
+            self._quiet_until = time.monotonic_ns() + round(quiet_s * 1e9)
 
     @property
     def running(self) -> bool:
@@ -247,7 +254,7 @@ class PyPump:
                     break
                 age = now - self._refresh
                 fd, fd_gen = self._fd, self._fd_gen
-                if age >= self._silent:
+                if age >= self._silent or now < self._quiet_until:
                     mode, buf = MODE_SILENT, b""
                 elif age >= self._stale:
                     mode, buf = MODE_FAILSAFE, self._fs_frame
@@ -312,6 +319,11 @@ class PyPump:
                 if skipped:
                     _log_skip(st, skipped)
             deadline += steps * period
+
+
+def check_quiet(quiet_s: float) -> None:
+    if not 0.0 <= quiet_s <= MAX_QUIET_S:
+        raise ValueError(f"quiet_s must be within 0..{MAX_QUIET_S} s, got {quiet_s!r}")
 
 
 def next_slot_steps(late_ns: int, period_ns: int) -> int:

@@ -163,6 +163,32 @@ def test_set_fd_moves_the_stream(kind, pipe):
         os.close(w2)
 
 
+def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    try:
+        pump.start(w, FRESH, FS, P, 0.5, 0.8)
+        time.sleep(0.1)
+        drain(r)
+        n0 = pump.stats().frames_sent
+        pump.set_fd(w, quiet_s=0.1)
+        time.sleep(0.3)
+        pump.set_frame(FRESH)
+        time.sleep(0.05)
+    finally:
+        pump.stop()
+    st = pump.stats()
+    assert st.frames_sent > n0 + 10                      # streaming resumed
+    run = [c for i, c in st.skips if n0 <= i <= n0 + 1]
+    # 0.1 s is 14.3 periods: all but the slot in progress (and one for rounding) silent
+    assert run and run[0] >= 12
+    assert st.silent_slots >= 12
+    with pytest.raises(ValueError):
+        pump.set_fd(w, quiet_s=-0.01)
+    with pytest.raises(ValueError):
+        pump.set_fd(w, quiet_s=5.0)
+
+
 def test_bad_arguments(kind, pipe):
     _r, w = pipe
     pump = make_pump(kind)

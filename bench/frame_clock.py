@@ -115,6 +115,7 @@ async def writer_pipilot(path: str, period: float, duration: float, stalls: str)
             "pilot_cpu_share_pct": pilot_share * 100.0, "pump": st.pump,
             "realtime": st.realtime, "process": core.realtime_report,
             "pump_missed_slots": st.missed_slots, "pump_silent_slots": st.silent_slots,
+            "pump_skips": st.skips,
             "pump_write_errors": st.write_errors,
             "pump_watchdog_frames": st.watchdog_frames, "pump_max_gap_s": st.max_gap_s,
             "core_max_mix_gap_s": st.max_mix_gap_s, "loadavg_at_end": os.getloadavg(),
@@ -200,7 +201,8 @@ def finish_writer(w: dict, period: float) -> dict:
     times = frame_times(w["out"])
     # slots the writer says it left out on purpose or for lateness (the pump counts them)
     skipped = info.get("pump_missed_slots", 0) + info.get("pump_silent_slots", 0)
-    stats = arrival_stats(times, period, skipped=skipped, warmup_s=WARMUP_S)
+    stats = arrival_stats(times, period, skipped=skipped, warmup_s=WARMUP_S,
+                          skips_at=[tuple(x) for x in info.pop("pump_skips", [])])
     if "cpu_s" in info:
         cpu = info.pop("cpu_s") - info.get("stall_cpu_s", 0.0)
         cpu_wall = info.pop("wall_s")

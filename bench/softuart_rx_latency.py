@@ -4,7 +4,9 @@ Runs the module's own codec (compiled for user space) on simulated lines:
 edge-timestamp decoding (the module) against per-bit sampling from a timer
 (the classic soft-UART receiver), for an idle and a loaded Pi latency model;
 and the transmitter with late timer callbacks. Prints JSON: character error
-rates and error counts per baud rate.
+rates and error counts per baud rate; of those errors, the wrong characters
+delivered without an error flag ("silent"); and how many edge pairs lost to
+a late interrupt the edge decoder put back.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def main() -> None:
                     "edge_errors": round(r["edge_timestamps"] * n),
                     "per_bit_sampling": r["per_bit_sampling"],
                     "per_bit_errors": round(r["per_bit_sampling"] * n),
+                    "edge_silent_errors": r["edge_silent_errors"],
+                    "per_bit_silent_errors": r["per_bit_silent_errors"],
+                    "edge_pairs_rebuilt": r["edge_pairs_rebuilt"],
                 }
             tx = {str(b): simulate_tx(codec, b, model, n_tx, seed=b) for b in bauds}
             out["models"][name] = {"latency": asdict(model),  # type: ignore[index]

@@ -115,22 +115,59 @@ struct suart_char {
 	u8 flags;
 };
 
+/*
+ * An interrupt that runs after the next edge has already happened reports the
+ * line at the level it had before the first one: an edge pair (one pulse) was
+ * lost. While every interrupt runs less than two bits late that pulse was one
+ * bit long, and the decoder puts it back on the character's bit grid, if the
+ * grid leaves exactly one place for it (see softuart_codec.c).
+ *
+ * t[]/lvl[] hold the frame's edges in order. An entry whose lvl has
+ * SUART_RX_SYN set was rebuilt, not seen: its t is the bit index it sits on.
+ */
+#define SUART_RX_SYN		0x02
+
 struct suart_rx {
 	struct suart_fmt fmt;
+	u32 floor_min_ns;	/* interrupt latency bounds: suart_rx_set_latency() */
+	u32 floor_max_ns;
+	u32 lat_max_ns;
 	int level;		/* last level seen on the line */
 	bool in_frame;
 	bool missed;		/* an edge pair was lost in this frame */
 	bool wait_mark;		/* line low after a frame: wait for a rising edge */
+	bool syn_start;		/* start edge rebuilt from the stamp @t_syn */
 	u8 n;
+	s64 t_syn;		/* stamp of the report that hid the start edge */
+	s64 t_prev;		/* stamp of the previous report, any kind */
+	s64 t_char;		/* where the last decoded character's start bit began */
+	s64 t_free;		/* no start bit before this, on the quick grid */
 	s64 t[SUART_MAX_EDGES];
 	u8 lvl[SUART_MAX_EDGES];
 	u32 missed_edges;	/* edges reported with an unchanged level */
 	u32 false_starts;	/* start bits shorter than half a bit */
+	u32 recovered;		/* lost edge pairs put back on the bit grid */
 };
 
 void suart_rx_init(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
-/* New format, decoder restarted; keeps the counters. */
+/* New format, decoder restarted; keeps the counters and the latency bounds. */
 void suart_rx_set_fmt(struct suart_rx *rx, const struct suart_fmt *fmt, int level);
+/*
+ * How late, in ns, the handler that stamps an edge runs: the quickest of a
+ * character's handlers between @floor_min_ns and @floor_max_ns, none later
+ * than @max_ns. The decoder needs this to put back an edge pair lost to a
+ * late interrupt (see softuart_codec.c). Returns -1 unless floor_min <=
+ * floor_max <= max. Pairs are put back only at rates where @max_ns lies
+ * between one bit time and two: below, no pair can be lost within the
+ * bounds; above, a lost pair can no longer be placed. Characters that lose
+ * one are then flagged SUART_NOISE, as are those where it does not fit.
+ */
+int suart_rx_set_latency(struct suart_rx *rx, u32 floor_min_ns, u32 floor_max_ns,
+			 u32 max_ns);
+#define SUART_RX_FLOOR_MIN_NS	8000
+#define SUART_RX_FLOOR_MAX_NS	12000
+#define SUART_RX_LAT_MAX_NS	25000
+
 /*
  * Feed one edge: the line was seen at @level at time @t (timestamps must not
  * decrease). Returns 1 and fills @out when this edge completes a character.

@@ -26,6 +26,19 @@
 
 static DEFINE_IDA(softuart_ida);
 
+/* How late the RX edge interrupt runs; see suart_rx_set_latency(). */
+static unsigned int rx_floor_min_ns = SUART_RX_FLOOR_MIN_NS;
+module_param(rx_floor_min_ns, uint, 0444);
+MODULE_PARM_DESC(rx_floor_min_ns, "RX: least latency (ns) of a character's quickest edge interrupt");
+
+static unsigned int rx_floor_max_ns = SUART_RX_FLOOR_MAX_NS;
+module_param(rx_floor_max_ns, uint, 0444);
+MODULE_PARM_DESC(rx_floor_max_ns, "RX: most latency (ns) of a character's quickest edge interrupt");
+
+static unsigned int rx_lat_max_ns = SUART_RX_LAT_MAX_NS;
+module_param(rx_lat_max_ns, uint, 0444);
+MODULE_PARM_DESC(rx_lat_max_ns, "RX: most latency (ns) of any edge interrupt");
+
 static struct uart_driver softuart_uart = {
 	.owner		= THIS_MODULE,
 	.driver_name	= SOFTUART_NAME,
@@ -498,6 +511,7 @@ SOFTUART_COUNTER_ATTR(tx_late_aborts, tx_lock, sp->tx.late_aborts);
 SOFTUART_COUNTER_ATTR(tx_dropped, tx_lock, sp->tx.dropped);
 SOFTUART_COUNTER_ATTR(rx_missed_edges, rx_lock, sp->rx.missed_edges);
 SOFTUART_COUNTER_ATTR(rx_false_starts, rx_lock, sp->rx.false_starts);
+SOFTUART_COUNTER_ATTR(rx_rebuilt_pairs, rx_lock, sp->rx.recovered);
 
 static ssize_t softuart_line_show(struct device *dev, struct device_attribute *attr,
 				  char *buf)
@@ -513,6 +527,7 @@ static struct attribute *softuart_attrs[] = {
 	&dev_attr_tx_dropped.attr,
 	&dev_attr_rx_missed_edges.attr,
 	&dev_attr_rx_false_starts.attr,
+	&dev_attr_rx_rebuilt_pairs.attr,
 	&dev_attr_softuart_line.attr,
 	NULL,
 };
@@ -534,6 +549,9 @@ int softuart_port_add(struct softuart_port *sp, struct device *dev, int line_id)
 	if (suart_fmt_set(&fmt, sp->default_baud, 8, SUART_PARITY_NONE, 1))
 		return dev_err_probe(dev, -EINVAL, "unsupported baud rate %u\n",
 				     sp->default_baud);
+	if (rx_floor_min_ns > rx_floor_max_ns || rx_floor_max_ns > rx_lat_max_ns)
+		return dev_err_probe(dev, -EINVAL,
+				     "need rx_floor_min_ns <= rx_floor_max_ns <= rx_lat_max_ns\n");
 
 	id = line_id >= 0 ? ida_alloc_range(&softuart_ida, line_id, line_id, GFP_KERNEL)
 			  : ida_alloc_max(&softuart_ida, SOFTUART_MAX_PORTS - 1, GFP_KERNEL);
@@ -552,6 +570,7 @@ int softuart_port_add(struct softuart_port *sp, struct device *dev, int line_id)
 			       HRTIMER_MODE_ABS_HARD);
 	suart_tx_init(&sp->tx, &fmt, &softuart_tx_ops, sp, sp->line->exact);
 	suart_rx_init(&sp->rx, &fmt, 1);
+	suart_rx_set_latency(&sp->rx, rx_floor_min_ns, rx_floor_max_ns, rx_lat_max_ns);
 	sp->rx_armed = SUART_NEVER;
 
 	port->dev = dev;

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from pipilot import __version__
+from pipilot.cli._output import setup_logging
 from pipilot.errors import PipilotError
 
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level)   # through a thread: a blocked terminal must not stall flight
     try:
         return int(args._run(args) or 0)
     except PipilotError as exc:

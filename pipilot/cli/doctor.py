@@ -22,7 +22,8 @@ NAME = "doctor"
 HELP = "check the soft-UART module and the Raspberry Pi UART set-up"
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
-SOFTUART_COUNTERS = ("tx_late_aborts", "tx_dropped", "rx_missed_edges", "rx_false_starts")
+SOFTUART_COUNTERS = ("tx_late_aborts", "tx_dropped", "rx_missed_edges", "rx_rebuilt_pairs",
+                     "rx_false_starts")
 BT_OVERLAYS = ("disable-bt", "pi3-disable-bt", "miniuart-bt", "pi3-miniuart-bt")
 
 

@@ -112,7 +112,8 @@ async def stream(port_path: str, duration: float, period_s: float, pattern: str,
         "loopback": {"bytes": rx_bytes, "frames_verified": verified, "frames_corrupt": corrupt},
     }
     if len(arrivals) >= 2:
-        result["loopback"]["timing"] = arrival_stats(arrivals, period_s)
+        result["loopback"]["timing"] = arrival_stats(
+            arrivals, period_s, skipped=st.missed_slots + st.silent_slots, skips_at=st.skips)
     return result
 
 

@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+from pipilot.cli._output import LineWriter
 from pipilot.mission.events import EventKind, MissionEvent
 from pipilot.mission.spec import MissionSpec, SimSpec, load_mission
 
@@ -48,14 +49,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     show = _printer(args.json)
     drift = not args.no_drift_compensation
-    if args.sim:
-        mission, summary = fly_sim(spec, drift=drift, on_event=show)
-    else:
-        from pipilot.mission.real import fly_real
+    try:
+        if args.sim:
+            mission, summary = fly_sim(spec, drift=drift, on_event=show)
+        else:
+            from pipilot.mission.real import fly_real
 
-        mission, summary = asyncio.run(fly_real(
-            spec, drift=drift, on_event=show, config_path=args.config,
-            sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
+            mission, summary = asyncio.run(fly_real(
+                spec, drift=drift, on_event=show, config_path=args.config,
+                sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
+    finally:
+        show.close()        # the progress lines before the summary
     if args.plot:
         from pipilot.mission.plot import plot_mission
 
@@ -87,12 +91,15 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True, on_event: Any = None,
 
 
 def _printer(quiet: bool) -> Any:
+    """Progress lines, written from a thread so that a terminal that stops
+    reading (Ctrl-S, a paused pager) cannot stall the mission's event loop."""
+    out = LineWriter(sys.stderr if quiet else sys.stdout)
+
     def show(ev: MissionEvent) -> None:
-        if quiet:
-            if ev.kind in (EventKind.ABORT, EventKind.FAILSAFE):
-                print(ev, file=sys.stderr, flush=True)
+        if quiet and ev.kind not in (EventKind.ABORT, EventKind.FAILSAFE):
             return
-        print(ev, flush=True)
+        out.write(str(ev))
+    show.close = out.close  # type: ignore[attr-defined]
     return show
 
 

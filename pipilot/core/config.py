@@ -139,9 +139,22 @@ def validate(c: CoreConfig) -> None:
     for name, src in c.sources.items():
         if src.mode not in MODES:
             raise ConfigError(f"sources.{name}.mode", f"must be one of {', '.join(MODES)}")
+        if name in ROLE_MODES and src.mode != ROLE_MODES[name]:
+            raise ConfigError(f"sources.{name}.mode",
+                              f"must be {ROLE_MODES[name]!r} for the {name} source "
+                              f"({ROLE_WHY[name]})")
         _num(f"sources.{name}.timeout_s", src.timeout_s, 0.01, 10.0)
         if isinstance(src.priority, bool) or not isinstance(src.priority, int):
             raise ConfigError(f"sources.{name}.priority", "must be an integer")
+
+
+# The built-in sources' modes follow from what they do; anything else is a hazard.
+ROLE_MODES = {"pilot": "override", "mission": "override", "drift": "additive"}
+ROLE_WHY = {
+    "pilot": "its sticks are the whole command, not a trim on another source",
+    "mission": "its steps are the whole command, not a trim on another source",
+    "drift": "it only trims roll and pitch; as an override its zero throttle would win",
+}
 
 
 # -- TOML -------------------------------------------------------------------------

@@ -48,6 +48,10 @@ LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
 PUMP_REASON = "frame pump stopped"
 PUBLISH_MIX_SPACING_S = 1e-3
+# Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32 bytes,
+# 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder needs up to
+# 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial frame.
+FLUSH_QUIET_S = 0.010
 """Publishes closer together than this share one mix: it bounds the mixing
 rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
 
@@ -82,9 +86,11 @@ class CoreStats:
     link_errors: int
     reopens: int
     expected_accepted_per_s: float
+    skips: tuple[tuple[int, int], ...] = ()
+    """Where the pump left slots empty: (index of the next frame, slots); see PumpStats."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "skips"}
 
 
 class FlightCore:
@@ -241,7 +247,8 @@ class FlightCore:
             max_gap_s=s.max_gap_s, pump=s.implementation or "lockstep", realtime=s.realtime,
             max_mix_gap_s=self._max_mix_gap,
             link_errors=self._link_errors, reopens=self._reopens,
-            expected_accepted_per_s=self.rate.accepted_per_s)
+            expected_accepted_per_s=self.rate.accepted_per_s,
+            skips=tuple(s.skips))
 
     def _release_process_settings(self) -> None:
         if self._old_switch is not None:
@@ -365,7 +372,9 @@ class FlightCore:
             if self.port.fd >= 0 and self._dead is None:
                 with contextlib.suppress(OSError, termios.error):
                     termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
-                self.pump.set_fd(self.port.fd)     # and the rest of a frame the flush cut
+                # and the rest of a frame the flush cut, after a silence that makes
+                # the decoder drop its first part (no spliced frame)
+                self.pump.set_fd(self.port.fd, quiet_s=FLUSH_QUIET_S)
             if last_errno in DEAD_DEVICE and self._owns_port:
                 self._let_go(detail)
                 if now >= self._next_reopen:

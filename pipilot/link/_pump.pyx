@@ -10,8 +10,8 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memcpy, memmove, memset
 from libc.errno cimport errno, EAGAIN, EINTR
 
-from pipilot.link.pump import FRAME_LEN, HIST_BINS, HIST_BIN_NS, MODE_NAMES, PumpStats
-from pipilot.link.pump import check_frame, check_timing
+from pipilot.link.pump import FRAME_LEN, HIST_BINS, HIST_BIN_NS, MODE_NAMES, SKIP_LOG, PumpStats
+from pipilot.link.pump import check_frame, check_quiet, check_timing
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -64,6 +64,8 @@ cdef extern from "<pthread.h>" nogil:
 DEF NFRAME = 25
 DEF NBINS = 2000
 DEF BIN_NS = 10000
+DEF NSKIP = 64
+assert NSKIP == SKIP_LOG
 
 cdef struct pump_t:
     pthread_mutex_t lock
@@ -72,7 +74,7 @@ cdef struct pump_t:
     int fd_gen                      # bumped by set_fd: a tail for before it is junk
     int stop
     int rt_priority
-    int64_t period, stale, silent, refresh
+    int64_t period, stale, silent, refresh, quiet_until
     uint8_t frame[NFRAME]
     uint8_t fs_frame[NFRAME]
     # set by the thread
@@ -81,6 +83,18 @@ cdef struct pump_t:
     int last_errno, mode, rt_result
     int64_t lat_max, lat_sum, lat_n, max_gap, first_write, last_write
     uint64_t hist[NBINS]
+    uint64_t skip_next[NSKIP]       # a ring of (next frame index, slots) runs
+    uint64_t skip_count[NSKIP]
+    uint64_t skip_runs
+
+cdef inline void log_skip(pump_t *p, uint64_t count) noexcept nogil:
+    cdef uint64_t last = (p.skip_runs - 1) % NSKIP
+    if p.skip_runs > 0 and p.skip_next[last] == p.frames_sent:
+        p.skip_count[last] += count
+        return
+    p.skip_next[p.skip_runs % NSKIP] = p.frames_sent
+    p.skip_count[p.skip_runs % NSKIP] = count
+    p.skip_runs += 1
 
 cdef inline int64_t mono_ns() noexcept nogil:
     cdef timespec ts
@@ -116,20 +130,6 @@ cdef void *pump_main(void *arg) noexcept nogil:
         sleep_until(deadline)
         now = mono_ns()
         late = now - deadline
-        if late > period // 2:
-            # too late for this slot: drop it (and any others missed) and wait for
-            # the next one, so frames stay on the grid and never go back to back
-            skip = (late - period // 2 + period - 1) // period
-            deadline += skip * period
-            pthread_mutex_lock(&p.lock)
-            p.missed_slots += <uint64_t>skip
-            p.hist[late // BIN_NS if late // BIN_NS < NBINS else NBINS - 1] += 1
-            p.lat_sum += late
-            p.lat_n += 1
-            if late > p.lat_max:
-                p.lat_max = late
-            pthread_mutex_unlock(&p.lock)
-            continue
         pthread_mutex_lock(&p.lock)
         if p.stop:
             pthread_mutex_unlock(&p.lock)
@@ -137,7 +137,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
         fd = p.fd
         fd_gen = p.fd_gen
         age = now - p.refresh
-        if age >= p.silent:
+        if age >= p.silent or now < p.quiet_until:
             mode = 2
         elif age >= p.stale:
             mode = 1
@@ -202,7 +202,16 @@ cdef void *pump_main(void *arg) noexcept nogil:
         p.lat_n += 1
         if late > p.lat_max:
             p.lat_max = late
-        deadline += period
+        # a late slot was still written now; the next one is the first deadline at
+        # least half a period away, so frames never go out back to back
+        skip = (late + period // 2 + period - 1) // period
+        if skip < 1:
+            skip = 1
+        if skip > 1:
+            p.missed_slots += <uint64_t>(skip - 1)
+        if skip > 1 or mode == 2:
+            log_skip(p, <uint64_t>(skip - 1 + (mode == 2)))
+        deadline += skip * period
         pthread_mutex_unlock(&p.lock)
     return NULL
 
@@ -268,10 +277,14 @@ cdef class CPump:
         memcpy(self.p.fs_frame, <const char *>f, NFRAME)
         pthread_mutex_unlock(&self.p.lock)
 
-    def set_fd(self, int fd):
+    def set_fd(self, int fd, double quiet_s=0.0):
+        """Write to `fd` from the next slot on, silent for `quiet_s` (see PyPump.set_fd)."""
+        check_quiet(quiet_s)
+        cdef int64_t quiet = <int64_t>(quiet_s * 1e9 + 0.5)
         pthread_mutex_lock(&self.p.lock)
         self.p.fd = fd
         self.p.fd_gen += 1
+        self.p.quiet_until = mono_ns() + quiet
         pthread_mutex_unlock(&self.p.lock)
 
     @property
@@ -305,6 +318,12 @@ cdef class CPump:
         memcpy(&snap, &self.p, sizeof(pump_t))
         pthread_mutex_unlock(&self.p.lock)
         cdef int i
+        cdef uint64_t j
+        skips = []
+        j = snap.skip_runs - NSKIP if snap.skip_runs > NSKIP else 0
+        while j < snap.skip_runs:
+            skips.append((snap.skip_next[j % NSKIP], snap.skip_count[j % NSKIP]))
+            j += 1
         s = PumpStats(
             implementation="c",
             frames_sent=snap.frames_sent, failsafe_frames=snap.failsafe_frames,
@@ -316,7 +335,8 @@ cdef class CPump:
             max_gap_s=snap.max_gap * 1e-9, first_write_s=snap.first_write * 1e-9,
             last_write_s=snap.last_write * 1e-9, mode=MODE_NAMES[snap.mode],
             refresh_age_s=((mono_ns() - snap.refresh) * 1e-9) if self.running else 0.0,
-            histogram=[snap.hist[i] for i in range(NBINS)])
+            histogram=[snap.hist[i] for i in range(NBINS)],
+            skips=skips)
         if snap.rt_priority <= 0:
             s.realtime = "not requested"
         elif snap.rt_result == 0:

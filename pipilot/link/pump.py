@@ -18,11 +18,14 @@ Both own the staleness watchdog: when `set_frame` has not been called for
 `stale_s` the pump sends the failsafe frame instead (the core is stalled or
 dead and its last frame is stale); after `silent_s` it sends nothing, so the
 flight controller's own receiver timeout takes over. A fresh `set_frame`
-resumes normal frames. A slot is written only up to half a period after its
-deadline; a later one is dropped (counted as missed) and the pump waits for
-the next deadline, so frames stay on the grid t0 + k*P, never drift, and
-never go out back to back (which the flight controller's decoder would
-merge into one lost frame). When a tty takes only part of a frame (its
+resumes normal frames. Frames go out on the grid t0 + k*P and never drift.
+A wake-up that comes late still sends at once (the flight controller gets the
+freshest frame as early as it can), and the next frame waits for the first
+deadline at least half a period later: a slot that would follow closer is
+dropped (counted as missed, and logged in `skips`), so frames never go out
+back to back (which the flight controller's decoder would merge into one lost
+frame) and no gap between frames is longer than one period plus the
+wake-up's own lateness. When a tty takes only part of a frame (its
 buffer is nearly full), the rest is written before any other frame, so the
 wire never carries a torn frame that the decoder could splice with the next.
 """
@@ -45,6 +48,8 @@ END_MASK = 0xCB           # end bytes the decoder accepts: b & END_MASK == 0
 FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
+SKIP_LOG = 64             # runs of skipped slots kept in PumpStats.skips
+MAX_QUIET_S = 0.1         # longest silence set_fd may ask for (the FC's timeout is 102.4 ms)
 MODE_FRESH, MODE_FAILSAFE, MODE_SILENT = 0, 1, 2
 MODE_NAMES = ("fresh", "failsafe", "silent")
 
@@ -56,7 +61,7 @@ class PumpStats:
     implementation: str = ""
     frames_sent: int = 0          # writes that completed (incl. failsafe frames)
     failsafe_frames: int = 0      # watchdog failsafe frames among them
-    silent_slots: int = 0         # slots skipped on purpose by the watchdog
+    silent_slots: int = 0         # slots kept silent on purpose: watchdog, or after a flush
     missed_slots: int = 0         # slots skipped because the thread woke too late
     write_errors: int = 0
     eagain: int = 0               # output buffer full: frame dropped
@@ -71,6 +76,10 @@ class PumpStats:
     refresh_age_s: float = 0.0
     realtime: str = ""
     histogram: list[int] = field(default_factory=list, repr=False)
+    skips: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    """The latest SKIP_LOG runs of slots without a frame (missed or silent), as
+    (index of the next frame written, 0-based, number of slots): lets a far
+    end that counts frames put each one on its own slot."""
 
     def lateness_percentile(self, q: float) -> float:
         """Upper edge of the histogram bin holding quantile `q` (0..1), in seconds."""
@@ -106,7 +115,7 @@ class Pump(Protocol):
               stale_s: float, silent_s: float, rt_priority: int = 0) -> None: ...
     def set_frame(self, frame: bytes) -> None: ...
     def set_failsafe_frame(self, frame: bytes) -> None: ...
-    def set_fd(self, fd: int) -> None: ...
+    def set_fd(self, fd: int, quiet_s: float = 0.0) -> None: ...
     def stop(self) -> None: ...
     def stats(self) -> PumpStats: ...
     def counters(self) -> tuple[int, int, int]: ...
@@ -145,6 +154,7 @@ class PyPump:
         self._thread: threading.Thread | None = None
         self._stop = False
         self._fd_gen = 0
+        self._quiet_until = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -176,12 +186,17 @@ class PyPump:
         with self._lock:
             self._fs_frame = b
 
-    def set_fd(self, fd: int) -> None:
+    def set_fd(self, fd: int, quiet_s: float = 0.0) -> None:
         """Write to `fd` from the next slot on (also after a flush of the same fd:
-        the rest of a frame the tty took part of is then dropped)."""
+        the rest of a frame the tty took part of is then dropped). With
+        `quiet_s`, slots in the next `quiet_s` stay silent: after a flush cut a
+        frame, the decoder must see a silence long enough to drop its first part
+        before a new frame starts, or it splices the two."""
+        check_quiet(quiet_s)
         with self._lock:
             self._fd = fd
             self._fd_gen += 1
+            self._quiet_until = time.monotonic_ns() + round(quiet_s * 1e9)
 
     @property
     def running(self) -> bool:
@@ -203,8 +218,9 @@ class PyPump:
         with self._lock:
             fields = dict(self._stats.__dict__)
             hist = self._stats.histogram[:]
+            skips = self._stats.skips[:]
             refresh = self._refresh
-        s = PumpStats(**{**fields, "histogram": hist})
+        s = PumpStats(**{**fields, "histogram": hist, "skips": skips})
         if self._thread is not None:
             s.refresh_age_s = (time.monotonic_ns() - refresh) * 1e-9
         return s
@@ -233,21 +249,12 @@ class PyPump:
                 time.sleep(delay * 1e-9)
             now = time.monotonic_ns()
             late = now - deadline
-            if late > period // 2:
-                skip = (late - period // 2 + period - 1) // period
-                deadline += skip * period
-                with self._lock:
-                    st.missed_slots += skip
-                    st.histogram[min(late // HIST_BIN_NS, HIST_BINS - 1)] += 1
-                    lat_sum += late
-                    lat_n += 1
-                    st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
-                    st.lateness_mean_s = lat_sum / lat_n * 1e-9
-                continue
             with self._lock:
+                if self._stop:
+                    break
                 age = now - self._refresh
                 fd, fd_gen = self._fd, self._fd_gen
-                if age >= self._silent:
+                if age >= self._silent or now < self._quiet_until:
                     mode, buf = MODE_SILENT, b""
                 elif age >= self._stale:
                     mode, buf = MODE_FAILSAFE, self._fs_frame
@@ -304,7 +311,34 @@ class PyPump:
                 lat_n += 1
                 st.lateness_max_s = max(st.lateness_max_s, late * 1e-9)
                 st.lateness_mean_s = lat_sum / lat_n * 1e-9
-            deadline += period
+                # the next deadline at least half a period away; slots before it are missed
+                steps = next_slot_steps(late, period)
+                skipped = steps - 1 + (mode == MODE_SILENT)
+                if steps > 1:
+                    st.missed_slots += steps - 1
+                if skipped:
+                    _log_skip(st, skipped)
+            deadline += steps * period
+
+
+def check_quiet(quiet_s: float) -> None:
+    if not 0.0 <= quiet_s <= MAX_QUIET_S:
+        raise ValueError(f"quiet_s must be within 0..{MAX_QUIET_S} s, got {quiet_s!r}")
+
+
+def next_slot_steps(late_ns: int, period_ns: int) -> int:
+    """Periods from a slot woken `late_ns` after its deadline to the next slot
+    to write: the first one at least half a period after the wake-up."""
+    return max(1, -(-(max(late_ns, 0) + period_ns // 2) // period_ns))
+
+
+def _log_skip(st: PumpStats, count: int) -> None:
+    if st.skips and st.skips[-1][0] == st.frames_sent:
+        st.skips[-1] = (st.frames_sent, st.skips[-1][1] + count)
+        return
+    st.skips.append((st.frames_sent, count))
+    if len(st.skips) > SKIP_LOG:
+        del st.skips[0]
 
 
 def available() -> tuple[str, ...]:

@@ -29,7 +29,8 @@ def pi_tree(root: Path, *, serial0: str = "ttyAMA0", cmdline: str = "root=/dev/m
     os.symlink(serial0, root / "dev" / "serial0")
     (root / "sys/module/softuart").mkdir(parents=True)
     for name, value in [("tx_late_aborts", "0"), ("tx_dropped", "0"),
-                        ("rx_missed_edges", "2"), ("rx_false_starts", "0"),
+                        ("rx_missed_edges", "2"), ("rx_rebuilt_pairs", "1"),
+                        ("rx_false_starts", "0"),
                         ("softuart_line", "gpio")]:
         write(root, f"/sys/class/tty/ttySOFT0/{name}", value + "\n")
     if proc is not None:
@@ -76,6 +77,7 @@ def test_healthy_pi_passes_everything(tmp_path: Path) -> None:
     assert {s for s, _ in checks.values()} == {PASS}
     assert "frame 0 parity 0 overrun 0" in checks["ttySOFT0 counters"][1]
     assert "rx_missed_edges 2" in checks["ttySOFT0 counters"][1]
+    assert "rx_rebuilt_pairs 1" in checks["ttySOFT0 counters"][1]
 
 
 def test_each_pi_pitfall_fails_with_its_fix(tmp_path: Path) -> None:

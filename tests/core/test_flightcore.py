@@ -215,6 +215,9 @@ async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
         await fly_for(core, 1.0)
         assert core.failsafe.state is FailsafeState.NORMAL
         assert core.stats.link_errors > 0
+        # each flush of the stale output was followed by a silence (no spliced frame)
+        assert core.stats.silent_slots >= 2
+        assert any(n >= 2 for _, n in core.stats.skips)
         await core.stop()
 
 

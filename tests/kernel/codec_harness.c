@@ -15,13 +15,18 @@ struct rec {
 	int n, max;
 	const u8 *data;
 	int ndata, next;
+	int level;		/* line level now, mark at first */
 	s64 now;		/* time the simulated timer callback runs */
 };
 
+/* A line change: driving the level the line already has changes nothing. */
 static void rec_set_line(void *ctx, int level, s64 when)
 {
 	struct rec *r = ctx;
 
+	if (level == r->level)
+		return;
+	r->level = level;
 	if (r->n < r->max) {
 		r->t[r->n] = when;
 		r->lvl[r->n] = (u8)level;
@@ -51,7 +56,7 @@ int h_tx_stream(const struct suart_fmt *fmt, const u8 *data, int ndata,
 		u32 *stats)
 {
 	struct rec r = { .t = t, .lvl = lvl, .max = max, .data = data,
-			 .ndata = ndata };
+			 .ndata = ndata, .level = 1 };
 	struct suart_tx tx;
 	s64 due;
 	int i = 0;
@@ -75,7 +80,7 @@ int h_tx_break(const struct suart_fmt *fmt, const u8 *before, int nb,
 	       s64 hold_ns, const u8 *after, int na, s64 *t, u8 *lvl, int max)
 {
 	struct rec r = { .t = t, .lvl = lvl, .max = max, .data = before,
-			 .ndata = nb };
+			 .ndata = nb, .level = 1 };
 	struct suart_tx tx;
 	s64 due, now = 1000000;
 
@@ -129,17 +134,22 @@ int h_irq_stamp(const s64 *t, const u8 *lvl, int n, const s64 *lat, s64 cost,
 	return m;
 }
 
-/* Feed stamped edges to the edge-timestamp receiver; returns chars decoded. */
-int h_rx_edges(const struct suart_fmt *fmt, const s64 *t, const u8 *lvl, int n,
-	       u8 *data, u8 *flags, s64 *start, int max, u32 *stats)
+/*
+ * Feed stamped edges to the edge-timestamp receiver (latency bounds @lat[0..2],
+ * NULL: the defaults); returns chars decoded. @stats: missed, false starts,
+ * pairs rebuilt.
+ */
+int h_rx_edges(const struct suart_fmt *fmt, const u32 *lat, const s64 *t, const u8 *lvl,
+	       int n, u8 *data, u8 *flags, s64 *start, int max, u32 *stats)
 {
 	struct suart_rx rx;
 	struct suart_char c;
 	int i, m = 0;
 
 	suart_rx_init(&rx, fmt, 1);
+	if (lat && suart_rx_set_latency(&rx, lat[0], lat[1], lat[2]))
+		return -1;
 	for (i = 0; i <= n && m < max; i++) {
-		s64 t0 = rx.in_frame ? rx.t[0] : 0;
 		int got;
 
 		if (i < n)
@@ -149,11 +159,12 @@ int h_rx_edges(const struct suart_fmt *fmt, const s64 *t, const u8 *lvl, int n,
 		if (got) {
 			data[m] = c.data;
 			flags[m] = c.flags;
-			start[m++] = t0;
+			start[m++] = rx.t_char;
 		}
 	}
 	stats[0] = rx.missed_edges;
 	stats[1] = rx.false_starts;
+	stats[2] = rx.recovered;
 	return m;
 }
 

@@ -80,7 +80,7 @@ class Codec:
                                    _u8p, ctypes.c_int, _i64p, _u8p, ctypes.c_int]
         lib.h_irq_stamp.argtypes = [_i64p, _u8p, ctypes.c_int, _i64p, ctypes.c_int64,
                                     _i64p, _u8p]
-        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), _i64p, _u8p, ctypes.c_int,
+        lib.h_rx_edges.argtypes = [ctypes.POINTER(Fmt), _u32p, _i64p, _u8p, ctypes.c_int,
                                    _u8p, _u8p, _i64p, ctypes.c_int, _u32p]
         lib.h_rx_perbit.argtypes = [ctypes.POINTER(Fmt), _i64p, _u8p, ctypes.c_int,
                                     _i64p, _i64p, ctypes.c_int, _u8p, _u8p, _i64p, ctypes.c_int]
@@ -143,18 +143,27 @@ class Codec:
                                  cost_ns, _ptr(ot, _i64p), _ptr(ol, _u8p))
         return ot[:m], ol[:m]
 
-    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray) -> Received:
+    def rx_edges(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray,
+                 latency_ns: tuple[int, int, int] | None = None) -> Received:
+        """Decode stamped edges; @latency_ns: the receiver's interrupt latency
+        bounds (floor_min, floor_max, max) as in suart_rx_set_latency() (None:
+        the codec's defaults)."""
         t = np.ascontiguousarray(t, np.int64)
         lv = np.ascontiguousarray(lv, np.uint8)
         cap = len(t) + 2
         data = np.zeros(cap, np.uint8)
         flags = np.zeros(cap, np.uint8)
         start = np.zeros(cap, np.int64)
-        stats = np.zeros(2, np.uint32)
-        m = self.lib.h_rx_edges(ctypes.byref(fmt), _ptr(t, _i64p), _ptr(lv, _u8p), len(t),
-                                _ptr(data, _u8p), _ptr(flags, _u8p), _ptr(start, _i64p), cap,
-                                _ptr(stats, _u32p))
-        return Received(data[:m], flags[:m], start[:m], int(stats[0]), int(stats[1]))
+        stats = np.zeros(3, np.uint32)
+        bounds = np.array(latency_ns or (0, 0, 0), np.uint32)
+        lat = None if latency_ns is None else _ptr(bounds, _u32p)
+        m = self.lib.h_rx_edges(ctypes.byref(fmt), lat, _ptr(t, _i64p), _ptr(lv, _u8p),
+                                len(t), _ptr(data, _u8p), _ptr(flags, _u8p), _ptr(start, _i64p),
+                                cap, _ptr(stats, _u32p))
+        if m < 0:
+            raise ValueError(f"invalid latency bounds {latency_ns}")
+        return Received(data[:m], flags[:m], start[:m], int(stats[0]), int(stats[1]),
+                        int(stats[2]))
 
     def rx_perbit(self, fmt: Fmt, t: np.ndarray, lv: np.ndarray, lat_irq: np.ndarray,
                   lat_timer: np.ndarray) -> Received:
@@ -170,7 +179,7 @@ class Codec:
         m = self.lib.h_rx_perbit(ctypes.byref(fmt), _ptr(t, _i64p), _ptr(lv, _u8p), len(t),
                                  _ptr(li, _i64p), _ptr(lt, _i64p), len(li), _ptr(data, _u8p),
                                  _ptr(flags, _u8p), _ptr(start, _i64p), cap)
-        return Received(data[:m], flags[:m], start[:m], 0, 0)
+        return Received(data[:m], flags[:m], start[:m], 0, 0, 0)
 
 
 @dataclass
@@ -180,6 +189,7 @@ class Received:
     start: np.ndarray
     missed_edges: int
     false_starts: int
+    recovered: int
 
     def clean_bytes(self) -> bytes:
         return bytes(self.data[self.flags == 0])
@@ -219,27 +229,46 @@ PI_IDLE = LatencyModel()
 PI_LOADED = LatencyModel(scale_us=1.0, spike_prob=1e-4)
 
 
-def char_error_rate(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> float:
-    """Fraction of sent characters not received intact at their own place.
+def _match(sent: bytes, sent_start: np.ndarray, got: Received,
+           bit_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per received character: the index of the sent character it stands at
+    (its start edge is the last one at or before the received start plus a
+    quarter bit of slack; -1 if none), and whether it is that one, intact."""
+    idx = np.searchsorted(sent_start, got.start + bit_ns // 4, side="right") - 1
+    sent_arr = np.frombuffer(sent, dtype=np.uint8)
+    intact = (idx >= 0) & (got.flags == 0)
+    intact[intact] &= sent_arr[idx[intact]] == got.data[intact]
+    return idx, intact
 
-    A received character is matched to the sent character whose start edge is
-    the last one at or before its own start (plus a quarter bit of slack);
-    only exact data with no error flag counts as intact.
-    """
+
+def char_error_rate(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> float:
+    """Fraction of sent characters not received intact at their own place
+    (only exact data with no error flag counts as intact)."""
     ok = np.zeros(len(sent), dtype=bool)
     if len(got.data):
-        idx = np.searchsorted(sent_start, got.start + bit_ns // 4, side="right") - 1
-        sent_arr = np.frombuffer(sent, dtype=np.uint8)
-        valid = idx >= 0
-        good = valid & (got.flags == 0)
-        good[valid] &= sent_arr[idx[valid]] == got.data[valid]
-        ok[idx[good]] = True
+        idx, intact = _match(sent, sent_start, got, bit_ns)
+        ok[idx[intact]] = True
     return 1.0 - float(ok.mean())
 
 
+def silent_errors(sent: bytes, sent_start: np.ndarray, got: Received, bit_ns: int) -> int:
+    """Received characters with no error flag that are not what was sent
+    there: wrong data, or a character where none (or one already) was sent."""
+    if not len(got.data):
+        return 0
+    idx, intact = _match(sent, sent_start, got, bit_ns)
+    clean = got.flags == 0
+    repeats = len(idx[intact]) - len(np.unique(idx[intact]))
+    return int((clean & ~intact).sum()) + repeats
+
+
 def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: int,
-             fmt_shape: tuple[int, str, int] = (8, "N", 1)) -> dict[str, float]:
-    """Character error rates of both receivers for one baud rate."""
+             fmt_shape: tuple[int, str, int] = (8, "N", 1),
+             latency_ns: tuple[int, int, int] | None = None) -> dict[str, float]:
+    """Character error rates of both receivers for one baud rate, the counts
+    of wrong characters each delivered without an error flag, and how many
+    lost edge pairs the edge decoder (latency bounds @latency_ns, None: its
+    defaults) put back."""
     rng = np.random.default_rng(seed)
     fmt = codec.fmt(baud, *fmt_shape)
     sent = rng.integers(0, 1 << fmt_shape[0], n_chars, dtype=np.uint8).tobytes()
@@ -255,13 +284,16 @@ def simulate(codec: Codec, baud: int, model: LatencyModel, n_chars: int, seed: i
 
     lat = model.sample_ns(rng, len(t))
     st, sl = codec.irq_stamp(t, lv, lat)
-    edge = codec.rx_edges(fmt, st, sl)
+    edge = codec.rx_edges(fmt, st, sl, latency_ns)
 
     nlat = 4 * codec.frame_bits(fmt) * n_chars + 1
     perbit = codec.rx_perbit(fmt, t, lv, model.sample_ns(rng, nlat), model.sample_ns(rng, nlat))
     return {
         "edge_timestamps": char_error_rate(sent, sent_start, edge, fmt.bit_ns),
         "per_bit_sampling": char_error_rate(sent, sent_start, perbit, fmt.bit_ns),
+        "edge_silent_errors": silent_errors(sent, sent_start, edge, fmt.bit_ns),
+        "per_bit_silent_errors": silent_errors(sent, sent_start, perbit, fmt.bit_ns),
+        "edge_pairs_rebuilt": edge.recovered,
     }
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import math
 import os
 import time
 
@@ -162,6 +163,32 @@ def test_set_fd_moves_the_stream(kind, pipe):
         os.close(w2)
 
 
+def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    try:
+        pump.start(w, FRESH, FS, P, 0.5, 0.8)
+        time.sleep(0.1)
+        drain(r)
+        n0 = pump.stats().frames_sent
+        pump.set_fd(w, quiet_s=0.1)
+        time.sleep(0.3)
+        pump.set_frame(FRESH)
+        time.sleep(0.05)
+    finally:
+        pump.stop()
+    st = pump.stats()
+    assert st.frames_sent > n0 + 10                      # streaming resumed
+    run = [c for i, c in st.skips if n0 <= i <= n0 + 1]
+    # 0.1 s is 14.3 periods: all but the slot in progress (and one for rounding) silent
+    assert run and run[0] >= 12
+    assert st.silent_slots >= 12
+    with pytest.raises(ValueError):
+        pump.set_fd(w, quiet_s=-0.01)
+    with pytest.raises(ValueError):
+        pump.set_fd(w, quiet_s=5.0)
+
+
 def test_bad_arguments(kind, pipe):
     _r, w = pipe
     pump = make_pump(kind)
@@ -268,12 +295,11 @@ class VirtualTime:
         pass
 
 
-def test_a_late_wake_drops_slots_instead_of_sending_late_or_back_to_back(monkeypatch):
+def _run_with_stall(monkeypatch, stall_ns, period=7_000_000, stall_slot=50):
     import pipilot.link.pump as pm
 
-    period = 7_000_000
     pump = pm.PyPump()
-    vt = VirtualTime(stall_at_ns=50 * period + 1000, stall_ns=round(2.4 * period),
+    vt = VirtualTime(stall_at_ns=stall_slot * period + 1000, stall_ns=stall_ns,
                      end_ns=100 * period, pump=pump)
     monkeypatch.setattr(pm, "time", vt)
     monkeypatch.setattr(pm, "os", vt)
@@ -283,14 +309,52 @@ def test_a_late_wake_drops_slots_instead_of_sending_late_or_back_to_back(monkeyp
     pump._refresh = vt.t
     t0 = vt.t + period
     pump._run()
-    offsets = [(w - t0) % period for w in vt.writes]
-    assert all(o <= period // 2 for o in offsets)          # every frame near its slot
     gaps = [b - a for a, b in zip(vt.writes, vt.writes[1:], strict=False)]
+    return pump.stats(), vt.writes, gaps, t0
+
+
+@pytest.mark.parametrize("stall", [0.3, 0.7, 0.95, 2.4])
+def test_a_late_wake_sends_at_once_and_never_back_to_back(monkeypatch, stall):
+    period = 7_000_000
+    st, writes, gaps, t0 = _run_with_stall(monkeypatch, round(stall * period), period)
+    late_write = next(w for w in writes if (w - t0) % period > 1000)
+    i = writes.index(late_write)
+    # the late frame went out on waking: the gap before it is one period plus the stall
+    assert gaps[i - 1] == pytest.approx((1 + stall) * period, abs=2000)
     assert min(gaps) >= period // 2                          # never back to back
+    # and the stream is back on its grid at the first slot at least P/2 away
+    assert all((w - t0) % period == 0 for w in writes[i + 1:])
+    expected_missed = max(1, math.ceil(stall + 0.5)) - 1
+    assert st.missed_slots == expected_missed
+    assert st.skips == ([(i + 1, expected_missed)] if expected_missed else [])
+    assert len(writes) + st.missed_slots == (writes[-1] - t0) // period + 1
+    assert st.lateness_max_s == pytest.approx(stall * period * 1e-9, abs=2e-6)
+    if stall < 1:
+        assert max(gaps) < 2 * period                        # a wake within P: no 2P gap
+
+
+def test_next_slot_steps():
+    from pipilot.link.pump import next_slot_steps
+    P_NS = 7_000_000
+    assert [next_slot_steps(round(x * P_NS), P_NS) for x in (-0.1, 0, 0.5, 0.51, 0.99, 1.5, 1.6)] \
+        == [1, 1, 1, 2, 2, 2, 3]
+
+
+def test_silent_slots_are_logged_where_they_fall(kind, pipe):
+    r, w = pipe
+    pump = make_pump(kind)
+    pump.start(w, FRESH, FS, P, 0.03, 0.06)
+    time.sleep(0.25)                      # fresh, failsafe, then silent slots
+    n_before = len(drain(r)) // FRAME_LEN
+    pump.set_frame(FRESH)
+    time.sleep(0.1)
+    pump.stop()
     st = pump.stats()
-    assert st.missed_slots == 2                               # the stall cost two slots
-    assert st.lateness_max_s >= 2.4 * period * 1e-9 - 1e-6    # and is on the record
-    assert len(vt.writes) + st.missed_slots == (vt.writes[-1] - t0) // period + 1
+    assert st.silent_slots > 0
+    silent_runs = [(i, c) for i, c in st.skips if i <= st.frames_sent]
+    assert sum(c for _, c in silent_runs) == st.silent_slots + st.missed_slots
+    first = silent_runs[0][0]
+    assert abs(first - n_before) <= 2     # the run precedes the frame that ended it
 
 
 @pytest.mark.parametrize("bad", [
@@ -373,3 +437,49 @@ def test_a_full_tty_buffer_never_tears_a_frame(kind):
         os.close(slave)
     assert len(data) > 1000
     assert set(frames(data)) <= {FRESH, OTHER}
+
+
+_STALLED_CHILD = """
+import json, os, sys, time
+from pipilot.link.pump import make_pump
+r, w = os.pipe()
+os.set_blocking(w, False)
+pump = make_pump(sys.argv[1])
+frame = bytes([0x0F] + [0x11] * 23 + [0x00])
+fs = bytes([0x0F] + [0x00] * 22 + [0x08, 0x00])
+pump.start(w, frame, fs, 0.007, 10.0, 20.0)
+print("go", flush=True)
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    time.sleep(0.05)
+    os.read(r, 65536)
+pump.stop()
+st = pump.stats()
+print(json.dumps({"frames": st.frames_sent, "missed": st.missed_slots, "skips": st.skips,
+                  "first": st.first_write_s, "last": st.last_write_s}), flush=True)
+"""
+
+
+def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
+    """The whole process stopped for 3 periods (as a long scheduling delay would):
+    the pump resumes, logs the slots it missed, and keeps its grid."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED_CHILD, kind],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "go"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.021)
+    proc.send_signal(signal.SIGCONT)
+    out, _ = proc.communicate(timeout=30)
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["missed"] >= 2                               # at least the stopped slots
+    assert sum(c for _, c in r["skips"]) == r["missed"]   # each one logged
+    assert all(0 < i <= r["frames"] for i, _ in r["skips"])
+    slots = round((r["last"] - r["first"]) / P) + 1
+    assert abs(r["frames"] + r["missed"] - slots) <= 1    # still on its grid

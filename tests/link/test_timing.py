@@ -69,3 +69,21 @@ def test_warmup_is_slotted_but_not_counted():
     s = arrival_stats(times, P, skipped=1, warmup_s=0.1)
     assert s["lateness_max_s"] == pytest.approx(0, abs=1e-9)
     assert s["frames"] == len([t for t in times if t >= 0.1])
+
+
+def test_logged_skips_go_where_the_writer_says():
+    # slot 40 written 0.7 P late and slot 41 left out (the pump's late-wake rule): the
+    # widest gap is before the late frame, but the frame is late, not early
+    times = [(i + (0.7 if i == 40 else 0)) * P for i in range(100) if i != 41]
+    by_width = arrival_stats(times, P, skipped=1)
+    assert by_width["lateness_p50_s"] == pytest.approx(0.3 * P)  # misread: all others "late"
+    s = arrival_stats(times, P, skipped=1, skips_at=[(41, 1)])
+    assert s["lateness_max_s"] == pytest.approx(0.7 * P)
+    assert s["lateness_p50_s"] == pytest.approx(0.0, abs=1e-12)
+    assert s["longest_gap_s"] == pytest.approx(1.7 * P)
+    assert slots(times, P, skipped=1, skips_at=[(41, 1)])[41] == 42
+
+
+def test_logged_skips_beyond_the_count_or_the_stream_are_ignored():
+    times = [i * P for i in range(100) if i != 50]
+    assert slots(times, P, skipped=1, skips_at=[(500, 1), (10, 3)])[-1] == 99

@@ -30,6 +30,8 @@ def main() -> int:
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--wind-from", default="270,0")
     p.add_argument("--mission", default=str(ROOT / "examples" / "hover.toml"))
+    p.add_argument("--firmware", choices=("stock", "patched"),
+                   help="simulated firmware (default: the mission's [sim] table)")
     args = p.parse_args()
     base = load_mission(args.mission)
     assert base.sim is not None
@@ -37,7 +39,8 @@ def main() -> int:
     t0 = time.perf_counter()
     for wind_from in (float(x) for x in args.wind_from.split(",")):
         for seed in (int(x) for x in args.seeds.split(",")):
-            sim = dataclasses.replace(base.sim, seed=seed, wind_from_deg=wind_from)
+            sim = dataclasses.replace(base.sim, seed=seed, wind_from_deg=wind_from,
+                                      firmware=args.firmware or base.sim.firmware)
             spec = dataclasses.replace(base, sim=sim)
             _, off = fly_sim(spec, drift=False, handle_sigint=False)
             _, on = fly_sim(spec, drift=True, handle_sigint=False)
@@ -61,7 +64,7 @@ def main() -> int:
         "benchmark": "drift_hover",
         "mission": Path(args.mission).name,
         "conditions": {"mount_tilt_deg": base.sim.mount_tilt_deg, "wind_mps": base.sim.wind_mps,
-                       "hover_s": 60},
+                       "hover_s": 60, "firmware": args.firmware or base.sim.firmware},
         "runs": runs,
         "drift_off_m": {"median": round(statistics.median(off_m), 3), "p10": pct(off_m, 0.1),
                         "p90": pct(off_m, 0.9)},

@@ -120,6 +120,9 @@ class SimSpec:
     """Where the wind comes from (0 = north), like a weather report."""
     seed: float = 0
     """Seed of the simulator's sensor biases and noise."""
+    firmware: str = "stock"
+    """"stock" 16.09, or "patched" with firmware-patches/ applied (S.Bus resync,
+    AccelState low-passed: what the drift estimator needs, see docs/missions.md)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,9 @@ def _number(value: Any, param: Param, key: str) -> float:
     return v
 
 
+FIRMWARES = ("stock", "patched")
+
+
 def _table(cls: Any, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(prefix, "must be a table")
@@ -256,6 +262,11 @@ def _table(cls: Any, raw: Any, prefix: str) -> Any:
         if key not in known:
             raise ConfigError(f"{prefix}.{key}",
                               f"unknown key (known: {', '.join(known)})")
+        if key == "firmware":
+            if value not in FIRMWARES:
+                raise ConfigError(f"{prefix}.{key}", f"must be one of {', '.join(FIRMWARES)}")
+            values[key] = value
+            continue
         values[key] = _number(value, Param(float), f"{prefix}.{key}")
     return cls(**values)
 

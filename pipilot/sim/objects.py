@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipilot.sim.dynamics import r_to_quat
+from pipilot.sim.receiver import Firmware
 
 if TYPE_CHECKING:
     from pipilot.sim.model import SimulatedCC3D
@@ -34,7 +35,10 @@ def attitude_state(m: SimulatedCC3D) -> Values:
 
 
 def accel_state(m: SimulatedCC3D) -> Values:
-    a = m.estimator.accel_filt
+    # Stock 16.09 (Attitude module, updateSensorsCC3D) publishes the latest sensor
+    # average and low-passes (AccelTau) only the attitude filter's own copy; with
+    # firmware-patches/0005 AccelState is that low-passed value.
+    a = m.estimator.accel_filt if m.firmware is Firmware.PATCHED else m.estimator.accel
     return {"x": float(a[0]), "y": float(a[1]), "z": float(a[2])}
 
 

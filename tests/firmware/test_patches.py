@@ -40,7 +40,7 @@ def all_touched() -> list[str]:
 # --- the patch files ---------------------------------------------------------
 
 def test_series_is_present_and_numbered() -> None:
-    assert [p.name[:4] for p in PATCHES] == ["0001", "0002", "0003", "0004"]
+    assert [p.name[:4] for p in PATCHES] == ["0001", "0002", "0003", "0004", "0005"]
     assert any("sbus" in p.name for p in PATCHES)
 
 
@@ -151,7 +151,7 @@ def test_apply_check_changes_nothing_then_apply_then_idempotent(preimage: Path) 
     assert r.returncode == 0, r.stderr
     assert "applies cleanly" in r.stdout and _digest(preimage) == before
     r = run_apply(str(preimage))
-    assert r.returncode == 0 and "applied 4 patches" in r.stdout, r.stderr
+    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stderr
     assert "bool end_ok" in (preimage / "flight/pios/common/pios_sbus.c").read_text()
     after = _digest(preimage)
     r = run_apply(str(preimage))
@@ -171,7 +171,7 @@ def test_apply_is_all_or_nothing(preimage: Path) -> None:
 def test_apply_ignores_an_enclosing_git_repository(preimage: Path, tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     r = run_apply(str(preimage))
-    assert r.returncode == 0 and "applied 4 patches" in r.stdout, r.stderr
+    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stderr
 
 
 # --- on a real LibrePilot 16.09 tree -----------------------------------------
@@ -195,7 +195,7 @@ def patched_copy(librepilot: Path, tmp_path: Path) -> Path:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(librepilot / f, root / f)
     r = run_apply(str(root))
-    assert r.returncode == 0 and "applied 4 patches" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stdout + r.stderr
     return root
 
 

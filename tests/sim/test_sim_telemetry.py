@@ -207,3 +207,24 @@ def test_multi_instance_objects_come_in_reverse_order_and_bad_instances_are_nack
     insts = [p.instance_id for p in got if p.type == PacketType.OBJ]
     assert insts[:4] == [3, 2, 1, 0]
     assert any(p.type == PacketType.NACK and p.object_id == fms.object_id for p in got)
+
+
+def test_accel_state_is_raw_on_stock_and_low_passed_when_patched() -> None:
+    """Stock 16.09 publishes the latest sensor sample (vibration and all);
+    firmware-patches/0005 publishes the AccelTau-filtered value."""
+    import numpy as np
+
+    from pipilot.sim.model import SimulatedCC3D
+    from pipilot.sim.objects import accel_state
+
+    spread = {}
+    for fw in ("stock", "patched"):
+        m = SimulatedCC3D(seed=3, firmware=fw)
+        xs = []
+        for _ in range(400):
+            m.quad.thrust = m.params.mass * 9.80665    # motors running: full vibration
+            m.advance_to(m.now + 0.01)
+            xs.append(accel_state(m)["x"])
+        spread[fw] = float(np.std(xs))
+    assert spread["stock"] > 0.1            # the sim's 0.15 m/s^2 sample noise
+    assert spread["patched"] < spread["stock"] / 4

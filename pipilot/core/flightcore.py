@@ -412,6 +412,10 @@ class FlightCore:
                         self.config.shutdown.reopen_interval_s)
             return
         self.pump.set_fd(new.fd)
+        # errors the pump counted on the dead fd since the last check are not the
+        # new port's (the pump itself drops those of a write in flight across set_fd)
+        errors, sent, _ = self._pump_counters()
+        self._counters = (errors, sent)
         self.port = new
         self._dead = None
         self._reopens += 1

@@ -177,6 +177,8 @@ cdef void *pump_main(void *arg) noexcept nogil:
         p.mode = mode
         if mode == 2:
             p.silent_slots += 1
+        elif err != 0 and fd_gen != p.fd_gen:
+            pass                    # the fd was replaced meanwhile: not an error of the new one
         elif err == EAGAIN:
             p.eagain += 1
             p.last_errno = err

@@ -288,6 +288,8 @@ class PyPump:
                 st.mode = MODE_NAMES[mode]
                 if mode == MODE_SILENT:
                     st.silent_slots += 1
+                elif err and fd_gen != self._fd_gen:
+                    pass    # the fd was replaced meanwhile: not an error of the new one
                 elif err == errno.EAGAIN:
                     st.eagain += 1
                     st.last_errno = err

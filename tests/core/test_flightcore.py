@@ -417,6 +417,35 @@ async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path
         await core.stop()
 
 
+async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_port(
+        tmp_path, monkeypatch):
+    """Opening the returned device takes a few periods, during which the pump's
+    writes to no fd fail: those failures belong to the dead device."""
+    import pipilot.core.flightcore as fc
+
+    def slow_open(path):
+        time.sleep(0.05)                # the pump keeps failing on fd -1 meanwhile
+        return real_open(path)
+
+    real_open = fc.open_sbus_port
+    link = VirtualLink(callback=Capture())
+    path = tmp_path / "sbus"
+    path.symlink_to(link.path)
+    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                                link_recovery_s=0.1)))
+    await core.start()
+    await fly_for(core, 0.1)
+    monkeypatch.setattr(fc, "open_sbus_port", slow_open)
+    link.close()
+    await fly_for(core, 0.3)
+    with VirtualLink(callback=Capture()) as link2:
+        path.unlink()
+        path.symlink_to(link2.path)
+        await fly_for(core, 1.0)
+        assert core.stats.reopens == 1 and core.failsafe.state is FailsafeState.NORMAL
+        await core.stop()
+
+
 async def test_stop_with_a_broken_mixer_still_sends_failsafe_frames_and_closes(capture,
                                                                                monkeypatch):
     link, cap = capture

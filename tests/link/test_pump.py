@@ -483,3 +483,32 @@ def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
     assert all(0 < i <= r["frames"] for i, _ in r["skips"])
     slots = round((r["last"] - r["first"]) / P) + 1
     assert abs(r["frames"] + r["missed"] - slots) <= 1    # still on its grid
+
+
+def test_an_error_on_a_replaced_fd_is_not_charged_to_the_new_one(monkeypatch):
+    """The core replaced a dead fd while the pump was writing to it: the failed
+    write belongs to the old device, and must not make the new one look dead."""
+    import pipilot.link.pump as pm
+
+    period = 7_000_000
+    pump = pm.PyPump()
+    vt = VirtualTime(stall_at_ns=10**15, stall_ns=0, end_ns=20 * period, pump=pump)
+
+    def write(fd, buf):
+        if fd == -1:                     # the dead fd; the core swaps in a new one meanwhile
+            pump.set_fd(7)
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        vt.writes.append(vt.t)
+        return len(buf)
+
+    vt.write = write
+    monkeypatch.setattr(pm, "time", vt)
+    monkeypatch.setattr(pm, "os", vt)
+    pump._rt_priority = 0
+    pump._fd, pump._frame, pump._fs_frame = -1, FRESH, FS
+    pump._period, pump._stale, pump._silent = period, 10**12, 2 * 10**12
+    pump._refresh = vt.t
+    pump._run()
+    st = pump.stats()
+    assert st.write_errors == 0 and st.last_errno == 0
+    assert st.frames_sent == len(vt.writes) >= 15

@@ -128,20 +128,23 @@ class EstimatorConfig:
         return _from_mapping(cls, table, prefix)
 
 
-def _from_mapping(cls: Any, table: Mapping[str, Any], prefix: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
+def _from_mapping(cls: Any, table: Mapping[str, Any], prefix: str, *,
+                  allow_zero: bool = False) -> Any:
+    """A config dataclass of numbers from a TOML table; errors name the key."""
+    known = {f.name for f in fields(cls)}
+    bound = ">= 0" if allow_zero else "> 0"
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in known:
-            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(known)})")
+            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
         try:
             number = float(value)
         except OverflowError:  # TOML integers have no size limit in the parser
             number = math.inf
-        if not math.isfinite(number) or number <= 0:
-            raise ConfigError(f"{prefix}.{key}", f"must be a finite number > 0, not {value!r}")
+        if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+            raise ConfigError(f"{prefix}.{key}", f"must be a finite number {bound}, not {value!r}")
         values[key] = number
     return cls(**values)
 
@@ -379,30 +382,12 @@ class CompensatorConfig:
     def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift") -> CompensatorConfig:
         plain = {k: v for k, v in table.items() if k not in ("estimator", "enabled")}
         try:
-            return _from_mapping_allow_zero(cls, plain, prefix)
+            cfg: CompensatorConfig = _from_mapping(cls, plain, prefix, allow_zero=True)
         except ValueError as exc:
             raise ConfigError(prefix, str(exc)) from exc
-
-
-def _from_mapping_allow_zero(cls: Any, table: Mapping[str, Any], prefix: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
-        try:
-            number = float(value)
-        except OverflowError:  # TOML integers have no size limit in the parser
-            number = math.inf
-        if not math.isfinite(number) or number < 0:
-            raise ConfigError(f"{prefix}.{key}", f"must be a finite number >= 0, not {value!r}")
-        values[key] = number
-    cfg = cls(**values)
-    if cfg.stick_angle_deg <= 0 or cfg.max_trim_deg > cfg.stick_angle_deg:
-        raise ConfigError(f"{prefix}.max_trim_deg", "must be within stick_angle_deg (> 0)")
-    return cfg
+        if cfg.stick_angle_deg <= 0 or cfg.max_trim_deg > cfg.stick_angle_deg:
+            raise ConfigError(f"{prefix}.max_trim_deg", "must be within stick_angle_deg (> 0)")
+        return cfg
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,18 @@ def test_config_from_mapping():
         EstimatorConfig.from_mapping({"dragcoef": 0.4})
     with pytest.raises(ConfigError, match="must be a number"):
         EstimatorConfig.from_mapping({"drag_coeff": "high"})
+    with pytest.raises(ConfigError, match=r"drift\.estimator\.drag_coeff.*> 0"):
+        EstimatorConfig.from_mapping({"drag_coeff": 0})        # a model scale: never zero
+
+
+def test_compensator_config_allows_zero_gains_only():
+    from pipilot.control.drift import CompensatorConfig
+
+    assert CompensatorConfig.from_mapping({"kd": 0, "enabled": True}).kd == 0.0
+    with pytest.raises(ConfigError, match=r"drift\.kd.*>= 0"):
+        CompensatorConfig.from_mapping({"kd": -1})
+    with pytest.raises(ConfigError, match=r"drift\.max_trim_deg"):
+        CompensatorConfig.from_mapping({"max_trim_deg": 50})
 
 
 def test_modelling_the_fc_attitude_filter_matters():

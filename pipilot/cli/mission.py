@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         for i, step in enumerate(spec.steps, start=1):
             print(f"  {i}. {step}")
         return 0
-    show = _printer(args.json)
+    show = _Printer(args.json)
     drift = not args.no_drift_compensation
     try:
         if args.sim:
@@ -90,17 +90,21 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True, on_event: Any = None,
     return mission, summary
 
 
-def _printer(quiet: bool) -> Any:
+class _Printer:
     """Progress lines, written from a thread so that a terminal that stops
-    reading (Ctrl-S, a paused pager) cannot stall the mission's event loop."""
-    out = LineWriter(sys.stderr if quiet else sys.stdout)
+    reading (Ctrl-S, a paused pager) cannot stall the mission's event loop.
+    Quiet: only aborts and failsafes, on stderr."""
 
-    def show(ev: MissionEvent) -> None:
-        if quiet and ev.kind not in (EventKind.ABORT, EventKind.FAILSAFE):
-            return
-        out.write(str(ev))
-    show.close = out.close  # type: ignore[attr-defined]
-    return show
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.out = LineWriter(sys.stderr if quiet else sys.stdout)
+
+    def __call__(self, ev: MissionEvent) -> None:
+        if not self.quiet or ev.kind in (EventKind.ABORT, EventKind.FAILSAFE):
+            self.out.write(str(ev))
+
+    def close(self) -> None:
+        self.out.close()
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -386,17 +386,24 @@ async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture
     await core.stop()                               # a second stop is a no-op
 
 
-async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
-    # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
-    # the core must close the dead fd instead of holding it until a reopen works
-    cap, cap2 = Capture(), Capture()
-    link = VirtualLink(callback=cap)
+async def _core_on_a_symlinked_link(tmp_path):
+    """A flying core on a device reached through a name that can be repointed,
+    as a USB adapter's is when it comes back; quick reopen and recovery."""
+    link = VirtualLink(callback=Capture())
     path = tmp_path / "sbus"
     path.symlink_to(link.path)
     core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
                                                                 link_recovery_s=0.1)))
     await core.start()
     await fly_for(core, 0.1)
+    return core, link, path
+
+
+async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
+    # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
+    # the core must close the dead fd instead of holding it until a reopen works
+    cap2 = Capture()
+    core, link, path = await _core_on_a_symlinked_link(tmp_path)
     fd = core.port.fd
     ident = os.fstat(fd)
     link.close()                                    # writes fail with EIO
@@ -428,13 +435,7 @@ async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_po
         return real_open(path)
 
     real_open = fc.open_sbus_port
-    link = VirtualLink(callback=Capture())
-    path = tmp_path / "sbus"
-    path.symlink_to(link.path)
-    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
-                                                                link_recovery_s=0.1)))
-    await core.start()
-    await fly_for(core, 0.1)
+    core, link, path = await _core_on_a_symlinked_link(tmp_path)
     monkeypatch.setattr(fc, "open_sbus_port", slow_open)
     link.close()
     await fly_for(core, 0.3)

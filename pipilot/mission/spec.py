@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.core.firmware import FIRMWARES
 from pipilot.errors import ConfigError
 
 FAILSAFES = ("land", "disarm", "release")
@@ -120,7 +121,7 @@ class SimSpec:
     """Where the wind comes from (0 = north), like a weather report."""
     seed: float = 0
     """Seed of the simulator's sensor biases and noise."""
-    firmware: str = "stock"
+    firmware: str = field(default="stock", metadata={"choices": FIRMWARES})
     """"stock" 16.09, or "patched" with firmware-patches/ applied (S.Bus resync,
     AccelState low-passed: what the drift estimator needs, see docs/missions.md)."""
 
@@ -250,9 +251,6 @@ def _number(value: Any, param: Param, key: str) -> float:
     return v
 
 
-FIRMWARES = ("stock", "patched")
-
-
 def _table(cls: Any, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(prefix, "must be a table")
@@ -262,9 +260,10 @@ def _table(cls: Any, raw: Any, prefix: str) -> Any:
         if key not in known:
             raise ConfigError(f"{prefix}.{key}",
                               f"unknown key (known: {', '.join(known)})")
-        if key == "firmware":
-            if value not in FIRMWARES:
-                raise ConfigError(f"{prefix}.{key}", f"must be one of {', '.join(FIRMWARES)}")
+        choices = known[key].metadata.get("choices")
+        if choices is not None:
+            if value not in choices:
+                raise ConfigError(f"{prefix}.{key}", f"must be one of {', '.join(choices)}")
             values[key] = value
             continue
         values[key] = _number(value, Param(float), f"{prefix}.{key}")

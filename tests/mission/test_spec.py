@@ -30,6 +30,7 @@ def test_hover_example_is_what_the_issue_asks_for():
     assert spec.steps[2].params["seconds"] == 60
     assert spec.sim is not None
     assert spec.sim.mount_tilt_deg == 2.0 and spec.sim.wind_mps == 0.5
+    assert spec.sim.firmware == "patched"        # the drift loop needs 0005
     assert spec.drift_enabled
 
 
@@ -77,6 +78,8 @@ def test_step_errors_name_step_and_key(steps, key, words):
     ("[drift.estimator]\ndrag_coeff = 0\n" + MINIMAL, "drift.estimator.drag_coeff"),
     ("[sim]\nwind_mps = 50\n" + MINIMAL, "sim.wind_mps"),
     ("[sim]\ngusts = 1\n" + MINIMAL, "sim.gusts"),
+    ("[sim]\nfirmware = 'custom'\n" + MINIMAL, "sim.firmware"),
+    ("[sim]\nfirmware = 1\n" + MINIMAL, "sim.firmware"),
     ("surprise = 1\n" + MINIMAL, "surprise"),
     ("[[steps]\n", "toml"),
 ])

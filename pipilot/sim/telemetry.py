@@ -15,6 +15,9 @@
 * OBJ_REQ is answered with the object (all instances for 0xFFFF), OBJ_ACK with
   ACK, and requests or acked writes of objects this board does not have with
   NACK. Settings objects are stored and written through to the model.
+  Answers skip the telemetry queue (uavtalk.c sends them from the receive
+  path with the blocking PIOS_COM_SendBuffer): they follow the bytes already
+  on the line and are never dropped, however full the queue.
 * Updates wait in the telemetry queue (``QUEUE_SIZE`` events) and are encoded
   with the object's value when the line is free; bytes leave at the configured
   baud (10 bits a byte). An update that finds the queue full is dropped and
@@ -250,21 +253,22 @@ class FlightTelemetry:
         t = p.type & ~0x80
         if t == PacketType.OBJ_REQ:
             if not known:
-                self._send_nack(p.object_id, p.instance_id)
+                self._send_nack(now, p.object_id, p.instance_id)
             elif d.is_meta:
-                self._send_raw(PacketType.OBJ, d.object_id, 0, d.encode(self.meta[name]))
+                self._reply(now, PacketType.OBJ, d.object_id, 0, None, d.encode(self.meta[name]))
             elif p.instance_id == ALL_INSTANCES:
-                self.send_all(name)
+                for inst in sorted(self.objects[name], reverse=True):
+                    self._reply(now, PacketType.OBJ, d.object_id, inst, name)
             elif p.instance_id in self.objects[name]:
-                self.send_object(name, p.instance_id)
+                self._reply(now, PacketType.OBJ, d.object_id, p.instance_id, name)
             else:
-                self._send_nack(p.object_id, p.instance_id)
+                self._send_nack(now, p.object_id, p.instance_id)
         elif t in (PacketType.OBJ, PacketType.OBJ_ACK):
             bad_instance = d is not None and p.instance_id != 0 and (
                 d.is_meta or d.single_instance)
             if d is None or not known or p.values is None or bad_instance:
                 if t == PacketType.OBJ_ACK:
-                    self._send_nack(p.object_id, p.instance_id)
+                    self._send_nack(now, p.object_id, p.instance_id)
                 return
             if d.is_meta:
                 self.meta[name] = p.values
@@ -284,7 +288,7 @@ class FlightTelemetry:
                     except (KeyError, ValueError, TypeError) as exc:
                         log.warning("sim: %s not applied: %s", name, exc)
             if t == PacketType.OBJ_ACK:
-                self._send_raw(PacketType.ACK, p.object_id, p.instance_id, b"")
+                self._reply(now, PacketType.ACK, p.object_id, p.instance_id)
                 self.stats["acks_sent"] += 1
 
     # -- transmit -----------------------------------------------------------------
@@ -297,12 +301,14 @@ class FlightTelemetry:
         """Queue an update of ``name``; its value is taken when it is sent."""
         self._enqueue(PacketType.OBJ, self.registry[name].object_id, inst, name, b"")
 
-    def _send_nack(self, oid: int, inst: int) -> None:
-        self._enqueue(PacketType.NACK, oid, inst, None, b"")
+    def _send_nack(self, now: float, oid: int, inst: int) -> None:
+        self._reply(now, PacketType.NACK, oid, inst)
         self.stats["nacks_sent"] += 1
 
-    def _send_raw(self, ptype: int, oid: int, inst: int, data: bytes) -> None:
-        self._enqueue(ptype, oid, inst, None, data)
+    def _reply(self, now: float, ptype: int, oid: int, inst: int, name: str | None = None,
+               data: bytes = b"") -> None:
+        """An answer from the receive path: onto the line now, behind the bytes on it."""
+        self._write_packet(now, ptype, oid, inst, name, data)
 
     def _enqueue(self, ptype: int, oid: int, inst: int, name: str | None, data: bytes) -> None:
         if len(self._queue) >= QUEUE_SIZE:
@@ -313,18 +319,21 @@ class FlightTelemetry:
 
     def _service(self, now: float) -> None:
         while self._queue and self._tx_free_at <= now:
-            ptype, oid, inst, name, data = self._queue.popleft()
-            if name is not None:
-                try:
-                    data = self.registry[name].encode(self.values(name, inst))
-                except (ValueError, KeyError) as exc:
-                    log.error("sim: cannot encode %s: %s", name, exc)
-                    continue
-                self.stats["tx_objects"] += 1
-            pkt = encode_packet(ptype, oid, inst, data)
-            self._tx_free_at = max(now, self._tx_free_at) + len(pkt) * self.byte_time
-            self._tx += pkt
-            self.stats["tx_bytes"] += len(pkt)
+            self._write_packet(now, *self._queue.popleft())
+
+    def _write_packet(self, now: float, ptype: int, oid: int, inst: int, name: str | None,
+                      data: bytes) -> None:
+        if name is not None:
+            try:
+                data = self.registry[name].encode(self.values(name, inst))
+            except (ValueError, KeyError) as exc:
+                log.error("sim: cannot encode %s: %s", name, exc)
+                return
+            self.stats["tx_objects"] += 1
+        pkt = encode_packet(ptype, oid, inst, data)
+        self._tx_free_at = max(now, self._tx_free_at) + len(pkt) * self.byte_time
+        self._tx += pkt
+        self.stats["tx_bytes"] += len(pkt)
 
     def backlog(self, now: float) -> int:
         """Bytes queued whose transmission has not finished by ``now``."""

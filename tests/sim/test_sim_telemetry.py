@@ -228,3 +228,31 @@ def test_accel_state_is_raw_on_stock_and_low_passed_when_patched() -> None:
         spread[fw] = float(np.std(xs))
     assert spread["stock"] > 0.1            # the sim's 0.15 m/s^2 sample noise
     assert spread["patched"] < spread["stock"] / 4
+
+
+def test_answers_skip_a_full_telemetry_queue() -> None:
+    """uavtalk.c answers from the receive path: a full queue drops updates, not ACKs."""
+    from pipilot.sim import SimulatedCC3D
+    from pipilot.sim.telemetry import QUEUE_SIZE, attach
+    from pipilot.uavtalk import PacketParser
+
+    model = SimulatedCC3D(seed=8)
+    tel = attach(model)
+    parser = PacketParser(tel.registry)
+    model.advance_to(0.5)
+    tel.pop_tx(0.5)
+    for _ in range(QUEUE_SIZE + 5):
+        tel.send_object("AttitudeState")
+    assert tel.stats["tx_failures"] >= 5
+    fms = tel.registry["FlightModeSettings"]
+    tel.feed(encode_packet(PacketType.OBJ_ACK, fms.object_id, 0, fms.encode(fms.defaults())), 0.5)
+    status = tel.registry["FlightStatus"]
+    tel.feed(encode_packet(PacketType.OBJ_REQ, status.object_id, 0), 0.5)
+    tel.feed(encode_packet(PacketType.OBJ_REQ, 0x12345678, 0), 0.5)
+    # at 9600 baud the answers are on the line within the packet in flight plus their own bytes
+    got = parser.feed(tel.pop_tx(0.5 + 0.15))
+    kinds = [(p.type, p.object_id) for p in got]
+    assert (PacketType.ACK, fms.object_id) in kinds
+    assert (PacketType.OBJ, status.object_id) in kinds
+    assert (PacketType.NACK, 0x12345678) in kinds
+    assert kinds.index((PacketType.ACK, fms.object_id)) <= 1  # only the packet in flight before it

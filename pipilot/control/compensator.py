@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 DRIFT_SOURCE = "drift"
 GYRO_FRESH_S = 0.15
 """GyroState older than this (its default period is 1 s) is not used."""
+ATTITUDE_WAIT_S = 0.4
+"""How long an AccelState sample waits for the AttitudeState after it."""
 ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
 
 
@@ -60,6 +64,8 @@ class DriftCompensator:
         self._att_values: Any = None
         self._att_last: tuple[float, tuple[float, float, float]] | None = None
         self._att_prev: tuple[float, tuple[float, float, float]] | None = None
+        self._pending: deque[tuple[float, tuple[float, float, float],
+                                   tuple[float, float, float] | None]] = deque()
         self._suspended = False
         self.hold = False
         """Keep the trims fixed (a commanded move is under way)."""
@@ -143,36 +149,60 @@ class DriftCompensator:
             await asyncio.sleep(self._period)
 
     def tick(self) -> Trim | None:
-        """Process the newest telemetry; publish and return the trim if there was news."""
+        """Process the newest telemetry; publish and return the trim if there was news.
+
+        An AccelState sample waits for the AttitudeState after it, so that the
+        attitude at its time is interpolated rather than extrapolated (at most
+        ``ATTITUDE_WAIT_S``; then the last attitude is carried forward).
+        """
         tel = self.vehicle.telemetry
         now = self.vehicle.clock.now()
         accel = tel.latest("AccelState")
         att = tel.latest("AttitudeState")
-        if accel is None or att is None:
+        if att is None:
             return None
-        if accel[0] is self._last_accel_values:
-            return None  # nothing new (sessions keep one dict per received sample)
-        t_accel = now - accel[1]
-        if self._last_accel_t is not None and t_accel <= self._last_accel_t:
-            return None
-        self._last_accel_t = t_accel
-        self._last_accel_values = accel[0]
-        gyro = tel.latest("GyroState")
-        status = tel.latest("FlightStatus")
-        a, (av, aage) = accel[0], att
+        av, aage = att
         attitude = (float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"]))
         t_att = now - aage
         rate = self._attitude_rate(av, attitude, t_att)
-        fresh_gyro = gyro is not None and gyro[1] <= GYRO_FRESH_S
-        sample = Sample(
-            t=t_accel,
-            accel=(float(a["x"]), float(a["y"]), float(a["z"])),
-            attitude=attitude,
-            gyro=(float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
-            if gyro is not None and fresh_gyro else None,
-            attitude_t=t_att,
-            attitude_rate=rate,
-        )
+        t_accel = -math.inf if accel is None else now - accel[1]
+        if accel is not None and accel[0] is not self._last_accel_values and (
+                self._last_accel_t is None or t_accel > self._last_accel_t):
+            self._last_accel_t = t_accel
+            self._last_accel_values = a = accel[0]
+            gyro = tel.latest("GyroState")
+            fresh = gyro is not None and gyro[1] <= GYRO_FRESH_S
+            self._pending.append((t_accel, (float(a["x"]), float(a["y"]), float(a["z"])),
+                                  (float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
+                                  if gyro is not None and fresh else None))
+        status = tel.latest("FlightStatus")
+        trim = None
+        while self._pending:
+            t_s, acc, gy = self._pending[0]
+            aligned = self._attitude_at(t_s)
+            if aligned is None and now - t_s < ATTITUDE_WAIT_S and t_att < t_s:
+                break  # the attitude after this sample is still to come
+            self._pending.popleft()
+            if aligned is not None:
+                sample = Sample(t=t_s, accel=acc, attitude=aligned, gyro=gy)
+            else:
+                sample = Sample(t=t_s, accel=acc, attitude=attitude, gyro=gy, attitude_t=t_att,
+                                attitude_rate=rate)
+            trim = self._step(sample, status)
+        return trim
+
+    def _attitude_at(self, t: float) -> tuple[float, float, float] | None:
+        """The attitude at ``t``, interpolated between the AttitudeState samples around it."""
+        if self._att_prev is None or self._att_last is None:
+            return None
+        (t0, a0), (t1, a1) = self._att_prev, self._att_last
+        if not t0 <= t <= t1 or t1 - t0 > 0.5:
+            return None
+        f = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
+        d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
+        return (a0[0] + f * d[0], a0[1] + f * d[1], a0[2] + f * d[2])
+
+    def _step(self, sample: Sample, status: Any) -> Trim:
         armed = status is not None and _armed(status[0])
         flying = armed and not self._suspended and self._flying()
         trim = self.controller.step(sample, armed=armed, flying=flying, hold=self.hold)

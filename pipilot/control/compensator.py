@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -165,16 +164,8 @@ class DriftCompensator:
         attitude = (float(av["Roll"]), float(av["Pitch"]), float(av["Yaw"]))
         t_att = now - aage
         rate = self._attitude_rate(av, attitude, t_att)
-        t_accel = -math.inf if accel is None else now - accel[1]
-        if accel is not None and accel[0] is not self._last_accel_values and (
-                self._last_accel_t is None or t_accel > self._last_accel_t):
-            self._last_accel_t = t_accel
-            self._last_accel_values = a = accel[0]
-            gyro = tel.latest("GyroState")
-            fresh = gyro is not None and gyro[1] <= GYRO_FRESH_S
-            self._pending.append((t_accel, (float(a["x"]), float(a["y"]), float(a["z"])),
-                                  (float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
-                                  if gyro is not None and fresh else None))
+        if accel is not None:
+            self._queue_accel(now, accel)
         status = tel.latest("FlightStatus")
         trim = None
         while self._pending:
@@ -190,6 +181,20 @@ class DriftCompensator:
                                 attitude_rate=rate)
             trim = self._step(sample, status)
         return trim
+
+    def _queue_accel(self, now: float, accel: tuple[Any, float]) -> None:
+        values, age = accel
+        t = now - age
+        if values is self._last_accel_values or (
+                self._last_accel_t is not None and t <= self._last_accel_t):
+            return  # nothing new (sessions keep one dict per received sample)
+        self._last_accel_t, self._last_accel_values = t, values
+        gyro = self.vehicle.telemetry.latest("GyroState")
+        rates = None
+        if gyro is not None and gyro[1] <= GYRO_FRESH_S:
+            rates = (float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
+        self._pending.append((t, (float(values["x"]), float(values["y"]), float(values["z"])),
+                              rates))
 
     def _attitude_at(self, t: float) -> tuple[float, float, float] | None:
         """The attitude at ``t``, interpolated between the AttitudeState samples around it."""

@@ -257,7 +257,7 @@ class FlightTelemetry:
             elif d.is_meta:
                 self._reply(now, PacketType.OBJ, d.object_id, 0, None, d.encode(self.meta[name]))
             elif p.instance_id == ALL_INSTANCES:
-                for inst in sorted(self.objects[name], reverse=True):
+                for inst in self._instances(name):
                     self._reply(now, PacketType.OBJ, d.object_id, inst, name)
             elif p.instance_id in self.objects[name]:
                 self._reply(now, PacketType.OBJ, d.object_id, p.instance_id, name)
@@ -292,9 +292,13 @@ class FlightTelemetry:
                 self.stats["acks_sent"] += 1
 
     # -- transmit -----------------------------------------------------------------
+    def _instances(self, name: str) -> list[int]:
+        """Reverse order ending at instance 0, as UAVTalk sends them."""
+        return sorted(self.objects[name], reverse=True)
+
     def send_all(self, name: str) -> None:
-        """Every instance, in reverse order ending at instance 0 (as UAVTalk does)."""
-        for inst in sorted(self.objects[name], reverse=True):
+        """Queue every instance of ``name``."""
+        for inst in self._instances(name):
             self.send_object(name, inst)
 
     def send_object(self, name: str, inst: int = 0) -> None:

@@ -275,6 +275,31 @@ async def test_touch_moves_sliders_and_sticks_centre_on_release(rig):
     await ctx.close()
 
 
+async def test_a_quick_flick_within_the_send_gap_still_reaches_the_craft(rig):
+    # A deflection made less than MIN_GAP_MS after the last change waits for its
+    # send; a release in that wait used to centre the stick first, so the flick
+    # never went out at all (the touch test above lost its tap that way).
+    fake, url, browser = rig
+    page = await pilot_page(browser, url)
+    n = len(fake.published)
+    await page.evaluate("""() => {
+        const set = (id, v) => {
+            const el = document.getElementById(id);
+            el.value = String(v);
+            el.dispatchEvent(new Event('input', {bubbles: true}));
+        };
+        set('throttle', 0.3);
+        const roll = document.getElementById('roll');
+        roll.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true}));
+        set('roll', 0.8);
+        window.dispatchEvent(new PointerEvent('pointerup'));
+    }""")
+    await until(lambda: any(s.roll > 0.5 for _, s, _ in fake.published[n:]))
+    await until(lambda: fake.published[-1][1].roll == 0.0)  # and centred after it
+    assert fake.published[-1][1].throttle == pytest.approx(0.3)
+    await page.close()
+
+
 @pytest.fixture
 async def rig_1s():
     """As rig, with a 1 s heartbeat timeout: for the tests where the page must fall silent."""

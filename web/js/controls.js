@@ -68,6 +68,8 @@ export class Controls {
 
   centre(el, id) {
     if (Number(el.value) === 0) return;
+    // A deflection still waiting out MIN_GAP_MS goes first: a quick flick is not lost.
+    if (this._pending !== null) this.send(true);
     el.value = '0';
     this.changed(id);
   }

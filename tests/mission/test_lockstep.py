@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 import pytest
 
@@ -61,6 +62,16 @@ def test_full_mission_in_lockstep_lands_and_disarms():
     assert v.sim.truth.on_ground
     assert 5 < max(-r["down"] for r in m.samples if "down" in r) < 30  # it really flew
     assert s["drift_compensation"] and "drift_m" in s
+
+
+def test_the_drift_loop_sets_its_telemetry_rates_at_the_first_try(caplog) -> None:
+    # Seed 6 is where the simulated FC used to drop ACKs behind a full telemetry
+    # queue; uavtalk.c answers from the receive path, so no write needs a retry.
+    caplog.set_level(logging.WARNING)
+    v, _, s = fly(SHORT.format(hover=2) + "seed = 6\n")
+    assert s["completed"], s
+    assert v.telemetry.acks == 2  # AccelStateMeta and AttitudeStateMeta
+    assert not [r for r in caplog.records if "telemetry period" in r.getMessage()]
 
 
 @pytest.mark.slow

@@ -79,14 +79,14 @@ class DriftCompensator:
         await self.configure_rates()
         self._task = asyncio.create_task(self._run(), name="drift")
 
-    async def configure_rates(self, timeout_s: float = 2.0, attempts: int = 3) -> list[str]:
+    async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AccelState and AttitudeState at the configured period.
 
-        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. A write
-        whose ACK is lost (on a busy 9600 baud link the FC's telemetry queue
-        drops updates) is tried again, up to ``attempts`` times. Best effort:
-        a link that refuses leaves the loop working on slower data, and the
-        failures are returned (and logged).
+        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. A lost
+        ACK is the telemetry session's business (it retries); ``timeout_s`` is
+        only a backstop above its retries. Best effort: a link that refuses
+        leaves the loop working on slower data, and the failures are returned
+        (and logged).
         """
         from pipilot.uavtalk import load_definitions
 
@@ -95,18 +95,13 @@ class DriftCompensator:
         failed = []
         for name, period_ms in (("AccelState", cfg.accel_period_ms),
                                 ("AttitudeState", cfg.attitude_period_ms)):
-            period = round(period_ms)
             meta = dict(registry[name + "Meta"].defaults())
-            meta.update(telemetry_update_mode="periodic", telemetry_period_ms=period)
-            for attempt in range(1, attempts + 1):
-                try:
-                    await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
-                                           timeout_s)
-                    break
-                except Exception as exc:  # the loop still works, only slower
-                    log.warning("could not set the %s telemetry period (attempt %d of %d): %s",
-                                name, attempt, attempts, exc)
-            else:
+            meta.update(telemetry_update_mode="periodic", telemetry_period_ms=round(period_ms))
+            try:
+                await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
+                                       timeout_s)
+            except Exception as exc:  # the loop still works, only slower
+                log.warning("could not set the %s telemetry period: %s", name, exc)
                 failed.append(name)
         self.rate_errors = failed
         return failed

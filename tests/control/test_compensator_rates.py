@@ -1,4 +1,4 @@
-"""The drift loop asks the FC for its telemetry rates, and asks again when an ACK is lost."""
+"""The drift loop asks the FC for its telemetry rates; a link that refuses is reported."""
 
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ class Vehicle:
         self.telemetry = telemetry
 
 
-def configure(lose: int, attempts: int = 3) -> tuple[list[str], LossyTelemetry]:
+def configure(lose: int) -> tuple[list[str], LossyTelemetry]:
     tel = LossyTelemetry(lose)
     comp = DriftCompensator(Vehicle(tel), flying=lambda: False)
-    failed = asyncio.run(comp.configure_rates(attempts=attempts))
+    failed = asyncio.run(comp.configure_rates())
     assert comp.rate_errors == failed
     return failed, tel
 
@@ -47,15 +47,7 @@ def test_rates_are_set_as_configured() -> None:
     assert tel.acked["AccelStateMeta"]["telemetry_update_mode"] == "periodic"
 
 
-def test_a_lost_ack_is_tried_again() -> None:
-    failed, tel = configure(lose=2)
-    assert failed == []
-    assert [n for n, _ in tel.sent].count("AccelStateMeta") == 3
-    assert tel.acked["AccelStateMeta"]["telemetry_period_ms"] == 100
-    assert tel.acked["AttitudeStateMeta"]["telemetry_period_ms"] == 200
-
-
-def test_a_refusing_link_is_reported_after_bounded_attempts() -> None:
-    failed, tel = configure(lose=10, attempts=3)
+def test_a_refusing_link_is_reported_and_the_loop_goes_on() -> None:
+    failed, tel = configure(lose=10)
     assert failed == ["AccelState", "AttitudeState"]
-    assert len(tel.sent) == 6
+    assert len(tel.sent) == 2  # a lost ACK is retried by the session, not here

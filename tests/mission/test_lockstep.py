@@ -66,7 +66,7 @@ def test_full_mission_in_lockstep_lands_and_disarms():
 
 def test_the_drift_loop_sets_its_telemetry_rates_at_the_first_try(caplog) -> None:
     # Seed 6 is where the simulated FC used to drop ACKs behind a full telemetry
-    # queue; uavtalk.c answers from the receive path, so no write needs a retry.
+    # queue; uavtalk.c answers from the receive path, so every write is answered.
     caplog.set_level(logging.WARNING)
     v, _, s = fly(SHORT.format(hover=2) + "seed = 6\n")
     assert s["completed"], s

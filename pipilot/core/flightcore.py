@@ -48,12 +48,13 @@ LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
 PUMP_REASON = "frame pump stopped"
 PUBLISH_MIX_SPACING_S = 1e-3
-# Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32 bytes,
-# 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder needs up to
-# 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial frame.
-FLUSH_QUIET_S = 0.010
 """Publishes closer together than this share one mix: it bounds the mixing
 rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
+FLUSH_QUIET_S = 0.010
+"""Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32
+bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
+needs up to 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial
+frame."""
 
 FrameSink = Callable[[float, bytes], None]
 

@@ -439,8 +439,8 @@ class FlightCore:
         log.warning("reopened %s (%s)", new.path, new.identity.describe() if new.identity else "")
 
     def _refuse(self, now: float, exc: DeviceChanged) -> None:
-        """The name now refers to another device: it is left alone (not even
-        opened), and the failsafe says why until the lost device is back."""
+        """The name now refers to another device: it is left alone (nothing set
+        on it, nothing written), and the failsafe says why until ours is back."""
         self._dead_detail = str(exc)
         self.failsafe.force(LINK_REASON, self._dead_detail)
         if self._refusals.should_log(exc.what, now):

@@ -37,8 +37,9 @@ from pipilot.core.firmware import RateEstimate, check_period
 from pipilot.core.mixer import Mixer, MixOutput
 from pipilot.errors import LinkError
 from pipilot.link import realtime
+from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
 from pipilot.link.pump import Pump, PumpStats, make_pump
-from pipilot.link.serialport import SerialPort, open_sbus_port
+from pipilot.link.serialport import SerialPort, open_sbus_port, reopen_sbus_port
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,12 @@ class FlightCore:
     `SerialPort`, a `VirtualLink` (its pty is opened) or, in lock-step, a
     callable `sink(t, frame)`. `await start()`, `await stop()`; `mixer`,
     `failsafe` (state, reason), `stats`, `rate` (the firmware's expected
-    accepted-frame rate), `last_output` (the latest MixOutput)."""
+    accepted-frame rate), `last_output` (the latest MixOutput). `probe` reads
+    device identities (a lost port is reopened only if the same device is
+    back); tests pass one over a simulated sysfs."""
 
     def __init__(self, port: Any, config: CoreConfig | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, *, probe: DeviceProbe | None = None) -> None:
         self.config = config or CoreConfig()
         self.clock: Clock = clock or MonotonicClock()
         c = self.config
@@ -133,6 +136,8 @@ class FlightCore:
         self._next_reopen = 0.0
         self._dead: SerialPort | None = None     # a vanished device, let go of
         self._dead_detail = ""
+        self._probe = probe or DeviceProbe()
+        self._refusals = RefusalLog()
         self._next_deadline = 0.0
         self._lockstep_sent = 0
         self._old_switch: float | None = None
@@ -284,14 +289,18 @@ class FlightCore:
 
     # -- real time -----------------------------------------------------------------
     def _open(self) -> None:
-        target = self._target
         if self.port is not None:
             return
+        self.port = open_sbus_port(self._target_path(), probe=self._probe)
+        self._owns_port = True
+
+    def _target_path(self) -> str:
+        """The name the port was asked for (a reopen looks there first)."""
+        target = self._target
         path = target if isinstance(target, str) else getattr(target, "path", None)
         if not isinstance(path, str):
             raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
-        self.port = open_sbus_port(path)
-        self._owns_port = True
+        return path
 
     def _setup_realtime(self) -> None:
         r = self.config.realtime
@@ -406,8 +415,14 @@ class FlightCore:
         if self._dead is not None and not self._dead.closed:
             return                                  # not let go yet
         self._next_reopen = now + self.config.shutdown.reopen_interval_s
+        identity = self.port.identity
+        if identity is None:        # not opened by the core: nothing to compare with
+            return
         try:
-            new = open_sbus_port(self.port.path)
+            new = reopen_sbus_port(self._target_path(), identity, probe=self._probe)
+        except DeviceChanged as exc:
+            self._refuse(now, exc)
+            return
         except LinkError as exc:
             log.warning("reopen failed: %s (retrying every %g s)", exc,
                         self.config.shutdown.reopen_interval_s)
@@ -420,4 +435,15 @@ class FlightCore:
         self.port = new
         self._dead = None
         self._reopens += 1
-        log.warning("reopened %s", new.path)
+        self._refusals = RefusalLog()
+        log.warning("reopened %s (%s)", new.path, new.identity.describe() if new.identity else "")
+
+    def _refuse(self, now: float, exc: DeviceChanged) -> None:
+        """The name now refers to another device: it is left alone (nothing set
+        on it, nothing written), and the failsafe says why until ours is back."""
+        self._dead_detail = str(exc)
+        self.failsafe.force(LINK_REASON, self._dead_detail)
+        if self._refusals.should_log(exc.what, now):
+            log.error("S.Bus reopen refused: %s; failsafe until that device is back "
+                      "(checked every %g s; %d refusals)", exc,
+                      self.config.shutdown.reopen_interval_s, self._refusals.count)

@@ -20,6 +20,14 @@ from typing import Any
 
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.errors import LinkError, PipilotError
+from pipilot.link.identity import (
+    DeviceChanged,
+    DeviceIdentity,
+    DeviceProbe,
+    RefusalLog,
+    open_checked,
+    reopen_names,
+)
 from pipilot.uavtalk import ALL_INSTANCES, Packet, PacketParser, PacketType, encode_packet
 from pipilot.uavtalk.definitions import Registry, load_definitions
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
@@ -137,19 +145,28 @@ class TelemetrySession:
         self._rate_mark = (0.0, 0, 0)
         self._rates = (0.0, 0.0)
         self.tx = {"tx_bytes": 0, "tx_objects": 0, "tx_failures": 0, "tx_retries": 0,
-                   "tx_errors": 0, "reopens": 0}
+                   "tx_errors": 0, "reopens": 0, "reopen_refusals": 0}
+        self._refusals = RefusalLog()
         self.closed = False
         #: Packets or timer steps that raised (logged); should stay 0.
         self.handle_errors = 0
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    async def open(cls, port: str, baud: int = 9600, registry: Registry | None = None,
-                   **kwargs: Any) -> TelemetrySession:
-        """A session on a serial port, pty or ``tcp:HOST:PORT`` that reopens it if lost."""
+    async def open(cls, port: str, baud: int = 9600, registry: Registry | None = None, *,
+                   probe: DeviceProbe | None = None, **kwargs: Any) -> TelemetrySession:
+        """A session on a serial port, pty or ``tcp:HOST:PORT`` that reopens it if lost.
+
+        A serial port is reopened only if the device first opened is back (a
+        lost pty never: pipilot.link.identity); `probe` reads the identities."""
+        identity: DeviceIdentity | None = None
 
         async def reopen() -> StreamPair:
-            return await open_stream(port, baud)
+            nonlocal identity
+            if port.startswith("tcp:"):
+                return await open_stream(port, baud)
+            pair, identity = await open_serial_device(port, baud, expect=identity, probe=probe)
+            return pair
 
         reader, writer = await reopen()
         return cls(reader, writer, registry, reopen=reopen, **kwargs)
@@ -388,10 +405,17 @@ class TelemetrySession:
             await asyncio.sleep(self.reopen_delay)
             try:
                 self._reader, self._writer = await self._reopen()
+            except DeviceChanged as exc:
+                self.tx["reopen_refusals"] += 1
+                if self._refusals.should_log(exc.what, self.clock.now()):
+                    log.error("telemetry reopen refused: %s (%d refusals)", exc,
+                              self._refusals.count)
+                continue
             except (PipilotError, OSError) as exc:
                 log.warning("telemetry reopen failed: %s", exc)
                 continue
             self.tx["reopens"] += 1
+            self._refusals = RefusalLog()
             self.parser.reset()
             self._send_gcs_status(self.handshake.start(self.clock.now()))
             return True
@@ -542,16 +566,52 @@ async def open_serial(port: str, baud: int = 9600) -> StreamPair:
     pyserial configures the port; asyncio then drives two duplicates of its
     descriptor as read and write pipes. ``writer.close()`` closes both.
     """
+    pair, _identity = await open_serial_device(port, baud)
+    return pair
+
+
+async def open_serial_device(port: str, baud: int = 9600, *,
+                             expect: DeviceIdentity | None = None,
+                             probe: DeviceProbe | None = None
+                             ) -> tuple[StreamPair, DeviceIdentity]:
+    """`open_serial`, and the identity of the device opened. With `expect` (the
+    device opened before) only that device is opened, under ``port`` or the
+    by-id link it had; `DeviceChanged` if another one is there, untouched."""
     import os
 
     import serial
 
+    probe = probe or DeviceProbe()
+    guard = -1
+    if expect is None:
+        name = port
+    else:
+        changed: DeviceChanged | None = None
+        first: LinkError | None = None
+        for candidate in reopen_names(port, expect):
+            try:
+                guard = open_checked(candidate, expect, probe)
+                break
+            except DeviceChanged as exc:
+                changed = changed or exc
+            except LinkError as exc:
+                first = first or exc
+        else:
+            if changed is not None:
+                raise changed
+            assert first is not None
+            raise first
+        name = f"/proc/self/fd/{guard}"       # exactly the device checked, no other
     try:
-        ser = serial.Serial(port, baud, timeout=0)
+        ser = serial.Serial(name, baud, timeout=0)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise LinkError(port, f"cannot open serial port: {exc}") from None
+    finally:
+        if guard >= 0:
+            os.close(guard)
     loop = asyncio.get_running_loop()
     try:
+        identity = expect or probe.identify_fd(ser.fileno(), by_id=True)
         rfile = os.fdopen(os.dup(ser.fileno()), "rb", buffering=0)
         wfile = os.fdopen(os.dup(ser.fileno()), "wb", buffering=0)
     finally:
@@ -561,4 +621,4 @@ async def open_serial(port: str, baud: int = 9600) -> StreamPair:
         lambda: asyncio.StreamReaderProtocol(reader), rfile)
     wtransport, wproto = await loop.connect_write_pipe(
         lambda: _SerialWriteProtocol(rtransport), wfile)
-    return reader, asyncio.StreamWriter(wtransport, wproto, reader, loop)
+    return (reader, asyncio.StreamWriter(wtransport, wproto, reader, loop)), identity

@@ -7,6 +7,9 @@ to join), busy, not a tty, settings the UART refused, the Pi's mini UART.
 
 A pty slave accepts the rate but silently clears PARENB; `SerialPort.settings`
 records what was requested and, on a real UART, verified by reading back.
+
+`SerialPort.identity` records which device was opened; `reopen_sbus_port`
+opens a lost port again only if the same device is back (pipilot.link.identity).
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ import termios
 from dataclasses import dataclass
 
 from pipilot.errors import LinkError
+from pipilot.link.identity import (
+    PTY_SLAVE_MAJORS,
+    DeviceChanged,
+    DeviceIdentity,
+    DeviceProbe,
+    check_fd,
+    check_name,
+    reopen_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +45,6 @@ BOTHER = 0o010000
 CBAUD = 0o010017
 IBSHIFT = 16
 TERMIOS2 = struct.Struct("=IIII B 19s II")
-PTY_SLAVE_MAJORS = range(136, 144)
 MINI_UART_DRIVERS = ("bcm2835-aux-uart",)
 PI_FIX = ("on a Raspberry Pi use the PL011 (/dev/ttyAMA0 or /dev/serial0 with "
           "dtoverlay=disable-bt in config.txt)")
@@ -60,14 +71,17 @@ class SerialPort:
 
     `fd` is the file descriptor (the frame pump writes to it), `settings` the
     line settings in force, `is_pty` whether the kernel could not apply
-    parity (a pty: the virtual link), `path` the name it was opened by.
+    parity (a pty: the virtual link), `path` the name it was opened by,
+    `identity` the device first opened (a reopen must find the same one).
     """
 
-    def __init__(self, path: str, fd: int, settings: PortSettings, is_pty: bool) -> None:
+    def __init__(self, path: str, fd: int, settings: PortSettings, is_pty: bool,
+                 identity: DeviceIdentity | None = None) -> None:
         self.path = path
         self.fd = fd
         self.settings = settings
         self.is_pty = is_pty
+        self.identity = identity
 
     @property
     def closed(self) -> bool:
@@ -183,21 +197,37 @@ def _verify(path: str, readback: bytes, settings: PortSettings, driver: str) -> 
         raise LinkError(path, f"the UART refused {settings}: {', '.join(problems)}{hint}")
 
 
-def open_sbus_port(path: str, settings: PortSettings = SBUS_SETTINGS) -> SerialPort:
-    """Open `path` for S.Bus: exclusive, non-blocking, `settings` applied and checked."""
+def open_sbus_port(path: str, settings: PortSettings = SBUS_SETTINGS, *,
+                   expect: DeviceIdentity | None = None,
+                   probe: DeviceProbe | None = None) -> SerialPort:
+    """Open `path` for S.Bus: exclusive, non-blocking, `settings` applied and checked.
+
+    With `expect` (the identity of a port opened before) the device must be that
+    one: checked before opening and on the fd before anything is set, else
+    `DeviceChanged`. Without, the port records what it opened."""
+    probe = probe or DeviceProbe()
+    if expect is not None:
+        check_name(path, expect, probe)
     driver = _driver(path)
     if driver in MINI_UART_DRIVERS:
         raise LinkError(path, f"this is the Pi's mini UART, which cannot do parity; {PI_FIX}")
     fd = _open_fd(path)
+    exclusive = False
     try:
         if not os.isatty(fd):
             raise LinkError(path, "not a tty (S.Bus needs a serial port)")
+        if expect is not None:
+            check_fd(path, fd, expect, probe)
+            identity = expect
+        else:
+            identity = probe.identify_fd(fd, by_id=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LinkError(path, "port busy: another program has it open "
                                   "(another pipilot, a serial console?)") from None
         fcntl.ioctl(fd, termios.TIOCEXCL)
+        exclusive = True
         is_pty = os.major(os.fstat(fd).st_rdev) in PTY_SLAVE_MAJORS
         try:
             readback = configure(fd, settings)
@@ -207,10 +237,35 @@ def open_sbus_port(path: str, settings: PortSettings = SBUS_SETTINGS) -> SerialP
             _verify(path, readback, settings, driver)
         termios.tcflush(fd, termios.TCIOFLUSH)
     except BaseException:
-        _close(fd)
+        if exclusive:
+            _close(fd)
+        else:       # not ours to change: another program's exclusive mode stays
+            os.close(fd)
         raise
-    log.info("opened %s (%s, %s)", path, "pty" if is_pty else driver or "uart", settings)
-    return SerialPort(path, fd, settings, is_pty)
+    log.info("opened %s (%s, %s; %s)", path, "pty" if is_pty else driver or "uart", settings,
+             identity.describe())
+    return SerialPort(path, fd, settings, is_pty, identity)
+
+
+def reopen_sbus_port(path: str, expect: DeviceIdentity, settings: PortSettings = SBUS_SETTINGS,
+                     probe: DeviceProbe | None = None) -> SerialPort:
+    """Open a lost port again, only if its device is back: under `path`, or under
+    the /dev/serial/by-id link it had (a USB adapter back under another
+    number). `DeviceChanged` when something else is there (never opened, nor
+    touched), else the `LinkError` of `path` (not back yet, busy...)."""
+    changed: DeviceChanged | None = None
+    first: LinkError | None = None
+    for name in reopen_names(path, expect):
+        try:
+            return open_sbus_port(name, settings, expect=expect, probe=probe)
+        except DeviceChanged as exc:
+            changed = changed or exc
+        except LinkError as exc:
+            first = first or exc
+    if changed is not None:
+        raise changed
+    assert first is not None
+    raise first
 
 
 def is_char_device(path: str) -> bool:

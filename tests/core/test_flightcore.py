@@ -30,6 +30,7 @@ from pipilot.link.pump import available
 from pipilot.link.virtual import VirtualLink
 from pipilot.sbus import FrameDecoder
 from tests.core.stall import assert_stall_tail
+from tests.link.fakesys import FakeSysfs
 
 P = 0.007
 
@@ -386,24 +387,28 @@ async def test_a_cancelled_stop_still_stops_the_pump_and_closes_the_port(capture
     await core.stop()                               # a second stop is a no-op
 
 
-async def _core_on_a_symlinked_link(tmp_path):
+async def _core_on_a_symlinked_link(tmp_path, sysfs=None):
     """A flying core on a device reached through a name that can be repointed,
-    as a USB adapter's is when it comes back; quick reopen and recovery."""
+    as a USB adapter's is when it comes back; quick reopen and recovery. The
+    pty shows as USB adapter A50285BI in a simulated sysfs (`sysfs`)."""
+    sysfs = sysfs or FakeSysfs(tmp_path)
     link = VirtualLink(callback=Capture())
+    sysfs.usb(link.path, serial="A50285BI")
     path = tmp_path / "sbus"
     path.symlink_to(link.path)
     core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
-                                                                link_recovery_s=0.1)))
+                                                                link_recovery_s=0.1)),
+                      probe=sysfs.probe)
     await core.start()
     await fly_for(core, 0.1)
-    return core, link, path
+    return core, link, path, sysfs
 
 
 async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
     # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
     # the core must close the dead fd instead of holding it until a reopen works
     cap2 = Capture()
-    core, link, path = await _core_on_a_symlinked_link(tmp_path)
+    core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
     fd = core.port.fd
     ident = os.fstat(fd)
     link.close()                                    # writes fail with EIO
@@ -413,6 +418,7 @@ async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path
         st = os.fstat(fd)
         assert (st.st_dev, st.st_ino) != (ident.st_dev, ident.st_ino)
     with VirtualLink(callback=cap2) as link2:       # the device returns
+        sysfs.usb(link2.path, serial="A50285BI")
         path.unlink()
         path.symlink_to(link2.path)
         deadline = time.monotonic() + 10
@@ -430,16 +436,17 @@ async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_po
     writes to no fd fail: those failures belong to the dead device."""
     import pipilot.core.flightcore as fc
 
-    def slow_open(path):
+    def slow_open(*args, **kw):
         time.sleep(0.05)                # the pump keeps failing on fd -1 meanwhile
-        return real_open(path)
+        return real_open(*args, **kw)
 
-    real_open = fc.open_sbus_port
-    core, link, path = await _core_on_a_symlinked_link(tmp_path)
-    monkeypatch.setattr(fc, "open_sbus_port", slow_open)
+    real_open = fc.reopen_sbus_port
+    core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
+    monkeypatch.setattr(fc, "reopen_sbus_port", slow_open)
     link.close()
     await fly_for(core, 0.3)
     with VirtualLink(callback=Capture()) as link2:
+        sysfs.usb(link2.path, serial="A50285BI")
         path.unlink()
         path.symlink_to(link2.path)
         await fly_for(core, 1.0)
@@ -491,3 +498,109 @@ async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
     assert core.failsafe.reason == "frame pump stopped"
     assert "frame pump thread has stopped" in caplog.text
     await core.stop()
+
+
+async def test_a_pty_number_handed_to_another_program_is_never_opened(caplog):
+    """The S.Bus pty goes away and Linux gives its number to the next pty anyone
+    opens: that pty is somebody else's terminal and must get no byte, no
+    settings, no lock; the core stays in failsafe and says the device changed."""
+    from tests.link.ptys import drain, grab_pty
+
+    for _attempt in range(3):
+        link = VirtualLink(callback=Capture())
+        path = link.path
+        core = FlightCore(path, config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                               link_recovery_s=0.1)))
+        await core.start()
+        await fly_for(core, 0.1)
+        link.close()                                # EIO: the core lets go of the pty
+        loop = asyncio.get_running_loop()
+        pair = None
+        grabbing = loop.run_in_executor(None, grab_pty, path)
+        while not grabbing.done():
+            await fly_for(core, 0.02)
+        pair = grabbing.result()
+        if pair is None:                            # another program took the number
+            await core.stop()
+            continue
+        master, slave = pair
+        try:
+            before = termios_state(slave)
+            await fly_for(core, 1.0)                # ten reopen intervals
+            assert drain(master) == b""
+            assert termios_state(slave) == before   # not set to 100000 8E2 raw either
+            assert core.failsafe.state is FailsafeState.FAILSAFE
+            assert "device changed" in core.failsafe.reason
+            assert core.stats.reopens == 0
+            refused = [r for r in caplog.records if "reopen refused" in r.getMessage()]
+            assert len(refused) == 1 and "device changed" in refused[0].getMessage()
+            assert core._refusals.count >= 3        # refused again and again, logged once
+        finally:
+            await core.stop()
+            os.close(master)
+            os.close(slave)
+        return
+    pytest.skip("other programs took the freed pty number three times running")
+
+
+def termios_state(fd):
+    import termios
+
+    return termios.tcgetattr(fd)
+
+
+async def test_another_adapter_under_the_name_is_refused(tmp_path, caplog):
+    """Another USB adapter (another serial number) takes the lost one's name:
+    it gets nothing and the failsafe reason names the difference."""
+    cap2 = Capture()
+    core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
+    link.close()
+    await fly_for(core, 0.3)
+    with VirtualLink(callback=cap2) as link2:
+        sysfs.usb(link2.path, serial="FT9XQ2LK")
+        path.unlink()
+        path.symlink_to(link2.path)
+        await fly_for(core, 1.0)
+        assert link2.reader.bytes_read == 0
+        assert core.failsafe.state is FailsafeState.FAILSAFE and core.stats.reopens == 0
+        assert "device changed" in core.failsafe.reason
+        assert "serial number A50285BI -> FT9XQ2LK" in core.failsafe.reason
+        assert sum("reopen refused" in r.getMessage() for r in caplog.records) == 1
+        await core.stop()
+    assert cap2.snapshot() == []
+
+
+async def test_an_adapter_back_under_another_number_is_found_by_its_by_id_link(tmp_path):
+    """/dev/ttyUSB0 was configured; the adapter comes back as ttyUSB1 while
+    another one takes ttyUSB0: the core follows the adapter's by-id link and
+    leaves the other adapter alone."""
+    sysfs = FakeSysfs(tmp_path)
+    link = VirtualLink(callback=Capture())
+    sysfs.usb(link.path, serial="A50285BI")
+    by_id = sysfs.by_id_link(link.path)
+    path = tmp_path / "ttyUSB0"
+    path.symlink_to(link.path)
+    core = FlightCore(str(path), config(shutdown=ShutdownConfig(reopen_interval_s=0.1,
+                                                                link_recovery_s=0.1)),
+                      probe=sysfs.probe)
+    await core.start()
+    assert core.port.identity.by_id == by_id
+    await fly_for(core, 0.1)
+    link.close()
+    await fly_for(core, 0.3)
+    other, ours = Capture(), Capture()
+    with VirtualLink(callback=other) as link2, VirtualLink(callback=ours) as link3:
+        sysfs.usb(link2.path, serial="FT9XQ2LK", usb_port="1-1.3")
+        path.unlink()
+        path.symlink_to(link2.path)              # another adapter is ttyUSB0 now
+        sysfs.usb(link3.path, serial="A50285BI", usb_port="1-1.4")
+        sysfs.by_id_link(link3.path)             # ours is back, moved to another socket
+        deadline = time.monotonic() + 10
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.1)
+        assert core.failsafe.state is FailsafeState.NORMAL and core.stats.reopens == 1
+        assert core.port.path == by_id
+        await fly_for(core, 0.2)
+        await core.stop()
+        assert link2.reader.bytes_read == 0
+    assert any(not f.failsafe for _t, f in ours.snapshot())

@@ -494,3 +494,99 @@ async def test_reopen_retries_until_the_port_is_back() -> None:
         await session.stop()
         for link in links:
             await link.close()
+
+
+async def _lose(master: int, slave: int) -> None:
+    """The far end of a pty goes away (the session's reads fail with EIO)."""
+    import os
+
+    os.close(master)
+    os.close(slave)
+    await asyncio.sleep(0.2)
+
+
+async def test_reopen_never_opens_a_pty_number_handed_to_another_program(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The telemetry pty goes away and its number goes to the next pty anyone
+    opens: the session must not configure it nor write its handshake into it."""
+    import os
+    import termios
+
+    from tests.link.ptys import drain, grab_pty
+
+    for _attempt in range(3):
+        master, slave = os.openpty()
+        path = os.ttyname(slave)
+        session = await TelemetrySession.open(path, 57600, REG, reopen_delay=0.05,
+                                              poll_interval=0.01)
+        await session.start()
+        try:
+            await _lose(master, slave)
+            pair = await asyncio.get_running_loop().run_in_executor(None, grab_pty, path)
+            if pair is None:                 # another program took the number
+                continue
+            master, slave = pair
+            try:
+                before = termios.tcgetattr(slave)
+                await asyncio.sleep(1.0)     # twenty reopen attempts
+                assert drain(master) == b""
+                assert termios.tcgetattr(slave) == before
+                assert session.stats["reopens"] == 0
+                assert session.stats["reopen_refusals"] >= 3
+                refused = [r for r in caplog.records
+                           if "telemetry reopen refused" in r.getMessage()]
+                assert len(refused) == 1 and "device changed" in refused[0].getMessage()
+            finally:
+                os.close(master)
+                os.close(slave)
+            return
+        finally:
+            await session.stop()
+    pytest.skip("other programs took the freed pty number three times running")
+
+
+async def test_reopen_takes_the_same_adapter_back_and_no_other(tmp_path: Path) -> None:
+    """In a simulated sysfs the ptys are USB adapters: another adapter under the
+    name is refused (and gets nothing); the same one, back under another
+    number and found through its by-id link, is reopened."""
+    import os
+
+    from tests.link.fakesys import FakeSysfs
+    from tests.link.ptys import drain
+
+    sysfs = FakeSysfs(tmp_path)
+    master, slave = os.openpty()
+    sysfs.usb(os.ttyname(slave), serial="A50285BI")
+    sysfs.by_id_link(os.ttyname(slave))
+    name = tmp_path / "ttyUSB0"
+    name.symlink_to(os.ttyname(slave))
+    session = await TelemetrySession.open(str(name), 57600, REG, probe=sysfs.probe,
+                                          reopen_delay=0.05, poll_interval=0.01)
+    await session.start()
+    m2, s2 = os.openpty()
+    m3 = s3 = -1
+    try:
+        await _lose(master, slave)
+        sysfs.usb(os.ttyname(s2), serial="FT9XQ2LK", usb_port="1-1.3")
+        name.unlink()
+        name.symlink_to(os.ttyname(s2))          # another adapter took the name
+        os.set_blocking(m2, False)
+        await asyncio.sleep(0.5)
+        assert drain(m2) == b"" and session.stats["reopens"] == 0
+        assert session.stats["reopen_refusals"] >= 2
+        m3, s3 = os.openpty()                    # ours is back under another number
+        sysfs.usb(os.ttyname(s3), serial="A50285BI", usb_port="1-1.4")
+        sysfs.by_id_link(os.ttyname(s3))
+        os.set_blocking(m3, False)
+        end = asyncio.get_running_loop().time() + 10
+        got = b""
+        while not got and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.05)
+            got = drain(m3)
+        assert got and session.stats["reopens"] == 1    # its handshake went there
+        assert drain(m2) == b""
+    finally:
+        await session.stop()
+        for fd in (m2, s2, m3, s3):
+            if fd >= 0:
+                os.close(fd)

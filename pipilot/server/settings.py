@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -98,3 +99,29 @@ def page_url(config: ServerConfig, port: int) -> str:
     base = f"http://{host}:{port}/"
     return f"{base}?token={config.token}" if config.token else base
 
+
+def login_line(config: ServerConfig, port: int, token_source: str, terminal: bool) -> str:
+    """The line that tells where to fly from.
+
+    The token is printed only to an interactive terminal: elsewhere (a pipe, a
+    file, the systemd journal) the line would keep it for anyone reading the
+    log, so it names where the token is kept instead.
+    """
+    url = page_url(config, port)
+    if not config.token or terminal:
+        where = f" (token: {token_source})" if token_source else ""
+        return f"pipilot: fly from {url}{where}"
+    bare = page_url(dataclasses.replace(config, token=""), port)
+    return f"pipilot: fly from {bare}?token=TOKEN ({_token_hint(token_source)})"
+
+
+def _token_hint(source: str) -> str:
+    not_shown = "TOKEN not shown: output is not a terminal"
+    if source == "--token":
+        return f"{not_shown}; it is the one given with --token"
+    if source == auth.TOKEN_ENV:
+        return f"{not_shown}; it is ${auth.TOKEN_ENV}"
+    if source == "config":
+        return f"{not_shown}; it is the config's [server] token"
+    path = source.removeprefix("generated, stored in ")
+    return f"{not_shown}; it is in {path}"

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.errors import LinkError, PipilotError
+from pipilot.link.portspec import is_tcp, parse_tcp
 from pipilot.uavtalk import ALL_INSTANCES, Packet, PacketParser, PacketType, encode_packet
 from pipilot.uavtalk.definitions import Registry, load_definitions
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
@@ -509,10 +510,10 @@ class TelemetrySession:
 
 async def open_stream(port: str, baud: int = 9600) -> StreamPair:
     """Open ``tcp:HOST:PORT`` or a serial device / pty at ``baud`` as asyncio streams."""
-    if port.startswith("tcp:"):
-        host, _, tcp_port = port[4:].rpartition(":")
+    if is_tcp(port):
+        host, tcp_port = parse_tcp(port)
         try:
-            return await asyncio.open_connection(host or "127.0.0.1", int(tcp_port))
+            return await asyncio.open_connection(host, tcp_port)
         except (OSError, ValueError) as exc:
             raise LinkError(port, f"cannot connect: {exc}") from None
     return await open_serial(port, baud)

@@ -110,10 +110,33 @@ def _close(fd: int) -> None:
 
 def _group_hint(path: str) -> str:
     try:
-        gid = os.stat(path).st_gid
-        name = grp.getgrgid(gid).gr_name
-    except (OSError, KeyError):
+        st = os.stat(path)
+    except OSError:
         return "check the device's group and permissions"
+    return permission_hint(path, st.st_gid, st.st_mode)
+
+
+UDEV_HINT = ('a udev rule giving it to group dialout, mode 0660 (e.g. SUBSYSTEM=="tty", '
+             'KERNEL=="{name}", GROUP="dialout", MODE="0660" in /etc/udev/rules.d/; '
+             'kernel/softuart/99-softuart.rules for the soft UART)')
+
+
+def permission_hint(path: str, gid: int, mode: int) -> str:
+    """What to do about a device node the user may not open.
+
+    Joining the node's group only helps when that group is an ordinary one with
+    read/write permission; a node of group root (gid 0) is root's alone.
+    """
+    rule = UDEV_HINT.format(name=os.path.basename(path))
+    if gid == 0:
+        return (f"the device belongs to root alone (group root, mode {mode & 0o777:o}): "
+                f"add {rule}, or run as root")
+    try:
+        name = grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"the device's group {gid} has no name here: add {rule}"
+    if mode & 0o060 != 0o060:
+        return f"group {name} may not read and write it (mode {mode & 0o777:o}): add {rule}"
     return f"add your user to the '{name}' group (sudo usermod -aG {name} $USER) and log in again"
 
 

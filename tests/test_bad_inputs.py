@@ -195,6 +195,7 @@ def test_sim_wind_nan_is_refused(wind: str) -> None:
     (["--duration", "1e300"], "--duration"),
     (["--period-ms", "nan"], "--period-ms"),
     (["--period-ms", "-7"], "--period-ms"),
+    (["--period-ms", "3"], "--period-ms"),
     (["--mount-tilt", "nan,0"], "--mount-tilt"),
     (["--seed", "-1"], "--seed"),
     (["--http-port", "-1"], "--http-port"),

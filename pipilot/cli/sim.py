@@ -73,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     _checks.duration("--duration", args.duration)
     if args.period_ms is not None:
+        from pipilot.core.firmware import check_period
+
         _checks.number("--period-ms", args.period_ms, 0.0, 1000.0, lo_open=True)
+        check_period(args.period_ms * 1e-3, args.firmware, key="--period-ms")
     _checks.integer("--seed", args.seed, 0, 2**32 - 1)
     wind = _pair(args.wind, "--wind", 2, 3)
     tilt = _pair(args.mount_tilt, "--mount-tilt", 2, 2)

@@ -15,7 +15,7 @@ class ConfigError(PipilotError):
         self.key = key
 
 
-def _short(text: str, most: int = 300) -> str:
+def _short(text: str, most: int = 1000) -> str:
     """One line of readable length: a hostile file's 5000-character value is cut."""
     text = " ".join(text.split())
     return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"

@@ -27,7 +27,7 @@ from pipilot.cli._telemetry_common import to_json
 from pipilot.core import config as core_config
 from pipilot.errors import ConfigError, LinkError
 from pipilot.link.portspec import parse_tcp
-from pipilot.link.serialport import _group_hint, permission_hint
+from pipilot.link.serialport import access_hint, permission_hint
 from pipilot.server.settings import read_server_table, server_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,7 +304,7 @@ def test_root_only_device_hint_says_root_alone_not_join_root(tmp_path: Path) -> 
     dev.write_text("")
     os.chown(dev, -1, 0)   # group root, as a node udev has no rule for
     dev.chmod(0o600)
-    hint = _group_hint(str(dev))
+    hint = access_hint(str(dev))
     assert "usermod" not in hint and "'root' group" not in hint, hint
     assert "root alone" in hint and "udev" in hint and "run as root" in hint
     assert "ttyS9" in hint   # the rule names the device
@@ -335,3 +335,27 @@ def _gid(name: str) -> int:
     except KeyError:
         pytest.skip(f"no {name} group on this system")
 
+
+
+async def test_telemetry_port_permission_denied_names_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The telemetry port (opened by pyserial) gets the same hint as the S.Bus port."""
+    import errno
+
+    import serial
+
+    from pipilot.core.telemetry import open_serial
+
+    dev = tmp_path / "ttyUSB7"
+    dev.write_text("")
+    os.chown(dev, -1, 0)
+    dev.chmod(0o600)
+
+    def refuse(*_args: object, **_kw: object) -> None:
+        raise serial.SerialException(errno.EACCES, f"could not open port {dev}: denied")
+
+    monkeypatch.setattr(serial, "Serial", refuse)
+    with pytest.raises(LinkError) as exc:
+        await open_serial(str(dev))
+    assert "permission denied" in str(exc.value) and "root alone" in str(exc.value)
+    assert "usermod" not in str(exc.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -550,6 +551,10 @@ async def open_serial(port: str, baud: int = 9600) -> StreamPair:
     try:
         ser = serial.Serial(port, baud, timeout=0)
     except (serial.SerialException, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.EACCES:
+            from pipilot.link.serialport import access_hint
+
+            raise LinkError(port, f"permission denied: {access_hint(port)}") from None
         raise LinkError(port, f"cannot open serial port: {exc}") from None
     loop = asyncio.get_running_loop()
     try:

@@ -108,7 +108,8 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-def _group_hint(path: str) -> str:
+def access_hint(path: str) -> str:
+    """What to do when opening the device at ``path`` was refused (EACCES)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -155,7 +156,7 @@ def _open_fd(path: str) -> int:
         raise LinkError(path, "no such port (is the UART enabled? enable_uart=1 in "
                               "config.txt on a Pi; check the name)") from None
     except PermissionError:
-        raise LinkError(path, f"permission denied: {_group_hint(path)}") from None
+        raise LinkError(path, f"permission denied: {access_hint(path)}") from None
     except OSError as exc:
         if exc.errno == errno.EBUSY:
             raise LinkError(path, "port busy: another program holds it exclusively "

@@ -11,8 +11,14 @@ class ConfigError(PipilotError):
     """A configuration value is missing, mistyped or out of range."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"config {key}: {message}")
+        super().__init__(f"config {_short(key)}: {_short(message)}")
         self.key = key
+
+
+def _short(text: str, most: int = 1000) -> str:
+    """One line of readable length: a hostile file's 5000-character value is cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
 
 
 class LinkError(PipilotError):

@@ -12,12 +12,14 @@ they are dropped and counted, never waited for.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import logging.handlers
+import math
 import queue
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 QUEUE_LINES = 10_000
 
@@ -94,3 +96,19 @@ def _stop_listener(listener: logging.handlers.QueueListener) -> None:
     stopper = threading.Thread(target=listener.stop, daemon=True)
     stopper.start()
     stopper.join(2.0)
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None (JSON null), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def json_text(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON (a bare NaN is not JSON): a figure that is not a number is null."""
+    return json.dumps(finite_or_null(obj), allow_nan=False, **kwargs)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pipilot.cli import _checks
 from pipilot.errors import ConfigError
 from pipilot.uavtalk import Registry, load_definitions
 
@@ -17,13 +18,22 @@ from pipilot.uavtalk import Registry, load_definitions
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", required=True,
                         help="telemetry serial port or pty (e.g. /dev/ttySOFT0), or tcp:HOST:PORT")
-    parser.add_argument("--baud", type=int, default=9600, help="baud rate (default 9600)")
+    parser.add_argument("--baud", type=int, default=9600,
+                        help=f"baud rate, one of {', '.join(map(str, _checks.TELEMETRY_BAUDS))} "
+                             "(default 9600; ignored for tcp:)")
     add_definitions_argument(parser)
 
 
 def add_definitions_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", metavar="DIR", default=None,
                         help="UAVObject XML directory (default: the built-in LibrePilot 16.09 set)")
+
+
+def check_link_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad --port or --baud before anything is opened."""
+    _checks.telemetry_port("--port", args.port)
+    _checks.baud("--baud", args.baud, args.port)
+    _checks.input_file("--definitions", args.definitions)
 
 
 def registry_from(args: argparse.Namespace) -> Registry:
@@ -53,7 +63,7 @@ def _plain(v: Any) -> Any:
 
 def to_json(obj: dict[str, Any]) -> str:
     """One JSON line; non-finite floats become strings so the line stays valid JSON."""
-    return json.dumps(_plain(obj), separators=(",", ":"))
+    return json.dumps(_plain(obj), separators=(",", ":"), allow_nan=False)
 
 
 def format_values(values: dict[str, Any] | None) -> str:

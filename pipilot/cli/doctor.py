@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import grp
-import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pipilot.cli._output import json_text
 
 NAME = "doctor"
 HELP = "check the soft-UART module and the Raspberry Pi UART set-up"
@@ -131,8 +132,11 @@ def check_node(sys_: System, tty: str) -> Check:
         group = str(st.st_gid)
     if group == "dialout" and st.st_mode & 0o060 == 0o060:
         return Check(PASS, name, "group dialout, read/write")
-    return Check(FAIL, name, f"group {group}, mode {st.st_mode & 0o777:o}: install "
-                 "kernel/softuart/99-softuart.rules in /etc/udev/rules.d/")
+    fix = "install kernel/softuart/99-softuart.rules in /etc/udev/rules.d/"
+    if st.st_gid == 0:   # joining group root is no fix: the node is root's alone
+        return Check(FAIL, name, f"group root, mode {st.st_mode & 0o777:o}: only root may "
+                     f"open it; {fix} (it gives the port to group dialout), or run as root")
+    return Check(FAIL, name, f"group {group}, mode {st.st_mode & 0o777:o}: {fix}")
 
 
 def check_console(sys_: System, model: str | None) -> Check:
@@ -202,7 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     checks = run_checks(System())
     if args.json:
-        print(json.dumps([asdict(c) for c in checks], indent=2))
+        print(json_text([asdict(c) for c in checks], indent=2))
     else:
         for c in checks:
             print(c.line())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 
+from pipilot.cli import _checks
+from pipilot.cli._output import json_text
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
@@ -50,7 +51,16 @@ async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = 
         await vehicle.stop()
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    _checks.input_file("--config", args.config)
+    _checks.device("--sbus-port", args.sbus_port)
+    _checks.telemetry_port("--telemetry-port", args.telemetry_port)
+    if args.telemetry_port is not None:
+        _checks.baud("--telemetry-baud", args.telemetry_baud, args.telemetry_port)
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_arguments(args)
     cfg = core_config.load(args.config) if args.config else core_config.CoreConfig()
     port = args.sbus_port or cfg.link.port
     vehicle = Vehicle(FlightCore(port, cfg))
@@ -76,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
                 await session.stop()
 
     asyncio.run(main())
-    print(json.dumps({"stopped": True, **vehicle.core.stats.as_dict()}))
+    print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}))
     return 0

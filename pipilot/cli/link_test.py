@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import time
 from typing import Any
 
+from pipilot.cli import _checks
+from pipilot.cli._output import json_text
 from pipilot.core.firmware import check_period, estimate
-from pipilot.errors import LinkError
 from pipilot.link.pump import make_pump
 from pipilot.link.serialport import open_sbus_port
 from pipilot.link.timing import arrival_stats
@@ -155,12 +155,13 @@ def report(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duration <= 0:
-        raise LinkError(args.port, "--duration must be positive")
+    _checks.device("--port", args.port)
+    _checks.duration("--duration", args.duration)
+    _checks.number("--period-ms", args.period_ms, 0.0, 1000.0, lo_open=True)
     period_s = args.period_ms * 1e-3
     check_period(period_s, "patched", key="--period-ms")
     result = asyncio.run(stream(args.port, args.duration, period_s, args.pattern))
     result["stock_firmware_accepted_per_s"] = estimate(period_s, "stock").accepted_per_s
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    print(json_text(result, indent=2) if args.json else report(result))
     lb = result["loopback"]
     return 1 if lb["frames_corrupt"] or result["write_errors"] else 0

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import sys
 
+from pipilot.cli import _checks
 from pipilot.cli._telemetry_common import (
     add_definitions_argument,
     add_link_arguments,
+    check_link_arguments,
     format_values,
     registry_from,
     to_json,
@@ -97,5 +99,9 @@ def _dump(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.log_command == "record":
+        check_link_arguments(args)
+        _checks.duration("--duration", args.duration)
+        _checks.output_file("--out", args.out, (".opl",))
         return asyncio.run(_record(args))
+    _checks.input_file("--definitions", args.definitions)
     return until_pipe_closes(lambda: _dump(args))

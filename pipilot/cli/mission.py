@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
+import importlib.util
 import sys
 from typing import Any
 
-from pipilot.cli._output import LineWriter
+from pipilot.cli import _checks
+from pipilot.cli._output import LineWriter, json_text
+from pipilot.errors import ConfigError
 from pipilot.mission.events import EventKind, MissionEvent
 from pipilot.mission.spec import MissionSpec, SimSpec, load_mission
 
+PLOT_SUFFIXES = (".svg", ".png", ".pdf")
 NAME = "mission"
 HELP = "run a scripted flight mission (TOML) against the flight controller or the simulator"
 
@@ -40,8 +43,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check_p.add_argument("file", metavar="FILE")
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every option of `mission run`, checked before anything connects or flies."""
+    if args.plot is not None:
+        _checks.output_file("--plot", args.plot, PLOT_SUFFIXES)
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ConfigError("--plot", "needs matplotlib (pip install matplotlib)")
+    _checks.input_file("--config", args.config)
+    _checks.device("--sbus-port", args.sbus_port)
+    _checks.telemetry_port("--telemetry-port", args.telemetry_port)
+
+
 def run(args: argparse.Namespace) -> int:
     spec = load_mission(args.file)
+    if args.mission_command == "run":
+        _check_arguments(args)
     if args.mission_command == "check":
         print(f"{spec.name}: {len(spec.steps)} steps, valid")
         for i, step in enumerate(spec.steps, start=1):
@@ -60,15 +76,23 @@ def run(args: argparse.Namespace) -> int:
                 sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
     finally:
         show.close()        # the progress lines before the summary
+    plot_error = None
     if args.plot:
         from pipilot.mission.plot import plot_mission
 
-        plot_mission(mission.samples, mission.events.history, args.plot, title=spec.name)
-        summary["plot"] = args.plot
+        try:
+            plot_mission(mission.samples, mission.events.history, args.plot, title=spec.name)
+            summary["plot"] = args.plot
+        except Exception as exc:   # whatever the plot does, the flight's summary is shown
+            plot_error = f"--plot {args.plot}: not written: {exc}"
+            summary["plot_error"] = plot_error
     if args.json:
-        print(json.dumps(summary))
+        print(json_text(summary))
     else:
         _print_summary(summary)
+    if plot_error:
+        print(f"pipilot: error: {plot_error}", file=sys.stderr)
+        return 1
     return 0 if summary["completed"] else 2
 
 

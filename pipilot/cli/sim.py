@@ -13,14 +13,16 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
-import json
 import logging
+import math
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pipilot.cli import _checks
+from pipilot.cli._output import json_text
 from pipilot.errors import ConfigError
 
 NAME = "sim"
@@ -36,6 +38,8 @@ def _pair(text: str, key: str, n_min: int, n_max: int) -> tuple[float, ...]:
         raise ConfigError(key, f"expected comma-separated numbers, got {text!r}") from None
     if not n_min <= len(parts) <= n_max:
         raise ConfigError(key, f"expected {n_min}..{n_max} numbers, got {text!r}")
+    if not all(math.isfinite(x) for x in parts):
+        raise ConfigError(key, f"values must be finite numbers, got {text!r}")
     if any(abs(x) > 50 for x in parts):
         raise ConfigError(key, f"values beyond 50 are not plausible: {text!r}")
     return parts
@@ -67,14 +71,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError("--duration", "must be positive")
+    _checks.duration("--duration", args.duration)
+    if args.period_ms is not None:
+        from pipilot.core.firmware import check_period
+
+        _checks.number("--period-ms", args.period_ms, 0.0, 1000.0, lo_open=True)
+        check_period(args.period_ms * 1e-3, args.firmware, key="--period-ms")
+    _checks.integer("--seed", args.seed, 0, 2**32 - 1)
     wind = _pair(args.wind, "--wind", 2, 3)
     tilt = _pair(args.mount_tilt, "--mount-tilt", 2, 2)
     with contextlib.suppress(KeyboardInterrupt):
         summary = asyncio.run(_main(args, wind, tilt))
         if args.json:
-            print(json.dumps(summary, sort_keys=True))
+            print(json_text(summary, sort_keys=True))
         return 0
     return 130
 

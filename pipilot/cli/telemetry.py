@@ -8,8 +8,10 @@ import contextlib
 import sys
 import time
 
+from pipilot.cli import _checks
 from pipilot.cli._telemetry_common import (
     add_link_arguments,
+    check_link_arguments,
     format_values,
     object_names,
     registry_from,
@@ -87,4 +89,6 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_link_arguments(args)
+    _checks.duration("--duration", args.duration)
     return until_pipe_closes(lambda: asyncio.run(_main(args)))

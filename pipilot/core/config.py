@@ -25,6 +25,9 @@ from pipilot.core.mixer import GESTURES, MODES, STANDARD_SOURCES, Limits
 from pipilot.errors import ConfigError
 
 PUMPS = ("auto", "c", "python")
+PRIORITY_MAX = 1000
+#: Integers beyond this are refused wherever they appear (TOML integers have no size limit).
+INT_LIMIT = 2**53
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,16 @@ class CoreConfig:
 
 
 def _num(key: str, v: Any, lo: float, hi: float) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-            or not lo <= v <= hi:
-        raise ConfigError(key, f"must be a number {lo:g}..{hi:g}, got {v!r}")
+    # range first: math.isfinite() overflows on an integer beyond a float's range
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi \
+            or not math.isfinite(v):
+        raise ConfigError(key, f"must be a number {lo:g}..{hi:g}, got {_short(v)}")
+
+
+def _short(v: Any) -> str:
+    """``repr(v)``, cut short: a 5000-digit integer must not fill the terminal."""
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def validate(c: CoreConfig) -> None:
@@ -144,8 +154,10 @@ def validate(c: CoreConfig) -> None:
                               f"must be {ROLE_MODES[name]!r} for the {name} source "
                               f"({ROLE_WHY[name]})")
         _num(f"sources.{name}.timeout_s", src.timeout_s, 0.01, 10.0)
-        if isinstance(src.priority, bool) or not isinstance(src.priority, int):
-            raise ConfigError(f"sources.{name}.priority", "must be an integer")
+        if isinstance(src.priority, bool) or not isinstance(src.priority, int) \
+                or not -PRIORITY_MAX <= src.priority <= PRIORITY_MAX:
+            raise ConfigError(f"sources.{name}.priority",
+                              f"must be an integer -{PRIORITY_MAX}..{PRIORITY_MAX}")
 
 
 # The built-in sources' modes follow from what they do; anything else is a hazard.
@@ -170,7 +182,8 @@ def _section(data: dict[str, Any], key: str, cls: type, prefix: str) -> Any:
     for k, v in raw.items():
         default = getattr(cls(), k) if _has_default(cls) else None
         if default is not None and not _same_type(default, v):
-            raise ConfigError(f"{prefix}.{k}", f"must be {type(default).__name__}, got {v!r}")
+            raise ConfigError(f"{prefix}.{k}",
+                              f"must be {type(default).__name__}, got {_short(v)}")
     try:
         return cls(**raw)
     except TypeError as exc:
@@ -199,8 +212,31 @@ TOP_LEVEL = ("link", "watchdog", "shutdown", "realtime", "failsafe", "limits", "
              "sources", "channels", "server")  # [server] is read by pipilot.server.settings
 
 
+def check_numbers(data: Any, prefix: str = "") -> None:
+    """Refuse NaN, infinities and absurdly large integers anywhere in parsed TOML.
+
+    TOML has ``nan`` and ``inf`` literals and unbounded integers; no setting
+    means anything with them, and a NaN compares false against every bound, so
+    it is stopped here, naming the key, before any section sees it.
+    """
+    stack: list[tuple[str, Any]] = [(prefix, data)]
+    while stack:   # iterative: a deeply nested array must not exhaust the stack
+        key, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{key}.{k}" if key else str(k), x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{key}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(key or "value", f"must be a finite number, got {v!r}")
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT_LIMIT:
+            raise ConfigError(key or "value", f"integer out of range: {_short(v)}")
+
+
 def from_dict(data: dict[str, Any]) -> CoreConfig:
     """Build and validate a CoreConfig from parsed TOML."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", "must be a table")
+    check_numbers(data)
     for k in data:
         if k not in TOP_LEVEL:
             raise ConfigError(k, f"unknown section (known: {', '.join(TOP_LEVEL)})")
@@ -272,13 +308,23 @@ def _calibration(raw: Any) -> Calibration:
 
 def load(path: str | Path) -> CoreConfig:
     """Read and validate a TOML configuration file."""
+    return from_dict(read_toml(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; every way it can be unreadable is one ConfigError naming it."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(p), f"cannot read: {exc.strerror}") from None
+        raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
-    return from_dict(data)
+    except ValueError as exc:   # an integer too long to convert (over 4300 digits)
+        raise ConfigError(str(p), f"not valid TOML: {str(exc).split(';')[0]}") from None
+    except RecursionError:
+        raise ConfigError(str(p), "not valid TOML: nested too deeply") from None

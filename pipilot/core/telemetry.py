@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from pipilot.link.identity import (
     open_checked,
     reopen_names,
 )
+from pipilot.link.portspec import is_tcp, parse_tcp
 from pipilot.uavtalk import ALL_INSTANCES, Packet, PacketParser, PacketType, encode_packet
 from pipilot.uavtalk.definitions import Registry, load_definitions
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
@@ -533,10 +535,10 @@ class TelemetrySession:
 
 async def open_stream(port: str, baud: int = 9600) -> StreamPair:
     """Open ``tcp:HOST:PORT`` or a serial device / pty at ``baud`` as asyncio streams."""
-    if port.startswith("tcp:"):
-        host, _, tcp_port = port[4:].rpartition(":")
+    if is_tcp(port):
+        host, tcp_port = parse_tcp(port)
         try:
-            return await asyncio.open_connection(host or "127.0.0.1", int(tcp_port))
+            return await asyncio.open_connection(host, tcp_port)
         except (OSError, ValueError) as exc:
             raise LinkError(port, f"cannot connect: {exc}") from None
     return await open_serial(port, baud)
@@ -605,6 +607,10 @@ async def open_serial_device(port: str, baud: int = 9600, *,
     try:
         ser = serial.Serial(name, baud, timeout=0)
     except (serial.SerialException, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.EACCES:
+            from pipilot.link.serialport import access_hint
+
+            raise LinkError(port, f"permission denied: {access_hint(port)}") from None
         raise LinkError(port, f"cannot open serial port: {exc}") from None
     finally:
         if guard >= 0:

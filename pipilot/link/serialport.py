@@ -122,12 +122,36 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-def _group_hint(path: str) -> str:
+def access_hint(path: str) -> str:
+    """What to do when opening the device at ``path`` was refused (EACCES)."""
     try:
-        gid = os.stat(path).st_gid
-        name = grp.getgrgid(gid).gr_name
-    except (OSError, KeyError):
+        st = os.stat(path)
+    except OSError:
         return "check the device's group and permissions"
+    return permission_hint(path, st.st_gid, st.st_mode)
+
+
+UDEV_HINT = ('a udev rule giving it to group dialout, mode 0660 (e.g. SUBSYSTEM=="tty", '
+             'KERNEL=="{name}", GROUP="dialout", MODE="0660" in /etc/udev/rules.d/; '
+             'kernel/softuart/99-softuart.rules for the soft UART)')
+
+
+def permission_hint(path: str, gid: int, mode: int) -> str:
+    """What to do about a device node the user may not open.
+
+    Joining the node's group only helps when that group is an ordinary one with
+    read/write permission; a node of group root (gid 0) is root's alone.
+    """
+    rule = UDEV_HINT.format(name=os.path.basename(path))
+    if gid == 0:
+        return (f"the device belongs to root alone (group root, mode {mode & 0o777:o}): "
+                f"add {rule}, or run as root")
+    try:
+        name = grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"the device's group {gid} has no name here: add {rule}"
+    if mode & 0o060 != 0o060:
+        return f"group {name} may not read and write it (mode {mode & 0o777:o}): add {rule}"
     return f"add your user to the '{name}' group (sudo usermod -aG {name} $USER) and log in again"
 
 
@@ -146,7 +170,7 @@ def _open_fd(path: str) -> int:
         raise LinkError(path, "no such port (is the UART enabled? enable_uart=1 in "
                               "config.txt on a Pi; check the name)") from None
     except PermissionError:
-        raise LinkError(path, f"permission denied: {_group_hint(path)}") from None
+        raise LinkError(path, f"permission denied: {access_hint(path)}") from None
     except OSError as exc:
         if exc.errno == errno.EBUSY:
             raise LinkError(path, "port busy: another program holds it exclusively "

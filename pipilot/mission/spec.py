@@ -154,7 +154,9 @@ def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
     try:
         doc = tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
-        raise ConfigError("toml", str(exc)) from exc
+        raise ConfigError("toml", str(exc).split(";")[0]) from None
+    except RecursionError:     # arrays nested thousands deep
+        raise ConfigError("toml", "nested too deeply") from None
     return mission_from_dict(doc, name=name)
 
 

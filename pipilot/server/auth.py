@@ -3,16 +3,19 @@
 As in Jupyter, opening ``/?token=TOKEN`` once stores the token in an HttpOnly
 cookie and the page is logged in from then on. The token comes from
 ``--token``, ``PIPILOT_TOKEN`` or the config; otherwise one is generated at
-first start and kept (mode 0600) so bookmarks keep working. An empty token
-disables authentication, which is only allowed on a loopback address.
+first start and kept (mode 0600) so bookmarks keep working; a kept token file
+that other users can read is refused. An empty token disables authentication,
+which is only allowed on a loopback address.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,18 +46,81 @@ def resolve_token(
     if config is not None:
         return config, "config"
     path = path or token_file()
+    stored = read_token_file(path)
+    if stored:
+        return stored, str(path)
+    return create_token_file(path), f"generated, stored in {path}"
+
+
+def read_token_file(path: Path) -> str | None:
+    """The token kept in ``path`` (None when there is none yet).
+
+    A file others can read is refused: anyone holding the token flies the craft.
+    """
     try:
-        stored = path.read_text().strip()
-        if stored:
-            return stored, str(path)
-    except FileNotFoundError:
-        pass
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):   # no file yet (or no folder for it)
+        return None
+    except OSError as exc:
+        raise ConfigError("token file", f"cannot read {path}: {exc.strerror or exc} "
+                                        "(or give a token with --token or PIPILOT_TOKEN)") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError("token file", f"{path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise ConfigError("token file",
+                              f"{path} can be read by other users (mode "
+                              f"{stat.S_IMODE(st.st_mode):03o}): run `chmod 600 {path}`")
+        raw = os.read(fd, 4096)
+    except OSError as exc:
+        raise ConfigError("token file", f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError("token file", f"{path} does not hold a token (not ASCII text): "
+                                        "delete it to have a new one made") from None
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError("token file", f"{path} does not hold a token (more than one word): "
+                                        "delete it to have a new one made")
+    return token or None
+
+
+def create_token_file(path: Path) -> str:
+    """Generate a token and store it in ``path``, mode 0600 from its first byte on.
+
+    The token is written to a private temporary file in the same folder and
+    then linked into place, so no reader ever sees a partial file and no other
+    user ever sees the token; a token stored meanwhile by another start wins.
+    """
     token = secrets.token_urlsafe(24)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token, f"generated, stored in {path}"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.fchmod(fd, 0o600)   # whatever the umask
+            os.write(fd, (token + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:    # empty (replace it) or just stored by another start
+            stored = read_token_file(path)
+            if stored:
+                return stored
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError("token file", f"cannot create {path}: {exc.strerror or exc} "
+                                        "(or give a token with --token or PIPILOT_TOKEN)") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return token
 
 
 def is_loopback(host: str) -> bool:

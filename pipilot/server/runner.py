@@ -13,7 +13,7 @@ from aiohttp import web
 from pipilot.errors import ConfigError
 from pipilot.server.adapter import VehicleAdapter
 from pipilot.server.app import ServerConfig, make_app
-from pipilot.server.settings import page_url
+from pipilot.server.settings import login_line, page_url
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ async def serve(vehicle: Any, config: ServerConfig, token_source: str = "",
     sockets = getattr(server, "sockets", None) or []
     port = sockets[0].getsockname()[1] if sockets else config.port
     url = page_url(config, port)
-    where = f" (token: {token_source})" if token_source else ""
-    print(f"pipilot: fly from {url}{where}", file=out or sys.stdout, flush=True)
+    stream = out or sys.stdout
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    print(login_line(config, port, token_source, terminal), file=stream, flush=True)
     try:
         yield url
     finally:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from pipilot.core.config import check_numbers, read_toml
 from pipilot.errors import ConfigError
 from pipilot.server import auth
 from pipilot.server.app import ServerConfig
@@ -33,13 +33,11 @@ def read_server_table(path: str | None) -> dict[str, Any] | None:
     """The [server] table of a TOML config file (None without a file or a table)."""
     if not path:
         return None
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read: {exc}") from None
-    table = data.get("server")
+    table = read_toml(path).get("server")
     if table is not None and not isinstance(table, dict):
         raise ConfigError("server", "must be a table")
+    if table is not None:
+        check_numbers(table, "server")
     return table
 
 
@@ -60,11 +58,13 @@ def server_config(args: argparse.Namespace, table: Mapping[str, Any] | None = No
         raise ConfigError(f"server.{sorted(unknown)[0]}",
                           f"unknown key (known: {', '.join(sorted(KEYS))})")
     host = args.http_host if args.http_host is not None else table.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not host:
-        raise ConfigError("server.host", "must be an address")
+    if not isinstance(host, str) or not host.strip():
+        key = "--http-host" if args.http_host is not None else "server.host"
+        raise ConfigError(key, "must be an address")
     port = args.http_port if args.http_port is not None else table.get("port", 8080)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError("server.port", f"must be 0..65535, got {port!r}")
+        key = "--http-port" if args.http_port is not None else "server.port"
+        raise ConfigError(key, f"must be 0..65535 (0: any free port), got {port!r}")
     cfg_token = table.get("token")
     if cfg_token is not None and not isinstance(cfg_token, str):
         raise ConfigError("server.token", "must be a string")
@@ -98,3 +98,30 @@ def page_url(config: ServerConfig, port: int) -> str:
         host = f"[{host}]"
     base = f"http://{host}:{port}/"
     return f"{base}?token={config.token}" if config.token else base
+
+
+def login_line(config: ServerConfig, port: int, token_source: str, terminal: bool) -> str:
+    """The line that tells where to fly from.
+
+    The token is printed only to an interactive terminal: elsewhere (a pipe, a
+    file, the systemd journal) the line would keep it for anyone reading the
+    log, so it names where the token is kept instead.
+    """
+    url = page_url(config, port)
+    if not config.token or terminal:
+        where = f" (token: {token_source})" if token_source else ""
+        return f"pipilot: fly from {url}{where}"
+    bare = page_url(dataclasses.replace(config, token=""), port)
+    return f"pipilot: fly from {bare}?token=TOKEN ({_token_hint(token_source)})"
+
+
+def _token_hint(source: str) -> str:
+    not_shown = "TOKEN not shown: output is not a terminal"
+    if source == "--token":
+        return f"{not_shown}; it is the one given with --token"
+    if source == auth.TOKEN_ENV:
+        return f"{not_shown}; it is ${auth.TOKEN_ENV}"
+    if source == "config":
+        return f"{not_shown}; it is the config's [server] token"
+    path = source.removeprefix("generated, stored in ")
+    return f"{not_shown}; it is in {path}"

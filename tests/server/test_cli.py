@@ -1,4 +1,4 @@
-"""`pipilot fly` serves the page: URL printed with the token, /api/status answers."""
+"""`pipilot fly` serves the page: URL printed (the token only to a terminal), status answers."""
 
 import json
 import os
@@ -29,8 +29,10 @@ def test_fly_serves_the_page_with_the_config_token(tmp_path):
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=cfg-token", line)
-            assert m, line
+            # stdout is a pipe, as under systemd: the URL, never the token itself
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=TOKEN \(TOKEN not shown.*"
+                          r"config's \[server\] token", line)
+            assert m and "cfg-token" not in line, line
             base = f"http://127.0.0.1:{m.group(1)}"
             req = urllib.request.Request(f"{base}/api/status",
                                          headers={"Authorization": "token cfg-token"})
@@ -54,6 +56,7 @@ def test_fly_serves_the_page_with_the_config_token(tmp_path):
             time.sleep(0.1)
     assert proc.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["stopped"]
+    assert "cfg-token" not in out + err
 
 
 def test_fly_refuses_a_public_address_without_a_token(tmp_path):

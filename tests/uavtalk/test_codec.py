@@ -15,8 +15,8 @@ from .strategies import object_values
 
 
 @pytest.mark.parametrize("name", sorted(load_definitions()))
-def test_every_object_round_trips(xml_registry: Registry, name: str) -> None:
-    obj = xml_registry[name]
+def test_every_object_round_trips(registry: Registry, name: str) -> None:
+    obj = registry[name]
 
     @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(object_values(obj))
@@ -29,8 +29,8 @@ def test_every_object_round_trips(xml_registry: Registry, name: str) -> None:
     run()
 
 
-def test_each_object_round_trips_its_defaults(xml_registry: Registry) -> None:
-    for obj in xml_registry.objects():
+def test_each_object_round_trips_its_defaults(registry: Registry) -> None:
+    for obj in registry.objects():
         d = obj.defaults()
         assert obj.decode(obj.encode(d)) == d, obj.name
 
@@ -51,9 +51,9 @@ def _normalise(obj, parsed) -> dict:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_fast_path_agrees_with_construct_layout(xml_registry: Registry) -> None:
+def test_fast_path_agrees_with_construct_layout(registry: Registry) -> None:
     """The struct fast path and the construct layout (plain and compiled) read alike."""
-    objs = xml_registry.objects()
+    objs = registry.objects()
 
     @settings(max_examples=3 * len(objs), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -68,7 +68,7 @@ def test_fast_path_agrees_with_construct_layout(xml_registry: Registry) -> None:
 
     run()
     for name in ("AttitudeState", "FlightStatus", "GCSTelemetryStats"):
-        obj = xml_registry[name]
+        obj = registry[name]
         raw = obj.encode(obj.defaults())
         assert _normalise(obj, obj.compiled_layout.parse(raw)) == obj.decode(raw)
         assert obj.compiled_layout.build(obj.compiled_layout.parse(raw)) == raw

@@ -24,10 +24,10 @@ PIPILOT_OBJECTS = [
 ]
 
 
-def test_known_ids_from_the_notes(xml_registry: Registry) -> None:
-    assert xml_registry["AttitudeState"].object_id == 0xD7E0D964
-    assert xml_registry["FlightStatus"].object_id == 0x24D25E28
-    gcs = xml_registry["GCSTelemetryStats"]
+def test_known_ids_from_the_notes(registry: Registry) -> None:
+    assert registry["AttitudeState"].object_id == 0xD7E0D964
+    assert registry["FlightStatus"].object_id == 0x24D25E28
+    gcs = registry["GCSTelemetryStats"]
     assert gcs.object_id == 0xCAD1DC0A
     assert gcs.size == 37
     assert gcs.fields[-1].name == "Status"
@@ -50,13 +50,13 @@ def test_registry_lookup(registry: Registry) -> None:
     assert set(PIPILOT_OBJECTS) <= set(registry)
 
 
-def test_wire_order_is_stable_size_sort(xml_registry: Registry) -> None:
-    for obj in xml_registry.objects():
+def test_wire_order_is_stable_size_sort(registry: Registry) -> None:
+    for obj in registry.objects():
         sizes = [f.element_size for f in obj.fields]
         assert sizes == sorted(sizes, reverse=True), obj.name
         assert obj.size == sum(f.size for f in obj.fields)
     # XML order breaks ties: GCSTelemetryStats lists Status first, floats/uint32 keep order.
-    names = [f.name for f in xml_registry["GCSTelemetryStats"].fields]
+    names = [f.name for f in registry["GCSTelemetryStats"].fields]
     assert names[:3] == ["TxDataRate", "TxBytes", "TxFailures"]
 
 
@@ -111,11 +111,11 @@ def test_builtin_file_is_regenerated_output(xml_dir: Path) -> None:
     assert committed == dump_builtin(read_xml_dir(xml_dir))
 
 
-def test_field_details(xml_registry: Registry) -> None:
-    fs = {f.name: f for f in xml_registry["FlightStatus"].fields}
+def test_field_details(registry: Registry) -> None:
+    fs = {f.name: f for f in registry["FlightStatus"].fields}
     assert fs["Armed"].options == ("Disarmed", "Arming", "Armed")
     assert fs["ControlChain"].element_names == ("Stabilization", "PathFollower", "PathPlanner")
-    mixer = {f.name: f for f in xml_registry["MixerSettings"].fields}
+    mixer = {f.name: f for f in registry["MixerSettings"].fields}
     # cloneof copies type, elements, options and defaults under a new name
     assert mixer["Mixer2Type"].options == mixer["Mixer1Type"].options
     assert mixer["Mixer2Vector"].count == mixer["Mixer1Vector"].count
@@ -124,10 +124,10 @@ def test_field_details(xml_registry: Registry) -> None:
     assert mixer["Curve2Source"].options[:3] == ("Throttle", "Roll", "Pitch")
     # numeric element names are names, not indices
     assert mixer["ThrottleCurve1"].element_names == ("0", "25", "50", "75", "100")
-    att = xml_registry["AttitudeState"].info
+    att = registry["AttitudeState"].info
     assert att.telemetry_flight.update_mode == "periodic"
     assert att.telemetry_flight.period_ms == 130
-    assert xml_registry["AttitudeState"].fields[4].units == "degrees"
+    assert registry["AttitudeState"].fields[4].units == "degrees"
 
 
 def _write(tmp: Path, body: str) -> Path:

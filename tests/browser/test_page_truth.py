@@ -130,9 +130,10 @@ async def test_all_text_has_enough_contrast_in_every_state(rig):
     page = await ctx.new_page()
     await page.goto(f"{url}/?token={TOKEN}")
     await expect(page.locator("#seat")).to_have_text("observing: another page flies")
+    await expect(page.get_by_role("alert").filter(has_text="FAILSAFE")).to_be_visible()
+    await check_contrast(page, 50)
     await page.get_by_role("button", name="Take over").click()
     await expect(page.locator("#banner")).to_contain_text("again")
-    await expect(page.locator("#failsafe-banner")).to_be_visible()
     await expect(page.locator("#telemetry-banner")).to_be_visible()
     await check_contrast(page, 60)
     # The pilot: an arm confirmation offered, the gamepad panel open and its gamepad lost.

@@ -317,3 +317,29 @@ async def test_failsafe_and_telemetry_banners_follow_what_the_server_says(rig):
     await expect(page.locator("#fclink")).to_contain_text("no telemetry port")
     await expect(page.locator("#telemetry-banner")).to_be_hidden()
     await page.close()
+
+
+async def test_every_control_has_its_name_and_role(rig):
+    # The names pages, tests and tools rely on stay as they are; every control,
+    # the gamepad mapping included, has a name a screen reader can say.
+    _, url, browser = rig
+    page = await pilot_page(browser, url)
+    await page.get_by_role("button", name="Arm", exact=True).click()
+    await page.locator("#gamepad summary").click()
+    for role, names in [
+        ("button", ["Arm", "Disarm", "Release control", "Confirm arm"]),
+        ("slider", ["Throttle", "Yaw", "Roll", "Pitch",
+                    "Accessory 0", "Accessory 1", "Accessory 2", "Accessory 3"]),
+        ("status", ["Server link", "Telemetry link", "Pilot seat", "FC arming state"]),
+        ("checkbox", ["Fly with the gamepad", "roll gamepad invert"]),
+        ("spinbutton", ["throttle gamepad index"]),
+        ("combobox", ["pitch gamepad source"]),
+    ]:
+        for name in names:
+            await expect(page.get_by_role(role, name=name, exact=True)).to_have_count(1)
+        controls = page.get_by_role(role)
+        for i in range(await controls.count()):
+            snap = await controls.nth(i).aria_snapshot()
+            if role != "status":  # the value outputs are unnamed status regions
+                assert re.match(rf'- {role} "[^"]+"', snap), snap
+    await page.close()

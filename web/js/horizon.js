@@ -13,7 +13,7 @@ export function drawHorizon(canvas, att) {
   if (!att) {
     ctx.fillStyle = '#2a323d';
     ctx.fillRect(0, 0, w, h);
-    ctx.fillStyle = '#8b97a5';
+    ctx.fillStyle = '#a3aebb';  // 5.75:1 on the grey disc
     ctx.font = '16px system-ui';
     ctx.textAlign = 'center';
     ctx.fillText('no attitude', w / 2, h / 2);

@@ -130,7 +130,7 @@ async def test_failsafe_shows_while_the_core_flies_the_craft_and_not_after_a_lan
         await expect(page.locator("#rx-throttle")).to_have_text(
             re.compile(r"^0\.[45]\d\d$"), timeout=15_000)
         body = page.locator("body")
-        assert "FAILSAFE" not in await body.inner_text()
+        await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True)
 
         # The pilot's page falls silent in the air: the core descends on its own.
         await page.evaluate(HIDE % "true")
@@ -208,7 +208,7 @@ async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns() -
             first = await age()
             await page.wait_for_timeout(1500)
             second = await age()
-            assert second >= first + 1.0, (first, second)  # live, growing
+            assert second > first + 0.5, (first, second)  # live, growing
             # Past the session's 6 s link timeout the link is down: still lost, older.
             connected = page.locator("#fclink dd").first
             await expect(connected).to_have_text("no", timeout=15_000)

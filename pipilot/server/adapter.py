@@ -6,13 +6,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipilot.core.failsafe import FailsafeState
 from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.server.port import ArmIntent, TelemetryValue
 from pipilot.server.protocol import Sticks
 
 PILOT = "pilot"
 _RATE_WINDOW_S = 1.0
-_FAILSAFE_STATES = ("descent", "throttle_cut", "failsafe")
+#: How old the last throttle seen in NORMAL may be and still tell what a descent
+#: began from: a few status periods (20 Hz).
+_FLYING_SAMPLE_S = 0.25
 
 
 class VehicleAdapter:
@@ -22,6 +25,13 @@ class VehicleAdapter:
         self.vehicle = vehicle
         self._samples: deque[tuple[float, int]] = deque()
         self._sim_cache: dict[str, Any] = {}
+        # The throttle last seen while a source flew, and whether the descent under
+        # way started with the craft under power (see `failsafe_active`).
+        self._flying: tuple[float, float] | None = None  # (time, throttle)
+        self._descent_powered: bool | None = None
+        # When the FC's newest telemetry arrived, on the session's clock: kept here
+        # because a session that reopens its port forgets it.
+        self._telemetry_rx_at: float | None = None
 
     def _from_sim(self, key: str, read: Callable[[], Any]) -> Any:
         """Read from the simulator without ever blocking the event loop.
@@ -73,6 +83,55 @@ class VehicleAdapter:
         session = self.vehicle.telemetry
         return bool(session is not None and session.connected)
 
+    def telemetry_link(self) -> Mapping[str, Any]:
+        """The FC telemetry link: `configured` (a session exists at all: `pipilot fly`
+        without --telemetry-port has none), `connected`, `was_connected` (the
+        handshake completed at least once) and `age_s`, the seconds since the last
+        valid packet from the FC (None before the first)."""
+        session = self.vehicle.telemetry
+        if session is None:
+            return {"configured": False, "connected": False, "was_connected": False,
+                    "age_s": None}
+        st = session.stats
+        now = float(session.clock.now())
+        age = st.get("last_rx_age_s")
+        if age is not None:
+            self._telemetry_rx_at = now - float(age)
+        rx_at = self._telemetry_rx_at
+        return {"configured": True, "connected": bool(st.get("connected")),
+                "was_connected": int(st.get("connects") or 0) > 0,
+                "age_s": None if rx_at is None else max(0.0, now - rx_at)}
+
+    def failsafe_active(self) -> bool:
+        """True while the core, not a pilot or a mission, decides what the craft does.
+
+        FAILSAFE (flagged frames) always counts. DESCENT counts when it began with
+        the craft under power: the lost-source descent is flying it down. A
+        descent that began at throttle off (the pilot landed, then let go of the
+        seat) sends throttle off, which is the end of a flight, not a failsafe;
+        so is THROTTLE_CUT, the state a finished descent rests in, and STANDBY.
+        """
+        core = self.vehicle.core
+        state = core.failsafe.state
+        out = getattr(core, "last_output", None)
+        throttle = 0.0 if out is None else float(out.setpoint.throttle)
+        now = self.now()
+        if state is FailsafeState.NORMAL:
+            self._flying = (now, throttle)
+        if state is not FailsafeState.DESCENT:
+            self._descent_powered = None
+            return state is FailsafeState.FAILSAFE
+        if self._descent_powered is None:
+            # This reading can come a status period (50 ms) after the descent began,
+            # the throttle already slewed down: the throttle seen while a source
+            # flew just before counts too.
+            flying = self._flying
+            before = (flying[1] if flying is not None
+                      and flying[0] >= core.failsafe.since - _FLYING_SAMPLE_S else 0.0)
+            self._descent_powered = max(before, throttle) > 0.0
+        self._descent_powered = self._descent_powered or throttle > 0.0
+        return self._descent_powered
+
     def _rate(self, now: float, frames: int) -> float | None:
         """Frames a second over the last second or so, from the sent counter."""
         s = self._samples
@@ -96,9 +155,7 @@ class VehicleAdapter:
             "lateness_p99_us": st.lateness_p99_s * 1e6,
             "lateness_max_us": st.lateness_max_s * 1e6,
             "expected_accepted_per_s": st.expected_accepted_per_s,
-            # Descending, throttle cut and failsafe frames are all the failsafe at
-            # work; STANDBY (no source yet) is the quiet state before anyone flies.
-            "failsafe": core.failsafe.state.value in _FAILSAFE_STATES,
+            "failsafe": self.failsafe_active(),
             "failsafe_state": core.failsafe.state.value,
             "failsafe_reason": core.failsafe.reason,
             "source": getattr(core.last_output, "source", None),

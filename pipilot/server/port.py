@@ -50,6 +50,12 @@ class VehiclePort(Protocol):
     @property
     def telemetry_connected(self) -> bool: ...
 
+    def telemetry_link(self) -> Mapping[str, Any]:
+        """The FC telemetry link: `configured` (False when there is no telemetry at
+        all), `connected`, `was_connected` (connected at least once), `age_s`
+        (seconds since the FC's newest packet, None before the first)."""
+        ...
+
     def link_stats(self) -> Mapping[str, Any]:
         """S.Bus frame statistics: rate, lateness, failsafe state; in sim, FC acceptance."""
         ...

@@ -57,11 +57,24 @@ def alarms(port: VehiclePort) -> dict[str, str] | None:
             if str(_clean(v)) not in ("OK", "Uninitialised")}
 
 
+def telemetry_link(port: VehiclePort) -> dict[str, Any]:
+    """The telemetry link as the page shows it: see `VehiclePort.telemetry_link`."""
+    link = port.telemetry_link()
+    age = link.get("age_s")
+    return {
+        "configured": bool(link.get("configured")),
+        "connected": bool(link.get("connected")),
+        "was_connected": bool(link.get("was_connected")),
+        "age": None if age is None or not math.isfinite(age) else round(float(age), 2),
+    }
+
+
 def build_state(port: VehiclePort, cockpit: Cockpit, clients: int) -> dict[str, Any]:
     """One live-view update, shared by every page."""
     return {
         "t": round(port.now(), 4),
         "telemetry_connected": bool(port.telemetry_connected),
+        "telemetry_link": telemetry_link(port),
         "attitude": _obj(port, "AttitudeState", ("Roll", "Pitch", "Yaw")),
         "flight": _obj(port, "FlightStatus", ("Armed", "FlightMode")),
         "receiver": _obj(port, "ManualControlCommand",
@@ -92,6 +105,7 @@ def status(port: VehiclePort, cockpit: Cockpit) -> dict[str, Any]:
         "throttle": None if mcc is None else _clean(mcc[0].get("Throttle")),
         "flight_mode": None if mode is None else _clean(mode[0].get("FlightMode")),
         "telemetry_connected": bool(port.telemetry_connected),
+        "telemetry_link": telemetry_link(port),
         "pilot": cockpit.state.value,
         "sbus": _clean(dict(port.link_stats())),
     }

@@ -54,6 +54,9 @@ class RealtimeSim:
         self._tel_master = self._tel_slave = -1
         self.telemetry_port = ""
         self.tx_dropped = 0
+        #: A cut telemetry wire (for tests of telemetry loss): while True, bytes in
+        #: both directions are lost. The S.Bus line is not affected.
+        self.telemetry_cut = False
         self.error: BaseException | None = None
 
     # -- life cycle ---------------------------------------------------------------
@@ -140,6 +143,8 @@ class RealtimeSim:
                 self.telemetry.feed(chunk, t)
             m.advance_to(now)
             out = self.telemetry.pop_tx(now)
+        if out and self.telemetry_cut:
+            out = b""
         if out:
             try:
                 os.write(self._tel_master, out)
@@ -158,6 +163,8 @@ class RealtimeSim:
                 return  # EIO while no process holds the slave open
             if not chunk:
                 return
+            if self.telemetry_cut:
+                continue
             # the bytes take their wire time at the baud before the FC has them
             t = self.model_time() + self.lag_s
             self._tel_rx_free = max(t, self._tel_rx_free) + len(chunk) * self.telemetry.byte_time

@@ -109,3 +109,118 @@ async def test_fly_the_simulated_cc3d_from_the_page(sim_url: str) -> None:
         await expect(watcher.locator("#rx-throttle")).to_have_text(
             re.compile(r"^0\.(3[0-9]|2\d|1\d|0\d)\d$|^-"), timeout=15_000)
         await browser.close()
+
+
+HIDE = """Object.defineProperty(document, 'hidden', {value: %s, configurable: true});
+document.dispatchEvent(new Event('visibilitychange'));"""
+
+
+async def test_failsafe_shows_while_the_core_flies_the_craft_and_not_after_a_landing(
+        sim_url: str) -> None:
+    # The FAILSAFE banner stayed up after any flight: a pilot who landed and let go
+    # of the seat left the core's throttle cut, which the page called a failsafe.
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        await page.goto(sim_url)
+        await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
+                                                              timeout=30_000)
+        await page.get_by_role("button", name="Take control").click()
+        await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+        await page.get_by_role("slider", name="Throttle").fill("0.5")
+        await expect(page.locator("#rx-throttle")).to_have_text(
+            re.compile(r"^0\.[45]\d\d$"), timeout=15_000)
+        body = page.locator("body")
+        await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True)
+
+        # The pilot's page falls silent in the air: the core descends on its own.
+        await page.evaluate(HIDE % "true")
+        fs = page.get_by_role("alert").filter(has_text=re.compile("^FAILSAFE: "))
+        await expect(fs).to_contain_text("descending", timeout=10_000)
+        # ...and flies again when it is back: the banner goes with the failsafe.
+        await page.evaluate(HIDE % "false")
+        await expect(page.locator("#seat")).to_have_text("PILOT (you fly)", timeout=10_000)
+        await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True,
+                                               timeout=10_000)
+
+        # Landed (throttle off), the pilot lets go of the seat: a normal end of flight.
+        await page.get_by_role("slider", name="Throttle").fill("0")
+        await expect(page.locator("#rx-throttle")).to_have_text(
+            re.compile(r"^0\.0[0-4]\d$|^-"), timeout=15_000)
+        release = page.get_by_role("button", name="Release control")
+        await release.hover()
+        await page.mouse.down()
+        await page.wait_for_timeout(1300)
+        await page.mouse.up()
+        await expect(page.locator("#seat")).to_have_text("observing: seat free")
+        states = set()
+        deadline = time.monotonic() + 11.0  # the 8 s descent, then the throttle cut
+        while time.monotonic() < deadline:
+            assert "FAILSAFE" not in await body.inner_text()
+            status = await page.evaluate("fetch('/api/status').then(r => r.json())")
+            assert status["sbus"]["failsafe"] is False
+            states.add(status["sbus"]["failsafe_state"])
+            await page.wait_for_timeout(250)
+        assert states >= {"descent", "throttle_cut"}, states
+        await browser.close()
+
+
+async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns() -> None:
+    # The simulator in this process, so the test can cut its telemetry wire.
+    import io
+
+    from pipilot.core.config import CoreConfig, LinkConfig, RealtimeConfig
+    from pipilot.core.telemetry import TelemetrySession
+    from pipilot.core.vehicle import Vehicle
+    from pipilot.server.app import ServerConfig
+    from pipilot.server.runner import serve
+    from pipilot.sim.model import SimulatedCC3D
+    from pipilot.sim.runner import RealtimeSim
+
+    sim = RealtimeSim(SimulatedCC3D(seed=3)).start()
+    config = CoreConfig().replace(
+        link=LinkConfig(port=sim.sbus_port),
+        realtime=RealtimeConfig(mlockall=False, gc_freeze=False, nice=0))
+    vehicle = Vehicle.create(sim.sbus_port, config, sim=sim)
+    session = await TelemetrySession.open(sim.telemetry_port, 9600)
+    vehicle.attach_telemetry(session)
+    await session.start()
+    await vehicle.start()
+    try:
+        async with serve(vehicle, ServerConfig(port=0, token=TOKEN), out=io.StringIO()) as url, \
+                async_playwright() as pw:
+            browser = await launch(pw)
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            await page.goto(url)
+            badge = page.locator("#telemetry")
+            await expect(badge).to_have_text("telemetry: connected", timeout=30_000)
+            banner = page.locator("#telemetry-banner")
+            await expect(banner).to_be_hidden()
+
+            sim.telemetry_cut = True
+            await expect(banner).to_be_visible(timeout=10_000)
+            await expect(badge).to_have_text("telemetry: lost")
+
+            async def age() -> float:
+                m = re.search(r"Telemetry lost: (\d+\.\d) s", await banner.inner_text())
+                assert m, await banner.inner_text()
+                return float(m.group(1))
+
+            first = await age()
+            await page.wait_for_timeout(1500)
+            second = await age()
+            assert second > first + 0.5, (first, second)  # live, growing
+            # Past the session's 6 s link timeout the link is down: still lost, older.
+            connected = page.locator("#fclink dd").first
+            await expect(connected).to_have_text("no", timeout=15_000)
+            assert await age() > 6.0
+            await expect(banner).to_be_visible()
+
+            sim.telemetry_cut = False
+            await expect(banner).to_be_hidden(timeout=30_000)
+            await expect(badge).to_have_text("telemetry: connected")
+            await browser.close()
+    finally:
+        await vehicle.stop()
+        await session.stop()
+        sim.stop()

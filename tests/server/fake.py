@@ -16,6 +16,8 @@ class FakeVehicle:
         self.withdrawals: list[float] = []
         self.telemetry: dict[str, Mapping[str, Any]] = {}
         self.connected = True
+        #: as VehiclePort.telemetry_link; None: derived from `connected` (a fresh link)
+        self.link: dict[str, Any] | None = None
         self.output: Sticks | None = None  # what the craft is being sent (None: unknown)
         self.truth: Mapping[str, Any] | None = {"position": [0.0, 0.0, 0.0]}
 
@@ -38,6 +40,12 @@ class FakeVehicle:
     @property
     def telemetry_connected(self) -> bool:
         return self.connected
+
+    def telemetry_link(self) -> Mapping[str, Any]:
+        if self.link is not None:
+            return self.link
+        return {"configured": True, "connected": self.connected,
+                "was_connected": self.connected, "age_s": 0.01 if self.connected else None}
 
     def link_stats(self) -> Mapping[str, Any]:
         return {"frames_sent": 10, "rate_hz": 142.9}

@@ -89,7 +89,9 @@ export class Controls {
   }
 
   setPilot(on) {
-    if (on !== this.pilot) this.halted = null;  // a new spell in the seat starts clean
+    // A new spell in the seat starts clean; a lost seat has nothing left to halt
+    // (and its banner goes with it).
+    if (on !== this.pilot) this.setHalt(null);
     this.pilot = on;
     for (const el of Object.values(this.inputs)) el.disabled = !on;
   }

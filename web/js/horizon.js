@@ -13,7 +13,7 @@ export function drawHorizon(canvas, att) {
   if (!att) {
     ctx.fillStyle = '#2a323d';
     ctx.fillRect(0, 0, w, h);
-    ctx.fillStyle = '#8b97a5';
+    ctx.fillStyle = '#a3aebb';  // 5.75:1 on the grey disc
     ctx.font = '16px system-ui';
     ctx.textAlign = 'center';
     ctx.fillText('no attitude', w / 2, h / 2);
@@ -25,7 +25,7 @@ export function drawHorizon(canvas, att) {
   ctx.translate(w / 2, h / 2);
   ctx.rotate(-roll);
   ctx.translate(0, pitch * PX_PER_DEG);
-  ctx.fillStyle = '#3b7fc4';
+  ctx.fillStyle = '#2f6aa8';  // white labels on it at 5.6:1
   ctx.fillRect(-2 * w, -4 * h, 4 * w, 4 * h);
   ctx.fillStyle = '#7a5530';
   ctx.fillRect(-2 * w, 0, 4 * w, 4 * h);

@@ -8,14 +8,22 @@ import { renderAlarms, renderFcLink, renderReceiver, renderSbus, renderSim } fro
 
 const $ = (id) => document.getElementById(id);
 const HOLD_MS = 1000;
+// Telemetry older than this is lost: the FC streams AttitudeState every 130 ms.
+const TELEMETRY_STALE_S = 1.0;
 
 const link = new Link(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 const controls = new Controls(link);
 new GamepadInput(controls);
+// The page is halted while its sticks cannot be trusted; the banner goes with the
+// halt: when the gamepad returns, the box is unticked, or the seat is gone.
 controls.onHalt = (reason) => {
-  if (reason) notice(`${reason[0].toUpperCase()}${reason.slice(1)}: no sticks are sent, the pilot failsafe applies. `
-    + 'Reconnect it, or untick "Fly with the gamepad" to fly with the sliders.', 'bad', 0);
-  else clearNotice();
+  const b = $('gamepad-banner');
+  if (reason) {
+    put(b, `${reason[0].toUpperCase()}${reason.slice(1)}: no sticks are sent, the pilot failsafe applies. `
+      + (reason === 'page hidden' ? 'Show this tab again to fly.'
+        : 'Reconnect it, or untick "Fly with the gamepad" to fly with the sliders.'));
+  }
+  b.hidden = !reason;
 };
 
 let canPilot = false;
@@ -24,6 +32,7 @@ let lastState = null;
 let takeoverArmed = -Infinity;
 let noticeTimer = null;
 let lastAttitude = null;
+const cancelConfirm = [];
 
 function put(el, text) {
   if (el.textContent !== text) el.textContent = text;
@@ -38,7 +47,7 @@ function badge(el, text, cls) {
 function notice(text, kind = 'warn', ms = 4000) {
   const b = $('banner');
   put(b, text);
-  b.className = kind;
+  b.className = `banner ${kind}`;
   b.hidden = false;
   clearTimeout(noticeTimer);
   if (ms) noticeTimer = setTimeout(() => { b.hidden = true; }, ms);
@@ -51,6 +60,7 @@ function renderSeat() {
   controls.setPilot(you && link.open);
   $('arm').disabled = !you;
   $('disarm').disabled = !you;
+  if (!you) for (const cancel of cancelConfirm) cancel();
   $('take').hidden = you;
   $('release').hidden = !you;
   $('take').disabled = !canPilot;
@@ -65,6 +75,9 @@ function renderSeat() {
 link.addEventListener('open', () => { badge($('conn'), 'online', 'ok'); clearNotice(); });
 link.addEventListener('close', () => {
   badge($('conn'), 'offline', 'bad');
+  // What the server said no longer holds: the banners below would be stale.
+  $('failsafe-banner').hidden = true;
+  $('telemetry-banner').hidden = true;
   seat = { ...seat, you: false };
   renderSeat();
   notice('Disconnected from pipilot: the pilot failsafe applies. Reconnecting…', 'bad', 0);
@@ -115,11 +128,31 @@ function render() {
   renderSbus(s.sbus);
   renderFcLink(s, link.rtt);
   renderSim(s.sim);
-  badge($('telemetry'), s.telemetry_connected ? 'telemetry: connected' : 'telemetry: disconnected',
-    s.telemetry_connected ? 'ok' : 'bad');
+  renderTelemetry(s);
   put($('rtt'), link.rtt === null ? 'rtt –' : `rtt ${link.rtt.toFixed(1)} ms`);
-  const fs = s.sbus?.failsafe;
-  if (fs) notice(`FAILSAFE: ${s.sbus.failsafe_reason || 'active'}`, 'bad', 1000);
+  // FAILSAFE while the core, not a pilot or a mission, flies the craft (the server
+  // decides: a throttle cut after landing is not one); gone when it ends.
+  const fsb = $('failsafe-banner');
+  if (s.sbus?.failsafe) put(fsb, `FAILSAFE: ${s.sbus.failsafe_reason || 'active'}`);
+  fsb.hidden = !s.sbus?.failsafe;
+}
+
+// The FC telemetry link: lost once it was connected and no longer is, or when its
+// newest packet is older than TELEMETRY_STALE_S. No telemetry at all (`pipilot fly`
+// without --telemetry-port) is said plainly, not as an alarm.
+function renderTelemetry(s) {
+  const t = s.telemetry_link ?? { configured: true, connected: s.telemetry_connected,
+    was_connected: s.telemetry_connected, age: null };
+  const stale = t.age !== null && t.age > TELEMETRY_STALE_S;
+  const lost = t.configured && ((t.was_connected && !t.connected) || stale);
+  if (!t.configured) badge($('telemetry'), 'telemetry: none', '');
+  else if (lost) badge($('telemetry'), 'telemetry: lost', 'bad');
+  else badge($('telemetry'), t.connected ? 'telemetry: connected' : 'telemetry: disconnected',
+    t.connected ? 'ok' : 'bad');
+  $('telemetry').title = t.configured ? '' : 'No telemetry port: the FC\'s state is not shown '
+    + '(pipilot fly --telemetry-port)';
+  if (lost) put($('telemetry-age'), t.age === null ? 'no packet yet' : `${t.age.toFixed(1)} s`);
+  $('telemetry-banner').hidden = !lost;
 }
 requestAnimationFrame(render);
 
@@ -137,9 +170,11 @@ $('take').addEventListener('click', () => {
   }
 });
 // Releasing the seat hands the craft to the failsafe: it is held to confirm, like Disarm.
-holdToConfirm($('release'), HOLD_MS, () => link.send({ type: 'release' }));
-holdToConfirm($('arm'), HOLD_MS, () => link.send({ type: 'arm' }));
-holdToConfirm($('disarm'), HOLD_MS, () => link.send({ type: 'disarm' }));
+cancelConfirm.push(
+  holdToConfirm($('release'), HOLD_MS, () => link.send({ type: 'release' }), $('release-confirm')),
+  holdToConfirm($('arm'), HOLD_MS, () => link.send({ type: 'arm' }), $('arm-confirm')),
+  holdToConfirm($('disarm'), HOLD_MS, () => link.send({ type: 'disarm' }), $('disarm-confirm')),
+);
 
 async function start() {
   drawHorizon($('horizon'), null);

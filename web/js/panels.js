@@ -96,8 +96,10 @@ export function renderSbus(sbus) {
 
 export function renderFcLink(state, rtt) {
   const fl = state.fc_link;
+  const t = state.telemetry_link;
   kv($('fclink'), [
-    ['Connected', state.telemetry_connected ? 'yes' : 'no'],
+    ['Connected', t && !t.configured ? 'no telemetry port' : (state.telemetry_connected ? 'yes' : 'no')],
+    ['Last packet', typeof t?.age === 'number' ? `${t.age.toFixed(1)} s ago` : '–'],
     ['FC status', fl?.Status ?? '–'],
     ['FC rx / tx', fl ? `${fmt(fl.RxDataRate, 0)} / ${fmt(fl.TxDataRate, 0)} B/s` : '–'],
     ['Page round trip', rtt === null ? '–' : `${rtt.toFixed(1)} ms`],

@@ -146,7 +146,7 @@ class TelemetrySession:
     @classmethod
     async def open(cls, port: str, baud: int = 9600, registry: Registry | None = None,
                    **kwargs: Any) -> TelemetrySession:
-        """A session on a serial port, pty or ``tcp:HOST:PORT`` that reopens it if lost."""
+        """A session on a serial port, pty, ``tcp:`` or ``udp:HOST:PORT``; reopens it if lost."""
 
         async def reopen() -> StreamPair:
             return await open_stream(port, baud)
@@ -508,7 +508,11 @@ class TelemetrySession:
 
 
 async def open_stream(port: str, baud: int = 9600) -> StreamPair:
-    """Open ``tcp:HOST:PORT`` or a serial device / pty at ``baud`` as asyncio streams."""
+    """Open ``tcp:HOST:PORT``, ``udp:HOST:PORT`` or a serial device / pty as asyncio streams."""
+    if port.startswith("udp:"):
+        from pipilot.link.udp import open_udp
+
+        return await open_udp(port)
     if port.startswith("tcp:"):
         host, _, tcp_port = port[4:].rpartition(":")
         try:

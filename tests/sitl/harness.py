@@ -98,13 +98,29 @@ class Backend:
     frames_accepted: Any  # () -> int, the flight side's decoded-frame counter
 
 
+#: Requests whose answer did not come within REQUEST_TIMEOUT_S, per session.
+LOST_ANSWERS: Counter[int] = Counter()
+REQUEST_TIMEOUT_S = 0.15
+
+
 async def poll_until(session: TelemetrySession, name: str, pred: Any, timeout: float) -> float:
-    """Seconds until ``pred(values)`` holds for object ``name`` (polled by request), or inf."""
+    """Seconds until ``pred(values)`` holds for object ``name`` (polled by request), or inf.
+
+    A request not answered within REQUEST_TIMEOUT_S is asked again (and counted in
+    LOST_ANSWERS) rather than left to the session's 1 s retry, which would add whole
+    seconds to a measured time.
+    """
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        with contextlib.suppress(Exception):
-            if pred(await session.request(name)):
-                return time.monotonic() - t0
+        try:
+            values = await asyncio.wait_for(session.request(name), REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            LOST_ANSWERS[id(session)] += 1
+            continue
+        except Exception:  # a NACK or a closed link: ask again
+            values = None
+        if values is not None and pred(values):
+            return time.monotonic() - t0
         await asyncio.sleep(POLL_S)
     return float("inf")
 
@@ -129,6 +145,14 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
         with contextlib.suppress(asyncio.CancelledError):
             await task
         out["telemetry_rates_hz"] = {k: round(v / 10.0, 2) for k, v in sorted(counts.items())}
+
+        # how long a request takes to answer: every time below includes up to one of these
+        rtts = []
+        for _ in range(10):
+            t0 = time.monotonic()
+            await session.request("FlightStatus")
+            rtts.append(time.monotonic() - t0)
+        out["request_rtt_ms"] = round(statistics.median(rtts) * 1000, 1)
 
         # receiver connected with neutral sticks
         out["connect_s"] = await poll_until(
@@ -213,4 +237,5 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
         out["failsafe_flag_range_s"] = [round(min(flags), 3), round(max(flags), 3)]
     finally:
         w.close()
+    out["lost_answers"] = LOST_ANSWERS[id(session)]
     return out

@@ -152,3 +152,15 @@ def test_sim_cli_backend_sitl_needs_a_binary() -> None:
                        env=env, timeout=60)
     assert r.returncode == 1
     assert "--sitl" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_build_script_refuses_a_tree_that_is_not_librepilot(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("not LibrePilot\n")
+    r = subprocess.run([str(ROOT / "tools/sitl/build.sh"), str(tmp_path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"build.sh: {tmp_path} is not a LibrePilot 16.09 source tree "
+                                "(no flight/targets/boards/simposix/firmware/Makefile)")
+    r = subprocess.run([str(ROOT / "tools/sitl/build.sh")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "usage:" in r.stderr

@@ -13,7 +13,7 @@
 # Exit status: 0 built, 1 build failed, 2 usage error or not a 16.09 tree.
 set -eu
 
-die() { echo "build.sh: $*" >&2; exit "${2:-1}"; }
+die() { echo "build.sh: $1" >&2; exit "${2:-1}"; }
 
 [ $# -eq 1 ] || { echo "usage: $0 LIBREPILOT_DIR" >&2; exit 2; }
 case "$1" in -h|--help) echo "usage: $0 LIBREPILOT_DIR"; exit 0 ;; esac

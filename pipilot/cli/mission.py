@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("file", metavar="FILE", help="mission file (see examples/*.toml)")
     run_p.add_argument("--sim", action="store_true",
                        help="fly the built-in simulator in lock-step time, honouring [sim]")
+    run_p.add_argument("--backend", choices=("model", "sitl"), default="model",
+                       help="with --sim: the built-in model (lock-step) or LibrePilot's own "
+                            "firmware as SITL (real time, see docs/sim.md)")
+    run_p.add_argument("--sitl", metavar="PATH", default=None,
+                       help="the SITL binary for --backend sitl (default: $PIPILOT_SITL)")
     run_p.add_argument("--json", action="store_true",
                        help="print only the summary, as one JSON object")
     run_p.add_argument("--no-drift-compensation", action="store_true",
@@ -66,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
     show = _Printer(args.json)
     drift = not args.no_drift_compensation
     try:
-        if args.sim:
+        if args.sim and getattr(args, "backend", "model") == "sitl":
+            from pipilot.cli._sitl import fly_sitl, sitl_binary
+
+            mission, summary = asyncio.run(fly_sitl(
+                spec, sitl_binary(args.sitl), drift=drift, on_event=show,
+                config_path=args.config))
+        elif args.sim:
             mission, summary = fly_sim(spec, drift=drift, on_event=show)
         else:
             from pipilot.mission.real import fly_real

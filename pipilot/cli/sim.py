@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--telemetry-baud", type=int, default=9600,
                         choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200),
                         help="telemetry link speed (the rig uses 9600)")
+    parser.add_argument("--backend", choices=("model", "sitl"), default="model",
+                        help="model: pipilot's built-in CC3D model; sitl: LibrePilot 16.09's "
+                             "own firmware (simposix build, see docs/sim.md)")
+    parser.add_argument("--sitl", metavar="PATH", default=None,
+                        help="the SITL binary for --backend sitl (default: $PIPILOT_SITL)")
     parser.add_argument("--demo", choices=("none", "hover"), default="none",
                         help="hover: a scripted pilot (setpoint source 'test') arms, climbs "
                              "for 2 s and holds hover throttle, so drift shows without a page")
@@ -80,8 +85,14 @@ def run(args: argparse.Namespace) -> int:
     _checks.integer("--seed", args.seed, 0, 2**32 - 1)
     wind = _pair(args.wind, "--wind", 2, 3)
     tilt = _pair(args.mount_tilt, "--mount-tilt", 2, 2)
+    main = _main
+    if getattr(args, "backend", "model") == "sitl":
+        from pipilot.cli._sitl import sitl_binary, sitl_main
+
+        args.sitl = sitl_binary(args.sitl)
+        main = sitl_main
     with contextlib.suppress(KeyboardInterrupt):
-        summary = asyncio.run(_main(args, wind, tilt))
+        summary = asyncio.run(main(args, wind, tilt))
         if args.json:
             print(json_text(summary, sort_keys=True))
         return 0

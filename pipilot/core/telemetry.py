@@ -157,7 +157,7 @@ class TelemetrySession:
     @classmethod
     async def open(cls, port: str, baud: int = 9600, registry: Registry | None = None, *,
                    probe: DeviceProbe | None = None, **kwargs: Any) -> TelemetrySession:
-        """A session on a serial port, pty or ``tcp:HOST:PORT`` that reopens it if lost.
+        """A session on a serial port, pty, ``tcp:`` or ``udp:HOST:PORT``; reopens it if lost.
 
         A serial port is reopened only if the device first opened is back (a
         lost pty never: pipilot.link.identity); `probe` reads the identities."""
@@ -165,7 +165,7 @@ class TelemetrySession:
 
         async def reopen() -> StreamPair:
             nonlocal identity
-            if port.startswith("tcp:"):
+            if port.startswith(("tcp:", "udp:")):
                 return await open_stream(port, baud)
             pair, identity = await open_serial_device(port, baud, expect=identity, probe=probe)
             return pair
@@ -534,7 +534,11 @@ class TelemetrySession:
 
 
 async def open_stream(port: str, baud: int = 9600) -> StreamPair:
-    """Open ``tcp:HOST:PORT`` or a serial device / pty at ``baud`` as asyncio streams."""
+    """Open ``tcp:HOST:PORT``, ``udp:HOST:PORT`` or a serial device / pty as asyncio streams."""
+    if port.startswith("udp:"):
+        from pipilot.link.udp import open_udp
+
+        return await open_udp(port)
     if is_tcp(port):
         host, tcp_port = parse_tcp(port)
         try:

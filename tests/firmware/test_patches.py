@@ -37,10 +37,16 @@ def all_touched() -> list[str]:
     return sorted({f for p in PATCHES for f in touched_files(p)})
 
 
+def new_files() -> set[str]:
+    """Files the series creates (not in 16.09)."""
+    return {f for p in PATCHES
+            for f in re.findall(r"^diff --git a/(\S+) b/\S+\nnew file mode", p.read_text(), re.M)}
+
+
 # --- the patch files ---------------------------------------------------------
 
 def test_series_is_present_and_numbered() -> None:
-    assert [p.name[:4] for p in PATCHES] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [p.name[:4] for p in PATCHES] == [f"{n:04d}" for n in range(1, 9)]
     assert any("sbus" in p.name for p in PATCHES)
 
 
@@ -114,25 +120,35 @@ def _preimage_tree(root: Path) -> None:
 
     Not LibrePilot: only the lines the patches themselves carry, which is what
     git apply matches. It lets the apply/check/atomic/idempotent behaviour of
-    apply.sh be tested where no 16.09 tree is available.
+    apply.sh be tested where no 16.09 tree is available. A file several patches
+    touch gets the hunks of all of them in line order; files the series creates
+    are left out.
     """
-    for patch in PATCHES:
+    hunks: dict[str, list[tuple[int, int, list[str]]]] = {}
+    for k, patch in enumerate(PATCHES):
         for diff in patch.read_text().split("\ndiff --git a/")[1:]:
             path = diff.split(" ", 1)[0]
-            old: list[str] = []
-            for n, hunk in enumerate(re.split(r"^@@ .*$", diff, flags=re.M)[1:]):
-                if n:
-                    old.append(f"/* filler {n} */")
-                old += [ln[1:] for ln in hunk.split("\n")[1:] if ln.startswith((" ", "-"))]
-            out = root / path
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text("\n".join(old) + "\n")
+            if path in new_files():
+                continue
+            for m in re.finditer(r"^@@ -(\d+)(?:,\d+)? .*$\n((?:[ +\\-].*\n?)*)", diff, re.M):
+                old = [ln[1:] for ln in m[2].split("\n") if ln.startswith((" ", "-"))]
+                hunks.setdefault(path, []).append((int(m[1]), k, old))
+    for path, items in hunks.items():
+        lines: list[str] = []
+        for n, (_, _, old) in enumerate(sorted(items)):
+            if n:
+                lines.append(f"/* filler {n} */")
+            lines += old
+        out = root / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
 
 
 def _digest(root: Path) -> str:
     h = hashlib.sha256()
     for f in all_touched():
-        h.update((root / f).read_bytes())
+        p = root / f
+        h.update(p.read_bytes() if p.exists() else b"<absent>")
     return h.hexdigest()
 
 
@@ -151,7 +167,7 @@ def test_apply_check_changes_nothing_then_apply_then_idempotent(preimage: Path) 
     assert r.returncode == 0, r.stderr
     assert "applies cleanly" in r.stdout and _digest(preimage) == before
     r = run_apply(str(preimage))
-    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stderr
+    assert r.returncode == 0 and f"applied {len(PATCHES)} patches" in r.stdout, r.stderr
     assert "bool end_ok" in (preimage / "flight/pios/common/pios_sbus.c").read_text()
     after = _digest(preimage)
     r = run_apply(str(preimage))
@@ -171,7 +187,7 @@ def test_apply_is_all_or_nothing(preimage: Path) -> None:
 def test_apply_ignores_an_enclosing_git_repository(preimage: Path, tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     r = run_apply(str(preimage))
-    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stderr
+    assert r.returncode == 0 and f"applied {len(PATCHES)} patches" in r.stdout, r.stderr
 
 
 # --- on a real LibrePilot 16.09 tree -----------------------------------------
@@ -192,10 +208,12 @@ def patched_copy(librepilot: Path, tmp_path: Path) -> Path:
     """The files the series touches, copied from the 16.09 tree, with the series applied."""
     root = tmp_path / "lp"
     for f in all_touched():
+        if f in new_files():
+            continue
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(librepilot / f, root / f)
     r = run_apply(str(root))
-    assert r.returncode == 0 and "applied 5 patches" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and f"applied {len(PATCHES)} patches" in r.stdout, r.stdout + r.stderr
     return root
 
 

@@ -9,7 +9,11 @@
 #   LIBREPILOT_DIR/build/pipilot-sitl/fw_simposix_patched.elf  (the series as is)
 #   LIBREPILOT_DIR/build/pipilot-sitl/fw_simposix_stock.elf    (S.Bus decoder and
 #       AccelState as released: 0004 and 0005 taken out for the build)
-# Run as root it installs the Debian packages the build needs first.
+# Run as root it installs the Debian packages the build needs first. On Debian 12
+# gcc-multilib (the SITL is a 32-bit program) conflicts with gcc-aarch64-linux-gnu,
+# which `make test` installs for the soft-UART's arm64 build: installing one removes
+# the other. A built SITL keeps running either way (it needs only libc6-i386); to
+# rebuild it after `make test`, run this script again.
 # Exit status: 0 built, 1 build failed, 2 usage error or not a 16.09 tree.
 set -eu
 
@@ -37,6 +41,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
+        case "$missing" in *multilib*)
+            if dpkg -s gcc-aarch64-linux-gnu >/dev/null 2>&1; then
+                echo "build.sh: note: gcc-multilib replaces gcc-aarch64-linux-gnu (Debian makes them" \
+                     "conflict); make test puts the cross compiler back and removes gcc-multilib"
+            fi ;;
+        esac
         echo "build.sh: installing$missing"
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
     fi

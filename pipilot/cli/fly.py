@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import logging
+import os
 import signal
+import sys
+from typing import NoReturn
 
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
@@ -76,5 +80,15 @@ def run(args: argparse.Namespace) -> int:
                 await session.stop()
 
     asyncio.run(main())
-    print(json.dumps({"stopped": True, **vehicle.core.stats.as_dict()}))
-    return 0
+    print(json.dumps({"stopped": True, **vehicle.core.stats.as_dict()}), flush=True)
+    _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """Exit without the interpreter's teardown: the port is closed and the failsafe
+    frames sent, but freeing a large heap can take seconds of a busy CPU, past a
+    service manager's stop timeout."""
+    atexit._run_exitfuncs()  # the log's writer thread flushes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

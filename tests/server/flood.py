@@ -28,6 +28,8 @@ import aiohttp
 HALF_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: flood\r\n"
 ROOT = Path(__file__).parents[2]
 SPARE_FDS = 64
+OPEN_WITHIN_S = 45.0
+"""A server that stops accepting leaves connects hanging: give up opening after this."""
 
 
 def raise_fd_limit() -> int:
@@ -47,26 +49,40 @@ def per_process() -> int:
     return int(hard) - SPARE_FDS
 
 
-def open_idle(host: str, port: int, n: int) -> tuple[list[socket.socket], int]:
+def open_idle(host: str, port: int, n: int, within_s: float = OPEN_WITHIN_S
+              ) -> tuple[list[socket.socket], int, int]:
+    """Up to `n` half-sent requests, as many as connect within `within_s`; returns the
+    sockets, how many connected and how many of those the server reset at once."""
     socks: list[socket.socket] = []
-    failed = 0
+    connected = reset = 0
+    deadline = time.monotonic() + within_s
     for _ in range(n):
+        if time.monotonic() > deadline:
+            break
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(5.0)
+        s.settimeout(2.0)
+        socks.append(s)
         try:
             s.connect((host, port))
+        except ConnectionResetError:
+            connected += 1  # the server took it and reset it before connect() returned
+            reset += 1
+            continue
+        except OSError:
+            continue  # no handshake in time (nobody accepts), or refused
+        connected += 1
+        try:
             s.sendall(HALF_REQUEST)
         except OSError:
-            failed += 1  # refused (reset) after the handshake: still an open descriptor here
-        socks.append(s)
-    return socks, failed
+            reset += 1  # accepted and reset: still an open descriptor here
+    return socks, connected, reset
 
 
 def main(argv: list[str]) -> int:
     host, port, n = argv[0], int(argv[1]), int(argv[2])
     raise_fd_limit()
-    socks, failed = open_idle(host, port, n)
-    print(f"open {len(socks)} {failed}", flush=True)
+    socks, connected, reset = open_idle(host, port, n)
+    print(f"open {connected} {reset}", flush=True)
     sys.stdin.readline()
     for s in socks:
         s.close()
@@ -84,7 +100,7 @@ class Flood:
         self.failed = 0
         self.open_s = 0.0
 
-    def open(self, timeout: float = 120.0) -> None:
+    def open(self, timeout: float = OPEN_WITHIN_S + 30) -> None:
         share = per_process()
         counts = [min(share, self.n - i) for i in range(0, self.n, share)]
         t0 = time.monotonic()
@@ -186,6 +202,7 @@ class Pilot:
         self.seat_states: list[str] = []
         self.seat_you: list[bool] = []
         self.rtts: list[float] = []
+        self.send_gap_worst = 0.0
         self.closed_code: int | None = None
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,6 +216,7 @@ class Pilot:
 
     def reset(self) -> None:
         self.seat_states, self.seat_you, self.rtts = [], [], []
+        self.send_gap_worst = 0.0
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -207,7 +225,11 @@ class Pilot:
         await self.ws.close()
 
     async def _send(self) -> None:
+        last = time.monotonic()
         while not self.ws.closed:
+            now = time.monotonic()
+            self.send_gap_worst = max(self.send_gap_worst, now - last)
+            last = now
             self._seq += 1
             await self.ws.send_str(json.dumps({
                 "type": "control", "seq": self._seq, "t": time.monotonic(),
@@ -235,6 +257,15 @@ async def _status(http: aiohttp.ClientSession, base: str) -> dict[str, Any] | st
             return dict(await r.json()) if r.status == 200 else f"HTTP {r.status}"
     except (TimeoutError, aiohttp.ClientError) as exc:
         return type(exc).__name__
+
+
+FIFO_PRIORITY = 10
+"""Below the frame pump's default 50."""
+FIFO_LAUNCHER = (
+    "import os, sys; "
+    f"os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({FIFO_PRIORITY})); "
+    "from pipilot.cli import main; sys.exit(main(sys.argv[1:]))")
+"""`pipilot fly` with its threads scheduled SCHED_FIFO (the pump raises its own)."""
 
 
 def fly_command(sbus_port: str, telemetry_port: str, config: Path,
@@ -301,8 +332,8 @@ async def fly_through_flood(n: int, tmp: Path, *, hold_s: float = 1.0, after_s: 
                 flood = Flood("127.0.0.1", int(host.rsplit(":", 1)[1]), n)
                 try:
                     await asyncio.to_thread(flood.open)
+                    await asyncio.sleep(hold_s)  # the newest half-sent requests can be evicted
                     status_flooded = await _status(http, base_url)
-                    await asyncio.sleep(hold_s)
                     t_drop = time.monotonic()
                     await asyncio.to_thread(flood.drop)
                     drop_s = time.monotonic() - t_drop
@@ -316,7 +347,7 @@ async def fly_through_flood(n: int, tmp: Path, *, hold_s: float = 1.0, after_s: 
                 result = {
                     "connections": n,
                     "opened": flood.opened,
-                    "reset_by_server": flood.failed,
+                    "reset_before_send": flood.failed,
                     "open_s": round(flood.open_s, 3),
                     "drop_s": round(drop_s, 3),
                     "watchdog_frames": sb1["watchdog_frames"] - sb0["watchdog_frames"],
@@ -325,6 +356,7 @@ async def fly_through_flood(n: int, tmp: Path, *, hold_s: float = 1.0, after_s: 
                     "pilot_seat_states": sorted(set(pilot.seat_states)),
                     "pilot_lost_seat": any(not y for y in pilot.seat_you),
                     "pilot_page_open": not ws.closed,
+                    "pilot_send_gap_worst_ms": round(pilot.send_gap_worst * 1e3, 1),
                     "pilot_acks": len(rtts),
                     "pilot_ack_rtt_worst_ms": round(rtts[-1] * 1e3, 1) if rtts else None,
                     "pilot_ack_rtt_p50_ms": round(rtts[len(rtts) // 2] * 1e3, 1) if rtts

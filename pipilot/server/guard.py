@@ -106,7 +106,7 @@ class Guard:
         self._conns: set[_Conn] = set()
         self._waiting: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
         self._by_transport: dict[asyncio.BaseTransport, _Conn] = {}
-        self._sock: socket.socket | None = None
+        self._socks: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._resume: asyncio.TimerHandle | None = None
@@ -127,49 +127,58 @@ class Guard:
                 "refused": self.refused, "evicted": self.evicted, "timed_out": self.timed_out}
 
     async def listen(self, host: str, port: int, backlog: int = 1024) -> int:
-        """Bind, listen and start accepting; return the port (useful with port 0)."""
+        """Bind every address `host` resolves to, listen and start accepting; return
+        the port (useful with port 0: the first address's, reused for the others)."""
         loop = asyncio.get_running_loop()
+        self._loop = loop
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
-        family, type_, proto, _, addr = infos[0]
-        sock = socket.socket(family, type_, proto)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            sock.listen(backlog)
-            sock.setblocking(False)
+            for family, type_, proto, _, addr in dict.fromkeys(infos):
+                sock = socket.socket(family, type_, proto)
+                self._socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(self._socks) > 1:
+                    addr = (addr[0], self._socks[0].getsockname()[1], *addr[2:])
+                sock.bind(addr)
+                sock.listen(backlog)
+                sock.setblocking(False)
         except BaseException:
-            sock.close()
+            for sock in self._socks:
+                sock.close()
+            self._socks = []
             raise
-        self._sock, self._loop = sock, loop
-        loop.add_reader(sock.fileno(), self._accept)
+        for sock in self._socks:
+            loop.add_reader(sock.fileno(), self._accept, sock)
         self._sweeper = loop.create_task(self._sweep(), name="web-guard-sweeper")
-        return int(sock.getsockname()[1])
+        return int(self._socks[0].getsockname()[1])
 
     def close(self) -> None:
         """Stop accepting (open connections stay, for the server's own shutdown)."""
-        if self._sock is not None and self._loop is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
+        if self._loop is not None:
+            for sock in self._socks:
+                self._loop.remove_reader(sock.fileno())
+                sock.close()
+        self._socks = []
         if self._resume is not None:
             self._resume.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
 
     # -- accepting ----------------------------------------------------------
-    def _accept(self) -> None:
-        assert self._sock is not None
+    def _accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, _addr = self._sock.accept()
+                conn, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
                 if exc.errno in _OUT_OF_RESOURCES:
-                    self._out_of_descriptors(exc)
+                    self._out_of_descriptors(exc, listener)
                     return
                 raise
             if self._admit():
@@ -198,17 +207,18 @@ class Guard:
         self._complain(f"refusing connections: {len(self._conns)} open "
                        f"({len(self._waiting)} without the token)")
 
-    def _out_of_descriptors(self, exc: OSError) -> None:
-        assert self._loop is not None and self._sock is not None
+    def _out_of_descriptors(self, exc: OSError, listener: socket.socket) -> None:
+        assert self._loop is not None
         self._complain(f"cannot accept connections: {exc.strerror}; pausing "
                        f"{NO_DESCRIPTORS_PAUSE_S:g} s")
-        self._loop.remove_reader(self._sock.fileno())
-        self._resume = self._loop.call_later(NO_DESCRIPTORS_PAUSE_S, self._resume_accepting)
+        self._loop.remove_reader(listener.fileno())
+        self._resume = self._loop.call_later(NO_DESCRIPTORS_PAUSE_S, self._resume_accepting,
+                                             listener)
 
-    def _resume_accepting(self) -> None:
+    def _resume_accepting(self, listener: socket.socket) -> None:
         self._resume = None
-        if self._sock is not None and self._loop is not None:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
+        if listener in self._socks and self._loop is not None:
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _complain(self, text: str) -> None:
         now = self.clock()

@@ -179,3 +179,23 @@ async def test_the_token_lifts_a_connection_out_of_the_unauthenticated_cap():
             await p.close()
         for _, w in held:
             w.close()
+
+
+async def test_every_address_of_the_host_is_served():
+    vehicle = Vehicle.create(lambda t, frame: None, CoreConfig(), VirtualClock(10.0))
+    await vehicle.start()
+    try:
+        async with serve(vehicle, ServerConfig(host="localhost", token=TOKEN, port=0),
+                         out=io.StringIO(), thread=False) as url:
+            port = int(url.split("/?")[0].rsplit(":", 1)[1])
+            hosts = {info[4][0] for info in socket.getaddrinfo(
+                "localhost", port, type=socket.SOCK_STREAM)}
+            for host in hosts:  # 127.0.0.1 and, where the machine has it, ::1
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n"
+                             + f"Authorization: token {TOKEN}\r\n\r\n".encode())
+                line = await asyncio.wait_for(reader.readline(), 5)
+                writer.close()
+                assert line.startswith(b"HTTP/1.1 200"), host
+    finally:
+        await vehicle.stop()

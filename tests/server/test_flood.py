@@ -6,7 +6,8 @@ stalled the loop that mixes the frames for about 1.4 s: the pump sent
 watchdog failsafe frames, the pilot's seat went silent and the craft went
 into descent. Here a real `pipilot fly` streams to the simulated CC3D and a
 page flies the armed craft (tests/server/flood.py); the connections come from
-other processes (each holds as many as its descriptor limit allows).
+other processes (each holds as many as its descriptor limit allows), and
+`pipilot fly` has the descriptor limit of a systemd service (1024).
 
 `pipilot fly` runs with its threads at SCHED_FIFO (below the pump). At nice
 -10 alone, on a busy 2-core machine a flood of this size stalls every
@@ -38,13 +39,13 @@ async def test_a_flood_of_idle_connections_does_not_disturb_the_flight(tmp_path:
     r = await fly_through_flood(CONNECTIONS, tmp_path, launcher=FIFO_LAUNCHER)
     print(json.dumps(r))
     log = (tmp_path / "fly.log").read_text()
-    assert r["opened"] == CONNECTIONS
     assert r["armed_before"], "the page could not arm the simulated craft"
     assert "Traceback" not in log
     assert log.count("web server refusing") <= 10  # rate-limited, not one per connection
     assert r["status_while_flooded"] == "ok"  # the page's server still answers
     # the contract: the mixing never stalls long enough for the pump's watchdog
     assert r["watchdog_frames"] == 0, r
+    assert r["opened"] == CONNECTIONS  # every one was taken (and most reset) at once
     # the pilot keeps the seat: never vacated, the page still open, and never judged
     # silent while its sticks arrived in time (this process, the page, is not
     # real-time: when it was itself held up past the heartbeat, silence is right)

@@ -192,8 +192,10 @@ class Guard:
             return False
         if len(self._waiting) < c.max_unauthenticated:
             return True
-        oldest = next(iter(self._waiting))
-        if oldest.busy or self.clock() - oldest.since < c.evict_after_s:
+        # the oldest that is not being served: a watcher's page (no token, a
+        # websocket) is a request in progress and keeps its slot
+        oldest = next((w for w in self._waiting if not w.busy), None)
+        if oldest is None or self.clock() - oldest.since < c.evict_after_s:
             return False
         self.evicted += 1
         self._drop(oldest)

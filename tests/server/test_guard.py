@@ -32,11 +32,14 @@ AUTH = {"Authorization": f"token {TOKEN}"}
 
 
 @contextlib.asynccontextmanager
-async def server(guard: GuardConfig, thread: bool = False) -> AsyncIterator[int]:
+async def server(guard: GuardConfig, thread: bool = False, observers_open: bool = False
+                 ) -> AsyncIterator[int]:
     vehicle = Vehicle.create(lambda t, frame: None, CoreConfig(), VirtualClock(10.0))
     await vehicle.start()
     try:
-        async with serve(vehicle, ServerConfig(token=TOKEN, port=0), out=io.StringIO(),
+        async with serve(vehicle, ServerConfig(token=TOKEN, port=0,
+                                               observers_open=observers_open),
+                         out=io.StringIO(),
                          thread=thread, guard=guard) as url:
             yield int(url.split("/?")[0].rsplit(":", 1)[1])
     finally:
@@ -160,6 +163,21 @@ async def test_the_oldest_half_sent_request_makes_room_for_a_newcomer():
         assert await status(port) == 200  # evicts the oldest, then holds the token
         assert await closed_within(held[0][0], 2.0)
         assert not await closed_within(held[1][0], 0.2)
+        for _, w in held:
+            w.close()
+
+
+async def test_a_watching_page_does_not_stop_the_eviction_of_half_sent_requests():
+    cfg = GuardConfig(max_connections=16, max_unauthenticated=3, evict_after_s=0.3,
+                      header_timeout_s=30.0)
+    async with server(cfg, observers_open=True) as port, aiohttp.ClientSession() as http:
+        watcher = await http.ws_connect(f"http://127.0.0.1:{port}/ws")  # no token: watches
+        held = [await half_sent(port) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        assert await status(port) == 200  # the oldest half-sent request gave way
+        assert await closed_within(held[0][0], 2.0)
+        assert not watcher.closed
+        await watcher.close()
         for _, w in held:
             w.close()
 

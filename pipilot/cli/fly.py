@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
+import os
 import signal
+import sys
+from typing import NoReturn
 
 from pipilot.cli import _checks
 from pipilot.cli._output import json_text
@@ -86,5 +90,15 @@ def run(args: argparse.Namespace) -> int:
                 await session.stop()
 
     asyncio.run(main())
-    print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}))
-    return 0
+    print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}), flush=True)
+    _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """Exit without the interpreter's teardown: the port is closed and the failsafe
+    frames sent, but freeing a large heap can take seconds of a busy CPU, past a
+    service manager's stop timeout."""
+    atexit._run_exitfuncs()  # the log's writer thread flushes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

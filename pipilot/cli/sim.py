@@ -187,6 +187,7 @@ async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -
                     _demo_hover(vehicle, sim.model.hover_throttle())))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
+            await vehicle.stop()  # failsafe frames first; then the pages close (1001)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

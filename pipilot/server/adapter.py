@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,10 +21,18 @@ _FLYING_SAMPLE_S = 0.25
 
 
 class VehicleAdapter:
-    """Adapts `pipilot.core.vehicle.Vehicle` to `VehiclePort`."""
+    """Adapts `pipilot.core.vehicle.Vehicle` to `VehiclePort`.
 
-    def __init__(self, vehicle: Any) -> None:
+    With `flight_loop` (the loop the core mixes on) the server may run on
+    another thread: the pilot's setpoints and withdrawals are handed to that
+    loop in order (the mixer is only touched from its own thread); the rest
+    are reads of values the core replaces whole.
+    """
+
+    def __init__(self, vehicle: Any, flight_loop: asyncio.AbstractEventLoop | None = None
+                 ) -> None:
         self.vehicle = vehicle
+        self._flight_loop = flight_loop
         self._samples: deque[tuple[float, int]] = deque()
         self._sim_cache: dict[str, Any] = {}
         # The throttle last seen while a source flew, and whether the descent under
@@ -32,6 +42,18 @@ class VehicleAdapter:
         # When the FC's newest telemetry arrived, on the session's clock: kept here
         # because a session that reopens its port forgets it.
         self._telemetry_rx_at: float | None = None
+
+    def _on_flight_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._flight_loop
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is None or here is loop:
+            fn(*args)
+        else:
+            with contextlib.suppress(RuntimeError):  # the flight loop has ended
+                loop.call_soon_threadsafe(fn, *args)
 
     def _from_sim(self, key: str, read: Callable[[], Any]) -> Any:
         """Read from the simulator without ever blocking the event loop.
@@ -58,7 +80,7 @@ class VehicleAdapter:
         sp = Setpoint(throttle=sticks.throttle, roll=sticks.roll, pitch=sticks.pitch,
                       yaw=sticks.yaw, accessories=(a[0], a[1], a[2], a[3]),
                       arm=ArmRequest(arm.value))
-        self.vehicle.mixer.publish(PILOT, sp)
+        self._on_flight_loop(self.vehicle.mixer.publish, PILOT, sp)
 
     def output_sticks(self) -> Sticks | None:
         out = getattr(self.vehicle.core, "last_output", None)
@@ -69,7 +91,7 @@ class VehicleAdapter:
                       accessories=tuple(sp.accessories))
 
     def withdraw_pilot(self) -> None:
-        self.vehicle.mixer.withdraw(PILOT)
+        self._on_flight_loop(self.vehicle.mixer.withdraw, PILOT)
 
     def latest(self, name: str) -> TelemetryValue | None:
         session = self.vehicle.telemetry
@@ -150,6 +172,7 @@ class VehicleAdapter:
             "frames_sent": st.frames_sent,
             "watchdog_frames": st.watchdog_frames,
             "missed_slots": st.missed_slots,
+            "max_mix_gap_ms": st.max_mix_gap_s * 1e3,
             "write_errors": st.write_errors,
             "lateness_p50_us": st.lateness_p50_s * 1e6,
             "lateness_p99_us": st.lateness_p99_s * 1e6,

@@ -210,14 +210,23 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for c in list(hub.clients.values()):
-            hub.cockpit.release(c.id, "server stopping")
-        # all at once and bounded: a page that does not read must not hold up the shutdown
-        await asyncio.gather(*(c.close(1001, b"server stopping")
-                               for c in list(hub.clients.values())))
+        await _close_pages(app)
 
 
-def _allowed(request: web.Request) -> tuple[bool, bool]:
+async def _close_pages(app: web.Application) -> None:
+    """Free the seat and close every page with 1001 (going away).
+
+    Runs on shutdown, before aiohttp waits for the request handlers: a
+    websocket's handler ends only when its page is closed."""
+    hub = app[HUB]
+    for c in list(hub.clients.values()):
+        hub.cockpit.release(c.id, "server stopping")
+    # all at once and bounded: a page that does not read must not hold up the shutdown
+    await asyncio.gather(*(c.close(1001, b"server stopping")
+                           for c in list(hub.clients.values())))
+
+
+def allowed(request: web.Request) -> tuple[bool, bool]:
     """(may connect, may fly) for this request."""
     cfg = request.app[CONFIG]
     if not cfg.token and not auth.host_is_loopback(request):
@@ -240,7 +249,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def api_status(request: web.Request) -> web.Response:
-    if not _allowed(request)[0]:
+    if not allowed(request)[0]:
         return web.json_response({"error": "token required"}, status=401)
     hub = request.app[HUB]
     return web.json_response(view.status(hub.vehicle, hub.cockpit))
@@ -251,7 +260,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not auth.same_origin(request, cfg.extra_origins):
         log.warning("refused cross-origin websocket from %s", request.headers.get("Origin"))
         return web.Response(status=403, text="cross-origin websocket refused\n")
-    may_connect, may_fly = _allowed(request)
+    may_connect, may_fly = allowed(request)
     if not may_connect:
         return web.Response(status=401, text="token required\n")
     hub = request.app[HUB]
@@ -327,6 +336,7 @@ def make_app(vehicle: VehiclePort, config: ServerConfig, clock: Clock | None = N
     app[VEHICLE] = vehicle
     app[HUB] = Hub(vehicle, config, clock)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_close_pages)
     app.router.add_get("/", index)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/api/status", api_status)

@@ -19,8 +19,10 @@ Candidates, each run `--repeat` times, interleaved so they meet the same load:
 - `thread`: the web server on its own loop and thread (sharing the GIL);
 - `control`: the same flood aimed at a separate server process, `pipilot
   fly` left alone: what the flood's load on the machine does by itself.
-A `-fifo` suffix (e.g. `thread-fifo`) runs `pipilot fly` with its threads at
-SCHED_FIFO 10 (below the pump's 50) instead of the default SCHED_OTHER, nice -10.
+A `-fifo` suffix (e.g. `thread-fifo`) runs `pipilot fly` as configured by
+default: its flight loop and the threads it starts at SCHED_FIFO 10
+(`realtime.loop_priority`, below the pump's 50); without it `loop_priority = 0`
+leaves them SCHED_OTHER at nice -10.
 
 Prints one JSON object: every run, and per candidate the worst and median
 figures.
@@ -44,9 +46,8 @@ from typing import Any
 from tests.server import flood
 
 ROOT = Path(__file__).parents[1]
-LAUNCH = ("import os, sys, pipilot.server.runner as r; r.THREADED = {threaded}; {fifo}"
+LAUNCH = ("import os, sys, pipilot.server.runner as r; r.THREADED = {threaded}; "
           "from pipilot.cli import main; sys.exit(main(sys.argv[1:]))")
-FIFO = f"os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({flood.FIFO_PRIORITY})); "
 SINK_SERVER = """
 import asyncio, io
 from pipilot.core.clock import VirtualClock
@@ -69,10 +70,12 @@ asyncio.run(main())
 
 async def run(candidate: str, n: int) -> dict[str, Any]:
     base = candidate.removesuffix("-fifo")
-    launcher = LAUNCH.format(threaded=base == "thread", fifo=FIFO if base != candidate else "")
+    launcher = LAUNCH.format(threaded=base == "thread")
+    loop_priority = None if base != candidate else 0
     with tempfile.TemporaryDirectory() as d:
         if base != "control":
-            return await flood.fly_through_flood(n, Path(d), launcher=launcher)
+            return await flood.fly_through_flood(n, Path(d), launcher=launcher,
+                                                     loop_priority=loop_priority)
         sink = subprocess.Popen([sys.executable, "-c", SINK_SERVER], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
         try:
@@ -85,7 +88,8 @@ async def run(candidate: str, n: int) -> dict[str, Any]:
 
             flood.Flood.__init__ = elsewhere  # type: ignore[method-assign]
             try:
-                return await flood.fly_through_flood(n, Path(d), launcher=launcher)
+                return await flood.fly_through_flood(n, Path(d), launcher=launcher,
+                                                     loop_priority=loop_priority)
             finally:
                 flood.Flood.__init__ = original  # type: ignore[method-assign]
         finally:

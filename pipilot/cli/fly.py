@@ -16,6 +16,7 @@ from pipilot.cli._output import json_text
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
+from pipilot.link import realtime
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
 from pipilot.server.settings import add_http_arguments, read_server_table, server_config
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        _realtime_loop(cfg.realtime)
         session = None
         if args.telemetry_port:
             from pipilot.core.telemetry import TelemetrySession
@@ -92,6 +94,21 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(main())
     print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}), flush=True)
     _exit_now()
+
+
+def _realtime_loop(r: core_config.RealtimeConfig) -> None:
+    """Give the flight loop's thread SCHED_FIFO (below the pump) before any other
+    thread starts, so the threads started later (the web server's among them)
+    inherit it: a busy machine cannot then starve the mixing past the pump's
+    watchdog, and no thread of this process sits descheduled while holding the
+    interpreter lock the flight loop waits for."""
+    if not r.sched_fifo or r.loop_priority == 0:
+        return
+    report = realtime.fifo_this_thread(r.loop_priority)
+    if "not permitted" in report:
+        log.warning("%s", report)
+    else:
+        log.info("%s", report)
 
 
 def _exit_now() -> NoReturn:

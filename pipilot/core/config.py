@@ -61,6 +61,7 @@ class RealtimeConfig:
     sched_fifo: bool = True
     priority: int = 50
     nice: int = -10                 # the event loop's thread (mixing, watchdog refresh)
+    loop_priority: int = 10         # `pipilot fly`: the flight loop's SCHED_FIFO priority, 0: none
     mlockall: bool = True
     gc_freeze: bool = True
 
@@ -144,6 +145,11 @@ def validate(c: CoreConfig) -> None:
         raise ConfigError("realtime.priority", "must be an integer 1..99")
     if isinstance(r.nice, bool) or not isinstance(r.nice, int) or not -20 <= r.nice <= 19:
         raise ConfigError("realtime.nice", "must be an integer -20..19")
+    if isinstance(r.loop_priority, bool) or not isinstance(r.loop_priority, int) \
+            or not 0 <= r.loop_priority < r.priority:
+        raise ConfigError("realtime.loop_priority",
+                          f"must be an integer 0..{r.priority - 1} (below realtime.priority, "
+                          "the frame pump's)")
     if not isinstance(c.gesture, str) or c.gesture not in GESTURES:
         raise ConfigError("arming.gesture", f"must be one of {', '.join(GESTURES)}")
     for name, src in c.sources.items():

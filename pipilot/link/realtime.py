@@ -91,6 +91,17 @@ def restore_nice(old: int) -> None:
         log.warning("could not restore nice %d", old)
 
 
+def fifo_this_thread(priority: int) -> str:
+    """Run the calling thread SCHED_FIFO at `priority` (threads it starts later
+    inherit it). Returns a report; refused, the thread keeps its policy."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        return (f"flight loop SCHED_FIFO {priority} not permitted ({exc.strerror}; needs "
+                "CAP_SYS_NICE or a realtime rlimit): it keeps its nice value")
+    return f"flight loop SCHED_FIFO {priority}"
+
+
 def can_sched_fifo(priority: int = 1) -> bool:
     """Whether this process may use SCHED_FIFO (probed in a throw-away thread)."""
     import threading

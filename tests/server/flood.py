@@ -260,17 +260,21 @@ async def _status(http: aiohttp.ClientSession, base: str) -> dict[str, Any] | st
 
 
 FIFO_PRIORITY = 10
-"""Below the frame pump's default 50."""
+"""`realtime.loop_priority`'s default: `pipilot fly` runs its flight loop (and the
+threads it starts) SCHED_FIFO at this priority, below the frame pump's 50."""
 SERVICE_NOFILE = 1024
 """systemd's default soft RLIMIT_NOFILE, which docs/pipilot.service leaves as it is."""
-FIFO_LAUNCHER = (
-    "import os, resource, sys; "
-    f"os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({FIFO_PRIORITY})); "
+SERVICE_LAUNCHER = (
+    "import resource, sys; "
     "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVICE_NOFILE}, hard)); "
     "from pipilot.cli import main; sys.exit(main(sys.argv[1:]))")
-"""`pipilot fly` with its threads scheduled SCHED_FIFO (the pump raises its own) and
-the descriptor limit of a systemd service."""
+"""`pipilot fly` as it starts, with the descriptor limit of a systemd service."""
+FIFO_LAUNCHER = SERVICE_LAUNCHER.replace(
+    "import resource, sys; ",
+    f"import os, resource, sys; os.sched_setscheduler(0, os.SCHED_FIFO, "
+    f"os.sched_param({FIFO_PRIORITY})); ")
+"""The whole process SCHED_FIFO from its start (bench/web_flood.py compares)."""
 
 
 def fly_command(sbus_port: str, telemetry_port: str, config: Path,
@@ -297,14 +301,18 @@ async def start_fly(cmd: list[str], tmp: Path) -> tuple[asyncio.subprocess.Proce
     return proc, line.split("http://", 1)[1].split("/?", 1)[0]
 
 
-def write_config(tmp: Path) -> Path:
+def write_config(tmp: Path, loop_priority: int | None = None) -> Path:
+    """`pipilot fly`'s config: defaults, but no memory lock (the test machine's
+    memory is not the subject); `loop_priority` 0 leaves the flight loop at nice."""
     cfg = tmp / "fly.toml"
-    cfg.write_text("[realtime]\nmlockall = false\n")
+    extra = "" if loop_priority is None else f"loop_priority = {loop_priority}\n"
+    cfg.write_text(f"[realtime]\nmlockall = false\n{extra}")
     return cfg
 
 
 async def fly_through_flood(n: int, tmp: Path, *, hold_s: float = 1.0, after_s: float = 1.5,
-                            launcher: str | None = None) -> dict[str, Any]:
+                            launcher: str | None = None,
+                            loop_priority: int | None = None) -> dict[str, Any]:
     """A real `pipilot fly` streams to a simulated CC3D (on ptys, in this process) and
     serves its page; a page arms and flies; `n` idle connections are opened from other
     processes, held for `hold_s`, dropped at once, and `after_s` later the figures are
@@ -316,7 +324,8 @@ async def fly_through_flood(n: int, tmp: Path, *, hold_s: float = 1.0, after_s: 
     model = SimulatedCC3D(seed=0)
     with RealtimeSim(model) as sim:
         proc, host = await start_fly(
-            fly_command(sim.sbus_port, sim.telemetry_port, write_config(tmp), launcher), tmp)
+            fly_command(sim.sbus_port, sim.telemetry_port, write_config(tmp, loop_priority),
+                        launcher), tmp)
         base_url = f"http://{host}"
         try:
             async with aiohttp.ClientSession() as http:

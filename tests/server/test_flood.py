@@ -9,8 +9,9 @@ page flies the armed craft (tests/server/flood.py); the connections come from
 other processes (each holds as many as its descriptor limit allows), and
 `pipilot fly` has the descriptor limit of a systemd service (1024).
 
-`pipilot fly` runs with its threads at SCHED_FIFO (below the pump). At nice
--10 alone, on a busy 2-core machine a flood of this size stalls every
+`pipilot fly` runs as it does on the rig: its flight loop, and the threads it
+starts, SCHED_FIFO at `realtime.loop_priority` (below the pump). At nice -10
+alone, on a busy 2-core machine a flood of this size stalls every
 SCHED_OTHER thread by up to about 0.4 s (a process that only sleeps, whoever
 the flood targets; bench/web_flood.py "control"), far past the watchdog's
 70 ms: that would measure the machine, not the server. What the real-time
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from pipilot.link.realtime import can_sched_fifo
-from tests.server.flood import FIFO_LAUNCHER, FIFO_PRIORITY, fly_through_flood
+from tests.server.flood import FIFO_PRIORITY, SERVICE_LAUNCHER, fly_through_flood
 
 CONNECTIONS = 20_000
 
@@ -36,7 +37,7 @@ async def test_a_flood_of_idle_connections_does_not_disturb_the_flight(tmp_path:
     if not can_sched_fifo(FIFO_PRIORITY):
         pytest.skip("SCHED_FIFO not permitted here (needs CAP_SYS_NICE or an RTPRIO limit): "
                     "without it the machine's own load decides the flight loop's stalls")
-    r = await fly_through_flood(CONNECTIONS, tmp_path, launcher=FIFO_LAUNCHER)
+    r = await fly_through_flood(CONNECTIONS, tmp_path, launcher=SERVICE_LAUNCHER)
     print(json.dumps(r))
     log = (tmp_path / "fly.log").read_text()
     assert r["armed_before"], "the page could not arm the simulated craft"

@@ -59,6 +59,7 @@ class RealtimeConfig:
     priority: int = 50
     nice: int = -10                 # the event loop's thread (mixing, watchdog refresh)
     mlockall: bool = True
+    mlock_onfault: bool = True      # lock pages as they are used (MCL_ONFAULT), not all now
     gc_freeze: bool = True
 
 

@@ -7,11 +7,13 @@ import asyncio
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipilot.cli._output import LineWriter
 from pipilot.mission.events import EventKind, MissionEvent
-from pipilot.mission.spec import MissionSpec, SimSpec, load_mission
+
+if TYPE_CHECKING:
+    from pipilot.mission.spec import MissionSpec
 
 NAME = "mission"
 HELP = "run a scripted flight mission (TOML) against the flight controller or the simulator"
@@ -41,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at import: every command imports this module (the drift
+    # estimator's numpy would weigh on `pipilot fly`)
+    from pipilot.mission.spec import load_mission
+
     spec = load_mission(args.file)
     if args.mission_command == "check":
         print(f"{spec.name}: {len(spec.steps)} steps, valid")
@@ -77,6 +83,7 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True, on_event: Any = None,
     """Fly ``spec`` on the lock-step simulator with its [sim] conditions."""
     from pipilot.mission.lockstep import run_lockstep, sim_lockstep
     from pipilot.mission.runner import run_spec
+    from pipilot.mission.spec import SimSpec
 
     conditions = spec.sim or SimSpec()
     sim = sim_lockstep(**dataclasses.asdict(conditions))

@@ -31,6 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
+HOVER = 0.5            # a throttle for a process whose simulator is out of reach
 SEND_S = 0.04          # a dragged slider sends at most every 20 ms, a held one every 50
 STATUS_KEYS = ("VmRSS", "VmHWM", "VmLck", "VmSize", "Threads")
 
@@ -141,6 +142,22 @@ class Proc:
             await asyncio.sleep(0.1)
         return self.url
 
+    async def wait_started(self, sim: SimHost | None, timeout: float = 120.0) -> None:
+        """Until the process streams S.Bus to `sim` (or, for `pipilot sim`, says
+        where its simulator is): a loaded machine may take many seconds to start
+        it, and SIGTERM before its handler is installed would just kill it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"process exited: {self.stderr_tail()}")
+            if sim is not None and sim.frames_seen() > 0:
+                return
+            if sim is None and "simulated CC3D" in self.stderr_path.read_text(errors="replace"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not started within {timeout:g} s: {self.stderr_tail()}")
+            await asyncio.sleep(0.1)
+
     async def stop(self, timeout: float = 60.0) -> dict[str, Any]:
         """SIGTERM (failsafe frames, then exit); the last JSON line it printed."""
         if self.proc.returncode is None:
@@ -174,6 +191,7 @@ async def spawn(args: list[str], *, tree: Path | None = None, workdir: Path) -> 
     with open(err, "wb") as ef:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipilot", *args, env=python_env(tree),
+            cwd=str(tree or ROOT),          # `-m` puts the working directory first on the path
             stdout=asyncio.subprocess.PIPE, stderr=ef, stdin=asyncio.subprocess.DEVNULL)
     p = Proc(proc, err)
     assert proc.stdout is not None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -50,8 +51,9 @@ async def measure(case: str, *, tree: Path | None, seconds: float, sample_s: flo
     if not locked:
         config = workdir / "unlocked.toml"
         config.write_text("[realtime]\nmlockall = false\n")
-    with rig.SimHost() as sim:
-        if command == "fly":
+    # `pipilot sim` has its simulator inside: none here, for it
+    with rig.SimHost() if command == "fly" else contextlib.nullcontext() as sim:
+        if sim is not None:
             proc = await rig.spawn(rig.fly_args(sim, page=page, config=config), tree=tree,
                                    workdir=workdir)
         else:
@@ -62,9 +64,10 @@ async def measure(case: str, *, tree: Path | None, seconds: float, sample_s: flo
         flying = None
         report = rig.PilotReport()
         try:
+            await proc.wait_started(sim)
             if page:
                 url = await proc.wait_url()
-                hover = sim.hover_throttle()
+                hover = rig.HOVER if sim is None else sim.hover_throttle()
                 flying = asyncio.create_task(rig.pilot(url, stop, hover, report))
             await asyncio.sleep(WARMUP_S)
             samples: list[dict[str, int]] = []

@@ -15,7 +15,7 @@ lateness p50/p99/max, and what the pilot did. Targets: 0 watchdog frames,
 RSS growth <= 1 MB/h. The machine's load average is included: the figures
 are measurements on whatever else runs there.
 
-Usage: python bench/soak.py [--duration 600] [--sample 5] [--warmup S]
+Usage: python bench/soak.py [--duration 600] [--sample 5] [--warmup S] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -104,11 +104,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=None,
                     help="samples before this are left out of the growth fit "
                          "(default: 60 s, or a third of a shorter run)")
+    ap.add_argument("--tree", default=None, metavar="DIR",
+                    help="run `pipilot fly` from another checkout (its extensions built)")
     args = ap.parse_args()
     if args.duration <= 0 or args.sample <= 0:
         ap.error("--duration and --sample must be positive")
     warmup = args.warmup if args.warmup is not None else min(60.0, args.duration / 3)
-    print(json.dumps(asyncio.run(soak(args.duration, args.sample, warmup)), sort_keys=True))
+    tree = Path(args.tree).resolve() if args.tree else None
+    print(json.dumps(asyncio.run(soak(args.duration, args.sample, warmup, tree)),
+                     sort_keys=True))
 
 
 if __name__ == "__main__":

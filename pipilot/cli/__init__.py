@@ -12,11 +12,13 @@ import importlib
 import logging
 import pkgutil
 import sys
+import threading
 from collections.abc import Sequence
 
 from pipilot import __version__
 from pipilot.cli._output import setup_logging
 from pipilot.errors import PipilotError
+from pipilot.link import realtime
 
 
 def _subcommand_modules() -> list[str]:
@@ -48,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
+    # before the first thread (the log writer): a Pi's memory is small (see realtime)
+    arenas = realtime.limit_malloc_arenas()
+    stacks, old_stack = realtime.bound_thread_stacks()
     setup_logging(level)   # through a thread: a blocked terminal must not stall flight
+    logging.getLogger(__name__).info("%s; %s", arenas, stacks)
     try:
         return int(args._run(args) or 0)
     except PipilotError as exc:
@@ -56,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        threading.stack_size(old_stack)   # main() may run inside another program (tests)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ import asyncio
 import dataclasses
 import importlib.util
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipilot.cli import _checks
 from pipilot.cli._output import LineWriter, json_text
 from pipilot.errors import ConfigError
 from pipilot.mission.events import EventKind, MissionEvent
-from pipilot.mission.spec import MissionSpec, SimSpec, load_mission
+
+if TYPE_CHECKING:
+    from pipilot.mission.spec import MissionSpec
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf")
 NAME = "mission"
@@ -60,6 +62,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at import: every command imports this module (the drift
+    # estimator's numpy would weigh on `pipilot fly`)
+    from pipilot.mission.spec import load_mission
+
     spec = load_mission(args.file)
     if args.mission_command == "run":
         _check_arguments(args)
@@ -112,6 +118,7 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True, on_event: Any = None,
     """Fly ``spec`` on the lock-step simulator with its [sim] conditions."""
     from pipilot.mission.lockstep import run_lockstep, sim_lockstep
     from pipilot.mission.runner import run_spec
+    from pipilot.mission.spec import SimSpec
 
     conditions = spec.sim or SimSpec()
     sim = sim_lockstep(**dataclasses.asdict(conditions))

@@ -150,6 +150,7 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         "drift_m": round(model.drift_m(), 3),
         "altitude_m": round(model.truth.altitude, 3) + 0.0,
         "sim_error": repr(sim.error) if sim.error else None,
+        "core": core_stats.as_dict(),   # the pump's timing, as `pipilot fly` prints it
     }
 
 

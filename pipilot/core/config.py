@@ -63,6 +63,7 @@ class RealtimeConfig:
     nice: int = -10                 # the event loop's thread (mixing, watchdog refresh)
     loop_priority: int = 10         # `pipilot fly`: the flight loop's SCHED_FIFO priority, 0: none
     mlockall: bool = True
+    mlock_onfault: bool = True      # lock pages as they are used (MCL_ONFAULT), not all now
     gc_freeze: bool = True
 
 

@@ -306,8 +306,8 @@ class FlightCore:
         r = self.config.realtime
         rep = self.realtime_report
         if r.mlockall:
-            res = realtime.mlockall()
-            self._locked = res == "memory locked"
+            res = realtime.mlockall(onfault=r.mlock_onfault)
+            self._locked = res.startswith("memory locked")
             rep.append(res)
         if r.gc_freeze:
             report, self._gc_threshold = realtime.tune_gc()
@@ -319,7 +319,7 @@ class FlightCore:
             rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
                        "rlimit): frames may be late under load")
         for line in rep:
-            if "refused" in line or "not permitted" in line:
+            if "refused" in line or "not permitted" in line:  # MCL_ONFAULT's fallback too
                 log.warning("%s", line)
 
     def _mix(self) -> None:

@@ -52,6 +52,9 @@ cdef extern from "<pthread.h>" nogil:
     pthread_t pthread_self()
     int pthread_setschedparam(pthread_t t, int policy, const sched_param *p)
     int pthread_setname_np(pthread_t t, const char *name)
+    int pthread_attr_init(pthread_attr_t *a)
+    int pthread_attr_setstacksize(pthread_attr_t *a, size_t size)
+    int pthread_attr_destroy(pthread_attr_t *a)
     int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a)
     int pthread_mutexattr_init(pthread_mutexattr_t *a)
     int pthread_mutexattr_setprotocol(pthread_mutexattr_t *a, int protocol)
@@ -62,6 +65,9 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_unlock(pthread_mutex_t *m)
 
 DEF NFRAME = 25
+# The thread's stack (its frames are a few hundred bytes): not RLIMIT_STACK's 8 MiB,
+# which a lock without MCL_ONFAULT would fault in and keep resident.
+DEF STACK_BYTES = 256 * 1024
 DEF NBINS = 2000
 DEF BIN_NS = 10000
 DEF NSKIP = 64
@@ -260,7 +266,11 @@ cdef class CPump:
         self.p.silent = <int64_t>(silent_s * 1e9 + 0.5)
         self.p.rt_priority = rt_priority
         self.p.refresh = mono_ns()
-        cdef int rc = pthread_create(&self.thread, NULL, pump_main, &self.p)
+        cdef pthread_attr_t attr
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, STACK_BYTES)
+        cdef int rc = pthread_create(&self.thread, &attr, pump_main, &self.p)
+        pthread_attr_destroy(&attr)
         if rc != 0:
             raise OSError(rc, "cannot start the pump thread")
         self.started = True

@@ -17,7 +17,6 @@ from cpython.sequence cimport PySequence_Fast_ITEMS
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint8_t, uint16_t, uint64_t
 
-import numpy as np
 
 from .frame import (
     Frame,
@@ -181,6 +180,8 @@ def encode_batch(array, flags=None):
 
     `flags` is None, one flags byte for all frames, or one per frame.
     """
+    import numpy as np   # here, not at import: `fly` never loads numpy
+
     arr, flag_bytes = batch_arrays(array, flags, check=False)
     cdef Py_ssize_t n = arr.shape[0], i
     out = np.empty((n, LEN), dtype=np.uint8)

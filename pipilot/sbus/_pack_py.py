@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported by encode_batch only: `fly` never loads it
+    import numpy as np
+    import numpy.typing as npt
 
 from .frame import (
     END_MASK,
@@ -109,6 +111,8 @@ def encode_batch(
 
     `flags` is None, one flags byte for all frames, or one per frame.
     """
+    import numpy as np
+
     arr, flag_bytes = batch_arrays(array, flags)
     ch = arr.astype(np.uint32)
     out = np.zeros((arr.shape[0], FRAME_LEN), dtype=np.uint8)

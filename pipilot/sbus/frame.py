@@ -7,10 +7,11 @@ module so that they raise the same errors and return the same type.
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported by the batch functions only: `fly` never loads it
+    import numpy as np
+    import numpy.typing as npt
 
 FRAME_LEN = 25
 START_BYTE = 0x0F
@@ -113,6 +114,8 @@ def batch_arrays(
     range-checked here: the caller checks it while packing and then calls
     `batch_range_error`.
     """
+    import numpy as np
+
     arr = np.asarray(array)
     if arr.ndim != 2 or arr.shape[1] != NUM_CHANNELS:
         raise ValueError(f"expected an (N, {NUM_CHANNELS}) array, got shape {arr.shape}")
@@ -141,6 +144,8 @@ def batch_arrays(
 
 
 def _check_batch_range(arr: npt.NDArray[Any]) -> None:
+    import numpy as np
+
     if arr.size == 0:
         return
     if arr.dtype == np.uint16:
@@ -153,6 +158,8 @@ def _check_batch_range(arr: npt.NDArray[Any]) -> None:
 
 def batch_range_error(arr: npt.NDArray[Any]) -> ValueError:
     """The error naming the first out-of-range value in an (N, 16) array."""
+    import numpy as np
+
     row, col = np.argwhere((arr < 0) | (arr > VALUE_MAX))[0]
     return ValueError(f"frame {int(row)}, channel {int(col) + 1}: "
                      f"{int(arr[row, col])} is outside 0..{VALUE_MAX}")

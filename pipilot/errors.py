@@ -11,7 +11,7 @@ class ConfigError(PipilotError):
     """A configuration value is missing, mistyped or out of range."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"config {_short(key)}: {_short(message)}")
+        super().__init__(f"config {_short(key, 200)}: {_short(message)}")
         self.key = key
 
 

@@ -151,6 +151,16 @@ def test_mission_never_tracebacks(tmp_path: Path, data: bytes) -> None:
     _loads_or_refuses(load_mission, p)
 
 
+def test_a_5000_character_step_action_is_refused_in_one_short_line(tmp_path: Path) -> None:
+    # found by the property above in CI: the step's name went into the key and
+    # the message, each cut at 1000 characters, and the line was 2051 long
+    p = tmp_path / "mission.toml"
+    p.write_text(MISSION.replace('action = "arm"', 'action = "' + "x" * 5000 + '"', 1))
+    with pytest.raises(PipilotError, match="unknown action") as err:
+        load_mission(p)
+    assert len(str(err.value)) < 2000
+
+
 def _opl_seed(tmp_path: Path) -> bytes:
     p = tmp_path / "seed.opl"
     with OplWriter.open(p, 0.0) as w:

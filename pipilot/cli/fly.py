@@ -91,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
             if session is not None:
                 await session.stop()
 
-    asyncio.run(main())
+    saved = realtime.this_thread_scheduling()
+    try:
+        asyncio.run(main())
+    finally:
+        # the normal end is _exit_now(); an error path leaves the thread to
+        # whatever runs next (another command's cleanup, a test's interpreter)
+        realtime.restore_this_thread(saved)
     print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}), flush=True)
     _exit_now()
 

@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import resource
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,25 @@ def restore_nice(old: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, old)
     except OSError:
         log.warning("could not restore nice %d", old)
+
+
+class ThreadScheduling(NamedTuple):
+    """A thread's policy and priority, to put back after a temporary change."""
+
+    policy: int
+    priority: int
+
+
+def this_thread_scheduling() -> ThreadScheduling:
+    return ThreadScheduling(os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+
+
+def restore_this_thread(saved: ThreadScheduling) -> None:
+    """Put the calling thread back to `saved` (lowering needs no privilege)."""
+    try:
+        os.sched_setscheduler(0, saved.policy, os.sched_param(saved.priority))
+    except OSError as exc:
+        log.warning("could not restore the thread's scheduling: %s", exc.strerror)
 
 
 def fifo_this_thread(priority: int) -> str:

@@ -74,3 +74,19 @@ def test_fly_asks_for_the_configured_priority(monkeypatch: pytest.MonkeyPatch) -
 def test_loop_priority_must_stay_below_the_pump(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"realtime\.loop_priority"):
         validate(CoreConfig(realtime=RealtimeConfig(priority=50, loop_priority=bad)))  # type: ignore[arg-type]
+
+
+def test_a_fly_that_fails_gives_the_thread_its_scheduling_back() -> None:
+    # Found in CI: `fly` on a missing port failed after making the calling thread
+    # SCHED_FIFO, and it stayed so; the rest of the suite (and every process it
+    # started, a 20,000-connection flood client among them) then ran realtime.
+    if not realtime.can_sched_fifo(10):
+        pytest.skip("SCHED_FIFO not permitted here (needs CAP_SYS_NICE or an RTPRIO limit)")
+    from pipilot.cli import main
+
+    saved = realtime.this_thread_scheduling()   # fly's signal handlers need the main thread
+    try:
+        assert main(["fly", "--sbus-port", "/dev/ttyNOPE", "--headless"]) == 1
+        assert realtime.this_thread_scheduling() == saved
+    finally:
+        realtime.restore_this_thread(saved)

@@ -15,10 +15,16 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pipilot.errors import ConfigError
 from pipilot.sim.sitl import ENV_BINARY, SitlProcess, check_binary, configure
+
+if TYPE_CHECKING:
+    from pipilot.mission.api import Mission
+    from pipilot.mission.events import MissionEvent
+    from pipilot.mission.spec import MissionSpec
 
 
 def sitl_binary(path: str | None) -> str:
@@ -96,8 +102,9 @@ async def sitl_main(args: argparse.Namespace, wind: tuple[float, ...],
     }
 
 
-async def fly_sitl(spec: Any, binary: str, *, drift: bool = True, on_event: Any = None,
-                   config_path: str | None = None) -> tuple[Any, dict[str, Any]]:
+async def fly_sitl(spec: MissionSpec, binary: str, *, drift: bool = True,
+                   on_event: Callable[[MissionEvent], None] | None = None,
+                   config_path: str | None = None) -> tuple[Mission, dict[str, Any]]:
     """Fly a mission in real time against the SITL (the path a real flight takes)."""
     from pipilot.core.telemetry import TelemetrySession
     from pipilot.mission.real import fly_real

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipilot.cli import _checks
@@ -15,6 +16,7 @@ from pipilot.errors import ConfigError
 from pipilot.mission.events import EventKind, MissionEvent
 
 if TYPE_CHECKING:
+    from pipilot.mission.api import Mission
     from pipilot.mission.spec import MissionSpec
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf")
@@ -113,21 +115,26 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary["completed"] else 2
 
 
-def fly_sim(spec: MissionSpec, *, drift: bool = True, on_event: Any = None,
-            handle_sigint: bool = True) -> tuple[Any, dict[str, Any]]:
+def fly_sim(spec: MissionSpec, *, drift: bool = True,
+            on_event: Callable[[MissionEvent], None] | None = None,
+            handle_sigint: bool = True) -> tuple[Mission, dict[str, Any]]:
     """Fly ``spec`` on the lock-step simulator with its [sim] conditions."""
+    from pipilot.core.vehicle import Vehicle
     from pipilot.mission.lockstep import run_lockstep, sim_lockstep
     from pipilot.mission.runner import run_spec
     from pipilot.mission.spec import SimSpec
 
     conditions = spec.sim or SimSpec()
     sim = sim_lockstep(**dataclasses.asdict(conditions))
+    vehicle = sim.vehicle
+    if not isinstance(vehicle, Vehicle):  # sim_lockstep attaches a flight core
+        raise RuntimeError("the lock-step simulator has no flight core to fly with")
     # no barometer: altitude is open loop, so fly the simulated craft's own hover throttle
     hover = sim.model.hover_throttle()
     spec = dataclasses.replace(spec, mission=dataclasses.replace(spec.mission,
                                                                  hover_throttle=hover))
     mission, summary = run_lockstep(sim, lambda: run_spec(
-        spec, sim.vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint))
+        spec, vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint))
     summary["sim"] = {**dataclasses.asdict(conditions), "hover_throttle": round(hover, 4)}
     return mission, summary
 

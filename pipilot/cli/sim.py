@@ -19,11 +19,16 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipilot.cli import _checks
 from pipilot.cli._output import json_text
 from pipilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipilot.core.telemetry import TelemetrySession
+    from pipilot.core.vehicle import FlightVehicle, ServedVehicle, Vehicle
+    from pipilot.sim.runner import RealtimeSim
 
 NAME = "sim"
 HELP = "run pipilot against a simulated CC3D (S.Bus and telemetry on pty pairs)"
@@ -154,7 +159,7 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
     }
 
 
-async def _drain(sim: Any, frames_sent: int, timeout: float = 2.0) -> None:
+async def _drain(sim: RealtimeSim, frames_sent: int, timeout: float = 2.0) -> None:
     """Let every frame the core wrote reach the model (the wire reader may lag under load)."""
     want = frames_sent * 25
     deadline = time.monotonic() + timeout
@@ -167,7 +172,8 @@ async def _drain(sim: Any, frames_sent: int, timeout: float = 2.0) -> None:
     await asyncio.sleep(sim.lag_s + 0.01)
 
 
-async def _run(args: argparse.Namespace, sim: Any, vehicle: Any, session: Any) -> None:
+async def _run(args: argparse.Namespace, sim: RealtimeSim, vehicle: Vehicle,
+               session: TelemetrySession) -> None:
     """Start core, telemetry and page; wait for the duration, Ctrl-C or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -200,7 +206,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _demo_hover(vehicle: Any, hover: float,
+async def _demo_hover(vehicle: FlightVehicle, hover: float,
                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """A scripted pilot: Arm (Yaw Left) for 1.5 s, climb for 2 s, then hold ``hover``.
 
@@ -222,8 +228,8 @@ async def _demo_hover(vehicle: Any, hover: float,
         await sleep(0.05)
 
 
-async def _start_server(stack: contextlib.AsyncExitStack, vehicle: Any,
-                        args: argparse.Namespace, out: Any) -> None:
+async def _start_server(stack: contextlib.AsyncExitStack, vehicle: ServedVehicle,
+                        args: argparse.Namespace, out: TextIO) -> None:
     """Serve the web page if this build has pipilot.server; say so plainly if not."""
     if importlib.util.find_spec("pipilot.server.runner") is None:
         print("web page: not available in this build (pipilot.server is not there yet); "

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from pipilot.control.drift import (
     CompensatorConfig,
@@ -24,6 +23,8 @@ from pipilot.control.drift import (
     Trim,
 )
 from pipilot.core.setpoints import Setpoint
+from pipilot.core.vehicle import FlightVehicle, ObjectValues, TelemetryLink
+from pipilot.errors import LinkError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ ATTITUDE_WAIT_S = 0.4
 ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
 
 
-def _armed(values: Any) -> bool:
-    v = values.get("Armed")
+def _armed(values: ObjectValues) -> bool:
+    v: object = values.get("Armed")
     if hasattr(v, "name") and not isinstance(v, int | str):
         v = v.name
     if isinstance(v, int):
@@ -45,9 +46,12 @@ def _armed(values: Any) -> bool:
 
 
 class DriftCompensator:
-    """Runs the drift loop as a task publishing the ``"drift"`` source."""
+    """Runs the drift loop as a task publishing the ``"drift"`` source.
 
-    def __init__(self, vehicle: Any, config: CompensatorConfig | None = None,
+    It sees the vehicle as a `FlightVehicle`: telemetry in, setpoints out, never
+    the simulator's ground truth."""
+
+    def __init__(self, vehicle: FlightVehicle, config: CompensatorConfig | None = None,
                  estimator: EstimatorConfig | None = None, *,
                  flying: Callable[[], bool], rate_hz: float = 50.0, priority: int = 0,
                  timeout_s: float = 0.5) -> None:
@@ -59,8 +63,8 @@ class DriftCompensator:
         self._timeout_s = timeout_s
         self._task: asyncio.Task[None] | None = None
         self._last_accel_t: float | None = None
-        self._last_accel_values: Any = None
-        self._att_values: Any = None
+        self._last_accel_values: ObjectValues | None = None
+        self._att_values: ObjectValues | None = None
         self._att_last: tuple[float, tuple[float, float, float]] | None = None
         self._att_prev: tuple[float, tuple[float, float, float]] | None = None
         self._pending: deque[tuple[float, tuple[float, float, float],
@@ -72,7 +76,18 @@ class DriftCompensator:
         self.errors = 0
         self.rate_errors: list[str] = []
 
+    def _telemetry(self) -> TelemetryLink:
+        tel = self.vehicle.telemetry
+        if tel is None:
+            raise LinkError("telemetry", "no telemetry link: the drift loop reads the "
+                            "flight controller's IMU over it")
+        return tel
+
     async def start(self) -> None:
+        """Register the source, set the telemetry rates, start the loop.
+
+        Without a telemetry link there is nothing to estimate from: LinkError."""
+        self._telemetry()
         if DRIFT_SOURCE not in self.vehicle.mixer.sources:  # the core registers it
             self.vehicle.mixer.add_source(DRIFT_SOURCE, self._priority, mode="additive",
                                           timeout_s=self._timeout_s)
@@ -98,7 +113,7 @@ class DriftCompensator:
             meta = dict(registry[name + "Meta"].defaults())
             meta.update(telemetry_update_mode="periodic", telemetry_period_ms=round(period_ms))
             try:
-                await asyncio.wait_for(self.vehicle.telemetry.send(name + "Meta", meta),
+                await asyncio.wait_for(self._telemetry().send(name + "Meta", meta),
                                        timeout_s)
             except Exception as exc:  # the loop still works, only slower
                 log.warning("could not set the %s telemetry period: %s", name, exc)
@@ -119,7 +134,7 @@ class DriftCompensator:
         self._suspended = True
         self.vehicle.mixer.publish(DRIFT_SOURCE, Setpoint())
 
-    def _attitude_rate(self, values: Any, attitude: tuple[float, float, float],
+    def _attitude_rate(self, values: ObjectValues, attitude: tuple[float, float, float],
                        t: float) -> tuple[float, float, float] | None:
         """Euler rates from the last two AttitudeState samples (None if too far apart)."""
         if values is not self._att_values:
@@ -149,7 +164,7 @@ class DriftCompensator:
         attitude at its time is interpolated rather than extrapolated (at most
         ``ATTITUDE_WAIT_S``; then the last attitude is carried forward).
         """
-        tel = self.vehicle.telemetry
+        tel = self._telemetry()
         now = self.vehicle.clock.now()
         accel = tel.latest("AccelState")
         att = tel.latest("AttitudeState")
@@ -177,14 +192,14 @@ class DriftCompensator:
             trim = self._step(sample, status)
         return trim
 
-    def _queue_accel(self, now: float, accel: tuple[Any, float]) -> None:
+    def _queue_accel(self, now: float, accel: tuple[ObjectValues, float]) -> None:
         values, age = accel
         t = now - age
         if values is self._last_accel_values or (
                 self._last_accel_t is not None and t <= self._last_accel_t):
             return  # nothing new (sessions keep one dict per received sample)
         self._last_accel_t, self._last_accel_values = t, values
-        gyro = self.vehicle.telemetry.latest("GyroState")
+        gyro = self._telemetry().latest("GyroState")
         rates = None
         if gyro is not None and gyro[1] <= GYRO_FRESH_S:
             rates = (float(gyro[0]["x"]), float(gyro[0]["y"]), float(gyro[0]["z"]))
@@ -202,7 +217,7 @@ class DriftCompensator:
         d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
         return (a0[0] + f * d[0], a0[1] + f * d[1], a0[2] + f * d[2])
 
-    def _step(self, sample: Sample, status: Any) -> Trim:
+    def _step(self, sample: Sample, status: tuple[ObjectValues, float] | None) -> Trim:
         armed = status is not None and _armed(status[0])
         flying = armed and not self._suspended and self._flying()
         trim = self.controller.step(sample, armed=armed, flying=flying, hold=self.hold)

@@ -45,12 +45,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from pipilot.core.clock import Clock
 from pipilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 GRAVITY = 9.80665
 N_STATES = 10
@@ -77,7 +82,8 @@ def _rotate_small(rot: np.ndarray, rates_dps: np.ndarray, dt: float) -> np.ndarr
     k = theta / angle
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     step = np.eye(3) + math.sin(angle) * kx + (1 - math.cos(angle)) * kx @ kx
-    return rot @ step
+    rotated: np.ndarray = rot @ step
+    return rotated
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,8 @@ class EstimatorConfig:
         return _from_mapping(cls, table, prefix)
 
 
-def _from_mapping(cls: Any, table: Mapping[str, Any], prefix: str, *,
-                  allow_zero: bool = False) -> Any:
+def _from_mapping(cls: type[C], table: Mapping[str, Any], prefix: str, *,
+                  allow_zero: bool = False) -> C:
     """A config dataclass of numbers from a TOML table; errors name the key."""
     known = {f.name for f in fields(cls)}
     bound = ">= 0" if allow_zero else "> 0"

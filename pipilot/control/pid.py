@@ -128,8 +128,9 @@ class PID:
             return self._output
         error = setpoint - measurement
 
-        if dt > 0:
-            dmeas = measurement - self._last_measurement  # type: ignore[operator]
+        last = self._last_measurement
+        if dt > 0 and last is not None:  # dt > 0 only with a previous sample
+            dmeas = measurement - last
             tau = g.derivative_tau
             # backward-Euler low-pass of -kd * dy/dt
             self._d_term = (tau * self._d_term - g.kd * dmeas) / (tau + dt)

@@ -115,6 +115,7 @@ class Calibration:
                     accessories: tuple[float, ...]) -> list[int]:
         """Map normalised values to the 16 raw channel values."""
         out = [self.unused_value] * NUM_CHANNELS
+        # _index is set by __post_init__ and is not a field, so mypy cannot see it
         index: tuple[tuple[int, ChannelCalibration], ...] = self._index  # type: ignore[attr-defined]
         values = (throttle, yaw, roll, pitch, *accessories)
         for i, ((ch, cal), v) in enumerate(zip(index, values, strict=True)):

@@ -25,9 +25,11 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import SafetyAbort
 from pipilot.mission.events import EventKind, EventStream, MissionEvent
 from pipilot.mission.io import Command, VehicleIO
@@ -35,6 +37,7 @@ from pipilot.mission.monitors import (
     AlarmRaised,
     AttitudeLimit,
     Expectations,
+    FlightView,
     Monitor,
     PilotTakeover,
     StepTimeout,
@@ -43,6 +46,9 @@ from pipilot.mission.monitors import (
     run_monitors,
 )
 from pipilot.mission.spec import MissionConfig, SafetyConfig, Step, validate_step
+
+if TYPE_CHECKING:
+    from pipilot.control.compensator import DriftCompensator
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ class _ActiveStep:
 class Mission:
     """A mission flown through a Vehicle (see pipilot.core.vehicle)."""
 
-    def __init__(self, vehicle: Any, *, mission: MissionConfig | None = None,
+    def __init__(self, vehicle: ObservedVehicle, *, mission: MissionConfig | None = None,
                  safety: SafetyConfig | None = None, drift: bool = True,
                  drift_config: CompensatorConfig | None = None,
                  estimator_config: EstimatorConfig | None = None,
@@ -102,7 +108,7 @@ class Mission:
         self._drift_wanted = drift
         self._drift_config = drift_config
         self._estimator_config = estimator_config
-        self.drift: Any = None  # the DriftCompensator, when on
+        self.drift: DriftCompensator | None = None  # when on
         self._command = Command()
         self._expect_armed = False
         self._on_ground = True
@@ -128,7 +134,8 @@ class Mission:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool:
         if exc_type is not None and self.state is State.RUNNING:
             if issubclass(exc_type, asyncio.CancelledError | KeyboardInterrupt):
                 self.abort(INTERRUPTED, "interrupt")
@@ -392,7 +399,7 @@ class Mission:
             self.io.publish(command)
         self._record(now, command, view)
 
-    def _record(self, now: float, command: Command | None, view: Any) -> None:
+    def _record(self, now: float, command: Command | None, view: FlightView) -> None:
         t = now - self._t0
         row: dict[str, float] = {"t": t}
         if command is not None:

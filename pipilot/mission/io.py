@@ -11,9 +11,10 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.core.truth import Vector3
+from pipilot.core.vehicle import ObjectValues, ObservedVehicle
 from pipilot.mission.monitors import ALARM_LEVELS, FlightView
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _clip(v: float, lo: float = -1.0, hi: float = 1.0) -> float:
     return min(max(v, lo), hi)
 
 
-def enum_name(value: Any, options: Sequence[str]) -> str | None:
+def enum_name(value: object, options: Sequence[str]) -> str | None:
     """An enum field as its option name, whether telemetry gives a name or an index."""
     if isinstance(value, str):
         return value
@@ -62,7 +63,7 @@ def enum_name(value: Any, options: Sequence[str]) -> str | None:
     return None
 
 
-def alarm_levels(values: Mapping[str, Any]) -> dict[str, str]:
+def alarm_levels(values: ObjectValues) -> dict[str, str]:
     raw = values.get("Alarm")
     if raw is None:
         return {}
@@ -81,7 +82,8 @@ def alarm_levels(values: Mapping[str, Any]) -> dict[str, str]:
 class VehicleIO:
     """Reads telemetry and publishes the mission source through a Vehicle."""
 
-    def __init__(self, vehicle: Any, *, priority: int = 20, timeout_s: float = 1.0) -> None:
+    def __init__(self, vehicle: ObservedVehicle, *, priority: int = 20,
+                 timeout_s: float = 1.0) -> None:
         self.vehicle = vehicle
         self.clock = vehicle.clock
         self._priority = priority
@@ -110,8 +112,10 @@ class VehicleIO:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
 
-    def latest(self, name: str) -> tuple[Mapping[str, Any], float] | None:
-        got = self.vehicle.telemetry.latest(name)
+    def latest(self, name: str) -> tuple[ObjectValues, float] | None:
+        """The newest ``name`` and its age; None before it arrives or without telemetry."""
+        tel = self.vehicle.telemetry
+        got = None if tel is None else tel.latest(name)
         if got is None:
             return None
         values, age = got
@@ -127,7 +131,7 @@ class VehicleIO:
         got = self.latest(name)
         if got is not None and got[1] <= max_age_s:
             return
-        if name in self._refreshing or not hasattr(self.vehicle.telemetry, "request"):
+        if name in self._refreshing or self.vehicle.telemetry is None:
             return
         self._refreshing.add(name)
         task = asyncio.get_running_loop().create_task(self._refresh(name))
@@ -135,8 +139,10 @@ class VehicleIO:
         task.add_done_callback(self._refresh_tasks.discard)
 
     async def _refresh(self, name: str) -> None:
+        tel = self.vehicle.telemetry
         try:
-            await self.vehicle.telemetry.request(name)
+            if tel is not None:
+                await tel.request(name)
         except Exception as exc:  # a lost answer is the monitors' business, not ours
             log.debug("request %s failed: %s", name, exc)
         finally:
@@ -161,7 +167,7 @@ class VehicleIO:
         alarms = self.latest("SystemAlarms")
         return FlightView(
             now=self.now(),
-            telemetry_connected=bool(getattr(tel, "connected", True)),
+            telemetry_connected=tel is not None and bool(tel.connected),
             attitude_age=None if att is None else att[1],
             armed=self.armed(),
             roll_deg=None if att is None else float(att[0]["Roll"]),
@@ -170,10 +176,8 @@ class VehicleIO:
             pilot_active=self.pilot_active(),
         )
 
-    def truth_position(self) -> tuple[float, float, float] | None:
-        """Ground-truth NED position from the simulator, if there is one."""
-        sim = getattr(self.vehicle, "sim", None)
-        if sim is None:
-            return None
-        pos = sim.truth.position
-        return float(pos[0]), float(pos[1]), float(pos[2])
+    def truth_position(self) -> Vector3 | None:
+        """Ground-truth NED position from the simulator, if there is one (for the
+        summary and the plots; nothing the mission commands depends on it)."""
+        sim = self.vehicle.sim
+        return None if sim is None else sim.truth_snapshot().position

@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from pipilot.core.config import CoreConfig
 from pipilot.sim import LockstepSim
+from pipilot.sim.dynamics import QuadParams
+from pipilot.sim.lockstep import FrameSource
+from pipilot.sim.receiver import Firmware
 
 T = TypeVar("T")
 
@@ -30,7 +34,8 @@ class _AdvancingSelector(selectors.DefaultSelector):
         self._advance = advance
         self._now = now
 
-    def select(self, timeout: float | None = None) -> list[Any]:
+    def select(self, timeout: float | None = None
+               ) -> list[tuple[selectors.SelectorKey, int]]:
         events = super().select(0)
         if events or timeout is None or timeout <= 0:
             if timeout is None and not events:
@@ -51,7 +56,7 @@ class LockstepEventLoop(asyncio.SelectorEventLoop):
         return self.sim.clock.now()
 
 
-def run_lockstep(sim: LockstepSim, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_lockstep(sim: LockstepSim, main: Callable[[], Awaitable[T]]) -> T:
     """Run ``main()`` to completion on ``sim``'s virtual time."""
     loop = LockstepEventLoop(sim)
     try:
@@ -63,7 +68,10 @@ def run_lockstep(sim: LockstepSim, main: Callable[[], Coroutine[Any, Any, T]]) -
 
 def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.0,
                  wind_mps: float = 0.0, wind_from_deg: float = 0.0, seed: float = 0,
-                 core: Any = True, **kw: Any) -> LockstepSim:
+                 core: bool | CoreConfig = True, firmware: Firmware | str = Firmware.STOCK,
+                 period_ms: float = 14.0, params: QuadParams | None = None,
+                 frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
+                 telemetry_baud: int = 9600, handshake: bool = True) -> LockstepSim:
     """A lock-step simulator with pipilot's flight core, in the [sim] table's conditions.
 
     ``sim.vehicle`` is the Vehicle to fly. The tilt leans the board by
@@ -75,4 +83,7 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     tilt = (mount_tilt_deg * math.sin(axis), mount_tilt_deg * math.cos(axis))
     frm = math.radians(wind_from_deg)
     wind = (-wind_mps * math.cos(frm), -wind_mps * math.sin(frm))
-    return LockstepSim(seed=int(seed), mount_tilt_deg=tilt, wind=wind, core=core, **kw)
+    return LockstepSim(seed=int(seed), mount_tilt_deg=tilt, wind=wind, core=core,
+                       firmware=firmware, period_ms=period_ms, params=params,
+                       frame_source=frame_source, first_frame_s=first_frame_s,
+                       telemetry_baud=telemetry_baud, handshake=handshake)

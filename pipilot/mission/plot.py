@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any
 
 from pipilot.errors import ConfigError
+from pipilot.mission.events import EventKind, MissionEvent
 
 
-def plot_mission(samples: list[dict[str, float]], events: list[Any], out: str | Path, *,
+def plot_mission(samples: list[dict[str, float]], events: list[MissionEvent], out: str | Path, *,
                  title: str = "mission") -> Path:
     """Trajectory (when there is ground truth), sticks, and drift trims with speed."""
     import matplotlib
@@ -70,7 +70,7 @@ def plot_mission(samples: list[dict[str, float]], events: list[Any], out: str | 
     ax_trim.legend(loc="upper right", fontsize=8)
 
     for ev in events:
-        if getattr(ev, "kind", None) is not None and ev.kind.value == "step_started":
+        if ev.kind is EventKind.STEP_STARTED and ev.action is not None:
             for ax in (ax_sticks, ax_trim):
                 ax.axvline(ev.t, color="grey", alpha=0.3)
             ax_sticks.text(ev.t, 1.01, ev.action, rotation=90, fontsize=7, va="bottom",

@@ -10,6 +10,7 @@ from pipilot.core.config import CoreConfig, load
 from pipilot.core.telemetry import TelemetrySession, TelemetryTimeout
 from pipilot.core.vehicle import Vehicle
 from pipilot.errors import LinkError
+from pipilot.mission.api import Mission
 from pipilot.mission.events import MissionEvent
 from pipilot.mission.runner import run_spec
 from pipilot.mission.spec import MissionSpec
@@ -21,7 +22,7 @@ async def fly_real(spec: MissionSpec, *, drift: bool = True,
                    on_event: Callable[[MissionEvent], None] | None = None,
                    config_path: str | None = None, sbus_port: str | None = None,
                    telemetry_port: str = DEFAULT_TELEMETRY_PORT, baud: int = 9600,
-                   connect_timeout_s: float = 10.0) -> tuple[Any, dict[str, Any]]:
+                   connect_timeout_s: float = 10.0) -> tuple[Mission, dict[str, Any]]:
     """Connect telemetry first (no telemetry, no flight), then start the core and fly."""
     config = load(config_path) if config_path else CoreConfig()
     session = await TelemetrySession.open(telemetry_port, baud)

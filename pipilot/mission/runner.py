@@ -10,13 +10,14 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import SafetyAbort
 from pipilot.mission.api import INTERRUPTED, Mission
 from pipilot.mission.events import EventKind, MissionEvent
 from pipilot.mission.spec import MissionSpec
 
 
-async def run_spec(spec: MissionSpec, vehicle: Any, *, drift: bool = True,
+async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool = True,
                    on_event: Callable[[MissionEvent], None] | None = None,
                    handle_sigint: bool = False) -> tuple[Mission, dict[str, Any]]:
     """Fly every step of ``spec``; return the mission and its summary."""

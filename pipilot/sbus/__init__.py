@@ -13,19 +13,14 @@ from .frame import BYTE_TIME, END_MASK, FRAME_LEN, START_BYTE, Frame
 from .scale import unit_to_value, us_to_value, value_to_unit, value_to_us
 
 if os.environ.get("PIPILOT_PURE_PYTHON", "") not in ("", "0"):
-    from . import _pack_py as _impl
+    from ._pack_py import IMPLEMENTATION, decode, encode, encode_batch
 else:
     try:
-        from . import _pack as _impl  # type: ignore[attr-defined, no-redef]
+        from ._pack import IMPLEMENTATION, decode, encode, encode_batch
     except ImportError:
-        from . import _pack_py as _impl
+        from ._pack_py import IMPLEMENTATION, decode, encode, encode_batch
 
-IMPLEMENTATION: str = _impl.IMPLEMENTATION
-encode = _impl.encode
-decode = _impl.decode
-encode_batch = _impl.encode_batch
-
-from .stream import FrameDecoder, SyncState  # noqa: E402 - needs decode above
+from .stream import FrameDecoder, SyncState  # after the codec: it needs decode above
 
 __all__ = [
     "BYTE_TIME",

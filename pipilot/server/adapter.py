@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from pipilot.core.failsafe import FailsafeState
 from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.core.vehicle import LinkStatistics, ServedVehicle
 from pipilot.server.port import ArmIntent, TelemetryValue
 from pipilot.server.protocol import Sticks
 
 PILOT = "pilot"
+Ts = TypeVarTuple("Ts")
 _RATE_WINDOW_S = 1.0
 #: How old the last throttle seen in NORMAL may be and still tell what a descent
 #: began from: a few status periods (20 Hz).
@@ -29,12 +31,12 @@ class VehicleAdapter:
     are reads of values the core replaces whole.
     """
 
-    def __init__(self, vehicle: Any, flight_loop: asyncio.AbstractEventLoop | None = None
-                 ) -> None:
+    def __init__(self, vehicle: ServedVehicle,
+                 flight_loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.vehicle = vehicle
         self._flight_loop = flight_loop
         self._samples: deque[tuple[float, int]] = deque()
-        self._sim_cache: dict[str, Any] = {}
+        self._sim_reading: dict[str, object] | None = None
         # The throttle last seen while a source flew, and whether the descent under
         # way started with the craft under power (see `failsafe_active`).
         self._flying: tuple[float, float] | None = None  # (time, throttle)
@@ -42,8 +44,9 @@ class VehicleAdapter:
         # When the FC's newest telemetry arrived, on the session's clock: kept here
         # because a session that reopens its port forgets it.
         self._telemetry_rx_at: float | None = None
+        self._was_connected = False
 
-    def _on_flight_loop(self, fn: Callable[..., None], *args: Any) -> None:
+    def _on_flight_loop(self, fn: Callable[[*Ts], None], *args: *Ts) -> None:
         loop = self._flight_loop
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -55,22 +58,25 @@ class VehicleAdapter:
             with contextlib.suppress(RuntimeError):  # the flight loop has ended
                 loop.call_soon_threadsafe(fn, *args)
 
-    def _from_sim(self, key: str, read: Callable[[], Any]) -> Any:
-        """Read from the simulator without ever blocking the event loop.
+    def _read_sim(self) -> dict[str, object] | None:
+        """The simulator's `ground_truth()`, read without ever blocking the event loop.
 
         The real-time simulator steps its model under `sim.lock` in a thread of
         its own; the loop that mixes the pilot's setpoints must not wait for it.
         If the lock is busy, the previous reading is good enough for a display.
         """
-        lock = getattr(self.vehicle.sim, "lock", None)
+        sim = self.vehicle.sim
+        if sim is None:
+            return None
+        lock = sim.lock
         if lock is None:
-            self._sim_cache[key] = read()
+            self._sim_reading = sim.ground_truth()
         elif lock.acquire(blocking=False):
             try:
-                self._sim_cache[key] = read()
+                self._sim_reading = sim.ground_truth()
             finally:
                 lock.release()
-        return self._sim_cache.get(key)
+        return self._sim_reading
 
     def now(self) -> float:
         return float(self.vehicle.clock.now())
@@ -114,6 +120,11 @@ class VehicleAdapter:
         if session is None:
             return {"configured": False, "connected": False, "was_connected": False,
                     "age_s": None}
+        if not isinstance(session, LinkStatistics):  # a link that keeps no counters
+            connected = bool(session.connected)
+            self._was_connected = self._was_connected or connected
+            return {"configured": True, "connected": connected,
+                    "was_connected": self._was_connected, "age_s": None}
         st = session.stats
         now = float(session.clock.now())
         age = st.get("last_rx_age_s")
@@ -183,19 +194,15 @@ class VehicleAdapter:
             "failsafe_reason": core.failsafe.reason,
             "source": getattr(core.last_output, "source", None),
         }
-        sim = self.vehicle.sim
-        receiver = getattr(getattr(sim, "model", sim), "receiver", None)
-        rs = None if receiver is None else self._from_sim("rx", receiver.stats.as_dict)
-        if rs is not None:
-            out["frames_accepted"] = rs["frames_accepted"]
+        truth = self._read_sim()
+        rs = None if truth is None else truth.get("receiver")
+        if isinstance(rs, Mapping):
+            accepted, seen = rs["frames_accepted"], rs.get("frames_seen") or 0
+            out["frames_accepted"] = accepted
             out["frames_rejected"] = rs["frames_rejected"]
-            seen = rs.get("frames_seen") or 0
-            out["accepted_fraction"] = rs["frames_accepted"] / seen if seen else None
+            out["accepted_fraction"] = (accepted / seen if isinstance(accepted, int)
+                                        and isinstance(seen, int) and seen else None)
         return out
 
     def sim_truth(self) -> Mapping[str, Any] | None:
-        sim = self.vehicle.sim
-        if sim is None or not hasattr(sim, "ground_truth"):
-            return None
-        truth: Mapping[str, Any] | None = self._from_sim("truth", sim.ground_truth)
-        return truth
+        return self._read_sim()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.server import auth, protocol, view
@@ -313,7 +314,7 @@ def _rate_limited(hub: Hub, client: Client) -> None:
 
 
 @web.middleware
-async def _headers(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     resp = await handler(request)
     if not isinstance(resp, web.WebSocketResponse):
         # No framing (a hidden hold-to-arm button is a real risk); scripts only from here.

@@ -21,15 +21,17 @@ import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from aiohttp import web
 
+from pipilot.core.vehicle import ServedVehicle
 from pipilot.errors import ConfigError
 from pipilot.server import app as app_module
 from pipilot.server.adapter import VehicleAdapter
 from pipilot.server.app import ServerConfig, make_app
 from pipilot.server.guard import Guard, GuardConfig
+from pipilot.server.port import VehiclePort
 from pipilot.server.settings import login_line, page_url
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,21 @@ STOP_TIMEOUT_S = 2.0
 
 
 @contextlib.asynccontextmanager
-async def _serving(vehicle_port: Any, config: ServerConfig, guard_config: GuardConfig,
+async def _serving(vehicle_port: VehiclePort, config: ServerConfig, guard_config: GuardConfig,
                    started: Callable[[str, Guard], None]) -> AsyncIterator[None]:
     """The server on the running loop: app, runner, guarded listener."""
     app = make_app(vehicle_port, config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            keepalive_timeout=guard_config.idle_timeout_s)
-    guard = Guard(lambda: runner.server(), guard_config)  # type: ignore[misc]
+
+    def connection() -> asyncio.Protocol:
+        server = runner.server  # set by runner.setup(), before the guard listens
+        if server is None:
+            raise RuntimeError("the web server is not set up")
+        return server()
+
+    guard = Guard(connection, guard_config)
     # outermost, so its view of a request covers every other middleware's work
     app.middlewares.insert(0, guard.middleware(lambda r: app_module.allowed(r)[1]))
     listening = False
@@ -73,7 +82,8 @@ async def _serving(vehicle_port: Any, config: ServerConfig, guard_config: GuardC
 class WebThread:
     """The web server on its own event loop in its own thread."""
 
-    def __init__(self, vehicle: Any, config: ServerConfig, guard_config: GuardConfig) -> None:
+    def __init__(self, vehicle: ServedVehicle, config: ServerConfig,
+                 guard_config: GuardConfig) -> None:
         self.vehicle = vehicle
         self.config = config
         self.guard_config = guard_config
@@ -130,7 +140,7 @@ class WebThread:
 
 
 @contextlib.asynccontextmanager
-async def serve(vehicle: Any, config: ServerConfig, token_source: str = "",
+async def serve(vehicle: ServedVehicle, config: ServerConfig, token_source: str = "",
                 out: TextIO | None = None, *, thread: bool | None = None,
                 guard: GuardConfig | None = None) -> AsyncIterator[str]:
     """Serve the page for `vehicle` until the block ends; print and yield its login URL.

@@ -41,7 +41,8 @@ def rot_z(a: float) -> np.ndarray:
 
 def euler_to_r(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """Body-to-world rotation from ZYX Euler angles (radians)."""
-    return rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
+    r: np.ndarray = rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
+    return r
 
 
 def r_to_euler(r: np.ndarray) -> tuple[float, float, float]:
@@ -84,12 +85,14 @@ def rotate_small(r: np.ndarray, w: np.ndarray, dt: float) -> np.ndarray:
     k = theta / a
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     d = _EYE + math.sin(a) * kx + (1 - math.cos(a)) * (kx @ kx)
-    return r @ d
+    rotated: np.ndarray = r @ d
+    return rotated
 
 
 def orthonormalize(r: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(r)
-    return u @ vt
+    nearest: np.ndarray = u @ vt
+    return nearest
 
 
 @dataclass
@@ -128,7 +131,8 @@ class TruthState:
         return -float(self.position[2])
 
     def euler_deg(self) -> tuple[float, float, float]:
-        return tuple(math.degrees(a) for a in r_to_euler(self.r))  # type: ignore[return-value]
+        roll, pitch, yaw = r_to_euler(self.r)
+        return math.degrees(roll), math.degrees(pitch), math.degrees(yaw)
 
 
 class Quadrotor:

@@ -52,9 +52,9 @@ clock is ``sim.clock`` and that calls ``sim.run_until`` when idle works too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from pipilot.core.clock import VirtualClock
 from pipilot.sim.dynamics import QuadParams, TruthState
@@ -64,16 +64,24 @@ from pipilot.sim.receiver import BYTE_TIME_S, Firmware
 from pipilot.sim.sticks import Sticks
 from pipilot.sim.telemetry import FlightTelemetry, attach
 
+if TYPE_CHECKING:
+    from pipilot.core.config import CoreConfig
+    from pipilot.core.flightcore import FlightCore
+    from pipilot.core.vehicle import Vehicle
+
+T = TypeVar("T")
 GROUND_TICK_S = 0.005
 FrameSource = Callable[[float], "bytes | None"]
 
 
 @dataclass
 class LockstepVehicle:
+    """``sim.vehicle`` without a flight core: time, telemetry and truth, no mixer."""
+
     clock: VirtualClock
     telemetry: LockstepGround
     sim: SimulatedCC3D
-    mixer: Any = None
+    mixer: None = None
 
 
 class LockstepSim:
@@ -84,7 +92,8 @@ class LockstepSim:
         mount_tilt_deg: tuple[float, float] = (0.0, 0.0), wind: tuple[float, float] = (0.0, 0.0),
         period_ms: float = 14.0, params: QuadParams | None = None,
         frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
-        telemetry_baud: int = 9600, handshake: bool = True, core: Any = None,
+        telemetry_baud: int = 9600, handshake: bool = True,
+        core: bool | CoreConfig | None = None,
     ) -> None:
         if period_ms * 1e-3 < 25 * BYTE_TIME_S:
             raise ValueError("a period shorter than one frame on the wire (3.0 ms)")
@@ -100,23 +109,26 @@ class LockstepSim:
         self.telemetry = LockstepGround(self.flight_telemetry, handshake=handshake)
         self.telemetry.advance = self.run
         self.model.add_task("ground", GROUND_TICK_S, self.telemetry.tick, first=0.0)
-        self.core: Any = None
+        self.core: FlightCore | None = None
         self._frames_stopped = False
-        self.vehicle: Any = LockstepVehicle(self.clock, self.telemetry, self.model)
+        self.vehicle: Vehicle | LockstepVehicle = LockstepVehicle(
+            self.clock, self.telemetry, self.model)
         if core is not None and core is not False:
             self._attach_core(core, period_ms, Firmware(firmware))
 
-    def _attach_core(self, core: Any, period_ms: float, firmware: Firmware) -> None:
+    def _attach_core(self, core: bool | CoreConfig, period_ms: float,
+                     firmware: Firmware) -> None:
         from pipilot.core.config import CoreConfig, LinkConfig
         from pipilot.core.vehicle import Vehicle
 
         cfg = core if isinstance(core, CoreConfig) else CoreConfig(
             link=LinkConfig(port="lockstep", period_ms=period_ms, firmware=firmware.value))
-        self.vehicle = Vehicle.create(self._core_sink, cfg, clock=self.clock, sim=self.model)
-        self.vehicle.attach_telemetry(self.telemetry)
-        self.core = self.vehicle.core
+        vehicle = Vehicle.create(self._core_sink, cfg, clock=self.clock, sim=self.model)
+        vehicle.attach_telemetry(self.telemetry)
+        self.vehicle = vehicle
+        self.core = vehicle.core
         self.period = cfg.period_s
-        _run_sync(self.core.start())
+        _run_sync(vehicle.core.start())
 
     def _core_sink(self, deadline: float, frame: bytes) -> None:
         self.model.feed_sbus_paced(frame, deadline + BYTE_TIME_S)
@@ -176,11 +188,12 @@ class LockstepSim:
         await asyncio.sleep(0)
 
 
-def _run_sync(coro: Any) -> Any:
+def _run_sync(coro: Coroutine[object, None, T]) -> T:
     """Run a coroutine that never suspends (the core's lock-step start and stop)."""
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value
+        value: T = done.value  # what the coroutine returned
+        return value
     coro.close()
     raise RuntimeError("coroutine suspended; it needs an event loop")

@@ -19,14 +19,18 @@ import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipilot.core.truth import SimLock, TruthSnapshot
 from pipilot.sim.dynamics import QuadParams, Quadrotor, TruthState
 from pipilot.sim.flight import AttitudeEstimator, Stabilizer
 from pipilot.sim.manual import Armed, ManualControl
 from pipilot.sim.receiver import BYTE_TIME_S, Firmware, SbusReceiver
+
+if TYPE_CHECKING:
+    from pipilot.sim.telemetry import FlightTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class SimulatedCC3D:
         self.start_position = self.quad.truth.position.copy()
         self.telemetry_alarm = "Uninitialised"  # OK once a ground station has connected
         self.telemetry_baud = 9600
-        self.telemetry: Any = None  # the FlightTelemetry endpoint once attached
+        self.telemetry: FlightTelemetry | None = None  # the endpoint once attached
         self._heap: list[tuple[float, int, Task]] = []
         self._seq = 0
         self.add_task("physics", PHYSICS_DT, self._physics_step, first=start + PHYSICS_DT)
@@ -131,11 +135,11 @@ class SimulatedCC3D:
         return t_first + (len(data) - 1) * byte_time
 
     # -- telemetry ---------------------------------------------------------------
-    def _telemetry(self) -> Any:
+    def _telemetry(self) -> FlightTelemetry:
         if self.telemetry is None:
             from pipilot.sim.telemetry import attach
 
-            attach(self, baud=self.telemetry_baud)
+            return attach(self, baud=self.telemetry_baud)
         return self.telemetry
 
     def feed_telemetry(self, data: bytes, t: float) -> None:
@@ -190,6 +194,21 @@ class SimulatedCC3D:
     def truth(self) -> TruthState:
         """Ground truth, for tests and the sim panel only."""
         return self.quad.truth
+
+    @property
+    def lock(self) -> SimLock | None:
+        """None: the model is stepped by its owner, in the owner's thread."""
+        return None
+
+    def truth_snapshot(self) -> TruthSnapshot:
+        """An immutable copy of the ground truth (`pipilot.core.truth.GroundTruth`)."""
+        t = self.quad.truth
+        p, v = t.position, t.velocity
+        return TruthSnapshot(
+            time=self._now,
+            position=(float(p[0]), float(p[1]), float(p[2])),
+            velocity=(float(v[0]), float(v[1]), float(v[2])),
+            attitude_deg=t.euler_deg(), on_ground=bool(t.on_ground))
 
     def drift_m(self) -> float:
         d = self.quad.truth.position[:2] - self.start_position[:2]

@@ -9,7 +9,9 @@ arrives at the configured baud (10 bits a byte).
 One thread runs the model. It keeps the model ``lag_s`` behind the wall clock
 so that every byte is fed at its wire time, in order, before the model passes
 that time. ``ground_truth()`` and ``with sim.lock:`` let other threads (the
-web server's sim panel, the CLI) read the model safely.
+web server's sim panel, the CLI) read the model safely; ``truth_snapshot()``
+is the truth as of the model's latest step, for readers that must never wait
+(a mission's summary, on the flight loop).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import threading
 import time
 import tty
 from collections.abc import Callable
-from typing import Any
 
+from pipilot.core.truth import TruthSnapshot
 from pipilot.errors import LinkError
 from pipilot.link.virtual import VirtualLink
 from pipilot.sim.model import SimulatedCC3D
@@ -44,6 +46,7 @@ class RealtimeSim:
         self.lag_s = lag_s
         self.telemetry: FlightTelemetry = attach(model, baud=telemetry_baud)
         self.lock = threading.RLock()
+        self._truth = model.truth_snapshot()
         self._sbus_in: collections.deque[tuple[bytes, list[float]]] = collections.deque()
         self._tel_in: collections.deque[tuple[float, bytes]] = collections.deque()
         self._tel_rx_free = 0.0
@@ -101,12 +104,17 @@ class RealtimeSim:
     def model_time(self) -> float:
         return self.clock() - self._t0 - self.lag_s
 
-    def ground_truth(self) -> dict[str, Any]:
+    def ground_truth(self) -> dict[str, object]:
         """The model's ground truth (see SimulatedCC3D.ground_truth), read under the lock."""
         with self.lock:
             out = self.model.ground_truth()
             out["flight_telemetry"] = self.telemetry.status
             return out
+
+    def truth_snapshot(self) -> TruthSnapshot:
+        """The model's truth as of its latest step (replaced whole by the model
+        thread, so reading it never waits for the lock)."""
+        return self._truth
 
     # -- threads ------------------------------------------------------------------
     def _on_sbus(self, data: bytes, end_times: list[float]) -> None:
@@ -142,6 +150,7 @@ class RealtimeSim:
                 m.advance_to(t)
                 self.telemetry.feed(chunk, t)
             m.advance_to(now)
+            self._truth = m.truth_snapshot()
             out = self.telemetry.pop_tx(now)
         if out and self.telemetry_cut:
             out = b""

@@ -29,9 +29,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipilot.errors import PipilotError
+
+if TYPE_CHECKING:
+    from pipilot.core.telemetry import TelemetrySession
 
 #: Environment variable naming a built SITL binary (tools/sitl/build.sh prints it).
 ENV_BINARY = "PIPILOT_SITL"
@@ -193,7 +196,7 @@ class SitlProcess:
         self.stop()
 
 
-async def configure(session: Any, *, timeout: float = 10.0) -> None:
+async def configure(session: TelemetrySession, *, timeout: float = 10.0) -> None:
     """Write the rig's receiver, arming and flight-mode settings, as the GCS would.
 
     The values are those the built-in model starts with (``pipilot.sim.telemetry``),

@@ -7,20 +7,28 @@ all bookkeeping in one place. See packets.py for the rules.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from pipilot.uavtalk._crc import crc8
 
 IMPLEMENTATION = "python"
 
+D = TypeVar("D")
+P = TypeVar("P")
+ScanCounts = tuple[int, int, int, int, int, int, int]
+"""Sync, type, length, size and CRC errors, object bytes, unknown objects."""
+
 _VALID = frozenset((0x20, 0x21, 0x22, 0x23, 0x24, 0xA0, 0xA2))
 _NO_DATA = frozenset((0x21, 0x23, 0x24))
 
 
-def scan(buf: bytearray, sizes: dict[int, int], defs: dict[int, Any], max_len: int,
-         packet: Any) -> tuple[list[Any], int, tuple[int, ...]]:
-    """Returns (packets, consumed, (sync, type, length, size, crc, object_bytes, unknown))."""
-    out = []
+def scan(buf: bytearray, sizes: dict[int, int], defs: dict[int, D], max_len: int,
+         packet: Callable[[int, int, int, int | None, bytes, D | None], P],
+         ) -> tuple[list[P], int, ScanCounts]:
+    """Returns (packets, consumed, (sync, type, length, size, crc, object_bytes, unknown));
+    each packet is ``packet(type, object_id, instance_id, timestamp, data, definition)``."""
+    out: list[P] = []
     n = len(buf)
     pos = 0
     sync_e = type_e = len_e = size_e = crc_e = obj_bytes = unknown = 0

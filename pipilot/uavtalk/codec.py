@@ -67,7 +67,10 @@ def _shape(f: FieldDef) -> str:
     return "scalar" if f.count == 1 else "list"
 
 
-def _build_decoder(info: ObjectInfo, unpack: Callable[..., tuple[Any, ...]]) -> Callable[..., Any]:
+Decoder = Callable[[bytes | bytearray | memoryview], dict[str, Any]]
+
+
+def _build_decoder(info: ObjectInfo, unpack: Callable[..., tuple[Any, ...]]) -> Decoder:
     """Generate ``decode(data) -> dict`` for one layout (straight-line code, no loops)."""
     env: dict[str, Any] = {"_unpack": unpack}
     parts: list[str] = []
@@ -90,7 +93,8 @@ def _build_decoder(info: ObjectInfo, unpack: Callable[..., tuple[Any, ...]]) -> 
         i += f.count
     src = "def decode(data):\n    v = _unpack(data)\n    return {" + ", ".join(parts) + "}\n"
     exec(compile(src, f"<uavobject {info.name}>", "exec"), env)
-    return env["decode"]
+    decode: Decoder = env["decode"]  # the function the source above defines
+    return decode
 
 
 def _check_number(f: FieldDef, where: str, x: Any) -> int | float:

@@ -18,33 +18,40 @@ packet that follows it.
 from __future__ import annotations
 
 import enum
-import importlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
 from pipilot.uavtalk import _framing_py
 from pipilot.uavtalk._crc import crc8
+from pipilot.uavtalk._framing_py import ScanCounts
+
+Scanner = Callable[
+    [bytearray, dict[int, int], dict[int, Any], int, "type[Packet]"],
+    tuple[list["Packet"], int, ScanCounts]]
+"""`scan` of either framing twin, as PacketParser calls it."""
 
 
-def _load_framing() -> Any:
+def _load_framing() -> tuple[str, Scanner]:
+    """The compiled framing unless PIPILOT_PURE_PYTHON is set or it is not built."""
     if os.environ.get("PIPILOT_PURE_PYTHON", "") not in ("", "0"):
-        return _framing_py
+        return _framing_py.IMPLEMENTATION, _framing_py.scan
     try:
-        return importlib.import_module("pipilot.uavtalk._framing")
+        from pipilot.uavtalk import _framing
     except ImportError:  # not built: the pure-Python twin does the same work
-        return _framing_py
+        return _framing_py.IMPLEMENTATION, _framing_py.scan
+    return _framing.IMPLEMENTATION, _framing.scan
 
 
-_framing = _load_framing()
 #: Which framing twin PacketParser uses by default: "cython" or "python".
-IMPLEMENTATION: str = _framing.IMPLEMENTATION
+IMPLEMENTATION, _default_scan = _load_framing()
 
 
-def _scanner(implementation: str | None) -> Any:
+def _scanner(implementation: str | None) -> Scanner:
     if implementation is None or implementation == IMPLEMENTATION:
-        return _framing.scan
+        return _default_scan
     if implementation == "python":
         return _framing_py.scan
     raise ValueError(f"framing implementation {implementation!r} is not available")
@@ -138,6 +145,7 @@ class Packet:
         return (self.type, self.object_id, self.instance_id, self.timestamp, self.data) == (
             other.type, other.object_id, other.instance_id, other.timestamp, other.data)
 
+    # equal by contents, which may change: unhashable (typeshed wants a method here)
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:

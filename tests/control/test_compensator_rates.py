@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from pipilot.control.compensator import DriftCompensator
 from pipilot.core.clock import VirtualClock
 
@@ -51,3 +53,21 @@ def test_a_refusing_link_is_reported_and_the_loop_goes_on() -> None:
     failed, tel = configure(lose=10)
     assert failed == ["AccelState", "AttitudeState"]
     assert len(tel.sent) == 2  # a lost ACK is retried by the session, not here
+
+
+def test_no_telemetry_link_is_a_link_error_before_anything_is_published() -> None:
+    from pipilot.core.mixer import Mixer
+    from pipilot.errors import LinkError
+
+    class Bare:
+        def __init__(self) -> None:
+            self.clock = VirtualClock()
+            self.mixer = Mixer(clock=self.clock)
+            self.telemetry = None
+
+    vehicle = Bare()
+    comp = DriftCompensator(vehicle, flying=lambda: True)
+    with pytest.raises(LinkError, match="no telemetry link"):
+        asyncio.run(comp.start())
+    assert comp._task is None
+    assert vehicle.mixer.sources["drift"].stamp is None  # nothing published

@@ -46,3 +46,25 @@ def test_no_sim_means_no_truth():
     adapter = VehicleAdapter(Vehicle.create(lambda t, f: None, clock=VirtualClock()))
     assert adapter.sim_truth() is None
     assert "frames_accepted" not in adapter.link_stats()
+
+
+def test_lockstep_vehicle_receiver_counts_truth_and_a_link_without_counters():
+    from pipilot.sim import LockstepSim
+
+    sim = LockstepSim(seed=1, core=True, period_ms=14.0)
+    sim.wait_connected()
+    sim.run(1.0)
+    adapter = VehicleAdapter(sim.vehicle)
+    rx = sim.model.receiver.stats
+    st = adapter.link_stats()
+    assert st["frames_accepted"] == rx.frames_accepted > 0
+    assert st["frames_rejected"] == rx.rejected_by_reason()
+    assert st["accepted_fraction"] == rx.frames_accepted / rx.frames_seen
+    truth = adapter.sim_truth()
+    assert truth is not None and truth["position"] == [float(x) for x in sim.truth.position]
+    # the lock-step ground side keeps no link counters: connected, and whether it ever was
+    assert adapter.telemetry_link() == {"configured": True, "connected": True,
+                                        "was_connected": True, "age_s": None}
+    sim.telemetry.connected = False
+    assert adapter.telemetry_link() == {"configured": True, "connected": False,
+                                        "was_connected": True, "age_s": None}

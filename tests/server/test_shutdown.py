@@ -33,6 +33,20 @@ async def _page(base: str, http: aiohttp.ClientSession) -> aiohttp.ClientWebSock
     return ws
 
 
+async def _receiver_accepting(base: str, http: aiohttp.ClientSession,
+                              within_s: float = 30.0) -> None:
+    """Wait until the simulated receiver accepts frames: on a loaded machine its
+    first frames can all arrive unsynced, and a failsafe frame sent before it
+    syncs is not counted as one."""
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        async with http.get(f"{base}/api/status", headers=AUTH) as r:
+            if (await r.json())["sbus"].get("frames_accepted", 0) > 0:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the simulated receiver accepted no frame in {within_s} s")
+
+
 async def _terminate(proc: asyncio.subprocess.Process, ws: aiohttp.ClientWebSocketResponse
                      ) -> tuple[float, float, int | None]:
     """SIGTERM; return (seconds to the page's close, seconds to the exit, close code)."""
@@ -98,7 +112,7 @@ async def test_sim_exits_within_2s_with_a_page_connected(tmp_path: Path) -> None
         drain = asyncio.create_task(proc.stderr.read())
         async with aiohttp.ClientSession() as http:
             ws = await _page(f"http://{host}", http)
-            await asyncio.sleep(0.5)
+            await _receiver_accepting(f"http://{host}", http)
             t_close, t_exit, code = await _terminate(proc, ws)
         out = await proc.stdout.read()
         err = (await drain).decode()

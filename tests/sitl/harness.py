@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import statistics
 import threading
@@ -26,6 +27,10 @@ from pipilot.sbus import encode
 MIN, MID, MAX = 172, 992, 1811
 THROTTLE_LOW = 172
 FLY_THROTTLE = 1300  # about 0.69 of the throttle range: above hover in both models
+MAPPING_US = (1400, 1300, 700, 1600)  # ch1-4, distinct so a swapped channel shows
+ATTITUDE_STICK = 1400  # roll, pitch or yaw held here to see the attitude respond
+STICK_UNIT = round((ATTITUDE_STICK - MID) / (MAX - MID), 2)  # the same as a normalised stick
+RATE_WINDOW_S = 10.0  # telemetry updates counted this long after connecting
 POLL_S = 0.02
 FAILSAFE_REPEATS = 5
 TELEMETRY_BAUD = 115200  # the built-in model's pty link; the SITL's UDP is unpaced
@@ -125,12 +130,35 @@ async def poll_until(session: TelemetrySession, name: str, pred: Any, timeout: f
     return float("inf")
 
 
+async def flight_clock(session: TelemetrySession) -> float:
+    """The flight side's own clock, SystemStats.FlightTime, in seconds."""
+    return float((await session.request("SystemStats"))["FlightTime"]) / 1000
+
+
+async def timed_on_both_clocks(session: TelemetrySession, start: Any, name: str, pred: Any,
+                               timeout: float = 5.0) -> tuple[float, float]:
+    """Seconds from ``start()`` until ``pred`` holds for ``name``: (host clock, flight clock).
+
+    The flight clock is read before ``start()`` and after ``pred`` held, so a sequence the
+    firmware times on its own clock (ArmingSequenceTime) can never look shorter on it. On
+    the host's clock it can: on a loaded host the SITL's tick count falls behind and then
+    catches up (the ticks are owed, firmware-patches/0006), so a timed sequence begun while
+    behind ends early in real time; one that began on time ends late if the host stalls.
+    """
+    fw0 = await flight_clock(session)
+    start()
+    host = await poll_until(session, name, pred, timeout)
+    if not math.isfinite(host):
+        return host, host
+    return host, round(await flight_clock(session) - fw0, 3)
+
+
 async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str, Any]:
     """Every scenario in turn on one backend; returns the figures."""
     out: dict[str, Any] = {}
     w = FrameWriter(backend.sbus_port, 0.007)
     try:
-        # telemetry objects and rates right after connection (10 s window)
+        # telemetry objects and rates right after connection
         counts: Counter[str] = Counter()
         updates = session.updates(maxsize=100000)
 
@@ -139,12 +167,13 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
                 counts[name] += 1
 
         task = asyncio.create_task(count())
-        await asyncio.sleep(10.0)
+        await asyncio.sleep(RATE_WINDOW_S)
         updates.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        out["telemetry_rates_hz"] = {k: round(v / 10.0, 2) for k, v in sorted(counts.items())}
+        out["telemetry_rates_hz"] = {k: round(v / RATE_WINDOW_S, 2)
+                                     for k, v in sorted(counts.items())}
 
         # how long a request takes to answer: every time below includes up to one of these
         rtts = []
@@ -159,7 +188,8 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
             session, "ManualControlCommand", lambda v: v["Connected"] == "True", 5.0)
 
         # channel mapping: distinct values on ch1-4
-        w.set(throttle=1400, yaw=1300, roll=700, pitch=1600)
+        thr, yaw, roll, pitch = MAPPING_US
+        w.set(throttle=thr, yaw=yaw, roll=roll, pitch=pitch)
         await asyncio.sleep(0.5)
         mcc = await session.request("ManualControlCommand")
         out["mapping"] = {k: round(float(mcc[k]), 3) for k in ("Throttle", "Yaw", "Roll", "Pitch")}
@@ -169,9 +199,8 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
         await asyncio.sleep(0.5)
 
         # arming: Yaw Left with throttle low, then disarm with Yaw Right
-        w.set(yaw=MIN)
-        out["arm_s"] = await poll_until(session, "FlightStatus", lambda v: v["Armed"] == "Armed",
-                                        5.0)
+        out["arm_s"], out["arm_flight_clock_s"] = await timed_on_both_clocks(
+            session, lambda: w.set(yaw=MIN), "FlightStatus", lambda v: v["Armed"] == "Armed")
         if out["arm_s"] == float("inf"):
             # what kept it from arming: the alarms the arm handler checks
             alarms = (await session.request("SystemAlarms"))["Alarm"]
@@ -181,8 +210,8 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
         await asyncio.sleep(0.3)
 
         # attitude response sign, armed and airborne (throttle above hover on both)
-        for axis, kw in (("Roll", {"roll": 1400}), ("Pitch", {"pitch": 1400}),
-                         ("Yaw", {"yaw": 1400})):
+        for axis, kw in (("Roll", {"roll": ATTITUDE_STICK}), ("Pitch", {"pitch": ATTITUDE_STICK}),
+                         ("Yaw", {"yaw": ATTITUDE_STICK})):
             w.set(throttle=FLY_THROTTLE)
             await asyncio.sleep(1.0)
             before = await session.request("AttitudeState")
@@ -195,9 +224,9 @@ async def run_scenarios(backend: Backend, session: TelemetrySession) -> dict[str
         await asyncio.sleep(1.0)
         w.set()
         await asyncio.sleep(0.3)
-        w.set(yaw=MAX)
-        out["disarm_s"] = await poll_until(session, "FlightStatus",
-                                           lambda v: v["Armed"] == "Disarmed", 5.0)
+        out["disarm_s"], out["disarm_flight_clock_s"] = await timed_on_both_clocks(
+            session, lambda: w.set(yaw=MAX), "FlightStatus",
+            lambda v: v["Armed"] == "Disarmed")
         w.set()
 
         # frames accepted per second at 7 and 8 ms (5 s each)

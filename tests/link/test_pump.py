@@ -88,7 +88,7 @@ def test_streams_the_latest_frame_at_the_period(kind, pipe):
     assert not pump.running
 
 
-@pytest.mark.parametrize("kind", ["c"])  # the Python twin: in virtual time below
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     r, w = pipe
     stale, silent = 0.07, 0.15      # a failsafe window a loaded machine cannot sleep through
@@ -113,7 +113,7 @@ def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     assert s.refresh_age_s >= 0.4 and time.monotonic() - t_last >= 0.4
 
 
-@pytest.mark.parametrize("kind", ["c"])  # the Python twin: in virtual time below
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_refresh_after_silence_resumes(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -174,7 +174,7 @@ def test_set_fd_moves_the_stream(kind, pipe):
         os.close(w2)
 
 
-@pytest.mark.parametrize("kind", ["c"])  # the Python twin: in virtual time below
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -446,6 +446,7 @@ def test_next_slot_steps():
         == [1, 1, 1, 2, 2, 2, 3]
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_silent_slots_are_logged_where_they_fall(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -566,6 +567,7 @@ print(json.dumps({"frames": st.frames_sent, "missed": st.missed_slots, "skips": 
 """
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_a_late_wake_... (virtual)
 def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
     """The whole process stopped for 3 periods (as a long scheduling delay would):
     the pump resumes, logs the slots it missed, and keeps its grid."""

@@ -72,3 +72,25 @@ def test_flush_without_news_is_silent(caplog: pytest.LogCaptureFixture) -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FailureLog(log, "x", every_s=0)
+
+
+def test_a_broken_event_printer_logs_once_and_the_count_at_the_end(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from pipilot.mission.events import EventKind, EventStream, MissionEvent
+
+    stream = EventStream()
+    seen: list[MissionEvent] = []
+
+    def broken(event: MissionEvent) -> None:
+        raise OSError("stdout closed")
+
+    stream.add_callback(broken)
+    stream.add_callback(seen.append)  # the next callback still gets every event
+    with caplog.at_level(logging.ERROR, logger="pipilot.mission.events"):
+        for i in range(200):
+            stream.emit(MissionEvent(float(i), EventKind.PROGRESS, f"tick {i}"))
+        stream.close()
+    recs = [r for r in caplog.records if r.name == "pipilot.mission.events"]
+    assert len(seen) == 200
+    assert [r.exc_info is not None for r in recs] == [True, False]
+    assert "199 more failure(s)" in recs[1].getMessage()

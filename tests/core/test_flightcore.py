@@ -242,7 +242,9 @@ async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
         assert core.failsafe.state is FailsafeState.FAILSAFE
         assert "link error" in core.failsafe.reason
         link.reader.pause(False)
-        await fly_for(core, 1.0)
+        deadline = time.monotonic() + 20   # recovery needs link_recovery_s of clean writes
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.05)
         assert core.failsafe.state is FailsafeState.NORMAL
         assert core.stats.link_errors > 0
         # each flush of the stale output was followed by a silence (no spliced frame)

@@ -22,6 +22,7 @@ from pipilot.control.drift import (
     Sample,
     Trim,
 )
+from pipilot.core.faultlog import FailureLog
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import FlightVehicle, ObjectValues, TelemetryLink
 from pipilot.errors import LinkError
@@ -73,7 +74,7 @@ class DriftCompensator:
         self.hold = False
         """Keep the trims fixed (a commanded move is under way)."""
         self.last_trim: Trim | None = None
-        self.errors = 0
+        self.failures = FailureLog(log, "drift loop tick failed", clock=vehicle.clock)
         self.rate_errors: list[str] = []
 
     def _telemetry(self) -> TelemetryLink:
@@ -148,14 +149,21 @@ class DriftCompensator:
         d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
         return (d[0] / (t1 - t0), d[1] / (t1 - t0), d[2] / (t1 - t0))
 
+    @property
+    def errors(self) -> int:
+        """Ticks that failed so far."""
+        return self.failures.failures
+
     async def _run(self) -> None:
-        while True:
-            try:
-                self.tick()
-            except Exception:  # a bad sample must not end the loop
-                self.errors += 1
-                log.exception("drift loop tick failed")
-            await asyncio.sleep(self._period)
+        try:
+            while True:
+                try:
+                    self.tick()
+                except Exception as exc:  # a bad sample must not end the loop
+                    self.failures.failed(exc)
+                await asyncio.sleep(self._period)
+        finally:
+            self.failures.flush()
 
     def tick(self) -> Trim | None:
         """Process the newest telemetry; publish and return the trim if there was news.

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from pipilot.core.clock import Clock
-from pipilot.errors import ConfigError
+from pipilot.errors import ConfigError, PipilotError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -155,6 +155,10 @@ def _from_mapping(cls: type[C], table: Mapping[str, Any], prefix: str, *,
     return cls(**values)
 
 
+class SampleError(PipilotError, ValueError):
+    """An IMU sample the estimator cannot use: non-finite, or older than the last."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """One set of IMU telemetry, at time ``t`` (s)."""
@@ -220,7 +224,7 @@ class DriftEstimator:
             at_rest = on_ground
         f_b = np.asarray(sample.accel, dtype=float)
         if not np.all(np.isfinite(f_b)) or not all(math.isfinite(a) for a in sample.attitude):
-            raise ValueError("non-finite IMU sample")
+            raise SampleError("non-finite IMU sample")
         # the attitude is sent less often than the acceleration: carry it forward
         lag = 0.0 if sample.attitude_t is None else sample.t - sample.attitude_t
         lag = lag if 0 < lag <= cfg.max_gap else 0.0
@@ -236,7 +240,7 @@ class DriftEstimator:
 
         dt = 0.0 if self._last_t is None else sample.t - self._last_t
         if dt < 0:
-            raise ValueError(f"samples out of order ({sample.t} after {self._last_t})")
+            raise SampleError(f"samples out of order ({sample.t} after {self._last_t})")
         self._last_t = sample.t
         if dt > cfg.max_gap:
             dt = 0.0

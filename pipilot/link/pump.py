@@ -82,17 +82,20 @@ class PumpStats:
     end that counts frames put each one on its own slot."""
 
     def lateness_percentile(self, q: float) -> float:
-        """Upper edge of the histogram bin holding quantile `q` (0..1), in seconds."""
+        """Upper edge of the histogram bin holding quantile `q` (0..1), in seconds,
+        but never above the largest lateness seen (a report must not show p99 > max)."""
         total = sum(self.histogram)
         if total == 0:
             return 0.0
         want = q * total
         acc = 0
+        edge = len(self.histogram) * HIST_BIN_NS * 1e-9
         for i, c in enumerate(self.histogram):
             acc += c
             if acc >= want:
-                return (i + 1) * HIST_BIN_NS * 1e-9
-        return len(self.histogram) * HIST_BIN_NS * 1e-9
+                edge = (i + 1) * HIST_BIN_NS * 1e-9
+                break
+        return min(edge, self.lateness_max_s)
 
     @property
     def mean_period_s(self) -> float:

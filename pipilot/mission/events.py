@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipilot.core.faultlog import FailureLog
+
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +67,7 @@ class EventStream:
         self._callbacks: list[Callable[[MissionEvent], None]] = []
         self._queues: list[asyncio.Queue[object]] = []
         self._queue_size = queue_size
+        self.callback_failures = FailureLog(log, "mission event callback failed")
         self._closed = False
 
     def add_callback(self, callback: Callable[[MissionEvent], None]) -> None:
@@ -76,8 +79,8 @@ class EventStream:
         for cb in self._callbacks:
             try:
                 cb(event)
-            except Exception:  # a broken printer must not stop a flight
-                log.exception("mission event callback failed")
+            except Exception as exc:  # a broken printer must not stop a flight
+                self.callback_failures.failed(exc)
         for q in self._queues:
             if q.full():
                 q.get_nowait()
@@ -85,6 +88,7 @@ class EventStream:
 
     def close(self) -> None:
         self._closed = True
+        self.callback_failures.flush()
         for q in self._queues:
             if q.full():
                 q.get_nowait()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .frame import BYTE_TIME, END_MASK, FRAME_LEN, START_BYTE, Frame
+from .frame import BYTE_TIME, END_MASK, FRAME_LEN, START_BYTE, Frame, SbusError
 from .scale import unit_to_value, us_to_value, value_to_unit, value_to_us
 
 if os.environ.get("PIPILOT_PURE_PYTHON", "") not in ("", "0"):
@@ -30,6 +30,7 @@ __all__ = [
     "START_BYTE",
     "Frame",
     "FrameDecoder",
+    "SbusError",
     "SyncState",
     "decode",
     "encode",

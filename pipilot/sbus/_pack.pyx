@@ -82,7 +82,7 @@ cdef inline void _unpack_half(const uint8_t* s, uint16_t* c) noexcept nogil:
 
 
 cdef int _read_channels(object channels, uint16_t* c) except -1:
-    """Checked channel values into c[0..15]; raises the shared ValueError."""
+    """Checked channel values into c[0..15]; raises the shared SbusError."""
     cdef PyObject** items
     cdef Py_ssize_t n, i
     cdef long v
@@ -131,7 +131,7 @@ cdef int _read_slow(object channels, uint16_t* c) except -1:
 
 def encode(channels, *, bint ch17=False, bint ch18=False, bint frame_lost=False,
            bint failsafe=False):
-    """A 25-byte frame from 16 ints in 0..2047; ValueError names a bad channel."""
+    """A 25-byte frame from 16 ints in 0..2047; SbusError names a bad channel."""
     cdef uint16_t c[NCH]
     _read_channels(channels, c)
     cdef bytes frame = PyBytes_FromStringAndSize(NULL, LEN)
@@ -145,7 +145,7 @@ def encode(channels, *, bint ch17=False, bint ch18=False, bint frame_lost=False,
 
 
 def decode(frame):
-    """The `Frame` in 25 bytes; ValueError for a wrong length, start or end byte."""
+    """The `Frame` in 25 bytes; SbusError for a wrong length, start or end byte."""
     cdef const uint8_t* p
     if PyBytes_CheckExact(frame) and PyBytes_GET_SIZE(frame) == LEN:
         p = <const uint8_t*>PyBytes_AS_STRING(frame)

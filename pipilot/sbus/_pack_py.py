@@ -63,7 +63,7 @@ def encode(
     frame_lost: bool = False,
     failsafe: bool = False,
 ) -> bytes:
-    """A 25-byte frame from 16 ints in 0..2047; ValueError names a bad channel."""
+    """A 25-byte frame from 16 ints in 0..2047; SbusError names a bad channel."""
     try:
         if type(channels) not in _FAST_TYPES:
             channels = tuple(channels)
@@ -88,7 +88,7 @@ def encode(
 
 
 def decode(frame: bytes | bytearray | memoryview) -> Frame:
-    """The `Frame` in 25 bytes; ValueError for a wrong length, start or end byte."""
+    """The `Frame` in 25 bytes; SbusError for a wrong length, start or end byte."""
     if frame.__class__ is not bytes:
         try:
             frame = bytes(memoryview(frame))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pipilot.errors import ProtocolError
+
 if TYPE_CHECKING:  # numpy is imported by the batch functions only: `fly` never loads it
     import numpy as np
     import numpy.typing as npt
@@ -30,6 +32,13 @@ FLAG_CH18 = 0x02
 FLAG_FRAME_LOST = 0x04
 FLAG_FAILSAFE = 0x08
 FLAGS_MASK = 0x0F
+
+
+class SbusError(ProtocolError, ValueError):
+    """Channel values that cannot be encoded, or bytes that are not a frame.
+
+    Also a ValueError, which is what callers caught before it existed.
+    """
 
 
 class Frame(NamedTuple):
@@ -64,7 +73,7 @@ def end_byte_ok(b: int) -> bool:
     return b & END_MASK == 0
 
 
-def channel_error(channels: Any) -> ValueError:
+def channel_error(channels: Any) -> SbusError:
     """The error for a channel vector that cannot be encoded, naming the culprit.
 
     Called only once the fast path has refused `channels`, so it may be slow.
@@ -72,33 +81,33 @@ def channel_error(channels: Any) -> ValueError:
     try:
         values = list(channels)
     except TypeError:
-        return ValueError(f"channels must be a sequence of {NUM_CHANNELS} ints, "
+        return SbusError(f"channels must be a sequence of {NUM_CHANNELS} ints, "
                           f"got {type(channels).__name__}")
     for i, value in enumerate(values[:NUM_CHANNELS], start=1):
         try:
             v = operator.index(value)
         except TypeError:
-            return ValueError(f"channel {i}: {value!r} is not an integer")
+            return SbusError(f"channel {i}: {value!r} is not an integer")
         if not 0 <= v <= VALUE_MAX:
-            return ValueError(f"channel {i}: {v} is outside 0..{VALUE_MAX}")
+            return SbusError(f"channel {i}: {v} is outside 0..{VALUE_MAX}")
     if len(values) != NUM_CHANNELS:
-        return ValueError(f"expected {NUM_CHANNELS} channels, got {len(values)}")
-    return ValueError(f"channels {values!r} cannot be encoded")
+        return SbusError(f"expected {NUM_CHANNELS} channels, got {len(values)}")
+    return SbusError(f"channels {values!r} cannot be encoded")
 
 
-def frame_error(frame: Any) -> ValueError:
+def frame_error(frame: Any) -> SbusError:
     """The error for bytes that are not one valid frame, saying what is wrong."""
     try:
         data = bytes(memoryview(frame))
     except TypeError:
-        return ValueError(f"an S.Bus frame must be bytes, got {type(frame).__name__}")
+        return SbusError(f"an S.Bus frame must be bytes, got {type(frame).__name__}")
     if len(data) != FRAME_LEN:
-        return ValueError(f"an S.Bus frame is {FRAME_LEN} bytes, got {len(data)}")
+        return SbusError(f"an S.Bus frame is {FRAME_LEN} bytes, got {len(data)}")
     if data[0] != START_BYTE:
-        return ValueError(f"bad S.Bus start byte 0x{data[0]:02X} (expected 0x{START_BYTE:02X})")
+        return SbusError(f"bad S.Bus start byte 0x{data[0]:02X} (expected 0x{START_BYTE:02X})")
     if not end_byte_ok(data[-1]):
-        return ValueError(f"bad S.Bus end byte 0x{data[-1]:02X}")
-    return ValueError(f"bytes {data.hex()} are not an S.Bus frame")
+        return SbusError(f"bad S.Bus end byte 0x{data[-1]:02X}")
+    return SbusError(f"bytes {data.hex()} are not an S.Bus frame")
 
 
 def batch_arrays(
@@ -108,7 +117,7 @@ def batch_arrays(
 
     `flags` is None (all clear), one int for every frame, or one per frame;
     each is a flags byte (bit0 ch17, bit1 ch18, bit2 frame lost, bit3 failsafe).
-    A value out of range raises ValueError naming frame and channel; integer
+    A value out of range raises SbusError naming frame and channel; integer
     arrays of another dtype are range-checked before conversion so that
     nothing wraps around silently. With `check=False` a uint16 array is not
     range-checked here: the caller checks it while packing and then calls
@@ -118,10 +127,10 @@ def batch_arrays(
 
     arr = np.asarray(array)
     if arr.ndim != 2 or arr.shape[1] != NUM_CHANNELS:
-        raise ValueError(f"expected an (N, {NUM_CHANNELS}) array, got shape {arr.shape}")
+        raise SbusError(f"expected an (N, {NUM_CHANNELS}) array, got shape {arr.shape}")
     if arr.dtype != np.uint16:
         if arr.dtype.kind not in "iub":
-            raise ValueError(f"channel values must be integers, got dtype {arr.dtype}")
+            raise SbusError(f"channel values must be integers, got dtype {arr.dtype}")
         _check_batch_range(arr)
     elif check:
         _check_batch_range(arr)
@@ -131,15 +140,15 @@ def batch_arrays(
         return arr, None
     f = np.asarray(flags)
     if f.dtype.kind not in "iub":
-        raise ValueError(f"flags must be integers, got dtype {f.dtype}")
+        raise SbusError(f"flags must be integers, got dtype {f.dtype}")
     if f.ndim == 0:
         f = np.full(n, f)
     if f.shape != (n,):
-        raise ValueError(f"expected {n} flags, got shape {f.shape}")
+        raise SbusError(f"expected {n} flags, got shape {f.shape}")
     bad = np.flatnonzero((f < 0) | (f > FLAGS_MASK))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"frame {i}: flags {int(f[i])} outside 0..{FLAGS_MASK}")
+        raise SbusError(f"frame {i}: flags {int(f[i])} outside 0..{FLAGS_MASK}")
     return arr, np.ascontiguousarray(f, dtype=np.uint8)
 
 
@@ -156,10 +165,10 @@ def _check_batch_range(arr: npt.NDArray[Any]) -> None:
     raise batch_range_error(arr)
 
 
-def batch_range_error(arr: npt.NDArray[Any]) -> ValueError:
+def batch_range_error(arr: npt.NDArray[Any]) -> SbusError:
     """The error naming the first out-of-range value in an (N, 16) array."""
     import numpy as np
 
     row, col = np.argwhere((arr < 0) | (arr > VALUE_MAX))[0]
-    return ValueError(f"frame {int(row)}, channel {int(col) + 1}: "
+    return SbusError(f"frame {int(row)}, channel {int(col) + 1}: "
                      f"{int(arr[row, col])} is outside 0..{VALUE_MAX}")

@@ -1,7 +1,7 @@
 """Conversions between S.Bus channel values, microseconds and -1..1 units.
 
 Every conversion saturates: an input beyond the range gives the end value,
-never an out-of-range channel. NaN raises ValueError.
+never an out-of-range channel. NaN raises SbusError (a ValueError).
 
 Rounding rule: to the nearest channel value; an exact half rounds away from
 the centre value 992, so that +u and -u land symmetrically about the centre.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import operator
 
-from .frame import VALUE_MAX
+from .frame import VALUE_MAX, SbusError
 
 CENTER = 992
 UNIT_MIN = 172  # -1.0
@@ -31,7 +31,7 @@ def _round_from_center(offset: float) -> int:
 
 def _finite(x: float, what: str) -> float:
     if math.isnan(x):  # also a TypeError for what is not a real number, e.g. str
-        raise ValueError(f"{what} is NaN")
+        raise SbusError(f"{what} is NaN")
     return float(x)
 
 

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pipilot.core.clock import Clock, MonotonicClock
+from pipilot.core.faultlog import FailureLog
 from pipilot.server import auth, protocol, view
 from pipilot.server.assets import web_root
 from pipilot.server.cockpit import Cockpit
@@ -119,6 +120,10 @@ class Hub:
         self.connecting = 0  # websocket handshakes under way (counted against max_pages)
         self.cockpit = Cockpit(vehicle, config.heartbeat_timeout, on_change=self._seat_changed)
         self._ids = itertools.count(1)
+        self.view_failures = FailureLog(log, "building the live view failed", clock=self.clock)
+        self.watchdog_failures = FailureLog(
+            log, "pilot watchdog failed; withdrawing the pilot", clock=self.clock)
+        self.message_failures = FailureLog(log, "a message from a page failed", clock=self.clock)
 
     def new_id(self) -> str:
         return f"p{next(self._ids)}"
@@ -139,27 +144,33 @@ class Hub:
 
     async def broadcaster(self) -> None:
         period = 1.0 / self.config.update_hz
-        while True:
-            await asyncio.sleep(period)
-            if not self.clients:
-                continue
-            try:
-                text = self.state_text()  # serialised once for every page
-            except Exception:
-                log.exception("building the live view failed")
-                continue
-            for c in list(self.clients.values()):
-                c.offer_state(text)
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if not self.clients:
+                    continue
+                try:
+                    text = self.state_text()  # serialised once for every page
+                except Exception as exc:
+                    self.view_failures.failed(exc)
+                    continue
+                for c in list(self.clients.values()):
+                    c.offer_state(text)
+        finally:
+            self.view_failures.flush()
 
     async def watchdog(self) -> None:
         period = min(0.02, self.config.heartbeat_timeout / 5)
-        while True:
-            await asyncio.sleep(period)
-            try:
-                self.cockpit.check(view.armed_state(self.vehicle))
-            except Exception:
-                log.exception("pilot watchdog failed; withdrawing the pilot")
-                self.vehicle.withdraw_pilot()
+        try:
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    self.cockpit.check(view.armed_state(self.vehicle))
+                except Exception as exc:
+                    self.watchdog_failures.failed(exc)
+                    self.vehicle.withdraw_pilot()
+        finally:
+            self.watchdog_failures.flush()
 
     def handle(self, client: Client, text: str) -> None:
         """One message from a page: parse, dispatch, and reply with an error when refused."""
@@ -171,7 +182,7 @@ class Hub:
         except Exception as exc:
             # A bug or a vehicle-side refusal must not take the server down: the
             # page hears about it, and the pilot's heartbeat rules still apply.
-            log.exception("message from page %s failed", client.id)
+            self.message_failures.failed(exc)
             client.reply(protocol.encode("error", code="internal", message=str(exc)))
 
     def _dispatch(self, client: Client, msg: protocol.Message) -> None:

@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipilot.core.clock import Clock
+from pipilot.errors import PipilotError
 
 MAX_MESSAGE_BYTES = 2048
 N_ACCESSORIES = 4
 
 
-class MessageError(ValueError):
-    """A message the server refuses; `code` is machine-readable, the text is for people."""
+class MessageError(PipilotError, ValueError):
+    """A message the server refuses; `code` is machine-readable, the text is for people.
+
+    A page causes it, so it is a PipilotError; still a ValueError for older callers.
+    """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

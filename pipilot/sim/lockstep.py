@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from pipilot.core.clock import VirtualClock
+from pipilot.errors import PipilotError
 from pipilot.sim.dynamics import QuadParams, TruthState
 from pipilot.sim.ground import LockstepGround
 from pipilot.sim.model import SimulatedCC3D
@@ -72,6 +73,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 GROUND_TICK_S = 0.005
 FrameSource = Callable[[float], "bytes | None"]
+
+
+class LockstepTimeout(PipilotError, TimeoutError):
+    """The simulated link did not come up within its virtual-time budget."""
 
 
 @dataclass
@@ -174,7 +179,8 @@ class LockstepSim:
         t0 = self.clock.now()
         while not self.telemetry.connected:
             if self.clock.now() - t0 >= timeout:
-                raise TimeoutError(f"telemetry not connected after {timeout:g} s of virtual time")
+                raise LockstepTimeout(
+                    f"telemetry not connected after {timeout:g} s of virtual time")
             self.run(0.01)
         return self.clock.now() - t0
 

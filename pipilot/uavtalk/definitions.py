@@ -43,6 +43,13 @@ class DefinitionError(PipilotError):
     """A definition file is malformed or inconsistent."""
 
 
+class UnknownObjectError(PipilotError, KeyError):
+    """A UAVObject name or id the registry does not know (a KeyError too)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class FieldDef:
     """One field of an object, as laid out on the wire."""
@@ -412,7 +419,7 @@ class Registry(Mapping[str, "AnyDef"]):
         try:
             return self._by_name[name]
         except KeyError:
-            raise KeyError(f"unknown UAVObject {name!r}") from None
+            raise UnknownObjectError(f"unknown UAVObject {name!r}") from None
 
     def __iter__(self) -> Iterator[str]:
         """Names of the data objects (metaobjects are reachable by name and id)."""
@@ -428,7 +435,7 @@ class Registry(Mapping[str, "AnyDef"]):
         try:
             return self._by_id[object_id]
         except KeyError:
-            raise KeyError(f"unknown UAVObject id 0x{object_id:08X}") from None
+            raise UnknownObjectError(f"unknown UAVObject id 0x{object_id:08X}") from None
 
     def get_by_id(self, object_id: int) -> AnyDef | None:
         return self._by_id.get(object_id)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pipilot.errors import ProtocolError
 from pipilot.uavtalk import _framing_py
 from pipilot.uavtalk._crc import crc8
 from pipilot.uavtalk._framing_py import ScanCounts
@@ -77,6 +78,10 @@ class PacketType(enum.IntEnum):
 
 _NO_DATA = frozenset({PacketType.OBJ_REQ, PacketType.ACK, PacketType.NACK})
 _VALID_TYPES = frozenset(int(t) for t in PacketType)
+
+
+class PacketError(ProtocolError, ValueError):
+    """Arguments that make no valid UAVTalk packet (a ValueError too)."""
 _HEADER = struct.Struct("<BBHIH")
 _HEADER_TS = struct.Struct("<BBHIHH")
 
@@ -91,21 +96,21 @@ def encode_packet(
     """One complete packet. A timestamp is written when the type has bit 0x80 set."""
     ptype = int(type)
     if ptype not in _VALID_TYPES:
-        raise ValueError(f"not a UAVTalk packet type: 0x{ptype:02X}")
+        raise PacketError(f"not a UAVTalk packet type: 0x{ptype:02X}")
     if ptype in _NO_DATA and data:
-        raise ValueError(f"{PacketType(ptype).name} packets carry no data")
+        raise PacketError(f"{PacketType(ptype).name} packets carry no data")
     if not 0 <= object_id <= 0xFFFFFFFF or not 0 <= instance_id <= 0xFFFF:
-        raise ValueError(f"object id 0x{object_id:X} / instance id {instance_id} out of range")
+        raise PacketError(f"object id 0x{object_id:X} / instance id {instance_id} out of range")
     if ptype & TIMESTAMPED:
         header = _HEADER_TS.pack(SYNC, ptype, MAX_HEADER_LENGTH + len(data), object_id,
                                  instance_id, (timestamp or 0) & 0xFFFF)
     else:
         if timestamp is not None:
-            raise ValueError("a timestamp needs a timestamped packet type (OBJ_TS, OBJ_ACK_TS)")
+            raise PacketError("a timestamp needs a timestamped packet type (OBJ_TS, OBJ_ACK_TS)")
         header = _HEADER.pack(SYNC, ptype, MIN_HEADER_LENGTH + len(data), object_id, instance_id)
     body = header + bytes(data)
     if len(body) > 0xFFFF:
-        raise ValueError("packet too long")
+        raise PacketError("packet too long")
     return body + bytes((crc8(body),))
 
 

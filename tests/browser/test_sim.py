@@ -153,15 +153,19 @@ async def test_failsafe_shows_while_the_core_flies_the_craft_and_not_after_a_lan
         await page.wait_for_timeout(1300)
         await page.mouse.up()
         await expect(page.locator("#seat")).to_have_text("observing: seat free")
+        # through the 8 s descent and into the throttle cut, never a FAILSAFE banner:
+        # looked at until the cut is seen (a loaded machine may take longer), not for
+        # a fixed time
         states = set()
-        deadline = time.monotonic() + 11.0  # the 8 s descent, then the throttle cut
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 40.0
+        while not states >= {"descent", "throttle_cut"}:
+            assert time.monotonic() < deadline, states
             assert "FAILSAFE" not in await body.inner_text()
             status = await page.evaluate("fetch('/api/status').then(r => r.json())")
             assert status["sbus"]["failsafe"] is False
             states.add(status["sbus"]["failsafe_state"])
             await page.wait_for_timeout(250)
-        assert states >= {"descent", "throttle_cut"}, states
+        assert "FAILSAFE" not in await body.inner_text()
         await browser.close()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 
 import pytest
@@ -71,3 +73,27 @@ def test_no_telemetry_link_is_a_link_error_before_anything_is_published() -> Non
         asyncio.run(comp.start())
     assert comp._task is None
     assert vehicle.mixer.sources["drift"].stamp is None  # nothing published
+
+
+def test_a_loop_failing_every_tick_logs_one_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    comp = DriftCompensator(Vehicle(LossyTelemetry(0)), flying=lambda: False, rate_hz=1000.0)
+
+    def broken_tick() -> None:
+        raise RuntimeError("bad sample")
+
+    comp.tick = broken_tick  # type: ignore[method-assign]
+
+    async def run() -> None:
+        task = asyncio.create_task(comp._run())
+        while comp.errors < 20:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.ERROR, logger="pipilot.control.compensator"):
+        asyncio.run(run())
+    recs = [r for r in caplog.records if r.name == "pipilot.control.compensator"]
+    assert comp.errors >= 20
+    assert [r.exc_info is not None for r in recs] == [True, False]
+    assert f"{comp.errors} in all" in recs[1].getMessage()  # the count, flushed as it ended

@@ -12,6 +12,7 @@ from pipilot.control.drift import (
     DriftEstimator,
     EstimatorConfig,
     Sample,
+    SampleError,
     rotation_body_to_ned,
 )
 from pipilot.errors import ConfigError
@@ -97,10 +98,10 @@ def test_heading_frame_velocity():
 
 def test_rejects_bad_samples():
     est = DriftEstimator()
-    with pytest.raises(ValueError):
+    with pytest.raises(SampleError, match="non-finite"):
         est.update(Sample(t=0, accel=(math.nan, 0, -9.8), attitude=(0, 0, 0)), on_ground=True)
     est.update(Sample(t=1, accel=(0, 0, -9.8), attitude=(0, 0, 0)), on_ground=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(SampleError, match="out of order"):
         est.update(Sample(t=0.5, accel=(0, 0, -9.8), attitude=(0, 0, 0)), on_ground=True)
 
 

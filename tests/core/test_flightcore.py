@@ -135,24 +135,53 @@ async def test_source_loss_failsafe_reacts_within_the_timeout(capture):
     await core.start()
     await fly_for(core, 0.1)
     t_last = core.mixer.sources["pilot"].stamp
-    await asyncio.sleep(0.6)
+    deadline = time.monotonic() + 10.0
+    while core.failsafe.state is not FailsafeState.FAILSAFE and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     assert core.failsafe.state is FailsafeState.FAILSAFE
     assert 0.2 <= core.failsafe.since - t_last < 0.2 + 1.0
     await core.stop()
     assert any(f.failsafe for _, f in cap.snapshot())
 
 
-async def test_source_loss_descends_with_level_attitude(capture):
-    link, _cap = capture
-    core = FlightCore(link.path, config(failsafe=FailsafePolicy("descend", 0.3, 0.2)))
+async def test_source_loss_descends_with_level_attitude():
+    """Lock-step on a virtual clock: the descent's timing is the subject, and a
+    loaded machine must not be able to skip the descent between two looks."""
+    clock = VirtualClock(10.0)
+    core = FlightCore(lambda t, f: None,
+                      config(failsafe=FailsafePolicy("descend", 0.3, 0.2)), clock=clock)
     await core.start()
-    await fly_for(core, 0.6, Setpoint(throttle=0.6, roll=0.5))
-    await asyncio.sleep(0.3)
-    assert core.failsafe.state is FailsafeState.DESCENT
-    assert core.last_output.setpoint.roll == 0.0 and core.last_output.setpoint.throttle < 0.6
-    await asyncio.sleep(0.5)
-    assert core.failsafe.state is FailsafeState.THROTTLE_CUT
-    assert core.last_output.channels[0] == 172 and not core.last_output.failsafe
+    seen = []  # (deadline, state, setpoint sent, throttle channel, failsafe flag)
+    t = 10.0
+    while t < 11.5:
+        t += P
+        clock.set(t)
+        if t < 10.6:
+            core.mixer.publish("pilot", Setpoint(throttle=0.6, roll=0.5))
+        for d, _frame in core.advance(t):
+            out = core.last_output
+            seen.append((d, core.failsafe.state, out.setpoint, out.channels[0], out.failsafe))
+    t_last = core.mixer.sources["pilot"].stamp
+    descent = [x for x in seen if x[1] is FailsafeState.DESCENT]
+    cut = [x for x in seen if x[1] is FailsafeState.THROTTLE_CUT]
+    assert descent and cut and descent[-1][0] < cut[0][0]
+    # the pilot's 0.2 s timeout starts the descent (to throttle 0.3), which lasts
+    # descent_time_s (0.2 s), each within one mix
+    assert t_last + 0.2 <= descent[0][0] <= t_last + 0.2 + 0.02 + P
+    assert descent[0][0] + 0.2 <= cut[0][0] <= descent[0][0] + 0.2 + 0.02 + P
+    # level attitude and throttle down to 0.3, slewed (axes 8/s, throttle 2/s), never back up
+    rolls = [sp.roll for _d, _s, sp, _c, _f in descent]
+    throttles = [sp.throttle for _d, _s, sp, _c, _f in descent]
+    assert rolls == sorted(rolls, reverse=True) and rolls[0] < 0.5
+    assert throttles == sorted(throttles, reverse=True) and throttles[0] < 0.6
+    level_at = next(d for d, _s, sp, _c, _f in descent if sp.roll == 0.0)
+    low_at = next(d for d, _s, sp, _c, _f in descent if sp.throttle <= 0.3 + 1e-9)
+    assert level_at <= descent[0][0] + 0.5 / 8 + P
+    assert low_at <= descent[0][0] + 0.3 / 2 + P
+    assert all(sp.pitch == 0.0 for _d, _s, sp, _c, _f in descent)
+    assert min(throttles) == pytest.approx(0.3)
+    assert all(c == 172 and not fs for _d, _s, _sp, c, fs in cut)
+    assert cut[-1][0] > 11.4      # and it stays cut
     await core.stop()
 
 
@@ -213,7 +242,9 @@ async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
         assert core.failsafe.state is FailsafeState.FAILSAFE
         assert "link error" in core.failsafe.reason
         link.reader.pause(False)
-        await fly_for(core, 1.0)
+        deadline = time.monotonic() + 20   # recovery needs link_recovery_s of clean writes
+        while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
+            await fly_for(core, 0.05)
         assert core.failsafe.state is FailsafeState.NORMAL
         assert core.stats.link_errors > 0
         # each flush of the stale output was followed by a silence (no spliced frame)

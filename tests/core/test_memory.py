@@ -140,7 +140,14 @@ def test_soak_bench_flies_and_reports(tmp_path):
     for key in ("missed_slots", "watchdog_frames", "frames_sent", "samples"):
         assert isinstance(out[key], int), key
     assert set(out["vmlck_mb"]) == {"end", "max"}
-    assert out["frames_sent"] > 0 and out["frames_seen_by_sim"] > 0
-    assert out["pilot"]["seat_taken"] and out["pilot"]["controls_sent"] > 0
-    assert out["pilot"]["states_received"] > 0
+    rss = out["rss_mb"]
+    assert 0 < rss["start"] <= rss["max"] and rss["end"] <= rss["max"]
+    assert out["vmlck_mb"]["end"] <= out["vmlck_mb"]["max"]
+    assert 0 <= out["lateness_p50_ms"] <= out["lateness_p99_ms"] <= out["lateness_max_ms"]
+    # a 7 ms stream for the run's duration (generous: a loaded machine), all of it on the wire
+    assert out["duration_s"] / 0.014 <= out["frames_sent"] <= out["duration_s"] / 0.003
+    assert 0.9 * out["frames_sent"] <= out["frames_seen_by_sim"] <= out["frames_sent"]
+    pilot = out["pilot"]
+    assert pilot["seat_taken"] and pilot["armed"] is True and pilot["errors"] == []
+    assert pilot["controls_sent"] > 0 and pilot["states_received"] > 0
     assert out["samples"] >= 5

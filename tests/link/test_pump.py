@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipilot.link.pump import FRAME_LEN, available, make_pump
+from pipilot.link.pump import FRAME_LEN, HIST_BIN_NS, PumpStats, available, make_pump
 
 KINDS = available()
 FRESH = bytes([0x0F] + [0x11] * 23 + [0x00])
@@ -49,6 +49,15 @@ def drain(fd):
         out += chunk
 
 
+def wait_for_frames(pump, n, limit_s=10.0):
+    """Until the pump has written `n` frames: a loaded machine may not run its thread
+    for a while, so a fixed sleep would prove nothing."""
+    deadline = time.monotonic() + limit_s
+    while pump.stats().frames_sent < n:
+        assert time.monotonic() < deadline, f"the pump wrote {pump.stats().frames_sent} frames"
+        time.sleep(0.005)
+
+
 def frames(data):
     assert len(data) % FRAME_LEN == 0
     return [data[i:i + FRAME_LEN] for i in range(0, len(data), FRAME_LEN)]
@@ -79,6 +88,7 @@ def test_streams_the_latest_frame_at_the_period(kind, pipe):
     assert not pump.running
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     r, w = pipe
     stale, silent = 0.07, 0.15      # a failsafe window a loaded machine cannot sleep through
@@ -103,6 +113,7 @@ def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     assert s.refresh_age_s >= 0.4 and time.monotonic() - t_last >= 0.4
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_refresh_after_silence_resumes(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -163,6 +174,7 @@ def test_set_fd_moves_the_stream(kind, pipe):
         os.close(w2)
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -180,9 +192,10 @@ def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
     st = pump.stats()
     assert st.frames_sent > n0 + 10                      # streaming resumed
     run = [c for i, c in st.skips if n0 <= i <= n0 + 1]
-    # 0.1 s is 14.3 periods: all but the slot in progress (and one for rounding) silent
+    # 0.1 s is 14.3 periods: all but the slot in progress (and one for rounding) silent;
+    # a thread that woke late counts the slots it slept through as missed instead
     assert run and run[0] >= 12
-    assert st.silent_slots >= 12
+    assert st.silent_slots + st.missed_slots >= 12 and st.silent_slots >= 1
     with pytest.raises(ValueError):
         pump.set_fd(w, quiet_s=-0.01)
     with pytest.raises(ValueError):
@@ -333,6 +346,99 @@ def test_a_late_wake_sends_at_once_and_never_back_to_back(monkeypatch, stall):
         assert max(gaps) < 2 * period                        # a wake within P: no 2P gap
 
 
+def test_lateness_percentiles_never_exceed_the_max():
+    st = PumpStats(histogram=[0] * 5 + [10] + [0] * 4, lateness_max_s=52e-6)
+    assert st.lateness_percentile(0.5) == st.lateness_percentile(0.99) == 52e-6
+    st = PumpStats(histogram=[10, 0, 0, 1], lateness_max_s=39e-6)
+    assert st.lateness_percentile(0.5) == HIST_BIN_NS * 1e-9   # the bin's upper edge
+    assert st.lateness_percentile(0.99) == 39e-6
+    assert PumpStats().lateness_percentile(0.99) == 0.0
+
+
+class ScriptedTime:
+    """The Python pump's `time` and `os` on a virtual clock: time moves only when the
+    pump sleeps (it wakes exactly at its deadlines), and scripted calls run at the
+    first wake-up at or after their time. Records what was written at each slot."""
+
+    T0 = 10**9
+
+    def __init__(self, pump, end_s, script=()):
+        self.t = self.T0
+        self.pump = pump
+        self.end = self.T0 + round(end_s * 1e9)
+        self.script = sorted((self.T0 + round(at * 1e9), fn) for at, fn in script)
+        self.slots = []        # (ms since start, what was written: a frame, or None)
+        self.environ = os.environ
+        self.sched_param = os.sched_param
+        self.SCHED_FIFO = os.SCHED_FIFO
+
+    def monotonic_ns(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += max(0, round(s * 1e9))
+        while self.script and self.script[0][0] <= self.t:
+            self.script.pop(0)[1]()
+        if self.t >= self.end:
+            self.pump._stop = True
+
+    def write(self, fd, buf):
+        self.slots.append((round((self.t - self.T0) / 1e6), bytes(buf)))
+        return len(buf)
+
+    def sched_setscheduler(self, *a):
+        pass
+
+
+def run_python_pump(monkeypatch, stale_s, silent_s, end_s, script=()):
+    """Run the Python twin in virtual time; returns (stats, [(ms, frame)] written)."""
+    import pipilot.link.pump as pm
+
+    pump = pm.PyPump()
+    vt = ScriptedTime(pump, end_s, [(at, fn(pump)) for at, fn in script])
+    monkeypatch.setattr(pm, "time", vt)
+    monkeypatch.setattr(pm, "os", vt)
+    pump._rt_priority = 0
+    pump._fd, pump._frame, pump._fs_frame = 1, FRESH, FS
+    pump._period = round(P * 1e9)
+    pump._stale, pump._silent = round(stale_s * 1e9), round(silent_s * 1e9)
+    pump._refresh = vt.t
+    pump._run()
+    return pump.stats(), vt.slots
+
+
+def test_watchdog_in_virtual_time_fresh_then_failsafe_then_silent(monkeypatch):
+    """The Python twin's exact slot counts (the real-time test above bounds both twins)."""
+    st, slots = run_python_pump(monkeypatch, 0.07, 0.15, 0.4)
+    # slot k is at 7k ms: fresh while the frame is younger than 70 ms (k = 1..9),
+    # failsafe while younger than 150 ms (k = 10..21), then silent to the end (k = 22..57)
+    assert slots == [(7 * k, FRESH) for k in range(1, 10)] + [(7 * k, FS) for k in range(10, 22)]
+    assert st.failsafe_frames == 12 and st.frames_sent == 21
+    assert st.mode == "silent" and st.silent_slots == 57 - 21
+    assert st.missed_slots == 0 and st.lateness_max_s == 0.0
+
+
+def test_refresh_after_silence_resumes_in_virtual_time(monkeypatch):
+    st, slots = run_python_pump(monkeypatch, 0.02, 0.04, 0.2,
+                                [(0.150, lambda pump: lambda: pump.set_frame(OTHER))])
+    # fresh (7, 14 ms), failsafe (21..35), silent (42..147); the refresh lands at the
+    # 154 ms wake-up: that very slot carries it, then it goes stale again
+    assert slots == [(7, FRESH), (14, FRESH), (21, FS), (28, FS), (35, FS),
+                     (154, OTHER), (161, OTHER), (168, OTHER), (175, FS), (182, FS), (189, FS)]
+    # 16 silent slots before the 6th frame, and the last slot (196 ms) silent again
+    assert st.silent_slots == 16 + 1 and st.skips == [(5, 16), (11, 1)]
+
+
+def test_set_fd_holds_a_silence_in_virtual_time(monkeypatch):
+    st, slots = run_python_pump(monkeypatch, 0.5, 0.8, 0.25,
+                                [(0.100, lambda pump: lambda: pump.set_fd(1, quiet_s=0.1))])
+    # set_fd at the 105 ms wake-up: silent while now < 205 ms (slots 105..203), then on
+    assert [ms for ms, _f in slots] == [7 * k for k in range(1, 15)] + [
+        7 * k for k in range(30, 36)]
+    assert {f for _ms, f in slots} == {FRESH}
+    assert st.silent_slots == 15 and st.skips == [(14, 15)] and st.missed_slots == 0
+
+
 def test_next_slot_steps():
     from pipilot.link.pump import next_slot_steps
     P_NS = 7_000_000
@@ -340,6 +446,7 @@ def test_next_slot_steps():
         == [1, 1, 1, 2, 2, 2, 3]
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_*_in_virtual_time
 def test_silent_slots_are_logged_where_they_fall(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
@@ -376,7 +483,7 @@ def test_only_whole_sbus_frames_reach_the_thread(kind, pipe, bad):
             pump.set_failsafe_frame(bad)
         with pytest.raises(ValueError, match="failsafe flag"):
             pump.set_failsafe_frame(FRESH)
-        time.sleep(0.05)
+        wait_for_frames(pump, 3)
     finally:
         pump.stop()
     assert set(frames(drain(r))) == {FRESH}
@@ -460,6 +567,7 @@ print(json.dumps({"frames": st.frames_sent, "missed": st.missed_slots, "skips": 
 """
 
 
+@pytest.mark.parametrize("kind", ["c"])  # the Python twin: test_a_late_wake_... (virtual)
 def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
     """The whole process stopped for 3 periods (as a long scheduling delay would):
     the pump resumes, logs the slots it missed, and keeps its grid."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sbus_twins import no_deadline
 
-from pipilot.sbus import _pack_py
+from pipilot.sbus import SbusError, _pack_py
 
 batches = hnp.arrays(np.uint16, st.tuples(st.integers(0, 40), st.just(16)),
                      elements=st.integers(0, 2047))
@@ -75,7 +75,7 @@ def test_other_layouts_and_dtypes(impl: ModuleType) -> None:
     ],
 )
 def test_bad_batches(impl: ModuleType, array: np.ndarray, flags: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SbusError, match=message):
         impl.encode_batch(array, flags)
 
 
@@ -83,12 +83,12 @@ def test_bad_batches(impl: ModuleType, array: np.ndarray, flags: object, message
 def test_out_of_range_named(impl: ModuleType, dtype: type) -> None:
     arr = np.zeros((5, 16), dtype)
     arr[3, 6] = 2048
-    with pytest.raises(ValueError, match=r"frame 3, channel 7: 2048 is outside 0..2047"):
+    with pytest.raises(SbusError, match=r"frame 3, channel 7: 2048 is outside 0..2047"):
         impl.encode_batch(arr)
 
 
 def test_negative_does_not_wrap(impl: ModuleType) -> None:
     arr = np.zeros((2, 16), np.int16)
     arr[1, 15] = -1
-    with pytest.raises(ValueError, match=r"frame 1, channel 16: -1 is outside"):
+    with pytest.raises(SbusError, match=r"frame 1, channel 16: -1 is outside"):
         impl.encode_batch(arr)

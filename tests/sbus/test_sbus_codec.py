@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sbus_twins import no_deadline
 
-from pipilot.sbus import Frame
+from pipilot.errors import ProtocolError
+from pipilot.sbus import Frame, SbusError
 
 channel_vectors = st.lists(st.integers(0, 2047), min_size=16, max_size=16)
 flag_sets = st.fixed_dictionaries(
@@ -119,8 +120,9 @@ def test_flags_take_truthiness(impl: ModuleType) -> None:
     ],
 )
 def test_bad_channels(impl: ModuleType, channels: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SbusError, match=message) as info:
         impl.encode(channels)
+    assert isinstance(info.value, ProtocolError) and isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -139,5 +141,6 @@ def test_bad_channels(impl: ModuleType, channels: Any, message: str) -> None:
     ],
 )
 def test_bad_frames(impl: ModuleType, frame: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SbusError, match=message) as info:
         impl.decode(frame)
+    assert isinstance(info.value, ProtocolError) and isinstance(info.value, ValueError)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sbus_twins import no_deadline
 
-from pipilot.sbus import unit_to_value, us_to_value, value_to_unit, value_to_us
+from pipilot.sbus import SbusError, unit_to_value, us_to_value, value_to_unit, value_to_us
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_us_saturates(us: float) -> None:
 
 @pytest.mark.parametrize("fn", [us_to_value, unit_to_value])
 def test_nan_rejected(fn: object) -> None:
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(SbusError, match="NaN"):
         fn(math.nan)  # type: ignore[operator]
 
 

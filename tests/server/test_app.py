@@ -313,10 +313,10 @@ async def test_live_view_rate_is_at_least_10_hz():
         await recv_type(ws, "state")
         loop = asyncio.get_running_loop()
         t0, n = loop.time(), 0
-        while loop.time() - t0 < 2.0:
+        while loop.time() - t0 < 1.0:
             await recv_type(ws, "state")
             n += 1
-        assert n >= 20  # 40 expected; a loaded machine must not make this flaky
+        assert n >= 10  # 20 expected; a loaded machine must not make this flaky
         await ws.close()
     finally:
         await client.close()

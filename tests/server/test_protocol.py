@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipilot.core.clock import VirtualClock
+from pipilot.errors import PipilotError
 from pipilot.server import protocol as p
 
 
@@ -55,6 +56,7 @@ def test_bad_messages_are_refused_with_a_code(text, code):
     with pytest.raises(p.MessageError) as exc:
         p.parse_message(text)
     assert exc.value.code == code
+    assert isinstance(exc.value, PipilotError), "a page's bad message is a user error"
 
 
 def test_other_types():

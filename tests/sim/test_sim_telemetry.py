@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipilot.errors import PipilotError
 from pipilot.sim import LockstepSim
+from pipilot.sim.lockstep import LockstepTimeout
 from pipilot.sim.manual import Armed
 from pipilot.uavtalk import PacketType, encode_packet
 
@@ -31,6 +34,14 @@ def test_without_a_ground_station_the_flight_side_waits_disconnected() -> None:
     assert got is not None and got[0]["Status"] == "Disconnected"
     # the flight side re-sends its stats at each 4 s evaluation while not connected
     assert sim.telemetry.received["FlightTelemetryStats"] >= 3
+
+
+def test_waiting_for_a_handshake_nobody_starts_is_a_clear_error() -> None:
+    sim = LockstepSim(seed=1, handshake=False)
+    with pytest.raises(LockstepTimeout, match=r"not connected after 0\.5 s") as info:
+        sim.wait_connected(timeout=0.5)
+    assert isinstance(info.value, PipilotError) and isinstance(info.value, TimeoutError)
+    assert sim.clock.now() >= 0.5   # virtual time: it waited the whole budget
 
 
 def test_handshake_steps_follow_the_firmware() -> None:

@@ -10,6 +10,7 @@ from pipilot.uavtalk import DefinitionError, Registry, load_definitions
 from pipilot.uavtalk.definitions import (
     FieldDef,
     ObjectInfo,
+    UnknownObjectError,
     dump_builtin,
     info_to_json,
     object_id,
@@ -41,9 +42,11 @@ def test_registry_lookup(registry: Registry) -> None:
     meta = registry.by_id(0xD7E0D964 + 1)
     assert meta.name == "AttitudeStateMeta" and meta.size == 8
     assert registry["AttitudeStateMeta"] is meta
-    with pytest.raises(KeyError, match="NoSuchObject"):
+    with pytest.raises(UnknownObjectError, match="NoSuchObject") as unknown:
         registry["NoSuchObject"]
-    with pytest.raises(KeyError, match="0x00000002"):
+    assert isinstance(unknown.value, KeyError)
+    assert str(unknown.value) == "unknown UAVObject 'NoSuchObject'"
+    with pytest.raises(UnknownObjectError, match="0x00000002"):
         registry.by_id(2)
     assert registry.get_by_id(2) is None
     assert "AttitudeState" in registry and "AttitudeStateMeta" in registry

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pipilot.uavtalk import Packet, PacketParser, PacketType, Registry, encode_packet
 from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8, crc8_bytewise
+from pipilot.uavtalk.packets import PacketError
 from pipilot.uavtalk.reference import ByteParser
 
 from .strategies import packets
@@ -58,11 +59,11 @@ def test_encode_packet_layout(registry: Registry) -> None:
     assert ts[1] == 0xA0 and ts[2] == 40 and ts[10:12] == b"\x34\x12" and ts[12:-1] == data
     req = encode_packet(PacketType.OBJ_REQ, ATT, 0xFFFF)
     assert len(req) == 11 and req[2] == 10
-    with pytest.raises(ValueError, match="no data"):
+    with pytest.raises(PacketError, match="no data"):
         encode_packet(PacketType.ACK, ATT, 0, b"x")
-    with pytest.raises(ValueError, match="timestamp"):
+    with pytest.raises(PacketError, match="timestamp"):
         encode_packet(PacketType.OBJ, ATT, 0, data, timestamp=5)
-    with pytest.raises(ValueError, match="type"):
+    with pytest.raises(PacketError, match="type"):
         encode_packet(0x25, ATT)
 
 
@@ -228,7 +229,7 @@ def test_twins_agree_on_any_stream(registry: Registry, data: st.DataObject) -> N
 
 
 def test_encode_packet_range_checks() -> None:
-    with pytest.raises(ValueError, match="instance id 65536"):
+    with pytest.raises(PacketError, match="instance id 65536"):
         encode_packet(PacketType.OBJ_REQ, ATT, 0x10000)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(PacketError, match="out of range"):
         encode_packet(PacketType.OBJ_REQ, -2, 0)

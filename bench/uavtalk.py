@@ -3,7 +3,7 @@
 Framing throughput (PacketParser.feed: sync search, header checks, CRC-8,
 Packet objects) and full decode (framing plus ``packet.values`` for every
 packet) on a realistic mixed stream, for each framing twin, and in the same
-run the byte-at-a-time state-machine parser (pipilot.uavtalk.reference, shaped
+run the byte-at-a-time state-machine parser (tests.uavtalk.reference, shaped
 like the firmware's and the old Python bindings' receivers) as the baseline.
 
 The stream mimics CC3D telemetry: the objects the firmware sends periodically
@@ -34,7 +34,7 @@ from typing import Any
 from pipilot.uavtalk import PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8
-from pipilot.uavtalk.reference import ByteParser
+from tests.uavtalk.reference import ByteParser
 
 TARGETS = {"framing_mb_s": 10.0, "decode_objects_s": 100_000.0, "speedup_vs_bytewise": 50.0}
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipilot.uavtalk import Packet, PacketParser, PacketType, Registry, encode_packet
 from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8, crc8_bytewise
-from pipilot.uavtalk.reference import ByteParser
+from tests.uavtalk.reference import ByteParser
 
 from .strategies import packets
 

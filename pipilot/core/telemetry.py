@@ -65,6 +65,8 @@ StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Reopen = Callable[[], Awaitable["ByteStream | StreamPair"]]
 #: Unsent bytes beyond this mean nobody reads the other end: drop, don't hoard.
 MAX_WRITE_BACKLOG = 64 * 1024
+#: Seconds added to every timer sleep so that it ends at or after the deadline.
+TIMER_SLACK = 1e-4
 
 
 def _as_stream(stream: ByteStream | StreamPair | asyncio.StreamReader,
@@ -438,8 +440,11 @@ class TelemetrySession:
                 self.engine.tick()
                 self._pump()
                 continue
+            # The slack keeps a wake-up (asyncio fires timers up to its clock
+            # resolution early) from landing just before the deadline.
+            delay = None if due is None else due - now + TIMER_SLACK
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if due is None else due - now)
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     # ------------------------------------------------------------------ stats
     @property

@@ -226,7 +226,7 @@ class GroundSession:
         else:
             sent = []
             for pkt in out:
-                if room < 0:
+                if len(pkt) > room:
                     self.counters["tx_errors"] += 1
                     continue
                 sent.append(pkt)

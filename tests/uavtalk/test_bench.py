@@ -22,6 +22,7 @@ def test_bench_quick_prints_json() -> None:
     for twin in report["twins"].values():
         assert twin["framing_mb_s"]["median"] > 0
         assert twin["decode_objects_s"]["median"] > 0
+    assert report["session_objects_s"]["median"] > 0
     base = report["baseline_bytewise"]
     assert base["framing_mb_s"]["median"] > 0
     # The firmware-style parser loses packets after line noise; ours loses none.

@@ -33,9 +33,10 @@ from pipilot.link.stream import (
     open_stream,
 )
 from pipilot.uavtalk.definitions import Registry
-from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
+from pipilot.uavtalk.handshake import Handshake, HandshakeTiming
 from pipilot.uavtalk.opl import OplWriter
 from pipilot.uavtalk.session import (
+    EngineDriver,
     GroundSession,
     LinkChanged,
     ObjectUpdated,
@@ -123,7 +124,7 @@ class Subscription:
         self.close()
 
 
-class TelemetrySession:
+class TelemetrySession(EngineDriver):
     """Ground-side UAVTalk session over a byte stream (see the module docstring).
 
     ``stream`` is a pipilot.link.stream.ByteStream, or an asyncio StreamReader
@@ -201,17 +202,6 @@ class TelemetrySession:
     @property
     def closed(self) -> bool:
         return self.engine.closed
-
-    @property
-    def state(self) -> LinkState:
-        return self.engine.state
-
-    @property
-    def connected(self) -> bool:
-        return self.engine.connected
-
-    def waiting_for(self) -> str:
-        return self.engine.waiting_for()
 
     def wake(self) -> None:
         """Re-check the timers now (after moving a clock that is not the loop's)."""
@@ -316,10 +306,6 @@ class TelemetrySession:
                                    f"{self.waiting_for()}") from None
 
     # ------------------------------------------------------------------ values
-    def latest(self, name: str, instance: int = 0) -> tuple[dict[str, Any], float] | None:
-        """The newest values of an object and their age in seconds, or None."""
-        return self.engine.latest(name, instance)
-
     def subscribe(self, name: str, instance: int = 0, maxsize: int = 64) -> Subscription:
         """Every new value of an object, as an async iterator (``async for v in ...``)."""
         key = (self.engine.definition(name).object_id, instance)
@@ -450,7 +436,7 @@ class TelemetrySession:
     @property
     def stats(self) -> dict[str, Any]:
         """Link statistics: receive counters, transmit counters, rates, link state."""
-        return {**self.engine.stats,
+        return {**super().stats,
                 "recording": self._recorder.path if self._recorder else None}
 
     # -------------------------------------------------------------- recording

@@ -21,8 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pipilot.uavtalk.handshake import HandshakeTiming, LinkState
+from pipilot.uavtalk.handshake import HandshakeTiming
 from pipilot.uavtalk.session import (
+    EngineDriver,
     GroundSession,
     ObjectUpdated,
     SessionOptions,
@@ -88,7 +89,7 @@ class TelemetryWire:
         return data if self.down else b""
 
 
-class LockstepTelemetry:
+class LockstepTelemetry(EngineDriver):
     """A GroundSession wired to the simulated flight side; the model calls `tick`."""
 
     def __init__(self, flight: FlightTelemetry, *, handshake: bool = True,
@@ -107,25 +108,6 @@ class LockstepTelemetry:
         self._done: dict[int, TransactionDone | TransactionFailed] = {}
         if handshake:
             self.engine.start()
-
-    # ------------------------------------------------------------- the engine
-    @property
-    def connected(self) -> bool:
-        return self.engine.connected
-
-    @property
-    def state(self) -> LinkState:
-        return self.engine.state
-
-    def waiting_for(self) -> str:
-        return self.engine.waiting_for()
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        return self.engine.stats
-
-    def latest(self, name: str, instance: int = 0) -> tuple[dict[str, Any], float] | None:
-        return self.engine.latest(name, instance)
 
     @property
     def objects_received(self) -> int:

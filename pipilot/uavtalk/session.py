@@ -187,9 +187,10 @@ class GroundSession:
     def _close(self, error: TelemetryError) -> None:
         self.closed = True
         self.started = False
-        for key in list(self._active):
-            self._queued.pop(key, None)
-            self._finish(key, TransactionFailed(self._active[key].tid, error))
+        for key, txn in list(self._active.items()):
+            del self._active[key]
+            for t in (txn, *self._queued.pop(key, ())):
+                self._events.append(TransactionFailed(t.tid, error))
 
     def link_down(self, reason: str) -> None:
         """The byte stream went away (EOF, unplugged adapter); the driver will reopen it."""
@@ -482,3 +483,30 @@ class GroundSession:
             "uptime_s": now - self._started_at if self.started else 0.0,
             "handle_errors": self.handle_errors,
         }
+
+
+class EngineDriver:
+    """What a driver of a GroundSession shows of it (the asyncio session, the
+    lock-step simulator's ground side)."""
+
+    engine: GroundSession
+
+    @property
+    def state(self) -> LinkState:
+        return self.engine.state
+
+    @property
+    def connected(self) -> bool:
+        return self.engine.connected
+
+    def waiting_for(self) -> str:
+        return self.engine.waiting_for()
+
+    def latest(self, name: str, instance: int = 0) -> tuple[dict[str, Any], float] | None:
+        """The newest values of an object and their age in seconds, or None."""
+        return self.engine.latest(name, instance)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Link statistics: receive counters, transmit counters, rates, link state."""
+        return self.engine.stats

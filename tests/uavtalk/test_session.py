@@ -242,9 +242,12 @@ def test_closing_fails_what_is_pending_and_refuses_more() -> None:
     rig = connected_rig()
     rig.peer.silent = True
     tid = rig.engine.request("SystemStats")
+    queued = rig.engine.request("SystemStats")
     rig.engine.close("stream closed")
     failed = [e for e in rig.engine.events() if isinstance(e, TransactionFailed)]
-    assert [f.tid for f in failed] == [tid] and "stream closed" in str(failed[0].error)
+    assert [f.tid for f in failed] == [tid, queued]
+    assert all("stream closed" in str(f.error) for f in failed)
+    assert rig.engine.pending() == 0
     assert rig.engine.closed and rig.engine.next_deadline() is None
     with pytest.raises(TelemetryError, match="closed"):
         rig.engine.request("SystemStats")

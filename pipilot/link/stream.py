@@ -3,8 +3,8 @@
 A `ByteStream` reads and writes bytes under asyncio and says how much it
 still has to send. `FdStream` drives a non-blocking descriptor (a serial port
 or pty) with ``loop.add_reader`` / ``loop.add_writer``; `PairStream` wraps an
-asyncio (StreamReader, StreamWriter) pair (TCP, and UDP through
-pipilot.link.udp). Only public asyncio APIs are used.
+asyncio (StreamReader, StreamWriter) pair (TCP); pipilot.link.udp's
+`DatagramStream` is UDP. Only public asyncio APIs are used.
 
 `open_stream(port, baud)` opens ``tcp:HOST:PORT``, ``udp:HOST:PORT`` or a
 device; `open_serial_device` opens a device and returns its identity, so that
@@ -246,7 +246,7 @@ async def open_stream(port: str, baud: int = 9600) -> ByteStream:
     if port.startswith("udp:"):
         from pipilot.link.udp import open_udp
 
-        return PairStream(*await open_udp(port))
+        return await open_udp(port)
     if is_tcp(port):
         host, tcp_port = parse_tcp(port)
         try:

@@ -223,8 +223,7 @@ class TelemetrySession(EngineDriver):
                     log.warning("telemetry write failed: %s", exc)
         for event in self.engine.events():
             if isinstance(event, ObjectUpdated):
-                key = (self.registry[event.name].object_id, event.instance)
-                for sub in self._subs.get(key, ()):
+                for sub in self._subs.get((event.object_id, event.instance), ()):
                     sub._put(event.values)
                 for sub in self._subs.get(None, ()):
                     sub._put((event.name, event.instance, event.values))

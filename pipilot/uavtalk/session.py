@@ -78,6 +78,7 @@ class ObjectUpdated:
     instance: int
     values: dict[str, Any]
     time: float
+    object_id: int
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,7 @@ class GroundSession:
                 self._write(encode_packet(PacketType.ACK, oid, inst))
             if oid == self._flight_stats_id:
                 self._send_gcs_status(self.handshake.on_flight_status(values["Status"], now))
-            self._events.append(ObjectUpdated(defn.name, inst, values, now))
+            self._events.append(ObjectUpdated(defn.name, inst, values, now, oid))
             self._resolve_object(oid, inst, values)
         elif t == PacketType.ACK:
             txn = self._active.get((oid, inst))

@@ -395,6 +395,34 @@ async def test_open_over_tcp() -> None:
         await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
 
 
+async def test_open_over_udp() -> None:
+    """TelemetrySession.open on udp:HOST:PORT, the way the SITL serves UAVTalk."""
+    peer = FlightPeer(REG)
+    loop = asyncio.get_running_loop()
+
+    class Served(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            reply = peer.feed(data, loop.time())
+            if reply:
+                self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
+
+    transport, _ = await loop.create_datagram_endpoint(Served, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    session = await TelemetrySession.open(f"udp:127.0.0.1:{port}", registry=REG)
+    await session.start()
+    try:
+        await session.wait_connected(timeout=20)
+        assert (await session.request("FlightStatus"))["Armed"] == "Disarmed"
+        assert peer.status == "Connected"
+    finally:
+        await session.stop()
+        transport.close()
+    assert peer.gcs_status == "Disconnected"
+
+
 async def test_unread_link_does_not_hoard_memory() -> None:
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -136,11 +136,7 @@ class LockstepTelemetry(EngineDriver):
         self._flush()
 
     def _flush(self) -> None:
-        now = self.clock.now()
-        if self.engine.closed:
-            self.engine.discard_output()
-        else:
-            self.wire.write(self.engine.data_to_send(), now)
+        self.wire.write(self.engine.data_to_send(), self.clock.now())
         for event in self.engine.events():
             if isinstance(event, ObjectUpdated):
                 self.received[event.name] += 1

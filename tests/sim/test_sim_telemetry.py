@@ -299,3 +299,16 @@ def test_a_lost_answer_is_retried_and_a_dead_line_times_out() -> None:
         asyncio.run(g.request("SystemSettings"))
     assert g.stats["tx_failures"] == 1
     assert 3.0 <= sim.now - t0 < 3.1     # three tries, one ACK timeout each
+
+
+def test_stopping_the_ground_side_disconnects_the_flight_side_at_once() -> None:
+    sim = LockstepSim(seed=10)
+    sim.run(1.0)
+    assert sim.flight_telemetry.connected
+    sim.telemetry.stop()
+    sim.run(0.3)
+    assert sim.flight_telemetry.status == "Disconnected"
+    assert not sim.telemetry.connected and sim.telemetry.engine.next_deadline() is None
+    sim.telemetry.start()
+    sim.run(1.0)
+    assert sim.telemetry.connected and sim.flight_telemetry.connected

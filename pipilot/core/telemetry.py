@@ -207,7 +207,7 @@ class TelemetrySession(EngineDriver):
         """Re-check the timers now (after moving a clock that is not the loop's)."""
         self._wake.set()
 
-    def _pump(self) -> None:
+    def _flush(self) -> None:
         """Write what the engine has to send and hand its events out."""
         stream = self._stream
         if self.engine.closed or stream.is_closing():
@@ -251,7 +251,7 @@ class TelemetrySession(EngineDriver):
         if self._tasks:
             return
         self.engine.start()
-        self._pump()
+        self._flush()
         self._tasks = [asyncio.create_task(self._rx_loop(), name="telemetry-rx"),
                        asyncio.create_task(self._timer_loop(), name="telemetry-timers")]
 
@@ -259,7 +259,7 @@ class TelemetrySession(EngineDriver):
         """Tell the flight side we are leaving, end subscriptions and close the stream."""
         if not self.engine.closed:
             self.engine.stop()
-            self._pump_out_last()
+            self._write_farewell()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._stream.drain(), 1.0)
         for t in self._tasks:
@@ -268,14 +268,14 @@ class TelemetrySession(EngineDriver):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
-        self._pump()
+        self._flush()
         self._end_subscriptions()
         self.record_to(None)
         with contextlib.suppress(Exception):
             self._stream.close()
             await asyncio.wait_for(self._stream.wait_closed(), 1.0)
 
-    def _pump_out_last(self) -> None:
+    def _write_farewell(self) -> None:
         """The farewell packet: written although the engine is now closed."""
         data = self.engine.data_to_send(room=MAX_WRITE_BACKLOG - self._stream.backlog())
         if data and not self._stream.is_closing():
@@ -327,36 +327,10 @@ class TelemetrySession(EngineDriver):
             subs.remove(sub)
 
     # ------------------------------------------------------------ transactions
-    async def request(self, name: str, instance: int = 0) -> Any:
-        """Ask the flight side for an object (or metaobject); returns its values.
-
-        With ``instance=ALL_INSTANCES`` returns ``{instance: values}`` of every instance.
-        """
-        return await self._result(self.engine.request(name, instance))
-
-    async def send(self, name: str, values: dict[str, Any], ack: bool = True,
-                   instance: int = 0) -> None:
-        """Send an object; with ``ack`` wait for the flight's ACK (retrying on timeout).
-
-        Fields left out are taken from the latest values received for the object;
-        without those, every field must be given. Raises TelemetryNack or
-        TelemetryTimeout when the flight side refuses or never answers.
-        """
-        tid = self.engine.send(name, values, ack=ack, instance=instance)
-        if tid is None:
-            self._pump()
-            return
-        await self._result(tid)
-
-    async def set_update_period(self, name: str, period_ms: int, *,
-                                mode: str = "periodic") -> None:
-        """Have the flight side send ``name`` every ``period_ms`` (acknowledged)."""
-        await self._result(self.engine.set_update_period(name, period_ms, mode=mode))
-
     async def _result(self, tid: int) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._results[tid] = fut
-        self._pump()
+        self._flush()
         self._wake.set()  # a new deadline for the timer task
         try:
             return await fut
@@ -378,7 +352,7 @@ class TelemetrySession(EngineDriver):
             if self._recorder is not None:
                 self._recorder.write(data, self.clock.now())
             self.engine.receive_data(data)
-            self._pump()
+            self._flush()
             self._wake.set()  # the deadlines may have moved
 
     async def _reopen_stream(self) -> bool:
@@ -386,11 +360,11 @@ class TelemetrySession(EngineDriver):
         if self._reopen is None:
             log.warning("telemetry stream closed by the other end")
             self.engine.close("stream closed")
-            self._pump()
+            self._flush()
             self._end_subscriptions()
             return False
         self.engine.link_down("stream closed; reopening")
-        self._pump()
+        self._flush()
         with contextlib.suppress(Exception):
             self._stream.close()
         while not self.closed:
@@ -409,7 +383,7 @@ class TelemetrySession(EngineDriver):
             self._stream = _as_stream(stream)
             self._refusals = RefusalLog()
             self.engine.link_up()
-            self._pump()
+            self._flush()
             self._wake.set()
             return True
         return False
@@ -423,7 +397,7 @@ class TelemetrySession(EngineDriver):
             now = self.clock.now()
             if due is not None and now >= due:
                 self.engine.tick()
-                self._pump()
+                self._flush()
                 continue
             # The slack keeps a wake-up (asyncio fires timers up to its clock
             # resolution early) from landing just before the deadline.

@@ -145,24 +145,6 @@ class LockstepTelemetry(EngineDriver):
                 self._done[event.tid] = event
 
     # ----------------------------------------------------------- transactions
-    async def request(self, name: str, instance: int = 0) -> Any:
-        """Ask the flight side for an object; advances virtual time until the answer."""
-        return await self._result(self.engine.request(name, instance))
-
-    async def send(self, name: str, values: dict[str, Any], ack: bool = True,
-                   instance: int = 0) -> None:
-        """Send an object; with ``ack`` advance virtual time until the ACK (NACK raises)."""
-        tid = self.engine.send(name, values, ack=ack, instance=instance)
-        if tid is None:
-            self._flush()
-            return
-        await self._result(tid)
-
-    async def set_update_period(self, name: str, period_ms: int, *,
-                                mode: str = "periodic") -> None:
-        """Have the flight side send ``name`` every ``period_ms`` (acknowledged)."""
-        await self._result(self.engine.set_update_period(name, period_ms, mode=mode))
-
     async def _result(self, tid: int) -> Any:
         self._awaited.add(tid)
         try:

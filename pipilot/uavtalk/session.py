@@ -20,6 +20,7 @@ and tells it about the stream itself with `link_down` / `link_up` / `close`.
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -486,11 +487,46 @@ class GroundSession:
         }
 
 
-class EngineDriver:
+class EngineDriver(abc.ABC):
     """What a driver of a GroundSession shows of it (the asyncio session, the
-    lock-step simulator's ground side)."""
+    lock-step simulator's ground side): state, values, and awaitable
+    transactions, each settled by the driver's `_result`."""
 
     engine: GroundSession
+
+    @abc.abstractmethod
+    def _flush(self) -> None:
+        """Write what the engine has to send and hand its events out."""
+
+    @abc.abstractmethod
+    async def _result(self, tid: int) -> Any:
+        """The outcome of transaction ``tid``: its result, or its error raised."""
+
+    async def request(self, name: str, instance: int = 0) -> Any:
+        """Ask the flight side for an object (or metaobject); returns its values.
+
+        With ``instance=ALL_INSTANCES`` returns ``{instance: values}`` of every instance.
+        """
+        return await self._result(self.engine.request(name, instance))
+
+    async def send(self, name: str, values: dict[str, Any], ack: bool = True,
+                   instance: int = 0) -> None:
+        """Send an object; with ``ack`` wait for the flight's ACK (retrying on timeout).
+
+        Fields left out are taken from the latest values received for the object;
+        without those, every field must be given. Raises TelemetryNack or
+        TelemetryTimeout when the flight side refuses or never answers.
+        """
+        tid = self.engine.send(name, values, ack=ack, instance=instance)
+        if tid is None:
+            self._flush()
+            return
+        await self._result(tid)
+
+    async def set_update_period(self, name: str, period_ms: int, *,
+                                mode: str = "periodic") -> None:
+        """Have the flight side send ``name`` every ``period_ms`` (acknowledged)."""
+        await self._result(self.engine.set_update_period(name, period_ms, mode=mode))
 
     @property
     def state(self) -> LinkState:

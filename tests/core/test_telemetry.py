@@ -645,6 +645,7 @@ async def test_reopen_takes_the_same_adapter_back_and_no_other(tmp_path: Path) -
     m2, s2 = os.openpty()
     m3 = s3 = -1
     try:
+        sysfs.unplug(os.ttyname(slave))          # as the kernel does when it is pulled
         await _lose(master, slave)
         sysfs.usb(os.ttyname(s2), serial="FT9XQ2LK", usb_port="1-1.3")
         name.unlink()

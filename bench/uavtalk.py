@@ -3,7 +3,7 @@
 Framing throughput (PacketParser.feed: sync search, header checks, CRC-8,
 Packet objects) and full decode (framing plus ``packet.values`` for every
 packet) on a realistic mixed stream, for each framing twin, and in the same
-run the byte-at-a-time state-machine parser (pipilot.uavtalk.reference, shaped
+run the byte-at-a-time state-machine parser (tests.uavtalk.reference, shaped
 like the firmware's and the old Python bindings' receivers) as the baseline.
 
 The stream mimics CC3D telemetry: the objects the firmware sends periodically
@@ -12,9 +12,11 @@ and a little line noise. It is fed in 4 KiB chunks as a serial read returns
 them. Each sample is one pass over the stream, timed in CPU seconds of this
 process (the machine is shared, so wall time mostly measures the neighbours)
 with the garbage collector paused as timeit does; figures are medians and
-percentiles over samples. Run:
+percentiles over samples. ``session_objects_s`` is the whole ground side on
+the same stream: the session engine (pipilot.uavtalk.session) framing,
+decoding, keeping the latest values and reporting one event per object. Run:
 
-    PYTHONPATH=. python bench/uavtalk.py [--quick]
+    python bench/uavtalk.py [--quick]
 """
 
 from __future__ import annotations
@@ -29,12 +31,17 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the baseline parser is test code
+
+from pipilot.core.clock import VirtualClock
 from pipilot.uavtalk import PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8
-from pipilot.uavtalk.reference import ByteParser
+from pipilot.uavtalk.session import GroundSession, ObjectUpdated
+from tests.uavtalk.reference import ByteParser
 
 TARGETS = {"framing_mb_s": 10.0, "decode_objects_s": 100_000.0, "speedup_vs_bytewise": 50.0}
 
@@ -123,6 +130,19 @@ def feed_all(parser: Any, stream: bytes, decode: bool) -> int:
     return n
 
 
+def feed_session(reg: Any, stream: bytes) -> int:
+    """Objects the session engine reports for ``stream``, fed as serial reads."""
+    engine = GroundSession(VirtualClock(), reg)
+    engine.start()
+    n = 0
+    mv = memoryview(stream)
+    for i in range(0, len(stream), CHUNK):
+        engine.receive_data(mv[i:i + CHUNK])
+        n += sum(1 for e in engine.events() if isinstance(e, ObjectUpdated))
+        engine.data_to_send()
+    return n
+
+
 def bench_twin(impl: str, stream: bytes, expected: int, reps: int) -> dict[str, Any]:
     reg = load_definitions()
     mb = len(stream) / 1e6
@@ -167,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     # Decode alone (data already framed): the struct fast path plus dict shaping.
     framed = [(p.definition, p.data) for p in PacketParser(reg).feed(stream) if p.data]
     dec = timed(lambda: sum(1 for d, b in framed if d.decode_unchecked(b)), reps)
+    objects = sum(1 for p in PacketParser(reg).feed(stream) if p.data)
+    ses = timed(lambda: feed_session(reg, stream), reps)
+    assert all(n == objects for _, n in ses), "the session engine lost objects"
     crc_buf = stream[:1_000_000]
     crc_t = timed(lambda: crc8(crc_buf), max(3, reps // 3))
 
@@ -181,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                    "mean_packet_bytes": round(len(stream) / count, 1), "chunk_bytes": CHUNK},
         "twins": results,
         "decode_only_objects_s": stats([len(framed) / t for t, _ in dec], 0),
+        "session_objects_s": stats([n / t for t, n in ses], 0),
         "crc8_python_mb_s": stats([len(crc_buf) / 1e6 / t for t, _ in crc_t]),
         "baseline_bytewise": {
             "bytes": len(base_stream),

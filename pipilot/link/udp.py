@@ -1,13 +1,11 @@
-"""UDP as an asyncio byte stream: the telemetry link of LibrePilot's SITL.
+"""UDP as a byte stream: the telemetry link of LibrePilot's SITL.
 
 The simposix firmware serves UAVTalk over UDP: every datagram it receives is
 fed to its telemetry port as bytes, and it answers the address the latest
-datagram came from. ``open_udp`` gives the same (StreamReader, StreamWriter)
-pair a serial port gives, so a TelemetrySession cannot tell the difference:
-each write is one datagram, every datagram received is appended to the reader.
-
-Only public asyncio APIs are used: a datagram endpoint, a StreamReaderProtocol
-fed by it, and a thin Transport that turns ``write`` into ``sendto``.
+datagram came from. ``open_udp`` gives a `pipilot.link.stream.ByteStream` like
+a serial port's, so a TelemetrySession cannot tell the difference: each write
+is one datagram (split above MAX_DATAGRAM), every datagram received is bytes
+to read. Only public asyncio APIs are used (a datagram endpoint).
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import logging
 from typing import Any
 
 from pipilot.errors import LinkError
+from pipilot.link.stream import ByteStream
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +39,19 @@ def parse_udp_spec(spec: str) -> tuple[str, int]:
     return host, port
 
 
-class _DatagramFeeder(asyncio.DatagramProtocol):
-    """Hands every datagram to a StreamReaderProtocol as stream bytes."""
+class _Datagrams(asyncio.DatagramProtocol):
+    """Collects every datagram received as stream bytes."""
 
-    def __init__(self, stream: asyncio.StreamReaderProtocol, spec: str) -> None:
-        self.stream = stream
+    def __init__(self, spec: str) -> None:
         self.spec = spec
+        self.buffer = bytearray()
         self.errors = 0
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter: asyncio.Future[None] | None = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.stream.data_received(data)
+        self.buffer += data
+        self.wake()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable while nobody listens yet: the handshake retries.
@@ -57,52 +59,69 @@ class _DatagramFeeder(asyncio.DatagramProtocol):
         log.debug("udp %s: %s", self.spec, exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.stream.connection_lost(exc)
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.wake()
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
-class _DatagramStreamTransport(asyncio.Transport):
-    """The write side of a connected datagram endpoint, as a stream transport."""
+class DatagramStream(ByteStream):
+    """A connected UDP socket as a byte stream: each write goes out in datagrams
+    of at most MAX_DATAGRAM bytes; every datagram received is read as bytes."""
 
-    def __init__(self, datagrams: asyncio.DatagramTransport) -> None:
-        super().__init__()
-        self._dt = datagrams
+    def __init__(self, transport: asyncio.DatagramTransport, protocol: _Datagrams) -> None:
+        self._transport = transport
+        self._protocol = protocol
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    @property
+    def errors(self) -> int:
+        """Errors the socket reported (ICMP unreachable while nobody listens)."""
+        return self._protocol.errors
+
+    async def read(self) -> bytes:
+        proto = self._protocol
+        while not proto.buffer and not proto.lost.done():
+            await proto.wait()
+        data = bytes(proto.buffer)
+        proto.buffer.clear()
+        return data
+
+    def write(self, data: bytes) -> None:
         view = memoryview(bytes(data))
         for i in range(0, len(view), MAX_DATAGRAM):
-            self._dt.sendto(view[i:i + MAX_DATAGRAM].tobytes())
+            self._transport.sendto(view[i:i + MAX_DATAGRAM].tobytes())
 
-    def can_write_eof(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
+    def backlog(self) -> int:
         # asyncio's datagram transports buffer when the socket would block, but only
         # the selector implementation says how much: report it where it is known.
-        size = getattr(self._dt, "get_write_buffer_size", None)
+        size = getattr(self._transport, "get_write_buffer_size", None)
         return int(size()) if callable(size) else 0
 
     def is_closing(self) -> bool:
-        return self._dt.is_closing()
+        return self._transport.is_closing()
+
+    async def drain(self) -> None:
+        return  # a datagram is sent whole or dropped; nothing waits to drain
 
     def close(self) -> None:
-        self._dt.close()
+        self._transport.close()
 
-    def abort(self) -> None:
-        self._dt.abort()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._dt.get_extra_info(name, default)
-
-    def pause_reading(self) -> None:
-        pass  # datagrams cannot be held back; the reader's buffer is bounded by the session
-
-    def resume_reading(self) -> None:
-        pass
+    async def wait_closed(self) -> None:
+        await self._protocol.lost
 
 
-async def open_udp(spec: str, *, loopback_only: bool = True
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect a UDP socket to ``udp:HOST:PORT`` and wrap it as a reader/writer pair.
+async def open_udp(spec: str, *, loopback_only: bool = True) -> DatagramStream:
+    """Connect a UDP socket to ``udp:HOST:PORT`` as a byte stream.
 
     With ``loopback_only`` (the default) only loopback addresses are accepted:
     the SITL is a local process and pipilot opens nothing towards other hosts.
@@ -118,13 +137,9 @@ async def open_udp(spec: str, *, loopback_only: bool = True
         if host == "localhost":
             host = "127.0.0.1"
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**16)
-    stream = asyncio.StreamReaderProtocol(reader)
     try:
-        dt, _ = await loop.create_datagram_endpoint(lambda: _DatagramFeeder(stream, spec),
-                                                    remote_addr=(host, port))
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(spec), remote_addr=(host, port))
     except OSError as exc:
         raise LinkError(spec, f"cannot open UDP socket: {exc}") from None
-    transport = _DatagramStreamTransport(dt)
-    stream.connection_made(transport)
-    return reader, asyncio.StreamWriter(transport, stream, reader, loop)
+    return DatagramStream(transport, protocol)

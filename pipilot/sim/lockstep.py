@@ -22,19 +22,21 @@ is ``sim.sticks`` (a :class:`~pipilot.sim.sticks.Sticks`); pass
 
 Telemetry goes over the real UAVTalk codec at ``telemetry_baud`` (9600 by
 default): the flight side (pipilot.sim.telemetry) sends what the firmware
-would, ``sim.telemetry`` (a LockstepGround) does the handshake and keepalive
-and keeps the latest value of each object; ``await sim.telemetry.send(...)``
-and ``await sim.telemetry.request(...)`` talk back (advancing virtual time
-until the ACK or the answer). ``handshake=False`` leaves the link unconnected
-(for tests of the handshake itself); ``sim.telemetry.connected = False`` cuts
-the link. The handshake takes a few hundred milliseconds of virtual time:
-code that needs telemetry from its first step calls ``sim.wait_connected()``
-first, as it would await ``TelemetrySession.wait_connected`` on the rig.
+would, and ``sim.telemetry`` (a pipilot.sim.ground.LockstepTelemetry) runs
+pipilot's own UAVTalk engine, the one that flies, on the model's virtual time:
+handshake, keepalive, latest values, requests, ACK/NACK and retries.
+``await sim.telemetry.send(...)`` and ``await sim.telemetry.request(...)``
+talk back (advancing virtual time until the ACK or the answer).
+``handshake=False`` leaves the engine unstarted (for tests of the handshake
+itself); ``sim.telemetry.wire.up`` / ``.down = False`` cut the line one way or
+both. The handshake takes a few hundred milliseconds of virtual time: code
+that needs telemetry from its first step calls ``sim.wait_connected()`` first,
+as it would await ``TelemetrySession.wait_connected`` on the rig.
 
 With ``core=True`` (or a CoreConfig) pipilot's own FlightCore runs in
 lock-step and mixes every frame at its deadline: ``sim.vehicle`` is then a
 real pipilot.core.vehicle.Vehicle (``.mixer``, ``.core``, ``.clock``,
-``.telemetry`` = the LockstepGround, ``.sim`` = the model)::
+``.telemetry`` = the LockstepTelemetry, ``.sim`` = the model)::
 
     sim = LockstepSim(seed=1, core=True, period_ms=14.0)
     sim.vehicle.mixer.publish("pilot", Setpoint(arm=ArmRequest.ARM))
@@ -59,7 +61,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pipilot.core.clock import VirtualClock
 from pipilot.errors import PipilotError
 from pipilot.sim.dynamics import QuadParams, TruthState
-from pipilot.sim.ground import LockstepGround
+from pipilot.sim.ground import GROUND_TICK_S, LockstepTelemetry
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.receiver import BYTE_TIME_S, Firmware
 from pipilot.sim.sticks import Sticks
@@ -71,7 +73,6 @@ if TYPE_CHECKING:
     from pipilot.core.vehicle import Vehicle
 
 T = TypeVar("T")
-GROUND_TICK_S = 0.005
 FrameSource = Callable[[float], "bytes | None"]
 
 
@@ -84,7 +85,7 @@ class LockstepVehicle:
     """``sim.vehicle`` without a flight core: time, telemetry and truth, no mixer."""
 
     clock: VirtualClock
-    telemetry: LockstepGround
+    telemetry: LockstepTelemetry
     sim: SimulatedCC3D
     mixer: None = None
 
@@ -111,7 +112,7 @@ class LockstepSim:
         self.frames_sent = 0
         self._next_frame = first_frame_s
         self.flight_telemetry: FlightTelemetry = attach(self.model, baud=telemetry_baud)
-        self.telemetry = LockstepGround(self.flight_telemetry, handshake=handshake)
+        self.telemetry = LockstepTelemetry(self.flight_telemetry, handshake=handshake)
         self.telemetry.advance = self.run
         self.model.add_task("ground", GROUND_TICK_S, self.telemetry.tick, first=0.0)
         self.core: FlightCore | None = None

@@ -58,7 +58,7 @@ class Handshake:
         self._since = 0.0
         self._last_rx: float | None = None
         self._last_tx = 0.0
-        self._last_probe = 0.0
+        self._last_probe = -float("inf")
 
     def _set_state(self, new: LinkState, now: float, reason: str) -> None:
         if new is self.state:
@@ -76,6 +76,11 @@ class Handshake:
     @property
     def connected(self) -> bool:
         return self.state is LinkState.CONNECTED
+
+    @property
+    def last_rx(self) -> float | None:
+        """When the latest packet from the flight side arrived (None: none since start)."""
+        return self._last_rx
 
     def start(self, now: float) -> str:
         self.flight_status = None
@@ -123,6 +128,9 @@ class Handshake:
             return self._emit(HANDSHAKE_REQ, now)
         return None
 
+    def _last_heard(self) -> float:
+        return self._last_rx if self._last_rx is not None else self._since
+
     def tick(self, now: float) -> str | None:
         """Timers: retries, keepalive, link and handshake timeouts."""
         t = self.timing
@@ -130,19 +138,19 @@ class Handshake:
         if state is LinkState.STOPPED:
             return None
         if state is LinkState.CONNECTED:
-            last = self._last_rx if self._last_rx is not None else self._since
-            if now - last > t.link_timeout:
+            last = self._last_heard()
+            if now >= last + t.link_timeout:
                 self.link_losses += 1
                 self._set_state(LinkState.HANDSHAKE_REQ, now,
                                 f"nothing received for {now - last:.1f} s")
                 return self._emit(HANDSHAKE_REQ, now)
-            if now - self._last_tx >= t.keepalive_period:
+            if now >= self._last_tx + t.keepalive_period:
                 return self._emit(CONNECTED, now)
             return None
-        if state is LinkState.HANDSHAKE_ACK and now - self._since > t.handshake_timeout:
+        if state is LinkState.HANDSHAKE_ACK and now >= self._since + t.handshake_timeout:
             self._set_state(LinkState.HANDSHAKE_REQ, now, "flight never confirmed Connected")
             return self._emit(HANDSHAKE_REQ, now)
-        if now - self._last_tx >= t.retry_period:
+        if now >= self._last_tx + t.retry_period:
             return self._emit(HANDSHAKE_REQ if state is LinkState.HANDSHAKE_REQ else CONNECTED,
                               now)
         return None
@@ -153,14 +161,27 @@ class Handshake:
         The flight side only sends FlightTelemetryStats every 5 s on its own, so
         one lost packet on an otherwise idle link would look like a dead link.
         """
-        if self.state is not LinkState.CONNECTED:
+        if self.state is not LinkState.CONNECTED or now < self._probe_at():
             return False
-        last = self._last_rx if self._last_rx is not None else self._since
+        self._last_probe = now
+        return True
+
+    def _probe_at(self) -> float:
         t = self.timing
-        if now - last > t.link_timeout / 2 and now - self._last_probe >= t.retry_period:
-            self._last_probe = now
-            return True
-        return False
+        return max(self._last_heard() + t.link_timeout / 2, self._last_probe + t.retry_period)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `tick` or `probe_due` will have work (None: never)."""
+        t = self.timing
+        if self.state is LinkState.STOPPED:
+            return None
+        if self.state is LinkState.CONNECTED:
+            return min(self._last_heard() + t.link_timeout, self._last_tx + t.keepalive_period,
+                       self._probe_at())
+        due = self._last_tx + t.retry_period
+        if self.state is LinkState.HANDSHAKE_ACK:
+            due = min(due, self._since + t.handshake_timeout)
+        return due
 
     def waiting_for(self) -> str:
         """What the handshake is waiting for, in words (for people watching the CLI)."""

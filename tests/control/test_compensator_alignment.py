@@ -1,4 +1,5 @@
-"""The drift loop pairs each AccelState sample with the attitude at its time."""
+"""The drift loop pairs each AccelState sample with the attitude at its time (the
+session engine is fed the packets at chosen virtual times)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,19 @@ import pytest
 from pipilot.control.compensator import ATTITUDE_WAIT_S, DriftCompensator
 from pipilot.control.drift import Sample
 from pipilot.core.clock import VirtualClock
+from pipilot.uavtalk import PacketType, encode_packet, load_definitions
+from pipilot.uavtalk.session import GroundSession
+
+REG = load_definitions()
 
 
-class Telemetry:
-    """``latest`` as a session gives it: the values and their age."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-        self.objects: dict[str, tuple[dict[str, Any], float]] = {}
+class Telemetry(GroundSession):
+    """The engine that flies, fed the flight side's packets as they would arrive."""
 
     def receive(self, name: str, values: dict[str, Any]) -> None:
-        self.objects[name] = (values, self.clock.now())
-
-    def latest(self, name: str) -> tuple[dict[str, Any], float] | None:
-        item = self.objects.get(name)
-        return None if item is None else (item[0], self.clock.now() - item[1])
+        d = REG[name]
+        data = d.encode(d.defaults() | values)
+        self.receive_data(encode_packet(PacketType.OBJ, d.object_id, 0, data))
 
 
 class Mixer:
@@ -37,7 +36,7 @@ class Mixer:
 class Vehicle:
     def __init__(self) -> None:
         self.clock = VirtualClock(10.0)
-        self.telemetry = Telemetry(self.clock)
+        self.telemetry = Telemetry(self.clock, REG)
         self.mixer = Mixer()
 
 

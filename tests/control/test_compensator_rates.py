@@ -1,60 +1,58 @@
-"""The drift loop asks the FC for its telemetry rates; a link that refuses is reported."""
+"""The drift loop asks the FC for its telemetry rates; a link that refuses is reported.
+
+Against the simulated CC3D's flight side through the session engine, in lock step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import pytest
 
 from pipilot.control.compensator import DriftCompensator
 from pipilot.core.clock import VirtualClock
+from pipilot.sim import LockstepSim
 
 
-class LossyTelemetry:
-    """Acknowledges a write only after ``lose`` earlier attempts at it timed out."""
-
-    def __init__(self, lose: int) -> None:
-        self.lose = lose
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.acked: dict[str, dict[str, Any]] = {}
-
-    async def send(self, name: str, values: dict[str, Any]) -> None:
-        self.sent.append((name, values))
-        if sum(n == name for n, _ in self.sent) <= self.lose:
-            raise TimeoutError(f"{name} ACK: no answer")
-        self.acked[name] = values
-
-
-class Vehicle:
-    def __init__(self, telemetry: LossyTelemetry) -> None:
-        self.clock = VirtualClock()
-        self.telemetry = telemetry
-
-
-def configure(lose: int) -> tuple[list[str], LossyTelemetry]:
-    tel = LossyTelemetry(lose)
-    comp = DriftCompensator(Vehicle(tel), flying=lambda: False)
+def configure(sim: LockstepSim) -> list[str]:
+    sim.wait_connected()
+    comp = DriftCompensator(sim.vehicle, flying=lambda: False)
     failed = asyncio.run(comp.configure_rates())
     assert comp.rate_errors == failed
-    return failed, tel
+    return failed
 
 
 def test_rates_are_set_as_configured() -> None:
-    failed, tel = configure(lose=0)
-    assert failed == []
-    assert [n for n, _ in tel.sent] == ["AccelStateMeta", "AttitudeStateMeta"]
-    assert tel.acked["AccelStateMeta"]["telemetry_period_ms"] == 100
-    assert tel.acked["AttitudeStateMeta"]["telemetry_period_ms"] == 200
-    assert tel.acked["AccelStateMeta"]["telemetry_update_mode"] == "periodic"
+    sim = LockstepSim(seed=1)
+    assert configure(sim) == []
+    meta = sim.flight_telemetry.meta
+    assert meta["AccelState"]["telemetry_period_ms"] == 100
+    assert meta["AttitudeState"]["telemetry_period_ms"] == 200
+    assert meta["AccelState"]["telemetry_update_mode"] == "periodic"
+    assert sim.flight_telemetry.stats["acks_sent"] == 2
+    assert sim.telemetry.stats["tx_retries"] == 0
+
+
+def test_a_lost_ack_is_retried_by_the_session() -> None:
+    sim = LockstepSim(seed=1)
+    sim.wait_connected()
+    sim.telemetry.wire.down = False            # the first ACK is lost on the line
+    sim.model.add_task("line back", 0.5, lambda _t: setattr(sim.telemetry.wire, "down", True))
+    assert configure(sim) == []
+    assert sim.telemetry.stats["tx_retries"] == 1
+    assert sim.flight_telemetry.meta["AttitudeState"]["telemetry_period_ms"] == 200
 
 
 def test_a_refusing_link_is_reported_and_the_loop_goes_on() -> None:
-    failed, tel = configure(lose=10)
-    assert failed == ["AccelState", "AttitudeState"]
-    assert len(tel.sent) == 2  # a lost ACK is retried by the session, not here
+    sim = LockstepSim(seed=1)
+    sim.wait_connected()
+    sim.telemetry.wire.up = False              # nothing reaches the flight side
+    assert configure(sim) == ["AccelState", "AttitudeState"]
+    st = sim.telemetry.stats
+    assert st["tx_failures"] == 2 and st["tx_retries"] == 4   # each tried three times
+    assert sim.flight_telemetry.meta["AccelState"]["telemetry_period_ms"] == 1000
 
 
 def test_no_telemetry_link_is_a_link_error_before_anything_is_published() -> None:
@@ -76,7 +74,11 @@ def test_no_telemetry_link_is_a_link_error_before_anything_is_published() -> Non
 
 
 def test_a_loop_failing_every_tick_logs_one_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    comp = DriftCompensator(Vehicle(LossyTelemetry(0)), flying=lambda: False, rate_hz=1000.0)
+    class Idle:                                # the tick below never reads the link
+        clock = VirtualClock()
+        telemetry = None
+
+    comp = DriftCompensator(Idle(), flying=lambda: False, rate_hz=1000.0)  # type: ignore[arg-type]
 
     def broken_tick() -> None:
         raise RuntimeError("bad sample")

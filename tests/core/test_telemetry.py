@@ -1,7 +1,8 @@
 """TelemetrySession against the scripted flight-side peer over a real socket pair.
 
-Time is a VirtualClock that a driver task moves 50 ms per 2 ms of loop time,
-so the firmware's seconds-long timers pass quickly, and a stalled loop stalls
+Time is a VirtualClock that a driver task moves 50 ms per 2 ms of loop time
+(waking the session, whose timers sleep until the engine's next deadline), so
+the firmware's seconds-long timers pass quickly, and a stalled loop stalls
 virtual time with it (no flaky timing on a loaded machine).
 """
 
@@ -28,7 +29,7 @@ from pipilot.errors import LinkError
 from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.handshake import LinkState
 from pipilot.uavtalk.opl import read_opl
-from pipilot.uavtalk.testing import FlightPeer
+from tests.uavtalk.flightpeer import FlightPeer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +43,7 @@ class PeerLink:
     def __init__(self, peer: FlightPeer, clock: VirtualClock) -> None:
         self.peer = peer
         self.clock = clock
+        self.session: TelemetrySession | None = None  # woken after each clock step
         self.tasks: list[asyncio.Task[None]] = []
         self.writer: asyncio.StreamWriter | None = None
         self.raw_rx = bytearray()
@@ -67,6 +69,8 @@ class PeerLink:
             await asyncio.sleep(0.002)
             self.clock.advance(STEP)
             self.send(self.peer.tick(self.clock.now()))
+            if self.session is not None:
+                self.session.wake()
 
     def send(self, data: bytes) -> None:
         if data and self.writer is not None and not self.writer.is_closing():
@@ -100,7 +104,8 @@ async def rig() -> AsyncIterator[tuple[TelemetrySession, PeerLink, VirtualClock]
     peer = FlightPeer(REG, periodic={"AttitudeState": 0.2, "FlightStatus": 1.0})
     link = PeerLink(peer, clock)
     reader, writer = await link.attach()
-    session = TelemetrySession(reader, writer, REG, clock=clock, poll_interval=0.002)
+    session = TelemetrySession(reader, writer, REG, clock=clock)
+    link.session = session
     await session.start()
     link.start_clock()
     yield session, link, clock
@@ -293,9 +298,11 @@ async def test_eof_without_reopen_closes(rig) -> None:  # type: ignore[no-untype
 async def test_reopen_after_eof() -> None:
     clock = VirtualClock()
     links: list[PeerLink] = []
+    sessions: list[TelemetrySession] = []
 
     async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         link = PeerLink(FlightPeer(REG), clock)
+        link.session = sessions[0] if sessions else None
         links.append(link)
         pair = await link.attach()
         link.start_clock()
@@ -303,7 +310,9 @@ async def test_reopen_after_eof() -> None:
 
     reader, writer = await reopen()
     session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
-                               poll_interval=0.002, reopen_delay=0.01)
+                               reopen_delay=0.01)
+    sessions.append(session)
+    links[0].session = session
     await session.start()
     try:
         await until(lambda: session.connected, 10, clock)
@@ -386,11 +395,39 @@ async def test_open_over_tcp() -> None:
         await TelemetrySession.open(f"tcp:127.0.0.1:{port}", registry=REG)
 
 
+async def test_open_over_udp() -> None:
+    """TelemetrySession.open on udp:HOST:PORT, the way the SITL serves UAVTalk."""
+    peer = FlightPeer(REG)
+    loop = asyncio.get_running_loop()
+
+    class Served(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            reply = peer.feed(data, loop.time())
+            if reply:
+                self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
+
+    transport, _ = await loop.create_datagram_endpoint(Served, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    session = await TelemetrySession.open(f"udp:127.0.0.1:{port}", registry=REG)
+    await session.start()
+    try:
+        await session.wait_connected(timeout=20)
+        assert (await session.request("FlightStatus"))["Armed"] == "Disarmed"
+        assert peer.status == "Connected"
+    finally:
+        await session.stop()
+        transport.close()
+    assert peer.gcs_status == "Disconnected"
+
+
 async def test_unread_link_does_not_hoard_memory() -> None:
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     reader, writer = await asyncio.open_connection(sock=a)
-    session = TelemetrySession(reader, writer, REG, poll_interval=0.002)
+    session = TelemetrySession(reader, writer, REG)
     big = REG["HwSettings"].defaults()
     for _ in range(5000):  # nobody reads b
         await session.send("HwSettings", big, ack=False)
@@ -430,33 +467,37 @@ async def test_slow_subscriber_keeps_the_newest(rig) -> None:  # type: ignore[no
 
 
 async def test_open_serial_on_a_pty() -> None:
-    """open_serial gives working asyncio streams, raw, at the requested baud rate."""
+    """open_serial gives a working byte stream, raw, at the requested baud rate."""
     import os
     import termios
     import tty
 
-    from pipilot.core.telemetry import open_serial
+    from pipilot.link.stream import open_serial
 
     master, slave = os.openpty()
     tty.setraw(master)
     try:
-        reader, writer = await open_serial(os.ttyname(slave), 57600)
+        stream = await open_serial(os.ttyname(slave), 57600)
         attrs = termios.tcgetattr(slave)
         assert attrs[4] == attrs[5] == termios.B57600
         assert not attrs[3] & termios.ICANON and not attrs[3] & termios.ECHO
         os.write(master, b"\x3c\x00\x0a\x0d\xff")  # bytes a cooked tty would mangle
         got = b""
         while len(got) < 5:
-            got += await asyncio.wait_for(reader.read(100), 10)
+            got += await asyncio.wait_for(stream.read(), 10)
         assert got == b"\x3c\x00\x0a\x0d\xff"
-        writer.write(b"\x11\x13\x0d\x0a")
-        await writer.drain()
+        stream.write(b"\x11\x13\x0d\x0a")
+        await stream.drain()
+        assert stream.backlog() == 0
         loop = asyncio.get_running_loop()
         back = await loop.run_in_executor(None, os.read, master, 100)
         assert back == b"\x11\x13\x0d\x0a"
-        writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 5)
-        assert await asyncio.wait_for(reader.read(10), 5) == b""  # read side closed too
+        stream.close()
+        await asyncio.wait_for(stream.wait_closed(), 5)
+        assert stream.is_closing()
+        assert await asyncio.wait_for(stream.read(), 5) == b""  # read side closed too
+        with pytest.raises(RuntimeError, match="closed"):
+            stream.write(b"x")
     finally:
         os.close(master)
         os.close(slave)
@@ -464,15 +505,52 @@ async def test_open_serial_on_a_pty() -> None:
         await open_serial("/dev/nonexistent-tty", 9600)
 
 
+async def test_fd_stream_buffers_what_the_device_cannot_take_and_ends_on_hang_up() -> None:
+    import os
+    import tty
+
+    from pipilot.link.stream import FdStream
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    stream = FdStream(os.dup(slave), "pty")
+    try:
+        blob = bytes(range(256)) * 1024       # far more than a pty holds
+        stream.write(blob)
+        assert 0 < stream.backlog() < len(blob)
+        got = bytearray()
+        os.set_blocking(master, False)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while len(got) < len(blob) and loop.time() < end:
+            with contextlib.suppress(BlockingIOError):
+                got += os.read(master, 65536)
+            await asyncio.sleep(0.001)
+        assert bytes(got) == blob and stream.backlog() == 0
+        os.close(master)                      # hang up: the stream ends (EIO or EOF)
+        master = -1
+        with contextlib.suppress(OSError):
+            assert await asyncio.wait_for(stream.read(), 5) == b""
+        assert await asyncio.wait_for(stream.read(), 5) == b""
+    finally:
+        stream.close()
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
+
+
 async def test_reopen_retries_until_the_port_is_back() -> None:
     clock = VirtualClock()
     links: list[PeerLink] = []
+    sessions: list[TelemetrySession] = []
     failures = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
 
     async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if links and failures:
             raise failures.pop(0)
         link = PeerLink(FlightPeer(REG), clock)
+        link.session = sessions[0] if sessions else None
         links.append(link)
         pair = await link.attach()
         link.start_clock()
@@ -480,7 +558,9 @@ async def test_reopen_retries_until_the_port_is_back() -> None:
 
     reader, writer = await reopen()
     session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
-                               poll_interval=0.002, reopen_delay=0.01)
+                               reopen_delay=0.01)
+    sessions.append(session)
+    links[0].session = session
     await session.start()
     try:
         await until(lambda: session.connected, 10, clock)
@@ -517,8 +597,7 @@ async def test_reopen_never_opens_a_pty_number_handed_to_another_program(
     for _attempt in range(3):
         master, slave = os.openpty()
         path = os.ttyname(slave)
-        session = await TelemetrySession.open(path, 57600, REG, reopen_delay=0.05,
-                                              poll_interval=0.01)
+        session = await TelemetrySession.open(path, 57600, REG, reopen_delay=0.05)
         await session.start()
         try:
             await _lose(master, slave)
@@ -561,11 +640,12 @@ async def test_reopen_takes_the_same_adapter_back_and_no_other(tmp_path: Path) -
     name = tmp_path / "ttyUSB0"
     name.symlink_to(os.ttyname(slave))
     session = await TelemetrySession.open(str(name), 57600, REG, probe=sysfs.probe,
-                                          reopen_delay=0.05, poll_interval=0.01)
+                                          reopen_delay=0.05)
     await session.start()
     m2, s2 = os.openpty()
     m3 = s3 = -1
     try:
+        sysfs.unplug(os.ttyname(slave))          # as the kernel does when it is pulled
         await _lose(master, slave)
         sysfs.usb(os.ttyname(s2), serial="FT9XQ2LK", usb_port="1-1.3")
         name.unlink()

@@ -18,7 +18,7 @@ import pytest
 
 from pipilot.uavtalk import PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.opl import OplWriter
-from pipilot.uavtalk.testing import FlightPeer
+from tests.uavtalk.flightpeer import FlightPeer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -60,6 +60,11 @@ class FakeSysfs:
         (port / "port_number").write_text(port_number + "\n")
         self._point(tty, port / "tty" / name, port)
 
+    def unplug(self, tty: str) -> None:
+        """The device `tty` is goes away: its number no longer names it (call
+        while `tty` still exists; whoever gets the number next is a stranger)."""
+        self._char(tty).unlink()
+
     def hardware(self, tty: str, where: str = "platform/soc/fe201000.serial") -> None:
         """`tty` is now an on-board UART at `where`."""
         dev = self.sys / "devices" / where

@@ -1,4 +1,4 @@
-"""udp:HOST:PORT as an asyncio stream (the SITL's telemetry link)."""
+"""udp:HOST:PORT as a byte stream (the SITL's telemetry link)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from pipilot.core.telemetry import open_stream
 from pipilot.errors import LinkError
+from pipilot.link.stream import open_stream
 from pipilot.link.udp import MAX_DATAGRAM, open_udp, parse_udp_spec
 
 
@@ -37,12 +37,12 @@ def test_round_trip_through_a_datagram_peer() -> None:
     port = peer.getsockname()[1]
 
     async def main() -> None:
-        reader, writer = await open_stream(f"udp:127.0.0.1:{port}")
-        writer.write(b"hello")
-        await writer.drain()
+        stream = await open_stream(f"udp:127.0.0.1:{port}")
+        stream.write(b"hello")
+        await stream.drain()
         data, addr = await asyncio.to_thread(peer.recvfrom, 4096)
         assert data == b"hello"
-        writer.write(bytes(MAX_DATAGRAM + 10))
+        stream.write(bytes(MAX_DATAGRAM + 10))
         first, _ = await asyncio.to_thread(peer.recvfrom, 4096)
         second, _ = await asyncio.to_thread(peer.recvfrom, 4096)
         assert (len(first), len(second)) == (MAX_DATAGRAM, 10)
@@ -50,12 +50,12 @@ def test_round_trip_through_a_datagram_peer() -> None:
         peer.sendto(b"def", addr)
         got = b""
         while len(got) < 6:
-            got += await asyncio.wait_for(reader.read(100), 2.0)
+            got += await asyncio.wait_for(stream.read(), 2.0)
         assert got == b"abcdef"
-        assert writer.transport.get_write_buffer_size() == 0
-        writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 2.0)
-        assert writer.is_closing()
+        assert stream.backlog() == 0
+        stream.close()
+        await asyncio.wait_for(stream.wait_closed(), 2.0)
+        assert stream.is_closing()
 
     try:
         asyncio.run(main())
@@ -71,12 +71,14 @@ def test_nobody_listening_is_not_fatal() -> None:
     s.close()
 
     async def main() -> None:
-        reader, writer = await open_udp(f"udp:127.0.0.1:{port}")
+        stream = await open_udp(f"udp:127.0.0.1:{port}")
         for _ in range(3):
-            writer.write(b"x")
+            stream.write(b"x")
             await asyncio.sleep(0.05)
-        assert not writer.is_closing()
-        assert not reader.at_eof()
-        writer.close()
+        assert not stream.is_closing()
+        assert stream.errors >= 1          # the refusals were seen, and shrugged off
+        stream.close()
+        await asyncio.wait_for(stream.wait_closed(), 2.0)
+        assert await stream.read() == b""  # a closed stream reads as ended
 
     asyncio.run(main())

@@ -70,7 +70,8 @@ def test_the_drift_loop_sets_its_telemetry_rates_at_the_first_try(caplog) -> Non
     caplog.set_level(logging.WARNING)
     v, _, s = fly(SHORT.format(hover=2) + "seed = 6\n")
     assert s["completed"], s
-    assert v.telemetry.acks == 2  # AccelStateMeta and AttitudeStateMeta
+    assert v.sim.telemetry.stats["acks_sent"] == 2  # AccelStateMeta and AttitudeStateMeta
+    assert v.telemetry.stats["tx_retries"] == 0
     assert not [r for r in caplog.records if "telemetry period" in r.getMessage()]
 
 
@@ -96,7 +97,10 @@ def test_telemetry_lost_in_flight_lands_the_craft():
     sim, v, spec = setup(SHORT.format(hover=30))
 
     async def main():
-        asyncio.get_running_loop().call_later(8.0, setattr, v.telemetry, "connected", False)
+        def cut() -> None:
+            v.telemetry.wire.up = v.telemetry.wire.down = False
+
+        asyncio.get_running_loop().call_later(8.0, cut)
         return await run_spec(spec, v)
 
     _, s = run_lockstep(sim, main)

@@ -12,7 +12,8 @@ from pipilot.errors import PipilotError
 from pipilot.sim import LockstepSim
 from pipilot.sim.lockstep import LockstepTimeout
 from pipilot.sim.manual import Armed
-from pipilot.uavtalk import PacketType, encode_packet
+from pipilot.uavtalk import ALL_INSTANCES, PacketType, encode_packet
+from pipilot.uavtalk.session import TelemetryNack, TelemetryTimeout
 
 
 def test_handshake_connects_within_a_few_seconds() -> None:
@@ -50,13 +51,13 @@ def test_handshake_steps_follow_the_firmware() -> None:
     sim.run(0.3)
     v = g.registry["GCSTelemetryStats"].defaults()
     v["Status"] = "HandshakeReq"
-    g.send_now("GCSTelemetryStats", v)
+    g.engine.send("GCSTelemetryStats", v, ack=False)
     sim.run(0.3)
     assert sim.flight_telemetry.status == "HandshakeAck"
     got = g.latest("FlightTelemetryStats")
     assert got is not None and got[0]["Status"] == "HandshakeAck"
     v["Status"] = "Connected"
-    g.send_now("GCSTelemetryStats", v)
+    g.engine.send("GCSTelemetryStats", v, ack=False)
     sim.run(0.3)
     assert sim.flight_telemetry.status == "Connected"
 
@@ -66,7 +67,7 @@ def test_connection_times_out_after_8_s_of_silence() -> None:
     sim.run(1.0)
     assert sim.flight_telemetry.connected
     g = sim.telemetry
-    g.handshake = False  # the ground goes quiet
+    g.wire.up = False  # nothing from the ground reaches the flight side any more
     t_quiet = sim.now
     while sim.flight_telemetry.connected:
         sim.run(0.1)
@@ -110,18 +111,22 @@ def test_requests_are_answered_and_unknown_objects_nacked() -> None:
     sim = LockstepSim(seed=3)
     sim.run(1.0)
     g = sim.telemetry
-    g.request_now("ManualControlSettings")
+    g.engine.request("ManualControlSettings")
     sim.run(1.0)
     got = g.latest("ManualControlSettings")
     assert got is not None
     assert got[0]["ChannelNumber"]["Yaw"] == 2 and got[0]["ChannelGroups"]["Roll"] == "S.Bus"
-    g._write(encode_packet(PacketType.OBJ_REQ, 0x12345678, 0))
+    g.wire.write(encode_packet(PacketType.OBJ_REQ, 0x12345678, 0), sim.now)
     sim.run(0.5)
-    assert g.nacks == 1
+    assert sim.flight_telemetry.stats["nacks_sent"] == 1
     # an unknown object sent with a request for an ACK is refused, not a crash
-    g._write(encode_packet(PacketType.OBJ_ACK, 0x3CEA5B0E, 7, bytes(60)))
+    g.wire.write(encode_packet(PacketType.OBJ_ACK, 0x3CEA5B0E, 7, bytes(60)), sim.now)
     sim.run(0.5)
-    assert g.nacks == 2
+    assert sim.flight_telemetry.stats["nacks_sent"] == 2
+    # through the engine: an object this board does not have is a TelemetryNack
+    with pytest.raises(TelemetryNack, match="Waypoint"):
+        asyncio.run(g.request("Waypoint"))
+    assert sim.flight_telemetry.stats["nacks_sent"] == 3
     assert sim.telemetry.connected
 
 
@@ -132,7 +137,7 @@ def test_settings_write_with_ack_changes_behaviour() -> None:
     v = asyncio.run(g.request("FlightModeSettings"))
     v["ArmingSequenceTime"] = 250
     asyncio.run(g.send("FlightModeSettings", v))
-    assert g.acks == 1
+    assert sim.flight_telemetry.stats["acks_sent"] == 1
     assert sim.model.manual.modes.arming_sequence_ms == 250
     sim.sticks.yaw = -1.0
     sim.run(0.4)
@@ -143,9 +148,10 @@ def test_metadata_period_can_be_changed() -> None:
     sim = LockstepSim(seed=3)
     sim.run(1.0)
     g = sim.telemetry
-    meta = g.registry["AccelStateMeta"].defaults()
-    meta["telemetry_period_ms"] = 200
-    g.send_now("AccelStateMeta", meta)
+    asyncio.run(g.set_update_period("AccelState", 200))
+    assert sim.flight_telemetry.meta["AccelState"]["telemetry_period_ms"] == 200
+    meta = asyncio.run(g.request("AccelStateMeta"))
+    assert meta["telemetry_period_ms"] == 200 and meta["telemetry_update_mode"] == "periodic"
     sim.run(0.5)
     before = g.received.get("AccelState", 0)
     sim.run(4.0)
@@ -159,11 +165,11 @@ def test_garbage_from_the_ground_never_breaks_the_flight_side(chunks: list[bytes
     fs = sim.flight_telemetry.registry["FlightModeSettings"]
     good = encode_packet(PacketType.OBJ_ACK, fs.object_id, 0, fs.encode(fs.defaults()))
     for c in chunks:
-        sim.telemetry._write(c + good[: len(c) % len(good)])
+        sim.telemetry.wire.write(c + good[: len(c) % len(good)], sim.now)
         sim.run(0.05)
-    sim.telemetry._write(b"\x00" * 40 + good)
+    sim.telemetry.wire.write(b"\x00" * 40 + good, sim.now)
     sim.run(0.5)
-    assert sim.telemetry.acks >= 1  # it still answers after the garbage
+    assert sim.flight_telemetry.stats["acks_sent"] >= 1  # it still answers after the garbage
 
 
 def test_model_level_telemetry_bytes_in_and_out() -> None:
@@ -188,14 +194,18 @@ def test_cutting_the_lockstep_link_loses_the_connection_and_restoring_it_reconne
     sim = LockstepSim(seed=7)
     sim.run(1.0)
     assert sim.telemetry.connected
-    sim.telemetry.connected = False
+    sim.telemetry.wire.up = sim.telemetry.wire.down = False
     seen = sim.telemetry.objects_received
     sim.run(16.5)
     assert sim.telemetry.objects_received == seen
     assert sim.flight_telemetry.status == "Disconnected"  # its 8 s timeout fired
-    sim.telemetry.connected = True
+    assert not sim.telemetry.connected                      # and the ground's 6 s one
+    assert sim.telemetry.stats["link_losses"] == 1
+    assert "waiting for the flight controller" in sim.telemetry.waiting_for()
+    sim.telemetry.wire.up = sim.telemetry.wire.down = True
     sim.run(3.0)
     assert sim.telemetry.connected and sim.flight_telemetry.connected
+    assert sim.telemetry.stats["connects"] == 2
 
 
 def test_multi_instance_objects_come_in_reverse_order_and_bad_instances_are_nacked() -> None:
@@ -267,3 +277,48 @@ def test_answers_skip_a_full_telemetry_queue() -> None:
     assert (PacketType.OBJ, status.object_id) in kinds
     assert (PacketType.NACK, 0x12345678) in kinds
     assert kinds.index((PacketType.ACK, fms.object_id)) <= 1  # only the packet in flight before it
+
+
+def test_the_engine_reads_every_instance_and_a_missing_one_is_refused() -> None:
+    sim = LockstepSim(seed=8)
+    sim.run(1.0)
+    g = sim.telemetry
+    got = asyncio.run(g.request("AccessoryDesired", ALL_INSTANCES))
+    assert sorted(got) == [0, 1, 2, 3]
+    assert all("AccessoryVal" in v for v in got.values())
+    with pytest.raises(TelemetryNack, match=r"AccessoryDesired\[7\]"):
+        asyncio.run(g.request("AccessoryDesired", 7))
+
+
+def test_a_lost_answer_is_retried_and_a_dead_line_times_out() -> None:
+    sim = LockstepSim(seed=9)
+    sim.run(1.0)
+    g = sim.telemetry
+    g.wire.down = False                  # the answer to the first try is lost
+    t0 = sim.now
+
+    def restore(_now: float) -> None:
+        g.wire.down = True
+
+    sim.model.add_task("restore", 0.5, restore)
+    assert asyncio.run(g.request("SystemSettings")) is not None
+    assert g.stats["tx_retries"] == 1 and 1.0 <= sim.now - t0 < 2.0
+    g.wire.up = False                    # now nothing gets through at all
+    t0 = sim.now
+    with pytest.raises(TelemetryTimeout, match="SystemSettings"):
+        asyncio.run(g.request("SystemSettings"))
+    assert g.stats["tx_failures"] == 1
+    assert 3.0 <= sim.now - t0 < 3.1     # three tries, one ACK timeout each
+
+
+def test_stopping_the_ground_side_disconnects_the_flight_side_at_once() -> None:
+    sim = LockstepSim(seed=10)
+    sim.run(1.0)
+    assert sim.flight_telemetry.connected
+    sim.telemetry.stop()
+    sim.run(0.3)
+    assert sim.flight_telemetry.status == "Disconnected"
+    assert not sim.telemetry.connected and sim.telemetry.engine.next_deadline() is None
+    sim.telemetry.start()
+    sim.run(1.0)
+    assert sim.telemetry.connected and sim.flight_telemetry.connected

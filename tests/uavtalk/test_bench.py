@@ -30,6 +30,8 @@ def test_bench_quick_prints_json() -> None:
         # packets/s and MB/s come from the same runs over the same stream
         ratio = twin["framing_packets_s"]["median"] / twin["framing_mb_s"]["median"]
         assert ratio == pytest.approx(per_mb, rel=0.05)
+    s = report["session_objects_s"]
+    assert 0 < s["min"] <= s["median"] <= s["max"], s
     base = report["baseline_bytewise"]
     # The firmware-style parser loses packets after line noise (ours loses none: the
     # script itself checks every twin found every packet).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipilot.uavtalk import PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
-from pipilot.uavtalk.testing import FlightPeer
+from tests.uavtalk.flightpeer import FlightPeer
 
 REG = load_definitions()
 GCS = REG["GCSTelemetryStats"]

@@ -13,7 +13,7 @@ from pipilot.uavtalk import Packet, PacketParser, PacketType, Registry, encode_p
 from pipilot.uavtalk import packets as packets_mod
 from pipilot.uavtalk._crc import crc8, crc8_bytewise
 from pipilot.uavtalk.packets import PacketError
-from pipilot.uavtalk.reference import ByteParser
+from tests.uavtalk.reference import ByteParser
 
 from .strategies import packets
 

@@ -74,6 +74,10 @@ class FlightPeer:
             return b""
         return encode_packet(ptype, oid, inst, data)
 
+    def packet(self, name: str) -> bytes:
+        """An OBJ packet of ``name`` as the flight side holds it (it sends it now)."""
+        return self._send_object(name)
+
     def _send_object(self, name: str) -> bytes:
         obj = self.registry[name]
         data = self._data(obj.object_id, 0)

@@ -10,7 +10,7 @@ vehicle can stand in for `Vehicle`:
 
 - `TelemetryLink`: the FC's telemetry as flight logic reads and writes it
   (`pipilot.core.telemetry.TelemetrySession`, the lock-step simulator's
-  `pipilot.sim.ground.LockstepGround`);
+  `pipilot.sim.ground.LockstepTelemetry`);
 - `FlightVehicle`: what flight logic (the drift loop, a mission's commands)
   may use: mixer, clock, telemetry. It has no simulator: nothing that flies
   can read the ground truth;

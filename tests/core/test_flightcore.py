@@ -617,6 +617,7 @@ async def test_an_adapter_back_under_another_number_is_found_by_its_by_id_link(t
     await core.start()
     assert core.port.identity.by_id == by_id
     await fly_for(core, 0.1)
+    sysfs.unplug(link.path)                  # pulled: whoever gets its number is a stranger
     link.close()
     await fly_for(core, 0.3)
     other, ours = Capture(), Capture()

@@ -16,7 +16,7 @@ from pipilot.control.compensator import DriftCompensator
 from pipilot.core.truth import GroundTruth
 from pipilot.core.vehicle import FlightVehicle, ObservedVehicle, ServedVehicle, Vehicle
 from pipilot.server.adapter import VehicleAdapter
-from pipilot.sim.ground import LockstepGround
+from pipilot.sim.ground import LockstepTelemetry
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.runner import RealtimeSim
 
@@ -33,7 +33,7 @@ def summary(v: ObservedVehicle) -> object:
     return None if v.sim is None else v.sim.truth_snapshot().position
 
 
-def seams(v: Vehicle, model: SimulatedCC3D, rt: RealtimeSim, ground: LockstepGround) -> None:
+def seams(v: Vehicle, model: SimulatedCC3D, rt: RealtimeSim, ground: LockstepTelemetry) -> None:
     truth: list[GroundTruth] = [model, rt]
     observed: ObservedVehicle = v
     served: ServedVehicle = v

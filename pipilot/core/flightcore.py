@@ -23,7 +23,6 @@ import contextlib
 import errno
 import logging
 import os
-import sys
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from pipilot.core.failsafe import Failsafe
 from pipilot.core.firmware import RateEstimate, check_period
 from pipilot.core.mixer import Mixer, MixOutput
 from pipilot.errors import LinkError
-from pipilot.link import realtime
 from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
 from pipilot.link.pump import Pump, PumpStats, make_pump
 from pipilot.link.serialport import SerialPort, open_sbus_port, reopen_sbus_port
@@ -122,7 +120,6 @@ class FlightCore:
         self._owns_port = False
         self.pump: Pump | None = None
         self.last_output: MixOutput | None = None
-        self.realtime_report: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
         self._max_mix_gap = 0.0
@@ -140,10 +137,6 @@ class FlightCore:
         self._refusals = RefusalLog()
         self._next_deadline = 0.0
         self._lockstep_sent = 0
-        self._old_switch: float | None = None
-        self._locked = False
-        self._gc_threshold: tuple[int, int, int] | None = None
-        self._old_nice: int | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -185,16 +178,10 @@ class FlightCore:
         c = self.config
         try:
             self.pump = make_pump(c.realtime.pump)
-            self._setup_realtime()
-            if self.pump.implementation == "python" and self._old_switch is None:
-                # the twin needs the GIL for every frame: hand it over more often
-                self._old_switch = sys.getswitchinterval()
-                sys.setswitchinterval(0.0005)
             self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
                             c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
                             rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
         except BaseException:
-            self._release_process_settings()
             if self._owns_port:
                 self.port.close()
                 self.port = None
@@ -202,8 +189,8 @@ class FlightCore:
         self._running = self._started = True
         self.mixer.on_publish = self._on_publish
         self._mix()
-        log.info("flight core started on %s: %s pump, %s", self.port.path,
-                 self.pump.implementation, "; ".join(self.realtime_report))
+        log.info("flight core started on %s: %s pump", self.port.path,
+                 self.pump.implementation)
 
     async def stop(self) -> None:
         """Send failsafe frames (config.shutdown.failsafe_frames of them), then close."""
@@ -237,7 +224,6 @@ class FlightCore:
             self._running = False
             if self._owns_port and self.port is not None:
                 self.port.close()
-            self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -255,20 +241,6 @@ class FlightCore:
             link_errors=self._link_errors, reopens=self._reopens,
             expected_accepted_per_s=self.rate.accepted_per_s,
             skips=tuple(s.skips))
-
-    def _release_process_settings(self) -> None:
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
-        if self._locked:
-            realtime.munlockall()
-            self._locked = False
-        if self._gc_threshold is not None:
-            realtime.restore_gc(self._gc_threshold)
-            self._gc_threshold = None
-        if self._old_nice is not None:
-            realtime.restore_nice(self._old_nice)
-            self._old_nice = None
 
     # -- lock-step -----------------------------------------------------------------
     def advance(self, t: float) -> list[tuple[float, bytes]]:
@@ -301,26 +273,6 @@ class FlightCore:
         if not isinstance(path, str):
             raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
         return path
-
-    def _setup_realtime(self) -> None:
-        r = self.config.realtime
-        rep = self.realtime_report
-        if r.mlockall:
-            res = realtime.mlockall(onfault=r.mlock_onfault)
-            self._locked = res.startswith("memory locked")
-            rep.append(res)
-        if r.gc_freeze:
-            report, self._gc_threshold = realtime.tune_gc()
-            rep.append(report)
-        if r.nice != 0:
-            report, self._old_nice = realtime.renice(r.nice)
-            rep.append(report)
-        if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
-            rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
-                       "rlimit): frames may be late under load")
-        for line in rep:
-            if "refused" in line or "not permitted" in line:  # MCL_ONFAULT's fallback too
-                log.warning("%s", line)
 
     def _mix(self) -> None:
         """Mix, hand the frame to the pump, check the link; then schedule the next mix."""

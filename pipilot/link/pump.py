@@ -352,13 +352,17 @@ def available() -> tuple[str, ...]:
     return ("c", "python")
 
 
-def make_pump(kind: str = "auto") -> Pump:
-    """A pump: "c" (compiled, GIL-free), "python", or "auto" (c when built).
-
-    PIPILOT_PURE_PYTHON=1 forces the Python twin for "auto".
-    """
+def resolve_pump(kind: str = "auto") -> str:
+    """The implementation `make_pump(kind)` gives: "auto" is "c" when built,
+    "python" otherwise or with PIPILOT_PURE_PYTHON=1."""
     if kind == "auto":
-        kind = "python" if os.environ.get("PIPILOT_PURE_PYTHON") == "1" else available()[0]
+        return "python" if os.environ.get("PIPILOT_PURE_PYTHON") == "1" else available()[0]
+    return kind
+
+
+def make_pump(kind: str = "auto") -> Pump:
+    """A pump: "c" (compiled, GIL-free), "python", or "auto" (see `resolve_pump`)."""
+    kind = resolve_pump(kind)
     if kind == "python":
         return PyPump()
     if kind == "c":

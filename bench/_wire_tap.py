@@ -19,15 +19,18 @@ def main() -> None:
     except (OSError, AttributeError):
         print("wire tap: no SCHED_FIFO; timestamps include wake-up delays", file=sys.stderr)
     src = int(sys.argv[1])
-    # Non-blocking towards the simulator: a simulator that reads late (its
-    # thread waits for its process's GIL) must not stop the tap reading, or
-    # the timestamps would carry the simulator's delay and the core's port
-    # would fill up.
+    # Nothing the tap writes may block its reading: a simulator that reads late
+    # (its thread waits for its process's GIL under load), or a bench thread
+    # that collects these lines late, would otherwise stop the tap, the core's
+    # frames would queue in the pty and be stamped late, as if sent late.
     dst = os.open(sys.argv[2], os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-    out = sys.stdout
-    pending = b""
+    out = sys.stdout.fileno()
+    os.set_blocking(out, False)
+    to_sim = b""
+    to_log = b""
     while True:
-        readable, _, _ = select.select([src], [dst] if pending else [], [])
+        waiting = [fd for fd, buf in ((dst, to_sim), (out, to_log)) if buf]
+        readable, _, _ = select.select([src], waiting, [])
         if readable:
             try:
                 data = os.read(src, 4096)
@@ -36,12 +39,14 @@ def main() -> None:
             if not data:
                 return
             t = time.monotonic()
-            out.write(f"{t:.7f} {data.hex()}\n")
-            out.flush()
-            pending += data
-        if pending:
-            with contextlib.suppress(BlockingIOError):
-                pending = pending[os.write(dst, pending):]
+            to_log += f"{t:.7f} {data.hex()}\n".encode()
+            to_sim += data
+        with contextlib.suppress(BlockingIOError):
+            if to_sim:
+                to_sim = to_sim[os.write(dst, to_sim):]
+        with contextlib.suppress(BlockingIOError):
+            if to_log:
+                to_log = to_log[os.write(out, to_log):]
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
 
-In real time (the default) the mixer runs whenever a source publishes (in
-the publisher's turn of the event loop, at most once per
-`PUBLISH_MIX_SPACING_S`) and otherwise every `link.mix_interval_ms`, and hands
-each encoded frame to the pump thread, which writes the latest frame at every
-absolute deadline t0 + k*P whatever the event loop is doing. Mixing less often
-than every frame keeps the interpreter's share of a core small;
-publish-triggered mixing keeps the delay from a setpoint to the wire under one
-period plus the frame's 3 ms on the wire. If the mixing stops (event loop
-stalled, process wedged) the pump's watchdog sends failsafe frames and then
-falls silent (see `pipilot.link.pump`).
+In real time (the default) the pump thread writes the latest frame at every
+absolute deadline t0 + k*P (a slot) whatever the event loop is doing, and the
+mixer runs when a source publishes, and otherwise every
+`link.mix_interval_ms` to refresh the pump's watchdog. A publish is mixed at
+once, in the publisher's turn of the event loop, when the pump's next slot has
+no frame mixed for it yet, so it goes out in that slot: the delay from a
+setpoint to the wire stays under one period plus the frame's 3 ms on the
+wire. A publish for a slot that already has its frame is mixed once more,
+`MIX_LEAD_S` before that slot, with every publish since (or for the slot
+after, if that is too close): a slot gets at most two mixes however fast the
+sources publish, the pump only ever sends the last. Without publishers the
+mixing is every `link.mix_interval_ms`, which keeps the interpreter's share
+of a core small. If the mixing stops (event loop stalled, process wedged) the
+pump's watchdog sends failsafe frames and then falls silent (see
+`pipilot.link.pump`).
 
 In lock-step (a `VirtualClock` and a callable sink instead of a port) there
 is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
@@ -46,9 +51,9 @@ DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
 LINK_REASON = "link error"
 SHUTDOWN_REASON = "shutdown"
 PUMP_REASON = "frame pump stopped"
-PUBLISH_MIX_SPACING_S = 1e-3
-"""Publishes closer together than this share one mix: it bounds the mixing
-rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
+MIX_LEAD_S = 1e-3
+"""How long before its slot the second mix of a slot runs: its event-loop
+wake-up must come before the pump's, with room for the mix (about 0.1 ms)."""
 FLUSH_QUIET_S = 0.010
 """Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32
 bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
@@ -122,6 +127,7 @@ class FlightCore:
         self.last_output: MixOutput | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
+        self._mixed_for = 0.0       # the pump slot (deadline) the latest mix was for
         self._max_mix_gap = 0.0
         self._running = False
         self._started = False
@@ -286,7 +292,9 @@ class FlightCore:
                 log.error("the S.Bus frame pump thread has stopped: nothing reaches the "
                           "wire; the flight controller's receiver timeout takes over")
                 self.failsafe.force(PUMP_REASON)
-            self.pump.set_frame(self.tick(now))
+            frame = self.tick(now)
+            self._mixed_for = self.pump.next_deadline_s()
+            self.pump.set_frame(frame)
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing
             log.exception("flight core tick failed; the pump watchdog covers the gap")
@@ -295,21 +303,32 @@ class FlightCore:
                 self._schedule(self.config.link.mix_interval_ms * 1e-3)
 
     def _schedule(self, delay: float) -> None:
+        self._schedule_at(asyncio.get_running_loop().time() + delay)
+
+    def _schedule_at(self, when: float) -> None:
+        """The next mix at `when` (the event loop's clock: CLOCK_MONOTONIC, the pump's)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._mix)
+        self._timer = asyncio.get_running_loop().call_at(when, self._mix)
 
     def _on_publish(self) -> None:
         """A source published: mix now (in the publisher's turn of the event loop,
-        no extra wake-up), or PUBLISH_MIX_SPACING_S after the last mix if that
-        was just now."""
+        no extra wake-up) if the pump's next slot has no frame mixed for it yet;
+        else make sure one mix runs MIX_LEAD_S before that slot (or the next
+        one, if that is too close)."""
         if self._timer is None or not self._running:
             return
-        delay = self._last_mix + min(PUBLISH_MIX_SPACING_S, self.config.period_s) - self.clock.now()
-        if delay <= 0.0:
+        assert self.pump is not None
+        slot = self.pump.next_deadline_s()
+        if slot != self._mixed_for:
             self._mix()
-        elif self._timer.when() > asyncio.get_running_loop().time() + delay + 1e-4:
-            self._schedule(delay)
+            return
+        loop = asyncio.get_running_loop()
+        when = slot - MIX_LEAD_S
+        if when <= loop.time():
+            when += self.config.period_s
+        if self._timer.when() > when + 1e-4:
+            self._schedule_at(when)
 
     def _check_link(self, now: float) -> None:
         assert self.pump is not None and self.port is not None

@@ -119,6 +119,7 @@ class Pump(Protocol):
     def stop(self) -> None: ...
     def stats(self) -> PumpStats: ...
     def counters(self) -> tuple[int, int, int]: ...
+    def next_deadline_s(self) -> float: ...
     @property
     def running(self) -> bool: ...
 
@@ -155,6 +156,7 @@ class PyPump:
         self._stop = False
         self._fd_gen = 0
         self._quiet_until = 0
+        self._deadline = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -208,6 +210,12 @@ class PyPump:
             self._thread.join()
             self._thread = None
 
+    def next_deadline_s(self) -> float:
+        """CLOCK_MONOTONIC seconds of the next slot the thread writes (0.0 before it
+        runs): a frame set before then goes out in that slot."""
+        with self._lock:
+            return self._deadline * 1e-9
+
     def counters(self) -> tuple[int, int, int]:
         """Cheap (write_errors + eagain, frames_sent, last_errno) for per-tick checks."""
         with self._lock:
@@ -239,6 +247,8 @@ class PyPump:
         st.realtime = self._set_realtime()
         period = self._period
         deadline = time.monotonic_ns() + period
+        with self._lock:
+            self._deadline = deadline
         last_write = 0
         lat_sum = 0
         lat_n = 0
@@ -320,7 +330,8 @@ class PyPump:
                     st.missed_slots += steps - 1
                 if skipped:
                     _log_skip(st, skipped)
-            deadline += steps * period
+                deadline += steps * period
+                self._deadline = deadline
 
 
 def check_quiet(quiet_s: float) -> None:

@@ -22,7 +22,7 @@ from pipilot.core.config import (
     WatchdogConfig,
 )
 from pipilot.core.failsafe import FailsafePolicy, FailsafeState
-from pipilot.core.flightcore import PUBLISH_MIX_SPACING_S, FlightCore
+from pipilot.core.flightcore import MIX_LEAD_S, FlightCore
 from pipilot.core.mixer import Limits
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import Vehicle
@@ -166,8 +166,8 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
     await core.start()
     await fly_for(core, 0.2)
     marker = Setpoint(throttle=0.5, roll=0.25, accessories=(0.5, 0, 0, 0))
-    core._last_mix = -1e9
-    core.mixer.publish("pilot", marker)          # mixed at once: the core's last frame
+    core._mixed_for = -1.0                       # as if the next slot had no frame yet:
+    core.mixer.publish("pilot", marker)          # mixed at once, the core's last frame
     if how == "stall":
         time.sleep(0.5)                          # the event loop stalls; the GIL is free
         kill(core)                               # (and stays dead, for the count)
@@ -317,24 +317,73 @@ def test_gesture_reaches_the_wire_in_lockstep():
     assert f.channels[0] == 172 and f.channels[1] == 1811
 
 
-async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):
-    link, _cap = capture
-    core = FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
+def slow_core(link):
+    """A core that mixes every 45 ms without publishers, no throttle slew."""
+    return FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
                                         watchdog=WatchdogConfig(stale_ms=95, silent_ms=100),
                                         limits=Limits(throttle_slew=0)))
+
+
+async def test_a_publish_is_mixed_at_once_for_the_next_free_slot(capture):
+    link, _cap = capture
+    core = slow_core(link)
+    await core.start()
+    thr = core.mixer.calibration.calibration_for("throttle").unipolar
+    await asyncio.sleep(0.05)
+    # the pump has written the slot the last mix was for: its next slot is free
+    while core.pump.next_deadline_s() == core._mixed_for:
+        await asyncio.sleep(0.001)
+    slot = core.pump.next_deadline_s()
+    core.mixer.publish("pilot", Setpoint(throttle=0.3))
+    assert core.last_output.channels[0] == thr(0.3)        # mixed inside publish()
+    assert core._mixed_for >= slot              # for that slot (a later one if it just went)
+    await core.stop()
+
+
+async def test_a_second_publish_for_the_same_slot_is_mixed_once_just_before_it(capture):
+    link, _cap = capture
+    core = slow_core(link)
     await core.start()
     loop = asyncio.get_running_loop()
     thr = core.mixer.calibration.calibration_for("throttle").unipolar
     await asyncio.sleep(0.05)
-    core._last_mix = core.clock.now() - 1.0          # the last mix was long ago
-    core.mixer.publish("pilot", Setpoint(throttle=0.3))
-    assert core.last_output.channels[0] == thr(0.3)  # mixed inside publish()
+    core._mixed_for = -1.0
+    core.mixer.publish("pilot", Setpoint(throttle=0.3))    # takes the next slot
+    slot = core._mixed_for
+    core.mixer.publish("pilot", Setpoint(throttle=0.5))
     core.mixer.publish("pilot", Setpoint(throttle=0.6))
-    assert core.last_output.channels[0] == thr(0.3)  # publishes share a mix...
-    assert core._timer.when() <= loop.time() + PUBLISH_MIX_SPACING_S + 1e-4  # ...1 ms apart
-    await asyncio.sleep(0.01)
-    assert core.last_output.channels[0] == thr(0.6)  # and the deferred one came
+    if core.pump.next_deadline_s() == slot:                # (a loaded machine may be past it)
+        assert core.last_output.channels[0] == thr(0.3)    # not mixed again at once...
+        when = core._timer.when()
+        # ...but once, MIX_LEAD_S before that slot (or the next, if that was too close)
+        assert when == pytest.approx(slot - MIX_LEAD_S) or \
+            when == pytest.approx(slot + P - MIX_LEAD_S)
+        assert when <= loop.time() + P + 1e-3
+    await asyncio.sleep(2 * P + 0.005)
+    assert core.last_output.channels[0] == thr(0.6)        # with the latest publish
     await core.stop()
+
+
+async def test_a_source_publishing_flat_out_mixes_at_most_twice_a_slot(capture):
+    link, _cap = capture
+    core = slow_core(link)
+    ticks = []
+    real = core.mixer.tick
+    core.mixer.tick = lambda now=None: ticks.append(now) or real(now)
+    await core.start()
+    await asyncio.sleep(0.05)
+    sent0, n0 = core.pump.stats().frames_sent, len(ticks)
+    end = time.monotonic() + 0.5
+    publishes = 0
+    while time.monotonic() < end:
+        core.mixer.publish("pilot", Setpoint(throttle=0.3 + 0.1 * (publishes % 2)))
+        publishes += 1
+        await asyncio.sleep(0)
+    slots = core.pump.stats().frames_sent - sent0
+    mixes = len(ticks) - n0
+    await core.stop()
+    assert publishes > 4 * mixes                           # most publishes shared a mix
+    assert mixes <= 2 * (slots + 2)
 
 
 async def test_mixing_rate_without_publishers_is_the_interval(capture):

@@ -5,12 +5,13 @@ absolute deadline t0 + k*P (a slot) whatever the event loop is doing, and the
 mixer runs when a source publishes, and otherwise every
 `link.mix_interval_ms` to refresh the pump's watchdog. A publish is mixed at
 once, in the publisher's turn of the event loop, when the pump's next slot has
-no frame mixed for it yet, so it goes out in that slot: the delay from a
-setpoint to the wire stays under one period plus the frame's 3 ms on the
-wire. A publish for a slot that already has its frame is mixed once more,
-`MIX_LEAD_S` before that slot, with every publish since (or for the slot
-after, if that is too close): a slot gets at most two mixes however fast the
-sources publish, the pump only ever sends the last. Without publishers the
+no frame mixed for a publish yet, so it goes out in that slot: the delay from
+a setpoint to the wire stays under one period plus the frame's 3 ms on the
+wire. A publish for a slot that already has a publish's frame is mixed once
+more, `MIX_LEAD_S` before that slot, with every publish since (or for the slot
+after, if that is too close): publishes cause at most two mixes a slot however
+fast the sources publish (the pump only ever sends the last), and the refresh
+never delays one. Without publishers the
 mixing is every `link.mix_interval_ms`, which keeps the interpreter's share
 of a core small. If the mixing stops (event loop stalled, process wedged) the
 pump's watchdog sends failsafe frames and then falls silent (see
@@ -280,8 +281,10 @@ class FlightCore:
             raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
         return path
 
-    def _mix(self) -> None:
-        """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
+    def _mix(self, for_publish: bool = False) -> None:
+        """Mix, hand the frame to the pump, check the link; then schedule the next mix.
+        A mix `for_publish` takes the pump's next slot (see `_on_publish`); the
+        refresh without publishes does not, so it never delays one."""
         assert self.pump is not None
         now = self.clock.now()
         if self._last_mix > 0:
@@ -293,7 +296,8 @@ class FlightCore:
                           "wire; the flight controller's receiver timeout takes over")
                 self.failsafe.force(PUMP_REASON)
             frame = self.tick(now)
-            self._mixed_for = self.pump.next_deadline_s()
+            if for_publish:
+                self._mixed_for = self.pump.next_deadline_s()
             self.pump.set_frame(frame)
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing
@@ -305,30 +309,30 @@ class FlightCore:
     def _schedule(self, delay: float) -> None:
         self._schedule_at(asyncio.get_running_loop().time() + delay)
 
-    def _schedule_at(self, when: float) -> None:
+    def _schedule_at(self, when: float, for_publish: bool = False) -> None:
         """The next mix at `when` (the event loop's clock: CLOCK_MONOTONIC, the pump's)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_at(when, self._mix)
+        self._timer = asyncio.get_running_loop().call_at(when, self._mix, for_publish)
 
     def _on_publish(self) -> None:
         """A source published: mix now (in the publisher's turn of the event loop,
-        no extra wake-up) if the pump's next slot has no frame mixed for it yet;
-        else make sure one mix runs MIX_LEAD_S before that slot (or the next
-        one, if that is too close)."""
+        no extra wake-up) if the pump's next slot has no frame mixed for a
+        publish yet; else make sure one mix runs MIX_LEAD_S before that slot (or
+        the next one, if that is too close)."""
         if self._timer is None or not self._running:
             return
         assert self.pump is not None
         slot = self.pump.next_deadline_s()
         if slot != self._mixed_for:
-            self._mix()
+            self._mix(for_publish=True)
             return
         loop = asyncio.get_running_loop()
         when = slot - MIX_LEAD_S
         if when <= loop.time():
             when += self.config.period_s
         if self._timer.when() > when + 1e-4:
-            self._schedule_at(when)
+            self._schedule_at(when, for_publish=True)
 
     def _check_link(self, now: float) -> None:
         assert self.pump is not None and self.port is not None

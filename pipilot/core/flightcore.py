@@ -17,20 +17,20 @@ of a core small. If the mixing stops (event loop stalled, process wedged) the
 pump's watchdog sends failsafe frames and then falls silent (see
 `pipilot.link.pump`).
 
-In lock-step (a `VirtualClock` and a callable sink instead of a port) there
-is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
-and gives each frame to the sink with its deadline.
+In lock-step (a `VirtualClock` and a `FrameSink` transport) there is no
+thread: `advance(t)` runs the mixer at every frame deadline up to `t` and
+gives each frame to the sink with its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import logging
 import os
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +43,24 @@ from pipilot.core.mixer import Mixer, MixOutput
 from pipilot.errors import LinkError
 from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
 from pipilot.link.pump import Pump, PumpStats, make_pump
-from pipilot.link.serialport import SerialPort, open_sbus_port, reopen_sbus_port
+from pipilot.link.serialport import SerialPort
+from pipilot.link.transport import DevicePath, SbusTransport, Timing
 
 log = logging.getLogger(__name__)
 
 #: errnos after which the device is gone and must be reopened
 DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
-LINK_REASON = "link error"
-SHUTDOWN_REASON = "shutdown"
-PUMP_REASON = "frame pump stopped"
+
+
+class CoreFault(enum.StrEnum):
+    """Why the core itself holds the failsafe (`FlightCore.faults`); the value is
+    the text the failsafe's reason shows (logs, the page, the JSON outputs)."""
+
+    LINK = "link error"                 # S.Bus writes fail, or the device is gone
+    SHUTDOWN = "shutdown"               # stop(): failsafe frames, then the port closes
+    PUMP_STOPPED = "frame pump stopped"  # the pump thread died: nothing reaches the wire
+
+
 MIX_LEAD_S = 1e-3
 """How long before its slot the second mix of a slot runs: its event-loop
 wake-up must come before the pump's, with room for the mix (about 0.1 ms)."""
@@ -60,9 +69,6 @@ FLUSH_QUIET_S = 0.010
 bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
 needs up to 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial
 frame."""
-
-FrameSink = Callable[[float, bytes], None]
-
 
 def encode(out: MixOutput) -> bytes:
     """Encode one mixer output as an S.Bus frame (range-checked twice: calibration
@@ -100,15 +106,16 @@ class CoreStats:
 
 
 class FlightCore:
-    """`FlightCore(port, config, clock)`: `port` is a device path, an open
-    `SerialPort`, a `VirtualLink` (its pty is opened) or, in lock-step, a
-    callable `sink(t, frame)`. `await start()`, `await stop()`; `mixer`,
+    """`FlightCore(transport, config, clock)`: `transport` is an
+    `SbusTransport` (`pipilot.link.transport`: `DevicePath`, `OpenPort`, or in
+    lock-step `FrameSink`); a device path stands for `DevicePath(path)`.
+    `await start()`, `await stop()`; `mixer`,
     `failsafe` (state, reason), `stats`, `rate` (the firmware's expected
     accepted-frame rate), `last_output` (the latest MixOutput). `probe` reads
     device identities (a lost port is reopened only if the same device is
     back); tests pass one over a simulated sysfs."""
 
-    def __init__(self, port: Any, config: CoreConfig | None = None,
+    def __init__(self, transport: SbusTransport | str, config: CoreConfig | None = None,
                  clock: Clock | None = None, *, probe: DeviceProbe | None = None) -> None:
         self.config = config or CoreConfig()
         self.clock: Clock = clock or MonotonicClock()
@@ -118,11 +125,16 @@ class FlightCore:
         for name, src in c.sources.items():
             self.mixer.add_source(name, src.priority, src.mode, src.timeout_s)
         self.rate: RateEstimate = check_period(c.period_s, c.link.firmware)
-        self.lockstep = callable(port) and not isinstance(port, SerialPort)
+        self.transport: SbusTransport = \
+            DevicePath(transport) if isinstance(transport, str) else transport
+        timing = getattr(self.transport, "timing", None)
+        if not isinstance(timing, Timing):
+            raise TypeError(f"{transport!r} is not an S.Bus transport (a device path, "
+                            "DevicePath, OpenPort or FrameSink)")
+        self.lockstep = timing is Timing.LOCKSTEP
         if self.lockstep and not isinstance(self.clock, VirtualClock):
             raise TypeError("a frame sink (lock-step) needs a VirtualClock")
-        self._target = port
-        self.port: SerialPort | None = port if isinstance(port, SerialPort) else None
+        self.port: SerialPort | None = None
         self._owns_port = False
         self.pump: Pump | None = None
         self.last_output: MixOutput | None = None
@@ -153,6 +165,12 @@ class FlightCore:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def faults(self) -> frozenset[CoreFault]:
+        """What the core holds the failsafe for right now (empty: nothing of its own)."""
+        held = self.failsafe.forced_reasons
+        return frozenset(f for f in CoreFault if f in held)
 
     def tick(self, now: float | None = None) -> bytes:
         """Run the mixer once and encode its output (used by both modes)."""
@@ -203,7 +221,7 @@ class FlightCore:
         """Send failsafe frames (config.shutdown.failsafe_frames of them), then close."""
         if not self._running:
             return
-        self.failsafe.force(SHUTDOWN_REASON)
+        self.failsafe.force(CoreFault.SHUTDOWN)
         if self.lockstep:
             self._running = False
             return
@@ -262,7 +280,7 @@ class FlightCore:
             frame = self.tick(d)
             out.append((d, frame))
             self._lockstep_sent += 1
-            self._target(d, frame)
+            self.transport.deliver(d, frame)
             self._next_deadline += period
         return out
 
@@ -270,16 +288,8 @@ class FlightCore:
     def _open(self) -> None:
         if self.port is not None:
             return
-        self.port = open_sbus_port(self._target_path(), probe=self._probe)
-        self._owns_port = True
-
-    def _target_path(self) -> str:
-        """The name the port was asked for (a reopen looks there first)."""
-        target = self._target
-        path = target if isinstance(target, str) else getattr(target, "path", None)
-        if not isinstance(path, str):
-            raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
-        return path
+        self.port = self.transport.open(self._probe)
+        self._owns_port = self.transport.owns_port
 
     def _mix(self, for_publish: bool = False) -> None:
         """Mix, hand the frame to the pump, check the link; then schedule the next mix.
@@ -291,10 +301,10 @@ class FlightCore:
             self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
-            if not self.pump.running and PUMP_REASON not in self.failsafe.forced_reasons:
+            if not self.pump.running and CoreFault.PUMP_STOPPED not in self.failsafe.forced_reasons:
                 log.error("the S.Bus frame pump thread has stopped: nothing reaches the "
                           "wire; the flight controller's receiver timeout takes over")
-                self.failsafe.force(PUMP_REASON)
+                self.failsafe.force(CoreFault.PUMP_STOPPED)
             frame = self.tick(now)
             if for_publish:
                 self._mixed_for = self.pump.next_deadline_s()
@@ -346,14 +356,14 @@ class FlightCore:
                 else "output buffer full"
             if self._dead is not None:      # the pump writes to no fd: say why
                 detail, last_errno = self._dead_detail, errno.EBADF
-            reason = f"{LINK_REASON}: {detail}"
-            if LINK_REASON not in self.failsafe.forced_reasons:
+            reason = f"{CoreFault.LINK}: {detail}"
+            if CoreFault.LINK not in self.failsafe.forced_reasons:
                 log.error("S.Bus write failing on %s (%s): failsafe until it recovers",
                           self.port.path, reason)
             elif now - self._last_error_log > 5.0:
                 log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
                 self._last_error_log = now
-            self.failsafe.force(LINK_REASON, detail)
+            self.failsafe.force(CoreFault.LINK, detail)
             if self.port.fd >= 0 and self._dead is None:
                 with contextlib.suppress(OSError, termios.error):
                     termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
@@ -364,10 +374,10 @@ class FlightCore:
                 self._let_go(detail)
                 if now >= self._next_reopen:
                     self._reopen(now)
-        elif LINK_REASON in self.failsafe.forced_reasons and \
+        elif CoreFault.LINK in self.failsafe.forced_reasons and \
                 now - self._last_link_error >= self.config.shutdown.link_recovery_s:
             log.warning("S.Bus link recovered on %s", self.port.path)
-            self.failsafe.release(LINK_REASON)
+            self.failsafe.release(CoreFault.LINK)
 
     def _pump_counters(self) -> tuple[int, int, int]:
         assert self.pump is not None
@@ -390,11 +400,8 @@ class FlightCore:
         if self._dead is not None and not self._dead.closed:
             return                                  # not let go yet
         self._next_reopen = now + self.config.shutdown.reopen_interval_s
-        identity = self.port.identity
-        if identity is None:        # not opened by the core: nothing to compare with
-            return
         try:
-            new = reopen_sbus_port(self._target_path(), identity, probe=self._probe)
+            new = self.transport.reopen(self.port, self._probe)
         except DeviceChanged as exc:
             self._refuse(now, exc)
             return
@@ -417,7 +424,7 @@ class FlightCore:
         """The name now refers to another device: it is left alone (nothing set
         on it, nothing written), and the failsafe says why until ours is back."""
         self._dead_detail = str(exc)
-        self.failsafe.force(LINK_REASON, self._dead_detail)
+        self.failsafe.force(CoreFault.LINK, self._dead_detail)
         if self._refusals.should_log(exc.what, now):
             log.error("S.Bus reopen refused: %s; failsafe until that device is back "
                       "(checked every %g s; %d refusals)", exc,

@@ -14,6 +14,7 @@ from pipilot.core.clock import Clock
 from pipilot.core.config import CoreConfig
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.mixer import Mixer
+from pipilot.link.transport import SbusTransport
 
 
 class Vehicle:
@@ -26,11 +27,10 @@ class Vehicle:
         self.sim = sim
 
     @classmethod
-    def create(cls, port: Any, config: CoreConfig | None = None,
+    def create(cls, transport: SbusTransport | str, config: CoreConfig | None = None,
                clock: Clock | None = None, sim: Any | None = None) -> Vehicle:
-        """A vehicle whose core will stream to `port` (path, SerialPort,
-        VirtualLink or lock-step sink)."""
-        return cls(FlightCore(port, config, clock), sim=sim)
+        """A vehicle whose core will stream through `transport` (see FlightCore)."""
+        return cls(FlightCore(transport, config, clock), sim=sim)
 
     @property
     def mixer(self) -> Mixer:

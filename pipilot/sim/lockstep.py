@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipilot.core.clock import VirtualClock
+from pipilot.link.transport import FrameSink
 from pipilot.sim.dynamics import QuadParams, TruthState
 from pipilot.sim.ground import LockstepGround
 from pipilot.sim.model import SimulatedCC3D
@@ -112,7 +113,8 @@ class LockstepSim:
 
         cfg = core if isinstance(core, CoreConfig) else CoreConfig(
             link=LinkConfig(port="lockstep", period_ms=period_ms, firmware=firmware.value))
-        self.vehicle = Vehicle.create(self._core_sink, cfg, clock=self.clock, sim=self.model)
+        self.vehicle = Vehicle.create(FrameSink(self._core_sink, "simulated CC3D"), cfg,
+                                      clock=self.clock, sim=self.model)
         self.vehicle.attach_telemetry(self.telemetry)
         self.core = self.vehicle.core
         self.period = cfg.period_s

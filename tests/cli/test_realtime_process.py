@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipilot.cli._realtime import PYTHON_PUMP_SWITCH_S, realtime_process
+from pipilot.cli._realtime import PYTHON_PUMP_SWITCH_S, Setting, realtime_process
 from pipilot.core.config import CoreConfig, RealtimeConfig
 from pipilot.core.flightcore import FlightCore
 from pipilot.link import realtime
@@ -122,3 +122,21 @@ def test_the_flight_core_leaves_the_process_alone(monkeypatch: pytest.MonkeyPatc
 
     before, after = in_thread(body)
     assert touched == [] and after == before
+
+
+def test_each_outcome_says_whether_it_was_granted(monkeypatch: pytest.MonkeyPatch,
+                                                  no_lock: list[object]) -> None:
+    monkeypatch.setattr(realtime, "renice", lambda n: ("nice -10 refused (test)", None))
+    monkeypatch.setattr(realtime, "fifo_this_thread", lambda p: "flight loop SCHED_FIFO 5 "
+                        "not permitted (test)")
+    rt = RealtimeConfig(pump="python", nice=-10, loop_priority=5)
+    with realtime_process(rt, loop_fifo=True) as report:
+        pass
+    probe = [] if realtime.can_sched_fifo(rt.priority) else [Setting.PUMP_SCHED_FIFO]
+    assert [o.setting for o in report.outcomes] == [
+        Setting.MEMORY_LOCK, Setting.GC_FREEZE, Setting.NICE, *probe, Setting.SWITCH_INTERVAL,
+        Setting.LOOP_SCHED_FIFO]
+    # the fake lock fell back from MCL_ONFAULT: locked, but not as asked
+    assert set(report.refused) >= {Setting.MEMORY_LOCK, Setting.NICE, Setting.LOOP_SCHED_FIFO}
+    assert Setting.GC_FREEZE not in report.refused
+    assert Setting.SWITCH_INTERVAL not in report.refused

@@ -22,11 +22,12 @@ from pipilot.core.config import (
     WatchdogConfig,
 )
 from pipilot.core.failsafe import FailsafePolicy, FailsafeState
-from pipilot.core.flightcore import MIX_LEAD_S, FlightCore
+from pipilot.core.flightcore import MIX_LEAD_S, CoreFault, FlightCore
 from pipilot.core.mixer import Limits
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import Vehicle
 from pipilot.link.pump import available
+from pipilot.link.transport import FrameSink
 from pipilot.link.virtual import VirtualLink
 from pipilot.sbus import FrameDecoder
 from tests.core.stall import assert_stall_tail
@@ -122,6 +123,7 @@ async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
     assert frames[-n_fs:] == [f for f in frames if f.failsafe]
     assert n_fs >= core.config.shutdown.failsafe_frames
     assert core.port.closed and not core.running
+    assert core.faults == {CoreFault.SHUTDOWN} and core.failsafe.reason == "shutdown"
     st = core.stats
     assert st.frames_sent == len(frames) and st.pump == pump
     assert st.expected_accepted_per_s == pytest.approx(82, abs=2)
@@ -211,10 +213,10 @@ async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
         assert core.stats.write_errors > 0
         await fly_for(core, 0.05)
         assert core.failsafe.state is FailsafeState.FAILSAFE
-        assert "link error" in core.failsafe.reason
+        assert "link error" in core.failsafe.reason and core.faults == {CoreFault.LINK}
         link.reader.pause(False)
         await fly_for(core, 1.0)
-        assert core.failsafe.state is FailsafeState.NORMAL
+        assert core.failsafe.state is FailsafeState.NORMAL and core.faults == frozenset()
         assert core.stats.link_errors > 0
         # each flush of the stale output was followed by a silence (no spliced frame)
         assert core.stats.silent_slots >= 2
@@ -259,7 +261,7 @@ async def test_an_exception_in_a_tick_does_not_end_the_loop(capture, monkeypatch
 async def test_lockstep_emits_frames_at_exact_deadlines():
     clock = VirtualClock(10.0)
     sink = []
-    core = FlightCore(lambda t, f: sink.append((t, f)), config(), clock=clock)
+    core = FlightCore(FrameSink(lambda t, f: sink.append((t, f))), config(), clock=clock)
     await core.start()
     core.mixer.publish("pilot", Setpoint(throttle=0.4))
     out = core.advance(10.1)
@@ -275,7 +277,7 @@ async def test_lockstep_emits_frames_at_exact_deadlines():
 
 def test_lockstep_needs_a_virtual_clock():
     with pytest.raises(TypeError):
-        FlightCore(lambda t, f: None, config())
+        FlightCore(FrameSink(lambda t, f: None), config())
 
 
 async def test_missing_port_raises_link_error():
@@ -304,7 +306,7 @@ async def test_vehicle_facade(capture):
 
 def test_gesture_reaches_the_wire_in_lockstep():
     clock = VirtualClock()
-    core = FlightCore(lambda t, f: None, config(), clock=clock)
+    core = FlightCore(FrameSink(lambda t, f: None), config(), clock=clock)
     asyncio.run(core.start())
     from pipilot.core.setpoints import ArmRequest
     from pipilot.sbus import decode
@@ -483,15 +485,15 @@ async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_po
         tmp_path, monkeypatch):
     """Opening the returned device takes a few periods, during which the pump's
     writes to no fd fail: those failures belong to the dead device."""
-    import pipilot.core.flightcore as fc
+    import pipilot.link.transport as transport
 
     def slow_open(*args, **kw):
         time.sleep(0.05)                # the pump keeps failing on fd -1 meanwhile
         return real_open(*args, **kw)
 
-    real_open = fc.reopen_sbus_port
+    real_open = transport.reopen_sbus_port
     core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
-    monkeypatch.setattr(fc, "reopen_sbus_port", slow_open)
+    monkeypatch.setattr(transport, "reopen_sbus_port", slow_open)
     link.close()
     await fly_for(core, 0.3)
     with VirtualLink(callback=Capture()) as link2:
@@ -545,6 +547,7 @@ async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
     assert not core.pump.running
     assert core.failsafe.state is FailsafeState.FAILSAFE
     assert core.failsafe.reason == "frame pump stopped"
+    assert core.faults == {CoreFault.PUMP_STOPPED}
     assert "frame pump thread has stopped" in caplog.text
     await core.stop()
 

@@ -11,9 +11,8 @@ wire. A publish for a slot that already has a publish's frame is mixed once
 more, `MIX_LEAD_S` before that slot, with every publish since (or for the slot
 after, if that is too close): publishes cause at most two mixes a slot however
 fast the sources publish (the pump only ever sends the last), and the refresh
-never delays one. Without publishers the
-mixing is every `link.mix_interval_ms`, which keeps the interpreter's share
-of a core small. If the mixing stops (event loop stalled, process wedged) the
+never delays one. Not mixing for every frame keeps the interpreter's share of
+a core small. If the mixing stops (event loop stalled, process wedged) the
 pump's watchdog sends failsafe frames and then falls silent (see
 `pipilot.link.pump`).
 
@@ -70,6 +69,7 @@ bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
 needs up to 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial
 frame."""
 
+
 def encode(out: MixOutput) -> bytes:
     """Encode one mixer output as an S.Bus frame (range-checked twice: calibration
     clamps, and the codec refuses anything outside 0..2047)."""
@@ -109,9 +109,10 @@ class FlightCore:
     """`FlightCore(transport, config, clock)`: `transport` is an
     `SbusTransport` (`pipilot.link.transport`: `DevicePath`, `OpenPort`, or in
     lock-step `FrameSink`); a device path stands for `DevicePath(path)`.
-    `await start()`, `await stop()`; `mixer`,
-    `failsafe` (state, reason), `stats`, `rate` (the firmware's expected
-    accepted-frame rate), `last_output` (the latest MixOutput). `probe` reads
+    `await start()`, `await stop()`; `mixer`, `failsafe` (state, reason),
+    `faults` (the `CoreFault`s it holds the failsafe for), `stats`, `rate`
+    (the firmware's expected accepted-frame rate), `last_output` (the latest
+    MixOutput). `probe` reads
     device identities (a lost port is reopened only if the same device is
     back); tests pass one over a simulated sysfs."""
 
@@ -140,7 +141,7 @@ class FlightCore:
         self.last_output: MixOutput | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
-        self._mixed_for = 0.0       # the pump slot (deadline) the latest mix was for
+        self._mixed_for = 0.0       # the pump slot (deadline) the latest publish's mix was for
         self._max_mix_gap = 0.0
         self._running = False
         self._started = False

@@ -4,14 +4,14 @@ In real time (the default) the pump thread writes the latest frame at every
 absolute deadline t0 + k*P (a slot) whatever the event loop is doing, and the
 mixer runs when a source publishes, and otherwise every
 `link.mix_interval_ms` to refresh the pump's watchdog. A publish is mixed at
-once, in the publisher's turn of the event loop, when the pump's next slot has
-no frame mixed for a publish yet, so it goes out in that slot: the delay from
-a setpoint to the wire stays under one period plus the frame's 3 ms on the
-wire. A publish for a slot that already has a publish's frame is mixed once
-more, `MIX_LEAD_S` before that slot, with every publish since (or for the slot
-after, if that is too close): publishes cause at most two mixes a slot however
-fast the sources publish (the pump only ever sends the last), and the refresh
-never delays one. Not mixing for every frame keeps the interpreter's share of
+once, in the publisher's turn of the event loop (no extra wake-up), while the
+pump's next slot has had fewer than `PUBLISH_MIXES_PER_SLOT` mixes for
+publishes, so it goes out in that slot: the delay from a setpoint to the
+wire stays under one period plus the frame's 3 ms on the wire. Past that
+budget one mix runs just after the slot, with every publish since, for the
+next one: however fast the sources publish the core mixes at most twice a
+slot (the pump only ever sends the last), and the refresh never delays a
+publish. Not mixing for every frame keeps the interpreter's share of
 a core small. If the mixing stops (event loop stalled, process wedged) the
 pump's watchdog sends failsafe frames and then falls silent (see
 `pipilot.link.pump`).
@@ -60,9 +60,13 @@ class CoreFault(enum.StrEnum):
     PUMP_STOPPED = "frame pump stopped"  # the pump thread died: nothing reaches the wire
 
 
-MIX_LEAD_S = 1e-3
-"""How long before its slot the second mix of a slot runs: its event-loop
-wake-up must come before the pump's, with room for the mix (about 0.1 ms)."""
+PUBLISH_MIXES_PER_SLOT = 2
+"""Mixes for publishes a slot may have at once. One would hold the second
+publish of a slot (a page's keepalive just before a move, two sources) back
+a whole period, since a timer cannot be trusted to run just before the slot:
+asyncio rounds its wake-ups up to the next millisecond."""
+AFTER_SLOT_S = 2e-4
+"""The mix past the budget runs this long after the slot the pump is writing."""
 FLUSH_QUIET_S = 0.010
 """Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32
 bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
@@ -142,6 +146,7 @@ class FlightCore:
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
         self._mixed_for = 0.0       # the pump slot (deadline) the latest publish's mix was for
+        self._mixes_for_slot = 0    # mixes for publishes that slot has had
         self._max_mix_gap = 0.0
         self._running = False
         self._started = False
@@ -308,7 +313,9 @@ class FlightCore:
                 self.failsafe.force(CoreFault.PUMP_STOPPED)
             frame = self.tick(now)
             if for_publish:
-                self._mixed_for = self.pump.next_deadline_s()
+                slot = self.pump.next_deadline_s()
+                self._mixes_for_slot = self._mixes_for_slot + 1 if slot == self._mixed_for else 1
+                self._mixed_for = slot
             self.pump.set_frame(frame)
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing
@@ -328,20 +335,16 @@ class FlightCore:
 
     def _on_publish(self) -> None:
         """A source published: mix now (in the publisher's turn of the event loop,
-        no extra wake-up) if the pump's next slot has no frame mixed for a
-        publish yet; else make sure one mix runs MIX_LEAD_S before that slot (or
-        the next one, if that is too close)."""
+        no extra wake-up) unless the pump's next slot has had its budget of mixes
+        for publishes; then make sure one runs just after that slot."""
         if self._timer is None or not self._running:
             return
         assert self.pump is not None
         slot = self.pump.next_deadline_s()
-        if slot != self._mixed_for:
+        if slot != self._mixed_for or self._mixes_for_slot < PUBLISH_MIXES_PER_SLOT:
             self._mix(for_publish=True)
             return
-        loop = asyncio.get_running_loop()
-        when = slot - MIX_LEAD_S
-        if when <= loop.time():
-            when += self.config.period_s
+        when = max(slot, asyncio.get_running_loop().time()) + AFTER_SLOT_S
         if self._timer.when() > when + 1e-4:
             self._schedule_at(when, for_publish=True)
 

@@ -78,6 +78,7 @@ def _usage() -> float:
 
 
 async def writer_pipilot(path: str, period: float, duration: float, stalls: str) -> dict:
+    from pipilot.cli._realtime import realtime_process
     from pipilot.core.config import CoreConfig, LinkConfig
     from pipilot.core.flightcore import FlightCore
     from pipilot.core.mixer import Mixer
@@ -100,20 +101,21 @@ async def writer_pipilot(path: str, period: float, duration: float, stalls: str)
 
     cfg = CoreConfig(link=LinkConfig(port=path, period_ms=period * 1e3))
     core = FlightCore(path, cfg)
-    await core.start()
-    spent: list[float] = []
-    stall_task = asyncio.create_task(_stalls(stalls, spent))
-    src = asyncio.create_task(pilot(core.mixer))
-    cpu0, wall0 = _usage(), time.monotonic()
-    await asyncio.sleep(duration)
-    cpu, wall = _usage() - cpu0, time.monotonic() - wall0
-    src.cancel()
-    stall_task.cancel()
-    await core.stop()
+    with realtime_process(cfg.realtime) as process:   # as `pipilot sim` sets the process up
+        await core.start()
+        spent: list[float] = []
+        stall_task = asyncio.create_task(_stalls(stalls, spent))
+        src = asyncio.create_task(pilot(core.mixer))
+        cpu0, wall0 = _usage(), time.monotonic()
+        await asyncio.sleep(duration)
+        cpu, wall = _usage() - cpu0, time.monotonic() - wall0
+        src.cancel()
+        stall_task.cancel()
+        await core.stop()
     st = core.stats
     return {"cpu_s": cpu, "wall_s": wall, "stall_cpu_s": sum(spent),
             "pilot_cpu_share_pct": pilot_share * 100.0, "pump": st.pump,
-            "realtime": st.realtime, "process": core.realtime_report,
+            "realtime": st.realtime, "process": process.lines,
             "pump_missed_slots": st.missed_slots, "pump_silent_slots": st.silent_slots,
             "pump_skips": st.skips,
             "pump_write_errors": st.write_errors,

@@ -50,6 +50,7 @@ LAUNCH = ("import os, sys, pipilot.server.runner as r; r.THREADED = {threaded}; 
           "from pipilot.cli import main; sys.exit(main(sys.argv[1:]))")
 SINK_SERVER = """
 import asyncio, io
+from pipilot.link.transport import FrameSink
 from pipilot.core.clock import VirtualClock
 from pipilot.core.config import CoreConfig
 from pipilot.core.vehicle import Vehicle
@@ -57,7 +58,7 @@ from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
 
 async def main():
-    vehicle = Vehicle.create(lambda t, f: None, CoreConfig(), VirtualClock(1.0))
+    vehicle = Vehicle.create(FrameSink(lambda t, f: None), CoreConfig(), VirtualClock(1.0))
     await vehicle.start()
     async with serve(vehicle, ServerConfig(token="x", port=0), out=io.StringIO(),
                      thread=False) as url:

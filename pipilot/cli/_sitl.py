@@ -39,6 +39,7 @@ def sitl_binary(path: str | None) -> str:
 async def sitl_main(args: argparse.Namespace, wind: tuple[float, ...],
                     tilt: tuple[float, ...]) -> dict[str, Any]:
     """``pipilot sim --backend sitl``: the whole stack against the real firmware."""
+    from pipilot.cli._realtime import realtime_process
     from pipilot.core.config import CoreConfig, LinkConfig
     from pipilot.core.telemetry import TelemetrySession
     from pipilot.core.vehicle import Vehicle
@@ -61,30 +62,31 @@ async def sitl_main(args: argparse.Namespace, wind: tuple[float, ...],
             vehicle = Vehicle.create(sitl.sbus_port, config)
             vehicle.attach_telemetry(session)
             t_start = time.monotonic()
-            try:
-                await session.start()
-                await configure(session)
-                await vehicle.start()
-                print(f"LibrePilot SITL (pid {sitl.pid}): S.Bus on {sitl.sbus_port}, "
-                      f"telemetry on {sitl.telemetry_port}", file=out, flush=True)
-                if args.demo == "hover":
-                    from pipilot.cli.sim import _demo_hover
+            with realtime_process(config.realtime):
+                try:
+                    await session.start()
+                    await configure(session)
+                    await vehicle.start()
+                    print(f"LibrePilot SITL (pid {sitl.pid}): S.Bus on {sitl.sbus_port}, "
+                          f"telemetry on {sitl.telemetry_port}", file=out, flush=True)
+                    if args.demo == "hover":
+                        from pipilot.cli.sim import _demo_hover
 
-                    demo = asyncio.create_task(_demo_hover(vehicle, 0.5))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), args.duration)
-                if args.demo == "hover":
-                    demo.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await demo
-            finally:
-                connected = session.connected
-                tstats = session.stats
-                status = session.latest("FlightStatus")
-                await vehicle.stop()
-                await session.stop()
-                await asyncio.sleep(0.3)  # the firmware prints its counters every 200 ms
-                rx = sitl.stats()
+                        demo = asyncio.create_task(_demo_hover(vehicle, 0.5))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), args.duration)
+                    if args.demo == "hover":
+                        demo.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await demo
+                finally:
+                    connected = session.connected
+                    tstats = session.stats
+                    status = session.latest("FlightStatus")
+                    await vehicle.stop()
+                    await session.stop()
+                    await asyncio.sleep(0.3)  # the firmware prints its counters every 200 ms
+                    rx = sitl.stats()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -13,10 +13,10 @@ from typing import NoReturn
 
 from pipilot.cli import _checks
 from pipilot.cli._output import json_text
+from pipilot.cli._realtime import realtime_process
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
-from pipilot.link import realtime
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
 from pipilot.server.settings import add_http_arguments, read_server_table, server_config
@@ -77,44 +77,25 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        _realtime_loop(cfg.realtime)
-        session = None
-        if args.telemetry_port:
-            from pipilot.core.telemetry import TelemetrySession
+        # before any other thread starts: the pump's and the web server's inherit
+        # the nice value and the flight loop's SCHED_FIFO; undone on every way out
+        with realtime_process(cfg.realtime, loop_fifo=True):
+            session = None
+            if args.telemetry_port:
+                from pipilot.core.telemetry import TelemetrySession
 
-            session = await TelemetrySession.open(args.telemetry_port, args.telemetry_baud)
-            vehicle.attach_telemetry(session)
-            await session.start()
-        try:
-            await fly(vehicle, stop, web, token_source)
-        finally:
-            if session is not None:
-                await session.stop()
+                session = await TelemetrySession.open(args.telemetry_port, args.telemetry_baud)
+                vehicle.attach_telemetry(session)
+                await session.start()
+            try:
+                await fly(vehicle, stop, web, token_source)
+            finally:
+                if session is not None:
+                    await session.stop()
 
-    saved = realtime.this_thread_scheduling()
-    try:
-        asyncio.run(main())
-    finally:
-        # the normal end is _exit_now(); an error path leaves the thread to
-        # whatever runs next (another command's cleanup, a test's interpreter)
-        realtime.restore_this_thread(saved)
+    asyncio.run(main())
     print(json_text({"stopped": True, **vehicle.core.stats.as_dict()}), flush=True)
     _exit_now()
-
-
-def _realtime_loop(r: core_config.RealtimeConfig) -> None:
-    """Give the flight loop's thread SCHED_FIFO (below the pump) before any other
-    thread starts, so the threads started later (the web server's among them)
-    inherit it: a busy machine cannot then starve the mixing past the pump's
-    watchdog, and no thread of this process sits descheduled while holding the
-    interpreter lock the flight loop waits for."""
-    if not r.sched_fifo or r.loop_priority == 0:
-        return
-    report = realtime.fifo_this_thread(r.loop_priority)
-    if "not permitted" in report:
-        log.warning("%s", report)
-    else:
-        log.info("%s", report)
 
 
 def _exit_now() -> NoReturn:

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from pipilot.cli import _checks
@@ -82,17 +83,19 @@ def run(args: argparse.Namespace) -> int:
         if args.sim and getattr(args, "backend", "model") == "sitl":
             from pipilot.cli._sitl import fly_sitl, sitl_binary
 
-            mission, summary = asyncio.run(fly_sitl(
-                spec, sitl_binary(args.sitl), drift=drift, on_event=show,
-                config_path=args.config))
+            binary = sitl_binary(args.sitl)
+            with _realtime(args.config):
+                mission, summary = asyncio.run(fly_sitl(
+                    spec, binary, drift=drift, on_event=show, config_path=args.config))
         elif args.sim:
             mission, summary = fly_sim(spec, drift=drift, on_event=show)
         else:
             from pipilot.mission.real import fly_real
 
-            mission, summary = asyncio.run(fly_real(
-                spec, drift=drift, on_event=show, config_path=args.config,
-                sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
+            with _realtime(args.config):
+                mission, summary = asyncio.run(fly_real(
+                    spec, drift=drift, on_event=show, config_path=args.config,
+                    sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
     finally:
         show.close()        # the progress lines before the summary
     plot_error = None
@@ -113,6 +116,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"pipilot: error: {plot_error}", file=sys.stderr)
         return 1
     return 0 if summary["completed"] else 2
+
+
+def _realtime(config_path: str | None) -> AbstractContextManager[Any]:
+    """The process-wide real-time settings of a flight in real time (the config's
+    [realtime]), on this thread, which runs the flight loop; undone afterwards."""
+    from pipilot.cli._realtime import realtime_process
+    from pipilot.core.config import CoreConfig, load
+
+    config = load(config_path) if config_path else CoreConfig()
+    return realtime_process(config.realtime)
 
 
 def fly_sim(spec: MissionSpec, *, drift: bool = True,

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, wind: tuple[float, ...],
                 tilt: tuple[float, ...]) -> dict[str, Any]:
+    from pipilot.cli._realtime import realtime_process
     from pipilot.core.config import CoreConfig, LinkConfig
     from pipilot.core.telemetry import TelemetrySession
     from pipilot.core.vehicle import Vehicle
@@ -127,7 +128,8 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         vehicle.attach_telemetry(session)
         t_start = time.monotonic()
         try:
-            await _run(args, sim, vehicle, session)
+            with realtime_process(config.realtime):
+                await _run(args, sim, vehicle, session)
         finally:
             telemetry_connected = session.connected
             tstats = session.stats

@@ -1,31 +1,35 @@
 """The flight core: owns the S.Bus port, the mixer, the frame pump, the failsafe.
 
-In real time (the default) the mixer runs whenever a source publishes (in
-the publisher's turn of the event loop, at most once per
-`PUBLISH_MIX_SPACING_S`) and otherwise every `link.mix_interval_ms`, and hands
-each encoded frame to the pump thread, which writes the latest frame at every
-absolute deadline t0 + k*P whatever the event loop is doing. Mixing less often
-than every frame keeps the interpreter's share of a core small;
-publish-triggered mixing keeps the delay from a setpoint to the wire under one
-period plus the frame's 3 ms on the wire. If the mixing stops (event loop
-stalled, process wedged) the pump's watchdog sends failsafe frames and then
-falls silent (see `pipilot.link.pump`).
+In real time (the default) the pump thread writes the latest frame at every
+absolute deadline t0 + k*P (a slot) whatever the event loop is doing, and the
+mixer runs when a source publishes, and otherwise every
+`link.mix_interval_ms` to refresh the pump's watchdog. A publish is mixed at
+once, in the publisher's turn of the event loop (no extra wake-up), while the
+pump's next slot has had fewer than `PUBLISH_MIXES_PER_SLOT` mixes for
+publishes, so it goes out in that slot: the delay from a setpoint to the
+wire stays under one period plus the frame's 3 ms on the wire. Past that
+budget one mix runs just after the slot, with every publish since, for the
+next one: however fast the sources publish the core mixes at most twice a
+slot (the pump only ever sends the last), and the refresh never delays a
+publish. Not mixing for every frame keeps the interpreter's share of
+a core small. If the mixing stops (event loop stalled, process wedged) the
+pump's watchdog sends failsafe frames and then falls silent (see
+`pipilot.link.pump`).
 
-In lock-step (a `VirtualClock` and a callable sink instead of a port) there
-is no thread: `advance(t)` runs the mixer at every frame deadline up to `t`
-and gives each frame to the sink with its deadline.
+In lock-step (a `VirtualClock` and a `FrameSink` transport) there is no
+thread: `advance(t)` runs the mixer at every frame deadline up to `t` and
+gives each frame to the sink with its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import logging
 import os
-import sys
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,28 +40,38 @@ from pipilot.core.failsafe import Failsafe
 from pipilot.core.firmware import RateEstimate, check_period
 from pipilot.core.mixer import Mixer, MixOutput
 from pipilot.errors import LinkError
-from pipilot.link import realtime
 from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
 from pipilot.link.pump import Pump, PumpStats, make_pump
-from pipilot.link.serialport import SerialPort, open_sbus_port, reopen_sbus_port
+from pipilot.link.serialport import SerialPort
+from pipilot.link.transport import DevicePath, SbusTransport, Timing
 
 log = logging.getLogger(__name__)
 
 #: errnos after which the device is gone and must be reopened
 DEAD_DEVICE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
-LINK_REASON = "link error"
-SHUTDOWN_REASON = "shutdown"
-PUMP_REASON = "frame pump stopped"
-PUBLISH_MIX_SPACING_S = 1e-3
-"""Publishes closer together than this share one mix: it bounds the mixing
-rate a runaway source can cause (1 kHz) while adding at most 1 ms of delay."""
+
+
+class CoreFault(enum.StrEnum):
+    """Why the core itself holds the failsafe (`FlightCore.faults`); the value is
+    the text the failsafe's reason shows (logs, the page, the JSON outputs)."""
+
+    LINK = "link error"                 # S.Bus writes fail, or the device is gone
+    SHUTDOWN = "shutdown"               # stop(): failsafe frames, then the port closes
+    PUMP_STOPPED = "frame pump stopped"  # the pump thread died: nothing reaches the wire
+
+
+PUBLISH_MIXES_PER_SLOT = 2
+"""Mixes for publishes a slot may have at once. One would hold the second
+publish of a slot (a page's keepalive just before a move, two sources) back
+a whole period, since a timer cannot be trusted to run just before the slot:
+asyncio rounds its wake-ups up to the next millisecond."""
+AFTER_SLOT_S = 2e-4
+"""The mix past the budget runs this long after the slot the pump is writing."""
 FLUSH_QUIET_S = 0.010
 """Silence after flushing the S.Bus output: a UART's transmit FIFO (up to 32
 bytes, 3.84 ms at 12 bits a byte) still shifts out, then the stock decoder
 needs up to 4.8 ms of silence (three 1.6 ms ticks) before it drops a partial
 frame."""
-
-FrameSink = Callable[[float, bytes], None]
 
 
 def encode(out: MixOutput) -> bytes:
@@ -96,15 +110,17 @@ class CoreStats:
 
 
 class FlightCore:
-    """`FlightCore(port, config, clock)`: `port` is a device path, an open
-    `SerialPort`, a `VirtualLink` (its pty is opened) or, in lock-step, a
-    callable `sink(t, frame)`. `await start()`, `await stop()`; `mixer`,
-    `failsafe` (state, reason), `stats`, `rate` (the firmware's expected
-    accepted-frame rate), `last_output` (the latest MixOutput). `probe` reads
+    """`FlightCore(transport, config, clock)`: `transport` is an
+    `SbusTransport` (`pipilot.link.transport`: `DevicePath`, `OpenPort`, or in
+    lock-step `FrameSink`); a device path stands for `DevicePath(path)`.
+    `await start()`, `await stop()`; `mixer`, `failsafe` (state, reason),
+    `faults` (the `CoreFault`s it holds the failsafe for), `stats`, `rate`
+    (the firmware's expected accepted-frame rate), `last_output` (the latest
+    MixOutput). `probe` reads
     device identities (a lost port is reopened only if the same device is
     back); tests pass one over a simulated sysfs."""
 
-    def __init__(self, port: Any, config: CoreConfig | None = None,
+    def __init__(self, transport: SbusTransport | str, config: CoreConfig | None = None,
                  clock: Clock | None = None, *, probe: DeviceProbe | None = None) -> None:
         self.config = config or CoreConfig()
         self.clock: Clock = clock or MonotonicClock()
@@ -114,17 +130,23 @@ class FlightCore:
         for name, src in c.sources.items():
             self.mixer.add_source(name, src.priority, src.mode, src.timeout_s)
         self.rate: RateEstimate = check_period(c.period_s, c.link.firmware)
-        self.lockstep = callable(port) and not isinstance(port, SerialPort)
+        self.transport: SbusTransport = \
+            DevicePath(transport) if isinstance(transport, str) else transport
+        timing = getattr(self.transport, "timing", None)
+        if not isinstance(timing, Timing):
+            raise TypeError(f"{transport!r} is not an S.Bus transport (a device path, "
+                            "DevicePath, OpenPort or FrameSink)")
+        self.lockstep = timing is Timing.LOCKSTEP
         if self.lockstep and not isinstance(self.clock, VirtualClock):
             raise TypeError("a frame sink (lock-step) needs a VirtualClock")
-        self._target = port
-        self.port: SerialPort | None = port if isinstance(port, SerialPort) else None
+        self.port: SerialPort | None = None
         self._owns_port = False
         self.pump: Pump | None = None
         self.last_output: MixOutput | None = None
-        self.realtime_report: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_mix = -1e9
+        self._mixed_for = 0.0       # the pump slot (deadline) the latest publish's mix was for
+        self._mixes_for_slot = 0    # mixes for publishes that slot has had
         self._max_mix_gap = 0.0
         self._running = False
         self._started = False
@@ -140,10 +162,6 @@ class FlightCore:
         self._refusals = RefusalLog()
         self._next_deadline = 0.0
         self._lockstep_sent = 0
-        self._old_switch: float | None = None
-        self._locked = False
-        self._gc_threshold: tuple[int, int, int] | None = None
-        self._old_nice: int | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -153,6 +171,12 @@ class FlightCore:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def faults(self) -> frozenset[CoreFault]:
+        """What the core holds the failsafe for right now (empty: nothing of its own)."""
+        held = self.failsafe.forced_reasons
+        return frozenset(f for f in CoreFault if f in held)
 
     def tick(self, now: float | None = None) -> bytes:
         """Run the mixer once and encode its output (used by both modes)."""
@@ -185,16 +209,10 @@ class FlightCore:
         c = self.config
         try:
             self.pump = make_pump(c.realtime.pump)
-            self._setup_realtime()
-            if self.pump.implementation == "python" and self._old_switch is None:
-                # the twin needs the GIL for every frame: hand it over more often
-                self._old_switch = sys.getswitchinterval()
-                sys.setswitchinterval(0.0005)
             self.pump.start(self.port.fd, self.tick(), self.failsafe_frame(), c.period_s,
                             c.watchdog.stale_ms * 1e-3, c.watchdog.silent_ms * 1e-3,
                             rt_priority=c.realtime.priority if c.realtime.sched_fifo else 0)
         except BaseException:
-            self._release_process_settings()
             if self._owns_port:
                 self.port.close()
                 self.port = None
@@ -202,14 +220,14 @@ class FlightCore:
         self._running = self._started = True
         self.mixer.on_publish = self._on_publish
         self._mix()
-        log.info("flight core started on %s: %s pump, %s", self.port.path,
-                 self.pump.implementation, "; ".join(self.realtime_report))
+        log.info("flight core started on %s: %s pump", self.port.path,
+                 self.pump.implementation)
 
     async def stop(self) -> None:
         """Send failsafe frames (config.shutdown.failsafe_frames of them), then close."""
         if not self._running:
             return
-        self.failsafe.force(SHUTDOWN_REASON)
+        self.failsafe.force(CoreFault.SHUTDOWN)
         if self.lockstep:
             self._running = False
             return
@@ -237,7 +255,6 @@ class FlightCore:
             self._running = False
             if self._owns_port and self.port is not None:
                 self.port.close()
-            self._release_process_settings()
         log.info("flight core stopped: %s", self.stats.as_dict())
 
     @property
@@ -256,20 +273,6 @@ class FlightCore:
             expected_accepted_per_s=self.rate.accepted_per_s,
             skips=tuple(s.skips))
 
-    def _release_process_settings(self) -> None:
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
-        if self._locked:
-            realtime.munlockall()
-            self._locked = False
-        if self._gc_threshold is not None:
-            realtime.restore_gc(self._gc_threshold)
-            self._gc_threshold = None
-        if self._old_nice is not None:
-            realtime.restore_nice(self._old_nice)
-            self._old_nice = None
-
     # -- lock-step -----------------------------------------------------------------
     def advance(self, t: float) -> list[tuple[float, bytes]]:
         """Lock-step: emit the frames due at deadlines <= t (each one freshly
@@ -283,7 +286,7 @@ class FlightCore:
             frame = self.tick(d)
             out.append((d, frame))
             self._lockstep_sent += 1
-            self._target(d, frame)
+            self.transport.deliver(d, frame)
             self._next_deadline += period
         return out
 
@@ -291,50 +294,29 @@ class FlightCore:
     def _open(self) -> None:
         if self.port is not None:
             return
-        self.port = open_sbus_port(self._target_path(), probe=self._probe)
-        self._owns_port = True
+        self.port = self.transport.open(self._probe)
+        self._owns_port = self.transport.owns_port
 
-    def _target_path(self) -> str:
-        """The name the port was asked for (a reopen looks there first)."""
-        target = self._target
-        path = target if isinstance(target, str) else getattr(target, "path", None)
-        if not isinstance(path, str):
-            raise TypeError(f"cannot open {target!r}: need a path, SerialPort or VirtualLink")
-        return path
-
-    def _setup_realtime(self) -> None:
-        r = self.config.realtime
-        rep = self.realtime_report
-        if r.mlockall:
-            res = realtime.mlockall(onfault=r.mlock_onfault)
-            self._locked = res.startswith("memory locked")
-            rep.append(res)
-        if r.gc_freeze:
-            report, self._gc_threshold = realtime.tune_gc()
-            rep.append(report)
-        if r.nice != 0:
-            report, self._old_nice = realtime.renice(r.nice)
-            rep.append(report)
-        if r.sched_fifo and not realtime.can_sched_fifo(r.priority):
-            rep.append("SCHED_FIFO not permitted (needs CAP_SYS_NICE or a realtime "
-                       "rlimit): frames may be late under load")
-        for line in rep:
-            if "refused" in line or "not permitted" in line:  # MCL_ONFAULT's fallback too
-                log.warning("%s", line)
-
-    def _mix(self) -> None:
-        """Mix, hand the frame to the pump, check the link; then schedule the next mix."""
+    def _mix(self, for_publish: bool = False) -> None:
+        """Mix, hand the frame to the pump, check the link; then schedule the next mix.
+        A mix `for_publish` takes the pump's next slot (see `_on_publish`); the
+        refresh without publishes does not, so it never delays one."""
         assert self.pump is not None
         now = self.clock.now()
         if self._last_mix > 0:
             self._max_mix_gap = max(self._max_mix_gap, now - self._last_mix)
         self._last_mix = now
         try:
-            if not self.pump.running and PUMP_REASON not in self.failsafe.forced_reasons:
+            if not self.pump.running and CoreFault.PUMP_STOPPED not in self.failsafe.forced_reasons:
                 log.error("the S.Bus frame pump thread has stopped: nothing reaches the "
                           "wire; the flight controller's receiver timeout takes over")
-                self.failsafe.force(PUMP_REASON)
-            self.pump.set_frame(self.tick(now))
+                self.failsafe.force(CoreFault.PUMP_STOPPED)
+            frame = self.tick(now)
+            if for_publish:
+                slot = self.pump.next_deadline_s()
+                self._mixes_for_slot = self._mixes_for_slot + 1 if slot == self._mixed_for else 1
+                self._mixed_for = slot
+            self.pump.set_frame(frame)
             self._check_link(now)
         except Exception:  # one bad tick must not end the mixing
             log.exception("flight core tick failed; the pump watchdog covers the gap")
@@ -343,21 +325,28 @@ class FlightCore:
                 self._schedule(self.config.link.mix_interval_ms * 1e-3)
 
     def _schedule(self, delay: float) -> None:
+        self._schedule_at(asyncio.get_running_loop().time() + delay)
+
+    def _schedule_at(self, when: float, for_publish: bool = False) -> None:
+        """The next mix at `when` (the event loop's clock: CLOCK_MONOTONIC, the pump's)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._mix)
+        self._timer = asyncio.get_running_loop().call_at(when, self._mix, for_publish)
 
     def _on_publish(self) -> None:
         """A source published: mix now (in the publisher's turn of the event loop,
-        no extra wake-up), or PUBLISH_MIX_SPACING_S after the last mix if that
-        was just now."""
+        no extra wake-up) unless the pump's next slot has had its budget of mixes
+        for publishes; then make sure one runs just after that slot."""
         if self._timer is None or not self._running:
             return
-        delay = self._last_mix + min(PUBLISH_MIX_SPACING_S, self.config.period_s) - self.clock.now()
-        if delay <= 0.0:
-            self._mix()
-        elif self._timer.when() > asyncio.get_running_loop().time() + delay + 1e-4:
-            self._schedule(delay)
+        assert self.pump is not None
+        slot = self.pump.next_deadline_s()
+        if slot != self._mixed_for or self._mixes_for_slot < PUBLISH_MIXES_PER_SLOT:
+            self._mix(for_publish=True)
+            return
+        when = max(slot, asyncio.get_running_loop().time()) + AFTER_SLOT_S
+        if self._timer.when() > when + 1e-4:
+            self._schedule_at(when, for_publish=True)
 
     def _check_link(self, now: float) -> None:
         assert self.pump is not None and self.port is not None
@@ -371,14 +360,14 @@ class FlightCore:
                 else "output buffer full"
             if self._dead is not None:      # the pump writes to no fd: say why
                 detail, last_errno = self._dead_detail, errno.EBADF
-            reason = f"{LINK_REASON}: {detail}"
-            if LINK_REASON not in self.failsafe.forced_reasons:
+            reason = f"{CoreFault.LINK}: {detail}"
+            if CoreFault.LINK not in self.failsafe.forced_reasons:
                 log.error("S.Bus write failing on %s (%s): failsafe until it recovers",
                           self.port.path, reason)
             elif now - self._last_error_log > 5.0:
                 log.error("S.Bus link still failing: %s (%d errors)", reason, self._link_errors)
                 self._last_error_log = now
-            self.failsafe.force(LINK_REASON, detail)
+            self.failsafe.force(CoreFault.LINK, detail)
             if self.port.fd >= 0 and self._dead is None:
                 with contextlib.suppress(OSError, termios.error):
                     termios.tcflush(self.port.fd, termios.TCOFLUSH)  # drop stale queued frames
@@ -389,10 +378,10 @@ class FlightCore:
                 self._let_go(detail)
                 if now >= self._next_reopen:
                     self._reopen(now)
-        elif LINK_REASON in self.failsafe.forced_reasons and \
+        elif CoreFault.LINK in self.failsafe.forced_reasons and \
                 now - self._last_link_error >= self.config.shutdown.link_recovery_s:
             log.warning("S.Bus link recovered on %s", self.port.path)
-            self.failsafe.release(LINK_REASON)
+            self.failsafe.release(CoreFault.LINK)
 
     def _pump_counters(self) -> tuple[int, int, int]:
         assert self.pump is not None
@@ -415,11 +404,8 @@ class FlightCore:
         if self._dead is not None and not self._dead.closed:
             return                                  # not let go yet
         self._next_reopen = now + self.config.shutdown.reopen_interval_s
-        identity = self.port.identity
-        if identity is None:        # not opened by the core: nothing to compare with
-            return
         try:
-            new = reopen_sbus_port(self._target_path(), identity, probe=self._probe)
+            new = self.transport.reopen(self.port, self._probe)
         except DeviceChanged as exc:
             self._refuse(now, exc)
             return
@@ -442,7 +428,7 @@ class FlightCore:
         """The name now refers to another device: it is left alone (nothing set
         on it, nothing written), and the failsafe says why until ours is back."""
         self._dead_detail = str(exc)
-        self.failsafe.force(LINK_REASON, self._dead_detail)
+        self.failsafe.force(CoreFault.LINK, self._dead_detail)
         if self._refusals.should_log(exc.what, now):
             log.error("S.Bus reopen refused: %s; failsafe until that device is back "
                       "(checked every %g s; %d refusals)", exc,

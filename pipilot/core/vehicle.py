@@ -22,7 +22,7 @@ vehicle can stand in for `Vehicle`:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from pipilot.core.clock import Clock
@@ -30,17 +30,16 @@ from pipilot.core.config import CoreConfig
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.mixer import Mixer
 from pipilot.core.truth import GroundTruth
-from pipilot.link.serialport import SerialPort
-from pipilot.link.virtual import VirtualLink
+from pipilot.link.transport import SbusTransport
 
 ObjectValues = Mapping[str, Any]
 """A decoded UAVObject: field name to value. The value's type is the field's
 (a number, an enum option's name, a list or a mapping of elements), known only
 from the object definition at run time."""
 
-CorePort: TypeAlias = str | SerialPort | VirtualLink | Callable[[float, bytes], None]
-"""What a FlightCore streams to: a device path, an open port, a pty pair or a
-lock-step sink ``sink(deadline, frame)``."""
+CorePort: TypeAlias = SbusTransport | str
+"""What a FlightCore streams through: a transport (pipilot.link.transport), or a
+device path as shorthand for one."""
 
 
 class TelemetryLink(Protocol):
@@ -119,8 +118,7 @@ class Vehicle:
     @classmethod
     def create(cls, port: CorePort, config: CoreConfig | None = None,
                clock: Clock | None = None, sim: GroundTruth | None = None) -> Vehicle:
-        """A vehicle whose core will stream to `port` (path, SerialPort,
-        VirtualLink or lock-step sink)."""
+        """A vehicle whose core will stream through `port` (see FlightCore)."""
         return cls(FlightCore(port, config, clock), sim=sim)
 
     @property

@@ -81,6 +81,7 @@ cdef struct pump_t:
     int stop
     int rt_priority
     int64_t period, stale, silent, refresh, quiet_until
+    int64_t deadline                # of the next slot the thread writes (set by the thread)
     uint8_t frame[NFRAME]
     uint8_t fs_frame[NFRAME]
     # set by the thread
@@ -132,6 +133,9 @@ cdef void *pump_main(void *arg) noexcept nogil:
         sp.sched_priority = p.rt_priority
         p.rt_result = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp)
     deadline = mono_ns() + period
+    pthread_mutex_lock(&p.lock)
+    p.deadline = deadline
+    pthread_mutex_unlock(&p.lock)
     while True:
         sleep_until(deadline)
         now = mono_ns()
@@ -220,6 +224,7 @@ cdef void *pump_main(void *arg) noexcept nogil:
         if skip > 1 or mode == 2:
             log_skip(p, <uint64_t>(skip - 1 + (mode == 2)))
         deadline += skip * period
+        p.deadline = deadline
         pthread_mutex_unlock(&p.lock)
     return NULL
 
@@ -315,6 +320,13 @@ cdef class CPump:
         with nogil:
             pthread_join(self.thread, NULL)
         self.joined = True
+
+    def next_deadline_s(self):
+        """CLOCK_MONOTONIC seconds of the next slot the thread writes (0.0 before it runs)."""
+        pthread_mutex_lock(&self.p.lock)
+        cdef int64_t d = self.p.deadline
+        pthread_mutex_unlock(&self.p.lock)
+        return d * 1e-9
 
     def counters(self):
         """Cheap (write_errors + eagain, frames_sent, last_errno) for per-tick checks."""

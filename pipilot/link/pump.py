@@ -122,6 +122,7 @@ class Pump(Protocol):
     def stop(self) -> None: ...
     def stats(self) -> PumpStats: ...
     def counters(self) -> tuple[int, int, int]: ...
+    def next_deadline_s(self) -> float: ...
     @property
     def running(self) -> bool: ...
 
@@ -158,6 +159,7 @@ class PyPump:
         self._stop = False
         self._fd_gen = 0
         self._quiet_until = 0
+        self._deadline = 0
         self._stats = PumpStats(implementation=self.implementation,
                                 histogram=[0] * HIST_BINS)
 
@@ -211,6 +213,12 @@ class PyPump:
             self._thread.join()
             self._thread = None
 
+    def next_deadline_s(self) -> float:
+        """CLOCK_MONOTONIC seconds of the next slot the thread writes (0.0 before it
+        runs): a frame set before then goes out in that slot."""
+        with self._lock:
+            return self._deadline * 1e-9
+
     def counters(self) -> tuple[int, int, int]:
         """Cheap (write_errors + eagain, frames_sent, last_errno) for per-tick checks."""
         with self._lock:
@@ -242,6 +250,8 @@ class PyPump:
         st.realtime = self._set_realtime()
         period = self._period
         deadline = time.monotonic_ns() + period
+        with self._lock:
+            self._deadline = deadline
         last_write = 0
         lat_sum = 0
         lat_n = 0
@@ -323,7 +333,8 @@ class PyPump:
                     st.missed_slots += steps - 1
                 if skipped:
                     _log_skip(st, skipped)
-            deadline += steps * period
+                deadline += steps * period
+                self._deadline = deadline
 
 
 def check_quiet(quiet_s: float) -> None:
@@ -355,13 +366,17 @@ def available() -> tuple[str, ...]:
     return ("c", "python")
 
 
-def make_pump(kind: str = "auto") -> Pump:
-    """A pump: "c" (compiled, GIL-free), "python", or "auto" (c when built).
-
-    PIPILOT_PURE_PYTHON=1 forces the Python twin for "auto".
-    """
+def resolve_pump(kind: str = "auto") -> str:
+    """The implementation `make_pump(kind)` gives: "auto" is "c" when built,
+    "python" otherwise or with PIPILOT_PURE_PYTHON=1."""
     if kind == "auto":
-        kind = "python" if os.environ.get("PIPILOT_PURE_PYTHON") == "1" else available()[0]
+        return "python" if os.environ.get("PIPILOT_PURE_PYTHON") == "1" else available()[0]
+    return kind
+
+
+def make_pump(kind: str = "auto") -> Pump:
+    """A pump: "c" (compiled, GIL-free), "python", or "auto" (see `resolve_pump`)."""
+    kind = resolve_pump(kind)
     if kind == "python":
         return PyPump()
     if kind == "c":

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pipilot.core.clock import VirtualClock
 from pipilot.errors import PipilotError
+from pipilot.link.transport import FrameSink
 from pipilot.sim.dynamics import QuadParams, TruthState
 from pipilot.sim.ground import GROUND_TICK_S, LockstepTelemetry
 from pipilot.sim.model import SimulatedCC3D
@@ -129,7 +130,8 @@ class LockstepSim:
 
         cfg = core if isinstance(core, CoreConfig) else CoreConfig(
             link=LinkConfig(port="lockstep", period_ms=period_ms, firmware=firmware.value))
-        vehicle = Vehicle.create(self._core_sink, cfg, clock=self.clock, sim=self.model)
+        vehicle = Vehicle.create(FrameSink(self._core_sink, "simulated CC3D"), cfg,
+                                 clock=self.clock, sim=self.model)
         vehicle.attach_telemetry(self.telemetry)
         self.vehicle = vehicle
         self.core = vehicle.core

@@ -22,11 +22,12 @@ from pipilot.core.config import (
     WatchdogConfig,
 )
 from pipilot.core.failsafe import FailsafePolicy, FailsafeState
-from pipilot.core.flightcore import PUBLISH_MIX_SPACING_S, FlightCore
+from pipilot.core.flightcore import AFTER_SLOT_S, CoreFault, FlightCore
 from pipilot.core.mixer import Limits
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import Vehicle
 from pipilot.link.pump import available
+from pipilot.link.transport import FrameSink
 from pipilot.link.virtual import VirtualLink
 from pipilot.sbus import FrameDecoder
 from tests.core.stall import assert_stall_tail
@@ -122,6 +123,7 @@ async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
     assert frames[-n_fs:] == [f for f in frames if f.failsafe]
     assert n_fs >= core.config.shutdown.failsafe_frames
     assert core.port.closed and not core.running
+    assert core.faults == {CoreFault.SHUTDOWN} and core.failsafe.reason == "shutdown"
     st = core.stats
     assert st.frames_sent == len(frames) and st.pump == pump
     assert st.expected_accepted_per_s == pytest.approx(82, abs=2)
@@ -195,8 +197,8 @@ async def test_core_stall_or_death_ends_in_failsafe_then_silence(capture, pump, 
     await core.start()
     await fly_for(core, 0.2)
     marker = Setpoint(throttle=0.5, roll=0.25, accessories=(0.5, 0, 0, 0))
-    core._last_mix = -1e9
-    core.mixer.publish("pilot", marker)          # mixed at once: the core's last frame
+    core._mixed_for = -1.0                       # as if the next slot had no mix yet:
+    core.mixer.publish("pilot", marker)          # mixed at once, the core's last frame
     if how == "stall":
         time.sleep(0.5)                          # the event loop stalls; the GIL is free
         kill(core)                               # (and stays dead, for the count)
@@ -240,12 +242,12 @@ async def test_full_output_is_a_link_error_with_failsafe_and_recovers(pump):
         assert core.stats.write_errors > 0
         await fly_for(core, 0.05)
         assert core.failsafe.state is FailsafeState.FAILSAFE
-        assert "link error" in core.failsafe.reason
+        assert "link error" in core.failsafe.reason and core.faults == {CoreFault.LINK}
         link.reader.pause(False)
         deadline = time.monotonic() + 20   # recovery needs link_recovery_s of clean writes
         while core.failsafe.state is not FailsafeState.NORMAL and time.monotonic() < deadline:
             await fly_for(core, 0.05)
-        assert core.failsafe.state is FailsafeState.NORMAL
+        assert core.failsafe.state is FailsafeState.NORMAL and core.faults == frozenset()
         assert core.stats.link_errors > 0
         # each flush of the stale output was followed by a silence (no spliced frame)
         assert core.stats.silent_slots >= 2
@@ -290,7 +292,7 @@ async def test_an_exception_in_a_tick_does_not_end_the_loop(capture, monkeypatch
 async def test_lockstep_emits_frames_at_exact_deadlines():
     clock = VirtualClock(10.0)
     sink = []
-    core = FlightCore(lambda t, f: sink.append((t, f)), config(), clock=clock)
+    core = FlightCore(FrameSink(lambda t, f: sink.append((t, f))), config(), clock=clock)
     await core.start()
     core.mixer.publish("pilot", Setpoint(throttle=0.4))
     out = core.advance(10.1)
@@ -306,7 +308,7 @@ async def test_lockstep_emits_frames_at_exact_deadlines():
 
 def test_lockstep_needs_a_virtual_clock():
     with pytest.raises(TypeError):
-        FlightCore(lambda t, f: None, config())
+        FlightCore(FrameSink(lambda t, f: None), config())
 
 
 async def test_missing_port_raises_link_error():
@@ -335,7 +337,7 @@ async def test_vehicle_facade(capture):
 
 def test_gesture_reaches_the_wire_in_lockstep():
     clock = VirtualClock()
-    core = FlightCore(lambda t, f: None, config(), clock=clock)
+    core = FlightCore(FrameSink(lambda t, f: None), config(), clock=clock)
     asyncio.run(core.start())
     from pipilot.core.setpoints import ArmRequest
     from pipilot.sbus import decode
@@ -348,24 +350,69 @@ def test_gesture_reaches_the_wire_in_lockstep():
     assert f.channels[0] == 172 and f.channels[1] == 1811
 
 
-async def test_a_publish_is_mixed_at_once_not_at_the_next_interval(capture):
-    link, _cap = capture
-    core = FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
+def slow_core(link):
+    """A core that mixes every 45 ms without publishers, no throttle slew."""
+    return FlightCore(link.path, config(link=LinkConfig(mix_interval_ms=45.0),
                                         watchdog=WatchdogConfig(stale_ms=95, silent_ms=100),
                                         limits=Limits(throttle_slew=0)))
+
+
+async def test_a_publish_is_mixed_at_once_for_the_next_free_slot(capture):
+    link, _cap = capture
+    core = slow_core(link)
     await core.start()
-    loop = asyncio.get_running_loop()
     thr = core.mixer.calibration.calibration_for("throttle").unipolar
     await asyncio.sleep(0.05)
-    core._last_mix = core.clock.now() - 1.0          # the last mix was long ago
+    # the pump has written the slot the last mix was for: its next slot is free
+    while core.pump.next_deadline_s() == core._mixed_for:
+        await asyncio.sleep(0.001)
+    slot = core.pump.next_deadline_s()
     core.mixer.publish("pilot", Setpoint(throttle=0.3))
-    assert core.last_output.channels[0] == thr(0.3)  # mixed inside publish()
-    core.mixer.publish("pilot", Setpoint(throttle=0.6))
-    assert core.last_output.channels[0] == thr(0.3)  # publishes share a mix...
-    assert core._timer.when() <= loop.time() + PUBLISH_MIX_SPACING_S + 1e-4  # ...1 ms apart
-    await asyncio.sleep(0.01)
-    assert core.last_output.channels[0] == thr(0.6)  # and the deferred one came
+    assert core.last_output.channels[0] == thr(0.3)        # mixed inside publish()
+    assert core._mixed_for >= slot              # for that slot (a later one if it just went)
     await core.stop()
+
+
+async def test_past_two_publishes_a_slot_one_mix_follows_just_after_it(capture):
+    link, _cap = capture
+    core = slow_core(link)
+    await core.start()
+    thr = core.mixer.calibration.calibration_for("throttle").unipolar
+    await asyncio.sleep(0.05)
+    core._mixed_for = -1.0
+    core.mixer.publish("pilot", Setpoint(throttle=0.3))    # the next slot's first mix
+    slot = core._mixed_for
+    core.mixer.publish("pilot", Setpoint(throttle=0.5))    # and its second
+    core.mixer.publish("pilot", Setpoint(throttle=0.6))    # over the budget...
+    core.mixer.publish("pilot", Setpoint(throttle=0.7))
+    if core.pump.next_deadline_s() == slot:                # (a loaded machine may be past it)
+        assert core.last_output.channels[0] == thr(0.5)    # ...not mixed at once,
+        assert core._timer.when() == pytest.approx(slot + AFTER_SLOT_S, abs=1e-3)
+    await asyncio.sleep(2 * P + 0.005)
+    assert core.last_output.channels[0] == thr(0.7)        # but right after, the latest
+    await core.stop()
+
+
+async def test_a_source_publishing_flat_out_mixes_at_most_twice_a_slot(capture):
+    link, _cap = capture
+    core = slow_core(link)
+    ticks = []
+    real = core.mixer.tick
+    core.mixer.tick = lambda now=None: ticks.append(now) or real(now)
+    await core.start()
+    await asyncio.sleep(0.05)
+    sent0, n0 = core.pump.stats().frames_sent, len(ticks)
+    end = time.monotonic() + 0.5
+    publishes = 0
+    while time.monotonic() < end:
+        core.mixer.publish("pilot", Setpoint(throttle=0.3 + 0.1 * (publishes % 2)))
+        publishes += 1
+        await asyncio.sleep(0)
+    slots = core.pump.stats().frames_sent - sent0
+    mixes = len(ticks) - n0
+    await core.stop()
+    assert publishes > 4 * mixes                           # most publishes shared a mix
+    assert mixes <= 2 * (slots + 2)
 
 
 async def test_mixing_rate_without_publishers_is_the_interval(capture):
@@ -465,15 +512,15 @@ async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_po
         tmp_path, monkeypatch):
     """Opening the returned device takes a few periods, during which the pump's
     writes to no fd fail: those failures belong to the dead device."""
-    import pipilot.core.flightcore as fc
+    import pipilot.link.transport as transport
 
     def slow_open(*args, **kw):
         time.sleep(0.05)                # the pump keeps failing on fd -1 meanwhile
         return real_open(*args, **kw)
 
-    real_open = fc.reopen_sbus_port
+    real_open = transport.reopen_sbus_port
     core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
-    monkeypatch.setattr(fc, "reopen_sbus_port", slow_open)
+    monkeypatch.setattr(transport, "reopen_sbus_port", slow_open)
     link.close()
     await fly_for(core, 0.3)
     with VirtualLink(callback=Capture()) as link2:
@@ -527,6 +574,7 @@ async def test_a_dead_pump_thread_is_reported(capture, monkeypatch, caplog):
     assert not core.pump.running
     assert core.failsafe.state is FailsafeState.FAILSAFE
     assert core.failsafe.reason == "frame pump stopped"
+    assert core.faults == {CoreFault.PUMP_STOPPED}
     assert "frame pump thread has stopped" in caplog.text
     await core.stop()
 

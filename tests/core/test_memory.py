@@ -84,37 +84,6 @@ def test_batch_encoding_still_finds_numpy():
     assert bytes(frames[0]) == sbus.encode([992] * 16)
 
 
-def test_the_core_passes_the_lock_mode_on(monkeypatch):
-    import asyncio
-
-    from pipilot.core.config import CoreConfig, RealtimeConfig
-    from pipilot.core.flightcore import FlightCore
-    from pipilot.link import realtime
-
-    asked = []
-
-    def fake_mlockall(onfault=True):
-        asked.append(onfault)
-        return "memory locked (MCL_ONFAULT refused by this kernel, needs Linux >= 4.4: ...)"
-
-    monkeypatch.setattr(realtime, "mlockall", fake_mlockall)
-    monkeypatch.setattr(realtime, "munlockall", lambda: asked.append("unlocked"))
-
-    async def fly(rt):
-        with VirtualLink(callback=lambda data, times: None) as link:
-            core = FlightCore(link.path, CoreConfig(realtime=rt))
-            await core.start()
-            report = list(core.realtime_report)
-            await core.stop()
-            return report
-
-    report = asyncio.run(fly(RealtimeConfig(gc_freeze=False, nice=0)))
-    assert asked == [True, "unlocked"]          # locked (the fallback too), then undone
-    assert any("MCL_ONFAULT refused" in line for line in report)
-    asyncio.run(fly(RealtimeConfig(mlock_onfault=False, gc_freeze=False, nice=0)))
-    assert asked[2:] == [False, "unlocked"]
-
-
 def test_the_command_line_restores_the_thread_stack_size(monkeypatch):
     import threading
 

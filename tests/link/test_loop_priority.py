@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from pipilot.cli import fly
+from pipilot.cli._realtime import realtime_process
 from pipilot.core.config import CoreConfig, RealtimeConfig, validate
 from pipilot.errors import ConfigError
 from pipilot.link import realtime
+
+#: no process-wide setting but the one under test
+QUIET: dict[str, Any] = {"mlockall": False, "gc_freeze": False, "nice": 0}
 
 
 def in_thread(fn: Callable[[], Any]) -> Any:
@@ -53,12 +56,15 @@ def test_a_refusal_is_a_report_not_an_error(monkeypatch: pytest.MonkeyPatch) -> 
     assert "not permitted" in report and "CAP_SYS_NICE" in report
 
 
-@pytest.mark.parametrize("sched_fifo,loop_priority", [(False, 10), (True, 0)])
-def test_fly_leaves_the_loop_alone_when_told(sched_fifo: bool, loop_priority: int,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("sched_fifo,loop_priority,loop_fifo",
+                         [(False, 10, True), (True, 0, True), (True, 10, False)])
+def test_the_loop_is_left_alone_when_told(sched_fifo: bool, loop_priority: int, loop_fifo: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(realtime, "fifo_this_thread", lambda p: calls.append(p) or "")
-    fly._realtime_loop(RealtimeConfig(sched_fifo=sched_fifo, loop_priority=loop_priority))
+    rt = RealtimeConfig(sched_fifo=sched_fifo, loop_priority=loop_priority, **QUIET)
+    with realtime_process(rt, loop_fifo=loop_fifo):
+        pass
     assert calls == []
 
 
@@ -66,8 +72,10 @@ def test_fly_asks_for_the_configured_priority(monkeypatch: pytest.MonkeyPatch) -
     calls: list[int] = []
     monkeypatch.setattr(realtime, "fifo_this_thread",
                         lambda p: calls.append(p) or f"flight loop SCHED_FIFO {p}")
-    fly._realtime_loop(RealtimeConfig(loop_priority=7))
-    assert calls == [7]
+    monkeypatch.setattr(realtime, "restore_this_thread", lambda saved: calls.append(-1))
+    with realtime_process(RealtimeConfig(loop_priority=7, **QUIET), loop_fifo=True) as report:
+        assert calls == [7] and "flight loop SCHED_FIFO 7" in report.lines
+    assert calls == [7, -1]                       # given back on the way out
 
 
 @pytest.mark.parametrize("bad", [-1, 50, 99, True, 2.5])

@@ -5,6 +5,7 @@ import time
 
 from pipilot.core.clock import VirtualClock
 from pipilot.core.vehicle import Vehicle
+from pipilot.link.transport import FrameSink
 from pipilot.server.adapter import VehicleAdapter
 
 
@@ -21,7 +22,7 @@ class FakeSim:
 
 def test_a_busy_sim_lock_returns_the_previous_reading_at_once():
     sim = FakeSim()
-    vehicle = Vehicle.create(lambda t, f: None, clock=VirtualClock(), sim=sim)
+    vehicle = Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock(), sim=sim)
     adapter = VehicleAdapter(vehicle)
     assert adapter.sim_truth() == {"position": [1.0, 0.0, 0.0]}
     held, release = threading.Event(), threading.Event()
@@ -43,7 +44,7 @@ def test_a_busy_sim_lock_returns_the_previous_reading_at_once():
 
 
 def test_no_sim_means_no_truth():
-    adapter = VehicleAdapter(Vehicle.create(lambda t, f: None, clock=VirtualClock()))
+    adapter = VehicleAdapter(Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock()))
     assert adapter.sim_truth() is None
     assert "frames_accepted" not in adapter.link_stats()
 

@@ -22,6 +22,7 @@ import pytest
 from pipilot.core.clock import VirtualClock
 from pipilot.core.config import CoreConfig
 from pipilot.core.vehicle import Vehicle
+from pipilot.link.transport import FrameSink
 from pipilot.server.app import ServerConfig
 from pipilot.server.guard import GuardConfig
 from pipilot.server.runner import serve
@@ -34,7 +35,7 @@ AUTH = {"Authorization": f"token {TOKEN}"}
 @contextlib.asynccontextmanager
 async def server(guard: GuardConfig, thread: bool = False, observers_open: bool = False
                  ) -> AsyncIterator[int]:
-    vehicle = Vehicle.create(lambda t, frame: None, CoreConfig(), VirtualClock(10.0))
+    vehicle = Vehicle.create(FrameSink(lambda t, frame: None), CoreConfig(), VirtualClock(10.0))
     await vehicle.start()
     try:
         async with serve(vehicle, ServerConfig(token=TOKEN, port=0,
@@ -200,7 +201,7 @@ async def test_the_token_lifts_a_connection_out_of_the_unauthenticated_cap():
 
 
 async def test_every_address_of_the_host_is_served():
-    vehicle = Vehicle.create(lambda t, frame: None, CoreConfig(), VirtualClock(10.0))
+    vehicle = Vehicle.create(FrameSink(lambda t, frame: None), CoreConfig(), VirtualClock(10.0))
     await vehicle.start()
     try:
         async with serve(vehicle, ServerConfig(host="localhost", token=TOKEN, port=0),

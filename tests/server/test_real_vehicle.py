@@ -11,6 +11,7 @@ from pipilot.core.clock import VirtualClock
 from pipilot.core.config import CoreConfig
 from pipilot.core.failsafe import FailsafeState
 from pipilot.core.vehicle import Vehicle
+from pipilot.link.transport import FrameSink
 from pipilot.server.adapter import VehicleAdapter
 from pipilot.server.app import ServerConfig, make_app
 
@@ -22,7 +23,7 @@ AUTH = {"Authorization": f"token {TOKEN}"}
 async def rig():
     clock = VirtualClock(10.0)
     frames: list[tuple[float, bytes]] = []
-    vehicle = Vehicle.create(lambda t, f: frames.append((t, f)), CoreConfig(), clock)
+    vehicle = Vehicle.create(FrameSink(lambda t, f: frames.append((t, f))), CoreConfig(), clock)
     await vehicle.start()
     adapter = VehicleAdapter(vehicle)
     client = TestClient(TestServer(make_app(adapter, ServerConfig(token=TOKEN), clock=clock)))

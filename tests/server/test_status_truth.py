@@ -11,6 +11,7 @@ from pipilot.core.config import CoreConfig
 from pipilot.core.failsafe import FailsafePolicy
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import Vehicle
+from pipilot.link.transport import FrameSink
 from pipilot.server.adapter import VehicleAdapter
 from pipilot.server.view import build_state, status
 
@@ -24,7 +25,7 @@ async def make():
     async def _make(policy: FailsafePolicy | None = None):
         clock = VirtualClock(10.0)
         config = CoreConfig() if policy is None else CoreConfig().replace(failsafe=policy)
-        vehicle = Vehicle.create(lambda t, f: None, config, clock)
+        vehicle = Vehicle.create(FrameSink(lambda t, f: None), config, clock)
         await vehicle.start()
         made.append(vehicle)
         return clock, vehicle, VehicleAdapter(vehicle)

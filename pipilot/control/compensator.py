@@ -22,10 +22,10 @@ from pipilot.control.drift import (
     Sample,
     Trim,
 )
-from pipilot.core.faultlog import FailureLog
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import FlightVehicle, ObjectValues, TelemetryLink
 from pipilot.errors import LinkError
+from pipilot.faultlog import FailureLog
 
 log = logging.getLogger(__name__)
 

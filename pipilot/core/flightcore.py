@@ -40,6 +40,7 @@ from pipilot.core.failsafe import Failsafe
 from pipilot.core.firmware import RateEstimate, check_period
 from pipilot.core.mixer import Mixer, MixOutput
 from pipilot.errors import LinkError
+from pipilot.faultlog import FailureLog
 from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
 from pipilot.link.pump import Pump, PumpStats, make_pump
 from pipilot.link.serialport import SerialPort
@@ -149,6 +150,8 @@ class FlightCore:
         self._mixes_for_slot = 0    # mixes for publishes that slot has had
         self._max_mix_gap = 0.0
         self._running = False
+        self._tick_failures = FailureLog(
+            log, "flight core tick failed; the pump watchdog covers the gap", clock=self.clock)
         self._started = False
         self._counters = (0, 0)
         self._link_errors = 0
@@ -247,6 +250,7 @@ class FlightCore:
                 pump.set_frame(frame)
                 await asyncio.sleep(self.config.period_s)
         finally:  # cancelled too (a second Ctrl-C, a timeout): stop the thread, close
+            self._tick_failures.flush()
             self.mixer.on_publish = None
             if self._timer is not None:
                 self._timer.cancel()
@@ -318,8 +322,8 @@ class FlightCore:
                 self._mixed_for = slot
             self.pump.set_frame(frame)
             self._check_link(now)
-        except Exception:  # one bad tick must not end the mixing
-            log.exception("flight core tick failed; the pump watchdog covers the gap")
+        except Exception as exc:  # one bad tick must not end the mixing
+            self._tick_failures.failed(exc)
         finally:
             if self._running:
                 self._schedule(self.config.link.mix_interval_ms * 1e-3)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipilot.core.faultlog import FailureLog
+from pipilot.faultlog import FailureLog
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pipilot.core.clock import Clock, MonotonicClock
-from pipilot.core.faultlog import FailureLog
+from pipilot.faultlog import FailureLog
 from pipilot.server import auth, protocol, view
 from pipilot.server.assets import web_root
 from pipilot.server.cockpit import Cockpit

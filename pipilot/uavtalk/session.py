@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipilot.errors import PipilotError
+from pipilot.faultlog import FailureLog
 from pipilot.uavtalk.definitions import Registry, load_definitions
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming, LinkState
 from pipilot.uavtalk.packets import ALL_INSTANCES, Packet, PacketParser, PacketType, encode_packet
@@ -153,6 +154,9 @@ class GroundSession:
                          "tx_errors": 0, "reopens": 0, "reopen_refusals": 0}
         #: Packets or timer steps that raised (logged); should stay 0.
         self.handle_errors = 0
+        self._packet_failures = FailureLog(log, "telemetry: a packet could not be handled",
+                                           clock=clock)
+        self._timer_failures = FailureLog(log, "telemetry: timer step failed", clock=clock)
 
     # ------------------------------------------------------------- life cycle
     @property
@@ -372,9 +376,9 @@ class GroundSession:
         for pkt in self.parser.feed(data):
             try:
                 self._handle(pkt, now)
-            except Exception:  # one bad packet must not end the session
+            except Exception as exc:  # one bad packet must not end the session
                 self.handle_errors += 1
-                log.exception("telemetry: cannot handle %r", pkt)
+                self._packet_failures.failed(exc)
         self._note_state(before)
 
     def _handle(self, pkt: Packet, now: float) -> None:
@@ -438,9 +442,9 @@ class GroundSession:
         now = self.clock.now()
         try:
             self._tracked(lambda: self._timers(now))
-        except Exception:  # the timers must keep running whatever happens
+        except Exception as exc:  # the timers must keep running whatever happens
             self.handle_errors += 1
-            log.exception("telemetry: timer step failed")
+            self._timer_failures.failed(exc)
 
     def _timers(self, now: float) -> None:
         self._send_gcs_status(self.handshake.tick(now))

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from pipilot.core.clock import VirtualClock
-from pipilot.core.faultlog import MAX_TRACED_KINDS, FailureLog
+from pipilot.faultlog import MAX_TRACED_KINDS, FailureLog
 
 log = logging.getLogger("tests.faultlog")
 

@@ -684,3 +684,28 @@ async def test_an_adapter_back_under_another_number_is_found_by_its_by_id_link(t
         await core.stop()
         assert link2.reader.bytes_read == 0
     assert any(not f.failsafe for _t, f in ours.snapshot())
+
+
+async def test_a_tick_failing_every_time_logs_one_traceback_then_a_count(capture, caplog):
+    link, _cap = capture
+    core = FlightCore(link.path, config("python"))
+    await core.start()
+    await fly_for(core, 0.1)
+    real = core.tick
+    failures = 0
+
+    def broken(now=None):
+        nonlocal failures
+        failures += 1
+        raise RuntimeError("mixer broke")
+
+    core.tick = broken
+    with caplog.at_level("ERROR", logger="pipilot.core.flightcore"):
+        await fly_for(core, 0.5)               # every refresh mix fails
+        core.tick = real
+        await core.stop()                      # the count not yet reported is flushed
+    recs = [r for r in caplog.records
+            if r.name == "pipilot.core.flightcore" and r.levelname == "ERROR"]
+    assert failures > 20
+    assert [r.exc_info is not None for r in recs] == [True, False]
+    assert f"{failures} in all" in recs[1].getMessage()

@@ -267,3 +267,23 @@ def test_bad_options_are_refused() -> None:
         SessionOptions(ack_timeout=0)
     with pytest.raises(ValueError, match="retries"):
         SessionOptions(retries=-1)
+
+
+def test_a_handler_failing_on_every_packet_logs_one_traceback_then_counts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    rig = connected_rig()
+
+    def broken(pkt: object, now: float) -> None:
+        raise RuntimeError("bad packet")
+
+    rig.engine._handle = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="pipilot.uavtalk.session"):
+        rig.run(30.0)                       # the peer keeps talking: every packet fails
+    recs = [r for r in caplog.records if r.name == "pipilot.uavtalk.session"]
+    errors = rig.engine.handle_errors
+    assert errors > 20
+    assert recs[0].exc_info is not None and all(r.exc_info is None for r in recs[1:])
+    assert 2 <= len(recs) <= 5              # a line per 10 s of virtual time, not per packet
+    assert "more failure(s)" in recs[-1].getMessage()

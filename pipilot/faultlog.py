@@ -10,8 +10,11 @@ then at most one line every `every_s` seconds carrying the count.
 from __future__ import annotations
 
 import logging
+import time
+from typing import TYPE_CHECKING
 
-from pipilot.core.clock import Clock, MonotonicClock
+if TYPE_CHECKING:
+    from pipilot.core.clock import Clock
 
 #: Distinct exception types whose traceback is logged once each; beyond this,
 #: new kinds are only counted (a hostile client cannot force tracebacks).
@@ -32,7 +35,7 @@ class FailureLog:
         self.log = log
         self.what = what
         self.every_s = every_s
-        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self._now = clock.now if clock is not None else time.monotonic
         self.failures = 0
         self._pending = 0
         self._last_line: float | None = None
@@ -44,7 +47,7 @@ class FailureLog:
         self.failures += 1
         self._pending += 1
         self._last_exc = f"{type(exc).__name__}: {exc}"
-        now = self.clock.now()
+        now = self._now()
         kind = type(exc)
         if kind not in self._traced and len(self._traced) < MAX_TRACED_KINDS:
             self._traced.add(kind)
@@ -58,7 +61,7 @@ class FailureLog:
     def flush(self) -> None:
         """Log the failures counted since the last line, if any."""
         if self._pending:
-            self._report(self.clock.now())
+            self._report(self._now())
 
     def _report(self, now: float) -> None:
         since = "" if self._last_line is None else f" in {now - self._last_line:.1f} s"

@@ -9,23 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.core.truth import Vector3
 from pipilot.core.vehicle import ObjectValues, ObservedVehicle
-from pipilot.mission.monitors import ALARM_LEVELS, FlightView
+from pipilot.mission.monitors import FlightView
+from pipilot.uavtalk.fields import ALARM_ELEMENTS, ALARM_LEVELS, ARMED_OPTIONS, enum_name
 
 log = logging.getLogger(__name__)
 
-ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
-ALARM_ELEMENTS = (
-    "SystemConfiguration", "BootFault", "OutOfMemory", "StackOverflow", "CPUOverload",
-    "EventSystem", "Telemetry", "Receiver", "ManualControl", "Actuator", "Attitude", "Sensors",
-    "Magnetometer", "Airspeed", "Stabilization", "Guidance", "PathPlan", "Battery", "FlightTime",
-    "I2C", "GPS",
-)
 MISSION_SOURCE = "mission"
 PILOT_SOURCE = "pilot"
 
@@ -50,17 +44,6 @@ def _clip(v: float, lo: float = -1.0, hi: float = 1.0) -> float:
     if not math.isfinite(v):
         return 0.0 if lo < 0 else lo
     return min(max(v, lo), hi)
-
-
-def enum_name(value: object, options: Sequence[str]) -> str | None:
-    """An enum field as its option name, whether telemetry gives a name or an index."""
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "name") and not isinstance(value, int | float):
-        return str(value.name)
-    if isinstance(value, int) and 0 <= value < len(options):
-        return options[value]
-    return None
 
 
 def alarm_levels(values: ObjectValues) -> dict[str, str]:

@@ -13,7 +13,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from pipilot.sim import LockstepSim, SimulatedCC3D, Sticks
+from pipilot.core.setpoints import NEUTRAL
+from pipilot.sim import LockstepSim, SimulatedCC3D, stick_frame
 
 SIM_S = 20.0
 REPEAT = 3
@@ -26,16 +27,16 @@ def idle() -> None:
 def hover() -> None:
     sim = LockstepSim(seed=1)
     sim.run(1.0)
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(1.2)
-    sim.sticks.yaw = 0.0
-    sim.sticks.throttle = sim.model.hover_throttle() + 0.05
+    sim.set_sticks(yaw=0.0)
+    sim.set_sticks(throttle=sim.model.hover_throttle() + 0.05)
     sim.run(SIM_S - 2.2)
 
 
 def bare_model() -> None:
     model = SimulatedCC3D(seed=1)
-    frame = Sticks().frame()
+    frame = stick_frame(NEUTRAL)
     t = 0.01
     while t < SIM_S:
         model.feed_sbus_paced(frame, t)

@@ -46,6 +46,7 @@ from playwright.async_api import async_playwright
 from pipilot import sbus
 from pipilot.cli._realtime import realtime_process
 from pipilot.core.config import CoreConfig, LinkConfig, RealtimeConfig
+from pipilot.core.setpoints import Setpoint
 from pipilot.core.telemetry import TelemetrySession
 from pipilot.core.vehicle import Vehicle
 from pipilot.link import realtime
@@ -172,9 +173,9 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
     publishes: list[tuple[float, float]] = []  # (monotonic, accessory 0) at the mixer
     original = VehicleAdapter.publish_pilot
 
-    def spy(self: VehicleAdapter, sticks: Any, arm: Any) -> None:
-        publishes.append((time.monotonic(), sticks.accessories[0]))
-        original(self, sticks, arm)
+    def spy(self: VehicleAdapter, setpoint: Setpoint) -> None:
+        publishes.append((time.monotonic(), setpoint.accessories[0]))
+        original(self, setpoint)
 
     VehicleAdapter.publish_pilot = spy  # type: ignore[method-assign]
     silences: list[float] = []

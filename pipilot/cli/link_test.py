@@ -15,12 +15,13 @@ from pipilot.link.pump import make_pump
 from pipilot.link.serialport import open_sbus_port
 from pipilot.link.timing import arrival_stats
 from pipilot.link.virtual import WireReader
+from pipilot.sbus import scale
 
 NAME = "link-test"
 HELP = "stream S.Bus test frames; with TX looped to RX, read them back and verify"
 
-NEUTRAL = 992
-THROTTLE_OFF = 172
+NEUTRAL = scale.CENTER
+THROTTLE_OFF = scale.UNIT_MIN
 SWEEP_PERIOD_S = 2.0
 
 

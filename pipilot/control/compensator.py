@@ -26,6 +26,7 @@ from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import FlightVehicle, ObjectValues, TelemetryLink
 from pipilot.errors import LinkError
 from pipilot.faultlog import FailureLog
+from pipilot.uavtalk.fields import ARMED_OPTIONS, enum_name
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,21 @@ GYRO_FRESH_S = 0.15
 """GyroState older than this (its default period is 1 s) is not used."""
 ATTITUDE_WAIT_S = 0.4
 """How long an AccelState sample waits for the AttitudeState after it."""
-ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
+
+
+def wrap_deg(angle: float) -> float:
+    """An angle in degrees brought into -180..180."""
+    return ((angle + 180.0) % 360.0) - 180.0
+
+
+def _turns(a0: tuple[float, float, float],
+           a1: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The shortest turn from attitude `a0` to `a1`, per axis (degrees)."""
+    return (wrap_deg(a1[0] - a0[0]), wrap_deg(a1[1] - a0[1]), wrap_deg(a1[2] - a0[2]))
 
 
 def _armed(values: ObjectValues) -> bool:
-    v: object = values.get("Armed")
-    if hasattr(v, "name") and not isinstance(v, int | str):
-        v = v.name
-    if isinstance(v, int):
-        v = ARMED_OPTIONS[v] if 0 <= v < len(ARMED_OPTIONS) else None
-    return v == "Armed"
+    return enum_name(values.get("Armed"), ARMED_OPTIONS) == "Armed"
 
 
 class DriftCompensator:
@@ -146,7 +152,7 @@ class DriftCompensator:
         (t0, a0), (t1, a1) = self._att_prev, self._att_last
         if not 0.02 < t1 - t0 <= 0.5:
             return None
-        d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
+        d = _turns(a0, a1)
         return (d[0] / (t1 - t0), d[1] / (t1 - t0), d[2] / (t1 - t0))
 
     @property
@@ -222,7 +228,7 @@ class DriftCompensator:
         if not t0 <= t <= t1 or t1 - t0 > 0.5:
             return None
         f = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
-        d = [((y - x + 180.0) % 360.0) - 180.0 for x, y in zip(a0, a1, strict=True)]
+        d = _turns(a0, a1)
         return (a0[0] + f * d[0], a0[1] + f * d[1], a0[2] + f * d[2])
 
     def _step(self, sample: Sample, status: tuple[ObjectValues, float] | None) -> Trim:

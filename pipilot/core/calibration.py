@@ -3,19 +3,18 @@
 The calibration mirrors the one stored in the flight controller (GCS
 "min / neutral / max" per channel), so that a setpoint of -1 here is read as
 -1 by the firmware. Values that leave are always clamped to the calibrated
-span and to 0..2047, whatever comes in.
+span and to 0..2047, whatever comes in. The conversions are
+`pipilot.sbus.scale`'s, given each channel's span.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from pipilot.core.setpoints import Setpoint, saturate
 from pipilot.errors import ConfigError
-
-SBUS_MIN = 0
-SBUS_MAX = 2047
-NUM_CHANNELS = 16
+from pipilot.sbus import scale
+from pipilot.sbus.frame import NUM_CHANNELS, VALUE_MAX
 
 #: The rig's channel map (NOTES.md): function -> 1-based S.Bus channel.
 DEFAULT_CHANNEL_MAP: dict[str, int] = {
@@ -34,15 +33,15 @@ class ChannelCalibration:
     reads values below `neutral` as "throttle off").
     """
 
-    min: int = 172
-    neutral: int = 992
-    max: int = 1811
+    min: int = scale.UNIT_MIN
+    neutral: int = scale.CENTER
+    max: int = scale.UNIT_MAX
     reversed: bool = False
 
     def validate(self, key: str) -> None:
         for name in ("min", "neutral", "max"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not SBUS_MIN <= v <= SBUS_MAX:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= VALUE_MAX:
                 raise ConfigError(f"{key}.{name}", f"must be an integer 0..2047, got {v!r}")
         if not isinstance(self.reversed, bool):    # "no" would reverse the throttle
             raise ConfigError(f"{key}.reversed", f"must be true or false, got {self.reversed!r}")
@@ -52,31 +51,19 @@ class ChannelCalibration:
 
     def bipolar(self, x: float) -> int:
         """-1..1 -> raw value (non-finite input gives neutral)."""
-        x = _clamp(x, -1.0, 1.0)
-        if self.reversed:
-            x = -x
-        v = self.neutral + x * ((self.max - self.neutral) if x >= 0 else (self.neutral - self.min))
-        return self._clip(v)
+        x = saturate(x, -1.0, 1.0)
+        return scale.unit_to_value(-x if self.reversed else x,
+                                   low=self.min, center=self.neutral, high=self.max)
 
     def unipolar(self, x: float) -> int:
         """0..1 -> raw value (non-finite input gives 0)."""
-        x = _clamp(x, 0.0, 1.0, default=0.0)
-        if self.reversed:
-            x = 1.0 - x
-        return self._clip(self.min + x * (self.max - self.min))
-
-    def _clip(self, v: float) -> int:
-        return max(self.min, min(self.max, round(v)))
-
-
-def _clamp(x: float, lo: float, hi: float, default: float = 0.0) -> float:
-    if not math.isfinite(x):
-        return default
-    return lo if x < lo else hi if x > hi else x
+        x = saturate(x, 0.0, 1.0)
+        return scale.fraction_to_value(1.0 - x if self.reversed else x,
+                                       low=self.min, high=self.max)
 
 
 # A throttle whose neutral sits just above min, as a GCS calibration leaves it.
-DEFAULT_THROTTLE = ChannelCalibration(min=172, neutral=212, max=1811)
+DEFAULT_THROTTLE = ChannelCalibration(neutral=212)
 
 
 @dataclass(frozen=True)
@@ -89,7 +76,7 @@ class Calibration:
         ("throttle", DEFAULT_THROTTLE),
         *((f, ChannelCalibration()) for f in FUNCTIONS[1:]),
     )
-    unused_value: int = 992
+    unused_value: int = scale.CENTER
 
     def __post_init__(self) -> None:
         cmap = dict(self.channel_map)
@@ -107,17 +94,17 @@ class Calibration:
         for f, c in cals.items():
             c.validate(f"channels.{f}")
         u = self.unused_value
-        if isinstance(u, bool) or not isinstance(u, int) or not SBUS_MIN <= u <= SBUS_MAX:
+        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u <= VALUE_MAX:
             raise ConfigError("channels.unused_value", f"must be an integer 0..2047, got {u!r}")
         object.__setattr__(self, "_index", tuple((cmap[f] - 1, cals[f]) for f in FUNCTIONS))
 
-    def to_channels(self, throttle: float, roll: float, pitch: float, yaw: float,
-                    accessories: tuple[float, ...]) -> list[int]:
-        """Map normalised values to the 16 raw channel values."""
+    def to_channels(self, sp: Setpoint) -> list[int]:
+        """Map a setpoint's sticks to the 16 raw channel values (its arm request
+        is the mixer's business: it arrives here as the gesture's sticks)."""
         out = [self.unused_value] * NUM_CHANNELS
         # _index is set by __post_init__ and is not a field, so mypy cannot see it
         index: tuple[tuple[int, ChannelCalibration], ...] = self._index  # type: ignore[attr-defined]
-        values = (throttle, yaw, roll, pitch, *accessories)
+        values = (sp.throttle, sp.yaw, sp.roll, sp.pitch, *sp.accessories)
         for i, ((ch, cal), v) in enumerate(zip(index, values, strict=True)):
             out[ch] = cal.unipolar(v) if i == 0 else cal.bipolar(v)
         return out

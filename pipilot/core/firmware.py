@@ -20,11 +20,11 @@ import functools
 from dataclasses import dataclass
 
 from pipilot.errors import ConfigError
+from pipilot.sbus.frame import BYTE_TIME as BYTE_TIME_S
+from pipilot.sbus.frame import FRAME_LEN as FRAME_BYTES
 
 TICK_S = 1.6e-3          # the decoder's supervisor tick (625 Hz RTC)
 SILENT_TICKS = 3         # ticks without a byte before the decoder re-arms
-BYTE_TIME_S = 120e-6     # 12 bits at 100000 baud
-FRAME_BYTES = 25
 FIRMWARES = ("stock", "patched")
 MIN_PERIOD_S = 4e-3      # a frame is 3 ms on the wire: keep a gap even when patched
 MAX_PERIOD_S = 50e-3     # the firmware declares failsafe after 102.4 ms without a frame

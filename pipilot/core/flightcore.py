@@ -39,6 +39,7 @@ from pipilot.core.config import CoreConfig
 from pipilot.core.failsafe import Failsafe
 from pipilot.core.firmware import RateEstimate, check_period
 from pipilot.core.mixer import Mixer, MixOutput
+from pipilot.core.setpoints import NEUTRAL
 from pipilot.errors import LinkError
 from pipilot.faultlog import FailureLog
 from pipilot.link.identity import DeviceChanged, DeviceProbe, RefusalLog
@@ -189,8 +190,7 @@ class FlightCore:
 
     def failsafe_frame(self) -> bytes:
         """The frame the watchdog sends: failsafe flag, throttle off, sticks centred."""
-        cal = self.mixer.calibration
-        chans = cal.to_channels(0.0, 0.0, 0.0, 0.0, (0.0, 0.0, 0.0, 0.0))
+        chans = self.mixer.calibration.to_channels(NEUTRAL)
         return sbus.encode(chans, ch17=False, ch18=False, frame_lost=False, failsafe=True)
 
     async def start(self) -> None:

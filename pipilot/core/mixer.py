@@ -217,9 +217,9 @@ class Mixer:
             # from centre, so the firmware never sees it a moment after it ends
             self._out[0] = self._out[3] = 0.0
             o[0], o[3] = 0.0, arm_yaw if arm is ArmRequest.ARM else disarm_yaw
-        channels = tuple(self.calibration.to_channels(o[0], o[1], o[2], o[3], tuple(o[4:])))
         sent = Setpoint(throttle=o[0], roll=o[1], pitch=o[2], yaw=o[3],
                         accessories=(o[4], o[5], o[6], o[7]), arm=arm)
+        channels = tuple(self.calibration.to_channels(sent))
         return MixOutput(channels=channels, failsafe=self.failsafe.active, state=state,
                          reason=self.failsafe.reason, source=winner.name if winner else None,
                          setpoint=sent)

@@ -40,12 +40,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipilot.sbus.frame import END_MASK, FLAG_FAILSAFE, FRAME_LEN, START_BYTE
+
 log = logging.getLogger(__name__)
 
-FRAME_LEN = 25
-START_BYTE = 0x0F
-END_MASK = 0xCB           # end bytes the decoder accepts: b & END_MASK == 0
-FLAG_FAILSAFE = 0x08
 HIST_BIN_NS = 10_000      # lateness histogram: 10 us bins
 HIST_BINS = 2000          # up to 20 ms; the last bin holds everything later
 SKIP_LOG = 64             # runs of skipped slots kept in PumpStats.skips

@@ -29,10 +29,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.core.setpoints import NEUTRAL, ArmRequest, Setpoint
 from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import SafetyAbort
 from pipilot.mission.events import EventKind, EventStream, MissionEvent
-from pipilot.mission.io import Command, VehicleIO
+from pipilot.mission.io import VehicleIO
 from pipilot.mission.monitors import (
     AlarmRaised,
     AttitudeLimit,
@@ -67,8 +68,8 @@ class State(enum.Enum):
     ABORTED = "aborted"
 
 
-Profile = Callable[[float], Command]
-"""Command as a function of the time since the step started."""
+Profile = Callable[[float], Setpoint]
+"""The setpoint as a function of the time since the step started."""
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Mission:
         self._drift_config = drift_config
         self._estimator_config = estimator_config
         self.drift: DriftCompensator | None = None  # when on
-        self._command = Command()
+        self._command = NEUTRAL
         self._expect_armed = False
         self._on_ground = True
         """No flying step since the start or since a completed landing."""
@@ -229,18 +230,18 @@ class Mission:
         if self._expect_armed:
             return  # armed by this mission already: the gesture would cut the throttle
         timeout = timeout_s or self.safety.arm_timeout_s
-        await self._run(Step("arm", {"timeout_s": timeout}), _gesture("arm"),
+        await self._run(Step("arm", {"timeout_s": timeout}), _gesture(ArmRequest.ARM),
                         done=lambda _t: self.io.armed() == "Armed", deadline=timeout)
         self._expect_armed = True
 
     async def climb(self, *, throttle: float, seconds: float) -> None:
         await self._timed(Step("climb", {"throttle": throttle, "seconds": seconds}),
-                          lambda _: Command(throttle=throttle))
+                          lambda _: Setpoint.saturated(throttle=throttle))
 
     async def hover(self, *, seconds: float, throttle: float | None = None) -> None:
         thr = self.config.hover_throttle if throttle is None else throttle
         await self._timed(Step("hover", _params(seconds=seconds, throttle=throttle)),
-                          lambda _: Command(throttle=thr))
+                          lambda _: Setpoint.saturated(throttle=thr))
 
     async def move(self, *, seconds: float, roll: float = 0.0, pitch: float = 0.0,
                    throttle: float | None = None) -> None:
@@ -249,29 +250,29 @@ class Mission:
             await self._timed(
                 Step("move", _params(roll=roll, pitch=pitch, seconds=seconds,
                                      throttle=throttle)),
-                lambda _: Command(throttle=thr, roll=roll, pitch=pitch))
+                lambda _: Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch))
 
     async def yaw(self, *, rate: float, seconds: float, throttle: float | None = None) -> None:
         thr = self.config.hover_throttle if throttle is None else throttle
         async with self._drift_held():
             await self._timed(Step("yaw", _params(rate=rate, seconds=seconds,
                                                   throttle=throttle)),
-                              lambda _: Command(throttle=thr, yaw=rate))
+                              lambda _: Setpoint.saturated(throttle=thr, yaw=rate))
 
     async def land(self, *, seconds: float | None = None, throttle: float | None = None) -> None:
         secs = self.safety.land_seconds if seconds is None else seconds
         thr = self._land_throttle() if throttle is None else throttle
         await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
-                          lambda t: Command(throttle=thr if t < secs else 0.0))
-        self._command = Command(throttle=0.0)
+                          lambda t: Setpoint.saturated(throttle=thr if t < secs else 0.0))
+        self._command = NEUTRAL
         self._on_ground = True
 
     async def disarm(self, *, timeout_s: float | None = None) -> None:
         timeout = timeout_s or self.safety.arm_timeout_s
         self._expect_armed = False
-        await self._run(Step("disarm", {"timeout_s": timeout}), _gesture("disarm"),
+        await self._run(Step("disarm", {"timeout_s": timeout}), _gesture(ArmRequest.DISARM),
                         done=lambda _t: self.io.armed() == "Disarmed", deadline=timeout)
-        self._command = Command()
+        self._command = NEUTRAL
 
     async def run_step(self, step: Step) -> None:
         """Run one validated Step (as read from a TOML mission)."""
@@ -320,19 +321,19 @@ class Mission:
             self._phase_started = self.io.now()
             self._emit(EventKind.FAILSAFE, "second interrupt: disarming now")
 
-    def _failsafe_command(self, now: float) -> Command | None:
+    def _failsafe_command(self, now: float) -> Setpoint | None:
         """The failsafe's command at ``now``; None once it has finished."""
         if self._failsafe_phase == "land":
             landing = now - self._phase_started < self.safety.land_seconds
             if landing and self.io.armed() != "Disarmed":
-                return Command(throttle=self._land_throttle())
+                return Setpoint.saturated(throttle=self._land_throttle())
             self._failsafe_phase = "disarm"
             self._phase_started = now
         elapsed = now - self._phase_started
         if self.io.armed() == "Disarmed" and elapsed > 0.1:
             return None
         if elapsed < GESTURE_SETTLE_S + self.safety.arm_timeout_s:
-            return _gesture("disarm")(elapsed)
+            return _gesture(ArmRequest.DISARM)(elapsed)
         return None
 
     def _finish_failsafe(self, how: str) -> None:
@@ -387,7 +388,7 @@ class Mission:
                     step.future.set_result(None)
                 else:
                     self._command = step.profile(elapsed)
-            command: Command | None = self._command
+            command: Setpoint | None = self._command
         elif self.state is State.FAILSAFE:
             command = self._failsafe_command(now)
             if command is None:
@@ -399,7 +400,7 @@ class Mission:
             self.io.publish(command)
         self._record(now, command, view)
 
-    def _record(self, now: float, command: Command | None, view: FlightView) -> None:
+    def _record(self, now: float, command: Setpoint | None, view: FlightView) -> None:
         t = now - self._t0
         row: dict[str, float] = {"t": t}
         if command is not None:
@@ -488,15 +489,15 @@ class Mission:
             action=None if step is None else step.action, data=data or {}))
 
 
-def _gesture(arm: str) -> Profile:
+def _gesture(arm: ArmRequest) -> Profile:
     """Throttle off and sticks centred first, then the arming gesture.
 
     The firmware's arm handler only starts a sequence on a fresh crossing of
     the threshold with the throttle already low, so the gesture must not
     arrive in the same frame as the throttle cut.
     """
-    def profile(t: float) -> Command:
-        return Command(throttle=0.0) if t < GESTURE_SETTLE_S else Command(arm=arm)
+    def profile(t: float) -> Setpoint:
+        return NEUTRAL if t < GESTURE_SETTLE_S else Setpoint(arm=arm)
     return profile
 
 

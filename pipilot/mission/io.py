@@ -8,59 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.core.setpoints import Setpoint
 from pipilot.core.truth import Vector3
 from pipilot.core.vehicle import ObjectValues, ObservedVehicle
-from pipilot.mission.monitors import ALARM_LEVELS, FlightView
+from pipilot.mission.monitors import FlightView
+from pipilot.uavtalk.fields import ALARM_ELEMENTS, ALARM_LEVELS, ARMED_OPTIONS, enum_name
 
 log = logging.getLogger(__name__)
 
-ARMED_OPTIONS = ("Disarmed", "Arming", "Armed")
-ALARM_ELEMENTS = (
-    "SystemConfiguration", "BootFault", "OutOfMemory", "StackOverflow", "CPUOverload",
-    "EventSystem", "Telemetry", "Receiver", "ManualControl", "Actuator", "Attitude", "Sensors",
-    "Magnetometer", "Airspeed", "Stabilization", "Guidance", "PathPlan", "Battery", "FlightTime",
-    "I2C", "GPS",
-)
 MISSION_SOURCE = "mission"
 PILOT_SOURCE = "pilot"
-
-
-@dataclass(frozen=True)
-class Command:
-    """What the mission asks for at one instant (stick units, like Setpoint)."""
-
-    throttle: float = 0.0
-    roll: float = 0.0
-    pitch: float = 0.0
-    yaw: float = 0.0
-    arm: str = "none"  # none | arm | disarm
-
-    def setpoint(self) -> Setpoint:
-        arm = {"none": ArmRequest.NONE, "arm": ArmRequest.ARM, "disarm": ArmRequest.DISARM}
-        return Setpoint(throttle=_clip(self.throttle, 0.0, 1.0), roll=_clip(self.roll),
-                        pitch=_clip(self.pitch), yaw=_clip(self.yaw), arm=arm[self.arm])
-
-
-def _clip(v: float, lo: float = -1.0, hi: float = 1.0) -> float:
-    if not math.isfinite(v):
-        return 0.0 if lo < 0 else lo
-    return min(max(v, lo), hi)
-
-
-def enum_name(value: object, options: Sequence[str]) -> str | None:
-    """An enum field as its option name, whether telemetry gives a name or an index."""
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "name") and not isinstance(value, int | float):
-        return str(value.name)
-    if isinstance(value, int) and 0 <= value < len(options):
-        return options[value]
-    return None
 
 
 def alarm_levels(values: ObjectValues) -> dict[str, str]:
@@ -99,8 +58,8 @@ class VehicleIO:
                                           timeout_s=self._timeout_s)
         self._registered = True
 
-    def publish(self, command: Command) -> None:
-        self.vehicle.mixer.publish(MISSION_SOURCE, command.setpoint())
+    def publish(self, command: Setpoint) -> None:
+        self.vehicle.mixer.publish(MISSION_SOURCE, command)
 
     def withdraw(self) -> None:
         """Stop commanding at once (the mixer's source timeout would wait a second)."""

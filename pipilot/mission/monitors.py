@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-ALARM_LEVELS = ("Uninitialised", "OK", "Warning", "Critical", "Error")
+from pipilot.uavtalk.fields import ALARM_LEVELS
 
 
 @dataclass(frozen=True)

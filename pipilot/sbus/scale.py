@@ -3,6 +3,10 @@
 Every conversion saturates: an input beyond the range gives the end value,
 never an out-of-range channel. NaN raises SbusError (a ValueError).
 
+The unit conversions take an optional calibration (`low`, `center`, `high`
+channel values, as the flight controller stores per channel); the default is
+the FrSky/Futaba span 172..992..1811.
+
 Rounding rule: to the nearest channel value; an exact half rounds away from
 the centre value 992, so that +u and -u land symmetrically about the centre.
 """
@@ -48,16 +52,26 @@ def value_to_us(value: int) -> float:
     return US_OFFSET + US_PER_VALUE * v
 
 
-def unit_to_value(unit: float) -> int:
-    """-1..1 to 172..1811 with 0 at 992; beyond +-1 saturates.
+def unit_to_value(unit: float, *, low: int = UNIT_MIN, center: int = CENTER,
+                  high: int = UNIT_MAX) -> int:
+    """-1..1 to low..high (default 172..1811) with 0 at `center` (992); beyond
+    +-1 saturates.
 
-    The two halves have their own scale (820 values below the centre, 819
-    above) so that both ends are reached exactly.
+    The two halves have their own scale (by default 820 values below the
+    centre, 819 above) so that both ends are reached exactly.
     """
     u = _finite(unit, "unit value")
     u = min(max(u, -1.0), 1.0)
-    span = CENTER - UNIT_MIN if u < 0 else UNIT_MAX - CENTER
-    return CENTER + _round_from_center(u * span)
+    span = center - low if u < 0 else high - center
+    return center + _round_from_center(u * span)
+
+
+def fraction_to_value(fraction: float, *, low: int = UNIT_MIN, high: int = UNIT_MAX) -> int:
+    """0..1 to low..high linearly (a throttle); beyond 0..1 saturates. An exact
+    half value rounds up, away from `low`."""
+    f = _finite(fraction, "fraction")
+    f = min(max(f, 0.0), 1.0)
+    return low + _round_from_center(f * (high - low))
 
 
 def value_to_unit(value: int) -> float:

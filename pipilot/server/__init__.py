@@ -1,7 +1,6 @@
 """The browser controller: aiohttp server for the page in web/, its websocket and /api/status."""
 
 from pipilot.server.app import ServerConfig, make_app
-from pipilot.server.port import ArmIntent, VehiclePort
-from pipilot.server.protocol import Sticks
+from pipilot.server.port import VehiclePort
 
-__all__ = ["ArmIntent", "ServerConfig", "Sticks", "VehiclePort", "make_app"]
+__all__ = ["ServerConfig", "VehiclePort", "make_app"]

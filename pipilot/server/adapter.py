@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVarTuple
 
 from pipilot.core.failsafe import FailsafeState
 from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.core.vehicle import LinkStatistics, ServedVehicle
-from pipilot.server.port import ArmIntent, TelemetryValue
-from pipilot.server.protocol import Sticks
+from pipilot.server.port import TelemetryValue
 
 PILOT = "pilot"
 Ts = TypeVarTuple("Ts")
@@ -81,20 +81,16 @@ class VehicleAdapter:
     def now(self) -> float:
         return float(self.vehicle.clock.now())
 
-    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
-        a = sticks.accessories
-        sp = Setpoint(throttle=sticks.throttle, roll=sticks.roll, pitch=sticks.pitch,
-                      yaw=sticks.yaw, accessories=(a[0], a[1], a[2], a[3]),
-                      arm=ArmRequest(arm.value))
-        self._on_flight_loop(self.vehicle.mixer.publish, PILOT, sp)
+    def publish_pilot(self, setpoint: Setpoint) -> None:
+        self._on_flight_loop(self.vehicle.mixer.publish, PILOT, setpoint)
 
-    def output_sticks(self) -> Sticks | None:
+    def output_sticks(self) -> Setpoint | None:
         out = getattr(self.vehicle.core, "last_output", None)
         if out is None:
             return None
-        sp = out.setpoint
-        return Sticks(throttle=sp.throttle, yaw=sp.yaw, roll=sp.roll, pitch=sp.pitch,
-                      accessories=tuple(sp.accessories))
+        # the sticks being sent; the gesture's arm request is the mixer's, not a pilot's
+        sent: Setpoint = out.setpoint
+        return replace(sent, arm=ArmRequest.NONE)
 
     def withdraw_pilot(self) -> None:
         self._on_flight_loop(self.vehicle.mixer.withdraw, PILOT)

@@ -203,7 +203,7 @@ class Hub:
                     raise protocol.MessageError("read_only", "observers without the token "
                                                 "cannot fly")
                 sticks = ck.take(client.id, force)
-                client.reply(self.seat_message(client.id, sticks=sticks.as_dict()))
+                client.reply(self.seat_message(client.id, sticks=protocol.sticks_json(sticks)))
             case protocol.Release():
                 ck.release(client.id)
 

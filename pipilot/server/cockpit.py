@@ -12,14 +12,18 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
-from pipilot.server.port import ArmIntent, VehiclePort
-from pipilot.server.protocol import NEUTRAL, MessageError, Sticks
+from pipilot.core.mixer import ARM_THROTTLE_MAX
+from pipilot.core.setpoints import NEUTRAL, ArmRequest, Setpoint
+from pipilot.server.port import VehiclePort
+from pipilot.server.protocol import MessageError
 
 log = logging.getLogger(__name__)
 
-# The firmware arms and disarms only with the throttle off (NOTES.md, arming).
-THROTTLE_LOW = 0.05
+# The firmware arms and disarms only with the throttle off (NOTES.md, arming);
+# the page's request is refused above the throttle the mixer would refuse it at.
+THROTTLE_LOW = ARM_THROTTLE_MAX
 
 
 class SeatState(enum.Enum):
@@ -44,9 +48,9 @@ class Cockpit:
         self._on_change = on_change or (lambda: None)
         self.state = SeatState.VACANT
         self.holder: str | None = None
-        self.sticks: Sticks = NEUTRAL
+        self.sticks: Setpoint = NEUTRAL
         self.last_heard = 0.0
-        self.arm = ArmIntent.NONE
+        self.arm = ArmRequest.NONE
         self._arm_deadline = 0.0
         self.arm_result: str | None = None
 
@@ -58,7 +62,7 @@ class Cockpit:
             self._on_change()
 
     # -- seat ------------------------------------------------------------
-    def take(self, client: str, force: bool) -> Sticks:
+    def take(self, client: str, force: bool) -> Setpoint:
         """Give `client` the seat; return the sticks its page must start from."""
         if self.holder == client:
             return self.sticks
@@ -73,12 +77,12 @@ class Cockpit:
             self.sticks = _starting_sticks(self._port.output_sticks())
         self.holder = client
         self.last_heard = self._port.now()
-        self.arm = ArmIntent.NONE
+        self.arm = ArmRequest.NONE
         if previous is not None:
             log.warning("pilot seat taken over by %s from %s", client, previous)
         # Published either way: the previous pilot's arm gesture must not go on
         # being fed under the new pilot's name.
-        self._port.publish_pilot(self.sticks, self.arm)
+        self._publish()
         if self.state is SeatState.ACTIVE:
             self._on_change()  # holder changed, state did not
         else:
@@ -91,7 +95,7 @@ class Cockpit:
             return
         self._port.withdraw_pilot()
         self.holder = None
-        self.arm = ArmIntent.NONE
+        self.arm = ArmRequest.NONE
         self.sticks = NEUTRAL
         self._set_state(SeatState.VACANT, reason)
 
@@ -103,20 +107,20 @@ class Cockpit:
             raise MessageError("not_pilot", "this page observes; take control first")
 
     # -- messages from the pilot ----------------------------------------
-    def control(self, client: str, sticks: Sticks) -> None:
+    def control(self, client: str, sticks: Setpoint) -> None:
         self._require_pilot(client)
         self.sticks = sticks
         self._heard()
-        if self.arm is not ArmIntent.NONE and sticks.throttle > THROTTLE_LOW:
+        if self.arm is not ArmRequest.NONE and sticks.throttle > THROTTLE_LOW:
             self._finish_arm("cancelled: throttle raised")  # publishes the sticks
         else:
-            self._port.publish_pilot(sticks, self.arm)
+            self._publish()
 
     def heartbeat(self, client: str) -> None:
         self._require_pilot(client)
         self._require_fresh_sticks()
         self._heard()
-        self._port.publish_pilot(self.sticks, self.arm)
+        self._publish()
 
     def request_arm(self, client: str, arm: bool) -> None:
         self._require_pilot(client)
@@ -124,12 +128,15 @@ class Cockpit:
         if self.sticks.throttle > THROTTLE_LOW:
             raise MessageError("throttle_not_low",
                                f"lower the throttle to arm or disarm (<= {THROTTLE_LOW:g})")
-        self.arm = ArmIntent.ARM if arm else ArmIntent.DISARM
+        self.arm = ArmRequest.ARM if arm else ArmRequest.DISARM
         self._arm_deadline = self._port.now() + self.arm_timeout
         self.arm_result = None
         self._heard()
-        self._port.publish_pilot(self.sticks, self.arm)
+        self._publish()
         self._on_change()
+
+    def _publish(self) -> None:
+        self._port.publish_pilot(replace(self.sticks, arm=self.arm))
 
     def _require_fresh_sticks(self) -> None:
         # After a silence the sticks the server last heard are stale: only a
@@ -149,11 +156,11 @@ class Cockpit:
         now = self._port.now()
         if self.state is SeatState.ACTIVE and now - self.last_heard > self.heartbeat_timeout:
             self._port.withdraw_pilot()
-            self.arm = ArmIntent.NONE
+            self.arm = ArmRequest.NONE
             self._set_state(SeatState.SILENT, f"no heartbeat for {self.heartbeat_timeout:g} s")
-        if self.arm is ArmIntent.NONE:
+        if self.arm is ArmRequest.NONE:
             return
-        want = "Armed" if self.arm is ArmIntent.ARM else "Disarmed"
+        want = "Armed" if self.arm is ArmRequest.ARM else "Disarmed"
         if armed_state == want:
             self._finish_arm("done")
         elif now > self._arm_deadline:
@@ -161,15 +168,15 @@ class Cockpit:
 
     def _finish_arm(self, result: str) -> None:
         log.info("%s request %s", self.arm.value, result)
-        self.arm = ArmIntent.NONE
+        self.arm = ArmRequest.NONE
         self.arm_result = result
         if self.state is SeatState.ACTIVE and self.holder is not None:
-            self._port.publish_pilot(self.sticks, self.arm)
+            self._publish()
         self._on_change()
 
 
-def _starting_sticks(output: Sticks | None) -> Sticks:
+def _starting_sticks(output: Setpoint | None) -> Setpoint:
     """A fresh pilot's sticks: the throttle and accessories being sent, the rest centred."""
     if output is None:
         return NEUTRAL
-    return Sticks(throttle=output.throttle, accessories=output.accessories)
+    return Setpoint(throttle=output.throttle, accessories=output.accessories)

@@ -7,21 +7,12 @@ the real `pipilot.core.vehicle.Vehicle`.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pipilot.server.protocol import Sticks
+from pipilot.core.setpoints import Setpoint
 
 TelemetryValue = tuple[Mapping[str, Any], float]
-
-
-class ArmIntent(enum.Enum):
-    """What the pilot asks of the FC's arming logic in this setpoint."""
-
-    NONE = "none"
-    ARM = "arm"
-    DISARM = "disarm"
 
 
 class VehiclePort(Protocol):
@@ -31,11 +22,11 @@ class VehiclePort(Protocol):
         """Monotonic seconds on the vehicle's clock."""
         ...
 
-    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
-        """Feed the mixer's "pilot" source one fresh setpoint."""
+    def publish_pilot(self, setpoint: Setpoint) -> None:
+        """Feed the mixer's "pilot" source one fresh setpoint (its arm request included)."""
         ...
 
-    def output_sticks(self) -> Sticks | None:
+    def output_sticks(self) -> Setpoint | None:
         """The sticks the craft is being sent now (any source, failsafe included), if known."""
         ...
 

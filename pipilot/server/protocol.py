@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipilot.core.clock import Clock
+from pipilot.core.setpoints import N_ACCESSORIES, STICK_RANGES, Setpoint
 from pipilot.errors import PipilotError
 
 MAX_MESSAGE_BYTES = 2048
-N_ACCESSORIES = 4
 
 
 class MessageError(PipilotError, ValueError):
@@ -30,35 +30,24 @@ class MessageError(PipilotError, ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Sticks:
-    """Normalised pilot sticks: throttle 0..1, the rest -1..1 (centre 0)."""
-
-    throttle: float = 0.0
-    yaw: float = 0.0
-    roll: float = 0.0
-    pitch: float = 0.0
-    accessories: tuple[float, ...] = field(default=(0.0,) * N_ACCESSORIES)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "throttle": self.throttle,
-            "yaw": self.yaw,
-            "roll": self.roll,
-            "pitch": self.pitch,
-            "accessories": list(self.accessories),
-        }
-
-
-NEUTRAL = Sticks()
+def sticks_json(sticks: Setpoint) -> dict[str, Any]:
+    """A setpoint's stick positions as the page's messages carry them (no arm request)."""
+    return {
+        "throttle": sticks.throttle,
+        "yaw": sticks.yaw,
+        "roll": sticks.roll,
+        "pitch": sticks.pitch,
+        "accessories": list(sticks.accessories),
+    }
 
 
 @dataclass(frozen=True)
 class Control:
-    """Stick positions; every one is also the pilot's heartbeat."""
+    """Stick positions (a Setpoint with no arm request); every one is also the
+    pilot's heartbeat."""
 
     seq: int
-    sticks: Sticks
+    sticks: Setpoint
     t: float | None = None  # the page's clock, echoed for latency measurements
 
 
@@ -97,12 +86,6 @@ class Release:
 
 Message = Control | Heartbeat | Ping | Arm | Take | Release
 
-_STICK_RANGES = {
-    "throttle": (0.0, 1.0),
-    "yaw": (-1.0, 1.0),
-    "roll": (-1.0, 1.0),
-    "pitch": (-1.0, 1.0),
-}
 _KEYS = {
     "control": {"type", "seq", "t", "throttle", "yaw", "roll", "pitch", "accessories"},
     "heartbeat": {"type", "seq"},
@@ -173,12 +156,15 @@ def parse_message(text: str | bytes) -> Message:
         if not isinstance(acc, list) or len(acc) != N_ACCESSORIES:
             raise MessageError("bad_value", f"accessories must be a list of {N_ACCESSORIES}")
         accs = tuple(
-            _number({f"accessories[{i}]": a}, f"accessories[{i}]", -1.0, 1.0)
+            _number({f"accessories[{i}]": a}, f"accessories[{i}]", *STICK_RANGES["accessories"])
             for i, a in enumerate(acc)
         )
-        sticks = Sticks(
-            **{k: _number(obj, k, lo, hi) for k, (lo, hi) in _STICK_RANGES.items()},
-            accessories=accs,
+        sticks = Setpoint(
+            throttle=_number(obj, "throttle", *STICK_RANGES["throttle"]),
+            roll=_number(obj, "roll", *STICK_RANGES["roll"]),
+            pitch=_number(obj, "pitch", *STICK_RANGES["pitch"]),
+            yaw=_number(obj, "yaw", *STICK_RANGES["yaw"]),
+            accessories=(accs[0], accs[1], accs[2], accs[3]),
         )
         t = _number(obj, "t", -1e300, 1e300) if "t" in obj else None
         return Control(seq=_seq(obj), sticks=sticks, t=t)

@@ -8,7 +8,7 @@ real-time runner attaches it to pty pairs (pipilot.sim.runner).
 from pipilot.sim.lockstep import LockstepSim, LockstepVehicle
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.receiver import Firmware, SbusReceiver
-from pipilot.sim.sticks import Sticks, pack_frame
+from pipilot.sim.sticks import pack_frame, stick_frame
 
 __all__ = [
     "Firmware",
@@ -16,6 +16,6 @@ __all__ = [
     "LockstepVehicle",
     "SbusReceiver",
     "SimulatedCC3D",
-    "Sticks",
     "pack_frame",
+    "stick_frame",
 ]

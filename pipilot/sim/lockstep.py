@@ -5,10 +5,9 @@ Fast and deterministic, for tests of control logic and missions::
     from pipilot.sim import LockstepSim
 
     sim = LockstepSim(seed=3, mount_tilt_deg=(0.0, 2.0), wind=(0.5, 0.0))
-    sim.sticks.yaw = -1.0           # arm: throttle low, yaw left
+    sim.set_sticks(yaw=-1.0)        # arm: throttle low, yaw left
     sim.run(1.5)
-    sim.sticks.yaw = 0.0
-    sim.sticks.throttle = 0.5
+    sim.set_sticks(yaw=0.0, throttle=0.5)
     sim.run(10.0)                   # advances virtual time, no waiting
     sim.truth.position              # ground truth (NED, m)
     sim.telemetry.latest("FlightStatus")  # as received over UAVTalk: (values, age_s)
@@ -16,7 +15,8 @@ Fast and deterministic, for tests of control logic and missions::
 Every ``period_ms`` a frame is built by the frame source and its 25 bytes are
 fed to the model at 120 us per byte, the first reported 120 us after the
 frame starts, exactly as a UART on the wire would. The default source
-is ``sim.sticks`` (a :class:`~pipilot.sim.sticks.Sticks`); pass
+is ``sim.sticks`` (a :class:`~pipilot.core.setpoints.Setpoint`, which
+``sim.set_sticks`` moves); pass
 ``frame_source=callable(now) -> bytes | None`` to drive it from anything else
 (pipilot's mixer, for instance); ``None`` sends nothing for that period.
 
@@ -55,17 +55,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from pipilot.core.clock import VirtualClock
+from pipilot.core.setpoints import NEUTRAL, Setpoint
 from pipilot.errors import PipilotError
 from pipilot.link.transport import FrameSink
+from pipilot.sbus.frame import BYTE_TIME, FRAME_LEN
 from pipilot.sim.dynamics import QuadParams, TruthState
 from pipilot.sim.ground import GROUND_TICK_S, LockstepTelemetry
 from pipilot.sim.model import SimulatedCC3D
-from pipilot.sim.receiver import BYTE_TIME_S, Firmware
-from pipilot.sim.sticks import Sticks
+from pipilot.sim.receiver import Firmware
+from pipilot.sim.sticks import stick_frame
 from pipilot.sim.telemetry import FlightTelemetry, attach
 
 if TYPE_CHECKING:
@@ -102,14 +104,15 @@ class LockstepSim:
         telemetry_baud: int = 9600, handshake: bool = True,
         core: bool | CoreConfig | None = None,
     ) -> None:
-        if period_ms * 1e-3 < 25 * BYTE_TIME_S:
+        if period_ms * 1e-3 < FRAME_LEN * BYTE_TIME:
             raise ValueError("a period shorter than one frame on the wire (3.0 ms)")
         self.clock = VirtualClock()
         self.model = SimulatedCC3D(seed=seed, firmware=firmware, mount_tilt_deg=mount_tilt_deg,
                                    wind=wind, params=params)
         self.period = period_ms * 1e-3
-        self.sticks = Sticks()
-        self.frame_source: FrameSource = frame_source or (lambda _now: self.sticks.frame())
+        #: the transmitter's sticks, sent when no `frame_source` is given
+        self.sticks: Setpoint = NEUTRAL
+        self.frame_source: FrameSource = frame_source or (lambda _now: stick_frame(self.sticks))
         self.frames_sent = 0
         self._next_frame = first_frame_s
         self.flight_telemetry: FlightTelemetry = attach(self.model, baud=telemetry_baud)
@@ -139,7 +142,7 @@ class LockstepSim:
         _run_sync(vehicle.core.start())
 
     def _core_sink(self, deadline: float, frame: bytes) -> None:
-        self.model.feed_sbus_paced(frame, deadline + BYTE_TIME_S)
+        self.model.feed_sbus_paced(frame, deadline + BYTE_TIME)
         self.frames_sent += 1
 
     @property
@@ -167,7 +170,7 @@ class LockstepSim:
                 self.clock.set(start)
             frame = self.frame_source(start)
             if frame:
-                self.model.feed_sbus_paced(frame, start + BYTE_TIME_S)
+                self.model.feed_sbus_paced(frame, start + BYTE_TIME)
                 self.frames_sent += 1
             self._next_frame += self.period
         self.model.advance_to(t)
@@ -176,6 +179,16 @@ class LockstepSim:
 
     def run(self, seconds: float) -> None:
         self.run_until(self.clock.now() + seconds)
+
+    def set_sticks(self, *, throttle: float | None = None, roll: float | None = None,
+                   pitch: float | None = None, yaw: float | None = None) -> None:
+        """Move the named sticks; the others stay where they are. A value out of
+        range raises SetpointError (nothing is sent for it)."""
+        sp = self.sticks
+        self.sticks = replace(sp, throttle=sp.throttle if throttle is None else throttle,
+                              roll=sp.roll if roll is None else roll,
+                              pitch=sp.pitch if pitch is None else pitch,
+                              yaw=sp.yaw if yaw is None else yaw)
 
     def wait_connected(self, timeout: float = 5.0) -> float:
         """Run until the telemetry handshake completes; returns the virtual time it took."""

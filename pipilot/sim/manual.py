@@ -20,6 +20,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 
+from pipilot.sbus.scale import CENTER, UNIT_MAX, UNIT_MIN
 from pipilot.sim.receiver import SbusReceiver
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ FUNCTIONS = (
     "Throttle", "Roll", "Pitch", "Yaw", "FlightMode", "Collective",
     "Accessory0", "Accessory1", "Accessory2", "Accessory3",
 )
-STICK_MIN, STICK_NEUTRAL, STICK_MAX = 172, 992, 1811
+STICK_MIN, STICK_NEUTRAL, STICK_MAX = UNIT_MIN, CENTER, UNIT_MAX
 THROTTLE_NEUTRAL = 212  # a little above min, as a GCS calibration leaves it
 
 

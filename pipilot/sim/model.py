@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipilot.core.truth import SimLock, TruthSnapshot
+from pipilot.sbus.frame import BYTE_TIME
 from pipilot.sim.dynamics import QuadParams, Quadrotor, TruthState
 from pipilot.sim.flight import AttitudeEstimator, Stabilizer
 from pipilot.sim.manual import Armed, ManualControl
-from pipilot.sim.receiver import BYTE_TIME_S, Firmware, SbusReceiver
+from pipilot.sim.receiver import Firmware, SbusReceiver
 
 if TYPE_CHECKING:
     from pipilot.sim.telemetry import FlightTelemetry
@@ -129,7 +130,7 @@ class SimulatedCC3D:
             self.receiver.feed_byte(b, t)
 
     def feed_sbus_paced(self, data: bytes, t_first: float,
-                        byte_time: float = BYTE_TIME_S) -> float:
+                        byte_time: float = BYTE_TIME) -> float:
         """Bytes back to back at wire pacing; the first is reported at ``t_first``."""
         self.feed_sbus(data, (t_first + i * byte_time for i in range(len(data))))
         return t_first + (len(data) - 1) * byte_time

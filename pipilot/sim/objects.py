@@ -13,18 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipilot.sim.dynamics import r_to_quat
 from pipilot.sim.receiver import Firmware
+from pipilot.uavtalk.fields import ALARM_ELEMENTS
 
 if TYPE_CHECKING:
     from pipilot.sim.model import SimulatedCC3D
 
 Values = dict[str, Any]
 
-ALARM_ELEMENTS = (
-    "SystemConfiguration", "BootFault", "OutOfMemory", "StackOverflow", "CPUOverload",
-    "EventSystem", "Telemetry", "Receiver", "ManualControl", "Actuator", "Attitude", "Sensors",
-    "Magnetometer", "Airspeed", "Stabilization", "Guidance", "PathPlan", "Battery", "FlightTime",
-    "I2C", "GPS",
-)
 
 
 def attitude_state(m: SimulatedCC3D) -> Values:

@@ -30,17 +30,20 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipilot.sbus.frame import (
+    BYTE_TIME,
+    END_MASK,
+    FLAG_CH17,
+    FLAG_CH18,
+    FLAG_FAILSAFE,
+    FLAG_FRAME_LOST,
+    FRAME_LEN,
+    START_BYTE,
+)
+
 log = logging.getLogger(__name__)
 
 TICK_S = 1.6e-3
-BYTE_TIME_S = 120e-6
-FRAME_LEN = 25
-SOF = 0x0F
-EOF_MASK = 0xCB
-FLAG_CH17 = 0x01
-FLAG_CH18 = 0x02
-FLAG_FRAME_LOST = 0x04
-FLAG_FAILSAFE = 0x08
 RECEIVE_TIMER_LIMIT = 2
 FAILSAFE_TIMER_LIMIT = 64
 DIGITAL_MIN = 352
@@ -50,7 +53,7 @@ NUM_CHANNELS = 18
 TIMEOUT = None
 
 # a gap this long between two bytes means a new burst on the wire
-_BURST_GAP_S = 1.5 * BYTE_TIME_S
+_BURST_GAP_S = 1.5 * BYTE_TIME
 
 REJECT_REASONS = ("unsynced", "bad_start", "bad_end", "frame_lost", "failsafe_flag")
 
@@ -158,7 +161,7 @@ class SbusReceiver:
         for b, t in zip(data, times, strict=True):
             self.feed_byte(b, t)
 
-    def feed_paced(self, data: bytes, t_first: float, byte_time: float = BYTE_TIME_S) -> float:
+    def feed_paced(self, data: bytes, t_first: float, byte_time: float = BYTE_TIME) -> float:
         """Bytes sent back to back; the first is reported at ``t_first``. Returns the last time."""
         t = t_first
         for i, b in enumerate(data):
@@ -187,7 +190,7 @@ class SbusReceiver:
         if not self.frame_found:
             return
         if self.byte_count == 0:
-            if b != SOF:
+            if b != START_BYTE:
                 self.frame_found = False
                 if not self._speculative:
                     self.stats.rejected["bad_start"] += 1
@@ -200,7 +203,7 @@ class SbusReceiver:
             self.byte_count += 1
             return
         self.frame_found = False
-        if b == 0x00 or (b & EOF_MASK) == 0:
+        if b == 0x00 or (b & END_MASK) == 0:
             self._frame_complete(t)
             if self.firmware is Firmware.PATCHED:
                 self.frame_found = True

@@ -1,63 +1,54 @@
 """Turning stick positions into S.Bus frames the way the rig's transmitter side does.
 
 Used by the lock-step runner and the tests when no pipilot mixer drives the
-simulator. Values follow the rig calibration the model uses (NOTES.md channel
-map; sticks 172..1811 around 992; throttle 0..1 over 172..1811).
+simulator. The sticks are a `pipilot.core.setpoints.Setpoint`, mapped with
+pipilot's default calibration (the one the simulated FC is calibrated for).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pipilot.core.calibration import Calibration
+from pipilot.core.setpoints import ArmRequest, Setpoint, SetpointError
+from pipilot.sbus.frame import (
+    FLAG_CH17,
+    FLAG_CH18,
+    FLAG_FAILSAFE,
+    FLAG_FRAME_LOST,
+    NUM_CHANNELS,
+    START_BYTE,
+    VALUE_MAX,
+)
 
-from pipilot.sim.manual import STICK_MAX, STICK_MIN, STICK_NEUTRAL
-from pipilot.sim.receiver import FLAG_CH17, FLAG_CH18, FLAG_FAILSAFE, FLAG_FRAME_LOST, SOF
+_RIG = Calibration()
 
 
 def pack_frame(channels: list[int], *, ch17: bool = False, ch18: bool = False,
                frame_lost: bool = False, failsafe: bool = False) -> bytes:
-    """A 25-byte S.Bus frame (own packer, independent of pipilot.sbus, to cross-check it)."""
-    if len(channels) != 16:
-        raise ValueError("16 channels")
+    """A 25-byte S.Bus frame (own packer, independent of pipilot.sbus's codec, to
+    cross-check it)."""
+    if len(channels) != NUM_CHANNELS:
+        raise ValueError(f"{NUM_CHANNELS} channels")
     bits = 0
     for i, c in enumerate(channels):
-        if not 0 <= c <= 2047:
+        if not 0 <= c <= VALUE_MAX:
             raise ValueError(f"channel {i + 1} out of range: {c}")
         bits |= c << (11 * i)
     flags = ((FLAG_CH17 if ch17 else 0) | (FLAG_CH18 if ch18 else 0)
              | (FLAG_FRAME_LOST if frame_lost else 0) | (FLAG_FAILSAFE if failsafe else 0))
-    return bytes([SOF]) + bits.to_bytes(22, "little") + bytes([flags, 0])
+    return bytes([START_BYTE]) + bits.to_bytes(22, "little") + bytes([flags, 0])
 
 
-def stick_value(x: float) -> int:
-    x = max(-1.0, min(1.0, x))
-    span = (STICK_MAX - STICK_NEUTRAL) if x >= 0 else (STICK_NEUTRAL - STICK_MIN)
-    return round(STICK_NEUTRAL + x * span)
+def stick_channels(sticks: Setpoint, calibration: Calibration = _RIG) -> list[int]:
+    """The 16 channel values a transmitter sends for these stick positions.
+
+    A transmitter has no arm request, only sticks: an `arm` other than NONE is
+    refused (hold the yaw stick to arm, as a pilot would)."""
+    if sticks.arm is not ArmRequest.NONE:
+        raise SetpointError("the simulator's sticks cannot carry an arm request; "
+                            "arm with the yaw stick")
+    return calibration.to_channels(sticks)
 
 
-def throttle_value(x: float) -> int:
-    x = max(0.0, min(1.0, x))
-    return round(STICK_MIN + x * (STICK_MAX - STICK_MIN))
-
-
-@dataclass
-class Sticks:
-    """Throttle 0..1; roll, pitch, yaw -1..1 (yaw -1 = full left)."""
-
-    throttle: float = 0.0
-    roll: float = 0.0
-    pitch: float = 0.0
-    yaw: float = 0.0
-    accessories: list[float] = field(default_factory=lambda: [0.0] * 4)
-
-    def channels(self) -> list[int]:
-        ch = [STICK_NEUTRAL] * 16
-        ch[0] = throttle_value(self.throttle)
-        ch[1] = stick_value(self.yaw)
-        ch[2] = stick_value(self.roll)
-        ch[3] = stick_value(self.pitch)
-        for i, a in enumerate(self.accessories[:4]):
-            ch[4 + i] = stick_value(a)
-        return ch
-
-    def frame(self) -> bytes:
-        return pack_frame(self.channels())
+def stick_frame(sticks: Setpoint, calibration: Calibration = _RIG) -> bytes:
+    """The S.Bus frame for these stick positions (see `stick_channels`)."""
+    return pack_frame(stick_channels(sticks, calibration))

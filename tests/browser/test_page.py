@@ -9,8 +9,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from pipilot.core.clock import MonotonicClock
+from pipilot.core.setpoints import ArmRequest
 from pipilot.server.app import ServerConfig, make_app
-from pipilot.server.port import ArmIntent
 from tests.browser.conftest import launch, serve
 from tests.server.fake import FakeVehicle
 
@@ -116,18 +116,18 @@ async def test_hold_to_arm_needs_the_full_hold_and_shows_the_fc_state(rig):
     await asyncio.sleep(0.4)
     await page.mouse.up()
     await asyncio.sleep(0.8)
-    assert all(a is ArmIntent.NONE for _, _, a in fake.published)  # a tap does nothing
+    assert all(s.arm is ArmRequest.NONE for _, s in fake.published)  # a tap does nothing
     await page.mouse.down()
     await asyncio.sleep(1.3)
     await page.mouse.up()
-    await until(lambda: fake.published[-1][2] is ArmIntent.ARM)
+    await until(lambda: fake.published[-1][1].arm is ArmRequest.ARM)
     # The page's belief is not the state: it waits for FlightStatus.
     await expect(armed).to_have_text("DISARMED")
     fake.telemetry["FlightStatus"] = {"Armed": "Arming", "FlightMode": "Stabilized1"}
     await expect(armed).to_have_text("ARMING")
     fake.telemetry["FlightStatus"] = {"Armed": "Armed", "FlightMode": "Stabilized1"}
     await expect(armed).to_have_text("ARMED")
-    await until(lambda: fake.published[-1][2] is ArmIntent.NONE)
+    await until(lambda: fake.published[-1][1].arm is ArmRequest.NONE)
 
     # Keyboard: hold Space on Disarm.
     disarm = page.get_by_role("button", name="Disarm")
@@ -135,7 +135,7 @@ async def test_hold_to_arm_needs_the_full_hold_and_shows_the_fc_state(rig):
     await page.keyboard.down(" ")
     await asyncio.sleep(1.3)
     await page.keyboard.up(" ")
-    await until(lambda: fake.published[-1][2] is ArmIntent.DISARM)
+    await until(lambda: fake.published[-1][1].arm is ArmRequest.DISARM)
 
 
 async def test_live_view_shows_telemetry(rig):
@@ -268,7 +268,7 @@ async def test_touch_moves_sliders_and_sticks_centre_on_release(rig):
     assert box is not None
     n = len(fake.published)
     await page.touchscreen.tap(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
-    await until(lambda: any(s.roll > 0.5 for _, s, _ in fake.published[n:]))
+    await until(lambda: any(s.roll > 0.5 for _, s in fake.published[n:]))
     await until(lambda: fake.published[-1][1].roll == 0.0)  # centred on release
     await asyncio.sleep(0.3)
     assert fake.published[-1][1].throttle > 0.5  # throttle stays
@@ -294,7 +294,7 @@ async def test_a_quick_flick_within_the_send_gap_still_reaches_the_craft(rig):
         set('roll', 0.8);
         window.dispatchEvent(new PointerEvent('pointerup'));
     }""")
-    await until(lambda: any(s.roll > 0.5 for _, s, _ in fake.published[n:]))
+    await until(lambda: any(s.roll > 0.5 for _, s in fake.published[n:]))
     await until(lambda: fake.published[-1][1].roll == 0.0)  # and centred after it
     assert fake.published[-1][1].throttle == pytest.approx(0.3)
     await page.close()

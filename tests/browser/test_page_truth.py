@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from pipilot.server.port import ArmIntent
+from pipilot.core.setpoints import ArmRequest
 from tests.browser.test_page import FAKE_GAMEPAD, TOKEN, _rig, pilot_page, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -204,11 +204,11 @@ async def test_keyboard_arming_asks_for_a_second_explicit_confirmation(rig):
     await expect(confirm).to_be_visible()
     await expect(page.locator("#announcer")).to_contain_text("Confirm arm within 5 s")
     await asyncio.sleep(0.6)
-    assert all(a is ArmIntent.NONE for _, _, a in fake.published)
+    assert all(s.arm is ArmRequest.NONE for _, s in fake.published)
     await page.keyboard.press("Tab")  # the confirmation comes next in the tab order
     assert await page.evaluate("document.activeElement.id") == "arm-confirm"
     await page.keyboard.press("Enter")
-    await until(lambda: fake.published[-1][2] is ArmIntent.ARM)
+    await until(lambda: fake.published[-1][1].arm is ArmRequest.ARM)
     await expect(confirm).to_be_hidden()
 
     # Space on Disarm, once, then nothing: the offer runs out and nothing is sent.
@@ -218,7 +218,7 @@ async def test_keyboard_arming_asks_for_a_second_explicit_confirmation(rig):
     await expect(page.get_by_role("button", name="Confirm disarm")).to_be_visible()
     await expect(page.get_by_role("button", name="Confirm disarm")).to_be_hidden(timeout=8000)
     await expect(page.locator("#announcer")).to_contain_text("not confirmed")
-    assert all(a is not ArmIntent.DISARM for _, _, a in fake.published[n:])
+    assert all(s.arm is not ArmRequest.DISARM for _, s in fake.published[n:])
     # Escape withdraws an offer.
     await page.get_by_role("button", name="Disarm").focus()
     await page.keyboard.press("Enter")
@@ -233,15 +233,15 @@ async def test_a_double_click_does_not_arm_and_a_screen_reader_click_can(rig):
     await page.get_by_role("button", name="Arm", exact=True).dblclick()
     await expect(page.get_by_role("button", name="Confirm arm")).to_be_visible()
     await asyncio.sleep(0.6)
-    assert all(a is ArmIntent.NONE for _, _, a in fake.published)
+    assert all(s.arm is ArmRequest.NONE for _, s in fake.published)
     # A screen reader activates with a bare click event (no pointer, no key).
     await page.evaluate("document.getElementById('disarm').click()")
     await expect(page.get_by_role("button", name="Confirm disarm")).to_be_visible()
     await asyncio.sleep(0.6)
-    assert all(a is ArmIntent.NONE for _, _, a in fake.published)
+    assert all(s.arm is ArmRequest.NONE for _, s in fake.published)
     await page.evaluate("document.getElementById('disarm-confirm').click()")
     # every publish before was NONE (asserted above): any DISARM now is the click's
-    await until(lambda: any(a is ArmIntent.DISARM for _, _, a in fake.published), 15.0)
+    await until(lambda: any(s.arm is ArmRequest.DISARM for _, s in fake.published), 15.0)
     # Losing the seat withdraws a pending confirmation.
     await page.get_by_role("button", name="Arm", exact=True).click()
     confirm = page.get_by_role("button", name="Confirm arm")

@@ -99,3 +99,13 @@ def test_a_loop_failing_every_tick_logs_one_traceback(caplog: pytest.LogCaptureF
     assert comp.errors >= 20
     assert [r.exc_info is not None for r in recs] == [True, False]
     assert f"{comp.errors} in all" in recs[1].getMessage()  # the count, flushed as it ended
+
+
+def test_angles_wrap_to_the_short_way_round() -> None:
+    from pipilot.control.compensator import wrap_deg
+
+    assert wrap_deg(0.0) == 0.0
+    assert wrap_deg(190.0) == -170.0
+    assert wrap_deg(-190.0) == 170.0
+    assert wrap_deg(179.0 - (-179.0)) == -2.0   # yaw across the seam
+    assert wrap_deg(720.5) == pytest.approx(0.5)

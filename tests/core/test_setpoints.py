@@ -48,7 +48,8 @@ def test_non_finite_values_never_leave_the_span():
 
 
 def test_channel_map_follows_the_rig():
-    chans = Calibration().to_channels(1.0, -1.0, 1.0, -1.0, (1.0, 0.0, -1.0, 0.0))
+    chans = Calibration().to_channels(Setpoint(throttle=1.0, roll=-1.0, pitch=1.0, yaw=-1.0,
+                                               accessories=(1.0, 0.0, -1.0, 0.0)))
     assert chans[0] == 1811            # throttle on 1
     assert chans[1] == 172             # yaw on 2
     assert chans[2] == 172             # roll on 3
@@ -73,3 +74,26 @@ def test_min_neutral_max_order_is_checked():
         ChannelCalibration(min=1000, neutral=900, max=1800).validate("channels.roll")
     with pytest.raises(ConfigError, match=r"channels\.roll\.max"):
         ChannelCalibration(min=100, neutral=900, max=3000).validate("channels.roll")
+
+
+def test_saturated_setpoints_never_raise():
+    sp = Setpoint.saturated(throttle=1.7, roll=-3.0, pitch=math.nan, yaw=math.inf,
+                            arm=ArmRequest.DISARM)
+    # beyond the range: the end; not a number at all (inf included): neutral
+    assert (sp.throttle, sp.roll, sp.pitch, sp.yaw) == (1.0, -1.0, 0.0, 0.0)
+    assert sp.arm is ArmRequest.DISARM
+    assert Setpoint.saturated(throttle=-math.inf).throttle == 0.0
+    assert Setpoint.saturated(throttle=math.nan).throttle == 0.0
+    assert Setpoint.saturated(throttle=0.4, yaw=-0.2) == Setpoint(throttle=0.4, yaw=-0.2)
+
+
+def test_calibration_goes_through_the_sbus_scale():
+    # the default calibration is the S.Bus unit span; the throttle spans it linearly
+    from pipilot.sbus import scale
+    cal = Calibration()
+    for u in (-1.0, -0.37, 0.0, 0.5, 0.91, 1.0):
+        sp = Setpoint(throttle=(u + 1) / 2, roll=u, pitch=-u, yaw=u, accessories=(u, u, u, u))
+        chans = cal.to_channels(sp)
+        assert chans[2] == chans[1] == chans[4] == scale.unit_to_value(u)
+        assert chans[3] == scale.unit_to_value(-u)
+        assert chans[0] == scale.fraction_to_value((u + 1) / 2)

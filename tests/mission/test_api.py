@@ -454,3 +454,18 @@ def test_land_failsafe_in_the_air_still_descends():
     m, v, _err = fly(script)
     tail = after_abort(v, m)
     assert tail[0][1].throttle == pytest.approx(0.9 * 0.5)
+
+
+def test_a_config_out_of_range_saturates_the_setpoint_instead_of_raising():
+    # A Python mission may pass a SafetyConfig the TOML loader never checked: the
+    # landing it flies must still publish (a valid setpoint), not crash mid-air.
+    async def script(m, v):
+        await m.arm()
+        await m.hover(seconds=1)
+        await m.land(seconds=1)
+        await m.disarm()
+
+    m, v, err = fly(script, safety=SafetyConfig(land_throttle=1.7))
+    assert err is None and m.completed
+    landing = [sp for _, n, sp in v.mixer.log if n == "mission" and sp.throttle == 1.0]
+    assert landing and all(sp.throttle <= 1.0 for _, n, sp in v.mixer.log if n == "mission")

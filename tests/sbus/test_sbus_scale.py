@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sbus_twins import no_deadline
 
 from pipilot.sbus import SbusError, unit_to_value, us_to_value, value_to_unit, value_to_us
+from pipilot.sbus.scale import fraction_to_value
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,27 @@ def test_wrong_types_rejected() -> None:
         us_to_value("1500")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         unit_to_value("0.5")  # type: ignore[arg-type]
+
+
+def test_unit_to_value_follows_a_channel_calibration() -> None:
+    # a GCS calibration: 300 / 1000 / 1700, both halves reached exactly
+    span = {"low": 300, "center": 1000, "high": 1700}
+    assert [unit_to_value(u, **span) for u in (-1.0, -0.5, 0.0, 0.5, 1.0, 5.0)] == \
+        [300, 650, 1000, 1350, 1700, 1700]
+    # an odd half rounds away from the calibrated centre, not from 992
+    assert unit_to_value(0.5, low=0, center=1001, high=2001) == 1501
+    assert unit_to_value(-0.5, low=0, center=1001, high=2001) == 500
+
+
+@pytest.mark.parametrize(("fraction", "value"),
+                         [(0.0, 172), (1.0, 1811), (0.5, 992), (-1.0, 172), (2.0, 1811),
+                          (math.inf, 1811)])
+def test_fraction_to_value(fraction: float, value: int) -> None:
+    # 0.5 * 1639 = 819.5 -> 820 (up, away from the low end)
+    assert fraction_to_value(fraction) == value
+
+
+def test_fraction_to_value_spans_a_calibration_and_refuses_nan() -> None:
+    assert fraction_to_value(0.25, low=200, high=1000) == 400
+    with pytest.raises(SbusError):
+        fraction_to_value(math.nan)

@@ -5,29 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipilot.server.port import ArmIntent
-from pipilot.server.protocol import Sticks
+from pipilot.core.setpoints import Setpoint
 
 
 class FakeVehicle:
     def __init__(self, clock: Any) -> None:
         self.clock = clock
-        self.published: list[tuple[float, Sticks, ArmIntent]] = []
+        self.published: list[tuple[float, Setpoint]] = []
         self.withdrawals: list[float] = []
         self.telemetry: dict[str, Mapping[str, Any]] = {}
         self.connected = True
         #: as VehiclePort.telemetry_link; None: derived from `connected` (a fresh link)
         self.link: dict[str, Any] | None = None
-        self.output: Sticks | None = None  # what the craft is being sent (None: unknown)
+        self.output: Setpoint | None = None  # what the craft is being sent (None: unknown)
         self.truth: Mapping[str, Any] | None = {"position": [0.0, 0.0, 0.0]}
 
     def now(self) -> float:
         return self.clock.now()
 
-    def publish_pilot(self, sticks: Sticks, arm: ArmIntent) -> None:
-        self.published.append((self.clock.now(), sticks, arm))
+    def publish_pilot(self, setpoint: Setpoint) -> None:
+        self.published.append((self.clock.now(), setpoint))
 
-    def output_sticks(self) -> Sticks | None:
+    def output_sticks(self) -> Setpoint | None:
         return self.output
 
     def withdraw_pilot(self) -> None:

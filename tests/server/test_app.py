@@ -233,7 +233,7 @@ async def test_single_pilot_and_explicit_handover(rig):
     await recv_type(a, "seat", where=lambda m: not m["you"] and m["occupied"])
     await a.send_str(control(0.9))
     assert (await recv_type(a, "error"))["code"] == "not_pilot"
-    assert all(s.throttle != 0.9 for _, s, _ in fake.published)
+    assert all(s.throttle != 0.9 for _, s in fake.published)
     await a.close()
     await b.close()
 
@@ -277,7 +277,7 @@ async def test_arm_request_flows_to_the_vehicle_and_state_comes_from_telemetry(r
     await take(ws)
     await ws.send_str('{"type": "arm"}')
     await recv_type(ws, "seat", where=lambda m: m["arm"] == "arm")
-    assert fake.published[-1][2].value == "arm"
+    assert fake.published[-1][1].arm.value == "arm"
     fake.telemetry["FlightStatus"] = {"Armed": "Armed", "FlightMode": "Stabilized1"}
     await recv_type(ws, "seat", where=lambda m: m["arm"] == "none" and m["arm_result"] == "done")
     state = await recv_type(ws, "state")

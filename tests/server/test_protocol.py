@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipilot.core.clock import VirtualClock
+from pipilot.core.setpoints import ArmRequest, Setpoint
 from pipilot.errors import PipilotError
 from pipilot.server import protocol as p
 
@@ -21,7 +22,9 @@ def control(**over):
 def test_control_parses():
     m = p.parse_message(control(t=12.5))
     assert isinstance(m, p.Control)
-    assert m.sticks == p.Sticks(0.5, 0.0, -0.25, 1.0, (0.0, 0.0, -1.0, 1.0))
+    assert m.sticks == Setpoint(throttle=0.5, roll=-0.25, pitch=1.0, yaw=0.0,
+                                accessories=(0.0, 0.0, -1.0, 1.0))
+    assert m.sticks.arm is ArmRequest.NONE
     assert m.seq == 1 and m.t == 12.5
 
 
@@ -123,3 +126,11 @@ def test_encode_refuses_nan():
     with pytest.raises(ValueError):
         p.encode("state", x=float("nan"))
     assert json.loads(p.encode("pong", t=1.5)) == {"type": "pong", "t": 1.5}
+
+
+def test_the_sticks_go_back_to_the_page_in_its_own_keys():
+    m = p.parse_message(control())
+    assert isinstance(m, p.Control)
+    sent = json.loads(control())
+    assert p.sticks_json(m.sticks) == {k: sent[k] for k in
+                                       ("throttle", "yaw", "roll", "pitch", "accessories")}

@@ -39,7 +39,7 @@ def test_receiver_connects_after_more_than_ten_good_reads() -> None:
 
 def test_arming_takes_the_sequence_time() -> None:
     sim = connected_sim()
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     t_arming = time_until(sim, lambda: sim.model.manual.armed is Armed.ARMING, 0.1)
     t_armed = time_until(sim, lambda: sim.model.manual.armed is Armed.ARMED, 2.0)
     # the stick reaches the receiver task within a frame and a 20 ms tick; Armed shows
@@ -53,47 +53,47 @@ def test_arming_takes_the_sequence_time() -> None:
 
 def test_releasing_yaw_early_aborts_arming() -> None:
     sim = connected_sim()
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(0.8)
     assert sim.model.manual.armed is Armed.ARMING
-    sim.sticks.yaw = 0.0
+    sim.set_sticks(yaw=0.0)
     sim.run(0.1)
     assert sim.model.manual.armed is Armed.DISARMED
 
 
 def test_arming_needs_a_fresh_push_after_an_abort() -> None:
     sim = connected_sim()
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(0.5)
-    sim.sticks.throttle = 0.3  # throttle up aborts arming
+    sim.set_sticks(throttle=0.3)  # throttle up aborts arming
     sim.run(0.2)
-    sim.sticks.throttle = 0.0
+    sim.set_sticks(throttle=0.0)
     sim.run(2.0)
     assert sim.model.manual.armed is Armed.DISARMED  # yaw still held: no new crossing
-    sim.sticks.yaw = 0.0
+    sim.set_sticks(yaw=0.0)
     sim.run(0.1)
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(1.2)
     assert sim.model.manual.armed is Armed.ARMED
 
 
 def test_small_yaw_and_throttle_up_do_not_arm() -> None:
     sim = connected_sim()
-    sim.sticks.yaw = -0.15
+    sim.set_sticks(yaw=-0.15)
     sim.run(2.0)
     assert sim.model.manual.armed is Armed.DISARMED
-    sim.sticks.yaw = 0.0
+    sim.set_sticks(yaw=0.0)
     sim.run(0.1)
-    sim.sticks.throttle = 0.3
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(throttle=0.3)
+    sim.set_sticks(yaw=-1.0)
     sim.run(2.0)
     assert sim.model.manual.armed is Armed.DISARMED
 
 
 def arm(sim: LockstepSim) -> None:
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(1.2)
-    sim.sticks.yaw = 0.0
+    sim.set_sticks(yaw=0.0)
     sim.run(0.1)
     assert sim.model.manual.armed is Armed.ARMED
 
@@ -101,7 +101,7 @@ def arm(sim: LockstepSim) -> None:
 def test_disarming_with_yaw_right_takes_the_sequence_time() -> None:
     sim = connected_sim()
     arm(sim)
-    sim.sticks.yaw = 1.0
+    sim.set_sticks(yaw=1.0)
     sim.run(0.9)
     assert sim.model.manual.armed is Armed.ARMED
     t = time_until(sim, lambda: sim.model.manual.armed is Armed.DISARMED, 0.5)
@@ -120,7 +120,7 @@ def test_armed_timeout_disarms_with_throttle_low() -> None:
 def test_throttle_up_holds_off_the_armed_timeout() -> None:
     sim = connected_sim()
     arm(sim)
-    sim.sticks.throttle = 0.2
+    sim.set_sticks(throttle=0.2)
     sim.run(40.0)
     assert sim.model.manual.armed is Armed.ARMED
 
@@ -128,7 +128,7 @@ def test_throttle_up_holds_off_the_armed_timeout() -> None:
 def test_frames_stop_receiver_failsafe_then_manual_control_failsafe() -> None:
     sim = connected_sim()
     arm(sim)
-    sim.sticks.throttle = 0.55
+    sim.set_sticks(throttle=0.55)
     sim.run(3.0)
     assert sim.truth.altitude > 1.0
     t_stop = sim.now

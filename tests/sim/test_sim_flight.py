@@ -15,12 +15,12 @@ QUIET = QuadParams(gyro_bias_dps=0.0, accel_bias=0.0)
 
 def take_off(sim: LockstepSim, climb_s: float = 2.0) -> None:
     sim.run(1.0)
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(1.2)
-    sim.sticks.yaw = 0.0
-    sim.sticks.throttle = 0.6
+    sim.set_sticks(yaw=0.0)
+    sim.set_sticks(throttle=0.6)
     sim.run(climb_s)
-    sim.sticks.throttle = sim.model.hover_throttle()
+    sim.set_sticks(throttle=sim.model.hover_throttle())
 
 
 def test_hover_equilibrium() -> None:
@@ -93,7 +93,7 @@ def hovering(seed: int) -> LockstepSim:
 def test_attitude_mode_response_time() -> None:
     sim = hovering(8)
     t0 = sim.now
-    sim.sticks.roll = 0.5  # 21 deg with RollMax 42
+    sim.set_sticks(roll=0.5)  # 21 deg with RollMax 42
     reached: dict[float, float] = {}
     while sim.now - t0 < 1.5:
         sim.run(0.01)
@@ -108,13 +108,13 @@ def test_attitude_mode_response_time() -> None:
 
 def test_axis_lock_yaw_turns_at_the_stick_rate_and_holds_heading() -> None:
     sim = hovering(9)
-    sim.sticks.yaw = 0.4  # 70 deg/s with ManualRate 175
+    sim.set_sticks(yaw=0.4)  # 70 deg/s with ManualRate 175
     sim.run(0.5)
     y0 = sim.truth.euler_deg()[2]
     sim.run(0.5)
     rate = (sim.truth.euler_deg()[2] - y0) / 0.5
     assert rate == pytest.approx(70.0, rel=0.15)
-    sim.sticks.yaw = 0.0
+    sim.set_sticks(yaw=0.0)
     sim.run(1.0)
     held = sim.truth.euler_deg()[2]
     sim.run(5.0)

@@ -10,7 +10,8 @@ import pytest
 import serial
 
 from pipilot.cli import main
-from pipilot.sim import SimulatedCC3D, Sticks
+from pipilot.core.setpoints import NEUTRAL
+from pipilot.sim import SimulatedCC3D, stick_frame
 from pipilot.sim.runner import RealtimeSim
 from pipilot.uavtalk import PacketParser, load_definitions
 
@@ -22,7 +23,7 @@ def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
         tel = serial.Serial(rs.telemetry_port, 9600, timeout=0)
         parser = PacketParser(load_definitions())
         names: dict[str, int] = {}
-        frame = Sticks().frame()
+        frame = stick_frame(NEUTRAL)
         try:
             t0 = next_t = time.monotonic()
             sent = 0

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipilot import sbus
-from pipilot.sim.receiver import BYTE_TIME_S, TICK_S, Firmware, SbusReceiver
+from pipilot.sbus.frame import BYTE_TIME
+from pipilot.sim.receiver import TICK_S, Firmware, SbusReceiver
 from pipilot.sim.sticks import pack_frame
 
 NEUTRAL = pack_frame([992] * 16)
@@ -21,7 +22,7 @@ def accepted_fraction(firmware: Firmware, period_ms: float, frames: int = 150) -
         rx = SbusReceiver(firmware, phase=phase)
         t = 0.010
         for i in range(frames):
-            rx.feed_paced(NEUTRAL, t + BYTE_TIME_S)
+            rx.feed_paced(NEUTRAL, t + BYTE_TIME)
             t += period_ms * 1e-3
             if i == 0:
                 first = rx.stats.frames_accepted

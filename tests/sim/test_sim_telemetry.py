@@ -100,7 +100,7 @@ def test_periodic_objects_arrive_at_their_metadata_periods() -> None:
 def test_flight_status_is_sent_when_it_changes() -> None:
     sim = LockstepSim(seed=2)
     sim.run(1.0)
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(1.3)
     got = sim.telemetry.latest("FlightStatus")
     assert sim.model.manual.armed is Armed.ARMED
@@ -139,7 +139,7 @@ def test_settings_write_with_ack_changes_behaviour() -> None:
     asyncio.run(g.send("FlightModeSettings", v))
     assert sim.flight_telemetry.stats["acks_sent"] == 1
     assert sim.model.manual.modes.arming_sequence_ms == 250
-    sim.sticks.yaw = -1.0
+    sim.set_sticks(yaw=-1.0)
     sim.run(0.4)
     assert sim.model.manual.armed is Armed.ARMED
 

@@ -95,13 +95,23 @@ class FlowSample:
 
     @property
     def valid(self) -> bool:
-        """False when the datasheet says the frame is unusable (low SQUAL at full shutter)."""
-        return not (self.squal < SQUAL_MIN and (self.shutter >> 8) >= SHUTTER_UPPER_MAX)
+        """Whether the deltas can be trusted: SQUAL at least 0x19.
+
+        The datasheet discards frames with SQUAL < 0x19 at full shutter (too
+        dark); a low SQUAL in good light (a featureless floor, lost tracking)
+        is no better for a position hold, so any SQUAL below it is refused.
+        """
+        return self.squal >= SQUAL_MIN
+
+    @property
+    def dark(self) -> bool:
+        """The shutter is at its limit: too little light."""
+        return (self.shutter >> 8) >= SHUTTER_UPPER_MAX
 
     @property
     def status(self) -> str:
         if not self.valid:
-            return "poor surface"
+            return "too dark" if self.dark else "poor surface"
         return "ok" if self.motion else "no motion"
 
 

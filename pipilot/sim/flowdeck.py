@@ -145,7 +145,7 @@ class Pmw3901Model:
         rate = np.array([vx / d + q, vy / d - p]) if math.isfinite(d) else np.array([p, q])
         # assumptions: SQUAL scales with texture, falls out of focus below 80 mm, with
         # feature size beyond ~3 m, and once the shutter is at its limit in the dark
-        focus = min(1.0, t.height_m / pmw.MIN_RANGE_M) ** 2 if math.isfinite(d) else 0.0
+        focus = min(1.0, t.height_m / pmw.MIN_RANGE_M) ** 4 if math.isfinite(d) else 0.0
         far = 1.0 / (1.0 + (d / 3.0) ** 4) if math.isfinite(d) else 0.0
         light = min(1.0, max(t.light, 0.0) / 0.2)
         self.shutter = min(0x1FFF, int(0x0100 / max(t.light, 1e-3)))

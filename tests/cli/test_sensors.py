@@ -1,0 +1,61 @@
+"""`pipilot sensors`: the simulated deck end to end, and one-line errors without a bus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipilot.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipilot", "sensors", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_sim_json_lines_are_valid_and_live() -> None:
+    out = run_cli("--sim", "--duration", "1.2", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    reports, summary = rows[:-1], rows[-1]["summary"]
+    assert len(reports) >= 8
+    assert all(r["squal"] > 100 and r["flow_status"] in ("ok", "no motion") for r in reports)
+    ranges = [r["range"] for r in reports if r["range"] is not None]
+    assert ranges and all(r["status"] == 0 and 0.6 < r["range_m"] < 1.0 for r in ranges)
+    assert summary["faults"] == 0 and summary["flow_valid"] == summary["flow_samples"] > 50
+    assert summary["range_valid"] >= 8
+    assert sum(abs(r["dx"]) + abs(r["dy"]) for r in reports) > 0   # the scripted sway moves
+
+
+def test_sim_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", "--duration", "0.35"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "squal" in lines[0] and "range" in lines[0]
+    assert lines[-1].startswith("flow ") and "0 fault(s)" in lines[-1]
+
+
+def test_missing_spi_node_is_one_line_with_the_fix() -> None:
+    if os.path.exists("/dev/spidev9.9"):
+        pytest.fail("this machine has /dev/spidev9.9: the test needs a node that is absent")
+    out = run_cli("--spi", "/dev/spidev9.9")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "pipilot: error: /dev/spidev9.9: no such device node: enable SPI with "
+        "dtparam=spi=on in /boot/firmware/config.txt and reboot"]
+
+
+def test_not_a_spidev_node_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--spi", "/dev/ttyAMA0"]) == 1
+    assert "not a spidev node" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--duration", "nan"], ["--duration", "-1"],
+                                  ["--i2c", "-3"], ["--spi", ""]])
+def test_bad_values_are_refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipilot: error: config --") and "Traceback" not in err

@@ -19,6 +19,7 @@ from pipilot.cli import _checks
 from pipilot.cli._output import json_text
 from pipilot.cli._telemetry_common import until_pipe_closes
 from pipilot.core.clock import Clock, MonotonicClock
+from pipilot.errors import PipilotError
 from pipilot.sensors.bus import i2c_node, open_i2c, open_spi
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.reader import (
@@ -157,6 +158,7 @@ async def _main(args: argparse.Namespace) -> int:
     t0 = clock.now()
     w = Window()
     next_report = t0 + REPORT_S
+    interrupted = False
     try:
         while args.duration is None or clock.now() - t0 < args.duration:
             with contextlib.suppress(TimeoutError):
@@ -167,9 +169,11 @@ async def _main(args: argparse.Namespace) -> int:
                 w = Window()
                 while next_report <= clock.now():
                     next_report += REPORT_S
+    except asyncio.CancelledError:   # Ctrl-C: still stop the ranger and print the summary
+        interrupted = True
     finally:
         reader.stop()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(PipilotError):
             ranger.stop()
     summary = totals.summary() | {"dropped": reader.dropped}
     if args.json:
@@ -178,6 +182,8 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"flow {summary['flow_valid']}/{summary['flow_samples']} valid, range "
               f"{summary['range_valid']}/{summary['range_samples']} valid, "
               f"{summary['faults']} fault(s)", flush=True)
+    if interrupted:
+        raise KeyboardInterrupt
     return 1 if summary["faults"] or not summary["flow_samples"] else 0
 
 

@@ -101,7 +101,12 @@ class FlowSample:
         dark); a low SQUAL in good light (a featureless floor, lost tracking)
         is no better for a position hold, so any SQUAL below it is refused.
         """
-        return self.squal >= SQUAL_MIN
+        return self.squal >= SQUAL_MIN and not self.saturated
+
+    @property
+    def saturated(self) -> bool:
+        """A delta register hit its 16-bit limit: motion was lost (read too seldom)."""
+        return any(d in (-32768, 32767) for d in (self.dx, self.dy))
 
     @property
     def dark(self) -> bool:
@@ -110,6 +115,8 @@ class FlowSample:
 
     @property
     def status(self) -> str:
+        if self.saturated:
+            return "saturated"
         if not self.valid:
             return "too dark" if self.dark else "poor surface"
         return "ok" if self.motion else "no motion"

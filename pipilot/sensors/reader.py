@@ -114,7 +114,10 @@ class SensorReader:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            items = self.poller.poll()
+            try:
+                items = self.poller.poll()
+            except Exception as exc:   # a bug must not end the thread silently
+                items = [SensorFault(self.poller.clock.now(), f"{type(exc).__name__}: {exc}")]
             fault = any(isinstance(i, SensorFault) for i in items)
             if items and self._loop is not None:
                 try:

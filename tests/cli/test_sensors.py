@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -59,3 +60,20 @@ def test_bad_values_are_refused(args: list[str], capsys: pytest.CaptureFixture[s
     assert main(["sensors", "--sim", *args]) == 1
     err = capsys.readouterr().err
     assert err.startswith("pipilot: error: config --") and "Traceback" not in err
+
+
+def test_ctrl_c_still_prints_the_summary() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "pipilot", "sensors", "--sim", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()          # running: a report line arrived
+        assert json.loads(first)["squal"] > 0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert summary["flow_samples"] > 0 and summary["faults"] == 0

@@ -6,7 +6,7 @@ import pytest
 
 from pipilot.core.clock import VirtualClock
 from pipilot.sensors.bus import SensorError
-from pipilot.sensors.pmw3901 import MAX_RATE_RAD_S, SQUAL_MIN, Pmw3901
+from pipilot.sensors.pmw3901 import MAX_RATE_RAD_S, SQUAL_MIN, FlowSample, Pmw3901
 from pipilot.sim.flowdeck import COUNTS_PER_RAD, Pmw3901Model, SensorTruth, SimSpiBus
 from tests.sensors.conftest import Rig, make_rig
 
@@ -151,6 +151,7 @@ def test_deltas_saturate_at_16_bits(rig: Rig) -> None:
         rig.deck.flow._integrate()
     s = rig.flow.read_motion()
     assert (s.dx, s.dy) == (32767, -32768)
+    assert s.saturated and not s.valid
 
 
 def test_power_up_reset_clears_accumulated_motion(rig: Rig) -> None:
@@ -170,3 +171,11 @@ def test_without_the_optimisation_sequence_the_image_is_dark() -> None:
     fresh.clock.advance(0.1)
     s = fresh.flow.read_motion()
     assert not s.valid and s.squal == 0
+
+
+def test_a_saturated_delta_is_not_valid() -> None:
+    s = FlowSample(dx=32767, dy=3, motion=True, squal=120, shutter=0x100, raw_sum=0,
+                   raw_max=0, raw_min=0)
+    assert s.saturated and not s.valid and s.status == "saturated"
+    assert FlowSample(dx=-300, dy=3, motion=True, squal=120, shutter=0x100, raw_sum=0,
+                      raw_max=0, raw_min=0).valid

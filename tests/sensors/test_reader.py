@@ -149,3 +149,22 @@ def test_the_simulated_craft_feeds_the_deck_from_its_truth() -> None:
     s = flow.read_motion()                               # leftward motion: -y in counts
     assert s.dy == pytest.approx(COUNTS_PER_RAD * (-1.0 / 1.23 - 0.1), abs=5)
     assert s.dx == pytest.approx(COUNTS_PER_RAD * 0.2, abs=5)
+
+
+async def test_an_unexpected_error_in_the_poller_is_reported_not_silent() -> None:
+    _, flow, _, clock = real_deck()
+    poller = FlowDeckPoller(flow, None, clock)
+
+    def broken() -> list[object]:
+        raise ZeroDivisionError("bug")
+
+    poller.poll = broken                      # type: ignore[method-assign,assignment]
+    reader = SensorReader(poller, retry_s=0.01)
+    reader.start(asyncio.get_running_loop())
+    try:
+        items = await asyncio.wait_for(reader.get(), 20)
+        more = await asyncio.wait_for(reader.get(), 20)   # the thread is still running
+    finally:
+        reader.stop()
+    assert isinstance(items[0], SensorFault) and "ZeroDivisionError: bug" in items[0].message
+    assert more and reader.faults >= 2

@@ -8,7 +8,10 @@ manuals (UM2356, UM2510):
 - IDENTIFICATION__MODEL_ID (0x010F, 16 bits) reads 0xEACC.
 - FIRMWARE__SYSTEM_STATUS (0x00E5) reads non-zero once the device has booted
   (boot takes up to 1.2 ms after XSHUT rises).
-- The default configuration block is written from 0x2D to 0x87 in one go.
+- The default configuration block is written from 0x2D to 0x87 in one go,
+  followed by one ranging that is thrown away, then
+  VHV_CONFIG__TIMEOUT_MACROP_LOOP_BOUND (0x0008) = 0x09 and 0x000B = 0x00
+  (the temperature calibration starts from the previous value).
 - SYSTEM__MODE_START (0x0087): 0x40 starts back-to-back ranging, 0x00 stops.
 - GPIO_HV_MUX__CTRL (0x0030) bit 4 is the interrupt polarity (0: active high);
   GPIO__TIO_HV_STATUS (0x0031) bit 0 equals the active level when a range is
@@ -51,6 +54,9 @@ CONFIG_START = 0x2D
 LONG_MODE_MAX_M = 4.0
 SHORT_MODE_MAX_M = 1.3
 BOOT_TIMEOUT_S = 0.1
+FIRST_RANGE_TIMEOUT_S = 1.0
+REG_VHV_TIMEOUT_MACROP_LOOP_BOUND = 0x0008
+REG_VHV_START = 0x000B
 
 #: ST's default configuration for registers 0x2D..0x87 (long distance mode).
 DEFAULT_CONFIG = bytes((
@@ -149,6 +155,19 @@ class Vl53l1x:
             self.sleep(0.002)
         self.write(CONFIG_START, DEFAULT_CONFIG)
         self._ready_level = 0 if self.read8(REG_GPIO_HV_MUX_CTRL) & 0x10 else 1
+        # UM2510's init: one throw-away ranging, then bound the VHV (temperature)
+        # calibration to two loops starting from the previous result
+        self.start()
+        deadline = self.now() + FIRST_RANGE_TIMEOUT_S
+        while not self.data_ready():
+            if self.now() > deadline:
+                raise SensorError(self.device, "VL53L1X gave no first range within "
+                                               f"{FIRST_RANGE_TIMEOUT_S:g} s")
+            self.sleep(0.005)
+        self.write(REG_INTERRUPT_CLEAR, b"\x01")
+        self.stop()
+        self.write(REG_VHV_TIMEOUT_MACROP_LOOP_BOUND, b"\x09")
+        self.write(REG_VHV_START, b"\x00")
         self.start()
 
     def check_id(self) -> None:

@@ -49,6 +49,16 @@ def test_init_waits_for_boot_loads_the_block_and_starts_ranging() -> None:
     # 0x31 is the status the device drives, 0x86/0x87 are commands: the rest is stored
     assert m.ranging and m.mem[CONFIG_START:0x31] == DEFAULT_CONFIG[:4]
     assert m.mem[0x32:0x86] == DEFAULT_CONFIG[0x32 - CONFIG_START:0x86 - CONFIG_START]
+    assert m.results == 1 and rig.clock.now() - t0 >= BUDGET_S     # the throw-away range
+    assert (m.mem[0x0008], m.mem[0x000B]) == (0x09, 0x00)
+    assert rig.ranger.poll() is None                # the next range is a fresh one
+
+
+def test_a_ranger_that_never_ranges_is_an_error() -> None:
+    rig = make_rig(init=False)
+    rig.deck.ranger.budget_s = math.inf
+    with pytest.raises(SensorError, match="no first range within 1 s"):
+        rig.ranger.init()
 
 
 def test_boot_that_never_ends_is_an_error() -> None:

@@ -114,21 +114,22 @@ class SensorReader:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            error: Exception | None = None
             try:
                 items = self.poller.poll()
             except Exception as exc:   # a bug must not end the thread silently
+                error = exc
                 items = [SensorFault(self.poller.clock.now(), f"{type(exc).__name__}: {exc}")]
-            fault = any(isinstance(i, SensorFault) for i in items)
+            faults = [i.message for i in items if isinstance(i, SensorFault)]
             if items and self._loop is not None:
                 try:
                     self._loop.call_soon_threadsafe(self._deliver, items)
                 except RuntimeError:   # the loop closed under us
                     return
-            if fault:
+            if faults:
                 self.faults += 1
-                self._failures.failed(PipilotError(
-                    next(i.message for i in items if isinstance(i, SensorFault))))
-            self._stop.wait(self.retry_s if fault else self.period_s)
+                self._failures.failed(error or PipilotError(faults[0]))
+            self._stop.wait(self.retry_s if faults else self.period_s)
 
     def _deliver(self, items: list[Item]) -> None:
         for item in items:
@@ -141,7 +142,8 @@ class SensorReader:
 
     async def get(self) -> list[Item]:
         """Every sample delivered since the last call (waits for at least one)."""
-        assert self._wake is not None, "start() the reader first"
+        if self._wake is None:
+            raise RuntimeError("start() the reader first")
         while not self._items:
             self._wake.clear()
             await self._wake.wait()

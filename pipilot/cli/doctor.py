@@ -1,28 +1,45 @@
 """`pipilot doctor`: check the serial set-up the rig needs, one pass/fail line each.
 
-Checks the soft-UART module (loaded, ports, error counters) and the Raspberry
+Checks the soft-UART module (loaded, ports, error counters), the Raspberry
 Pi UART pitfalls: the Linux console on serial0, Bluetooth holding the PL011
-(leaving only the parity-less mini UART), and membership of the dialout
-group. What cannot be checked here (not a Pi, counters readable by root
-only) is reported as SKIP with the reason, never guessed.
+(leaving only the parity-less mini UART), membership of the dialout
+group, and the flow deck: SPI and I2C enabled (their device nodes) and the
+PMW3901's and VL53L1X's IDs answering. What cannot be checked here (not a
+Pi, counters readable by root only) is reported as SKIP with the reason,
+never guessed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pipilot.cli._output import json_text
+from pipilot.sensors.bus import (
+    I2C_FIX,
+    SPI_FIX,
+    I2cBus,
+    SensorError,
+    SpiBus,
+    i2c_node,
+    open_i2c,
+    open_spi,
+)
+from pipilot.sensors.pmw3901 import Pmw3901
+from pipilot.sensors.vl53l1x import Vl53l1x
 
 NAME = "doctor"
-HELP = "check the soft-UART module and the Raspberry Pi UART set-up"
+HELP = "check the soft-UART module, the Raspberry Pi UART set-up and the flow deck"
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+_Bus = TypeVar("_Bus")
 SOFTUART_COUNTERS = ("tx_late_aborts", "tx_dropped", "rx_missed_edges", "rx_rebuilt_pairs",
                      "rx_false_starts")
 BT_OVERLAYS = ("disable-bt", "pi3-disable-bt", "miniuart-bt", "pi3-miniuart-bt")
@@ -45,6 +62,10 @@ class System:
     root: Path = Path("/")
     uid: int = field(default_factory=os.getuid)
     groups: tuple[int, ...] = field(default_factory=lambda: tuple(os.getgroups()))
+    spi_dev: str = "/dev/spidev0.0"
+    i2c_bus: int = 1
+    open_spi: Callable[[str], SpiBus] = open_spi
+    open_i2c: Callable[[int], I2cBus] = open_i2c
 
     def path(self, p: str) -> Path:
         return self.root / p.lstrip("/")
@@ -190,12 +211,65 @@ def check_groups(sys_: System) -> Check:
     return Check(FAIL, name, "not in dialout: `sudo usermod -aG dialout $USER`, then log in again")
 
 
+def _bus_node(sys_: System, model: str | None, name: str, node: str, param: str,
+              fix: str) -> Check:
+    if sys_.path(node).exists():
+        return Check(PASS, name, f"{node} present")
+    if model is None:
+        return Check(SKIP, name, f"not a Raspberry Pi and no {node}: cannot check")
+    if re.search(rf"^\s*dtparam\s*=(?:[^#\n]*,)?\s*{param}\s*=\s*on\b", _config_txt(sys_) or "",
+                 re.MULTILINE):
+        return Check(FAIL, name, f"no {node} although config.txt has dtparam={param}=on: "
+                     "reboot")
+    return Check(FAIL, name, f"no {node}: {fix}")
+
+
+@contextlib.contextmanager
+def _closing(bus: _Bus) -> Iterator[_Bus]:
+    """Close a real bus after the check (the simulated ones have nothing to close)."""
+    try:
+        yield bus
+    finally:
+        close = getattr(bus, "close", None)
+        if close is not None:
+            close()
+
+
+def check_flowdeck(sys_: System, model: str | None) -> list[Check]:
+    """SPI and I2C enabled, then the PMW3901 and VL53L1X answering with their IDs."""
+    i2c = i2c_node(sys_.i2c_bus)
+    spi_check = _bus_node(sys_, model, "SPI (flow sensor)", sys_.spi_dev, "spi", SPI_FIX)
+    i2c_check = _bus_node(sys_, model, "I2C (range sensor)", i2c, "i2c_arm", I2C_FIX)
+    checks = [spi_check]
+    if spi_check.status == PASS:
+        try:
+            with _closing(sys_.open_spi(sys_.spi_dev)) as spi:
+                Pmw3901(spi, device=sys_.spi_dev).check_id()
+            checks.append(Check(PASS, "PMW3901", f"product id 0x49 on {sys_.spi_dev}"))
+        except SensorError as exc:
+            checks.append(Check(FAIL, "PMW3901", str(exc)))
+    else:
+        checks.append(Check(SKIP, "PMW3901", f"needs {sys_.spi_dev}"))
+    checks.append(i2c_check)
+    if i2c_check.status == PASS:
+        try:
+            with _closing(sys_.open_i2c(sys_.i2c_bus)) as bus:
+                Vl53l1x(bus, device=i2c).check_id()
+            checks.append(Check(PASS, "VL53L1X", f"model id 0xEACC at 0x29 on {i2c}"))
+        except SensorError as exc:
+            checks.append(Check(FAIL, "VL53L1X", str(exc)))
+    else:
+        checks.append(Check(SKIP, "VL53L1X", f"needs {i2c}"))
+    return checks
+
+
 def run_checks(sys_: System) -> list[Check]:
     model = pi_model(sys_)
     checks = [Check(PASS, "Raspberry Pi", model) if model
               else Check(SKIP, "Raspberry Pi", "not a Raspberry Pi: Pi UART checks skipped")]
     checks += list(check_module(sys_))
     checks += [check_console(sys_, model), check_pl011(sys_, model), check_groups(sys_)]
+    checks += check_flowdeck(sys_, model)
     return checks
 
 

@@ -31,6 +31,7 @@ from pipilot.sim.manual import Armed, ManualControl
 from pipilot.sim.receiver import Firmware, SbusReceiver
 
 if TYPE_CHECKING:
+    from pipilot.sim.flowdeck import SensorTruth
     from pipilot.sim.telemetry import FlightTelemetry
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,21 @@ class SimulatedCC3D:
             position=(float(p[0]), float(p[1]), float(p[2])),
             velocity=(float(v[0]), float(v[1]), float(v[2])),
             attitude_deg=t.euler_deg(), on_ground=bool(t.on_ground))
+
+    def flowdeck_truth(self, *, texture: float = 1.0, light: float = 1.0,
+                       ambient: float = 0.0, clearance_m: float = 0.03) -> SensorTruth:
+        """What a flow deck under the airframe sees now: the truth provider of
+        `pipilot.sim.flowdeck`'s register models (they turn it into bytes; the
+        flight path sees only those). ``clearance_m`` is the deck's height when landed."""
+        from pipilot.sim.flowdeck import SensorTruth
+
+        t = self.quad.truth
+        v_b = t.r.T @ t.velocity
+        roll, pitch, _ = (math.radians(a) for a in t.euler_deg())
+        return SensorTruth(
+            height_m=t.altitude + clearance_m, velocity_body=(float(v_b[0]), float(v_b[1])),
+            rates=(float(t.rate[0]), float(t.rate[1]), float(t.rate[2])),
+            roll=roll, pitch=pitch, texture=texture, light=light, ambient=ambient)
 
     def drift_m(self) -> float:
         d = self.quad.truth.position[:2] - self.start_position[:2]

@@ -5,11 +5,21 @@ from __future__ import annotations
 import grp
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipilot.cli import doctor, main
 from pipilot.cli.doctor import FAIL, PASS, SKIP, System, parse_proc_driver, run_checks
+from pipilot.core.clock import VirtualClock
+from pipilot.sensors.bus import SensorError
+from pipilot.sim.flowdeck import (
+    Pmw3901Model,
+    SensorTruth,
+    SimI2cBus,
+    SimSpiBus,
+    Vl53l1xModel,
+)
 
 PROC_LINE = "0: uart:softuart port:00000000 irq:0 tx:5785 rx:5786 brk:1 CTS|DSR|CD"
 
@@ -21,7 +31,8 @@ def write(root: Path, path: str, text: str) -> None:
 
 
 def pi_tree(root: Path, *, serial0: str = "ttyAMA0", cmdline: str = "root=/dev/mmcblk0p2",
-            proc: str | None = PROC_LINE, config: str = "dtoverlay=disable-bt\n") -> System:
+            proc: str | None = PROC_LINE, config: str = "dtoverlay=disable-bt\n",
+            buses: bool = True, product_id: int = 0x49, model_id: int = 0xEACC) -> System:
     write(root, "/proc/device-tree/model", "Raspberry Pi 3 Model B Plus Rev 1.3\0")
     write(root, "/proc/cmdline", cmdline)
     write(root, "/boot/firmware/config.txt", config)
@@ -37,7 +48,21 @@ def pi_tree(root: Path, *, serial0: str = "ttyAMA0", cmdline: str = "root=/dev/m
         write(root, "/proc/tty/driver/softuart", "serinfo:1.0 driver revision:\n" + proc + "\n")
     write(root, "/dev/ttySOFT0", "")
     os.chmod(root / "dev/ttySOFT0", 0o660)
-    return System(root=root, uid=0, groups=())
+    if buses:
+        write(root, "/dev/spidev0.0", "")
+        write(root, "/dev/i2c-1", "")
+    return System(root=root, uid=0, groups=(), **flowdeck(product_id, model_id))
+
+
+def flowdeck(product_id: int = 0x49, model_id: int = 0xEACC) -> dict[str, Any]:
+    """Bus openers reaching register models instead of /dev (only the IDs are read)."""
+    clock = VirtualClock()
+    return {
+        "open_spi": lambda dev: SimSpiBus(Pmw3901Model(SensorTruth, clock,
+                                                       product_id=product_id)),
+        "open_i2c": lambda bus: SimI2cBus({0x29: Vl53l1xModel(SensorTruth, clock,
+                                                              model_id=model_id)}),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +162,58 @@ def test_runs_on_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc in (0, 1)
     assert out and all(line.split()[0] in (PASS, FAIL, SKIP) for line in out)
     assert any("softuart module" in line for line in out)
+
+
+def test_flow_deck_passes_with_its_buses_and_ids(tmp_path: Path) -> None:
+    checks = by_name(run_checks(pi_tree(tmp_path)))
+    assert checks["SPI (flow sensor)"] == (PASS, "/dev/spidev0.0 present")
+    assert checks["PMW3901"] == (PASS, "product id 0x49 on /dev/spidev0.0")
+    assert checks["I2C (range sensor)"] == (PASS, "/dev/i2c-1 present")
+    assert checks["VL53L1X"] == (PASS, "model id 0xEACC at 0x29 on /dev/i2c-1")
+
+
+def test_pi_without_spi_and_i2c_names_the_config_lines(tmp_path: Path) -> None:
+    checks = by_name(run_checks(pi_tree(tmp_path, buses=False)))
+    assert checks["SPI (flow sensor)"] == (FAIL, "no /dev/spidev0.0: enable SPI with "
+                                           "dtparam=spi=on in /boot/firmware/config.txt "
+                                           "and reboot")
+    assert checks["I2C (range sensor)"][0] == FAIL
+    assert "dtparam=i2c_arm=on" in checks["I2C (range sensor)"][1]
+    assert checks["PMW3901"] == (SKIP, "needs /dev/spidev0.0")
+    assert checks["VL53L1X"] == (SKIP, "needs /dev/i2c-1")
+
+
+def test_enabled_but_not_rebooted(tmp_path: Path) -> None:
+    sys_ = pi_tree(tmp_path, buses=False,
+                   config="dtoverlay=disable-bt\ndtparam=audio=on,spi=on\ndtparam=i2c_arm=on\n")
+    checks = by_name(run_checks(sys_))
+    assert checks["SPI (flow sensor)"][0] == FAIL and "reboot" in checks["SPI (flow sensor)"][1]
+    assert "has dtparam=spi=on" in checks["SPI (flow sensor)"][1]
+    assert "has dtparam=i2c_arm=on" in checks["I2C (range sensor)"][1]
+
+
+def test_wrong_ids_say_what_answered(tmp_path: Path) -> None:
+    checks = by_name(run_checks(pi_tree(tmp_path, product_id=0x12, model_id=0x1234)))
+    assert checks["PMW3901"] == (FAIL, "/dev/spidev0.0: no PMW3901: product id 0x12 / inverse "
+                                       "0xED, expected 0x49 / 0xB6")
+    assert checks["VL53L1X"] == (FAIL, "/dev/i2c-1: no VL53L1X at 0x29: model id 0x1234, "
+                                       "expected 0xEACC")
+
+
+def test_a_bus_that_cannot_be_opened_is_a_failure_line(tmp_path: Path) -> None:
+    sys_ = pi_tree(tmp_path)
+
+    def refuse(dev: str) -> Any:
+        raise SensorError(dev, "the spidev module is not installed: pip install "
+                               "'pipilot[sensors]'")
+
+    sys_.open_spi = refuse
+    checks = by_name(run_checks(sys_))
+    assert checks["PMW3901"] == (FAIL, "/dev/spidev0.0: the spidev module is not installed: "
+                                       "pip install 'pipilot[sensors]'")
+
+
+def test_non_pi_without_buses_skips_the_flow_deck(tmp_path: Path) -> None:
+    checks = by_name(run_checks(System(root=tmp_path, uid=0, groups=())))
+    assert checks["SPI (flow sensor)"][0] == SKIP and checks["I2C (range sensor)"][0] == SKIP
+    assert checks["PMW3901"][0] == SKIP and checks["VL53L1X"][0] == SKIP

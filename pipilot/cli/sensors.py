@@ -1,0 +1,196 @@
+"""`pipilot sensors`: the flow deck's bring-up tool: live flow, SQUAL, range and status.
+
+On the Pi it opens the PMW3901 on a spidev node and the VL53L1X on an I2C
+bus; with ``--sim`` the same drivers talk to the register models of
+`pipilot.sim.flowdeck` over simulated buses, fed by a scripted sway. Ten
+lines a second; ``--json`` makes each line a JSON object and ends with a
+``{"summary": ...}`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipilot.cli import _checks
+from pipilot.cli._output import json_text
+from pipilot.cli._telemetry_common import until_pipe_closes
+from pipilot.core.clock import Clock, MonotonicClock
+from pipilot.errors import PipilotError
+from pipilot.sensors.bus import i2c_node, open_i2c, open_spi
+from pipilot.sensors.pmw3901 import Pmw3901
+from pipilot.sensors.reader import (
+    FlowDeckPoller,
+    Item,
+    SensorFault,
+    SensorReader,
+    TimedFlow,
+    TimedRange,
+)
+from pipilot.sensors.vl53l1x import Vl53l1x
+
+NAME = "sensors"
+HELP = "print live optical flow, SQUAL, range and status from the flow deck"
+
+DEFAULT_SPI = "/dev/spidev0.0"
+DEFAULT_I2C = 1
+REPORT_S = 0.1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sim", action="store_true",
+                        help="simulated sensors (register models over simulated buses)")
+    parser.add_argument("--spi", metavar="DEV", default=DEFAULT_SPI,
+                        help=f"the PMW3901's spidev node (default {DEFAULT_SPI})")
+    parser.add_argument("--i2c", metavar="BUS", type=int, default=DEFAULT_I2C,
+                        help=f"the VL53L1X's I2C bus number (default {DEFAULT_I2C}: /dev/i2c-1)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds (default: run until interrupted)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+@dataclass
+class Window:
+    """What arrived during one report interval, and the totals of the run."""
+
+    dx: int = 0
+    dy: int = 0
+    flow: list[dict[str, Any]] = field(default_factory=list)
+    range: dict[str, Any] | None = None
+    faults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Totals:
+    flow_samples: int = 0
+    flow_valid: int = 0
+    squal_sum: int = 0
+    range_samples: int = 0
+    range_valid: int = 0
+    range_min_m: float | None = None
+    range_max_m: float | None = None
+    faults: int = 0
+
+    def add(self, item: Item, w: Window) -> None:
+        if isinstance(item, TimedFlow):
+            s = item.sample
+            self.flow_samples += 1
+            self.squal_sum += s.squal
+            if s.valid:
+                self.flow_valid += 1
+                w.dx += s.dx
+                w.dy += s.dy
+            w.flow.append({"squal": s.squal, "shutter": s.shutter, "status": s.status})
+        elif isinstance(item, TimedRange):
+            r = item.sample
+            self.range_samples += 1
+            if r.valid:
+                self.range_valid += 1
+                lo, hi = self.range_min_m, self.range_max_m
+                self.range_min_m = r.range_m if lo is None else min(lo, r.range_m)
+                self.range_max_m = r.range_m if hi is None else max(hi, r.range_m)
+            w.range = {"range_m": round(r.range_m, 3) if r.valid else None,
+                       "status": r.status, "status_text": r.status_text,
+                       "signal_mcps": round(r.signal_mcps, 3)}
+        elif isinstance(item, SensorFault):
+            self.faults += 1
+            w.faults.append(item.message)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "flow_samples": self.flow_samples, "flow_valid": self.flow_valid,
+            "squal_mean": self.squal_sum / self.flow_samples if self.flow_samples else None,
+            "range_samples": self.range_samples, "range_valid": self.range_valid,
+            "range_min_m": self.range_min_m, "range_max_m": self.range_max_m,
+            "faults": self.faults,
+        }
+
+
+def open_deck(args: argparse.Namespace, clock: Clock) -> tuple[Pmw3901, Vl53l1x]:
+    """The two drivers, initialised: on simulated buses with ``--sim``, else the Pi's."""
+    if args.sim:
+        from pipilot.sim.flowdeck import ScriptedTruth, SimFlowDeck
+
+        deck = SimFlowDeck.create(ScriptedTruth(clock), clock)
+        spi: Any = deck.spi
+        i2c: Any = deck.i2c
+        spi_name, i2c_name = "sim:spi", "sim:i2c"
+    else:
+        spi_name, i2c_name = args.spi, i2c_node(args.i2c)
+        spi = open_spi(args.spi)
+        i2c = open_i2c(args.i2c)
+    flow = Pmw3901(spi, device=spi_name)
+    ranger = Vl53l1x(i2c, device=i2c_name, now=clock.now)
+    flow.init()
+    ranger.init()
+    return flow, ranger
+
+
+def line(t: float, w: Window, as_json: bool) -> str:
+    last = w.flow[-1] if w.flow else None
+    if as_json:
+        return json_text({"t": round(t, 3), "dx": w.dx, "dy": w.dy,
+                          "flow_samples": len(w.flow),
+                          "squal": last["squal"] if last else None,
+                          "shutter": last["shutter"] if last else None,
+                          "flow_status": last["status"] if last else None,
+                          "range": w.range, "faults": w.faults}, separators=(",", ":"))
+    flow = (f"flow dx {w.dx:+5d} dy {w.dy:+5d} squal {last['squal']:3d} "
+            f"shutter 0x{last['shutter']:04X} {last['status']}") if last else "flow -"
+    rng = "range -"
+    if w.range is not None:
+        r = w.range
+        rng = (f"range {r['range_m']:.3f} m ok" if r["range_m"] is not None
+               else f"range {r['status_text']}")
+    faults = f" | FAULT {w.faults[-1]}" if w.faults else ""
+    return f"{t:8.2f}  {flow} | {rng}{faults}"
+
+
+async def _main(args: argparse.Namespace) -> int:
+    clock = MonotonicClock()
+    flow, ranger = open_deck(args, clock)
+    reader = SensorReader(FlowDeckPoller(flow, ranger, clock))
+    reader.start(asyncio.get_running_loop())
+    totals = Totals()
+    t0 = clock.now()
+    w = Window()
+    next_report = t0 + REPORT_S
+    interrupted = False
+    try:
+        while args.duration is None or clock.now() - t0 < args.duration:
+            with contextlib.suppress(TimeoutError):
+                for item in await asyncio.wait_for(reader.get(), REPORT_S):
+                    totals.add(item, w)
+            if clock.now() >= next_report:
+                print(line(clock.now() - t0, w, args.json), flush=True)
+                w = Window()
+                while next_report <= clock.now():
+                    next_report += REPORT_S
+    except asyncio.CancelledError:   # Ctrl-C: still stop the ranger and print the summary
+        interrupted = True
+    finally:
+        reader.stop()
+        with contextlib.suppress(PipilotError):
+            ranger.stop()
+    summary = totals.summary() | {"dropped": reader.dropped}
+    if args.json:
+        print(json_text({"summary": summary}, separators=(",", ":")), flush=True)
+    else:
+        print(f"flow {summary['flow_valid']}/{summary['flow_samples']} valid, range "
+              f"{summary['range_valid']}/{summary['range_samples']} valid, "
+              f"{summary['faults']} fault(s)", flush=True)
+    if interrupted:
+        raise KeyboardInterrupt
+    return 1 if summary["faults"] or not summary["flow_samples"] else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    args.duration = _checks.duration("--duration", args.duration)
+    args.spi = _checks.device("--spi", args.spi)
+    _checks.integer("--i2c", args.i2c, 0, 255)
+    with contextlib.suppress(KeyboardInterrupt):
+        return until_pipe_closes(lambda: asyncio.run(_main(args)))
+    return 0

@@ -1,0 +1,81 @@
+"""`pipilot sensors`: the simulated deck end to end, and one-line errors without a bus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pipilot.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipilot", "sensors", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_sim_json_lines_are_valid_and_live() -> None:
+    out = run_cli("--sim", "--duration", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    reports, summary = rows[:-1], rows[-1]["summary"]
+    assert len(reports) >= 5             # ten a second; bounds leave room for a loaded machine
+    flowing = [r for r in reports if r["flow_samples"]]
+    assert flowing and all(r["squal"] > 100 and r["flow_status"] in ("ok", "no motion")
+                           for r in flowing)
+    ranges = [r["range"] for r in reports if r["range"] is not None]
+    assert ranges and all(r["status"] == 0 and 0.6 < r["range_m"] < 1.0 for r in ranges)
+    assert summary["faults"] == 0 and summary["flow_valid"] == summary["flow_samples"] > 20
+    assert summary["range_valid"] >= 3
+    assert sum(abs(r["dx"]) + abs(r["dy"]) for r in reports) > 0   # the scripted sway moves
+
+
+def test_sim_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", "--duration", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("squal" in line and "range 0." in line for line in lines)
+    assert lines[-1].startswith("flow ") and "0 fault(s)" in lines[-1]
+
+
+def test_missing_spi_node_is_one_line_with_the_fix() -> None:
+    if os.path.exists("/dev/spidev9.9"):
+        pytest.fail("this machine has /dev/spidev9.9: the test needs a node that is absent")
+    out = run_cli("--spi", "/dev/spidev9.9")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "pipilot: error: /dev/spidev9.9: no such device node: enable SPI with "
+        "dtparam=spi=on in /boot/firmware/config.txt and reboot"]
+
+
+def test_not_a_spidev_node_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--spi", "/dev/ttyAMA0"]) == 1
+    assert "not a spidev node" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--duration", "nan"], ["--duration", "-1"],
+                                  ["--i2c", "-3"], ["--spi", ""]])
+def test_bad_values_are_refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipilot: error: config --") and "Traceback" not in err
+
+
+def test_ctrl_c_still_prints_the_summary() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "pipilot", "sensors", "--sim", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()          # running: a report line arrived
+        assert json.loads(first)["squal"] > 0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert summary["flow_samples"] > 0 and summary["faults"] == 0

@@ -1,0 +1,169 @@
+"""The flow-deck reader: timestamps on the injected clock, faults as items, a thread that
+never blocks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pipilot.core.clock import MonotonicClock, VirtualClock
+from pipilot.sensors.pmw3901 import Pmw3901
+from pipilot.sensors.reader import (
+    QUEUE_MAX,
+    FlowDeckPoller,
+    SensorFault,
+    SensorReader,
+    TimedFlow,
+    TimedRange,
+)
+from pipilot.sensors.vl53l1x import Vl53l1x
+from pipilot.sim.flowdeck import COUNTS_PER_RAD, ScriptedTruth, SimFlowDeck
+from pipilot.sim.model import SimulatedCC3D
+from tests.sensors.conftest import Rig
+
+
+def test_poll_stamps_each_sample_on_the_injected_clock(rig: Rig) -> None:
+    poller = FlowDeckPoller(rig.flow, rig.ranger, rig.clock)
+    seen: list[object] = []
+    for _ in range(30):
+        rig.clock.advance(0.01)
+        seen += poller.poll()
+    flows = [i for i in seen if isinstance(i, TimedFlow)]
+    ranges = [i for i in seen if isinstance(i, TimedRange)]
+    assert len(flows) == 30 and [f.t for f in flows] == sorted(f.t for f in flows)
+    assert flows[-1].t == rig.clock.now()
+    assert len(ranges) == 3 and all(r.sample.valid for r in ranges)
+
+
+def test_a_bus_error_becomes_a_fault_item_and_reading_resumes(rig: Rig) -> None:
+    poller = FlowDeckPoller(rig.flow, None, rig.clock)
+    rig.deck.spi.fail = OSError(5, "Input/output error")
+    items = poller.poll()
+    assert len(items) == 1 and isinstance(items[0], SensorFault)
+    assert "Input/output error" in items[0].message and items[0].t == rig.clock.now()
+    rig.deck.spi.fail = None
+    assert isinstance(poller.poll()[0], TimedFlow)
+
+
+def test_needs_a_sensor() -> None:
+    with pytest.raises(ValueError, match="nothing to read"):
+        FlowDeckPoller(None, None, MonotonicClock())
+
+
+def real_deck() -> tuple[SimFlowDeck, Pmw3901, Vl53l1x, MonotonicClock]:
+    clock = MonotonicClock()
+    deck = SimFlowDeck.create(ScriptedTruth(clock), clock)
+    flow = Pmw3901(deck.spi, sleep=lambda s: None)
+    ranger = Vl53l1x(deck.i2c)
+    flow.init()
+    ranger.init()
+    return deck, flow, ranger, clock
+
+
+async def test_the_thread_hands_samples_to_the_loop_and_stops() -> None:
+    _, flow, ranger, clock = real_deck()
+    reader = SensorReader(FlowDeckPoller(flow, ranger, clock), period_s=0.005)
+    loop_thread = threading.get_ident()
+    reader.start(asyncio.get_running_loop())
+    got: list[object] = []
+    t0 = time.monotonic()
+    try:
+        while not any(isinstance(i, TimedRange) for i in got) and time.monotonic() - t0 < 20:
+            got += await reader.get()
+    finally:
+        reader.stop()
+    assert threading.get_ident() == loop_thread
+    assert any(isinstance(i, TimedFlow) for i in got)
+    assert any(isinstance(i, TimedRange) for i in got)
+    assert reader._thread is not None and not reader._thread.is_alive()
+
+
+async def test_transfers_run_off_the_loop_thread() -> None:
+    """Every bus transfer happens on the reader's thread, never the event loop's."""
+    deck, flow, _, clock = real_deck()
+    real = deck.spi.xfer2
+    threads: set[int] = set()
+
+    def xfer2(values: list[int]) -> list[int]:
+        threads.add(threading.get_ident())
+        time.sleep(0.02)          # a transfer that blocks its thread
+        return real(values)
+
+    deck.spi.xfer2 = xfer2        # type: ignore[method-assign]
+    reader = SensorReader(FlowDeckPoller(flow, None, clock), period_s=0.001)
+    reader.start(asyncio.get_running_loop())
+    try:
+        got = await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    assert got and threads and threading.get_ident() not in threads
+
+
+async def test_faults_reach_the_loop_and_are_counted() -> None:
+    deck, flow, _, clock = real_deck()
+    deck.spi.fail = OSError(5, "Input/output error")
+    reader = SensorReader(FlowDeckPoller(flow, None, clock), retry_s=0.01)
+    reader.start(asyncio.get_running_loop())
+    try:
+        items = await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    assert isinstance(items[0], SensorFault) and reader.faults >= 1
+
+
+def test_an_unread_queue_drops_the_oldest() -> None:
+    _, flow, _, clock = real_deck()
+    reader = SensorReader(FlowDeckPoller(flow, None, clock))
+    reader._wake = asyncio.Event()
+    for i in range(QUEUE_MAX + 10):
+        reader._deliver([SensorFault(float(i), "x")])
+    assert reader.dropped == 10 and len(reader._items) == QUEUE_MAX
+    assert reader._items[0].t == 10.0
+
+
+def test_the_simulated_craft_feeds_the_deck_from_its_truth() -> None:
+    sim = SimulatedCC3D(seed=1)
+    on_ground = sim.flowdeck_truth(texture=0.7)
+    assert on_ground.height_m == pytest.approx(0.03) and on_ground.texture == 0.7
+    t = sim.quad.truth
+    t.position[:] = (0.0, 0.0, -1.2)
+    t.velocity[:] = (1.0, 0.0, 0.0)                      # north
+    t.r = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # facing east
+    t.rate[:] = (0.1, 0.2, 0.3)
+    seen = sim.flowdeck_truth()
+    assert seen.height_m == pytest.approx(1.23)
+    assert seen.velocity_body == pytest.approx((0.0, -1.0))   # north is to its left
+    assert seen.rates == pytest.approx((0.1, 0.2, 0.3))
+    assert seen.roll == pytest.approx(0.0) and seen.pitch == pytest.approx(0.0)
+    clock = VirtualClock()
+    deck = SimFlowDeck.create(sim.flowdeck_truth, clock)
+    flow = Pmw3901(deck.spi, sleep=clock.advance)
+    flow.init()
+    flow.read_motion()
+    clock.advance(1.0)
+    s = flow.read_motion()                               # leftward motion: -y in counts
+    assert s.dy == pytest.approx(COUNTS_PER_RAD * (-1.0 / 1.23 - 0.1), abs=5)
+    assert s.dx == pytest.approx(COUNTS_PER_RAD * 0.2, abs=5)
+
+
+async def test_an_unexpected_error_in_the_poller_is_reported_not_silent() -> None:
+    _, flow, _, clock = real_deck()
+    poller = FlowDeckPoller(flow, None, clock)
+
+    def broken() -> list[object]:
+        raise ZeroDivisionError("bug")
+
+    poller.poll = broken                      # type: ignore[method-assign,assignment]
+    reader = SensorReader(poller, retry_s=0.01)
+    reader.start(asyncio.get_running_loop())
+    try:
+        items = await asyncio.wait_for(reader.get(), 20)
+        more = await asyncio.wait_for(reader.get(), 20)   # the thread is still running
+    finally:
+        reader.stop()
+    assert isinstance(items[0], SensorFault) and "ZeroDivisionError: bug" in items[0].message
+    assert more and reader.faults >= 2

@@ -235,8 +235,20 @@ def _closing(bus: _Bus) -> Iterator[_Bus]:
             close()
 
 
-def check_flowdeck(sys_: System, model: str | None) -> list[Check]:
-    """SPI and I2C enabled, then the PMW3901 and VL53L1X answering with their IDs."""
+def check_flowdeck(sys_: System, model: str | None, required: bool = False) -> list[Check]:
+    """SPI and I2C enabled, then the PMW3901 and VL53L1X answering with their IDs.
+
+    The deck is optional: unless `required` (``--flowdeck``), what would fail is
+    reported as SKIP with the reason, so a craft without one passes."""
+    checks = _flowdeck_checks(sys_, model)
+    if required:
+        return checks
+    return [Check(SKIP, c.name, f"{c.detail} (a flow deck is optional; "
+                  "`pipilot doctor --flowdeck` requires it)") if c.status == FAIL else c
+            for c in checks]
+
+
+def _flowdeck_checks(sys_: System, model: str | None) -> list[Check]:
     i2c = i2c_node(sys_.i2c_bus)
     spi_check = _bus_node(sys_, model, "SPI (flow sensor)", sys_.spi_dev, "spi", SPI_FIX)
     i2c_check = _bus_node(sys_, model, "I2C (range sensor)", i2c, "i2c_arm", I2C_FIX)
@@ -263,22 +275,25 @@ def check_flowdeck(sys_: System, model: str | None) -> list[Check]:
     return checks
 
 
-def run_checks(sys_: System) -> list[Check]:
+def run_checks(sys_: System, flowdeck: bool = False) -> list[Check]:
+    """Every check; `flowdeck` makes the flow deck's failures count."""
     model = pi_model(sys_)
     checks = [Check(PASS, "Raspberry Pi", model) if model
               else Check(SKIP, "Raspberry Pi", "not a Raspberry Pi: Pi UART checks skipped")]
     checks += list(check_module(sys_))
     checks += [check_console(sys_, model), check_pl011(sys_, model), check_groups(sys_)]
-    checks += check_flowdeck(sys_, model)
+    checks += check_flowdeck(sys_, model, required=flowdeck)
     return checks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--flowdeck", action="store_true",
+                        help="this craft has a flow deck: its buses and sensors must answer")
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = run_checks(System())
+    checks = run_checks(System(), flowdeck=args.flowdeck)
     if args.json:
         print(json_text([asdict(c) for c in checks], indent=2))
     else:

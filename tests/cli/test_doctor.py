@@ -173,7 +173,7 @@ def test_flow_deck_passes_with_its_buses_and_ids(tmp_path: Path) -> None:
 
 
 def test_pi_without_spi_and_i2c_names_the_config_lines(tmp_path: Path) -> None:
-    checks = by_name(run_checks(pi_tree(tmp_path, buses=False)))
+    checks = by_name(run_checks(pi_tree(tmp_path, buses=False), flowdeck=True))
     assert checks["SPI (flow sensor)"] == (FAIL, "no /dev/spidev0.0: enable SPI with "
                                            "dtparam=spi=on in /boot/firmware/config.txt "
                                            "and reboot")
@@ -186,14 +186,14 @@ def test_pi_without_spi_and_i2c_names_the_config_lines(tmp_path: Path) -> None:
 def test_enabled_but_not_rebooted(tmp_path: Path) -> None:
     sys_ = pi_tree(tmp_path, buses=False,
                    config="dtoverlay=disable-bt\ndtparam=audio=on,spi=on\ndtparam=i2c_arm=on\n")
-    checks = by_name(run_checks(sys_))
+    checks = by_name(run_checks(sys_, flowdeck=True))
     assert checks["SPI (flow sensor)"][0] == FAIL and "reboot" in checks["SPI (flow sensor)"][1]
     assert "has dtparam=spi=on" in checks["SPI (flow sensor)"][1]
     assert "has dtparam=i2c_arm=on" in checks["I2C (range sensor)"][1]
 
 
 def test_wrong_ids_say_what_answered(tmp_path: Path) -> None:
-    checks = by_name(run_checks(pi_tree(tmp_path, product_id=0x12, model_id=0x1234)))
+    checks = by_name(run_checks(pi_tree(tmp_path, product_id=0x12, model_id=0x1234), flowdeck=True))
     assert checks["PMW3901"] == (FAIL, "/dev/spidev0.0: no PMW3901: product id 0x12 / inverse "
                                        "0xED, expected 0x49 / 0xB6")
     assert checks["VL53L1X"] == (FAIL, "/dev/i2c-1: no VL53L1X at 0x29: model id 0x1234, "
@@ -208,7 +208,7 @@ def test_a_bus_that_cannot_be_opened_is_a_failure_line(tmp_path: Path) -> None:
                                "'pipilot[sensors]'")
 
     sys_.open_spi = refuse
-    checks = by_name(run_checks(sys_))
+    checks = by_name(run_checks(sys_, flowdeck=True))
     assert checks["PMW3901"] == (FAIL, "/dev/spidev0.0: the spidev module is not installed: "
                                        "pip install 'pipilot[sensors]'")
 
@@ -217,3 +217,14 @@ def test_non_pi_without_buses_skips_the_flow_deck(tmp_path: Path) -> None:
     checks = by_name(run_checks(System(root=tmp_path, uid=0, groups=())))
     assert checks["SPI (flow sensor)"][0] == SKIP and checks["I2C (range sensor)"][0] == SKIP
     assert checks["PMW3901"][0] == SKIP and checks["VL53L1X"][0] == SKIP
+
+
+def test_a_craft_without_a_flow_deck_is_not_failed_for_it(tmp_path: Path) -> None:
+    checks = run_checks(pi_tree(tmp_path, buses=False))
+    deck = by_name(checks)
+    assert deck["SPI (flow sensor)"][0] == SKIP
+    assert "dtparam=spi=on" in deck["SPI (flow sensor)"][1]      # the fix is still named
+    assert "--flowdeck" in deck["SPI (flow sensor)"][1]
+    assert deck["I2C (range sensor)"][0] == SKIP
+    names = {"SPI (flow sensor)", "I2C (range sensor)", "PMW3901", "VL53L1X"}
+    assert all(c.status != FAIL for c in checks if c.name in names)

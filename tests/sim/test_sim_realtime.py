@@ -116,3 +116,10 @@ def test_realtime_telemetry_latency_must_be_a_delay() -> None:
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="latency"):
             RealtimeSim(SimulatedCC3D(), telemetry_latency_s=bad)
+
+
+@pytest.mark.parametrize("bad", ["-0.1", "3", "nan"])
+def test_pipilot_sim_rejects_a_bad_telemetry_latency(
+        capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    assert main(["sim", "--headless", "--duration", "1", "--telemetry-latency", bad]) == 1
+    assert "--telemetry-latency" in capsys.readouterr().err

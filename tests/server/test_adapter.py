@@ -63,9 +63,21 @@ def test_lockstep_vehicle_receiver_counts_truth_and_a_link_without_counters():
     assert st["accepted_fraction"] == rx.frames_accepted / rx.frames_seen
     truth = adapter.sim_truth()
     assert truth is not None and truth["position"] == [float(x) for x in sim.truth.position]
-    # the lock-step ground side keeps no link counters: connected, and whether it ever was
+    # the lock-step ground side is the engine that flies: it keeps the counters
+    link = adapter.telemetry_link()
+    assert (link["configured"], link["connected"], link["was_connected"]) == (True, True, True)
+    assert 0.0 <= link["age_s"] < 0.5
+
+
+def test_a_link_without_counters_says_connected_and_whether_it_ever_was():
+    class Bare:                                 # only what TelemetryLink promises
+        connected = True
+
+    vehicle = Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock())
+    vehicle.attach_telemetry(Bare())  # type: ignore[arg-type]
+    adapter = VehicleAdapter(vehicle)
     assert adapter.telemetry_link() == {"configured": True, "connected": True,
                                         "was_connected": True, "age_s": None}
-    sim.telemetry.connected = False
+    Bare.connected = False
     assert adapter.telemetry_link() == {"configured": True, "connected": False,
                                         "was_connected": True, "age_s": None}

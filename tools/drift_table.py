@@ -53,7 +53,7 @@ def render(report: dict[str, Any]) -> str:
     ]
     for r in report["runs"]:
         k = r["craft"]
-        lo, hi = r["height_on_m"]
+        lo, hi = (h + 0.0 for h in r["height_on_m"])  # no "-0.0" on the ground
         lines.append(
             f"| {r['seed']} | {_g(k['mass_kg'])} | {_g(k['drag'])} | {_g(k['hover_throttle'], 3)} "
             f"| {k['telemetry_latency_s'] * 1000:.0f} | {k['wind_from_deg']:.0f} "
@@ -61,7 +61,8 @@ def render(report: dict[str, Any]) -> str:
             f"| {_g(r['drift_on_m'])} | {lo:.1f}-{hi:.1f} | {_g(r['on_ground_on_s'], 1)} |")
     lines.append("")
     n, flew = len(report["runs"]), report["runs_airborne"]
-    lines.append(f"{flew} of {n} craft left the ground; over those, `max_excursion_m`:")
+    lines.append(f"{flew} of {n} craft stayed in the air through the hover with the loop on "
+                 "(less than 1 s on the ground); over those, `max_excursion_m`:")
     lines.append("")
     lines.append("| drift loop | median | p90 | max |")
     lines.append("| --- | --- | --- | --- |")
@@ -72,7 +73,7 @@ def render(report: dict[str, Any]) -> str:
     h = report.get("hover_height_max_on_m")
     if h is not None:
         lines.append("")
-        lines.append(f"Highest point of the hover with the loop on: median {h['median']:.0f} m, "
+        lines.append(f"Highest point of those hovers with the loop on: median {h['median']:.0f} m, "
                      f"worst {h['max']:.0f} m (altitude is open loop).")
     return "\n".join(lines)
 

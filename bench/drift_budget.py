@@ -25,7 +25,8 @@ prints one JSON object with, per run:
   0.03); ``drift_oracle_kinematics_bias_m``, both.
 
 ``--quad accel_noise=0,accel_bias=0`` flies every run with those simulated
-craft parameters (pipilot.sim.dynamics.QuadParams): what-ifs of the IMU.
+craft parameters (pipilot.sim.dynamics.QuadParams): what-ifs of the IMU. The
+mass, drag, hover throttle and gusts are the mission's ``[sim]`` keys.
 
 Ground truth feeds only this diagnosis (the oracle runs patch the estimator's
 prediction step), never the estimator of a normal run.
@@ -61,6 +62,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ORACLE_NOISE = {"accel_noise": 0.005, "drag_noise": 0.03}
 ORACLES = {"bias": {"bias"}, "kinematics": {"kinematics"},
            "kinematics_bias": {"kinematics", "bias"}}
+SIM_KEYS = {"mass": "mass_kg", "drag_xy": "drag", "thrust_to_weight": "hover_throttle",
+            "gust_sigma": "gust_mps"}
+"""Craft parameters the [sim] table sets (it overrides --quad)."""
 LAG_S = 0.05
 """AccelState lags the true specific force by about the FC's AccelTau: compare there."""
 
@@ -108,9 +112,8 @@ def fly_case(base: MissionSpec, seed: int, wind_from: float, *, oracle: str | No
     estimator = base.estimator
     if "kinematics" in known:
         estimator = dataclasses.replace(estimator, **ORACLE_NOISE)
-    spec = dataclasses.replace(
-        base, sim=cond, estimator=estimator,
-        mission=dataclasses.replace(base.mission, hover_throttle=sim.model.hover_throttle()))
+    # the mission flies its own [mission] hover_throttle, as `mission run --sim` does
+    spec = dataclasses.replace(base, sim=cond, estimator=estimator)
 
     steps: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
@@ -211,6 +214,8 @@ def main() -> int:
         name, _, value = item.partition("=")
         if name not in {f.name for f in dataclasses.fields(QuadParams)}:
             p.error(f"--quad: unknown parameter {name!r}")
+        if name in SIM_KEYS:
+            p.error(f"--quad: {name} is the mission's [sim] {SIM_KEYS[name]}: set it there")
         quad[name] = float(value)
     base = load_mission(args.mission)
     if base.sim is None:

@@ -47,6 +47,9 @@ async def sitl_main(args: argparse.Namespace, wind: tuple[float, ...],
     if any(wind) or any(tilt):
         raise ConfigError("--wind", "--wind and --mount-tilt are built-in model conditions; "
                                     "the SITL's simulated sensors model neither")
+    if getattr(args, "telemetry_latency", 0.0):
+        raise ConfigError("--telemetry-latency", "is a built-in model condition; the SITL's "
+                                                 "telemetry goes straight over UDP")
     out = sys.stderr if args.json else sys.stdout
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

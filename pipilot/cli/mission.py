@@ -142,13 +142,12 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True,
     vehicle = sim.vehicle
     if not isinstance(vehicle, Vehicle):  # sim_lockstep attaches a flight core
         raise RuntimeError("the lock-step simulator has no flight core to fly with")
-    # no barometer: altitude is open loop, so fly the simulated craft's own hover throttle
-    hover = sim.model.hover_throttle()
-    spec = dataclasses.replace(spec, mission=dataclasses.replace(spec.mission,
-                                                                 hover_throttle=hover))
+    # [sim] shapes the simulated craft only: the mission flies on its own settings
+    # ([mission] hover_throttle is the pilot's figure for the craft), as on the rig
     mission, summary = run_lockstep(sim, lambda: run_spec(
         spec, vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint))
-    summary["sim"] = {**dataclasses.asdict(conditions), "hover_throttle": round(hover, 4)}
+    summary["sim"] = {**dataclasses.asdict(conditions),
+                      "hover_throttle": round(sim.model.hover_throttle(), 4)}
     return mission, summary
 
 

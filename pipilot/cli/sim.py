@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--telemetry-baud", type=int, default=9600,
                         choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200),
                         help="telemetry link speed (the rig uses 9600)")
+    parser.add_argument("--telemetry-latency", type=float, default=0.0, metavar="S",
+                        help="extra delay of the simulated telemetry towards pipilot "
+                             "(0..2 s, default 0)")
     parser.add_argument("--backend", choices=("model", "sitl"), default="model",
                         help="model: pipilot's built-in CC3D model; sitl: LibrePilot 16.09's "
                              "own firmware (simposix build, see docs/sim.md)")
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         _checks.number("--period-ms", args.period_ms, 0.0, 1000.0, lo_open=True)
         check_period(args.period_ms * 1e-3, args.firmware, key="--period-ms")
     _checks.integer("--seed", args.seed, 0, 2**32 - 1)
+    _checks.number("--telemetry-latency", args.telemetry_latency, 0.0, 2.0)
     wind = _pair(args.wind, "--wind", 2, 3)
     tilt = _pair(args.mount_tilt, "--mount-tilt", 2, 2)
     main = _main
@@ -117,7 +121,8 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
     params = QuadParams(gust_sigma=wind[2] if len(wind) > 2 else 0.0)
     model = SimulatedCC3D(seed=args.seed, firmware=args.firmware, params=params,
                           mount_tilt_deg=(tilt[0], tilt[1]), wind=(wind[0], wind[1]))
-    sim = RealtimeSim(model, telemetry_baud=args.telemetry_baud).start()
+    sim = RealtimeSim(model, telemetry_baud=args.telemetry_baud,
+                      telemetry_latency_s=args.telemetry_latency).start()
     try:
         base = CoreConfig()
         period = args.period_ms if args.period_ms is not None else base.link.period_ms

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from pipilot.core.config import CoreConfig
 from pipilot.sim import LockstepSim
+from pipilot.sim.craft import craft_params
 from pipilot.sim.dynamics import QuadParams
 from pipilot.sim.lockstep import FrameSource
 from pipilot.sim.receiver import Firmware
@@ -67,8 +68,11 @@ def run_lockstep(sim: LockstepSim, main: Callable[[], Awaitable[T]]) -> T:
 
 
 def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.0,
-                 wind_mps: float = 0.0, wind_from_deg: float = 0.0, seed: float = 0,
-                 core: bool | CoreConfig = True, firmware: Firmware | str = Firmware.STOCK,
+                 wind_mps: float = 0.0, wind_from_deg: float = 0.0, gust_mps: float | None = None,
+                 seed: float = 0, core: bool | CoreConfig = True,
+                 firmware: Firmware | str = Firmware.STOCK, mass_kg: float | None = None,
+                 drag: float | None = None, hover_throttle: float | None = None,
+                 telemetry_latency_s: float = 0.0, texture: float = 1.0,
                  period_ms: float = 14.0, params: QuadParams | None = None,
                  frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
                  telemetry_baud: int = 9600, handshake: bool = True) -> LockstepSim:
@@ -77,13 +81,18 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     ``sim.vehicle`` is the Vehicle to fly. The tilt leans the board by
     ``mount_tilt_deg`` towards ``mount_tilt_axis_deg`` (0 = nose up, 90 = right
     side down); the wind blows from ``wind_from_deg`` (0 = from the north) at
-    ``wind_mps``.
+    ``wind_mps``, with gusts of ``gust_mps`` rms. ``gust_mps``, ``mass_kg``,
+    ``drag`` and ``hover_throttle`` change the craft (``params``, default the
+    standard one: see pipilot.sim.craft); None keeps ``params``' own.
     """
     axis = math.radians(mount_tilt_axis_deg)
     tilt = (mount_tilt_deg * math.sin(axis), mount_tilt_deg * math.cos(axis))
     frm = math.radians(wind_from_deg)
     wind = (-wind_mps * math.cos(frm), -wind_mps * math.sin(frm))
+    craft = craft_params(params, mass_kg=mass_kg, drag=drag, hover_throttle=hover_throttle,
+                         gust_mps=gust_mps)
     return LockstepSim(seed=int(seed), mount_tilt_deg=tilt, wind=wind, core=core,
-                       firmware=firmware, period_ms=period_ms, params=params,
+                       firmware=firmware, period_ms=period_ms, params=craft,
                        frame_source=frame_source, first_frame_s=first_frame_s,
-                       telemetry_baud=telemetry_baud, handshake=handshake)
+                       telemetry_baud=telemetry_baud, handshake=handshake,
+                       telemetry_latency_s=telemetry_latency_s, texture=texture)

@@ -57,21 +57,46 @@ def summarize(spec: MissionSpec, m: Mission) -> dict[str, Any]:
         "drift_compensation": m.drift is not None,
     }
     out.update(hover_drift(m))
+    if m.samples and any("down" in r for r in m.samples):  # ground truth: a simulator
+        out.update(height_error(m))
     return out
 
 
-def hover_drift(m: Mission) -> dict[str, Any]:
-    """Ground truth over the longest hover: displacement and how the speed settled."""
+HOVER_ACTIONS = ("hover", "hold")
+"""Steps that keep the craft in one place: the longest one is summed up."""
+ON_GROUND_M = 0.01
+"""True height at or below which the craft counts as on the ground."""
+
+
+def _step_spans(m: Mission, actions: tuple[str, ...]
+                ) -> list[tuple[MissionEvent, MissionEvent]]:
+    """(started, done) event pairs of the completed steps whose action is in ``actions``."""
     starts = {e.step: e for e in m.events.history
-              if e.kind is EventKind.STEP_STARTED and e.action == "hover"}
+              if e.kind is EventKind.STEP_STARTED and e.action in actions}
+    return [(starts[e.step], e) for e in m.events.history
+            if e.kind is EventKind.STEP_DONE and e.step in starts]
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``xs``, linear between order statistics."""
+    if not xs:
+        raise ValueError("percentile of nothing")
+    v = sorted(xs)
+    pos = q * (len(v) - 1)
+    i = min(int(pos), len(v) - 2) if len(v) > 1 else 0
+    frac = pos - i
+    return v[i] if len(v) == 1 else v[i] + (v[i + 1] - v[i]) * frac
+
+
+def hover_drift(m: Mission) -> dict[str, Any]:
+    """Ground truth over the longest hover or hold: displacement, the largest
+    excursion from where it began, its heights and how the speed settled."""
     best: tuple[float, MissionEvent, MissionEvent] | None = None
-    for e in m.events.history:
-        if e.kind is EventKind.STEP_DONE and e.step in starts:
-            s = starts[e.step]
-            if "truth_ned" in s.data and "truth_ned" in e.data:
-                length = e.t - s.t
-                if best is None or length > best[0]:
-                    best = (length, s, e)
+    for s, e in _step_spans(m, HOVER_ACTIONS):
+        if "truth_ned" in s.data and "truth_ned" in e.data:
+            length = e.t - s.t
+            if best is None or length > best[0]:
+                best = (length, s, e)
     if best is None:
         return {}
     length, s, e = best
@@ -83,10 +108,19 @@ def hover_drift(m: Mission) -> dict[str, Any]:
         dt = b["t"] - a["t"]
         if dt > 0:
             speeds.append(math.hypot(b["north"] - a["north"], b["east"] - a["east"]) / dt)
+    excursion = max([math.hypot(r["north"] - n0, r["east"] - e0) for r in rows]
+                    + [math.hypot(n1 - n0, e1 - e0)])
     out: dict[str, Any] = {
         "drift_m": round(math.hypot(n1 - n0, e1 - e0), 4),
+        "max_excursion_m": round(excursion, 4),
         "hover_seconds": round(length, 3),
     }
+    heights = [-r["down"] for r in rows if "down" in r]
+    if heights:
+        # open-loop altitude: a hover can end far above, or on, the ground
+        out["hover_height_min_m"] = round(min(heights), 3)
+        out["hover_height_max_m"] = round(max(heights), 3)
+        out["hover_on_ground_s"] = round(_on_ground_s(rows), 3)
     if speeds:
         # speed averaged over 1 s windows, so a 50 Hz sampling does not add noise
         per_s = max(1, round(len(speeds) / max(length, 1e-9)))
@@ -96,3 +130,25 @@ def hover_drift(m: Mission) -> dict[str, Any]:
         out["hover_max_speed_mps"] = round(max(smooth), 4)
         out["hover_final_speed_mps"] = round(sum(last) / len(last), 4)
     return out
+
+
+def _on_ground_s(rows: list[dict[str, float]]) -> float:
+    """Time spent at or below ON_GROUND_M over consecutive rows."""
+    return sum((b["t"] - a["t"] for a, b in itertools.pairwise(rows)
+                if "down" in a and -a["down"] <= ON_GROUND_M), 0.0)
+
+
+def height_error(m: Mission) -> dict[str, Any]:
+    """``height_error_p90_m``: 90th percentile of |true height - target| over every
+    ``hold`` step, None when there is none (or no ground truth).
+
+    A hold step says its target in its STEP_STARTED event's ``target_height_m``.
+    """
+    errors = []
+    for s, e in _step_spans(m, ("hold",)):
+        target = s.data.get("target_height_m")
+        if target is None:
+            continue
+        errors += [abs(-r["down"] - float(target)) for r in m.samples
+                   if s.t <= r["t"] <= e.t and "down" in r]
+    return {"height_error_p90_m": round(percentile(errors, 0.9), 4) if errors else None}

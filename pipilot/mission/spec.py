@@ -26,9 +26,10 @@ action = "land"
 [[steps]]
 action = "disarm"
 
-[sim]                     # honoured by --sim only
+[sim]                     # honoured by --sim only: the simulated craft, never the mission
 mount_tilt_deg = 2.0
 wind_mps = 0.5
+mass_kg = 1.1
 ```
 
 Every error names the step (1-based, with its action) and the key.
@@ -113,17 +114,54 @@ class SafetyConfig:
 
 @dataclass(frozen=True)
 class SimSpec:
+    """The simulated craft and its conditions (``--sim`` only).
+
+    These shape the simulated CC3D alone: nothing that flies (the mission, the
+    drift loop, its estimator) reads them, so a run can differ from what the
+    mission's own settings assume. Defaults are the simulator's standard craft.
+    """
+
     mount_tilt_deg: float = 0.0
     mount_tilt_axis_deg: float = 0.0
     """Direction the board leans: 0 = nose up (pitch), 90 = right side down (roll)."""
     wind_mps: float = 0.0
+    """Mean wind speed."""
     wind_from_deg: float = 0.0
     """Where the wind comes from (0 = north), like a weather report."""
+    gust_mps: float = 0.0
+    """Gusts around the mean wind: rms per horizontal axis (correlation time 2 s)."""
     seed: float = 0
-    """Seed of the simulator's sensor biases and noise."""
+    """Seed of the simulator's sensor biases, noise and gusts."""
     firmware: str = field(default="stock", metadata={"choices": FIRMWARES})
     """"stock" 16.09, or "patched" with firmware-patches/ applied (S.Bus resync,
     AccelState low-passed: what the drift estimator needs, see docs/missions.md)."""
+    mass_kg: float = 1.0
+    """The craft's mass (its inertia stays the standard craft's)."""
+    drag: float = 0.35
+    """Horizontal rotor drag, N per m/s of air-relative speed."""
+    hover_throttle: float | None = None
+    """Throttle stick (0..1) at which the craft hovers; it sets the thrust-to-weight
+    ratio. Default: the standard craft's (thrust-to-weight 2.2, about 0.468)."""
+    telemetry_latency_s: float = 0.0
+    """Extra delay of the telemetry from the flight controller to the ground."""
+    texture: float = 1.0
+    """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
+
+
+SIM_RANGES: dict[str, Param] = {
+    "mount_tilt_deg": Param(float, lo=0.0, hi=20.0),
+    "mount_tilt_axis_deg": Param(float, lo=-360.0, hi=360.0),
+    "wind_mps": Param(float, lo=0.0, hi=20.0),
+    "wind_from_deg": Param(float, lo=-360.0, hi=360.0),
+    "gust_mps": Param(float, lo=0.0, hi=10.0),
+    "seed": Param(float, lo=0.0, hi=2.0**32 - 1),
+    "mass_kg": Param(float, lo=0.05, hi=20.0),
+    "drag": Param(float, lo=0.0, hi=10.0, lo_open=True),
+    "hover_throttle": Param(float, lo=0.1, hi=0.9),
+    "telemetry_latency_s": Param(float, lo=0.0, hi=2.0),
+    "texture": Param(float, lo=0.0, hi=1.0),
+}
+"""Accepted range of each numeric ``[sim]`` key."""
 
 
 @dataclass(frozen=True)
@@ -190,13 +228,7 @@ def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> Missi
     if not isinstance(est_table, Mapping):
         raise ConfigError("drift.estimator", "must be a table")
     estimator = EstimatorConfig.from_mapping(est_table)
-    sim = _table(SimSpec, doc["sim"], "sim") if "sim" in doc else None
-    if sim is not None and not 0 <= sim.mount_tilt_deg <= 20:
-        raise ConfigError("sim.mount_tilt_deg", "must be between 0 and 20")
-    if sim is not None and not 0 <= sim.wind_mps <= 20:
-        raise ConfigError("sim.wind_mps", "must be between 0 and 20")
-    if sim is not None and (sim.seed != int(sim.seed) or sim.seed < 0):
-        raise ConfigError("sim.seed", "must be a whole number >= 0")
+    sim = _sim(doc["sim"]) if "sim" in doc else None
     steps = _steps(doc.get("steps"))
     return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim)
 
@@ -270,6 +302,17 @@ def _table(cls: Any, raw: Any, prefix: str) -> Any:
             continue
         values[key] = _number(value, Param(float), f"{prefix}.{key}")
     return cls(**values)
+
+
+def _sim(raw: Any) -> SimSpec:
+    sim: SimSpec = _table(SimSpec, raw, "sim")
+    for key, param in SIM_RANGES.items():
+        value = getattr(sim, key)
+        if value is not None:
+            _number(value, param, f"sim.{key}")
+    if sim.seed != int(sim.seed):
+        raise ConfigError("sim.seed", f"must be a whole number, not {sim.seed:g}")
+    return sim
 
 
 def _safety(raw: Any) -> SafetyConfig:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,16 +52,22 @@ class TelemetryWire:
     """The telemetry line between ground and flight side, on virtual time.
 
     Ground bytes reach the flight side when their last stop bit would have;
-    flight bytes are paced by the flight side itself. ``up`` / ``down`` False
-    cut the ground -> flight / flight -> ground direction (bytes are lost)."""
+    flight bytes are paced by the flight side itself and reach the ground
+    ``latency_s`` after they are complete on the line (a slow adapter or
+    driver). ``up`` / ``down`` False cut the ground -> flight / flight ->
+    ground direction (bytes are lost)."""
 
-    def __init__(self, flight: FlightTelemetry) -> None:
+    def __init__(self, flight: FlightTelemetry, *, latency_s: float = 0.0) -> None:
+        if not (latency_s >= 0.0 and math.isfinite(latency_s)):
+            raise ValueError(f"telemetry latency must be finite and >= 0, not {latency_s!r}")
         self.flight = flight
         self.byte_time = flight.byte_time
+        self.latency_s = latency_s
         self.up = True
         self.down = True
         self._tx = bytearray()
         self._free_at = 0.0
+        self._delayed: deque[tuple[float, bytes]] = deque()
 
     def write(self, data: bytes, now: float) -> None:
         """Ground bytes onto the line at ``now`` (behind those still on it)."""
@@ -84,22 +90,32 @@ class TelemetryWire:
             self.flight.feed(chunk, now)
 
     def receive(self, now: float) -> bytes:
-        """Flight bytes complete by ``now`` (lost while ``down`` is False)."""
+        """Flight bytes complete by ``now - latency_s`` (lost while ``down`` is False)."""
         data = self.flight.pop_tx(now)
-        return data if self.down else b""
+        if not self.down:
+            self._delayed.clear()
+            return b""
+        if self.latency_s <= 0.0:
+            return data
+        if data:
+            self._delayed.append((now + self.latency_s, data))
+        out = bytearray()
+        while self._delayed and self._delayed[0][0] <= now + 1e-9:
+            out += self._delayed.popleft()[1]
+        return bytes(out)
 
 
 class LockstepTelemetry(EngineDriver):
     """A GroundSession wired to the simulated flight side; the model calls `tick`."""
 
     def __init__(self, flight: FlightTelemetry, *, handshake: bool = True,
-                 timing: HandshakeTiming | None = None) -> None:
+                 timing: HandshakeTiming | None = None, latency_s: float = 0.0) -> None:
         self.flight = flight
         self.registry = flight.registry
         self.clock = ModelClock(flight.model)
         self.engine = GroundSession(self.clock, self.registry,
                                     SessionOptions(timing or HandshakeTiming()))
-        self.wire = TelemetryWire(flight)
+        self.wire = TelemetryWire(flight, latency_s=latency_s)
         #: Objects received, by name.
         self.received: Counter[str] = Counter()
         #: Advances the whole simulation by dt (set by LockstepSim).

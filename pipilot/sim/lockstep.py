@@ -29,7 +29,8 @@ handshake, keepalive, latest values, requests, ACK/NACK and retries.
 talk back (advancing virtual time until the ACK or the answer).
 ``handshake=False`` leaves the engine unstarted (for tests of the handshake
 itself); ``sim.telemetry.wire.up`` / ``.down = False`` cut the line one way or
-both. The handshake takes a few hundred milliseconds of virtual time: code
+both; ``telemetry_latency_s`` delays every flight -> ground byte by that
+much. The handshake takes a few hundred milliseconds of virtual time: code
 that needs telemetry from its first step calls ``sim.wait_connected()`` first,
 as it would await ``TelemetrySession.wait_connected`` on the rig.
 
@@ -102,13 +103,14 @@ class LockstepSim:
         period_ms: float = 14.0, params: QuadParams | None = None,
         frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
         telemetry_baud: int = 9600, handshake: bool = True,
-        core: bool | CoreConfig | None = None,
+        core: bool | CoreConfig | None = None, telemetry_latency_s: float = 0.0,
+        texture: float = 1.0,
     ) -> None:
         if period_ms * 1e-3 < FRAME_LEN * BYTE_TIME:
             raise ValueError("a period shorter than one frame on the wire (3.0 ms)")
         self.clock = VirtualClock()
         self.model = SimulatedCC3D(seed=seed, firmware=firmware, mount_tilt_deg=mount_tilt_deg,
-                                   wind=wind, params=params)
+                                   wind=wind, params=params, texture=texture)
         self.period = period_ms * 1e-3
         #: the transmitter's sticks, sent when no `frame_source` is given
         self.sticks: Setpoint = NEUTRAL
@@ -116,7 +118,8 @@ class LockstepSim:
         self.frames_sent = 0
         self._next_frame = first_frame_s
         self.flight_telemetry: FlightTelemetry = attach(self.model, baud=telemetry_baud)
-        self.telemetry = LockstepTelemetry(self.flight_telemetry, handshake=handshake)
+        self.telemetry = LockstepTelemetry(self.flight_telemetry, handshake=handshake,
+                                           latency_s=telemetry_latency_s)
         self.telemetry.advance = self.run
         self.model.add_task("ground", GROUND_TICK_S, self.telemetry.tick, first=0.0)
         self.core: FlightCore | None = None

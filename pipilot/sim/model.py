@@ -61,9 +61,11 @@ class SimulatedCC3D:
         self, *, seed: int = 0, firmware: Firmware | str = Firmware.STOCK,
         mount_tilt_deg: tuple[float, float] = (0.0, 0.0),
         wind: tuple[float, float] = (0.0, 0.0), params: QuadParams | None = None,
-        start: float = 0.0,
+        start: float = 0.0, texture: float = 1.0,
     ) -> None:
         self.seed = seed
+        self.texture = texture
+        """Floor quality under the craft, 0..1: for the optical-flow sensor model."""
         self.firmware = Firmware(firmware)
         rnd = random.Random(seed)
         self.rng = np.random.default_rng(seed)

@@ -11,13 +11,15 @@ so that every byte is fed at its wire time, in order, before the model passes
 that time. ``ground_truth()`` and ``with sim.lock:`` let other threads (the
 web server's sim panel, the CLI) read the model safely; ``truth_snapshot()``
 is the truth as of the model's latest step, for readers that must never wait
-(a mission's summary, on the flight loop).
+(a mission's summary, on the flight loop). ``telemetry_latency_s`` holds
+every flight -> ground byte back that long after the line has carried it.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import threading
 import time
@@ -40,7 +42,11 @@ class RealtimeSim:
     """Runs a SimulatedCC3D against two pty pairs; ``start()`` / ``stop()``."""
 
     def __init__(self, model: SimulatedCC3D, *, telemetry_baud: int = 9600,
-                 clock: Callable[[], float] = time.monotonic, lag_s: float = DEFAULT_LAG_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, lag_s: float = DEFAULT_LAG_S,
+                 telemetry_latency_s: float = 0.0) -> None:
+        if not (telemetry_latency_s >= 0.0 and math.isfinite(telemetry_latency_s)):
+            raise ValueError("telemetry latency must be finite and >= 0, "
+                             f"not {telemetry_latency_s!r}")
         self.model = model
         self.clock = clock
         self.lag_s = lag_s
@@ -49,6 +55,9 @@ class RealtimeSim:
         self._truth = model.truth_snapshot()
         self._sbus_in: collections.deque[tuple[bytes, list[float]]] = collections.deque()
         self._tel_in: collections.deque[tuple[float, bytes]] = collections.deque()
+        #: Flight -> ground delay on top of the line's own pacing (a slow adapter).
+        self.telemetry_latency_s = telemetry_latency_s
+        self._tel_out: collections.deque[tuple[float, bytes]] = collections.deque()
         self._tel_rx_free = 0.0
         self._t0 = 0.0
         self._stop = threading.Event()
@@ -152,8 +161,16 @@ class RealtimeSim:
             m.advance_to(now)
             self._truth = m.truth_snapshot()
             out = self.telemetry.pop_tx(now)
-        if out and self.telemetry_cut:
+        if self.telemetry_cut:
             out = b""
+            self._tel_out.clear()
+        elif self.telemetry_latency_s > 0.0:
+            if out:
+                self._tel_out.append((now + self.telemetry_latency_s, out))
+            due = bytearray()
+            while self._tel_out and self._tel_out[0][0] <= now:
+                due += self._tel_out.popleft()[1]
+            out = bytes(due)
         if out:
             try:
                 os.write(self._tel_master, out)

@@ -90,3 +90,37 @@ def test_pipilot_sim_refuses_a_period_the_stock_decoder_cannot_follow(
                  "--firmware", "patched", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames_accepted"] >= 0.5 * summary["frames_sent"]
+
+
+def test_realtime_telemetry_latency_holds_the_bytes_back() -> None:
+    # The flight side sends AttitudeState within 130 ms of starting; with 0.6 s of
+    # latency nothing may arrive before 0.6 s (a loaded machine only delays it more).
+    latency = 0.6
+    model = SimulatedCC3D(seed=1)
+    with RealtimeSim(model, telemetry_latency_s=latency) as rs:
+        tel = serial.Serial(rs.telemetry_port, 9600, timeout=0)
+        try:
+            first = None
+            while time.monotonic() - rs._t0 < 5.0:
+                if tel.read(4096):
+                    first = rs.model_time() + rs.lag_s  # the time on the model's clock
+                    break
+                time.sleep(0.005)
+        finally:
+            tel.close()
+        assert rs.error is None
+    assert first is not None, "no telemetry within 5 s"
+    assert first >= latency
+
+
+def test_realtime_telemetry_latency_must_be_a_delay() -> None:
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="latency"):
+            RealtimeSim(SimulatedCC3D(), telemetry_latency_s=bad)
+
+
+@pytest.mark.parametrize("bad", ["-0.1", "3", "nan"])
+def test_pipilot_sim_rejects_a_bad_telemetry_latency(
+        capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    assert main(["sim", "--headless", "--duration", "1", "--telemetry-latency", bad]) == 1
+    assert "--telemetry-latency" in capsys.readouterr().err

@@ -334,6 +334,10 @@ class TelemetrySession(EngineDriver):
         self._wake.set()  # a new deadline for the timer task
         try:
             return await fut
+        except asyncio.CancelledError:  # the caller gave up (a timeout): free the object's slot
+            self.engine.abandon(tid)
+            self._flush()
+            raise
         finally:
             self._results.pop(tid, None)
 

@@ -171,6 +171,10 @@ class LockstepTelemetry(EngineDriver):
                 self.advance(GROUND_TICK_S)
                 await asyncio.sleep(0)
             event = self._done.pop(tid)
+        except asyncio.CancelledError:  # the caller gave up: free the object's slot
+            self.engine.abandon(tid)
+            self._flush()
+            raise
         finally:
             self._awaited.discard(tid)
         if isinstance(event, TransactionFailed):

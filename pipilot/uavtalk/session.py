@@ -364,6 +364,27 @@ class GroundSession:
             if not waiting:
                 del self._queued[key]
 
+    def abandon(self, tid: int) -> None:
+        """Nobody waits for transaction ``tid`` any more (its caller gave up): a
+        queued one is dropped, an active one ends without further retries and
+        the next request for the same object goes out at once. No event follows."""
+        for key, waiting in list(self._queued.items()):
+            for txn in waiting:
+                if txn.tid == tid:
+                    waiting.remove(txn)
+                    if not waiting:
+                        del self._queued[key]
+                    return
+        for key, txn in list(self._active.items()):
+            if txn.tid == tid:
+                del self._active[key]
+                waiting = self._queued.get(key)
+                if waiting:
+                    self._attempt(key, waiting.popleft())
+                    if not waiting:
+                        del self._queued[key]
+                return
+
     def pending(self) -> int:
         """Transactions in flight or queued."""
         return len(self._active) + sum(len(q) for q in self._queued.values())

@@ -169,6 +169,22 @@ async def test_requests(rig) -> None:  # type: ignore[no-untyped-def]
         await session.request("Waypoint", 7)
 
 
+async def test_a_request_given_up_by_its_caller_leaves_nothing_behind(rig) -> None:  # type: ignore[no-untyped-def]
+    session, link, clock = rig
+    await until(lambda: session.connected, 10, clock)
+    link.peer.set("SystemStats", REG["SystemStats"].defaults() | {"FlightTime": 9})
+    link.peer.silent = True
+    task = asyncio.ensure_future(session.request("SystemStats"))
+    await asyncio.sleep(0.01)
+    assert session.engine.pending() == 1
+    task.cancel()                              # as asyncio.wait_for does on its timeout
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert session.engine.pending() == 0       # no retries for nobody, no queue behind it
+    link.peer.silent = False
+    assert (await session.request("SystemStats"))["FlightTime"] == 9
+
+
 async def test_send_with_ack_retry_and_failures(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)

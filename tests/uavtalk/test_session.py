@@ -287,3 +287,26 @@ def test_a_handler_failing_on_every_packet_logs_one_traceback_then_counts(
     assert recs[0].exc_info is not None and all(r.exc_info is None for r in recs[1:])
     assert 2 <= len(recs) <= 5              # a line per 10 s of virtual time, not per packet
     assert "more failure(s)" in recs[-1].getMessage()
+
+
+def test_an_abandoned_request_frees_its_object_for_the_next() -> None:
+    # Found by the SITL conformance run: a caller's 150 ms timeout left its
+    # request active for the whole retry budget, and every later request for
+    # the same object queued behind it (one took 1.3 s instead of 0.25 s).
+    rig = connected_rig()
+    rig.peer.set("SystemStats", REG["SystemStats"].defaults() | {"FlightTime": 5})
+    rig.peer.silent = True
+    first = rig.engine.request("SystemStats")
+    queued = rig.engine.request("SystemStats")
+    rig.exchange()
+    rig.engine.abandon(queued)                 # a queued one just goes
+    assert rig.engine.pending() == 1
+    rig.peer.silent = False
+    nxt = rig.engine.request("SystemStats")
+    rig.engine.abandon(first)                  # the active one ends: the next goes out now
+    rig.exchange()
+    assert len(rig.sent_of(PacketType.OBJ_REQ, "SystemStats")) == 2
+    assert rig.result(nxt).result["FlightTime"] == 5  # type: ignore[union-attr]
+    assert rig.engine.pending() == 0
+    assert not [e for e in rig.events if isinstance(e, TransactionDone | TransactionFailed)
+                and e.tid in (first, queued)]

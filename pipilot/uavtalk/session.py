@@ -378,10 +378,10 @@ class GroundSession:
         for key, txn in list(self._active.items()):
             if txn.tid == tid:
                 del self._active[key]
-                waiting = self._queued.get(key)
-                if waiting:
-                    self._attempt(key, waiting.popleft())
-                    if not waiting:
+                following = self._queued.get(key)
+                if following:
+                    self._attempt(key, following.popleft())
+                    if not following:
                         del self._queued[key]
                 return
 

@@ -150,7 +150,7 @@ async def test_source_loss_descends_with_level_attitude():
     """Lock-step on a virtual clock: the descent's timing is the subject, and a
     loaded machine must not be able to skip the descent between two looks."""
     clock = VirtualClock(10.0)
-    core = FlightCore(lambda t, f: None,
+    core = FlightCore(FrameSink(lambda t, f: None),
                       config(failsafe=FailsafePolicy("descend", 0.3, 0.2)), clock=clock)
     await core.start()
     seen = []  # (deadline, state, setpoint sent, throttle channel, failsafe flag)

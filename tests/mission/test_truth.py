@@ -14,6 +14,7 @@ import pytest
 from pipilot.core.clock import VirtualClock
 from pipilot.core.truth import GroundTruth
 from pipilot.core.vehicle import Vehicle
+from pipilot.link.transport import FrameSink
 from pipilot.mission.api import Mission
 from pipilot.mission.events import EventKind
 from pipilot.mission.io import VehicleIO
@@ -32,7 +33,7 @@ def _model() -> SimulatedCC3D:
 
 
 def _io(sim: GroundTruth) -> VehicleIO:
-    return VehicleIO(Vehicle.create(lambda t, f: None, clock=VirtualClock(), sim=sim))
+    return VehicleIO(Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock(), sim=sim))
 
 
 def test_lockstep_model_truth_is_read():
@@ -58,7 +59,7 @@ def test_realtime_sim_truth_is_read_as_its_model_steps():
 
 
 def test_no_sim_no_truth():
-    io = VehicleIO(Vehicle.create(lambda t, f: None, clock=VirtualClock()))
+    io = VehicleIO(Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock()))
     assert io.truth_position() is None
 
 

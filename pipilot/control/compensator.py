@@ -104,24 +104,22 @@ class DriftCompensator:
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AccelState and AttitudeState at the configured period.
 
-        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. A lost
+        The 16.09 defaults (1 s and 130 ms) are too slow for the loop. Only the
+        period and the update mode change: the other metadata fields keep the
+        values the session last received from the flight side (its logging
+        settings, say), or the firmware's defaults if none came. A lost
         ACK is the telemetry session's business (it retries); ``timeout_s`` is
         only a backstop above its retries. Best effort: a link that refuses
         leaves the loop working on slower data, and the failures are returned
         (and logged).
         """
-        from pipilot.uavtalk import load_definitions
-
-        registry = load_definitions()
         cfg = self.controller.config
         failed = []
         for name, period_ms in (("AccelState", cfg.accel_period_ms),
                                 ("AttitudeState", cfg.attitude_period_ms)):
-            meta = dict(registry[name + "Meta"].defaults())
-            meta.update(telemetry_update_mode="periodic", telemetry_period_ms=round(period_ms))
             try:
-                await asyncio.wait_for(self._telemetry().send(name + "Meta", meta),
-                                       timeout_s)
+                await asyncio.wait_for(
+                    self._telemetry().set_update_period(name, round(period_ms)), timeout_s)
             except Exception as exc:  # the loop still works, only slower
                 log.warning("could not set the %s telemetry period: %s", name, exc)
                 failed.append(name)

@@ -62,6 +62,12 @@ class TelemetryLink(Protocol):
         """Send ``name``; with ``ack``, wait for the flight side's acknowledgement."""
         ...
 
+    async def set_update_period(self, name: str, period_ms: int, *,
+                                mode: str = "periodic") -> None:
+        """Have the flight side send ``name`` every ``period_ms``; the other metadata
+        fields keep the values last received from it (acknowledged)."""
+        ...
+
 
 @runtime_checkable
 class LinkStatistics(Protocol):

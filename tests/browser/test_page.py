@@ -6,38 +6,35 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import Browser, expect
 
 from pipilot.core.clock import MonotonicClock
 from pipilot.core.setpoints import ArmRequest
 from pipilot.server.app import ServerConfig, make_app
-from tests.browser.conftest import launch, serve
+from tests.browser.conftest import SESSION_LOOP, serve
 from tests.server.fake import FakeVehicle
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120), SESSION_LOOP]
 
 TOKEN = "browser-test-token"
 NAMES = ["Throttle", "Yaw", "Roll", "Pitch",
          "Accessory 0", "Accessory 1", "Accessory 2", "Accessory 3"]
 
 
-async def _rig(heartbeat_timeout: float):
+async def _rig(heartbeat_timeout: float, browser: Browser):
     fake = FakeVehicle(MonotonicClock())
     fake.telemetry["FlightStatus"] = {"Armed": "Disarmed", "FlightMode": "Stabilized1"}
     app = make_app(fake, ServerConfig(token=TOKEN, heartbeat_timeout=heartbeat_timeout))
-    async with serve(app) as url, async_playwright() as pw:
-        browser = await launch(pw)
-        try:
-            yield fake, url, browser
-        finally:
-            await browser.close()
+    async with serve(app) as url:
+        yield fake, url, browser
 
 
-@pytest.fixture
-async def rig():
+@pytest_asyncio.fixture(loop_scope="session")
+async def rig(browser):
     # A generous heartbeat timeout: a starved browser on a loaded machine must not
     # withdraw the pilot here; heartbeat loss is tested in virtual time and end to end.
-    async for r in _rig(3.0):
+    async for r in _rig(3.0, browser):
         yield r
 
 
@@ -300,10 +297,10 @@ async def test_a_quick_flick_within_the_send_gap_still_reaches_the_craft(rig):
     await page.close()
 
 
-@pytest.fixture
-async def rig_1s():
+@pytest_asyncio.fixture(loop_scope="session")
+async def rig_1s(browser):
     """As rig, with a 1 s heartbeat timeout: for the tests where the page must fall silent."""
-    async for r in _rig(1.0):
+    async for r in _rig(1.0, browser):
         yield r
 
 

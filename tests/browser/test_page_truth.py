@@ -8,17 +8,19 @@ import asyncio
 import re
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import expect
 
 from pipilot.core.setpoints import ArmRequest
+from tests.browser.conftest import SESSION_LOOP
 from tests.browser.test_page import FAKE_GAMEPAD, TOKEN, _rig, pilot_page, until
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120), SESSION_LOOP]
 
 
-@pytest.fixture
-async def rig():
-    async for r in _rig(3.0):
+@pytest_asyncio.fixture(loop_scope="session")
+async def rig(browser):
+    async for r in _rig(3.0, browser):
         yield r
 
 #: WCAG 2.x contrast of every visible text element against what is behind it:
@@ -88,22 +90,16 @@ async def check_contrast(page, at_least):
     assert got["failures"] == [], got["failures"]
 
 
-async def test_the_contrast_check_finds_low_contrast():
+async def test_the_contrast_check_finds_low_contrast(browser):
     # the checker itself: the old banner's light text on #e0483e is 3.45:1
-    from playwright.async_api import async_playwright
-
-    from tests.browser.conftest import launch
-
-    async with async_playwright() as pw:
-        browser = await launch(pw)
-        page = await browser.new_page()
-        await page.set_content(
-            '<body style="background:#11151a"><div style="background:#e0483e">'
-            '<span style="color:#e8edf2">low</span></div>'
-            '<p style="color:#e8edf2;opacity:.45">faded</p>'
-            '<p style="color:#8b97a5;font-size:24px">large muted</p></body>')
-        got = await page.evaluate(CONTRAST)
-        await browser.close()
+    page = await browser.new_page()
+    await page.set_content(
+        '<body style="background:#11151a"><div style="background:#e0483e">'
+        '<span style="color:#e8edf2">low</span></div>'
+        '<p style="color:#e8edf2;opacity:.45">faded</p>'
+        '<p style="color:#8b97a5;font-size:24px">large muted</p></body>')
+    got = await page.evaluate(CONTRAST)
+    await page.close()
     assert got["checked"] == 3
     assert sorted((f["text"], f["ratio"]) for f in got["failures"]) == [
         ("faded", pytest.approx(4.0, abs=0.05)), ("low", 3.45)]

@@ -35,6 +35,18 @@ def test_rates_are_set_as_configured() -> None:
     assert sim.telemetry.stats["tx_retries"] == 0
 
 
+def test_only_the_period_changes_in_metadata_the_ground_has_seen() -> None:
+    sim = LockstepSim(seed=1)
+    sim.wait_connected()
+    flight_meta = sim.flight_telemetry.meta["AccelState"]
+    flight_meta.update(logging_update_mode="periodic", logging_period_ms=500)  # set on the FC
+    asyncio.run(sim.telemetry.request("AccelStateMeta"))
+    assert configure(sim) == []
+    meta = sim.flight_telemetry.meta["AccelState"]
+    assert meta["telemetry_period_ms"] == 100 and meta["telemetry_update_mode"] == "periodic"
+    assert meta["logging_update_mode"] == "periodic" and meta["logging_period_ms"] == 500
+
+
 def test_a_lost_ack_is_retried_by_the_session() -> None:
     sim = LockstepSim(seed=1)
     sim.wait_connected()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipilot.cli import main
+from pipilot.mission.lockstep import sim_lockstep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,8 +63,16 @@ def test_run_sim_json_and_plot(tmp_path, capsys):
     assert summary["completed"] is True
     assert summary["abort_reason"] is None
     assert summary["drift_compensation"] is True
-    assert isinstance(summary["drift_m"], float)
-    assert summary["sim"]["mount_tilt_deg"] == 2.0
+    # ground truth over the 5 s hover: with the loop on, the 2 deg mount tilt and the
+    # wind move the craft less than the 2.85 m they move it without (next test)
+    assert summary["hover_seconds"] == pytest.approx(5.0, abs=0.1)
+    assert 0.0 < summary["drift_m"] < 2.0
+    # the conditions flown: the [sim] table, its defaults filled in, and the
+    # simulated craft's own hover throttle
+    hover = sim_lockstep(mount_tilt_deg=2.0, wind_mps=0.5).model.hover_throttle()
+    assert summary["sim"] == {"mount_tilt_deg": 2.0, "mount_tilt_axis_deg": 0.0,
+                              "wind_mps": 0.5, "wind_from_deg": 0.0, "seed": 0,
+                              "firmware": "stock", "hover_throttle": round(hover, 4)}
     assert svg.read_text().lstrip().startswith("<?xml")
 
 
@@ -73,6 +83,10 @@ def test_run_sim_without_drift_compensation_prints_progress(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "step 3 (hover)" in out and "mission short: completed" in out
     assert "drift compensation off" in out
+    # without the loop the [sim] tilt and wind really act: the craft drifts away
+    drift = re.search(r"over the 5 s hover: drift ([0-9.]+) m", out)
+    assert drift is not None, out
+    assert float(drift.group(1)) > 2.0
 
 
 def test_ctrl_c_aborts_into_the_failsafe(tmp_path):

@@ -118,15 +118,25 @@ def test_armed_timeout_disarms_with_throttle_low() -> None:
 
 
 def test_throttle_up_holds_off_the_armed_timeout() -> None:
+    # ArmedTimeout is a FlightModeSettings field; the 30 s default is timed above.
+    # A 2 s one shows the same hold-off in an eighth of the simulated time.
     sim = connected_sim()
+    sim.model.manual.modes.armed_timeout_ms = 2000
     arm(sim)
     sim.set_sticks(throttle=0.2)
-    sim.run(40.0)
+    sim.run(5.0)
     assert sim.model.manual.armed is Armed.ARMED
+    # and the shortened timeout does disarm once the throttle is low again
+    sim.set_sticks(throttle=0.0)
+    t = time_until(sim, lambda: sim.model.manual.armed is Armed.DISARMED, 3.0, step=0.05)
+    assert 1.9 < t < 2.2
 
 
 def test_frames_stop_receiver_failsafe_then_manual_control_failsafe() -> None:
     sim = connected_sim()
+    # an 8 s ArmedTimeout (a FlightModeSettings field; the 30 s default is timed
+    # above): the failsafe's low throttle runs it, as it would the default
+    sim.model.manual.modes.armed_timeout_ms = 8000
     arm(sim)
     sim.set_sticks(throttle=0.55)
     sim.run(3.0)
@@ -147,8 +157,9 @@ def test_frames_stop_receiver_failsafe_then_manual_control_failsafe() -> None:
     sim.run(5.0)
     assert sim.truth.on_ground  # motors stopped: it came down
     assert sim.model.manual.armed is Armed.ARMED  # and stays armed until ArmedTimeout
-    sim.run(30.0)
-    assert sim.model.manual.armed is Armed.DISARMED
+    time_until(sim, lambda: sim.model.manual.armed is Armed.DISARMED, 4.0, step=0.05)
+    # ArmedTimeout counted from the failsafe's throttle cut
+    assert 8.0 < sim.now - last_good - 0.30 < 8.4
 
 
 def test_failsafe_flag_frames_reset_channels() -> None:

@@ -72,7 +72,9 @@ def test_run_sim_json_and_plot(tmp_path, capsys):
     hover = sim_lockstep(mount_tilt_deg=2.0, wind_mps=0.5).model.hover_throttle()
     assert summary["sim"] == {"mount_tilt_deg": 2.0, "mount_tilt_axis_deg": 0.0,
                               "wind_mps": 0.5, "wind_from_deg": 0.0, "seed": 0,
-                              "firmware": "stock", "hover_throttle": round(hover, 4)}
+                              "firmware": "stock", "hover_throttle": round(hover, 4),
+                              "mass_kg": 1.0, "drag": 0.35, "gust_mps": 0.0,
+                              "telemetry_latency_s": 0.0, "texture": 1.0}
     assert svg.read_text().lstrip().startswith("<?xml")
 
 

@@ -26,8 +26,11 @@ class HoldState(enum.Enum):
     HOLDING = "holding"
     """Publishing: roll, pitch and throttle come from the hold."""
     WITHDRAWN = "withdrawn"
-    """Asked for, but its sensors went stale or invalid: it withdrew its source
-    and says why in ``reason``; it does not re-engage by itself."""
+    """Asked for, but its sensors went stale or invalid beyond a bounded time:
+    it withdrew its mixer source and says why in ``reason``. Whoever engaged it
+    flies the fallback (an attitude hover at ``hover_throttle``). When the
+    sensors are valid again it goes back to ENGAGING, then HOLDING where the
+    craft then is."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,13 @@ class HoldStatus:
 class HoldControl(Protocol):
     """The hold as the page and missions drive it (all calls from the event loop's thread)."""
 
-    def engage(self, target_height_m: float | None = None, *, piloted: bool = False) -> None:
+    def engage(self, target_height_m: float | None = None, *, hover_guess: float,
+               piloted: bool = False) -> None:
         """Hold here: the current estimated position, and ``target_height_m``
-        (None: the current estimated height). ``piloted``: a pilot on the page
-        holds the sticks, so the hold needs their heartbeat (`pilot`)."""
+        (None: the current estimated height). ``hover_guess``: the throttle
+        flying now (the pilot's, the mission's hover throttle), where the learned
+        hover throttle starts. ``piloted``: a pilot on the page holds the
+        sticks, so the hold needs their heartbeat (`pilot`)."""
 
     def release(self, reason: str = "released") -> None:
         """Stop holding and withdraw the hold's mixer source at once."""

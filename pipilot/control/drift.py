@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipilot.core.clock import Clock
-from pipilot.core.tomlconf import setting
+from pipilot.core.tomlconf import check_fields, setting
 from pipilot.errors import ConfigError, PipilotError
 
 GRAVITY = 9.80665
@@ -116,6 +116,9 @@ class EstimatorConfig:
     """Period of the FC's attitude loop (s); K = AccelKp / dT in deg/s per rad."""
     fc_error_walk: float = setting(0.0005, gt=0.0)
     """Unmodelled change of the FC's attitude error (rad/sqrt(s))."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "drift.estimator")
 
     @property
     def fc_gain(self) -> float:
@@ -358,6 +361,7 @@ class CompensatorConfig:
     FC's telemetry queue overflows and drops updates (FlightStatus among them)."""
 
     def __post_init__(self) -> None:
+        check_fields(self, "drift")
         if self.stick_angle_deg <= 0 or self.max_trim_deg > self.stick_angle_deg:
             raise ConfigError("drift.max_trim_deg", "must be within stick_angle_deg (> 0)")
 

@@ -158,3 +158,14 @@ def test_table_values_are_read():
     assert not spec.drift_enabled and spec.drift.kp == 3.0 and spec.drift.ki == 2.5
     assert spec.estimator.drag_coeff == 0.5
     assert spec.sim is not None and spec.sim.seed == 7 and spec.sim.hover_throttle == 0.5
+
+
+def test_drift_configs_built_in_code_obey_the_same_rules():
+    from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+
+    with pytest.raises(ConfigError) as err:
+        EstimatorConfig(drag_coeff=float("nan"))
+    assert err.value.key == "drift.estimator.drag_coeff"
+    with pytest.raises(ConfigError) as err:
+        CompensatorConfig(kp=-1.0)
+    assert err.value.key == "drift.kp"

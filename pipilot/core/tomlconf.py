@@ -11,7 +11,7 @@ too), ``str``, ``X | None`` (``None`` only as the default: TOML has no null),
 a nested dataclass (a sub-table, read over the field's default so that a
 partial table changes only the keys it names), ``tuple[X, ...]`` (an array)
 and ``dict[str, X]`` (a table of values or of sub-tables, read over the
-default's entries). ``Any`` passes a value through unchecked.
+default's entries).
 
 Field metadata comes from `setting(...)`: bounds (``ge``, ``gt``, ``le``,
 ``lt``), ``choices``, ``unit``, ``whole`` (a float that must be a whole
@@ -215,8 +215,6 @@ def convert(tp: Any, value: Any, path: str, rule: Rule = NO_RULE,
             raise TypeError(f"{path}: only X | None is supported, not {tp}")
         return convert(inner[0], value, path, rule,
                        _MISSING if current is None else current)
-    if tp is Any:
-        return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return load(tp, value, path, base=None if current is _MISSING else current)
     if origin is tuple:

@@ -43,19 +43,13 @@ rates in deg/s. This module is pure computation: no I/O, no clock reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipilot.core.clock import Clock
+from pipilot.core.tomlconf import check_fields, setting
 from pipilot.errors import ConfigError, PipilotError
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-C = TypeVar("C", bound="DataclassInstance")
 
 GRAVITY = 9.80665
 N_STATES = 10
@@ -90,69 +84,47 @@ def _rotate_small(rot: np.ndarray, rates_dps: np.ndarray, dt: float) -> np.ndarr
 class EstimatorConfig:
     """Model and noise parameters of the drift estimator."""
 
-    drag_coeff: float = 0.35
+    drag_coeff: float = setting(0.35, gt=0.0)
     """k_drag (1/s): horizontal body specific force per m/s of air speed."""
-    accel_noise: float = 0.15
+    accel_noise: float = setting(0.15, gt=0.0)
     """Density of the kinematic acceleration's noise (m/s^2/sqrt(Hz))."""
-    drag_noise: float = 0.25
+    drag_noise: float = setting(0.25, gt=0.0)
     """Standard deviation of one drag measurement (m/s^2): vibration."""
-    wind_walk: float = 0.02
+    wind_walk: float = setting(0.02, gt=0.0)
     """How fast the wind may change (m/s/sqrt(s))."""
-    bias_walk: float = 0.002
+    bias_walk: float = setting(0.002, gt=0.0)
     """How fast the drag bias may change (m/s^2/sqrt(s))."""
-    bias_sigma0: float = 0.03
+    bias_sigma0: float = setting(0.03, gt=0.0)
     """Trust in the ground calibration of the bias (m/s^2)."""
-    wind_sigma0: float = 2.0
+    wind_sigma0: float = setting(2.0, gt=0.0)
     """Prior spread of the wind at take-off (m/s)."""
-    calibration_tau: float = 5.0
+    calibration_tau: float = setting(5.0, gt=0.0)
     """Averaging time of the ground calibration (s)."""
-    max_gap: float = 0.5
+    max_gap: float = setting(0.5, gt=0.0)
     """A longer pause between samples is not integrated across (s)."""
-    accel_bias_sigma: float = 0.1
+    accel_bias_sigma: float = setting(0.1, gt=0.0)
     """Prior spread of the accelerometer's own bias (m/s^2), part of b."""
-    liftoff_margin: float = 0.03
+    liftoff_margin: float = setting(0.03, gt=0.0)
     """Lift-off shows as a vertical specific force this much above 1 g."""
-    liftoff_timeout: float = 1.5
+    liftoff_timeout: float = setting(1.5, gt=0.0)
     """Or is assumed this long (s) after the motors were asked to fly."""
-    vertical_leak_tau: float = 10.0
+    vertical_leak_tau: float = setting(10.0, gt=0.0)
     """Leak (s) of the vertically integrated velocity, which has no other reference."""
-    fc_accel_kp: float = 0.05
+    fc_accel_kp: float = setting(0.05, gt=0.0)
     """The FC's AttitudeSettings.AccelKp (16.09 default)."""
-    fc_attitude_dt: float = 0.002
+    fc_attitude_dt: float = setting(0.002, gt=0.0)
     """Period of the FC's attitude loop (s); K = AccelKp / dT in deg/s per rad."""
-    fc_error_walk: float = 0.0005
+    fc_error_walk: float = setting(0.0005, gt=0.0)
     """Unmodelled change of the FC's attitude error (rad/sqrt(s))."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "drift.estimator")
 
     @property
     def fc_gain(self) -> float:
         """K (1/s): how fast the FC's attitude follows the specific force."""
         return self.fc_accel_kp / self.fc_attitude_dt * math.pi / 180.0
 
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift.estimator") -> (
-            EstimatorConfig):
-        return _from_mapping(cls, table, prefix)
-
-
-def _from_mapping(cls: type[C], table: Mapping[str, Any], prefix: str, *,
-                  allow_zero: bool = False) -> C:
-    """A config dataclass of numbers from a TOML table; errors name the key."""
-    known = {f.name for f in fields(cls)}
-    bound = ">= 0" if allow_zero else "> 0"
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{prefix}.{key}", f"must be a number, not {value!r}")
-        try:
-            number = float(value)
-        except OverflowError:  # TOML integers have no size limit in the parser
-            number = math.inf
-        if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-            raise ConfigError(f"{prefix}.{key}", f"must be a finite number {bound}, not {value!r}")
-        values[key] = number
-    return cls(**values)
 
 
 class SampleError(PipilotError, ValueError):
@@ -368,36 +340,30 @@ class DriftEstimator:
 class CompensatorConfig:
     """Gains and bounds of the drift loop (the ``[drift]`` config table)."""
 
-    kp: float = 6.0
+    kp: float = setting(6.0, ge=0.0)
     """Degrees of tilt per m/s of drift."""
-    ki: float = 2.5
+    ki: float = setting(2.5, ge=0.0)
     """Degrees of tilt per metre of accumulated drift (brings the craft back)."""
-    kd: float = 0.0
-    derivative_tau: float = 0.2
-    max_trim_deg: float = 8.0
+    kd: float = setting(0.0, ge=0.0)
+    derivative_tau: float = setting(0.2, ge=0.0)
+    max_trim_deg: float = setting(8.0, ge=0.0)
     """Bound of each trim angle."""
-    stick_angle_deg: float = 42.0
+    stick_angle_deg: float = setting(42.0, ge=0.0)
     """Angle the flight controller gives a full roll/pitch stick (RollMax/PitchMax)."""
-    airborne_throttle: float = 0.3
+    airborne_throttle: float = setting(0.3, ge=0.0)
     """Armed with the throttle at or above this counts as flying."""
-    accel_period_ms: float = 100.0
+    accel_period_ms: float = setting(100.0, ge=0.0)
     """AccelState period asked of the FC (16.09 default 1000): 230 bytes/s at 100 ms."""
-    attitude_period_ms: float = 200.0
+    attitude_period_ms: float = setting(200.0, ge=0.0)
     """AttitudeState period asked of the FC (16.09 default 130): 195 bytes/s at 200 ms.
 
     The 9600 baud link carries 960 bytes/s; above about two thirds of that the
     FC's telemetry queue overflows and drops updates (FlightStatus among them)."""
 
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], prefix: str = "drift") -> CompensatorConfig:
-        plain = {k: v for k, v in table.items() if k not in ("estimator", "enabled")}
-        try:
-            cfg: CompensatorConfig = _from_mapping(cls, plain, prefix, allow_zero=True)
-        except ValueError as exc:
-            raise ConfigError(prefix, str(exc)) from exc
-        if cfg.stick_angle_deg <= 0 or cfg.max_trim_deg > cfg.stick_angle_deg:
-            raise ConfigError(f"{prefix}.max_trim_deg", "must be within stick_angle_deg (> 0)")
-        return cfg
+    def __post_init__(self) -> None:
+        check_fields(self, "drift")
+        if self.stick_angle_deg <= 0 or self.max_trim_deg > self.stick_angle_deg:
+            raise ConfigError("drift.max_trim_deg", "must be within stick_angle_deg (> 0)")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipilot.core.setpoints import Setpoint, saturate
+from pipilot.core.tomlconf import check_fields, setting
 from pipilot.errors import ConfigError
 from pipilot.sbus import scale
 from pipilot.sbus.frame import NUM_CHANNELS, VALUE_MAX
@@ -33,18 +34,13 @@ class ChannelCalibration:
     reads values below `neutral` as "throttle off").
     """
 
-    min: int = scale.UNIT_MIN
-    neutral: int = scale.CENTER
-    max: int = scale.UNIT_MAX
-    reversed: bool = False
+    min: int = setting(scale.UNIT_MIN, ge=0, le=VALUE_MAX)
+    neutral: int = setting(scale.CENTER, ge=0, le=VALUE_MAX)
+    max: int = setting(scale.UNIT_MAX, ge=0, le=VALUE_MAX)
+    reversed: bool = False      # strictly a bool: "no" would reverse the throttle
 
     def validate(self, key: str) -> None:
-        for name in ("min", "neutral", "max"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= VALUE_MAX:
-                raise ConfigError(f"{key}.{name}", f"must be an integer 0..2047, got {v!r}")
-        if not isinstance(self.reversed, bool):    # "no" would reverse the throttle
-            raise ConfigError(f"{key}.reversed", f"must be true or false, got {self.reversed!r}")
+        check_fields(self, key)
         if not self.min <= self.neutral <= self.max or self.min == self.max:
             raise ConfigError(key, f"needs min <= neutral <= max and min < max, got "
                                    f"{self.min}/{self.neutral}/{self.max}")

@@ -23,7 +23,7 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from pipilot.errors import ConfigError
+from pipilot.core.tomlconf import check_fields, setting
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,12 @@ class FailsafePolicy:
     then cut) or "failsafe" (failsafe-flag frames at once).
     """
 
-    on_source_loss: str = "descend"
-    descent_throttle: float = 0.35
-    descent_time_s: float = 8.0
+    on_source_loss: str = setting("descend", choices=POLICIES)
+    descent_throttle: float = setting(0.35, ge=0.0, le=1.0)
+    descent_time_s: float = setting(8.0, ge=0.0, le=120.0, unit="s")
 
     def __post_init__(self) -> None:
-        if self.on_source_loss not in POLICIES:
-            raise ConfigError("failsafe.on_source_loss",
-                              f"must be one of {', '.join(POLICIES)}, got {self.on_source_loss!r}")
-        if not 0.0 <= self.descent_throttle <= 1.0:
-            raise ConfigError("failsafe.descent_throttle", "must be 0..1")
-        if not 0.0 <= self.descent_time_s <= 120.0:
-            raise ConfigError("failsafe.descent_time_s", "must be 0..120 s")
+        check_fields(self, "failsafe")
 
 
 class Failsafe:

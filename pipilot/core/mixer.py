@@ -18,6 +18,7 @@ from pipilot.core.calibration import Calibration
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.core.failsafe import Failsafe, FailsafePolicy, FailsafeState
 from pipilot.core.setpoints import ArmRequest, Setpoint, SetpointError
+from pipilot.core.tomlconf import check_fields, setting
 from pipilot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,22 +53,15 @@ class Limits:
     """Bounds applied after mixing. Slew rates are in units per second
     (0 disables that slew limit); gestures and throttle cuts are not slewed."""
 
-    throttle_max: float = 1.0
-    tilt_max: float = 1.0
-    yaw_max: float = 1.0
-    trim_max: float = 0.25
-    throttle_slew: float = 2.0
-    axis_slew: float = 8.0
+    throttle_max: float = setting(1.0, ge=0.0, le=1.0)
+    tilt_max: float = setting(1.0, ge=0.0, le=1.0)
+    yaw_max: float = setting(1.0, ge=0.0, le=1.0)
+    trim_max: float = setting(0.25, ge=0.0, le=1.0)
+    throttle_slew: float = setting(2.0, ge=0.0, unit="units/s")
+    axis_slew: float = setting(8.0, ge=0.0, unit="units/s")
 
     def __post_init__(self) -> None:
-        for name in ("throttle_max", "tilt_max", "yaw_max", "trim_max"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ConfigError(f"limits.{name}", f"must be 0..1, got {v!r}")
-        for name in ("throttle_slew", "axis_slew"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0.0):
-                raise ConfigError(f"limits.{name}", f"must be >= 0 (units/s), got {v!r}")
+        check_fields(self, "limits")
 
 
 @dataclass

@@ -37,15 +37,15 @@ Every error names the step (1-based, with its action) and the key.
 
 from __future__ import annotations
 
-import math
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.core import tomlconf
 from pipilot.core.firmware import FIRMWARES
+from pipilot.core.tomlconf import Rule, setting
 from pipilot.errors import ConfigError
 
 FAILSAFES = ("land", "disarm", "release")
@@ -53,26 +53,25 @@ FAILSAFES = ("land", "disarm", "release")
 
 @dataclass(frozen=True)
 class Param:
-    kind: type
+    """A step parameter: its rule (a number within bounds) and whether it must be given."""
+
+    rule: Rule
     required: bool = False
-    lo: float = -math.inf
-    hi: float = math.inf
-    lo_open: bool = False
 
 
-_THROTTLE = Param(float, lo=0.0, hi=1.0)
-_STICK = Param(float, lo=-1.0, hi=1.0)
-_SECONDS = Param(float, required=True, lo=0.0, hi=3600.0, lo_open=True)
-_TIMEOUT = Param(float, lo=0.0, hi=600.0, lo_open=True)
+_THROTTLE = Param(Rule(ge=0.0, le=1.0))
+_STICK = Param(Rule(ge=-1.0, le=1.0))
+_SECONDS = Param(Rule(gt=0.0, le=3600.0, unit="s"), required=True)
+_TIMEOUT = Param(Rule(gt=0.0, le=600.0, unit="s"))
 
 STEP_PARAMS: dict[str, dict[str, Param]] = {
     "arm": {"timeout_s": _TIMEOUT},
-    "climb": {"throttle": Param(float, required=True, lo=0.0, hi=1.0), "seconds": _SECONDS},
+    "climb": {"throttle": Param(_THROTTLE.rule, required=True), "seconds": _SECONDS},
     "hover": {"seconds": _SECONDS, "throttle": _THROTTLE},
     "move": {"roll": _STICK, "pitch": _STICK, "seconds": _SECONDS, "throttle": _THROTTLE},
-    "yaw": {"rate": Param(float, required=True, lo=-1.0, hi=1.0), "seconds": _SECONDS,
+    "yaw": {"rate": Param(_STICK.rule, required=True), "seconds": _SECONDS,
             "throttle": _THROTTLE},
-    "land": {"seconds": Param(float, lo=0.0, hi=120.0, lo_open=True), "throttle": _THROTTLE},
+    "land": {"seconds": Param(Rule(gt=0.0, le=120.0, unit="s")), "throttle": _THROTTLE},
     "disarm": {"timeout_s": _TIMEOUT},
 }
 
@@ -91,24 +90,26 @@ class Step:
 
 @dataclass(frozen=True)
 class MissionConfig:
-    hover_throttle: float = 0.5
-    rate_hz: float = 50.0
+    hover_throttle: float = setting(0.5, gt=0.0, lt=1.0)
+    rate_hz: float = setting(50.0, ge=5.0, le=200.0, unit="Hz")
     """How often the mission publishes its setpoint and checks its monitors."""
 
 
+# A huge duration would switch a monitor off or keep a failsafe flying for ever.
 @dataclass(frozen=True)
 class SafetyConfig:
-    failsafe: str = "land"
-    connect_timeout_s: float = 10.0
+    failsafe: str = setting("land", choices=FAILSAFES)
+    connect_timeout_s: float = setting(10.0, gt=0.0, le=600.0, unit="s")
     """How long a mission waits for the telemetry link before it refuses to start."""
-    telemetry_timeout_s: float = 1.0
-    max_tilt_deg: float = 35.0
-    alarm_level: str = "Critical"
+    telemetry_timeout_s: float = setting(1.0, gt=0.0, le=10.0, unit="s")
+    max_tilt_deg: float = setting(35.0, gt=0.0, le=90.0, unit="deg")
+    alarm_level: str = setting("Critical", choices=("Warning", "Critical", "Error"),
+                               ignore_case=True)
     ignore_alarms: tuple[str, ...] = ()
-    arm_timeout_s: float = 5.0
-    step_timeout_margin_s: float = 2.0
-    land_seconds: float = 4.0
-    land_throttle: float | None = None
+    arm_timeout_s: float = setting(5.0, gt=0.0, le=60.0, unit="s")
+    step_timeout_margin_s: float = setting(2.0, ge=0.0, le=60.0, unit="s")
+    land_seconds: float = setting(4.0, gt=0.0, le=120.0, unit="s")   # as the land step's
+    land_throttle: float | None = setting(None, ge=0.0, le=1.0)
     """Descent throttle; default: 90 % of the hover throttle."""
 
 
@@ -121,47 +122,31 @@ class SimSpec:
     mission's own settings assume. Defaults are the simulator's standard craft.
     """
 
-    mount_tilt_deg: float = 0.0
-    mount_tilt_axis_deg: float = 0.0
+    mount_tilt_deg: float = setting(0.0, ge=0.0, le=20.0, unit="deg")
+    mount_tilt_axis_deg: float = setting(0.0, ge=-360.0, le=360.0, unit="deg")
     """Direction the board leans: 0 = nose up (pitch), 90 = right side down (roll)."""
-    wind_mps: float = 0.0
+    wind_mps: float = setting(0.0, ge=0.0, le=20.0, unit="m/s")
     """Mean wind speed."""
-    wind_from_deg: float = 0.0
+    wind_from_deg: float = setting(0.0, ge=-360.0, le=360.0, unit="deg")
     """Where the wind comes from (0 = north), like a weather report."""
-    gust_mps: float = 0.0
+    gust_mps: float = setting(0.0, ge=0.0, le=10.0, unit="m/s")
     """Gusts around the mean wind: rms per horizontal axis (correlation time 2 s)."""
-    seed: float = 0
+    seed: float = setting(0, ge=0.0, le=2.0**32 - 1, whole=True)
     """Seed of the simulator's sensor biases, noise and gusts."""
-    firmware: str = field(default="stock", metadata={"choices": FIRMWARES})
+    firmware: str = setting("stock", choices=FIRMWARES)
     """"stock" 16.09, or "patched" with firmware-patches/ applied (S.Bus resync,
     AccelState low-passed: what the drift estimator needs, see docs/missions.md)."""
-    mass_kg: float = 1.0
+    mass_kg: float = setting(1.0, ge=0.05, le=20.0, unit="kg")
     """The craft's mass (its inertia stays the standard craft's)."""
-    drag: float = 0.35
+    drag: float = setting(0.35, gt=0.0, le=10.0, unit="N per m/s")
     """Horizontal rotor drag, N per m/s of air-relative speed."""
-    hover_throttle: float | None = None
+    hover_throttle: float | None = setting(None, ge=0.1, le=0.9)
     """Throttle stick (0..1) at which the craft hovers; it sets the thrust-to-weight
     ratio. Default: the standard craft's (thrust-to-weight 2.2, about 0.468)."""
-    telemetry_latency_s: float = 0.0
+    telemetry_latency_s: float = setting(0.0, ge=0.0, le=2.0, unit="s")
     """Extra delay of the telemetry from the flight controller to the ground."""
-    texture: float = 1.0
+    texture: float = setting(1.0, ge=0.0, le=1.0)
     """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
-
-
-SIM_RANGES: dict[str, Param] = {
-    "mount_tilt_deg": Param(float, lo=0.0, hi=20.0),
-    "mount_tilt_axis_deg": Param(float, lo=-360.0, hi=360.0),
-    "wind_mps": Param(float, lo=0.0, hi=20.0),
-    "wind_from_deg": Param(float, lo=-360.0, hi=360.0),
-    "gust_mps": Param(float, lo=0.0, hi=10.0),
-    "seed": Param(float, lo=0.0, hi=2.0**32 - 1),
-    "mass_kg": Param(float, lo=0.05, hi=20.0),
-    "drag": Param(float, lo=0.0, hi=10.0, lo_open=True),
-    "hover_throttle": Param(float, lo=0.1, hi=0.9),
-    "telemetry_latency_s": Param(float, lo=0.0, hi=2.0),
-    "texture": Param(float, lo=0.0, hi=1.0),
-}
-"""Accepted range of each numeric ``[sim]`` key."""
 
 
 @dataclass(frozen=True)
@@ -176,86 +161,29 @@ class MissionSpec:
     sim: SimSpec | None = None
 
 
-def load_mission(path: str | Path) -> MissionSpec:
-    """Read and validate a mission file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), f"cannot read mission file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(p), f"not UTF-8 text: {exc.reason}") from exc
-    return parse_mission(text, name=p.stem)
-
-
-def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
-    try:
-        doc = tomllib.loads(text)
-    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
-        raise ConfigError("toml", str(exc).split(";")[0]) from None
-    except RecursionError:     # arrays nested thousands deep
-        raise ConfigError("toml", "nested too deeply") from None
-    return mission_from_dict(doc, name=name)
-
-
-def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> MissionSpec:
-    known = {"name", "mission", "safety", "drift", "steps", "sim"}
-    for key in doc:
-        if key not in known:
-            raise ConfigError(key, f"unknown top-level key (known: {', '.join(sorted(known))})")
-    title = doc.get("name", name)
-    if not isinstance(title, str):
-        raise ConfigError("name", "must be a string")
-    mission = _table(MissionConfig, doc.get("mission", {}), "mission")
-    if not 0 < mission.hover_throttle < 1:
-        raise ConfigError("mission.hover_throttle", "must be between 0 and 1")
-    if not 5 <= mission.rate_hz <= 200:
-        raise ConfigError("mission.rate_hz", "must be between 5 and 200")
-    safety = _safety(doc.get("safety", {}))
-    if safety.land_throttle is not None and safety.land_throttle >= mission.hover_throttle:
-        # the land failsafe would climb for land_seconds, then cut the motors up there
-        raise ConfigError("safety.land_throttle",
-                          f"must be below mission.hover_throttle ({mission.hover_throttle:g}),"
-                          f" not {safety.land_throttle:g}")
-    drift_table = doc.get("drift", {})
-    if not isinstance(drift_table, Mapping):
-        raise ConfigError("drift", "must be a table")
-    enabled = drift_table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("drift.enabled", "must be true or false")
-    drift = CompensatorConfig.from_mapping(drift_table)
-    est_table = drift_table.get("estimator", {})
-    if not isinstance(est_table, Mapping):
-        raise ConfigError("drift.estimator", "must be a table")
-    estimator = EstimatorConfig.from_mapping(est_table)
-    sim = _sim(doc["sim"]) if "sim" in doc else None
-    steps = _steps(doc.get("steps"))
-    return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim)
-
-
 def validate_step(action: Any, params: Mapping[str, Any], where: str) -> Step:
     """Check one step; ``where`` prefixes the key in errors (e.g. "step 3 (climb)")."""
     if not isinstance(action, str) or action not in STEP_PARAMS:
         raise ConfigError(f"{where}.action",
-                          f"unknown action {action!r} (one of {', '.join(STEP_PARAMS)})")
+                          f"unknown action {tomlconf.short(action)} "
+                          f"(one of {', '.join(STEP_PARAMS)})")
     schema = STEP_PARAMS[action]
     out: dict[str, float] = {}
     for key, value in params.items():
         if key not in schema:
             raise ConfigError(f"{where}.{key}",
                               f"unknown key for {action} (known: {', '.join(schema) or 'none'})")
-        out[key] = _number(value, schema[key], f"{where}.{key}")
+        out[key] = tomlconf.check(value, f"{where}.{key}", schema[key].rule)
     for key, param in schema.items():
         if param.required and key not in out:
             raise ConfigError(f"{where}.{key}", f"missing (required by {action})")
     return Step(action, out)
 
 
-def _steps(raw: Any) -> tuple[Step, ...]:
-    if raw is None:
-        raise ConfigError("steps", "a mission needs at least one [[steps]] entry")
+def _steps(raw: Any, path: str) -> tuple[Step, ...]:
+    """``[[steps]]``: errors name the step by its number (1-based) and action."""
     if not isinstance(raw, list) or not raw:
-        raise ConfigError("steps", "must be a non-empty array of tables ([[steps]])")
+        raise ConfigError(path, "must be a non-empty array of tables ([[steps]])")
     steps = []
     for i, entry in enumerate(raw, start=1):
         if not isinstance(entry, Mapping):
@@ -269,101 +197,47 @@ def _steps(raw: Any) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def _number(value: Any, param: Param, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"must be a number, not {value!r}")
-    try:
-        v = float(value)
-    except OverflowError:  # TOML integers have no size limit in the parser
-        raise ConfigError(key, "must be finite") from None
-    if not math.isfinite(v):
-        raise ConfigError(key, "must be finite")
-    too_low = v <= param.lo if param.lo_open else v < param.lo
-    if too_low or v > param.hi:
-        lo = f"> {param.lo:g}" if param.lo_open else f">= {param.lo:g}"
-        raise ConfigError(key, f"must be {lo} and <= {param.hi:g}, not {v:g}")
-    return v
+@dataclass(frozen=True)
+class DriftTable:
+    """``[drift]``: on or off, the loop's gains (keys of this table itself) and
+    ``[drift.estimator]``."""
 
-
-def _table(cls: Any, raw: Any, prefix: str) -> Any:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(prefix, "must be a table")
-    known = {f.name: f for f in fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"{prefix}.{key}",
-                              f"unknown key (known: {', '.join(known)})")
-        choices = known[key].metadata.get("choices")
-        if choices is not None:
-            if value not in choices:
-                raise ConfigError(f"{prefix}.{key}", f"must be one of {', '.join(choices)}")
-            values[key] = value
-            continue
-        values[key] = _number(value, Param(float), f"{prefix}.{key}")
-    return cls(**values)
-
-
-def _sim(raw: Any) -> SimSpec:
-    sim: SimSpec = _table(SimSpec, raw, "sim")
-    for key, param in SIM_RANGES.items():
-        value = getattr(sim, key)
-        if value is not None:
-            _number(value, param, f"sim.{key}")
-    if sim.seed != int(sim.seed):
-        raise ConfigError("sim.seed", f"must be a whole number, not {sim.seed:g}")
-    return sim
-
-
-def _safety(raw: Any) -> SafetyConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("safety", "must be a table")
-    raw = dict(raw)
-    failsafe = raw.pop("failsafe", "land")
-    if failsafe not in FAILSAFES:
-        raise ConfigError("safety.failsafe", f"must be one of {', '.join(FAILSAFES)}")
-    level = raw.pop("alarm_level", "Critical")
-    if not isinstance(level, str) or level.capitalize() not in ("Warning", "Critical", "Error"):
-        raise ConfigError("safety.alarm_level", "must be Warning, Critical or Error")
-    ignore = raw.pop("ignore_alarms", [])
-    if not isinstance(ignore, list) or not all(isinstance(a, str) for a in ignore):
-        raise ConfigError("safety.ignore_alarms", "must be a list of alarm names")
-    land_throttle = raw.pop("land_throttle", None)
-    if land_throttle is not None:
-        land_throttle = _number(land_throttle, _THROTTLE, "safety.land_throttle")
-    base = _table(_SafetyNumbers, raw, "safety")
-    positive = ("connect_timeout_s", "telemetry_timeout_s", "max_tilt_deg", "arm_timeout_s",
-                "land_seconds")
-    for key in positive:
-        if getattr(base, key) <= 0:
-            raise ConfigError(f"safety.{key}", "must be > 0")
-    # A huge value would switch a monitor off or keep a failsafe flying for ever.
-    for key, most in _SAFETY_MAX.items():
-        if getattr(base, key) > most:
-            raise ConfigError(f"safety.{key}", f"must be <= {most:g}, not {getattr(base, key):g}")
-    if base.max_tilt_deg > 90:
-        raise ConfigError("safety.max_tilt_deg", "must be <= 90")
-    if base.step_timeout_margin_s < 0:
-        raise ConfigError("safety.step_timeout_margin_s", "must be >= 0")
-    return SafetyConfig(failsafe=failsafe, alarm_level=level.capitalize(),
-                        ignore_alarms=tuple(ignore), land_throttle=land_throttle,
-                        **{f.name: getattr(base, f.name) for f in fields(base)})
-
-
-_SAFETY_MAX = {
-    "connect_timeout_s": 600.0,
-    "telemetry_timeout_s": 10.0,
-    "arm_timeout_s": 60.0,
-    "step_timeout_margin_s": 60.0,
-    "land_seconds": 120.0,  # as the land step's seconds
-}
+    enabled: bool = True
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    loop: CompensatorConfig = setting(default_factory=CompensatorConfig, inline=True)
 
 
 @dataclass(frozen=True)
-class _SafetyNumbers:
-    connect_timeout_s: float = SafetyConfig.connect_timeout_s
-    telemetry_timeout_s: float = SafetyConfig.telemetry_timeout_s
-    max_tilt_deg: float = SafetyConfig.max_tilt_deg
-    arm_timeout_s: float = SafetyConfig.arm_timeout_s
-    step_timeout_margin_s: float = SafetyConfig.step_timeout_margin_s
-    land_seconds: float = SafetyConfig.land_seconds
+class MissionFile:
+    """A mission file's shape; `MissionSpec` is what it becomes."""
+
+    name: str | None = None
+    mission: MissionConfig = field(default_factory=MissionConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    drift: DriftTable = field(default_factory=DriftTable)
+    sim: SimSpec | None = None
+    steps: tuple[Step, ...] = setting((), parse=_steps)
+
+
+def load_mission(path: str | Path) -> MissionSpec:
+    """Read and validate a mission file."""
+    p = Path(path)
+    return parse_mission(tomlconf.read_text(p, "mission file"), name=p.stem)
+
+
+def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
+    return mission_from_dict(tomlconf.parse_toml(text, "toml"), name=name)
+
+
+def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> MissionSpec:
+    f = tomlconf.load(MissionFile, doc)
+    land = f.safety.land_throttle
+    if land is not None and land >= f.mission.hover_throttle:
+        # the land failsafe would climb for land_seconds, then cut the motors up there
+        raise ConfigError("safety.land_throttle",
+                          f"must be below mission.hover_throttle ({f.mission.hover_throttle:g}),"
+                          f" not {land:g}")
+    if not f.steps:
+        raise ConfigError("steps", "a mission needs at least one [[steps]] entry")
+    return MissionSpec(f.name if f.name is not None else name, f.steps, f.mission, f.safety,
+                       f.drift.enabled, f.drift.loop, f.drift.estimator, f.sim)

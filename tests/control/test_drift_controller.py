@@ -7,7 +7,9 @@ import pytest
 
 from pipilot.control.drift import CompensatorConfig, DriftController
 from pipilot.core.clock import VirtualClock
+from pipilot.core.tomlconf import load
 from pipilot.errors import ConfigError
+from pipilot.mission.spec import DriftTable
 
 from .quadmodel import QuadModel
 
@@ -77,13 +79,14 @@ def test_trims_are_bounded_and_off_when_disarmed():
 
 
 def test_config_validation():
-    assert CompensatorConfig.from_mapping({"kp": 2, "estimator": {}}).kp == 2.0
+    # the [drift] table: the gains are its own keys, beside enabled and [drift.estimator]
+    assert load(DriftTable, {"kp": 2, "estimator": {}}, "drift").loop.kp == 2.0
     with pytest.raises(ConfigError, match=r"drift\.gain"):
-        CompensatorConfig.from_mapping({"gain": 1})
+        load(DriftTable, {"gain": 1}, "drift")
     with pytest.raises(ConfigError, match=r"drift\.max_trim_deg"):
-        CompensatorConfig.from_mapping({"max_trim_deg": 90})
+        load(DriftTable, {"max_trim_deg": 90}, "drift")
     with pytest.raises(ConfigError, match=r"drift\.kp"):
-        CompensatorConfig.from_mapping({"kp": -1})
+        load(DriftTable, {"kp": -1}, "drift")
 
 
 def test_hold_keeps_the_trims_and_resumes_without_a_jump():

@@ -15,7 +15,9 @@ from pipilot.control.drift import (
     SampleError,
     rotation_body_to_ned,
 )
+from pipilot.core.tomlconf import load
 from pipilot.errors import ConfigError
+from pipilot.mission.spec import DriftTable
 
 from .quadmodel import QuadModel
 
@@ -105,25 +107,26 @@ def test_rejects_bad_samples():
         est.update(Sample(t=0.5, accel=(0, 0, -9.8), attitude=(0, 0, 0)), on_ground=True)
 
 
-def test_config_from_mapping():
-    cfg = EstimatorConfig.from_mapping({"drag_coeff": 0.4})
+def test_config_from_a_table():
+    cfg = load(EstimatorConfig, {"drag_coeff": 0.4}, "drift.estimator")
     assert cfg.drag_coeff == 0.4
     with pytest.raises(ConfigError, match=r"drift\.estimator\.dragcoef"):
-        EstimatorConfig.from_mapping({"dragcoef": 0.4})
+        load(EstimatorConfig, {"dragcoef": 0.4}, "drift.estimator")
     with pytest.raises(ConfigError, match="must be a number"):
-        EstimatorConfig.from_mapping({"drag_coeff": "high"})
+        load(EstimatorConfig, {"drag_coeff": "high"}, "drift.estimator")
     with pytest.raises(ConfigError, match=r"drift\.estimator\.drag_coeff.*> 0"):
-        EstimatorConfig.from_mapping({"drag_coeff": 0})        # a model scale: never zero
+        load(EstimatorConfig, {"drag_coeff": 0}, "drift.estimator")  # a model scale: never zero
 
 
 def test_compensator_config_allows_zero_gains_only():
     from pipilot.control.drift import CompensatorConfig
 
-    assert CompensatorConfig.from_mapping({"kd": 0, "enabled": True}).kd == 0.0
+    assert load(CompensatorConfig, {"kd": 0}, "drift").kd == 0.0
+    assert load(DriftTable, {"kd": 0, "enabled": True}, "drift").loop.kd == 0.0
     with pytest.raises(ConfigError, match=r"drift\.kd.*>= 0"):
-        CompensatorConfig.from_mapping({"kd": -1})
+        load(CompensatorConfig, {"kd": -1}, "drift")
     with pytest.raises(ConfigError, match=r"drift\.max_trim_deg"):
-        CompensatorConfig.from_mapping({"max_trim_deg": 50})
+        load(CompensatorConfig, {"max_trim_deg": 50}, "drift")
 
 
 def test_modelling_the_fc_attitude_filter_matters():

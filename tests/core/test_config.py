@@ -1,9 +1,11 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from pipilot.core import config
-from pipilot.core.config import CoreConfig
+from pipilot.core import config, tomlconf
+from pipilot.core.calibration import FUNCTIONS
+from pipilot.core.config import ChannelsTable, CoreConfig
 from pipilot.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "pipilot.example.toml"
@@ -86,3 +88,49 @@ def test_unreadable_and_invalid_files(tmp_path):
         config.load(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(write(tmp_path, "[link\n"))
+
+
+def test_a_partial_channel_table_keeps_the_rest_of_its_default(tmp_path):
+    c = config.load(write(tmp_path, "[channels.throttle]\nmin = 100\n"))
+    cal = c.calibration.calibration_for("throttle")
+    assert (cal.min, cal.neutral, cal.max) == (100, 212, 1811)
+
+
+def test_a_partial_source_table_keeps_the_standard_values(tmp_path):
+    c = config.load(write(tmp_path, "[sources.mission]\ntimeout_s = 2.0\n"))
+    assert c.sources["mission"] == config.SourceConfig(20, "override", 2.0)
+    assert c.sources["pilot"] == config.SourceConfig(30, "override", 0.5)
+
+
+@pytest.mark.parametrize("text,key,words", [
+    ("[server]\nobservers = 'all'\n", "server.observers", "must be one of token, open"),
+    ("[server]\nextra_origins = 'x'\n", "server.extra_origins", "must be an array"),
+    ("[sources.pilot]\ntimeout_s = 0\n", "sources.pilot.timeout_s",
+     "must be a number >= 0.01 and <= 10 (s), got 0"),
+    ("[link]\nperiod_ms = 'fast'\n", "link.period_ms", "got 'fast'"),
+    ("[link]\nmix_interval_ms = 5.0\n", "link.mix_interval_ms", "at least link.period_ms"),
+    ("[realtime]\nloop_priority = 60\n", "realtime.loop_priority", "below realtime.priority"),
+    ("[link]\nport = ''\n", "link.port", "device path"),
+])
+def test_messages_say_what_was_expected_and_found(tmp_path, text, key, words):
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(tmp_path, text))
+    assert exc.value.key == key and words in str(exc.value), exc.value
+
+
+def test_a_config_built_in_code_is_checked_by_the_same_rules():
+    with pytest.raises(ConfigError) as exc:
+        CoreConfig(link=config.LinkConfig(period_ms=float("nan")))
+    assert exc.value.key == "link.period_ms"
+    with pytest.raises(ConfigError) as exc:
+        CoreConfig(realtime=config.RealtimeConfig(priority=True))
+    assert exc.value.key == "realtime.priority"
+    with pytest.raises(ConfigError) as exc:
+        CoreConfig(sources={"pilot": config.SourceConfig(30, "override", 99.0)})
+    assert exc.value.key == "sources.pilot.timeout_s"
+
+
+def test_the_channels_table_has_one_calibration_per_function() -> None:
+    names = {f.name for f in dataclasses.fields(ChannelsTable)}
+    assert set(FUNCTIONS) <= names
+    assert tomlconf.load(CoreConfig, {}).calibration == ChannelsTable().calibration()

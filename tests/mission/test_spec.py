@@ -127,3 +127,45 @@ def test_mission_file_that_is_not_utf8_is_a_config_error(tmp_path):
     f.write_bytes(b'name = "\xff"\n[[steps]]\naction = "arm"\n')
     with pytest.raises(ConfigError, match="UTF-8"):
         load_mission(f)
+
+
+@pytest.mark.parametrize(("doc", "key", "words"), [
+    ("[sim]\nseed = 1.5\n" + MINIMAL, "sim.seed", "whole number"),
+    ("[sim]\nmass_kg = 0\n" + MINIMAL, "sim.mass_kg", "must be a number >= 0.05 and <= 20 (kg)"),
+    ("[[sim]]\nmass_kg = 1\n" + MINIMAL, "sim", "must be a table"),
+    ("[drift]\nmax_trim_deg = 50\n" + MINIMAL, "drift.max_trim_deg", "within stick_angle_deg"),
+    ("[drift.estimator]\nkp = 1\n" + MINIMAL, "drift.estimator.kp", "unknown key"),
+    ("[drift]\nestimator = 1\n" + MINIMAL, "drift.estimator", "must be a table"),
+    ('[safety]\nignore_alarms = ["GPS", 3]\n' + MINIMAL, "safety.ignore_alarms[1]",
+     "must be a string"),
+    ("name = 3\n" + MINIMAL, "name", "must be a string"),
+])
+def test_table_errors_say_what_was_expected(doc, key, words):
+    with pytest.raises(ConfigError) as err:
+        parse_mission(doc)
+    assert err.value.key == key
+    assert words in str(err.value)
+
+
+def test_table_values_are_read():
+    spec = parse_mission('name = "t"\n[safety]\nalarm_level = "warning"\n'
+                         'ignore_alarms = ["GPS"]\nland_throttle = 0.3\n'
+                         "[drift]\nenabled = false\nkp = 3\n[drift.estimator]\ndrag_coeff = 0.5\n"
+                         "[sim]\nseed = 7\nhover_throttle = 0.5\n" + MINIMAL)
+    assert spec.name == "t"
+    assert spec.safety.alarm_level == "Warning" and spec.safety.ignore_alarms == ("GPS",)
+    assert spec.safety.land_throttle == 0.3
+    assert not spec.drift_enabled and spec.drift.kp == 3.0 and spec.drift.ki == 2.5
+    assert spec.estimator.drag_coeff == 0.5
+    assert spec.sim is not None and spec.sim.seed == 7 and spec.sim.hover_throttle == 0.5
+
+
+def test_drift_configs_built_in_code_obey_the_same_rules():
+    from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+
+    with pytest.raises(ConfigError) as err:
+        EstimatorConfig(drag_coeff=float("nan"))
+    assert err.value.key == "drift.estimator.drag_coeff"
+    with pytest.raises(ConfigError) as err:
+        CompensatorConfig(kp=-1.0)
+    assert err.value.key == "drift.kp"

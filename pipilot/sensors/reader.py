@@ -2,8 +2,9 @@
 
 SPI and I2C transfers block (the kernel's ioctl), so they never run on the
 event loop. The thread polls the PMW3901 every ``period_s`` and the VL53L1X
-whenever it has a result, stamps each sample on the injected `Clock` right
-after the transfer that read it, and passes the batch to the loop with
+whenever it has a result, and an optional MPU-6050 at its own sample rate
+(``imu_period_s``, typically 2 ms); it stamps each sample on the injected
+`Clock` right after the transfer that read it, and passes the batch to the loop with
 ``call_soon_threadsafe``. The loop side is a bounded queue: when nobody
 reads, the oldest samples are dropped and counted, the thread never waits.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pipilot.core.clock import Clock
 from pipilot.errors import PipilotError
 from pipilot.faultlog import FailureLog
+from pipilot.sensors.mpu6050 import ImuSample, Mpu6050
 from pipilot.sensors.pmw3901 import FlowSample, Pmw3901
 from pipilot.sensors.vl53l1x import RangeSample, Vl53l1x
 
@@ -45,23 +47,57 @@ class TimedRange:
 
 
 @dataclass(frozen=True)
+class TimedRates:
+    """Body rates from some source, stamped on the Pi's clock: what flow compensation takes."""
+
+    t: float
+    """Clock time the rates are valid at, s (the read time minus the source's known delay)."""
+    rates: tuple[float, float, float]
+    """Body rates p, q, r, rad/s."""
+    source: str
+
+
+@dataclass(frozen=True)
+class TimedImu:
+    t: float
+    """Clock time just after the 14-byte burst was read, s."""
+    sample: ImuSample
+    delay_s: float = 0.0
+    """The chip's filter delay (DLPF, register map 4.3): the sample describes ``t - delay_s``."""
+
+    def timed_rates(self) -> TimedRates:
+        return TimedRates(self.t - self.delay_s, self.sample.rates, "mpu6050")
+
+
+@dataclass(frozen=True)
 class SensorFault:
     t: float
     message: str
 
 
-Item = TimedFlow | TimedRange | SensorFault
+Item = TimedFlow | TimedRange | TimedImu | SensorFault
 
 
 class FlowDeckPoller:
-    """One polling pass over the sensors, stamped on ``clock`` (no threads: lock-step uses it)."""
+    """One polling pass over the sensors, stamped on ``clock`` (no threads: lock-step uses it).
 
-    def __init__(self, flow: Pmw3901 | None, ranger: Vl53l1x | None, clock: Clock) -> None:
-        if flow is None and ranger is None:
-            raise ValueError("nothing to read: give a flow sensor, a ranger or both")
+    ``poll()`` reads every sensor once; ``poll_imu()`` only the IMU, for the
+    reads between two flow polls (the IMU runs faster than the flow).
+    """
+
+    def __init__(self, flow: Pmw3901 | None, ranger: Vl53l1x | None, clock: Clock, *,
+                 imu: Mpu6050 | None = None) -> None:
+        if flow is None and ranger is None and imu is None:
+            raise ValueError("nothing to read: give a flow sensor, a ranger, an IMU or some")
         self.flow = flow
         self.ranger = ranger
+        self.imu = imu
         self.clock = clock
+
+    @property
+    def imu_period_s(self) -> float | None:
+        """The IMU's sample period, None without one."""
+        return None if self.imu is None else 1.0 / self.imu.config.actual_rate_hz
 
     def poll(self) -> list[Item]:
         """Read what is available now. A SensorError from a bus becomes a SensorFault."""
@@ -76,7 +112,20 @@ class FlowDeckPoller:
                     items.append(TimedRange(self.clock.now(), r))
         except PipilotError as exc:
             items.append(SensorFault(self.clock.now(), str(exc)))
-        return items
+            return items
+        return items + self.poll_imu()
+
+    def poll_imu(self) -> list[Item]:
+        """The IMU's new sample, if there is one (nothing without an IMU)."""
+        if self.imu is None:
+            return []
+        try:
+            s = self.imu.poll()
+        except PipilotError as exc:
+            return [SensorFault(self.clock.now(), str(exc))]
+        if s is None:
+            return []
+        return [TimedImu(self.clock.now(), s, self.imu.delay_s)]
 
 
 class SensorReader:
@@ -113,13 +162,17 @@ class SensorReader:
         self._failures.flush()
 
     def _run(self) -> None:
+        clock = self.poller.clock
+        imu_period = self.poller.imu_period_s
+        next_full = clock.now()
         while not self._stop.is_set():
             error: Exception | None = None
+            full = imu_period is None or clock.now() >= next_full
             try:
-                items = self.poller.poll()
+                items = self.poller.poll() if full else self.poller.poll_imu()
             except Exception as exc:   # a bug must not end the thread silently
                 error = exc
-                items = [SensorFault(self.poller.clock.now(), f"{type(exc).__name__}: {exc}")]
+                items = [SensorFault(clock.now(), f"{type(exc).__name__}: {exc}")]
             faults = [i.message for i in items if isinstance(i, SensorFault)]
             if items and self._loop is not None:
                 try:
@@ -129,7 +182,15 @@ class SensorReader:
             if faults:
                 self.faults += 1
                 self._failures.failed(error or PipilotError(faults[0]))
-            self._stop.wait(self.retry_s if faults else self.period_s)
+                self._stop.wait(self.retry_s)
+                next_full = clock.now()
+            elif imu_period is None:
+                self._stop.wait(self.period_s)
+            else:
+                now = clock.now()
+                if full:
+                    next_full = max(next_full + self.period_s, now)
+                self._stop.wait(max(0.0, min(next_full - now, imu_period)))
 
     def _deliver(self, items: list[Item]) -> None:
         for item in items:

@@ -48,7 +48,13 @@ def test_init_waits_for_boot_loads_the_block_and_starts_ranging() -> None:
     m = rig.deck.ranger
     # 0x31 is the status the device drives, 0x86/0x87 are commands: the rest is stored
     assert m.ranging and m.mem[CONFIG_START:0x31] == DEFAULT_CONFIG[:4]
-    assert m.mem[0x32:0x86] == DEFAULT_CONFIG[0x32 - CONFIG_START:0x86 - CONFIG_START]
+    # the mode and budget registers are written after the block (long, 100 ms: UM2510's)
+    configured = {0x4B, 0x5E, 0x5F, 0x60, 0x61, 0x62, 0x63, 0x69, 0x6C, 0x6D, 0x6E, 0x6F,
+                  0x78, 0x79, 0x7A, 0x7B}
+    assert all(m.mem[a] == DEFAULT_CONFIG[a - CONFIG_START] for a in range(0x32, 0x86)
+               if a not in configured)
+    assert m.mem[0x5E:0x60] == b"\x01\xcc" and m.mem[0x61:0x63] == b"\x01\xea"
+    assert m.distance_mode == "long" and m.timing_budget_s == BUDGET_S
     assert m.results == 1 and rig.clock.now() - t0 >= BUDGET_S     # the throw-away range
     assert (m.mem[0x0008], m.mem[0x000B]) == (0x09, 0x00)
     assert rig.ranger.poll() is None                # the next range is a fresh one

@@ -149,7 +149,7 @@ def open_deck(args: argparse.Namespace, clock: Clock) -> Deck:
     if args.sim:
         from pipilot.sim.flowdeck import ScriptedTruth, SimFlowDeck
 
-        truth = ScriptedTruth(clock, still_s=2.0 if args.imu else 0.0)
+        truth = ScriptedTruth(clock, still_s=3.0 if args.imu else 0.0)
         deck = SimFlowDeck.create(truth, clock, imu_truth=truth.imu if args.imu else None)
         spi: Any = deck.spi
         i2c: Any = deck.i2c

@@ -77,7 +77,7 @@ STARTUP_S = 0.030
 RESET_S = 0.100
 DEFAULT_RATE_HZ = 500.0
 DEFAULT_DLPF = 2
-CALIBRATION_SAMPLES = 200
+CALIBRATION_SAMPLES = 500
 CALIBRATION_MAX_SPREAD_DPS = 1.0
 """Standard deviation of the gyro during calibration above which the craft was not at rest."""
 CALIBRATION_ACCEL_TOLERANCE = 0.15

@@ -10,13 +10,16 @@ reads, the oldest samples are dropped and counted, the thread never waits.
 
 A bus error does not end the thread: it is passed on as a `SensorFault`
 (the consumer sees its data go stale and can withdraw), logged at a bounded
-rate, and reading resumes after ``retry_s``.
+rate, and reading resumes after ``retry_s``. A failing IMU is retried after
+``retry_s`` on its own while the flow deck is still read at its rate
+(``SensorFault.imu``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -73,6 +76,8 @@ class TimedImu:
 class SensorFault:
     t: float
     message: str
+    imu: bool = False
+    """The IMU failed (the flow deck's sensors may still be read)."""
 
 
 Item = TimedFlow | TimedRange | TimedImu | SensorFault
@@ -99,8 +104,9 @@ class FlowDeckPoller:
         """The IMU's sample period, None without one."""
         return None if self.imu is None else 1.0 / self.imu.config.actual_rate_hz
 
-    def poll(self) -> list[Item]:
-        """Read what is available now. A SensorError from a bus becomes a SensorFault."""
+    def poll(self, *, imu: bool = True) -> list[Item]:
+        """Read what is available now (the IMU too unless ``imu`` is false).
+        A SensorError from a bus becomes a SensorFault."""
         items: list[Item] = []
         try:
             if self.flow is not None:
@@ -113,7 +119,7 @@ class FlowDeckPoller:
         except PipilotError as exc:
             items.append(SensorFault(self.clock.now(), str(exc)))
             return items
-        return items + self.poll_imu()
+        return (items + self.poll_imu()) if imu else items
 
     def poll_imu(self) -> list[Item]:
         """The IMU's new sample, if there is one (nothing without an IMU)."""
@@ -122,7 +128,7 @@ class FlowDeckPoller:
         try:
             s = self.imu.poll()
         except PipilotError as exc:
-            return [SensorFault(self.clock.now(), str(exc))]
+            return [SensorFault(self.clock.now(), str(exc), imu=True)]
         if s is None:
             return []
         return [TimedImu(self.clock.now(), s, self.imu.delay_s)]
@@ -165,15 +171,21 @@ class SensorReader:
         clock = self.poller.clock
         imu_period = self.poller.imu_period_s
         next_full = clock.now()
+        imu_retry_at = -math.inf       # a failed IMU is left alone until then
         while not self._stop.is_set():
             error: Exception | None = None
-            full = imu_period is None or clock.now() >= next_full
+            now = clock.now()
+            full = imu_period is None or now >= next_full
+            with_imu = now >= imu_retry_at
             try:
-                items = self.poller.poll() if full else self.poller.poll_imu()
+                if full:
+                    items = self.poller.poll() if with_imu else self.poller.poll(imu=False)
+                else:
+                    items = self.poller.poll_imu() if with_imu else []
             except Exception as exc:   # a bug must not end the thread silently
                 error = exc
                 items = [SensorFault(clock.now(), f"{type(exc).__name__}: {exc}")]
-            faults = [i.message for i in items if isinstance(i, SensorFault)]
+            faults = [i for i in items if isinstance(i, SensorFault)]
             if items and self._loop is not None:
                 try:
                     self._loop.call_soon_threadsafe(self._deliver, items)
@@ -181,16 +193,21 @@ class SensorReader:
                     return
             if faults:
                 self.faults += 1
-                self._failures.failed(error or PipilotError(faults[0]))
+                self._failures.failed(error or PipilotError(faults[0].message))
+            if faults and not all(f.imu for f in faults):
                 self._stop.wait(self.retry_s)
                 next_full = clock.now()
-            elif imu_period is None:
+                continue
+            if faults:                 # the IMU alone: the flow deck keeps its rate
+                imu_retry_at = clock.now() + self.retry_s
+            if imu_period is None:
                 self._stop.wait(self.period_s)
             else:
                 now = clock.now()
                 if full:
                     next_full = max(next_full + self.period_s, now)
-                self._stop.wait(max(0.0, min(next_full - now, imu_period)))
+                wait = next_full - now if now < imu_retry_at else min(next_full - now, imu_period)
+                self._stop.wait(max(0.0, wait))
 
     def _deliver(self, items: list[Item]) -> None:
         for item in items:

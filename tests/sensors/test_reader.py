@@ -243,3 +243,39 @@ async def test_the_thread_reads_the_imu_faster_than_the_flow() -> None:
     n_flow = sum(isinstance(i, TimedFlow) for i in got)
     # generous: a loaded machine wakes the thread late, but 200 Hz is far above 20 Hz
     assert n_flow >= 5 and n_imu > 2 * n_flow
+
+
+def test_poll_can_leave_the_imu_alone() -> None:
+    rig, imu = imu_rig()
+    poller = FlowDeckPoller(rig.flow, None, rig.clock, imu=imu)
+    rig.clock.advance(0.01)
+    before = rig.deck.i2c.transfers
+    assert [type(i) for i in poller.poll(imu=False)] == [TimedFlow]
+    assert rig.deck.i2c.transfers == before
+
+
+async def test_a_failing_imu_does_not_slow_the_flow_deck() -> None:
+    clock = MonotonicClock()
+    deck = SimFlowDeck.create(ScriptedTruth(clock), clock, imu_truth=ScriptedTruth(clock).imu)
+    flow = Pmw3901(deck.spi, sleep=lambda s: None)
+    flow.init()
+    imu = Mpu6050(deck.i2c, config=ImuConfig(rate_hz=200.0, dlpf=3))
+    imu.init()
+    assert deck.imu is not None
+    deck.i2c.devices.pop(0x68)                 # the IMU falls off the bus: every read NACKs
+    reader = SensorReader(FlowDeckPoller(flow, None, clock, imu=imu), period_s=0.01,
+                          retry_s=0.5)
+    reader.start(asyncio.get_running_loop())
+    got: list[object] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 1.2:
+            got += await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    faults = [i for i in got if isinstance(i, SensorFault)]
+    n_flow = sum(isinstance(i, TimedFlow) for i in got)
+    assert faults and all(f.imu and "MPU-6050" in f.message for f in faults)
+    assert len(faults) <= 4                    # retried every 0.5 s, not every sample
+    # a stalled deck would give one flow per 0.5 s; generous for a loaded machine
+    assert n_flow >= 15

@@ -4,7 +4,8 @@ Checks the soft-UART module (loaded, ports, error counters), the Raspberry
 Pi UART pitfalls: the Linux console on serial0, Bluetooth holding the PL011
 (leaving only the parity-less mini UART), membership of the dialout
 group, and the flow deck: SPI and I2C enabled (their device nodes) and the
-PMW3901's and VL53L1X's IDs answering. What cannot be checked here (not a
+PMW3901's and VL53L1X's IDs answering, and an MPU-6050 IMU on the same I2C
+bus answering, waking and reading about 1 g at rest. What cannot be checked here (not a
 Pi, counters readable by root only) is reported as SKIP with the reason,
 never guessed.
 """
@@ -16,6 +17,7 @@ import contextlib
 import grp
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ from pipilot.sensors.bus import (
     open_i2c,
     open_spi,
 )
+from pipilot.sensors.mpu6050 import ADDRESS as MPU_ADDRESS
+from pipilot.sensors.mpu6050 import G, Mpu6050
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.vl53l1x import Vl53l1x
 
@@ -66,6 +70,8 @@ class System:
     i2c_bus: int = 1
     open_spi: Callable[[str], SpiBus] = open_spi
     open_i2c: Callable[[int], I2cBus] = open_i2c
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
 
     def path(self, p: str) -> Path:
         return self.root / p.lstrip("/")
@@ -275,14 +281,55 @@ def _flowdeck_checks(sys_: System, model: str | None) -> list[Check]:
     return checks
 
 
-def run_checks(sys_: System, flowdeck: bool = False) -> list[Check]:
-    """Every check; `flowdeck` makes the flow deck's failures count."""
+IMU_SAMPLE_TIMEOUT_S = 0.2
+
+
+def check_imu(sys_: System, model: str | None, required: bool = False) -> list[Check]:
+    """I2C enabled, an MPU-6050 at 0x68 with WHO_AM_I 0x68 that wakes and gives a sample
+    of about 1 g (the craft at rest). Optional unless `required` (``--imu``), as the deck."""
+    i2c = i2c_node(sys_.i2c_bus)
+    node = _bus_node(sys_, model, "I2C (IMU)", i2c, "i2c_arm", I2C_FIX)
+    checks = [node]
+    if node.status != PASS:
+        checks.append(Check(SKIP, "MPU-6050", f"needs {i2c}"))
+    else:
+        try:
+            with _closing(sys_.open_i2c(sys_.i2c_bus)) as bus:
+                imu = Mpu6050(bus, device=i2c, now=sys_.now, sleep=sys_.sleep)
+                imu.init()
+                deadline = sys_.now() + IMU_SAMPLE_TIMEOUT_S
+                while not imu.data_ready():
+                    if sys_.now() > deadline:
+                        raise SensorError(i2c, "MPU-6050 woke but gave no sample within "
+                                               f"{IMU_SAMPLE_TIMEOUT_S * 1000:.0f} ms")
+                    sys_.sleep(0.005)
+                s = imu.read_sample()
+            g = sum(a * a for a in s.accel) ** 0.5 / G
+            if abs(g - 1.0) > 0.15:
+                checks.append(Check(FAIL, "MPU-6050", f"awake at 0x{MPU_ADDRESS:02X} on {i2c} but "
+                                    f"reads {g:.2f} g at rest (expected about 1 g): a damaged "
+                                    "or moving sensor"))
+            else:
+                checks.append(Check(PASS, "MPU-6050", f"WHO_AM_I 0x68 at 0x{MPU_ADDRESS:02X} on "
+                                    f"{i2c}, awake, {g:.2f} g, {s.temperature_c:.0f} deg C"))
+        except SensorError as exc:
+            checks.append(Check(FAIL, "MPU-6050", str(exc)))
+    if required:
+        return checks
+    return [Check(SKIP, c.name, f"{c.detail} (an IMU on the Pi is optional; "
+                  "`pipilot doctor --imu` requires it)") if c.status == FAIL else c
+            for c in checks]
+
+
+def run_checks(sys_: System, flowdeck: bool = False, imu: bool = False) -> list[Check]:
+    """Every check; `flowdeck` and `imu` make those sensors' failures count."""
     model = pi_model(sys_)
     checks = [Check(PASS, "Raspberry Pi", model) if model
               else Check(SKIP, "Raspberry Pi", "not a Raspberry Pi: Pi UART checks skipped")]
     checks += list(check_module(sys_))
     checks += [check_console(sys_, model), check_pl011(sys_, model), check_groups(sys_)]
     checks += check_flowdeck(sys_, model, required=flowdeck)
+    checks += check_imu(sys_, model, required=imu)
     return checks
 
 
@@ -290,10 +337,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--flowdeck", action="store_true",
                         help="this craft has a flow deck: its buses and sensors must answer")
+    parser.add_argument("--imu", action="store_true",
+                        help="this craft has an MPU-6050 on the Pi's I2C: it must answer")
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = run_checks(System(), flowdeck=args.flowdeck)
+    checks = run_checks(System(), flowdeck=args.flowdeck, imu=args.imu)
     if args.json:
         print(json_text([asdict(c) for c in checks], indent=2))
     else:

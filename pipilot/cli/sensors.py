@@ -4,7 +4,9 @@ On the Pi it opens the PMW3901 on a spidev node and the VL53L1X on an I2C
 bus; with ``--sim`` the same drivers talk to the register models of
 `pipilot.sim.flowdeck` over simulated buses, fed by a scripted sway. Ten
 lines a second; ``--json`` makes each line a JSON object and ends with a
-``{"summary": ...}`` line.
+``{"summary": ...}`` line. ``--imu`` adds an MPU-6050 on the same I2C bus
+(its gyro bias is measured at start: keep the craft still) and shows its body
+rates; ``--distance-mode`` and ``--timing-budget-ms`` set up the ranger.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +23,9 @@ from pipilot.cli._output import json_text
 from pipilot.cli._telemetry_common import until_pipe_closes
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.errors import PipilotError
+from pipilot.sensors import mpu6050
 from pipilot.sensors.bus import i2c_node, open_i2c, open_spi
+from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.reader import (
     FlowDeckPoller,
@@ -28,9 +33,10 @@ from pipilot.sensors.reader import (
     SensorFault,
     SensorReader,
     TimedFlow,
+    TimedImu,
     TimedRange,
 )
-from pipilot.sensors.vl53l1x import Vl53l1x
+from pipilot.sensors.vl53l1x import DEFAULT_BUDGET_MS, DEFAULT_MODE, Vl53l1x, check_mode
 
 NAME = "sensors"
 HELP = "print live optical flow, SQUAL, range and status from the flow deck"
@@ -50,6 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--distance-mode", default=DEFAULT_MODE, metavar="MODE",
+                        help=f"VL53L1X distance mode: short (to 1.3 m) or long (to 4 m; "
+                             f"default {DEFAULT_MODE})")
+    parser.add_argument("--timing-budget-ms", type=int, default=DEFAULT_BUDGET_MS, metavar="MS",
+                        help="VL53L1X timing budget: 15 (short only), 20, 33, 50, 100, 200 "
+                             f"or 500 (default {DEFAULT_BUDGET_MS})")
+    parser.add_argument("--imu", action="store_true",
+                        help="also read an MPU-6050 at 0x68 on the same I2C bus and show its "
+                             "body rates (its gyro bias is measured at start: keep still)")
+    parser.add_argument("--imu-rate", type=float, default=mpu6050.DEFAULT_RATE_HZ, metavar="HZ",
+                        help=f"MPU-6050 sample rate (default {mpu6050.DEFAULT_RATE_HZ:g})")
 
 
 @dataclass
@@ -60,6 +77,7 @@ class Window:
     dy: int = 0
     flow: list[dict[str, Any]] = field(default_factory=list)
     range: dict[str, Any] | None = None
+    imu: list[TimedImu] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
 
 
@@ -72,6 +90,7 @@ class Totals:
     range_valid: int = 0
     range_min_m: float | None = None
     range_max_m: float | None = None
+    imu_samples: int = 0
     faults: int = 0
 
     def add(self, item: Item, w: Window) -> None:
@@ -95,6 +114,9 @@ class Totals:
             w.range = {"range_m": round(r.range_m, 3) if r.valid else None,
                        "status": r.status, "status_text": r.status_text,
                        "signal_mcps": round(r.signal_mcps, 3)}
+        elif isinstance(item, TimedImu):
+            self.imu_samples += 1
+            w.imu.append(item)
         elif isinstance(item, SensorFault):
             self.faults += 1
             w.faults.append(item.message)
@@ -105,16 +127,30 @@ class Totals:
             "squal_mean": self.squal_sum / self.flow_samples if self.flow_samples else None,
             "range_samples": self.range_samples, "range_valid": self.range_valid,
             "range_min_m": self.range_min_m, "range_max_m": self.range_max_m,
-            "faults": self.faults,
+            "imu_samples": self.imu_samples, "faults": self.faults,
         }
 
 
-def open_deck(args: argparse.Namespace, clock: Clock) -> tuple[Pmw3901, Vl53l1x]:
-    """The two drivers, initialised: on simulated buses with ``--sim``, else the Pi's."""
+@dataclass
+class Deck:
+    flow: Pmw3901
+    ranger: Vl53l1x
+    imu: Mpu6050 | None
+
+
+def open_deck(args: argparse.Namespace, clock: Clock) -> Deck:
+    """The drivers, initialised: on simulated buses with ``--sim``, else the Pi's.
+
+    With ``--imu`` the MPU-6050's gyro bias is measured before anything is
+    printed (the craft must be still); in ``--sim`` the scripted sway waits
+    for it.
+    """
+    imu_config = ImuConfig(rate_hz=args.imu_rate) if args.imu else None
     if args.sim:
         from pipilot.sim.flowdeck import ScriptedTruth, SimFlowDeck
 
-        deck = SimFlowDeck.create(ScriptedTruth(clock), clock)
+        truth = ScriptedTruth(clock, still_s=3.0 if args.imu else 0.0)
+        deck = SimFlowDeck.create(truth, clock, imu_truth=truth.imu if args.imu else None)
         spi: Any = deck.spi
         i2c: Any = deck.i2c
         spi_name, i2c_name = "sim:spi", "sim:i2c"
@@ -123,21 +159,41 @@ def open_deck(args: argparse.Namespace, clock: Clock) -> tuple[Pmw3901, Vl53l1x]
         spi = open_spi(args.spi)
         i2c = open_i2c(args.i2c)
     flow = Pmw3901(spi, device=spi_name)
-    ranger = Vl53l1x(i2c, device=i2c_name, now=clock.now)
+    ranger = Vl53l1x(i2c, device=i2c_name, now=clock.now, distance_mode=args.distance_mode,
+                     timing_budget_ms=args.timing_budget_ms)
+    imu = None if imu_config is None else Mpu6050(i2c, device=i2c_name, config=imu_config,
+                                                  now=clock.now)
     flow.init()
     ranger.init()
-    return flow, ranger
+    if imu is not None:
+        imu.init()
+        imu.calibrate()
+    return Deck(flow, ranger, imu)
 
 
-def line(t: float, w: Window, as_json: bool) -> str:
+def imu_view(samples: list[TimedImu]) -> dict[str, Any] | None:
+    """The window's mean body rates (deg/s) and specific force (m/s^2), None without samples."""
+    if not samples:
+        return None
+    n = len(samples)
+    rates = [math.degrees(sum(s.sample.rates[k] for s in samples) / n) for k in range(3)]
+    accel = [sum(s.sample.accel[k] for s in samples) / n for k in range(3)]
+    return {"samples": n, "rates_dps": [round(x, 2) for x in rates],
+            "accel_mps2": [round(x, 2) for x in accel]}
+
+
+def line(t: float, w: Window, as_json: bool, imu: bool = False) -> str:
     last = w.flow[-1] if w.flow else None
+    iv = imu_view(w.imu)
     if as_json:
-        return json_text({"t": round(t, 3), "dx": w.dx, "dy": w.dy,
-                          "flow_samples": len(w.flow),
-                          "squal": last["squal"] if last else None,
-                          "shutter": last["shutter"] if last else None,
-                          "flow_status": last["status"] if last else None,
-                          "range": w.range, "faults": w.faults}, separators=(",", ":"))
+        obj = {"t": round(t, 3), "dx": w.dx, "dy": w.dy, "flow_samples": len(w.flow),
+               "squal": last["squal"] if last else None,
+               "shutter": last["shutter"] if last else None,
+               "flow_status": last["status"] if last else None,
+               "range": w.range, "faults": w.faults}
+        if imu:
+            obj["imu"] = iv
+        return json_text(obj, separators=(",", ":"))
     flow = (f"flow dx {w.dx:+5d} dy {w.dy:+5d} squal {last['squal']:3d} "
             f"shutter 0x{last['shutter']:04X} {last['status']}") if last else "flow -"
     rng = "range -"
@@ -145,14 +201,19 @@ def line(t: float, w: Window, as_json: bool) -> str:
         r = w.range
         rng = (f"range {r['range_m']:.3f} m ok" if r["range_m"] is not None
                else f"range {r['status_text']}")
+    gyro = ""
+    if imu:
+        gyro = " | rates -" if iv is None else " | rates p {:+7.2f} q {:+7.2f} r {:+7.2f} " \
+            "deg/s".format(*iv["rates_dps"])
     faults = f" | FAULT {w.faults[-1]}" if w.faults else ""
-    return f"{t:8.2f}  {flow} | {rng}{faults}"
+    return f"{t:8.2f}  {flow} | {rng}{gyro}{faults}"
 
 
 async def _main(args: argparse.Namespace) -> int:
     clock = MonotonicClock()
-    flow, ranger = open_deck(args, clock)
-    reader = SensorReader(FlowDeckPoller(flow, ranger, clock))
+    deck = open_deck(args, clock)
+    ranger = deck.ranger
+    reader = SensorReader(FlowDeckPoller(deck.flow, ranger, clock, imu=deck.imu))
     reader.start(asyncio.get_running_loop())
     totals = Totals()
     t0 = clock.now()
@@ -165,7 +226,7 @@ async def _main(args: argparse.Namespace) -> int:
                 for item in await asyncio.wait_for(reader.get(), REPORT_S):
                     totals.add(item, w)
             if clock.now() >= next_report:
-                print(line(clock.now() - t0, w, args.json), flush=True)
+                print(line(clock.now() - t0, w, args.json, args.imu), flush=True)
                 w = Window()
                 while next_report <= clock.now():
                     next_report += REPORT_S
@@ -179,18 +240,23 @@ async def _main(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text({"summary": summary}, separators=(",", ":")), flush=True)
     else:
+        imu_text = f"{summary['imu_samples']} IMU samples, " if args.imu else ""
         print(f"flow {summary['flow_valid']}/{summary['flow_samples']} valid, range "
               f"{summary['range_valid']}/{summary['range_samples']} valid, "
-              f"{summary['faults']} fault(s)", flush=True)
+              f"{imu_text}{summary['faults']} fault(s)", flush=True)
     if interrupted:
         raise KeyboardInterrupt
-    return 1 if summary["faults"] or not summary["flow_samples"] else 0
+    no_imu = args.imu and not summary["imu_samples"]
+    return 1 if summary["faults"] or not summary["flow_samples"] or no_imu else 0
 
 
 def run(args: argparse.Namespace) -> int:
     args.duration = _checks.duration("--duration", args.duration)
     args.spi = _checks.device("--spi", args.spi)
     _checks.integer("--i2c", args.i2c, 0, 255)
+    check_mode(args.distance_mode, args.timing_budget_ms)
+    if args.imu:
+        ImuConfig(rate_hz=args.imu_rate)
     with contextlib.suppress(KeyboardInterrupt):
         return until_pipe_closes(lambda: asyncio.run(_main(args)))
     return 0

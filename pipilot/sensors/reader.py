@@ -2,20 +2,24 @@
 
 SPI and I2C transfers block (the kernel's ioctl), so they never run on the
 event loop. The thread polls the PMW3901 every ``period_s`` and the VL53L1X
-whenever it has a result, stamps each sample on the injected `Clock` right
-after the transfer that read it, and passes the batch to the loop with
+whenever it has a result, and an optional MPU-6050 at its own sample rate
+(``imu_period_s``, typically 2 ms); it stamps each sample on the injected
+`Clock` right after the transfer that read it, and passes the batch to the loop with
 ``call_soon_threadsafe``. The loop side is a bounded queue: when nobody
 reads, the oldest samples are dropped and counted, the thread never waits.
 
 A bus error does not end the thread: it is passed on as a `SensorFault`
 (the consumer sees its data go stale and can withdraw), logged at a bounded
-rate, and reading resumes after ``retry_s``.
+rate, and reading resumes after ``retry_s``. A failing IMU is retried after
+``retry_s`` on its own while the flow deck is still read at its rate
+(``SensorFault.imu``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pipilot.core.clock import Clock
 from pipilot.errors import PipilotError
 from pipilot.faultlog import FailureLog
+from pipilot.sensors.mpu6050 import ImuSample, Mpu6050
 from pipilot.sensors.pmw3901 import FlowSample, Pmw3901
 from pipilot.sensors.vl53l1x import RangeSample, Vl53l1x
 
@@ -45,26 +50,63 @@ class TimedRange:
 
 
 @dataclass(frozen=True)
+class TimedRates:
+    """Body rates from some source, stamped on the Pi's clock: what flow compensation takes."""
+
+    t: float
+    """Clock time the rates are valid at, s (the read time minus the source's known delay)."""
+    rates: tuple[float, float, float]
+    """Body rates p, q, r, rad/s."""
+    source: str
+
+
+@dataclass(frozen=True)
+class TimedImu:
+    t: float
+    """Clock time just after the 14-byte burst was read, s."""
+    sample: ImuSample
+    delay_s: float = 0.0
+    """The chip's filter delay (DLPF, register map 4.3): the sample describes ``t - delay_s``."""
+
+    def timed_rates(self) -> TimedRates:
+        return TimedRates(self.t - self.delay_s, self.sample.rates, "mpu6050")
+
+
+@dataclass(frozen=True)
 class SensorFault:
     t: float
     message: str
+    imu: bool = False
+    """The IMU failed (the flow deck's sensors may still be read)."""
 
 
-Item = TimedFlow | TimedRange | SensorFault
+Item = TimedFlow | TimedRange | TimedImu | SensorFault
 
 
 class FlowDeckPoller:
-    """One polling pass over the sensors, stamped on ``clock`` (no threads: lock-step uses it)."""
+    """One polling pass over the sensors, stamped on ``clock`` (no threads: lock-step uses it).
 
-    def __init__(self, flow: Pmw3901 | None, ranger: Vl53l1x | None, clock: Clock) -> None:
-        if flow is None and ranger is None:
-            raise ValueError("nothing to read: give a flow sensor, a ranger or both")
+    ``poll()`` reads every sensor once; ``poll_imu()`` only the IMU, for the
+    reads between two flow polls (the IMU runs faster than the flow).
+    """
+
+    def __init__(self, flow: Pmw3901 | None, ranger: Vl53l1x | None, clock: Clock, *,
+                 imu: Mpu6050 | None = None) -> None:
+        if flow is None and ranger is None and imu is None:
+            raise ValueError("nothing to read: give a flow sensor, a ranger, an IMU or some")
         self.flow = flow
         self.ranger = ranger
+        self.imu = imu
         self.clock = clock
 
-    def poll(self) -> list[Item]:
-        """Read what is available now. A SensorError from a bus becomes a SensorFault."""
+    @property
+    def imu_period_s(self) -> float | None:
+        """The IMU's sample period, None without one."""
+        return None if self.imu is None else 1.0 / self.imu.config.actual_rate_hz
+
+    def poll(self, *, imu: bool = True) -> list[Item]:
+        """Read what is available now (the IMU too unless ``imu`` is false).
+        A SensorError from a bus becomes a SensorFault."""
         items: list[Item] = []
         try:
             if self.flow is not None:
@@ -76,7 +118,20 @@ class FlowDeckPoller:
                     items.append(TimedRange(self.clock.now(), r))
         except PipilotError as exc:
             items.append(SensorFault(self.clock.now(), str(exc)))
-        return items
+            return items
+        return (items + self.poll_imu()) if imu else items
+
+    def poll_imu(self) -> list[Item]:
+        """The IMU's new sample, if there is one (nothing without an IMU)."""
+        if self.imu is None:
+            return []
+        try:
+            s = self.imu.poll()
+        except PipilotError as exc:
+            return [SensorFault(self.clock.now(), str(exc), imu=True)]
+        if s is None:
+            return []
+        return [TimedImu(self.clock.now(), s, self.imu.delay_s)]
 
 
 class SensorReader:
@@ -113,14 +168,24 @@ class SensorReader:
         self._failures.flush()
 
     def _run(self) -> None:
+        clock = self.poller.clock
+        imu_period = self.poller.imu_period_s
+        next_full = clock.now()
+        imu_retry_at = -math.inf       # a failed IMU is left alone until then
         while not self._stop.is_set():
             error: Exception | None = None
+            now = clock.now()
+            full = imu_period is None or now >= next_full
+            with_imu = now >= imu_retry_at
             try:
-                items = self.poller.poll()
+                if full:
+                    items = self.poller.poll() if with_imu else self.poller.poll(imu=False)
+                else:
+                    items = self.poller.poll_imu() if with_imu else []
             except Exception as exc:   # a bug must not end the thread silently
                 error = exc
-                items = [SensorFault(self.poller.clock.now(), f"{type(exc).__name__}: {exc}")]
-            faults = [i.message for i in items if isinstance(i, SensorFault)]
+                items = [SensorFault(clock.now(), f"{type(exc).__name__}: {exc}")]
+            faults = [i for i in items if isinstance(i, SensorFault)]
             if items and self._loop is not None:
                 try:
                     self._loop.call_soon_threadsafe(self._deliver, items)
@@ -128,8 +193,21 @@ class SensorReader:
                     return
             if faults:
                 self.faults += 1
-                self._failures.failed(error or PipilotError(faults[0]))
-            self._stop.wait(self.retry_s if faults else self.period_s)
+                self._failures.failed(error or PipilotError(faults[0].message))
+            if faults and not all(f.imu for f in faults):
+                self._stop.wait(self.retry_s)
+                next_full = clock.now()
+                continue
+            if faults:                 # the IMU alone: the flow deck keeps its rate
+                imu_retry_at = clock.now() + self.retry_s
+            if imu_period is None:
+                self._stop.wait(self.period_s)
+            else:
+                now = clock.now()
+                if full:
+                    next_full = max(next_full + self.period_s, now)
+                wait = next_full - now if now < imu_retry_at else min(next_full - now, imu_period)
+                self._stop.wait(max(0.0, wait))
 
     def _deliver(self, items: list[Item]) -> None:
         for item in items:

@@ -26,6 +26,22 @@ manuals (UM2356, UM2510):
 - Maximum range about 4 m in long distance mode in the dark (1.3 m in short
   mode); timing budget 20 ms (short mode) to 1000 ms. The default block set
   here is long mode with the ULD's default budget of 100 ms.
+- Distance mode (UM2510, VL53L1X_SetDistanceMode): short writes
+  PHASECAL_CONFIG__TIMEOUT_MACROP (0x004B) = 0x14, RANGE_CONFIG__VCSEL_PERIOD_A
+  (0x0060) = 0x07, _B (0x0063) = 0x05, RANGE_CONFIG__VALID_PHASE_HIGH (0x0069)
+  = 0x38, SD_CONFIG__WOI_SD0 (0x0078, 16 bits) = 0x0705,
+  SD_CONFIG__INITIAL_PHASE_SD0 (0x007A, 16 bits) = 0x0606; long writes 0x0A,
+  0x0F, 0x0D, 0xB8, 0x0F0D, 0x0E0E. The mode is read back from VCSEL_PERIOD_A.
+- Timing budget (UM2510, VL53L1X_SetTimingBudgetInMs): the pair
+  RANGE_CONFIG__TIMEOUT_MACROP_A_HI (0x005E) / _B_HI (0x0061), 16 bits each,
+  from one table per mode (`BUDGETS`): 15 (short only), 20, 33, 50, 100, 200
+  and 500 ms. The inter-measurement period SYSTEM__INTERMEASUREMENT_PERIOD
+  (0x006C, 32 bits) must not be shorter than the budget: it is set to the
+  budget, in oscillator ticks: ms x (RESULT__OSC_CALIBRATE_VAL (0x00DE) &
+  0x3FF) x 1.075 (VL53L1X_SetInterMeasurementInMs).
+- The ULD offers short and long only; the full API's medium mode needs
+  timeouts computed from the macro period, which this driver does not do:
+  asking for it is a clear error.
 """
 
 from __future__ import annotations
@@ -53,6 +69,32 @@ CONFIG_START = 0x2D
 
 LONG_MODE_MAX_M = 4.0
 SHORT_MODE_MAX_M = 1.3
+REG_PHASECAL_TIMEOUT = 0x004B
+REG_TIMEOUT_A = 0x005E
+REG_VCSEL_PERIOD_A = 0x0060
+REG_TIMEOUT_B = 0x0061
+REG_VCSEL_PERIOD_B = 0x0063
+REG_VALID_PHASE_HIGH = 0x0069
+REG_INTERMEASUREMENT = 0x006C
+REG_WOI_SD0 = 0x0078
+REG_INITIAL_PHASE_SD0 = 0x007A
+REG_OSC_CALIBRATE = 0x00DE
+
+#: Distance mode -> (0x004B, 0x0060, 0x0063, 0x0069, 0x0078 (16), 0x007A (16)), UM2510.
+MODES = {
+    "short": (0x14, 0x07, 0x05, 0x38, 0x0705, 0x0606),
+    "long": (0x0A, 0x0F, 0x0D, 0xB8, 0x0F0D, 0x0E0E),
+}
+#: Distance mode -> {budget ms: (TIMEOUT_MACROP_A, TIMEOUT_MACROP_B)}, UM2510.
+BUDGETS = {
+    "short": {15: (0x001D, 0x0027), 20: (0x0051, 0x006E), 33: (0x00D6, 0x006E),
+              50: (0x01AE, 0x01E8), 100: (0x02E1, 0x0388), 200: (0x03E1, 0x0496),
+              500: (0x0591, 0x05C1)},
+    "long": {20: (0x001E, 0x0022), 33: (0x0060, 0x006E), 50: (0x00AD, 0x00C6),
+             100: (0x01CC, 0x01EA), 200: (0x02D9, 0x02F8), 500: (0x048F, 0x04A4)},
+}
+DEFAULT_MODE = "long"
+DEFAULT_BUDGET_MS = 100
 BOOT_TIMEOUT_S = 0.1
 FIRST_RANGE_TIMEOUT_S = 1.0
 REG_VHV_TIMEOUT_MACROP_LOOP_BOUND = 0x0008
@@ -75,6 +117,20 @@ _STATUS_MAP = (255, 255, 255, 5, 2, 4, 1, 7, 3, 0, 255, 255, 9, 13, 255, 255,
 STATUS_TEXT = {0: "ok", 1: "sigma fail", 2: "signal fail (out of range)", 3: "below minimum",
                4: "out of bounds", 5: "hardware fail", 6: "no wrap check", 7: "wrapped target",
                9: "synchronisation", 255: "internal error"}
+
+
+def check_mode(distance_mode: str, timing_budget_ms: int) -> None:
+    """A SensorError naming what is allowed unless the mode and budget are a pair UM2510 gives."""
+    if distance_mode == "medium":
+        raise SensorError("VL53L1X", "distance mode 'medium' is not supported (ST's ultra-lite "
+                                     "driver has short and long only): use short (up to "
+                                     "1.3 m) or long (up to 4 m)")
+    if distance_mode not in MODES:
+        raise SensorError("VL53L1X", f"distance mode {distance_mode!r}: give short or long")
+    if timing_budget_ms not in BUDGETS[distance_mode]:
+        allowed = ", ".join(str(b) for b in BUDGETS[distance_mode])
+        raise SensorError("VL53L1X", f"timing budget {timing_budget_ms} ms in {distance_mode} "
+                                     f"mode: give one of {allowed} ms")
 
 
 def range_status(raw: int) -> int:
@@ -107,11 +163,15 @@ class Vl53l1x:
     """The VL53L1X on ``i2c`` at ``address``. ``init()`` boots, checks and starts ranging."""
 
     def __init__(self, i2c: I2cBus, *, address: int = ADDRESS, device: str = "i2c",
+                 distance_mode: str = DEFAULT_MODE, timing_budget_ms: int = DEFAULT_BUDGET_MS,
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], float] = time.monotonic) -> None:
+        check_mode(distance_mode, timing_budget_ms)
         self.i2c = i2c
         self.address = address
         self.device = device
+        self.distance_mode = distance_mode
+        self.timing_budget_ms = timing_budget_ms
         self.sleep = sleep
         self.now = now
         self._ready_level = 1
@@ -155,6 +215,7 @@ class Vl53l1x:
             self.sleep(0.002)
         self.write(CONFIG_START, DEFAULT_CONFIG)
         self._ready_level = 0 if self.read8(REG_GPIO_HV_MUX_CTRL) & 0x10 else 1
+        self.configure(self.distance_mode, self.timing_budget_ms)
         # UM2510's init: one throw-away ranging, then bound the VHV (temperature)
         # calibration to two loops starting from the previous result
         self.start()
@@ -169,6 +230,35 @@ class Vl53l1x:
         self.write(REG_VHV_TIMEOUT_MACROP_LOOP_BOUND, b"\x09")
         self.write(REG_VHV_START, b"\x00")
         self.start()
+
+    def configure(self, distance_mode: str, timing_budget_ms: int) -> None:
+        """Write the distance mode, the timing budget and a matching inter-measurement period.
+
+        Call it with ranging stopped (``init()`` does).
+        """
+        check_mode(distance_mode, timing_budget_ms)
+        phasecal, vcsel_a, vcsel_b, phase_high, woi, initial = MODES[distance_mode]
+        self.write(REG_PHASECAL_TIMEOUT, bytes((phasecal,)))
+        self.write(REG_VCSEL_PERIOD_A, bytes((vcsel_a,)))
+        self.write(REG_VCSEL_PERIOD_B, bytes((vcsel_b,)))
+        self.write(REG_VALID_PHASE_HIGH, bytes((phase_high,)))
+        self.write(REG_WOI_SD0, woi.to_bytes(2, "big"))
+        self.write(REG_INITIAL_PHASE_SD0, initial.to_bytes(2, "big"))
+        a, b = BUDGETS[distance_mode][timing_budget_ms]
+        self.write(REG_TIMEOUT_A, a.to_bytes(2, "big"))
+        self.write(REG_TIMEOUT_B, b.to_bytes(2, "big"))
+        pll = self.read16(REG_OSC_CALIBRATE) & 0x3FF
+        if pll == 0:
+            raise SensorError(self.device, "VL53L1X oscillator calibration (0x00DE) reads 0: "
+                                           "cannot set the inter-measurement period")
+        self.write(REG_INTERMEASUREMENT, int(pll * timing_budget_ms * 1.075).to_bytes(4, "big"))
+        self.distance_mode = distance_mode
+        self.timing_budget_ms = timing_budget_ms
+
+    def read_mode(self) -> str | None:
+        """The distance mode the chip's VCSEL period A says it is in (None: neither)."""
+        vcsel = self.read8(REG_VCSEL_PERIOD_A)
+        return next((m for m, v in MODES.items() if v[1] == vcsel), None)
 
     def check_id(self) -> None:
         model = self.read16(REG_MODEL_ID)

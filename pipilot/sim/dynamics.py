@@ -198,6 +198,11 @@ class Quadrotor:
             s.velocity[:] = 0.0
             s.rate[:] = 0.0
 
+    @property
+    def specific_force(self) -> np.ndarray:
+        """Non-gravitational acceleration in the body frame, m/s^2 (truth)."""
+        return self._specific_force.copy()
+
     def imu(self) -> tuple[np.ndarray, np.ndarray]:
         """(gyro rad/s, accel m/s^2) in the board frame, with bias and noise."""
         p = self.p

@@ -22,22 +22,29 @@ assumptions, named as such where they are defined.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pipilot.core.clock import Clock
+from pipilot.sensors import mpu6050 as mpu
 from pipilot.sensors import pmw3901 as pmw
 from pipilot.sensors import vl53l1x as vl
+from pipilot.sim.mpu6050 import ImuTruth, ImuTruthProvider, Mpu6050Model
 
 #: PMW3901 counts per radian of image motion: 35 pixels over 42 degrees.
 COUNTS_PER_RAD = pmw.PIXELS / math.radians(pmw.FOV_DEG)
 #: VL53L1X maximum range in long mode: in the dark and in strong ambient light (DS12385).
 VL_MAX_DARK_M = vl.LONG_MODE_MAX_M
 VL_MAX_BRIGHT_M = 0.73
+VL_MAX_SHORT_M = vl.SHORT_MODE_MAX_M
 VL_MIN_M = 0.04
 BUDGET_S = 0.100
+OSC_CALIBRATE = 37
+"""RESULT__OSC_CALIBRATE_VAL the model reports: with it the default block's
+inter-measurement period (0x006C = 0x0F89) is the default 100 ms budget."""
 BOOT_S = 0.0012
 
 
@@ -70,21 +77,33 @@ class ScriptedTruth:
 
     It hovers at ``height_m`` while swaying north-south and east-west with
     periods of 8 s and 11 s and 0.3 m/s amplitude, rolling and pitching with it.
+    For the first ``still_s`` seconds it holds still where the path starts
+    (an IMU measures its gyro bias then). ``imu()`` is the matching IMU truth.
     """
 
-    def __init__(self, clock: Clock, height_m: float = 0.8) -> None:
+    def __init__(self, clock: Clock, height_m: float = 0.8, still_s: float = 0.0) -> None:
         self.clock = clock
         self.height_m = height_m
+        self.still_s = still_s
         self.t0 = clock.now()
 
+    def _t(self) -> float:
+        return max(0.0, self.clock.now() - self.t0 - self.still_s)
+
     def __call__(self) -> SensorTruth:
-        t = self.clock.now() - self.t0
+        t = self._t()
         w1, w2 = 2 * math.pi / 8, 2 * math.pi / 11
         vx, vy = 0.3 * math.sin(w1 * t), 0.3 * math.sin(w2 * t)
         pitch, roll = -0.05 * math.cos(w1 * t), 0.05 * math.cos(w2 * t)
         q, p = 0.05 * w1 * math.sin(w1 * t), -0.05 * w2 * math.sin(w2 * t)
         return SensorTruth(height_m=self.height_m + 0.1 * math.sin(0.5 * t),
                            velocity_body=(vx, vy), rates=(p, q, 0.0), roll=roll, pitch=pitch)
+
+    def imu(self) -> ImuTruth:
+        """Body rates of the path, and the rotors' thrust as the only specific force."""
+        s = self()
+        return ImuTruth(rates=s.rates,
+                        specific_force=(0.0, 0.0, -mpu.G / (math.cos(s.roll) * math.cos(s.pitch))))
 
 
 def _slant(truth: SensorTruth) -> float:
@@ -200,19 +219,25 @@ class Pmw3901Model:
 class Vl53l1xModel:
     """The VL53L1X seen through its 16-bit register map.
 
-    Boots ``BOOT_S`` after power-up (0x00E5 non-zero), then ranges back to
-    back every ``budget_s`` once 0x0087 = 0x40. Each result: distance along
-    the beam with noise growing with distance (assumed sigma 1 mm + 2.5 mm
-    per m^1.5), a signal rate falling with the square of the distance so
-    that it reaches the configured minimum (0x0066, 9.7 MCPS) at the maximum
-    range, which shrinks from 4 m in the dark to 0.73 m in strong ambient
-    light; a range past it is a signal failure, one whose sigma exceeds the
-    configured threshold (0x0064, 14.2 mm) a sigma failure.
+    Boots ``BOOT_S`` after power-up (0x00E5 non-zero), then ranges once 0x0087
+    = 0x40, a result every timing budget or inter-measurement period,
+    whichever is longer. The distance mode is read from VCSEL_PERIOD_A (0x0060)
+    and the budget from TIMEOUT_MACROP_A (0x005E) through the driver's UM2510
+    tables (an unknown pair ranges as the default block: long, 100 ms);
+    ``budget_s`` set on the model overrides both (tests). Each result:
+    distance along the beam with noise growing with distance and falling with
+    the budget (assumed sigma (1 mm + 2.5 mm per m^1.5) x sqrt(100 ms /
+    budget): photon counts grow with integration time), a signal rate falling
+    with the square of the distance so that it reaches the configured minimum
+    (0x0066, 9.7 MCPS) at the maximum range, which in long mode shrinks from
+    4 m in the dark to 0.73 m in strong ambient light and in short mode is
+    1.3 m in both (DS12385); a range past it is a signal failure, one whose
+    sigma exceeds the configured threshold (0x0064, 14.2 mm) a sigma failure.
     """
 
     def __init__(self, truth: TruthProvider, clock: Clock, *,
                  rng: np.random.Generator | None = None, model_id: int = vl.MODEL_ID,
-                 budget_s: float = BUDGET_S, scale: float = 1.0) -> None:
+                 budget_s: float | None = None, scale: float = 1.0) -> None:
         self.truth = truth
         self.clock = clock
         self.rng = rng or np.random.default_rng(1)
@@ -220,27 +245,55 @@ class Vl53l1xModel:
         self.scale = scale
         self.mem = bytearray(0x10000)
         self.mem[vl.REG_MODEL_ID:vl.REG_MODEL_ID + 2] = model_id.to_bytes(2, "big")
+        self.mem[vl.REG_OSC_CALIBRATE:vl.REG_OSC_CALIBRATE + 2] = OSC_CALIBRATE.to_bytes(2, "big")
         self.power_on = clock.now()
         self.ranging = False
         self.next_result = math.inf
         self.results = 0
+
+    @property
+    def distance_mode(self) -> str:
+        vcsel = self.mem[vl.REG_VCSEL_PERIOD_A]
+        return next((m for m, v in vl.MODES.items() if v[1] == vcsel), vl.DEFAULT_MODE)
+
+    @property
+    def timing_budget_s(self) -> float:
+        """The budget the timeout registers hold for the current mode (UM2510's tables)."""
+        a = int.from_bytes(self.mem[vl.REG_TIMEOUT_A:vl.REG_TIMEOUT_A + 2], "big")
+        table = vl.BUDGETS[self.distance_mode]
+        ms = next((b for b, (ta, _) in table.items() if ta == a), vl.DEFAULT_BUDGET_MS)
+        return ms / 1000.0
+
+    @property
+    def period_s(self) -> float:
+        """Time between results: ``budget_s`` if set, else max(budget, inter-measurement)."""
+        if self.budget_s is not None:
+            return self.budget_s
+        ticks = int.from_bytes(self.mem[vl.REG_INTERMEASUREMENT:vl.REG_INTERMEASUREMENT + 4], "big")
+        return max(self.timing_budget_s, ticks / (OSC_CALIBRATE * 1.075) / 1000.0)
 
     def _update(self) -> None:
         now = self.clock.now()
         self.mem[vl.REG_SYSTEM_STATUS] = 0x03 if now >= self.power_on + BOOT_S else 0x00
         if not self.ranging or now < self.next_result:
             return
-        while self.next_result + self.budget_s <= now:   # results nobody read are lost
-            self.next_result += self.budget_s
-        self.next_result += self.budget_s
+        period = self.period_s
+        while self.next_result + period <= now:   # results nobody read are lost
+            self.next_result += period
+        self.next_result += period
         self._measure()
 
     def _measure(self) -> None:
         t = self.truth()
         d = _slant(t) * self.scale
-        sigma_m = (1.0 + 2.5 * (min(d, 10.0) ** 1.5)) / 1000.0
+        budget = self.budget_s if self.budget_s is not None else self.timing_budget_s
+        sigma_m = (1.0 + 2.5 * (min(d, 10.0) ** 1.5)) / 1000.0 * \
+            math.sqrt(BUDGET_S / min(max(budget, 0.001), 10.0))
         ambient = max(0.0, min(t.ambient, 1.0))
-        max_m = VL_MAX_DARK_M + (VL_MAX_BRIGHT_M - VL_MAX_DARK_M) * ambient
+        if self.distance_mode == "short":
+            max_m = VL_MAX_SHORT_M
+        else:
+            max_m = VL_MAX_DARK_M + (VL_MAX_BRIGHT_M - VL_MAX_DARK_M) * ambient
         min_rate = int.from_bytes(self.mem[0x66:0x68], "big") / 128.0
         sigma_limit_m = int.from_bytes(self.mem[0x64:0x66], "big") / 4.0 / 1000.0
         rate = min_rate * (max_m / d) ** 2 if d > 0 else 511.0
@@ -287,11 +340,26 @@ class Vl53l1xModel:
             elif a != vl.REG_GPIO_TIO_HV_STATUS:
                 self.mem[a] = b
 
+    def i2c_write(self, data: bytes) -> None:
+        """One I2C write message: a 16-bit big-endian register address, then data."""
+        if len(data) < 2:
+            raise OSError(22, "Invalid argument")
+        self.write(int.from_bytes(data[:2], "big"), bytes(data[2:]))
+
+    def i2c_write_read(self, data: bytes, length: int) -> bytes:
+        """A write (register address, maybe data) then a read with a repeated start."""
+        if len(data) < 2:
+            raise OSError(22, "Invalid argument")
+        reg = int.from_bytes(data[:2], "big")
+        if len(data) > 2:
+            self.write(reg, bytes(data[2:]))
+        return self.read(reg, length)
+
     def _mode(self, value: int) -> None:
         self.mem[vl.REG_MODE_START] = value
         if value == vl.START_RANGING and not self.ranging:
             self.ranging = True
-            self.next_result = self.clock.now() + self.budget_s
+            self.next_result = self.clock.now() + self.period_s
         elif value == vl.STOP_RANGING:
             self.ranging = False
             self.next_result = math.inf
@@ -314,32 +382,41 @@ class SimSpiBus:
         return self.device.xfer2(list(values))
 
 
+class SimI2cDevice(Protocol):
+    """A device model on `SimI2cBus`: it parses its own register addressing."""
+
+    def i2c_write(self, data: bytes) -> None: ...
+
+    def i2c_write_read(self, data: bytes, length: int) -> bytes: ...
+
+
 class SimI2cBus:
-    """An I2C bus with devices by 7-bit address; an absent address NACKs (EREMOTEIO)."""
+    """An I2C bus with devices by 7-bit address; an absent address NACKs (EREMOTEIO).
 
-    def __init__(self, devices: dict[int, Vl53l1xModel] | None = None) -> None:
-        self.devices = dict(devices or {})
+    Several devices share it, as on the Pi's I2C1: the VL53L1X at 0x29 (16-bit
+    register addresses) and an MPU-6050 at 0x68 (8-bit ones); each device
+    model parses the bytes of its own messages.
+    """
+
+    def __init__(self, devices: Mapping[int, SimI2cDevice] | None = None) -> None:
+        self.devices: dict[int, SimI2cDevice] = dict(devices or {})
         self.fail: OSError | None = None
+        self.transfers = 0
 
-    def _device(self, addr: int) -> Vl53l1xModel:
+    def _device(self, addr: int) -> SimI2cDevice:
         if self.fail is not None:
             raise self.fail
+        self.transfers += 1
         dev = self.devices.get(addr)
         if dev is None:
             raise OSError(121, "Remote I/O error")
         return dev
 
     def write(self, addr: int, data: bytes) -> None:
-        if len(data) < 2:
-            raise OSError(22, "Invalid argument")
-        self._device(addr).write(int.from_bytes(data[:2], "big"), bytes(data[2:]))
+        self._device(addr).i2c_write(bytes(data))
 
     def write_read(self, addr: int, data: bytes, length: int) -> bytes:
-        dev = self._device(addr)
-        reg = int.from_bytes(data[:2], "big")
-        if len(data) > 2:
-            dev.write(reg, bytes(data[2:]))
-        return dev.read(reg, length)
+        return self._device(addr).i2c_write_read(bytes(data), length)
 
 
 @dataclass
@@ -350,10 +427,20 @@ class SimFlowDeck:
     i2c: SimI2cBus
     flow: Pmw3901Model
     ranger: Vl53l1xModel
+    imu: Mpu6050Model | None = None
 
     @classmethod
-    def create(cls, truth: TruthProvider, clock: Clock, *, seed: int = 0) -> SimFlowDeck:
+    def create(cls, truth: TruthProvider, clock: Clock, *, seed: int = 0,
+               imu_truth: ImuTruthProvider | None = None,
+               vibration_dps: float = 0.0) -> SimFlowDeck:
+        """The deck; with ``imu_truth`` an MPU-6050 model joins the VL53L1X on the I2C bus."""
         rng = np.random.default_rng(seed)
         flow = Pmw3901Model(truth, clock, rng=rng)
         ranger = Vl53l1xModel(truth, clock, rng=rng)
-        return cls(SimSpiBus(flow), SimI2cBus({vl.ADDRESS: ranger}), flow, ranger)
+        devices: dict[int, SimI2cDevice] = {vl.ADDRESS: ranger}
+        imu = None
+        if imu_truth is not None:
+            imu = Mpu6050Model(imu_truth, clock, rng=np.random.default_rng(seed + 1),
+                               vibration_dps=vibration_dps)
+            devices[mpu.ADDRESS] = imu
+        return cls(SimSpiBus(flow), SimI2cBus(devices), flow, ranger, imu)

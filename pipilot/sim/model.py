@@ -32,6 +32,7 @@ from pipilot.sim.receiver import Firmware, SbusReceiver
 
 if TYPE_CHECKING:
     from pipilot.sim.flowdeck import SensorTruth
+    from pipilot.sim.mpu6050 import ImuTruth
     from pipilot.sim.telemetry import FlightTelemetry
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,16 @@ class SimulatedCC3D:
             height_m=t.altitude + clearance_m, velocity_body=(float(v_b[0]), float(v_b[1])),
             rates=(float(t.rate[0]), float(t.rate[1]), float(t.rate[2])),
             roll=roll, pitch=pitch, texture=texture, light=light, ambient=ambient)
+
+    def imu_truth(self) -> ImuTruth:
+        """What an IMU fixed to the airframe feels now (body rates, specific force): the
+        truth provider of `pipilot.sim.mpu6050.Mpu6050Model`, which alone reads it."""
+        from pipilot.sim.mpu6050 import ImuTruth
+
+        t = self.quad.truth
+        f = self.quad.specific_force
+        return ImuTruth(rates=(float(t.rate[0]), float(t.rate[1]), float(t.rate[2])),
+                        specific_force=(float(f[0]), float(f[1]), float(f[2])))
 
     def drift_m(self) -> float:
         d = self.quad.truth.position[:2] - self.start_position[:2]

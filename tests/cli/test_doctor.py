@@ -20,6 +20,7 @@ from pipilot.sim.flowdeck import (
     SimSpiBus,
     Vl53l1xModel,
 )
+from pipilot.sim.mpu6050 import ImuTruth, Mpu6050Model
 
 PROC_LINE = "0: uart:softuart port:00000000 irq:0 tx:5785 rx:5786 brk:1 CTS|DSR|CD"
 
@@ -54,14 +55,22 @@ def pi_tree(root: Path, *, serial0: str = "ttyAMA0", cmdline: str = "root=/dev/m
     return System(root=root, uid=0, groups=(), **flowdeck(product_id, model_id))
 
 
-def flowdeck(product_id: int = 0x49, model_id: int = 0xEACC) -> dict[str, Any]:
-    """Bus openers reaching register models instead of /dev (only the IDs are read)."""
+def flowdeck(product_id: int = 0x49, model_id: int = 0xEACC,
+             imu_id: int | None = 0x68) -> dict[str, Any]:
+    """Bus openers reaching register models instead of /dev; the I2C bus carries an
+    MPU-6050 at 0x68 too unless ``imu_id`` is None. Time is virtual."""
     clock = VirtualClock()
+
+    def i2c(bus: int) -> SimI2cBus:
+        devices: dict[int, Any] = {0x29: Vl53l1xModel(SensorTruth, clock, model_id=model_id)}
+        if imu_id is not None:
+            devices[0x68] = Mpu6050Model(ImuTruth, clock, who_am_i=imu_id)
+        return SimI2cBus(devices)
+
     return {
         "open_spi": lambda dev: SimSpiBus(Pmw3901Model(SensorTruth, clock,
                                                        product_id=product_id)),
-        "open_i2c": lambda bus: SimI2cBus({0x29: Vl53l1xModel(SensorTruth, clock,
-                                                              model_id=model_id)}),
+        "open_i2c": i2c, "now": clock.now, "sleep": clock.advance,
     }
 
 
@@ -217,6 +226,39 @@ def test_non_pi_without_buses_skips_the_flow_deck(tmp_path: Path) -> None:
     checks = by_name(run_checks(System(root=tmp_path, uid=0, groups=())))
     assert checks["SPI (flow sensor)"][0] == SKIP and checks["I2C (range sensor)"][0] == SKIP
     assert checks["PMW3901"][0] == SKIP and checks["VL53L1X"][0] == SKIP
+
+
+def test_imu_passes_with_its_id_wake_and_one_g(tmp_path: Path) -> None:
+    checks = by_name(run_checks(pi_tree(tmp_path), imu=True))
+    assert checks["I2C (IMU)"] == (PASS, "/dev/i2c-1 present")
+    status, detail = checks["MPU-6050"]
+    assert status == PASS and detail.startswith("WHO_AM_I 0x68 at 0x68 on /dev/i2c-1, awake, ")
+    assert " 1.0" in detail and "g, 30 deg C" in detail
+
+
+def test_a_wrong_imu_id_fails_with_what_answered_when_required(tmp_path: Path) -> None:
+    sys_ = pi_tree(tmp_path)
+    sys_.open_i2c = flowdeck(imu_id=0x72)["open_i2c"]
+    checks = by_name(run_checks(sys_, imu=True))
+    assert checks["MPU-6050"] == (FAIL, "/dev/i2c-1: no MPU-6050 at 0x68: WHO_AM_I 0x72, "
+                                        "expected 0x68")
+
+
+def test_a_missing_imu_is_skipped_unless_required(tmp_path: Path) -> None:
+    sys_ = pi_tree(tmp_path)
+    sys_.open_i2c = flowdeck(imu_id=None)["open_i2c"]
+    optional = by_name(run_checks(sys_))
+    assert optional["MPU-6050"][0] == SKIP and "--imu" in optional["MPU-6050"][1]
+    required = by_name(run_checks(sys_, imu=True))
+    assert required["MPU-6050"][0] == FAIL
+    assert "MPU-6050 at 0x68: read of 0x75 failed: Remote I/O error" in required["MPU-6050"][1]
+    assert "AD0" in required["MPU-6050"][1]
+
+
+def test_pi_without_i2c_fails_the_imu_with_the_fix_when_required(tmp_path: Path) -> None:
+    checks = by_name(run_checks(pi_tree(tmp_path, buses=False), imu=True))
+    assert checks["I2C (IMU)"][0] == FAIL and "dtparam=i2c_arm=on" in checks["I2C (IMU)"][1]
+    assert checks["MPU-6050"] == (SKIP, "needs /dev/i2c-1")
 
 
 def test_a_craft_without_a_flow_deck_is_not_failed_for_it(tmp_path: Path) -> None:

@@ -79,3 +79,48 @@ def test_ctrl_c_still_prints_the_summary() -> None:
     assert proc.returncode == 0, err
     summary = json.loads(out.splitlines()[-1])["summary"]
     assert summary["flow_samples"] > 0 and summary["faults"] == 0
+
+
+def test_sim_imu_shows_the_scripted_rates() -> None:
+    out = run_cli("--sim", "--imu", "--duration", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    reports, summary = rows[:-1], rows[-1]["summary"]
+    imus = [r["imu"] for r in reports if r["imu"] is not None]
+    assert imus and all(i["samples"] >= 1 for i in imus)
+    # the sway's roll rate reaches 0.05 * 2 pi / 11 rad/s = 1.6 deg/s; q 2.2 deg/s
+    peak = max(max(abs(i["rates_dps"][0]), abs(i["rates_dps"][1])) for i in imus)
+    assert 0.8 < peak < 4.0
+    assert all(i["accel_mps2"][2] == pytest.approx(-9.8, abs=0.6) for i in imus)
+    assert summary["imu_samples"] > 100 and summary["faults"] == 0
+
+
+def test_sim_imu_text_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", "--imu", "--duration", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(" | rates p " in line and "deg/s" in line for line in lines)
+    assert "IMU samples" in lines[-1]
+
+
+def test_distance_mode_and_budget_reach_the_ranger() -> None:
+    out = run_cli("--sim", "--distance-mode", "short", "--timing-budget-ms", "20",
+                  "--duration", "1.5", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.splitlines()[-1])["summary"]
+    # 20 ms results instead of 100 ms ones: many more in the same time (generous bounds)
+    assert summary["range_valid"] >= 15
+
+
+@pytest.mark.parametrize(("args", "msg"), [
+    (["--distance-mode", "medium"], "distance mode 'medium' is not supported"),
+    (["--distance-mode", "far"], "distance mode 'far': give short or long"),
+    (["--timing-budget-ms", "15"], "timing budget 15 ms in long mode: give one of 20, 33"),
+    (["--timing-budget-ms", "0"], "timing budget 0 ms in long mode"),
+    (["--imu", "--imu-rate", "5000"], "MPU-6050: sample rate 5000 Hz"),
+])
+def test_bad_sensor_options_are_one_line(args: list[str], msg: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensors", "--sim", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipilot: error: ") and msg in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipilot.core.clock import MonotonicClock, VirtualClock
+from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.reader import (
     QUEUE_MAX,
@@ -18,12 +19,15 @@ from pipilot.sensors.reader import (
     SensorFault,
     SensorReader,
     TimedFlow,
+    TimedImu,
     TimedRange,
+    TimedRates,
 )
 from pipilot.sensors.vl53l1x import Vl53l1x
 from pipilot.sim.flowdeck import COUNTS_PER_RAD, ScriptedTruth, SimFlowDeck
 from pipilot.sim.model import SimulatedCC3D
-from tests.sensors.conftest import Rig
+from pipilot.sim.mpu6050 import ImuTruth, Mpu6050Model
+from tests.sensors.conftest import Rig, make_rig
 
 
 def test_poll_stamps_each_sample_on_the_injected_clock(rig: Rig) -> None:
@@ -167,3 +171,111 @@ async def test_an_unexpected_error_in_the_poller_is_reported_not_silent() -> Non
         reader.stop()
     assert isinstance(items[0], SensorFault) and "ZeroDivisionError: bug" in items[0].message
     assert more and reader.faults >= 2
+
+
+def imu_rig(rate_hz: float = 500.0) -> tuple[Rig, Mpu6050]:
+    rig = make_rig()
+    rig.deck.i2c.devices[0x68] = Mpu6050Model(ImuTruth, rig.clock, gyro_bias_dps=(0, 0, 0))
+    imu = Mpu6050(rig.deck.i2c, device="sim:i2c", config=ImuConfig(rate_hz=rate_hz),
+                  sleep=rig.clock.advance, now=rig.clock.now)
+    imu.init()
+    return rig, imu
+
+
+def test_an_imu_alone_is_enough_to_poll() -> None:
+    rig, imu = imu_rig()
+    poller = FlowDeckPoller(None, None, rig.clock, imu=imu)
+    assert poller.imu_period_s == pytest.approx(1 / 500)
+    assert FlowDeckPoller(rig.flow, None, rig.clock).imu_period_s is None
+
+
+def test_the_imu_gives_timed_samples_at_its_own_rate_between_flow_polls() -> None:
+    rig, imu = imu_rig(500.0)
+    rig.deck.i2c.devices[0x68].truth = lambda: ImuTruth(rates=(0.1, -0.2, 0.3))  # type: ignore[attr-defined]
+    poller = FlowDeckPoller(rig.flow, rig.ranger, rig.clock, imu=imu)
+    seen: list[object] = []
+    for k in range(1, 501):                    # 1 s: the IMU every 2 ms, the rest every 10 ms
+        rig.clock.advance(0.002)
+        seen += poller.poll() if k % 5 == 0 else poller.poll_imu()
+    imus = [i for i in seen if isinstance(i, TimedImu)]
+    flows = [i for i in seen if isinstance(i, TimedFlow)]
+    assert len(flows) == 100 and len(imus) == pytest.approx(500, abs=2)
+    assert [i.t for i in imus] == sorted(i.t for i in imus)
+    last = imus[-1]
+    assert last.sample.rates == pytest.approx((0.1, -0.2, 0.3), abs=0.01)
+    rates = last.timed_rates()
+    assert isinstance(rates, TimedRates) and rates.source == "mpu6050"
+    assert rates.t == pytest.approx(last.t - 0.0028)          # DLPF 2: 2.8 ms (RM 4.3)
+    assert rates.rates == last.sample.rates
+
+
+def test_an_imu_bus_error_is_a_fault_item_and_flow_still_comes() -> None:
+    rig, imu = imu_rig()
+    poller = FlowDeckPoller(rig.flow, None, rig.clock, imu=imu)
+
+    def nack(addr: int, data: bytes, length: int) -> bytes:
+        raise OSError(121, "Remote I/O error")
+
+    rig.clock.advance(0.01)
+    rig.deck.i2c.write_read = nack             # type: ignore[method-assign]
+    items = poller.poll()
+    assert isinstance(items[0], TimedFlow)
+    assert isinstance(items[1], SensorFault) and "MPU-6050 at 0x68" in items[1].message
+
+
+async def test_the_thread_reads_the_imu_faster_than_the_flow() -> None:
+    clock = MonotonicClock()
+    deck = SimFlowDeck.create(ScriptedTruth(clock), clock, imu_truth=ScriptedTruth(clock).imu)
+    flow = Pmw3901(deck.spi, sleep=lambda s: None)
+    flow.init()
+    imu = Mpu6050(deck.i2c, config=ImuConfig(rate_hz=200.0, dlpf=3))
+    imu.init()
+    reader = SensorReader(FlowDeckPoller(flow, None, clock, imu=imu), period_s=0.05)
+    reader.start(asyncio.get_running_loop())
+    got: list[object] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 1.0:
+            got += await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    n_imu = sum(isinstance(i, TimedImu) for i in got)
+    n_flow = sum(isinstance(i, TimedFlow) for i in got)
+    # generous: a loaded machine wakes the thread late, but 200 Hz is far above 20 Hz
+    assert n_flow >= 5 and n_imu > 2 * n_flow
+
+
+def test_poll_can_leave_the_imu_alone() -> None:
+    rig, imu = imu_rig()
+    poller = FlowDeckPoller(rig.flow, None, rig.clock, imu=imu)
+    rig.clock.advance(0.01)
+    before = rig.deck.i2c.transfers
+    assert [type(i) for i in poller.poll(imu=False)] == [TimedFlow]
+    assert rig.deck.i2c.transfers == before
+
+
+async def test_a_failing_imu_does_not_slow_the_flow_deck() -> None:
+    clock = MonotonicClock()
+    deck = SimFlowDeck.create(ScriptedTruth(clock), clock, imu_truth=ScriptedTruth(clock).imu)
+    flow = Pmw3901(deck.spi, sleep=lambda s: None)
+    flow.init()
+    imu = Mpu6050(deck.i2c, config=ImuConfig(rate_hz=200.0, dlpf=3))
+    imu.init()
+    assert deck.imu is not None
+    deck.i2c.devices.pop(0x68)                 # the IMU falls off the bus: every read NACKs
+    reader = SensorReader(FlowDeckPoller(flow, None, clock, imu=imu), period_s=0.01,
+                          retry_s=0.5)
+    reader.start(asyncio.get_running_loop())
+    got: list[object] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 1.2:
+            got += await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    faults = [i for i in got if isinstance(i, SensorFault)]
+    n_flow = sum(isinstance(i, TimedFlow) for i in got)
+    assert faults and all(f.imu and "MPU-6050" in f.message for f in faults)
+    assert len(faults) <= 4                    # retried every 0.5 s, not every sample
+    # a stalled deck would give one flow per 0.5 s; generous for a loaded machine
+    assert n_flow >= 15

@@ -48,7 +48,13 @@ def test_init_waits_for_boot_loads_the_block_and_starts_ranging() -> None:
     m = rig.deck.ranger
     # 0x31 is the status the device drives, 0x86/0x87 are commands: the rest is stored
     assert m.ranging and m.mem[CONFIG_START:0x31] == DEFAULT_CONFIG[:4]
-    assert m.mem[0x32:0x86] == DEFAULT_CONFIG[0x32 - CONFIG_START:0x86 - CONFIG_START]
+    # the mode and budget registers are written after the block (long, 100 ms: UM2510's)
+    configured = {0x4B, 0x5E, 0x5F, 0x60, 0x61, 0x62, 0x63, 0x69, 0x6C, 0x6D, 0x6E, 0x6F,
+                  0x78, 0x79, 0x7A, 0x7B}
+    assert all(m.mem[a] == DEFAULT_CONFIG[a - CONFIG_START] for a in range(0x32, 0x86)
+               if a not in configured)
+    assert m.mem[0x5E:0x60] == b"\x01\xcc" and m.mem[0x61:0x63] == b"\x01\xea"
+    assert m.distance_mode == "long" and m.timing_budget_s == BUDGET_S
     assert m.results == 1 and rig.clock.now() - t0 >= BUDGET_S     # the throw-away range
     assert (m.mem[0x0008], m.mem[0x000B]) == (0x09, 0x00)
     assert rig.ranger.poll() is None                # the next range is a fresh one
@@ -170,3 +176,72 @@ def test_active_low_interrupt_polarity_is_honoured() -> None:
     rig.ranger.start()
     assert rig.ranger.poll() is None
     assert next_range(rig).valid
+
+
+def mode_rig(mode: str, budget_ms: int) -> Rig:
+    rig = make_rig(init=False)
+    rig.ranger = Vl53l1x(rig.deck.i2c, device="sim:i2c", distance_mode=mode,
+                         timing_budget_ms=budget_ms, sleep=rig.clock.advance,
+                         now=rig.clock.now)
+    rig.ranger.init()
+    return rig
+
+
+def test_short_mode_writes_um2510s_registers_and_ranges_at_its_budget() -> None:
+    rig = mode_rig("short", 20)
+    m = rig.deck.ranger
+    assert (m.mem[0x4B], m.mem[0x60], m.mem[0x63], m.mem[0x69]) == (0x14, 0x07, 0x05, 0x38)
+    assert m.mem[0x78:0x7A] == b"\x07\x05" and m.mem[0x7A:0x7C] == b"\x06\x06"
+    assert m.mem[0x5E:0x60] == b"\x00\x51" and m.mem[0x61:0x63] == b"\x00\x6e"
+    # inter-measurement = 20 ms in oscillator ticks: 37 x 20 x 1.075
+    assert int.from_bytes(m.mem[0x6C:0x70], "big") == int(37 * 20 * 1.075)
+    assert rig.ranger.read_mode() == "short" and m.timing_budget_s == 0.020
+    next_range(rig)
+    t0 = rig.clock.now()
+    next_range(rig)
+    assert rig.clock.now() - t0 == pytest.approx(0.020, abs=0.0051)
+
+
+@pytest.mark.parametrize(("mode", "budget"), [("long", 20), ("long", 33), ("long", 200),
+                                              ("short", 15), ("short", 500)])
+def test_each_budget_sets_the_result_period(mode: str, budget: int) -> None:
+    rig = mode_rig(mode, budget)
+    assert rig.deck.ranger.distance_mode == mode
+    assert rig.deck.ranger.period_s == pytest.approx(budget / 1000, rel=0.01)
+
+
+def test_short_mode_does_not_reach_two_metres_where_long_does() -> None:
+    short, long_ = mode_rig("short", 50), mode_rig("long", 50)
+    for rig in (short, long_):
+        rig.truth.set(height_m=2.0)
+    assert all(r.status == 2 for r in ranges(short, 5))           # signal fail: out of range
+    assert all(r.valid and r.range_m == pytest.approx(2.0, abs=0.1) for r in ranges(long_, 5))
+    short.truth.set(height_m=1.0)
+    assert ranges(short, 1)[0].valid
+
+
+def test_noise_falls_with_the_budget() -> None:
+    fast, slow = mode_rig("long", 20), mode_rig("long", 500)
+    for rig in (fast, slow):
+        rig.truth.set(height_m=1.0)
+    sd_fast = statistics.stdev(r.range_m for r in ranges(fast, 60))
+    sd_slow = statistics.stdev(r.range_m for r in ranges(slow, 60))
+    assert sd_fast > 2.5 * sd_slow          # sqrt(500 / 20) = 5 in the model
+
+
+@pytest.mark.parametrize(("mode", "budget", "msg"), [
+    ("medium", 100, "distance mode 'medium' is not supported"),
+    ("near", 100, "distance mode 'near': give short or long"),
+    ("long", 15, r"timing budget 15 ms in long mode: give one of 20, 33, 50, 100, 200, 500 ms"),
+    ("short", 40, r"timing budget 40 ms in short mode: give one of 15, 20, 33"),
+])
+def test_bad_mode_or_budget_is_a_clear_error(mode: str, budget: int, msg: str) -> None:
+    with pytest.raises(SensorError, match=msg):
+        Vl53l1x(SimI2cBus({}), distance_mode=mode, timing_budget_ms=budget)
+
+
+def test_an_oscillator_calibration_of_zero_is_an_error() -> None:
+    rig = make_rig(init=False)
+    rig.deck.ranger.mem[0xDE:0xE0] = b"\x00\x00"
+    with pytest.raises(SensorError, match=r"oscillator calibration \(0x00DE\) reads 0"):
+        rig.ranger.init()

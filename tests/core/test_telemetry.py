@@ -19,16 +19,12 @@ from pathlib import Path
 import pytest
 
 from pipilot.core.clock import VirtualClock
-from pipilot.core.telemetry import (
-    TelemetryError,
-    TelemetryNack,
-    TelemetrySession,
-    TelemetryTimeout,
-)
+from pipilot.core.telemetry import TelemetrySession
 from pipilot.errors import LinkError
 from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.handshake import LinkState
 from pipilot.uavtalk.opl import read_opl
+from pipilot.uavtalk.session import TelemetryError, TelemetryNack, TelemetryTimeout
 from tests.uavtalk.flightpeer import FlightPeer
 
 pytestmark = pytest.mark.timeout(60)

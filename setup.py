@@ -41,7 +41,8 @@ class BuildPyWithWeb(build_py):
                             dirs_exist_ok=True)
 
 
-def sbus_constants(path: str = "pipilot/sbus/frame.py") -> dict[str, int]:
+def sbus_constants(path: str = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            "pipilot", "sbus", "frame.py")) -> dict[str, int]:
     """The S.Bus frame layout's integer constants, read from the module that defines
     them (it cannot be imported before the build): the compiled pump sizes its C
     arrays with them at compile time."""

@@ -366,12 +366,17 @@ async def test_eof_without_reopen_closes(rig) -> None:  # type: ignore[no-untype
     assert not session.connected
 
 
-async def test_reopen_after_eof() -> None:
-    clock = VirtualClock()
+@contextlib.asynccontextmanager
+async def reopening_session(clock: VirtualClock, failures: list[Exception]
+                            ) -> AsyncIterator[tuple[TelemetrySession, list[PeerLink]]]:
+    """A started session whose reopen attaches a fresh simulated flight side on a new
+    socket pair (after raising each of ``failures`` in turn); the links it made."""
     links: list[PeerLink] = []
     sessions: list[TelemetrySession] = []
 
     async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if links and failures:
+            raise failures.pop(0)
         link = PeerLink(SimFlight(start=clock.now()), clock)
         link.session = sessions[0] if sessions else None
         links.append(link)
@@ -386,16 +391,22 @@ async def test_reopen_after_eof() -> None:
     links[0].session = session
     await session.start()
     try:
+        yield session, links
+    finally:
+        await session.stop()
+        for link in links:
+            await link.close()
+
+
+async def test_reopen_after_eof() -> None:
+    clock = VirtualClock()
+    async with reopening_session(clock, []) as (session, links):
         await until(lambda: session.connected, 10, clock)
         await links[0].close()
         await until(lambda: not session.connected, 5, clock)
         await until(lambda: session.stats["reopens"] == 1, 10, clock)
         await until(lambda: session.connected, 20, clock)
         assert session.stats["connects"] == 2
-    finally:
-        await session.stop()
-        for link in links:
-            await link.close()
 
 
 async def test_record_while_flying(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -628,27 +639,8 @@ async def test_fd_stream_buffers_what_the_device_cannot_take_and_ends_on_hang_up
 
 async def test_reopen_retries_until_the_port_is_back() -> None:
     clock = VirtualClock()
-    links: list[PeerLink] = []
-    sessions: list[TelemetrySession] = []
-    failures = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
-
-    async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if links and failures:
-            raise failures.pop(0)
-        link = PeerLink(SimFlight(start=clock.now()), clock)
-        link.session = sessions[0] if sessions else None
-        links.append(link)
-        pair = await link.attach()
-        link.start_clock()
-        return pair
-
-    reader, writer = await reopen()
-    session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
-                               reopen_delay=0.01)
-    sessions.append(session)
-    links[0].session = session
-    await session.start()
-    try:
+    failures: list[Exception] = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
+    async with reopening_session(clock, failures) as (session, links):
         await until(lambda: session.connected, 10, clock)
         await links[0].close()
         await until(lambda: not session.connected, 5, clock)
@@ -656,10 +648,6 @@ async def test_reopen_retries_until_the_port_is_back() -> None:
         await until(lambda: session.stats["reopens"] == 1, 30, clock)
         assert not failures and len(links) == 2
         await until(lambda: session.connected, 30, clock)
-    finally:
-        await session.stop()
-        for link in links:
-            await link.close()
 
 
 async def _lose(master: int, slave: int) -> None:

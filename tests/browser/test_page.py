@@ -337,7 +337,9 @@ async def test_a_drag_at_display_rate_goes_out_as_it_happens(rig):
     fake, url, browser = rig
     page = await pilot_page(browser, url)
     await asyncio.sleep(0.2)                     # the send budget refills
+    n = len(fake.published)
     assert await page.evaluate(DRAG_JS, [60, 30]) == 30
+    await until(lambda: len(fake.published) - n >= 30)  # and the server took them all
     await asyncio.sleep(0.5 + 0.2)              # the clock catches up, the budget refills
     # at 144 Hz the burst (4) and what refills meanwhile (75/s) go at once; then
     # one waits for its budget, and the events after it join that send

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import sys
@@ -40,6 +41,26 @@ class BuildPyWithWeb(build_py):
                             dirs_exist_ok=True)
 
 
+def sbus_constants(path: str = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            "pipilot", "sbus", "frame.py")) -> dict[str, int]:
+    """The S.Bus frame layout's integer constants, read from the module that defines
+    them (it cannot be imported before the build): the compiled pump sizes its C
+    arrays with them at compile time."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    out: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            if isinstance(value, int) and node.targets[0].id.isupper():
+                out["SBUS_" + node.targets[0].id] = value
+    return out
+
+
 def extensions() -> list:
     if os.environ.get("PIPILOT_PURE_PYTHON") == "1":
         return []
@@ -58,7 +79,8 @@ def extensions() -> list:
     if not exts:
         return []
     return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False,
-                                                                   "wraparound": False})
+                                                                   "wraparound": False},
+                     compile_time_env=sbus_constants())
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithWeb})

@@ -12,7 +12,11 @@ write, later if the line is still busy with the previous frame).
 1. 200 moves of a slider (Accessory 0, so the flight is not disturbed), spaced
    irregularly so they fall at every phase of the frame clock: the page's clock
    at the input event -> the end of the first frame carrying the new value.
-   Also split: page -> the server's publish to the mixer, publish -> wire.
+   Also split: page -> the server's publish to the mixer, publish -> wire; and
+   finer (`path_ms`): page -> the server hands the message to the hub (the
+   browser, the kernel, aiohttp), -> the pilot's publish (parse, cockpit),
+   -> the mixer's publish on the flight loop (the hop between threads),
+   -> the frame's end on the wire (the wait for the next slot, 3 ms on the wire).
    Targets: slider -> wire p99 <= P + 5 ms, publish -> wire p99 <= P + 4 ms.
 2. The frame clock's lateness (the pump's own wake-up histogram, per window)
    with the pilot's page alone, then with 20 observer pages connected as well;
@@ -46,6 +50,7 @@ from playwright.async_api import async_playwright
 from pipilot import sbus
 from pipilot.cli._realtime import realtime_process
 from pipilot.core.config import CoreConfig, LinkConfig, RealtimeConfig
+from pipilot.core.mixer import Mixer
 from pipilot.core.setpoints import Setpoint
 from pipilot.core.telemetry import TelemetrySession
 from pipilot.core.vehicle import Vehicle
@@ -53,7 +58,7 @@ from pipilot.link import realtime
 from pipilot.link.pump import HIST_BIN_NS, PumpStats
 from pipilot.link.timing import slots
 from pipilot.server.adapter import VehicleAdapter
-from pipilot.server.app import ServerConfig
+from pipilot.server.app import Hub, ServerConfig
 from pipilot.server.runner import serve
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.runner import RealtimeSim
@@ -99,6 +104,50 @@ class Tap:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         os.close(self._slave)
+
+
+class PathStamps:
+    """Times (time.monotonic) along the slider's path, each with the Accessory 0 value
+    it carried: a page's control message handed to the hub (the web thread), and
+    the pilot's setpoint published to the mixer (the flight loop)."""
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[float, float]] = []
+        self.mixed: list[tuple[float, float]] = []
+
+    def install(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap Hub.handle and Mixer.publish while the context lasts."""
+        stamps = self
+        handle, publish = Hub.handle, Mixer.publish
+
+        def handled(hub: Hub, client: Any, text: str) -> None:
+            t = time.monotonic()
+            with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                msg = json.loads(text)
+                if msg["type"] == "control":
+                    stamps.handled.append((t, float(msg["accessories"][0])))
+            handle(hub, client, text)
+
+        def published(mixer: Mixer, source: str, setpoint: Setpoint,
+                      t: float | None = None) -> None:
+            if source == "pilot":
+                stamps.mixed.append((time.monotonic(), setpoint.accessories[0]))
+            publish(mixer, source, setpoint, t)
+
+        @contextlib.contextmanager
+        def installed() -> Any:
+            Hub.handle = handled  # type: ignore[method-assign]
+            Mixer.publish = published  # type: ignore[method-assign]
+            try:
+                yield
+            finally:
+                Hub.handle, Mixer.publish = handle, publish  # type: ignore[method-assign]
+
+        return installed()
+
+    @staticmethod
+    def first(stamps: list[tuple[float, float]], value: float, after: float) -> float | None:
+        return next((t for t, a in stamps if a == value and t >= after), None)
 
 
 class FlightSide:
@@ -178,6 +227,7 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
         original(self, setpoint)
 
     VehicleAdapter.publish_pilot = spy  # type: ignore[method-assign]
+    stamps = PathStamps()
     silences: list[float] = []
 
     class Seat(logging.Handler):
@@ -202,7 +252,9 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
         saved = realtime.this_thread_scheduling()
         out["bench_threads"] = realtime.fifo_this_thread(base.realtime.loop_priority)
         try:
-            await measure(pw, base, out, publishes, silences, moves, window, observers)
+            with stamps.install():
+                await measure(pw, base, out, publishes, silences, moves, window, observers,
+                              stamps)
         finally:
             VehicleAdapter.publish_pilot = original  # type: ignore[method-assign]
             realtime.restore_this_thread(saved)
@@ -220,7 +272,7 @@ async def main(moves: int, window: float, observers: int) -> dict[str, Any]:
 
 async def measure(pw: Any, base: CoreConfig, out: dict[str, Any],
                   publishes: list[tuple[float, float]], silences: list[float], moves: int,
-                  window: float, observers: int) -> None:
+                  window: float, observers: int, stamps: PathStamps) -> None:
     model = SimulatedCC3D(seed=1)
     sim = RealtimeSim(model).start()
     tap = Tap(sim.sbus_port)
@@ -246,7 +298,7 @@ async def measure(pw: Any, base: CoreConfig, out: dict[str, Any],
         acc0 = vehicle.mixer.calibration.calibration_for("accessory0")
         hits: list[tuple[float, float, int]] = []
         out["slider_to_wire_ms"] = await slider_moves(page, tap, publishes, moves,
-                                                      offset[0], acc0.bipolar, hits)
+                                                      offset[0], acc0.bipolar, hits, stamps)
         pump = vehicle.core.pump
         assert pump is not None
         out["slider_to_slot_ms"] = by_slot(tap, pump.stats(), hits, base.period_s)
@@ -283,8 +335,8 @@ async def clock_offset(page: Any) -> tuple[float, float]:
 
 
 async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]], n: int,
-                       offset: float, raw: Any, hits: list[tuple[float, float, int]]
-                       ) -> dict[str, Any]:
+                       offset: float, raw: Any, hits: list[tuple[float, float, int]],
+                       stamps: PathStamps) -> dict[str, Any]:
     """Each move is matched to the publish carrying its value and the first frame whose
     Accessory 0 channel holds its raw value, neither earlier than the move itself.
     `hits` gets (move, publish, index of that frame among the tap's) for each."""
@@ -292,6 +344,8 @@ async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]]
     total: list[float] = []
     to_server: list[float] = []
     to_wire: list[float] = []
+    path: dict[str, list[float]] = {"page_to_server": [], "server_to_publish": [],
+                                    "to_flight_loop": [], "flight_loop_to_wire": []}
     missed = 0
     value = -0.5
     for _ in range(n):
@@ -321,8 +375,21 @@ async def slider_moves(page: Any, tap: Tap, publishes: list[tuple[float, float]]
         total.append((hit - t_move) * 1e3)
         to_server.append((pub - t_move) * 1e3)
         to_wire.append((hit - pub) * 1e3)
-    return {"moves": n, "measured": len(total), "missed": missed, "total": summary(total),
-            "page_to_mixer": summary(to_server), "mixer_to_wire": summary(to_wire)}
+        handled = PathStamps.first(stamps.handled, value, t_move)
+        mixed = PathStamps.first(stamps.mixed, value, pub)
+        if handled is not None and mixed is not None and handled <= pub <= mixed <= hit:
+            for key, (a, b) in {"page_to_server": (t_move, handled),
+                                "server_to_publish": (handled, pub),
+                                "to_flight_loop": (pub, mixed),
+                                "flight_loop_to_wire": (mixed, hit)}.items():
+                path[key].append((b - a) * 1e3)
+    out: dict[str, Any] = {"moves": n, "measured": len(total), "missed": missed,
+                           "total": summary(total), "page_to_mixer": summary(to_server),
+                           "mixer_to_wire": summary(to_wire)}
+    if path["page_to_server"]:
+        out["path_ms"] = {"measured": len(path["page_to_server"]),
+                          **{k: summary(v) for k, v in path.items()}}
+    return out
 
 
 def by_slot(tap: Tap, st: PumpStats, hits: list[tuple[float, float, int]],

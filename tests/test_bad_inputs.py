@@ -205,6 +205,9 @@ def test_sim_wind_nan_is_refused(wind: str) -> None:
     (["--period-ms", "3"], "--period-ms"),
     (["--mount-tilt", "nan,0"], "--mount-tilt"),
     (["--seed", "-1"], "--seed"),
+    (["--hover-throttle", "0"], "--hover-throttle"),
+    (["--hover-throttle", "1"], "--hover-throttle"),
+    (["--hover-throttle", "nan"], "--hover-throttle"),
     (["--http-port", "-1"], "--http-port"),
     (["--http-port", "70000"], "--http-port"),
     (["--http-host", ""], "--http-host"),
@@ -277,7 +280,7 @@ def test_tcp_specs_name_the_expected_form() -> None:
 
 
 async def test_open_stream_with_a_bad_tcp_spec_is_one_link_error() -> None:
-    from pipilot.core.telemetry import open_stream
+    from pipilot.link.stream import open_stream
 
     for bad in ("tcp:bad", "tcp:127.0.0.1:99999"):
         with pytest.raises(LinkError, match="expected tcp:HOST:PORT"):
@@ -352,7 +355,7 @@ async def test_telemetry_port_permission_denied_names_the_fix(
 
     import serial
 
-    from pipilot.core.telemetry import open_serial
+    from pipilot.link.stream import open_serial
 
     dev = tmp_path / "ttyUSB7"
     dev.write_text("")

@@ -75,7 +75,7 @@ async def sitl_main(args: argparse.Namespace, wind: tuple[float, ...],
                     if args.demo == "hover":
                         from pipilot.cli.sim import _demo_hover
 
-                        demo = asyncio.create_task(_demo_hover(vehicle, 0.5))
+                        demo = asyncio.create_task(_demo_hover(vehicle, args.hover_throttle))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), args.duration)
                     if args.demo == "hover":

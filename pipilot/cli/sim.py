@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipilot.cli import _checks
 from pipilot.cli._output import json_text
 from pipilot.errors import ConfigError
+from pipilot.mission.spec import MissionConfig
 
 if TYPE_CHECKING:
     from pipilot.core.telemetry import TelemetrySession
@@ -34,6 +35,20 @@ NAME = "sim"
 HELP = "run pipilot against a simulated CC3D (S.Bus and telemetry on pty pairs)"
 
 log = logging.getLogger(__name__)
+
+DEMO_HOVER_THROTTLE = MissionConfig().hover_throttle
+"""What `--demo hover` holds unless told: a mission's `[mission] hover_throttle` default."""
+
+
+def hover_throttle(value: float | None) -> float:
+    """``--hover-throttle``: the default, or a throttle strictly between 0 and 1 (as the
+    mission's key)."""
+    if value is None:
+        return DEMO_HOVER_THROTTLE
+    _checks.number("--hover-throttle", value, 0.0, 1.0, lo_open=True)
+    if value >= 1.0:
+        raise ConfigError("--hover-throttle", f"must be below 1, got {value!r}")
+    return float(value)
 
 
 def _pair(text: str, key: str, n_min: int, n_max: int) -> tuple[float, ...]:
@@ -80,11 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the SITL binary for --backend sitl (default: $PIPILOT_SITL)")
     parser.add_argument("--demo", choices=("none", "hover"), default="none",
                         help="hover: a scripted pilot (setpoint source 'test') arms, climbs "
-                             "for 2 s and holds hover throttle, so drift shows without a page")
+                             "for 2 s and holds --hover-throttle, so drift shows without a page")
+    parser.add_argument("--hover-throttle", type=float, default=None, metavar="T",
+                        help="the throttle --demo hover holds: the pilot's figure for the "
+                             "craft, as a mission's [mission] hover_throttle (default "
+                             f"{DEMO_HOVER_THROTTLE:g}, that key's default)")
 
 
 def run(args: argparse.Namespace) -> int:
     _checks.duration("--duration", args.duration)
+    args.hover_throttle = hover_throttle(args.hover_throttle)
     if args.period_ms is not None:
         from pipilot.core.firmware import check_period
 
@@ -198,7 +218,7 @@ async def _run(args: argparse.Namespace, sim: RealtimeSim, vehicle: Vehicle,
                   file=out, flush=True)
             if args.demo == "hover":
                 stack.push_async_callback(_cancel, asyncio.create_task(
-                    _demo_hover(vehicle, sim.model.hover_throttle())))
+                    _demo_hover(vehicle, args.hover_throttle)))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
             await vehicle.stop()  # failsafe frames first; then the pages close (1001)
@@ -217,8 +237,9 @@ async def _demo_hover(vehicle: FlightVehicle, hover: float,
                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """A scripted pilot: Arm (Yaw Left) for 1.5 s, climb for 2 s, then hold ``hover``.
 
-    The hover throttle comes from the airframe's thrust-to-weight, as a pilot knows
-    the stick position their craft hovers at; the drift is left uncorrected.
+    ``hover`` is the pilot's figure for the craft (``--hover-throttle``), as a
+    mission flies its ``[mission] hover_throttle``: never read from the simulator,
+    so the demo flies the way the rig would. The drift is left uncorrected.
     """
     from pipilot.core.setpoints import ArmRequest, Setpoint
 

@@ -18,7 +18,8 @@ from pipilot.cli._telemetry_common import (
     to_json,
     until_pipe_closes,
 )
-from pipilot.core.telemetry import TelemetryError, TelemetrySession
+from pipilot.core.telemetry import TelemetrySession
+from pipilot.uavtalk.session import TelemetryError
 
 NAME = "telemetry"
 HELP = "connect over UAVTalk and print live telemetry objects"

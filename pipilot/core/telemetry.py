@@ -25,13 +25,7 @@ from typing import Any
 from pipilot.core.clock import Clock, MonotonicClock
 from pipilot.errors import PipilotError
 from pipilot.link.identity import DeviceChanged, DeviceIdentity, DeviceProbe, RefusalLog
-from pipilot.link.stream import (
-    ByteStream,
-    PairStream,
-    open_serial,
-    open_serial_device,
-    open_stream,
-)
+from pipilot.link.stream import ByteStream, PairStream, open_serial_device, open_stream
 from pipilot.uavtalk.definitions import Registry
 from pipilot.uavtalk.handshake import Handshake, HandshakeTiming
 from pipilot.uavtalk.opl import OplWriter
@@ -42,23 +36,12 @@ from pipilot.uavtalk.session import (
     ObjectUpdated,
     SessionOptions,
     TelemetryError,
-    TelemetryNack,
     TelemetryTimeout,
     TransactionDone,
     TransactionFailed,
 )
 
-__all__ = [
-    "MAX_WRITE_BACKLOG",
-    "Subscription",
-    "TelemetryError",
-    "TelemetryNack",
-    "TelemetrySession",
-    "TelemetryTimeout",
-    "open_serial",
-    "open_serial_device",
-    "open_stream",
-]
+__all__ = ["MAX_WRITE_BACKLOG", "Subscription", "TelemetrySession"]
 
 log = logging.getLogger(__name__)
 

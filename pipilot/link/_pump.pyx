@@ -64,7 +64,9 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_lock(pthread_mutex_t *m)
     int pthread_mutex_unlock(pthread_mutex_t *m)
 
-DEF NFRAME = 25
+# The frame's length in bytes: pipilot.sbus.frame.FRAME_LEN, handed to the compiler by
+# setup.py (C arrays need it at compile time); checked against the module at import.
+DEF NFRAME = SBUS_FRAME_LEN
 # The thread's stack (its frames are a few hundred bytes): not RLIMIT_STACK's 8 MiB,
 # which a lock without MCL_ONFAULT would fault in and keep resident.
 DEF STACK_BYTES = 256 * 1024
@@ -72,6 +74,7 @@ DEF NBINS = 2000
 DEF BIN_NS = 10000
 DEF NSKIP = 64
 assert NSKIP == SKIP_LOG
+assert NFRAME == FRAME_LEN, "rebuild the pump: pipilot.sbus.frame.FRAME_LEN changed"
 
 cdef struct pump_t:
     pthread_mutex_t lock

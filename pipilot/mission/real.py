@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pipilot.core.config import CoreConfig, load
-from pipilot.core.telemetry import TelemetrySession, TelemetryTimeout
+from pipilot.core.telemetry import TelemetrySession
 from pipilot.core.vehicle import Vehicle
 from pipilot.errors import LinkError
 from pipilot.mission.api import Mission
 from pipilot.mission.events import MissionEvent
 from pipilot.mission.runner import run_spec
 from pipilot.mission.spec import MissionSpec
+from pipilot.uavtalk.session import TelemetryTimeout
 
 DEFAULT_TELEMETRY_PORT = "/dev/ttySOFT0"
 

@@ -1,4 +1,8 @@
-"""TelemetrySession against the scripted flight-side peer over a real socket pair.
+"""TelemetrySession over a real socket pair against a flight side: the simulated
+CC3D's (tests.sim.flightside), or, where a test's subject is a flight side or a
+link that misbehaves on purpose (withheld or refused ACKs, a flight side that
+sends nothing periodic, packets lost at random), the scripted peer
+(tests.uavtalk.flightpeer).
 
 Time is a VirtualClock that a driver task moves 50 ms per 2 ms of loop time
 (waking the session, whose timers sleep until the engine's next deadline), so
@@ -15,20 +19,19 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from pipilot.core.clock import VirtualClock
-from pipilot.core.telemetry import (
-    TelemetryError,
-    TelemetryNack,
-    TelemetrySession,
-    TelemetryTimeout,
-)
+from pipilot.core.telemetry import TelemetrySession
 from pipilot.errors import LinkError
+from pipilot.sim.model import SimulatedCC3D
 from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.handshake import LinkState
 from pipilot.uavtalk.opl import read_opl
+from pipilot.uavtalk.session import TelemetryError, TelemetryNack, TelemetryTimeout
+from tests.sim.flightside import SimFlight, packets, tick_in_real_time
 from tests.uavtalk.flightpeer import FlightPeer
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,16 +40,28 @@ REG = load_definitions()
 STEP = 0.05  # virtual seconds per driver step
 
 
-class PeerLink:
-    """Runs a FlightPeer on one end of a socket pair, in virtual time."""
+class FlightSide(Protocol):
+    """What a PeerLink drives: ground bytes in, flight bytes out, on the test's time."""
 
-    def __init__(self, peer: FlightPeer, clock: VirtualClock) -> None:
+    status: str
+    gcs_status: str
+
+    def feed(self, data: bytes, now: float) -> bytes: ...
+    def tick(self, now: float) -> bytes: ...
+
+
+class PeerLink:
+    """Runs a flight side on one end of a socket pair, in virtual time."""
+
+    def __init__(self, peer: FlightSide, clock: VirtualClock) -> None:
         self.peer = peer
         self.clock = clock
         self.session: TelemetrySession | None = None  # woken after each clock step
         self.tasks: list[asyncio.Task[None]] = []
         self.writer: asyncio.StreamWriter | None = None
         self.raw_rx = bytearray()
+        #: The flight side's bytes are lost on the way (a dead line, ground-bound).
+        self.silent = False
 
     async def attach(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         a, b = socket.socketpair()
@@ -73,8 +88,13 @@ class PeerLink:
                 self.session.wake()
 
     def send(self, data: bytes) -> None:
-        if data and self.writer is not None and not self.writer.is_closing():
+        if data and not self.silent and self.writer is not None \
+                and not self.writer.is_closing():
             self.writer.write(data)
+
+    def ground_sent(self) -> list:  # type: ignore[type-arg]
+        """The packets the ground has sent so far."""
+        return packets(bytes(self.raw_rx))
 
     def hang_up(self) -> None:
         assert self.writer is not None
@@ -98,10 +118,10 @@ async def until(cond: Callable[[], bool], virtual_s: float, clock: VirtualClock)
         await asyncio.sleep(0.002)
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[tuple[TelemetrySession, PeerLink, VirtualClock]]:
-    clock = VirtualClock()
-    peer = FlightPeer(REG, periodic={"AttitudeState": 0.2, "FlightStatus": 1.0})
+Rig = tuple[TelemetrySession, PeerLink, VirtualClock]
+
+
+async def _rig(peer: FlightSide, clock: VirtualClock) -> AsyncIterator[Rig]:
     link = PeerLink(peer, clock)
     reader, writer = await link.attach()
     session = TelemetrySession(reader, writer, REG, clock=clock)
@@ -111,6 +131,35 @@ async def rig() -> AsyncIterator[tuple[TelemetrySession, PeerLink, VirtualClock]
     yield session, link, clock
     await session.stop()
     await link.close()
+
+
+#: The simulated CC3D's board is mounted rolled this much: AttitudeState shows it.
+BOARD_ROLL_DEG = 8.0
+
+
+async def until_real(cond: Callable[[], bool], seconds: float) -> None:
+    """Wait (loop time) until ``cond()`` holds, at most ``seconds``."""
+    end = asyncio.get_running_loop().time() + seconds
+    while not cond() and asyncio.get_running_loop().time() < end:
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    """The session against the simulated CC3D's flight side."""
+    clock = VirtualClock()
+    model = SimulatedCC3D(seed=0, mount_tilt_deg=(BOARD_ROLL_DEG, 0.0))
+    async for r in _rig(SimFlight(model=model), clock):
+        yield r
+
+
+@pytest.fixture
+async def peer_rig() -> AsyncIterator[Rig]:
+    """The session against the scripted peer, for tests that make it misbehave."""
+    clock = VirtualClock()
+    async for r in _rig(FlightPeer(REG, periodic={"AttitudeState": 0.2, "FlightStatus": 1.0}),
+                        clock):
+        yield r
 
 
 async def test_handshake_connects(rig) -> None:  # type: ignore[no-untyped-def]
@@ -124,17 +173,16 @@ async def test_handshake_connects(rig) -> None:  # type: ignore[no-untyped-def]
     assert flight is not None and flight[0]["Status"] == "Connected"
     assert session.stats["connects"] == 1
     # The ground keeps the link alive well inside the firmware's 8 s timeout.
-    await until(lambda: clock.now() > 30, 60, clock)
+    await until(lambda: clock.now() > 20, 40, clock)
     assert session.connected and link.peer.status == "Connected"
-    gcs = [p for p in link.peer.received if p.name == "GCSTelemetryStats"]
-    assert len(gcs) >= 30 / 2.0 - 2
+    gcs = [p for p in link.ground_sent() if p.name == "GCSTelemetryStats"]
+    assert len(gcs) >= 20 / 2.0 - 2
     assert gcs[-1].values["TxBytes"] > 0 and gcs[-1].values["RxBytes"] > 0
 
 
 async def test_latest_and_subscribe(rig) -> None:  # type: ignore[no-untyped-def]
-    session, link, _clock = rig
+    session, _link, _clock = rig
     assert session.latest("AttitudeState") is None
-    link.peer.set("AttitudeState", REG["AttitudeState"].defaults() | {"Roll": 12.5})
     sub = session.subscribe("AttitudeState")
     got = []
     async for values in sub:
@@ -142,9 +190,10 @@ async def test_latest_and_subscribe(rig) -> None:  # type: ignore[no-untyped-def
         if len(got) == 3:
             break
     sub.close()
-    assert all(v["Roll"] == 12.5 for v in got)
+    # the flight side's attitude estimate: the board's mounting roll
+    assert all(abs(v["Roll"] - BOARD_ROLL_DEG) < 1.0 for v in got)
     values, age = session.latest("AttitudeState")
-    assert values["Roll"] == 12.5 and 0 <= age < 1.0
+    assert abs(values["Roll"] - BOARD_ROLL_DEG) < 1.0 and 0 <= age < 1.0
     with pytest.raises(TelemetryError, match="unknown UAVObject 'Nope'"):
         session.subscribe("Nope")
 
@@ -152,28 +201,28 @@ async def test_latest_and_subscribe(rig) -> None:  # type: ignore[no-untyped-def
 async def test_requests(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)
-    link.peer.set("SystemStats", REG["SystemStats"].defaults() | {"FlightTime": 4242})
-    assert (await session.request("SystemStats"))["FlightTime"] == 4242
-    assert session.latest("SystemStats")[0]["FlightTime"] == 4242
+    t0 = clock.now()
+    flight_ms = (await session.request("SystemStats"))["FlightTime"]
+    assert t0 * 1000 <= flight_ms <= clock.now() * 1000   # the board's uptime as it answered
+    assert session.latest("SystemStats")[0]["FlightTime"] == flight_ms
     meta = await session.request("AttitudeStateMeta")
     assert meta["telemetry_update_mode"] == "periodic" and meta["telemetry_period_ms"] == 130
-    wp = REG["Waypoint"]
-    for i in range(3):
-        link.peer.set("Waypoint", wp.defaults() | {"Velocity": float(i)}, instance=i)
-    all_wp = await session.request("Waypoint", ALL_INSTANCES)
-    assert sorted(all_wp) == [0, 1, 2]
-    assert [all_wp[i]["Velocity"] for i in range(3)] == [0.0, 1.0, 2.0]
-    reqs = [p for p in link.peer.received if p.type == PacketType.OBJ_REQ]
+    # the CC3D's receiver module keeps four AccessoryDesired instances
+    model = link.peer.model
+    model.manual.cmd.accessory[:] = [0.0, 0.25, 0.5, 0.75]
+    all_acc = await session.request("AccessoryDesired", ALL_INSTANCES)
+    assert sorted(all_acc) == [0, 1, 2, 3]
+    assert [all_acc[i]["AccessoryVal"] for i in range(4)] == [0.0, 0.25, 0.5, 0.75]
+    reqs = [p for p in link.ground_sent() if p.type == PacketType.OBJ_REQ]
     assert reqs[-1].instance_id == ALL_INSTANCES
-    with pytest.raises(TelemetryNack, match="Waypoint"):
-        await session.request("Waypoint", 7)
+    with pytest.raises(TelemetryNack, match="AccessoryDesired"):
+        await session.request("AccessoryDesired", 7)
 
 
 async def test_a_request_given_up_by_its_caller_leaves_nothing_behind(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)
-    link.peer.set("SystemStats", REG["SystemStats"].defaults() | {"FlightTime": 9})
-    link.peer.silent = True
+    link.silent = True
     task = asyncio.ensure_future(session.request("SystemStats"))
     await asyncio.sleep(0.01)
     assert session.engine.pending() == 1
@@ -181,12 +230,13 @@ async def test_a_request_given_up_by_its_caller_leaves_nothing_behind(rig) -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert session.engine.pending() == 0       # no retries for nobody, no queue behind it
-    link.peer.silent = False
-    assert (await session.request("SystemStats"))["FlightTime"] == 9
+    link.silent = False
+    assert (await session.request("SystemStats"))["FlightTime"] >= 0
 
 
-async def test_send_with_ack_retry_and_failures(rig) -> None:  # type: ignore[no-untyped-def]
-    session, link, clock = rig
+async def test_send_with_ack_retry_and_failures(peer_rig) -> None:  # type: ignore[no-untyped-def]
+    """A flight side that withholds or refuses its ACKs on purpose."""
+    session, link, clock = peer_rig
     await until(lambda: session.connected, 10, clock)
     fm = REG["FlightModeSettings"]
     values = fm.defaults()
@@ -217,30 +267,33 @@ async def test_send_with_ack_retry_and_failures(rig) -> None:  # type: ignore[no
 async def test_partial_send_merges_latest(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)
-    await session.request("FlightStatus")
+    before = await session.request("FlightModeSettings")
     with pytest.raises(ValueError, match="missing"):
         await session.send("ActuatorCommand", {"UpdateTime": 3})
-    await session.send("FlightStatus", {"Armed": "Armed"})
-    assert link.peer.get("FlightStatus")["Armed"] == "Armed"
-    assert link.peer.get("FlightStatus")["FlightMode"] == "Manual"
+    await session.send("FlightModeSettings", {"ArmedTimeout": 12345})
+    stored = link.peer.flight.objects["FlightModeSettings"][0]
+    assert stored["ArmedTimeout"] == 12345
+    assert stored["Arming"] == before["Arming"] == "Yaw Left"   # the rig's, kept
+    assert link.peer.model.manual.modes.armed_timeout_ms == 12345  # written through
 
 
 async def test_link_loss_and_reconnection(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)
-    link.peer.silent = True
+    link.silent = True
     await until(lambda: not session.connected, 10, clock)
     assert session.state is LinkState.HANDSHAKE_REQ
     assert session.stats["link_losses"] == 1
     assert "waiting for the flight controller" in session.waiting_for()
-    link.peer.silent = False
+    link.silent = False
     await until(lambda: session.connected, 20, clock)
     assert session.stats["connects"] == 2
 
 
-async def test_idle_link_is_kept_by_probes(rig) -> None:  # type: ignore[no-untyped-def]
-    """No periodic objects at all from the flight side: requests keep the link known alive."""
-    session, link, clock = rig
+async def test_idle_link_is_kept_by_probes(peer_rig) -> None:  # type: ignore[no-untyped-def]
+    """No periodic objects at all from the flight side (the scripted peer: no firmware
+    falls that quiet): requests keep the link known alive."""
+    session, link, clock = peer_rig
     await until(lambda: session.connected, 10, clock)
     link.peer.periodic = {}
     link.peer.periodic_stats = False
@@ -255,15 +308,17 @@ async def test_idle_link_is_kept_by_probes(rig) -> None:  # type: ignore[no-unty
 async def test_flight_reboot_reconnects(rig) -> None:  # type: ignore[no-untyped-def]
     session, link, clock = rig
     await until(lambda: session.connected, 10, clock)
-    link.peer = FlightPeer(REG, periodic={"AttitudeState": 0.2})  # a rebooted flight side
+    link.peer = SimFlight(start=clock.now())  # a rebooted flight side
+    sent = len(link.raw_rx)
     # It reports Disconnected; the session asks again and both sides reconnect.
     await until(lambda: session.stats["connects"] == 2, 20, clock)
     assert session.connected and link.peer.status == "Connected"
-    assert link.peer.received[0].name == "GCSTelemetryStats"
+    assert packets(bytes(link.raw_rx[sent:]))[0].name == "GCSTelemetryStats"
 
 
-async def test_handshake_survives_drops(rig) -> None:  # type: ignore[no-untyped-def]
-    session, link, clock = rig
+async def test_handshake_survives_drops(peer_rig) -> None:  # type: ignore[no-untyped-def]
+    """Packets lost at random both ways (the scripted peer drops them on purpose)."""
+    session, link, clock = peer_rig
     link.peer.rx_drop = 0.5
     link.peer.tx_drop = 0.3
     await until(lambda: session.connected, 60, clock)
@@ -279,8 +334,8 @@ async def test_flight_acked_objects_and_requests(rig) -> None:  # type: ignore[n
     link.send(encode_packet(PacketType.OBJ_REQ, REG["GCSTelemetryStats"].object_id, 0))
     link.send(encode_packet(PacketType.OBJ_REQ, fs.object_id + 2, 0))
     await until(lambda: sum(p.type in (PacketType.ACK, PacketType.NACK)
-                            for p in link.peer.received) >= 3, 5, clock)
-    got = [(p.type, p.object_id) for p in link.peer.received if p.type != PacketType.OBJ
+                            for p in link.ground_sent()) >= 3, 5, clock)
+    got = [(p.type, p.object_id) for p in link.ground_sent() if p.type != PacketType.OBJ
            or p.object_id != REG["GCSTelemetryStats"].object_id]
     assert (PacketType.ACK, fs.object_id) in got
     assert (PacketType.NACK, 0x1234) in got
@@ -311,13 +366,18 @@ async def test_eof_without_reopen_closes(rig) -> None:  # type: ignore[no-untype
     assert not session.connected
 
 
-async def test_reopen_after_eof() -> None:
-    clock = VirtualClock()
+@contextlib.asynccontextmanager
+async def reopening_session(clock: VirtualClock, failures: list[Exception]
+                            ) -> AsyncIterator[tuple[TelemetrySession, list[PeerLink]]]:
+    """A started session whose reopen attaches a fresh simulated flight side on a new
+    socket pair (after raising each of ``failures`` in turn); the links it made."""
     links: list[PeerLink] = []
     sessions: list[TelemetrySession] = []
 
     async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        link = PeerLink(FlightPeer(REG), clock)
+        if links and failures:
+            raise failures.pop(0)
+        link = PeerLink(SimFlight(start=clock.now()), clock)
         link.session = sessions[0] if sessions else None
         links.append(link)
         pair = await link.attach()
@@ -331,16 +391,22 @@ async def test_reopen_after_eof() -> None:
     links[0].session = session
     await session.start()
     try:
+        yield session, links
+    finally:
+        await session.stop()
+        for link in links:
+            await link.close()
+
+
+async def test_reopen_after_eof() -> None:
+    clock = VirtualClock()
+    async with reopening_session(clock, []) as (session, links):
         await until(lambda: session.connected, 10, clock)
         await links[0].close()
         await until(lambda: not session.connected, 5, clock)
         await until(lambda: session.stats["reopens"] == 1, 10, clock)
         await until(lambda: session.connected, 20, clock)
         assert session.stats["connects"] == 2
-    finally:
-        await session.stop()
-        for link in links:
-            await link.close()
 
 
 async def test_record_while_flying(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -367,34 +433,40 @@ async def test_real_clock_defaults() -> None:
     a, b = socket.socketpair()
     reader, writer = await asyncio.open_connection(sock=a)
     preader, pwriter = await asyncio.open_connection(sock=b)
-    peer = FlightPeer(REG)
+    loop = asyncio.get_running_loop()
+    peer = SimFlight(start=loop.time())
     session = TelemetrySession(reader, writer, REG)
 
     async def serve() -> None:
-        loop = asyncio.get_running_loop()
         while data := await preader.read(4096):
             pwriter.write(peer.feed(data, loop.time()))
 
-    task = asyncio.create_task(serve())
+    tasks = [asyncio.create_task(serve()), asyncio.create_task(
+        tick_in_real_time(peer, pwriter.write))]
     await session.start()
     try:
         await session.wait_connected(timeout=20)
         assert session.connected
     finally:
         await session.stop()
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         pwriter.close()
 
 
 async def test_open_over_tcp() -> None:
     """TelemetrySession.open on tcp:HOST:PORT (the simulator and remote links use TCP)."""
-    peer = FlightPeer(REG)
+    loop = asyncio.get_running_loop()
+    peer = SimFlight(start=loop.time())
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        while data := await reader.read(4096):
-            writer.write(peer.feed(data, loop.time()))
-        writer.close()
+        ticker = asyncio.create_task(tick_in_real_time(peer, writer.write))
+        try:
+            while data := await reader.read(4096):
+                writer.write(peer.feed(data, loop.time()))
+        finally:
+            ticker.cancel()
+            writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -413,19 +485,26 @@ async def test_open_over_tcp() -> None:
 
 async def test_open_over_udp() -> None:
     """TelemetrySession.open on udp:HOST:PORT, the way the SITL serves UAVTalk."""
-    peer = FlightPeer(REG)
     loop = asyncio.get_running_loop()
+    peer = SimFlight(start=loop.time())
 
     class Served(asyncio.DatagramProtocol):
+        addr: tuple[str, int] | None = None
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            reply = peer.feed(data, loop.time())
-            if reply:
-                self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
+            self.addr = addr
+            self.send(peer.feed(data, loop.time()))
 
-    transport, _ = await loop.create_datagram_endpoint(Served, local_addr=("127.0.0.1", 0))
+        def send(self, data: bytes) -> None:
+            if data and self.addr is not None:
+                self.transport.sendto(data, self.addr)  # type: ignore[attr-defined]
+
+    transport, served = await loop.create_datagram_endpoint(
+        Served, local_addr=("127.0.0.1", 0))
+    ticker = asyncio.create_task(tick_in_real_time(peer, served.send))
     port = transport.get_extra_info("sockname")[1]
     session = await TelemetrySession.open(f"udp:127.0.0.1:{port}", registry=REG)
     await session.start()
@@ -435,6 +514,8 @@ async def test_open_over_udp() -> None:
         assert peer.status == "Connected"
     finally:
         await session.stop()
+        await until_real(lambda: peer.gcs_status == "Disconnected", 5.0)
+        ticker.cancel()
         transport.close()
     assert peer.gcs_status == "Disconnected"
 
@@ -558,27 +639,8 @@ async def test_fd_stream_buffers_what_the_device_cannot_take_and_ends_on_hang_up
 
 async def test_reopen_retries_until_the_port_is_back() -> None:
     clock = VirtualClock()
-    links: list[PeerLink] = []
-    sessions: list[TelemetrySession] = []
-    failures = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
-
-    async def reopen() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if links and failures:
-            raise failures.pop(0)
-        link = PeerLink(FlightPeer(REG), clock)
-        link.session = sessions[0] if sessions else None
-        links.append(link)
-        pair = await link.attach()
-        link.start_clock()
-        return pair
-
-    reader, writer = await reopen()
-    session = TelemetrySession(reader, writer, REG, clock=clock, reopen=reopen,
-                               reopen_delay=0.01)
-    sessions.append(session)
-    links[0].session = session
-    await session.start()
-    try:
+    failures: list[Exception] = [LinkError("/dev/ttyX", "gone"), OSError("busy")]
+    async with reopening_session(clock, failures) as (session, links):
         await until(lambda: session.connected, 10, clock)
         await links[0].close()
         await until(lambda: not session.connected, 5, clock)
@@ -586,10 +648,6 @@ async def test_reopen_retries_until_the_port_is_back() -> None:
         await until(lambda: session.stats["reopens"] == 1, 30, clock)
         assert not failures and len(links) == 2
         await until(lambda: session.connected, 30, clock)
-    finally:
-        await session.stop()
-        for link in links:
-            await link.close()
 
 
 async def _lose(master: int, slave: int) -> None:

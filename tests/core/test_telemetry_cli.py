@@ -1,10 +1,11 @@
-"""`pipilot telemetry` and `pipilot log` against the scripted flight peer on a pty."""
+"""`pipilot telemetry` and `pipilot log` against the simulated CC3D's flight side on a pty."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from pipilot.sim.model import SimulatedCC3D
 from pipilot.uavtalk import PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.opl import OplWriter
-from tests.uavtalk.flightpeer import FlightPeer
+from tests.sim.flightside import SimFlight
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,10 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 REG = load_definitions()
 
 
-class PtyPeer(threading.Thread):
-    """A FlightPeer answering on the master side of a pty, in real time."""
+#: The simulated board is mounted rolled this much: AttitudeState shows it.
+BOARD_ROLL_DEG = 3.5
 
-    def __init__(self, peer: FlightPeer | None) -> None:
+
+class PtyPeer(threading.Thread):
+    """A flight side answering on the master side of a pty, in real time (None: silent)."""
+
+    def __init__(self, peer: SimFlight | None) -> None:
         super().__init__(daemon=True)
         self.peer = peer
         self.master, self.slave = os.openpty()
@@ -62,11 +68,15 @@ class PtyPeer(threading.Thread):
         os.close(self.slave)
 
 
+def board_roll(roll: float) -> bool:
+    """The flight side's attitude estimate shows the board's mounting roll."""
+    return abs(roll - BOARD_ROLL_DEG) < 1.0
+
+
 @pytest.fixture
 def pty_peer() -> Iterator[PtyPeer]:
-    peer = FlightPeer(REG, periodic={"AttitudeState": 0.1, "FlightStatus": 0.5})
-    peer.set("AttitudeState", REG["AttitudeState"].defaults() | {"Roll": 3.5})
-    p = PtyPeer(peer)
+    model = SimulatedCC3D(seed=0, mount_tilt_deg=(BOARD_ROLL_DEG, 0.0), start=time.monotonic())
+    p = PtyPeer(SimFlight(model=model))
     p.start()
     yield p
     p.close()
@@ -88,7 +98,7 @@ def test_telemetry_json(pty_peer: PtyPeer) -> None:
     names = {x["name"] for x in lines}
     assert names == {"AttitudeState", "FlightStatus"}
     att = [x for x in lines if x["name"] == "AttitudeState"]
-    assert len(att) >= 5 and att[0]["values"]["Roll"] == 3.5 and att[0]["instance"] == 0
+    assert len(att) >= 5 and board_roll(att[0]["values"]["Roll"]) and att[0]["instance"] == 0
     assert pty_peer.peer is not None and pty_peer.peer.gcs_status == "Disconnected"  # said bye
 
 
@@ -99,7 +109,8 @@ def test_telemetry_requests_named_objects_once(pty_peer: PtyPeer) -> None:
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["name"] for x in lines] == ["HwSettings"]
-    assert lines[0]["values"]["CC_FlexiPort"] == "Disabled"
+    assert pty_peer.peer is not None
+    assert lines[0]["values"] == pty_peer.peer.flight.values("HwSettings")
 
 
 def test_telemetry_text_and_waiting_without_flight_side() -> None:
@@ -138,12 +149,14 @@ def test_log_record_and_dump(pty_peer: PtyPeer, tmp_path: Path) -> None:
     assert d.returncode == 0, d.stderr
     items = [json.loads(x) for x in d.stdout.splitlines()]
     att = [x for x in items if x["name"] == "AttitudeState"]
-    assert att and att[0]["values"]["Roll"] == 3.5 and att[0]["type"] == "OBJ"
+    assert att and board_roll(att[0]["values"]["Roll"]) and att[0]["type"] == "OBJ"
     assert all(a["t_ms"] <= b["t_ms"] for a, b in itertools.pairwise(items))
     assert any(x["name"] == "FlightTelemetryStats" and x["values"]["Status"] == "Connected"
                for x in items)
     text = pipilot("log", "dump", str(out))
-    assert text.returncode == 0 and "AttitudeState[0]" in text.stdout and "Roll=3.5" in text.stdout
+    assert text.returncode == 0 and "AttitudeState[0]" in text.stdout
+    rolls = re.findall(r"\bRoll=(-?[0-9.]+)", text.stdout)
+    assert rolls and board_roll(float(rolls[0]))
 
 
 def test_log_dump_into_a_closed_pipe(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import itertools
 import math
 import os
 import time
@@ -276,54 +277,18 @@ def test_pure_python_env_forces_the_twin(monkeypatch):
         make_pump("rust")
 
 
-class VirtualTime:
-    """Stands in for the `time` and `os` modules of the Python pump: time moves
-    only when the pump sleeps, plus one scripted stall of the pump thread."""
-
-    def __init__(self, stall_at_ns, stall_ns, end_ns, pump):
-        self.t = 10**9
-        self.stall_at, self.stall_ns, self.end = 10**9 + stall_at_ns, stall_ns, 10**9 + end_ns
-        self.pump = pump
-        self.writes = []
-        self.environ = os.environ
-        self.sched_param = os.sched_param
-        self.SCHED_FIFO = os.SCHED_FIFO
-
-    def monotonic_ns(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += max(0, round(s * 1e9))
-        if self.stall_at is not None and self.t >= self.stall_at:
-            self.t += self.stall_ns           # the thread was not scheduled for a while
-            self.stall_at = None
-        if self.t >= self.end:
-            self.pump._stop = True
-
-    def write(self, fd, buf):
-        self.writes.append(self.t)
-        return len(buf)
-
-    def sched_setscheduler(self, *a):
-        pass
-
-
 def _run_with_stall(monkeypatch, stall_ns, period=7_000_000, stall_slot=50):
-    import pipilot.link.pump as pm
+    """The Python twin at `period` ns whose thread is not scheduled for `stall_ns`
+    once, just after slot `stall_slot`; returns (stats, write times, gaps, first slot)."""
+    def stall(vt):
+        vt.t += stall_ns
 
-    pump = pm.PyPump()
-    vt = VirtualTime(stall_at_ns=stall_slot * period + 1000, stall_ns=stall_ns,
-                     end_ns=100 * period, pump=pump)
-    monkeypatch.setattr(pm, "time", vt)
-    monkeypatch.setattr(pm, "os", vt)
-    pump._rt_priority = 0
-    pump._fd, pump._frame, pump._fs_frame = 1, FRESH, FS
-    pump._period, pump._stale, pump._silent = period, 10**12, 2 * 10**12
-    pump._refresh = vt.t
-    t0 = vt.t + period
-    pump._run()
-    gaps = [b - a for a, b in zip(vt.writes, vt.writes[1:], strict=False)]
-    return pump.stats(), vt.writes, gaps, t0
+    st, vt = run_python_pump(monkeypatch, 1000.0, 2000.0, 100 * period / 1e9,
+                             [((stall_slot * period + 1000) / 1e9, lambda pump: stall)],
+                             period_ns=period)
+    writes = vt.writes
+    gaps = [b - a for a, b in itertools.pairwise(writes)]
+    return st, writes, gaps, ScriptedTime.T0 + period
 
 
 @pytest.mark.parametrize("stall", [0.3, 0.7, 0.95, 2.4])
@@ -356,9 +321,11 @@ def test_lateness_percentiles_never_exceed_the_max():
 
 
 class ScriptedTime:
-    """The Python pump's `time` and `os` on a virtual clock: time moves only when the
-    pump sleeps (it wakes exactly at its deadlines), and scripted calls run at the
-    first wake-up at or after their time. Records what was written at each slot."""
+    """Stands in for the `time` and `os` modules of the Python pump: time moves
+    only when the pump sleeps (it wakes exactly at its deadlines), and scripted
+    calls (each given this object) run at the first wake-up at or after their
+    time; a call that moves `t` on is the pump's thread not scheduled that long.
+    Records when each write happened (`writes`, ns) and what it wrote (`slots`)."""
 
     T0 = 10**9
 
@@ -366,7 +333,9 @@ class ScriptedTime:
         self.t = self.T0
         self.pump = pump
         self.end = self.T0 + round(end_s * 1e9)
-        self.script = sorted((self.T0 + round(at * 1e9), fn) for at, fn in script)
+        self.script = sorted(((self.T0 + round(at * 1e9), fn) for at, fn in script),
+                             key=lambda entry: entry[0])
+        self.writes = []
         self.slots = []        # (ms since start, what was written: a frame, or None)
         self.environ = os.environ
         self.sched_param = os.sched_param
@@ -378,11 +347,12 @@ class ScriptedTime:
     def sleep(self, s):
         self.t += max(0, round(s * 1e9))
         while self.script and self.script[0][0] <= self.t:
-            self.script.pop(0)[1]()
+            self.script.pop(0)[1](self)
         if self.t >= self.end:
             self.pump._stop = True
 
     def write(self, fd, buf):
+        self.writes.append(self.t)
         self.slots.append((round((self.t - self.T0) / 1e6), bytes(buf)))
         return len(buf)
 
@@ -390,8 +360,11 @@ class ScriptedTime:
         pass
 
 
-def run_python_pump(monkeypatch, stale_s, silent_s, end_s, script=()):
-    """Run the Python twin in virtual time; returns (stats, [(ms, frame)] written)."""
+def run_python_pump(monkeypatch, stale_s, silent_s, end_s, script=(), period_ns=None,
+                    fd=1, prepare=None):
+    """Run the Python twin in virtual time; returns (stats, the ScriptedTime).
+    `script` is [(at_s, fn)]: fn(pump) gives the call run (with the ScriptedTime)
+    at that time; `prepare(pump, vt)` runs before the pump does."""
     import pipilot.link.pump as pm
 
     pump = pm.PyPump()
@@ -399,43 +372,45 @@ def run_python_pump(monkeypatch, stale_s, silent_s, end_s, script=()):
     monkeypatch.setattr(pm, "time", vt)
     monkeypatch.setattr(pm, "os", vt)
     pump._rt_priority = 0
-    pump._fd, pump._frame, pump._fs_frame = 1, FRESH, FS
-    pump._period = round(P * 1e9)
+    pump._fd, pump._frame, pump._fs_frame = fd, FRESH, FS
+    pump._period = round(P * 1e9) if period_ns is None else period_ns
     pump._stale, pump._silent = round(stale_s * 1e9), round(silent_s * 1e9)
     pump._refresh = vt.t
+    if prepare is not None:
+        prepare(pump, vt)
     pump._run()
-    return pump.stats(), vt.slots
+    return pump.stats(), vt
 
 
 def test_watchdog_in_virtual_time_fresh_then_failsafe_then_silent(monkeypatch):
     """The Python twin's exact slot counts (the real-time test above bounds both twins)."""
-    st, slots = run_python_pump(monkeypatch, 0.07, 0.15, 0.4)
+    st, vt = run_python_pump(monkeypatch, 0.07, 0.15, 0.4)
     # slot k is at 7k ms: fresh while the frame is younger than 70 ms (k = 1..9),
     # failsafe while younger than 150 ms (k = 10..21), then silent to the end (k = 22..57)
-    assert slots == [(7 * k, FRESH) for k in range(1, 10)] + [(7 * k, FS) for k in range(10, 22)]
+    assert vt.slots == [(7 * k, FRESH) for k in range(1, 10)] + [(7 * k, FS) for k in range(10, 22)]
     assert st.failsafe_frames == 12 and st.frames_sent == 21
     assert st.mode == "silent" and st.silent_slots == 57 - 21
     assert st.missed_slots == 0 and st.lateness_max_s == 0.0
 
 
 def test_refresh_after_silence_resumes_in_virtual_time(monkeypatch):
-    st, slots = run_python_pump(monkeypatch, 0.02, 0.04, 0.2,
-                                [(0.150, lambda pump: lambda: pump.set_frame(OTHER))])
+    st, vt = run_python_pump(monkeypatch, 0.02, 0.04, 0.2,
+                             [(0.150, lambda pump: lambda vt: pump.set_frame(OTHER))])
     # fresh (7, 14 ms), failsafe (21..35), silent (42..147); the refresh lands at the
     # 154 ms wake-up: that very slot carries it, then it goes stale again
-    assert slots == [(7, FRESH), (14, FRESH), (21, FS), (28, FS), (35, FS),
+    assert vt.slots == [(7, FRESH), (14, FRESH), (21, FS), (28, FS), (35, FS),
                      (154, OTHER), (161, OTHER), (168, OTHER), (175, FS), (182, FS), (189, FS)]
     # 16 silent slots before the 6th frame, and the last slot (196 ms) silent again
     assert st.silent_slots == 16 + 1 and st.skips == [(5, 16), (11, 1)]
 
 
 def test_set_fd_holds_a_silence_in_virtual_time(monkeypatch):
-    st, slots = run_python_pump(monkeypatch, 0.5, 0.8, 0.25,
-                                [(0.100, lambda pump: lambda: pump.set_fd(1, quiet_s=0.1))])
+    st, vt = run_python_pump(monkeypatch, 0.5, 0.8, 0.25,
+                             [(0.100, lambda pump: lambda vt: pump.set_fd(1, quiet_s=0.1))])
     # set_fd at the 105 ms wake-up: silent while now < 205 ms (slots 105..203), then on
-    assert [ms for ms, _f in slots] == [7 * k for k in range(1, 15)] + [
+    assert [ms for ms, _f in vt.slots] == [7 * k for k in range(1, 15)] + [
         7 * k for k in range(30, 36)]
-    assert {f for _ms, f in slots} == {FRESH}
+    assert {f for _ms, f in vt.slots} == {FRESH}
     assert st.silent_slots == 15 and st.skips == [(14, 15)] and st.missed_slots == 0
 
 
@@ -596,27 +571,20 @@ def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
 def test_an_error_on_a_replaced_fd_is_not_charged_to_the_new_one(monkeypatch):
     """The core replaced a dead fd while the pump was writing to it: the failed
     write belongs to the old device, and must not make the new one look dead."""
-    import pipilot.link.pump as pm
-
     period = 7_000_000
-    pump = pm.PyPump()
-    vt = VirtualTime(stall_at_ns=10**15, stall_ns=0, end_ns=20 * period, pump=pump)
 
-    def write(fd, buf):
-        if fd == -1:                     # the dead fd; the core swaps in a new one meanwhile
-            pump.set_fd(7)
-            raise OSError(errno.EBADF, "Bad file descriptor")
-        vt.writes.append(vt.t)
-        return len(buf)
+    def dead_fd_swapped(pump, vt):
+        write = vt.write
 
-    vt.write = write
-    monkeypatch.setattr(pm, "time", vt)
-    monkeypatch.setattr(pm, "os", vt)
-    pump._rt_priority = 0
-    pump._fd, pump._frame, pump._fs_frame = -1, FRESH, FS
-    pump._period, pump._stale, pump._silent = period, 10**12, 2 * 10**12
-    pump._refresh = vt.t
-    pump._run()
-    st = pump.stats()
+        def write_or_fail(fd, buf):
+            if fd == -1:                 # the dead fd; the core swaps in a new one meanwhile
+                pump.set_fd(7)
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            return write(fd, buf)
+
+        vt.write = write_or_fail
+
+    st, vt = run_python_pump(monkeypatch, 1000.0, 2000.0, 20 * period / 1e9,
+                             period_ns=period, fd=-1, prepare=dead_fd_swapped)
     assert st.write_errors == 0 and st.last_errno == 0
     assert st.frames_sent == len(vt.writes) >= 15

@@ -12,6 +12,9 @@ from pipilot.mission.spec import parse_mission
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.runner import RealtimeSim
 
+PILOT_HOVER = 0.47
+"""The hover throttle a pilot would configure for the simulator's default craft."""
+
 MISSION = """
 name = "realtime"
 [mission]
@@ -38,7 +41,10 @@ action = "disarm"
 @pytest.mark.slow
 def test_mission_over_ptys_in_real_time():
     model = SimulatedCC3D(seed=0, mount_tilt_deg=(0.0, 2.0), wind=(0.0, 0.5))
-    spec = parse_mission(MISSION.format(hover=model.hover_throttle()))
+    # the pilot's figure for the craft, as on the rig; the model's own is only
+    # compared with it, never handed to the flight side
+    spec = parse_mission(MISSION.format(hover=PILOT_HOVER))
+    assert spec.mission.hover_throttle == pytest.approx(model.hover_throttle(), abs=0.01)
     heights = []
 
     def watch(ev):

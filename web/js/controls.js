@@ -1,9 +1,14 @@
 // The sticks: four sliders plus four accessories, keyboard, touch and gamepad.
 // Roll, pitch and yaw centre when released; throttle stays where it is left.
-// Changes go out at once (at most every MIN_GAP_MS); while this page flies, a
-// keepalive goes out every KEEPALIVE_MS, which is the pilot's heartbeat.
+// Changes go out at once while the page's send budget allows (SEND_RATE_PER_S
+// sustained, SEND_BURST at once), else as soon as it does; while this page
+// flies, a keepalive goes out every KEEPALIVE_MS, which is the pilot's heartbeat.
 
-const MIN_GAP_MS = 20;
+// Under the server's 80 messages/s per page with the 1/s ping: a drag's input
+// events (one a display frame, 60 Hz) all go out the moment they happen; only a
+// faster source (a 120 Hz display) waits, at most 1000 / SEND_RATE_PER_S ms.
+const SEND_RATE_PER_S = 75;
+const SEND_BURST = 4;
 const KEEPALIVE_MS = 50;  // six chances within the 300 ms heartbeat timeout
 const STICKS = ['throttle', 'yaw', 'roll', 'pitch'];
 const ACCESSORIES = ['acc0', 'acc1', 'acc2', 'acc3'];
@@ -16,7 +21,8 @@ export class Controls {
     this.pilot = false;
     this.seq = 0;
     this.lastSent = -1e9;
-    this.lastChange = -1e9;
+    this._tokens = SEND_BURST;
+    this._tokensAt = performance.now();
     this._pending = null;
     this._dragging = null;
     // Set (to a reason) while the sticks cannot be trusted, e.g. the gamepad flying
@@ -68,8 +74,8 @@ export class Controls {
 
   centre(el, id) {
     if (Number(el.value) === 0) return;
-    // A deflection still waiting out MIN_GAP_MS goes first: a quick flick is not lost.
-    if (this._pending !== null) this.send(true);
+    // A deflection still waiting for the send budget goes first: a quick flick is not lost.
+    if (this._pending !== null) this.send();
     el.value = '0';
     this.changed(id);
   }
@@ -97,19 +103,35 @@ export class Controls {
   }
 
   changed() {
+    if (this.pilot && !this.halted && this._pending === null) {
+      // A send already waiting reads the sliders as they are when it goes.
+      const wait = this._wait(performance.now());
+      if (wait <= 0) this.send();
+      else this._pending = setTimeout(() => this.send(), wait);
+    }
     this._show();
-    if (!this.pilot || this.halted) return;
-    const wait = this.lastChange + MIN_GAP_MS - performance.now();
-    if (wait <= 0) this.send(true);
-    else if (this._pending === null) this._pending = setTimeout(() => this.send(true), wait);
   }
 
-  send(change = false) {
+  // The send budget: a token bucket refilled at SEND_RATE_PER_S, SEND_BURST deep.
+  _refill(now) {
+    this._tokens = Math.min(SEND_BURST, this._tokens + (now - this._tokensAt) * SEND_RATE_PER_S / 1000);
+    this._tokensAt = now;
+  }
+
+  // Milliseconds until a message may go (0: now).
+  _wait(now) {
+    this._refill(now);
+    return this._tokens >= 1 ? 0 : (1 - this._tokens) * 1000 / SEND_RATE_PER_S;
+  }
+
+  send() {
     clearTimeout(this._pending);
     this._pending = null;
     if (this.halted) return;
-    this.lastSent = performance.now();
-    if (change) this.lastChange = this.lastSent;
+    const now = performance.now();
+    this._refill(now);
+    this._tokens -= 1;  // a flush (centre) may overdraw it: the next change waits longer
+    this.lastSent = now;
     this.link.send({ type: 'control', seq: ++this.seq, ...this.values() });
   }
 

@@ -40,6 +40,7 @@ in degrees in AttitudeState, rates here in rad/s.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -76,8 +77,9 @@ class FlowConfig:
     """Unmodelled horizontal acceleration (m/s^2/sqrt(Hz))."""
     bias_walk: float = 0.1
     """How fast the unknown acceleration may change (m/s^2/sqrt(s))."""
-    flow_noise_counts: float = 0.7
-    """One sample's flow noise and quantisation, counts."""
+    flow_noise_counts: float = 0.5
+    """One sample's flow noise and quantisation, counts, at SQUAL 100 (it grows as
+    SQUAL falls: fewer features tracked)."""
     vertical_accel_noise: float = 2.0
     """Unmodelled vertical acceleration (m/s^2/sqrt(Hz))."""
     range_noise_m: float = 0.01
@@ -156,6 +158,7 @@ class FlowEstimator:
         self._pending: list[tuple[float, int, FlowSample | RangeSample, float]] = []
         self._seq = 0
         self._flow_prev_t: float | None = None
+        self._p_at_flow: np.ndarray | None = None
         self._rejected_flow = 0
         self._rejected_range = 0
         self.flow_fused = 0
@@ -304,7 +307,7 @@ class FlowEstimator:
         knots = [t0] + [t for t in ts if t0 < t < t1] + [t1]
         total = np.zeros(2)
         prev = rate_at(t0)
-        for a, b in zip(knots, knots[1:], strict=False):
+        for a, b in itertools.pairwise(knots):
             cur = rate_at(b)
             total += 0.5 * (prev + cur) * (b - a)
             prev = cur
@@ -348,11 +351,13 @@ class FlowEstimator:
         cfg = self.config
         t_prev, self._flow_prev_t = self._flow_prev_t, t
         if t_prev is None or not 0 < t - t_prev <= cfg.max_gap_s:
+            self._p_at_flow = self.x[0:2].copy()
             return   # the counts cover an unknown interval
         dt = t - t_prev
         if (not sample.valid or not self.height_known or att is None
                 or not _tilt_ok(att, cfg.max_tilt_deg)):
             self.flow_rejected += 1
+            self._p_at_flow = self.x[0:2].copy()   # dead reckoning over this interval
             return
         cr, cp = math.cos(math.radians(att.roll)), math.cos(math.radians(att.pitch))
         d = max(float(self.z[0]), 0.05) / (cr * cp)
@@ -363,38 +368,49 @@ class FlowEstimator:
         yaw = math.radians(att.yaw)
         c, s_ = math.cos(yaw), math.sin(yaw)
         v_ned = np.array([c * v_body[0] - s_ * v_body[1], s_ * v_body[0] + c * v_body[1]])
-        sigma = cfg.flow_noise_counts * d / COUNTS_PER_RAD / dt
+        counts = cfg.flow_noise_counts * 100.0 / max(sample.squal, 1)
+        sigma = counts * d / COUNTS_PER_RAD / dt
         r = np.eye(2) * sigma ** 2
         hm = np.zeros((2, 6))
         hm[0, 2] = hm[1, 3] = 1.0
         s = hm @ self.P @ hm.T + r
         innov = v_ned - self.x[2:4]
         if not self.horizontal_known:
-            self.x[2:4] = v_ned
-            self.P[2:4, 2:4] = r
+            self._reset_velocity(v_ned, r)
             self.horizontal_known = True
             self.flow_fused += 1
+            self._p_at_flow = self.x[0:2].copy()
             return
         m2 = float(innov @ np.linalg.solve(s, innov))
         if m2 > cfg.gate_sigma ** 2:
             self._rejected_flow += 1
             self.flow_rejected += 1
             if self._rejected_flow < cfg.gate_reset:
+                self._p_at_flow = self.x[0:2].copy()
                 return
-            self.x[2:4] = v_ned
-            self.P[2:4, 2:4] = r
+            self._reset_velocity(v_ned, r)
             self._rejected_flow = 0
+            self._p_at_flow = self.x[0:2].copy()
             return
         self._rejected_flow = 0
         k = self.P @ hm.T @ np.linalg.inv(s)
-        # the position has no measurement of its own: it is the integral of the
-        # velocity, never corrected through a cross-covariance that grew while
-        # the flow was away (that would make it jump when the flow returns)
-        k[0:2] = 0.0
+        k[0:2] = 0.0   # the position is set from the flow's displacement below
         self.x = self.x + k @ innov
         a = np.eye(6) - k @ hm
         self.P = a @ self.P @ a.T + k @ r @ k.T   # Joseph form: stays symmetric, positive
+        # the position follows the flow's own displacement over the interval (the
+        # sensor's odometry), not the filtered velocity, whose model errors would add up
+        if self._p_at_flow is not None:
+            self.x[0:2] = self._p_at_flow + v_ned * dt
+        self._p_at_flow = self.x[0:2].copy()
         self.flow_fused += 1
+
+    def _reset_velocity(self, v_ned: np.ndarray, r: np.ndarray) -> None:
+        """Take the measured velocity as it is, forgetting what it was correlated with."""
+        self.x[2:4] = v_ned
+        self.P[2:4, :] = 0.0
+        self.P[:, 2:4] = 0.0
+        self.P[2:4, 2:4] = r
 
     # -- output ---------------------------------------------------------------
 
@@ -413,9 +429,9 @@ class FlowEstimator:
             velocity=(float(vel[0]), float(vel[1])),
             accel_bias=(float(self.x[4]), float(self.x[5])),
             height=float(self.z[0] + self.z[1] * ahead), climb=float(self.z[1]),
-            position_sigma=float(math.sqrt(max(self.P[0, 0], self.P[1, 1]))),
-            velocity_sigma=float(math.sqrt(max(self.P[2, 2], self.P[3, 3]))),
-            height_sigma=float(math.sqrt(self.Pz[0, 0])))
+            position_sigma=float(math.sqrt(max(self.P[0, 0], self.P[1, 1], 0.0))),
+            velocity_sigma=float(math.sqrt(max(self.P[2, 2], self.P[3, 3], 0.0))),
+            height_sigma=float(math.sqrt(max(self.Pz[0, 0], 0.0))))
 
     def reset_position(self, north: float = 0.0, east: float = 0.0) -> None:
         """Move the position origin (the velocity and everything else stay)."""

@@ -19,6 +19,7 @@ the craft then is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -82,9 +83,9 @@ class HoldConfig:
     """Both sensors valid this long before a withdrawn hold holds again."""
     flow_min_height_m: float = 0.15
     """Below this the flow is not required: the craft flies level on the height loop."""
-    position_kp: float = 0.8
+    position_kp: float = 1.0
     """Speed asked for per metre off the held point (1/s)."""
-    velocity_kp: float = 1.5
+    velocity_kp: float = 2.0
     """Acceleration asked for per m/s of speed error (1/s)."""
     height_kp: float = 2.0
     """Climb rate asked for per metre of height error (1/s)."""
@@ -170,7 +171,7 @@ class FlowHold:
         if not 0.0 < hover_guess < 1.0:
             raise ConfigError("hover_guess", f"must be between 0 and 1, not {hover_guess!r}")
         if target_height_m is not None and not (
-                math.isfinite(target_height_m) and 0.0 <= target_height_m):
+                math.isfinite(target_height_m) and target_height_m >= 0.0):
             raise ConfigError("target_height_m", f"must be >= 0, not {target_height_m!r}")
         cfg = self.config
         if self.state is HoldState.OFF or self.hover_throttle is None:
@@ -232,10 +233,8 @@ class FlowHold:
                 await asyncio.sleep(period)
         finally:
             reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            except asyncio.CancelledError:
-                pass
             self.failures.flush()
             self.vehicle.mixer.withdraw(HOLD_SOURCE)
 

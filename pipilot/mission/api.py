@@ -247,6 +247,11 @@ class Mission:
     def completed(self) -> bool:
         return self.state is State.COMPLETED
 
+    @property
+    def started_at(self) -> float:
+        """The clock's time when the mission started (mission time 0)."""
+        return self._t0
+
     def time(self) -> float:
         """Mission time: seconds since start."""
         return self.io.now() - self._t0

@@ -8,9 +8,7 @@ import itertools
 import math
 import signal
 from collections.abc import Callable
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import ConfigError, SafetyAbort

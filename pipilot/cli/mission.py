@@ -209,7 +209,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     status = "completed" if s["completed"] else f"ABORTED: {s['abort_reason']}"
     print(f"\nmission {s['mission']}: {status}")
     print(f"  steps {s['steps_completed']}/{s['steps_total']}, {s['duration_s']:.1f} s, "
-          f"drift compensation {'on' if s['drift_compensation'] else 'off'}")
+          f"drift compensation {'on' if s['drift_compensation'] else 'off'}"
+          + (", flow-deck hold" if s.get("flow_hold") else ""))
+    if s.get("height_error_p90_m") is not None:
+        print(f"  height error over the hold steps: p90 {s['height_error_p90_m']:.3f} m")
     if "drift_m" in s:
         print(f"  ground truth over the {s['hover_seconds']:.0f} s hover: drift "
               f"{s['drift_m']:.2f} m, final speed {s.get('hover_final_speed_mps', 0):.3f} m/s")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -95,6 +96,10 @@ class HoldConfig:
     """How fast the hover throttle is learned: throttle per second per m/s of error."""
     stick_angle_deg: float = 42.0
     """The FC's RollMax/PitchMax: the angle of a full stick."""
+    stick_deadband_pct: float = 2.0
+    """The FC's ManualControlSettings.Deadband: roll and pitch sticks within it are
+    zero, beyond it shifted by it. The hold adds it back, or its small corrections
+    (under a degree, the size of a wind's push) would never reach the craft."""
     nudge_mps: float = 0.5
     """Speed of the held point at full roll or pitch stick."""
     rate_hz: float = 50.0
@@ -112,6 +117,12 @@ class HoldConfig:
         """The numbers of a ``[hold]`` table; keys of the caller's own are skipped."""
         known = {f.name for f in fields(cls)}
         plain = {k: v for k, v in table.items() if k in known}
+        deadband = plain.pop("stick_deadband_pct", None)   # 0 is a valid deadband
+        if deadband is not None and (isinstance(deadband, bool)
+                                     or not isinstance(deadband, int | float)
+                                     or not 0 <= deadband <= 20):
+            raise ConfigError(f"{prefix}.stick_deadband_pct",
+                              f"must be a number from 0 to 20, not {deadband!r}")
         for k in table:
             if k not in known and k not in ("enabled", "target_height_m", "estimator"):
                 raise ConfigError(f"{prefix}.{k}",
@@ -122,6 +133,8 @@ class HoldConfig:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(prefix, str(exc)) from exc
+        if deadband is not None:
+            cfg = dataclasses.replace(cfg, stick_deadband_pct=float(deadband))
         return cfg
 
 
@@ -158,6 +171,8 @@ class FlowHold:
         self._yaw = 0.0
         self._last_tick: float | None = None
         self._estimate: FlowEstimate | None = None
+        self._fallback: tuple[float, float] | None = None
+        self._resuming = False
         self.failures = FailureLog(log, "hold tick failed", clock=vehicle.clock)
         self.transitions: list[tuple[float, HoldState, str | None]] = []
         if HOLD_SOURCE not in vehicle.mixer.sources:
@@ -305,12 +320,15 @@ class FlowHold:
                 self._valid_since = None
                 if self.state is HoldState.ENGAGING and problem is not None:
                     self.reason = f"waiting: {problem}"
+                elif self.state is HoldState.WITHDRAWN and problem is not None:
+                    self.reason = problem   # what is wrong now (a second sensor, say)
                 return None
             if self._valid_since is None:
                 self._valid_since = now
-            wait = self.config.resume_s if self.state is HoldState.WITHDRAWN else 0.0
             if self.state is HoldState.WITHDRAWN:
+                self._resuming = True
                 self._set(HoldState.ENGAGING, "sensors valid again")
+            wait = self.config.resume_s if self._resuming else 0.0
             if now - self._valid_since < wait:
                 return None
             self._start_holding(est)
@@ -346,10 +364,15 @@ class FlowHold:
     def _withdraw(self, reason: str) -> None:
         self.vehicle.mixer.withdraw(HOLD_SOURCE)
         self._valid_since = None
+        if self.state is HoldState.HOLDING:
+            self._fallback = None
+            self._fallback = self.fallback_tilt()
         if self.state is not HoldState.OFF:
             self._set(HoldState.WITHDRAWN, reason)
 
     def _start_holding(self, est: FlowEstimate) -> None:
+        self._fallback = None
+        self._resuming = False
         self.target_position = est.position
         if self._want_height is None:
             self.target_height = min(est.height, self.config.max_height_m)
@@ -398,13 +421,7 @@ class FlowHold:
                                   ve_cmd * cfg.max_speed_mps / speed)
             an = cfg.velocity_kp * (vn_cmd - est.velocity[0]) - est.accel_bias[0]
             ae = cfg.velocity_kp * (ve_cmd - est.velocity[1]) - est.accel_bias[1]
-            a_fwd, a_right = c * an + s * ae, -s * an + c * ae
-            pitch_deg = -math.degrees(math.atan2(a_fwd, GRAVITY))
-            roll_deg = math.degrees(math.atan2(a_right, GRAVITY))
-            tilt = math.hypot(roll_deg, pitch_deg)
-            if tilt > cfg.max_tilt_deg:
-                roll_deg *= cfg.max_tilt_deg / tilt
-                pitch_deg *= cfg.max_tilt_deg / tilt
+            roll_deg, pitch_deg = self._tilt(an, ae)
         # vertical: height -> climb rate -> throttle around the learned hover throttle
         target_h = min(self.target_height, cfg.max_height_m)
         vz_cmd = _clip(cfg.height_kp * (target_h - est.height), -cfg.max_descent_mps,
@@ -418,8 +435,42 @@ class FlowHold:
             self.hover_throttle = _clip(self.hover_throttle + cfg.hover_ki * err * dt,
                                         cfg.throttle_min, cfg.throttle_max)
         thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
-        return Setpoint.saturated(throttle=thr, roll=roll_deg / cfg.stick_angle_deg,
-                                  pitch=pitch_deg / cfg.stick_angle_deg, yaw=sticks.yaw)
+        return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
+                                  pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+
+    def _stick(self, angle_deg: float) -> float:
+        """The stick that makes the FC fly ``angle_deg``, across its deadband."""
+        v = angle_deg / self.config.stick_angle_deg
+        if v == 0.0:
+            return 0.0
+        db = self.config.stick_deadband_pct * 0.01
+        return math.copysign(db + abs(v) * (1.0 - db), v)
+
+    def _tilt(self, an: float, ae: float) -> tuple[float, float]:
+        """Roll and pitch (degrees, within max_tilt_deg) that accelerate north/east by an, ae."""
+        yaw = math.radians(self._yaw)
+        c, s = math.cos(yaw), math.sin(yaw)
+        a_fwd, a_right = c * an + s * ae, -s * an + c * ae
+        pitch_deg = -math.degrees(math.atan2(a_fwd, GRAVITY))
+        roll_deg = math.degrees(math.atan2(a_right, GRAVITY))
+        tilt = math.hypot(roll_deg, pitch_deg)
+        limit = self.config.max_tilt_deg
+        if tilt > limit:
+            roll_deg *= limit / tilt
+            pitch_deg *= limit / tilt
+        return roll_deg, pitch_deg
+
+    def fallback_tilt(self) -> tuple[float, float]:
+        """Roll and pitch sticks for the fallback attitude hover: the tilt that held
+        against the steady push (wind drag, an off-level board) the estimate last
+        saw, latched when the hold withdrew; level before any estimate."""
+        if self._fallback is not None:
+            return self._fallback
+        est = self._estimate
+        if est is None or not self.estimator.horizontal_known:
+            return (0.0, 0.0)
+        roll_deg, pitch_deg = self._tilt(-est.accel_bias[0], -est.accel_bias[1])
+        return (self._stick(roll_deg), self._stick(pitch_deg))
 
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AttitudeState every ``attitude_period_ms`` (best effort)."""

@@ -300,11 +300,15 @@ class Mission:
 
     def _hold_fallback(self, _t: float) -> Setpoint:
         """What the mission flies under the hold: an attitude hover at the hover
-        throttle learned so far (it wins when the hold withdraws)."""
+        throttle learned so far, tilted against the steady wind the hold last
+        measured (it wins when the hold withdraws)."""
         thr = self.config.hover_throttle
-        if self.flow_hold is not None and self.flow_hold.hover_throttle is not None:
-            thr = self.flow_hold.hover_throttle
-        return Setpoint.saturated(throttle=thr)
+        roll = pitch = 0.0
+        if self.flow_hold is not None:
+            if self.flow_hold.hover_throttle is not None:
+                thr = self.flow_hold.hover_throttle
+            roll, pitch = self.flow_hold.fallback_tilt()
+        return Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch)
 
     async def hover(self, *, seconds: float, throttle: float | None = None) -> None:
         thr = self.config.hover_throttle if throttle is None else throttle
@@ -494,8 +498,9 @@ class Mission:
             self._hold_was_withdrawn = True
             thr = hold.hover_throttle if hold.hover_throttle is not None else \
                 self.config.hover_throttle
+            roll, pitch = hold.fallback_tilt()
             self._emit(EventKind.HOLD, f"hold withdrawn: {hold.reason}; flying an attitude "
-                       f"hover at throttle {thr:.3f}",
+                       f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}",
                        data={"state": hold.state.value, "reason": hold.reason,
                              "fallback_throttle": round(thr, 4)})
         elif hold.state is HoldState.HOLDING:

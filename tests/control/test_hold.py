@@ -122,8 +122,13 @@ def test_outputs_stay_within_the_configured_limits() -> None:
     feed.run(1.0)
     sps = [sp for sp in feed.setpoints[-40:] if sp is not None]
     assert sps
+    db = cfg.stick_deadband_pct / 100
+
+    def flown(stick: float) -> float:   # the FC's deadband, as the sticks cross it
+        return math.copysign(max(abs(stick) - db, 0.0) / (1 - db), stick) * cfg.stick_angle_deg
+
     for sp in sps:
-        tilt_deg = math.hypot(sp.roll, sp.pitch) * cfg.stick_angle_deg
+        tilt_deg = math.hypot(flown(sp.roll), flown(sp.pitch))
         assert tilt_deg <= 8.0 + 1e-9
         assert 0.3 <= sp.throttle <= 0.6
     # the climb is rate-limited: throttle above hover by at most climb_kp * max_climb

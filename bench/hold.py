@@ -133,6 +133,7 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float) -> dic
     }
     out["runs"] = sorted(runs, key=lambda r: (r["seed"], r["mode"]))
     out["wall_s"] = round(wall_s, 1)
+    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in runs), 1)
     return out
 
 
@@ -152,6 +153,8 @@ def main() -> int:
     p.add_argument("--modes", default=",".join((*MODES, "dropout")),
                    help="which of off, drift, flow, dropout to fly (default: all)")
     p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
+    p.add_argument("--no-fly", action="store_true",
+                   help="fly nothing: sum up the flights already in --runs")
     args = p.parse_args()
     modes = args.modes.split(",")
     todo = [(args.mission, s, m) for s in _seeds(args.seeds) for m in MODES if m in modes]
@@ -162,6 +165,8 @@ def main() -> int:
         runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
         done = {(r["seed"], r["mode"]) for r in runs}
         todo = [t for t in todo if (t[1], t[2]) not in done]
+    if args.no_fly:
+        todo = []
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for run in pool.map(fly, todo):

@@ -255,11 +255,11 @@ class FlowHold:
 
     async def _read(self, deck: Deck) -> None:
         while True:
-            items = await deck.get()
             try:
-                self.feed(items)
-            except Exception as exc:
+                self.feed(await deck.get())
+            except Exception as exc:   # the samples go stale and the hold withdraws
                 self.failures.failed(exc)
+                await asyncio.sleep(0.1)
 
     def feed(self, items: list[Item]) -> None:
         """Hand deck samples to the estimator."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -291,3 +292,54 @@ def test_polled_deck_sleeps_its_period_and_polls() -> None:
     assert items and isinstance(items[0], TimedFlow)
     with pytest.raises(ValueError):
         PolledDeck(deck.poller, period_s=0)
+
+
+def test_a_deck_that_starts_failing_withdraws_the_hold_and_the_loop_lives_on() -> None:
+    from pipilot.core.clock import MonotonicClock
+
+    v = FakeVehicle()
+    v.clock = MonotonicClock()  # type: ignore[assignment]
+    v.mixer = Mixer(clock=v.clock)
+    v.telemetry = FakeTelemetry(v.clock)  # type: ignore[arg-type]
+    hold = FlowHold(v)
+
+    class Deck:
+        def __init__(self) -> None:
+            self.n = 0
+            self.broken = False
+
+        async def get(self) -> list[Any]:
+            await asyncio.sleep(0.01)
+            if self.broken:
+                raise OSError(5, "Input/output error")
+            self.n += 1
+            t = v.clock.now()
+            v.telemetry.set("AttitudeState", {"Roll": 0.0, "Pitch": 0.0, "Yaw": 0.0})
+            items: list[Any] = [TimedFlow(t, FlowSample(0, 0, False, 120, 0x100, 0, 0, 0))]
+            if self.n % 10 == 0:
+                items.append(TimedRange(t, RangeSample(1.0, 0, 10.0)))
+            return items
+
+    deck = Deck()
+
+    async def main() -> None:
+        task = asyncio.create_task(hold.run(deck))
+        await asyncio.sleep(0.3)
+        hold.engage(1.0, hover_guess=0.5)
+        for _ in range(100):   # generous: a loaded machine
+            await asyncio.sleep(0.05)
+            if hold.state is HoldState.HOLDING:
+                break
+        assert hold.state is HoldState.HOLDING
+        deck.broken = True
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if hold.state is HoldState.WITHDRAWN:
+                break
+        assert hold.state is HoldState.WITHDRAWN and "stale" in (hold.reason or "")
+        assert not task.done() and hold.failures.failures > 0
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import statistics
 import sys
 import time
@@ -35,6 +36,8 @@ from drift_hover import MISMATCH_CONDITIONS, mismatched
 from pipilot.cli.mission import fly_sim
 from pipilot.mission.events import EventKind
 from pipilot.mission.spec import MissionSpec, load_mission
+from pipilot.sensors.pmw3901 import FRAME_RATE_HZ
+from pipilot.sim.flowdeck import COUNTS_PER_RAD
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("off", "drift", "flow")
@@ -87,6 +90,17 @@ def fly(args: tuple[str, int, str]) -> dict[str, Any]:
     return run
 
 
+def flow_floor_m(texture: float, height: float = 1.0, seconds: float = 60.0,
+                 poll_hz: float = 100.0) -> float:
+    """Per-axis standard deviation, over ``seconds``, of the random walk that the
+    simulated PMW3901's noise leaves in its counts (pipilot.sim.flowdeck's model:
+    each burst adds noise of 0.5 sqrt(frames per burst) 0x40 / SQUAL counts, and it
+    stays in the counts): what no estimator fed by this sensor alone can remove."""
+    squal = 0x90 * texture / (1.0 + (height / 3.0) ** 4)
+    per_burst = 0.5 * math.sqrt(FRAME_RATE_HZ / poll_hz) * 0x40 / squal
+    return per_burst * math.sqrt(poll_hz * seconds) * height / COUNTS_PER_RAD
+
+
 def _stats(xs: list[float]) -> dict[str, float] | None:
     if not xs:
         return None
@@ -115,6 +129,13 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float) -> dic
             "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
                                           if r["height_error_p90_m"] is not None]),
         }
+    floors = []
+    for s in seeds:
+        r = by[(s, "flow")]
+        r["flow_floor_sigma_m"] = round(flow_floor_m(r["craft"]["texture"]), 3)
+        if r["max_excursion_m"] is not None:
+            floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
+    out["flow"]["excursion_over_floor"] = _stats(floors)
     ratios = []
     for s in seeds:
         off, flow = by[(s, "off")]["max_excursion_m"], by[(s, "flow")]["max_excursion_m"]

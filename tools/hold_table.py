@@ -64,6 +64,12 @@ def render(report: dict[str, Any]) -> str:
               "", "| mode | median | p90 | max |", "| --- | --- | --- | --- |"]
     for mode, name in MODES.items():
         lines.append(_stats_row(name, report[mode]["height_error_p90_m"]))
+    floor = report["flow"].get("excursion_over_floor")
+    if floor is not None:
+        lines += ["", "The flow hold's excursion over the noise floor of its sensor (the per-axis "
+                      "standard deviation over 60 s of the random walk the simulated PMW3901's "
+                      "noise leaves in its counts, `noise floor m` below): median "
+                      f"{floor['median']:.1f}, p90 {floor['p90']:.1f}, max {floor['max']:.1f}."]
     ratio = report.get("ratio_off_to_flow")
     if ratio is not None:
         lines += ["", f"Excursion without compensation over the flow hold's, per seed: median "
@@ -78,8 +84,8 @@ def render(report: dict[str, Any]) -> str:
                       f"{_f(ex and ex['median'])}, max {_f(ex and ex['max'])}."]
     lines += ["", "| seed | mass kg | drag | hover thr | latency ms | texture | flow scale "
                   "| range scale | excursion off m | drift loop m | flow hold m "
-                  "| height err p90 flow m |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| noise floor m | height err p90 flow m |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     by = {(r["seed"], r["mode"]): r for r in report["runs"]}
     for seed in sorted({s for s, m in by if m == "flow"}):
         if not all((seed, m) in by for m in MODES):
@@ -92,6 +98,7 @@ def render(report: dict[str, Any]) -> str:
             f"| {_f(by[(seed, 'off')]['max_excursion_m'], 1)} "
             f"| {_f(by[(seed, 'drift')]['max_excursion_m'], 1)} "
             f"| {_f(by[(seed, 'flow')]['max_excursion_m'])} "
+            f"| {_f(by[(seed, 'flow')].get('flow_floor_sigma_m'))} "
             f"| {_f(by[(seed, 'flow')]['height_error_p90_m'], 3)} |")
     return "\n".join(lines)
 

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.control.flow import FlowConfig
+from pipilot.control.hold import HoldConfig
 from pipilot.core import tomlconf
 from pipilot.core.firmware import FIRMWARES
 from pipilot.core.tomlconf import Rule, setting
@@ -71,6 +73,7 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
     "move": {"roll": _STICK, "pitch": _STICK, "seconds": _SECONDS, "throttle": _THROTTLE},
     "yaw": {"rate": Param(_STICK.rule, required=True), "seconds": _SECONDS,
             "throttle": _THROTTLE},
+    "hold": {"seconds": _SECONDS, "height": Param(Rule(gt=0.0, le=10.0, unit="m"))},
     "land": {"seconds": Param(Rule(gt=0.0, le=120.0, unit="s")), "throttle": _THROTTLE},
     "disarm": {"timeout_s": _TIMEOUT},
 }
@@ -147,6 +150,14 @@ class SimSpec:
     """Extra delay of the telemetry from the flight controller to the ground."""
     texture: float = setting(1.0, ge=0.0, le=1.0)
     """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
+    flow_scale: float = setting(1.0, ge=0.5, le=1.5)
+    """The flow sensor's scale error: counts per radian times this."""
+    range_scale: float = setting(1.0, ge=0.5, le=1.5)
+    """The ranger's scale error: distances times this."""
+    texture_dropout_at_s: float = setting(0.0, ge=0.0, le=3600.0, unit="s")
+    """Simulator time at which the floor loses its texture (with texture_dropout_s)."""
+    texture_dropout_s: float = setting(0.0, ge=0.0, le=3600.0, unit="s")
+    """How long the floor has no texture (0: never)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,12 @@ class MissionSpec:
     drift: CompensatorConfig = field(default_factory=CompensatorConfig)
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     sim: SimSpec | None = None
+    hold_enabled: bool = False
+    """Fly ``hold`` steps (and the climb and landing around them) on the flow-deck
+    hold; False: a ``hold`` step is a plain hover at the mission's hover throttle."""
+    hold_target_height_m: float = 1.0
+    hold: HoldConfig = field(default_factory=HoldConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
 
 def validate_step(action: Any, params: Mapping[str, Any], where: str) -> Step:
@@ -208,6 +225,17 @@ class DriftTable:
 
 
 @dataclass(frozen=True)
+class HoldTable:
+    """``[hold]``: on or off, the hold step's default height, the hold's limits and
+    gains (keys of this table itself) and ``[hold.estimator]``."""
+
+    enabled: bool = False
+    target_height_m: float = setting(1.0, gt=0.0, le=10.0, unit="m")
+    estimator: FlowConfig = field(default_factory=FlowConfig)
+    limits: HoldConfig = setting(default_factory=HoldConfig, inline=True)
+
+
+@dataclass(frozen=True)
 class MissionFile:
     """A mission file's shape; `MissionSpec` is what it becomes."""
 
@@ -216,6 +244,7 @@ class MissionFile:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     drift: DriftTable = field(default_factory=DriftTable)
     sim: SimSpec | None = None
+    hold: HoldTable = field(default_factory=HoldTable)
     steps: tuple[Step, ...] = setting((), parse=_steps)
 
 
@@ -239,5 +268,16 @@ def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> Missi
                           f" not {land:g}")
     if not f.steps:
         raise ConfigError("steps", "a mission needs at least one [[steps]] entry")
+    ceiling = f.hold.limits.max_height_m
+    if f.hold.target_height_m > ceiling:
+        raise ConfigError("hold.target_height_m",
+                          f"must be <= hold.max_height_m ({ceiling:g})")
+    for i, step in enumerate(f.steps, start=1):
+        h = step.params.get("height")
+        if h is not None and h > ceiling:
+            raise ConfigError(f"step {i} ({step.action}).height",
+                              f"must be <= hold.max_height_m ({ceiling:g})")
     return MissionSpec(f.name if f.name is not None else name, f.steps, f.mission, f.safety,
-                       f.drift.enabled, f.drift.loop, f.drift.estimator, f.sim)
+                       f.drift.enabled, f.drift.loop, f.drift.estimator, f.sim,
+                       f.hold.enabled, f.hold.target_height_m, f.hold.limits,
+                       f.hold.estimator)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipilot.cli import _checks
 from pipilot.cli._output import json_text
 from pipilot.errors import ConfigError
-from pipilot.mission.spec import MissionConfig
+from pipilot.mission.defaults import HOVER_THROTTLE
 
 if TYPE_CHECKING:
     from pipilot.core.telemetry import TelemetrySession
@@ -36,7 +36,7 @@ HELP = "run pipilot against a simulated CC3D (S.Bus and telemetry on pty pairs)"
 
 log = logging.getLogger(__name__)
 
-DEMO_HOVER_THROTTLE = MissionConfig().hover_throttle
+DEMO_HOVER_THROTTLE = HOVER_THROTTLE
 """What `--demo hover` holds unless told: a mission's `[mission] hover_throttle` default."""
 
 

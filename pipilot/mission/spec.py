@@ -49,6 +49,7 @@ from pipilot.core import tomlconf
 from pipilot.core.firmware import FIRMWARES
 from pipilot.core.tomlconf import Rule, setting
 from pipilot.errors import ConfigError
+from pipilot.mission.defaults import HOVER_THROTTLE
 
 FAILSAFES = ("land", "disarm", "release")
 
@@ -93,7 +94,7 @@ class Step:
 
 @dataclass(frozen=True)
 class MissionConfig:
-    hover_throttle: float = setting(0.5, gt=0.0, lt=1.0)
+    hover_throttle: float = setting(HOVER_THROTTLE, gt=0.0, lt=1.0)
     rate_hz: float = setting(50.0, ge=5.0, le=200.0, unit="Hz")
     """How often the mission publishes its setpoint and checks its monitors."""
 

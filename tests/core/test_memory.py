@@ -97,8 +97,8 @@ def test_the_command_line_restores_the_thread_stack_size(monkeypatch):
 def test_soak_bench_flies_and_reports(tmp_path):
     # the long run is a bench figure (bench/soak.py, 10 min); this checks that it
     # flies the production process from its page and reports what it promises
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--duration", "5",
-                        "--sample", "0.5"], env=env(), capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--duration", "10",
+                        "--sample", "1"], env=env(), capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

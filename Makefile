@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 APT_PACKAGES := $(shell cat tools/apt/*.txt 2>/dev/null | sed -e 's/\#.*//' | tr -s ' \n' ' ')
 PYTEST_ARGS ?=
 
-.PHONY: all sim test check lint typecheck bench system-deps venv build clean
+.PHONY: all sim test check lint typecheck bench system-deps venv build test-prep clean
 
 all: build
 
@@ -45,7 +45,18 @@ build: venv
 sim: build
 	$(VENV)/bin/pipilot sim
 
-test: system-deps build
+# What the kernel tests fetch from the archive (the kernel images QEMU boots, the
+# arm64 headers the cross build uses), fetched once, before pytest, so a test's
+# time is its own. A failure here is not fatal: the test that needs the missing
+# piece fails with a message naming it.
+KERNEL_PREP := kernel/build/.stamp-prepare
+$(KERNEL_PREP): tests/kernel/softuart_qemu.py tests/kernel/softuart_kbuild.py
+	@mkdir -p $(@D)
+	-$(VPY) tests/kernel/softuart_qemu.py --prepare && touch $@
+
+test-prep: venv $(KERNEL_PREP)
+
+test: system-deps build test-prep
 	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

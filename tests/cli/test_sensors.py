@@ -65,8 +65,11 @@ def test_bad_values_are_refused(args: list[str], capsys: pytest.CaptureFixture[s
 
 
 def test_ctrl_c_still_prints_the_summary() -> None:
+    # SIGINT at its default in the child: a suite started in the background by a
+    # shell inherits it ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "pipilot", "sensors", "--sim", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()          # running: a report line arrived

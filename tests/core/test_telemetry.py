@@ -650,6 +650,14 @@ async def test_reopen_retries_until_the_port_is_back() -> None:
         await until(lambda: session.connected, 30, clock)
 
 
+async def _until_real(cond: Callable[[], bool], limit_s: float) -> None:
+    """Wait on the loop's real time until ``cond()`` holds; fail after ``limit_s``."""
+    end = asyncio.get_running_loop().time() + limit_s
+    while not cond():
+        assert asyncio.get_running_loop().time() < end, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
 async def _lose(master: int, slave: int) -> None:
     """The far end of a pty goes away (the session's reads fail with EIO)."""
     import os
@@ -681,7 +689,9 @@ async def test_reopen_never_opens_a_pty_number_handed_to_another_program(
             master, slave = pair
             try:
                 before = termios.tcgetattr(slave)
-                await asyncio.sleep(1.0)     # twenty reopen attempts
+                # three reopen attempts refused (0.05 s apart), however long a
+                # loaded machine takes to get there
+                await _until_real(lambda s=session: s.stats["reopen_refusals"] >= 3, 10.0)
                 assert drain(master) == b""
                 assert termios.tcgetattr(slave) == before
                 assert session.stats["reopens"] == 0
@@ -725,7 +735,7 @@ async def test_reopen_takes_the_same_adapter_back_and_no_other(tmp_path: Path) -
         name.unlink()
         name.symlink_to(os.ttyname(s2))          # another adapter took the name
         os.set_blocking(m2, False)
-        await asyncio.sleep(0.5)
+        await _until_real(lambda: session.stats["reopen_refusals"] >= 2, 10.0)
         assert drain(m2) == b"" and session.stats["reopens"] == 0
         assert session.stats["reopen_refusals"] >= 2
         m3, s3 = os.openpty()                    # ours is back under another number

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULE_SRC = ROOT / "kernel" / "softuart"
 SOURCES = ("Kbuild", "Makefile")
 BUILD_TIMEOUT_S = 300
+#: the Debian meta packages whose headers each supported kernel series builds against
+HEADERS = {"6.1": "linux-headers-amd64", "6.12": "linux-headers-6.12-amd64"}
 
 
 class MissingTool(RuntimeError):

@@ -12,7 +12,9 @@ Steps, all cached under kernel/build/ (gitignored):
    console on ttyS0, bounded by a timeout; the guest prints
    ``SOFTUART-QEMU: PASS`` or ``SOFTUART-QEMU: FAIL ...`` and powers off.
 
-Run by hand: ``python tests/kernel/softuart_qemu.py [6.1|6.12]``.
+Run by hand: ``python tests/kernel/softuart_qemu.py [6.1|6.12]``;
+``--prepare [series...]`` only fetches the kernel images (``make test`` does
+this before pytest).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from softuart_kbuild import (
+    HEADERS,
     MODULE_SRC,
     ROOT,
     MissingTool,
+    arm64_headers,
     build_module,
     headers_for,
     kernel_release,
@@ -38,7 +42,6 @@ from softuart_kbuild import (
 
 BUILD = ROOT / "kernel" / "build"
 GUEST = MODULE_SRC / "qemu"
-HEADERS = {"6.1": "linux-headers-amd64", "6.12": "linux-headers-6.12-amd64"}
 BOOT_TIMEOUT_S = 170
 
 
@@ -151,18 +154,33 @@ def boot(vmlinuz: Path, initrd: Path, accel: str, timeout: float = BOOT_TIMEOUT_
     return QemuRun(accel=accel, seconds=time.monotonic() - t0, console=console)
 
 
-def run(series: str) -> QemuRun:
+def prepare(series: str) -> Path:
+    """Fetch what the tests of @series need from the archive (the kernel image to
+    boot, the arm64 headers to cross-build against); ``make test`` runs this
+    before pytest, so downloads are not a test's time. Returns the image."""
+    kdir = headers_for(HEADERS[series])
+    arm64_headers(kdir)
+    return kernel_image(kernel_release(kdir))
+
+
+def run(series: str, ko: Path | None = None) -> QemuRun:
+    """Boot @series with the module @ko (built here against its headers if None)."""
     kdir = headers_for(HEADERS[series])
     release = kernel_release(kdir)
     work = BUILD / "qemu" / release
     work.mkdir(parents=True, exist_ok=True)
     vmlinuz = kernel_image(release)
-    built = build_module(kdir, work / "module")
-    initrd = initramfs(built.ko, work)
+    if ko is None:
+        ko = build_module(kdir, work / "module").ko
+    initrd = initramfs(ko, work)
     return boot(vmlinuz, initrd, _accel())
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--prepare"]:
+        for series in sys.argv[2:] or sorted(HEADERS):
+            print(prepare(series))
+        sys.exit(0)
     r = run(sys.argv[1] if len(sys.argv) > 1 else "6.1")
     print(r.console)
     print(f"[{r.accel}, {r.seconds:.1f} s] {r.result}")

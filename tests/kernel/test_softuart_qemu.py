@@ -15,9 +15,10 @@ pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize("series", ["6.1", "6.12"])
-def test_loopback_under_qemu(series: str) -> None:
+def test_loopback_under_qemu(series: str, module_build) -> None:  # type: ignore[no-untyped-def]
+    _, built = module_build(series)
     try:
-        r = run(series)
+        r = run(series, built.ko)
     except MissingTool as exc:
         pytest.fail(str(exc))
     assert f"SOFTUART-QEMU: booted {series}." in r.console, r.console[-3000:]

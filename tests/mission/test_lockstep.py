@@ -76,9 +76,11 @@ def test_the_drift_loop_sets_its_telemetry_rates_at_the_first_try(caplog) -> Non
 
 
 @pytest.mark.slow
-def test_drift_figure_hover_60s_tilt_2deg_wind_half_mps():
-    _, _, off = fly(SHORT.format(hover=60), drift=False)
-    _, m, on = fly(SHORT.format(hover=60), drift=True)
+def test_drift_figure_hover_30s_tilt_2deg_wind_half_mps():
+    # 30 s of hover show the same (uncompensated ~34 m, compensated under 1 m)
+    # at half the simulation of the documented 60 s figure (bench/drift_hover.py)
+    _, _, off = fly(SHORT.format(hover=30), drift=False)
+    _, m, on = fly(SHORT.format(hover=30), drift=True)
     assert off["drift_m"] > 20
     assert on["drift_m"] * 10 <= off["drift_m"], (on, off)
     # settled, no oscillation: the last 10 s of the hover are slow and the

@@ -4,6 +4,11 @@ Half-sent requests are closed after the header timeout, excess connections
 are reset without a traceback (and logged at most once per interval), a
 connection with the token is not counted against the unauthenticated cap, and
 the oldest half-sent request makes room for a newcomer once it is old enough.
+
+Where an age is the subject (timeouts, eviction), the guard reads a
+VirtualClock (``guard_clock``): the test moves it just short of the bound and
+just past it, so the bound is checked on both sides, exactly, without waiting
+it out on a loaded machine's wall clock.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import contextlib
 import io
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,8 +28,9 @@ from pipilot.core.clock import VirtualClock
 from pipilot.core.config import CoreConfig
 from pipilot.core.vehicle import Vehicle
 from pipilot.link.transport import FrameSink
+from pipilot.server import runner
 from pipilot.server.app import ServerConfig
-from pipilot.server.guard import GuardConfig
+from pipilot.server.guard import Guard, GuardConfig
 from pipilot.server.runner import serve
 from tests.server.flood import HALF_REQUEST
 
@@ -45,6 +51,38 @@ async def server(guard: GuardConfig, thread: bool = False, observers_open: bool 
             yield int(url.split("/?")[0].rsplit(":", 1)[1])
     finally:
         await vehicle.stop()
+
+
+class GuardTime:
+    """The virtual time the server's guards measure connection ages on."""
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock(100.0)
+        self.guards: list[Guard] = []
+
+    def make(self, *args: Any, **kw: Any) -> Guard:
+        guard = Guard(*args, clock=self.clock.now, **kw)
+        self.guards.append(guard)
+        return guard
+
+    def advance(self, dt: float) -> None:
+        self.clock.advance(dt)
+
+    async def admitted(self, n: int) -> None:
+        """Wait (real time) until the guard holds @n connections: a connection's
+        age starts when the server accepts it, which with the server on its own
+        thread can come after the client's write returned."""
+        end = asyncio.get_running_loop().time() + 5.0
+        while sum(g.connections for g in self.guards) < n:
+            assert asyncio.get_running_loop().time() < end, "the server did not accept"
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+def guard_clock(monkeypatch: pytest.MonkeyPatch) -> GuardTime:
+    time = GuardTime()
+    monkeypatch.setattr(runner, "Guard", time.make)
+    return time
 
 
 async def half_sent(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -69,10 +107,12 @@ async def closed_within(reader: asyncio.StreamReader, timeout: float) -> bool:
     return True
 
 
-async def attempt(port: int) -> asyncio.StreamReader | None:
-    """A half-sent request, or None if the server reset it while connecting."""
+async def attempt(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A half-sent request, or None if the server reset it while connecting. The
+    writer is returned with the reader: dropped, it would close the connection
+    from this side and make any "closed" check pass."""
     try:
-        return (await half_sent(port))[0]
+        return await half_sent(port)
     except ConnectionError:
         return None
 
@@ -85,19 +125,21 @@ async def status(port: int, headers: dict[str, str] | None = None) -> int:
 
 
 @pytest.mark.parametrize("thread", [False, True], ids=["same-loop", "thread"])
-async def test_a_half_sent_request_is_closed_after_the_header_timeout(thread):
-    async with server(GuardConfig(header_timeout_s=0.5, sweep_interval_s=0.1), thread) as port:
-        t0 = time.monotonic()
+async def test_a_half_sent_request_is_closed_after_the_header_timeout(thread, guard_clock):
+    async with server(GuardConfig(header_timeout_s=0.5, sweep_interval_s=0.05),
+                      thread) as port:
         reader, writer = await half_sent(port)
+        await guard_clock.admitted(1)
+        guard_clock.advance(0.45)
+        assert not await closed_within(reader, 0.3)  # several sweeps, not yet timed out
+        guard_clock.advance(0.1)
         assert await closed_within(reader, 5.0)
-        took = time.monotonic() - t0
         writer.close()
-        assert 0.4 < took < 3.0, took
         assert await status(port) == 200  # and the server still answers
 
 
-async def test_an_idle_keepalive_without_the_token_is_closed_a_full_one_is_not():
-    cfg = GuardConfig(header_timeout_s=0.5, idle_timeout_s=30.0, sweep_interval_s=0.1)
+async def test_an_idle_keepalive_without_the_token_is_closed_a_full_one_is_not(guard_clock):
+    cfg = GuardConfig(header_timeout_s=0.5, idle_timeout_s=30.0, sweep_interval_s=0.05)
     async with server(cfg) as port:
         anon_r, anon_w = await asyncio.open_connection("127.0.0.1", port)
         anon_w.write(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -107,9 +149,12 @@ async def test_an_idle_keepalive_without_the_token_is_closed_a_full_one_is_not()
                       + f"Authorization: token {TOKEN}\r\n\r\n".encode())
         assert b" 200 " in await asyncio.wait_for(pilot_r.readline(), 5)
         await asyncio.wait_for(pilot_r.readuntil(b"\r\n\r\n"), 5)
-        await asyncio.sleep(0.1)
+        guard_clock.advance(0.6)
         assert await closed_within(anon_r, 5.0)  # answered, then idle past the header timeout
-        assert not await closed_within(pilot_r, 1.0)  # the token holder may idle longer
+        guard_clock.advance(20.0)
+        assert not await closed_within(pilot_r, 0.3)  # the token holder may idle longer
+        guard_clock.advance(10.0)
+        assert await closed_within(pilot_r, 5.0)  # up to the idle timeout
         anon_w.close()
         pilot_w.close()
 
@@ -155,12 +200,17 @@ def _connect_many(port: int, n: int) -> int:
     return refused
 
 
-async def test_the_oldest_half_sent_request_makes_room_for_a_newcomer():
+async def test_the_oldest_half_sent_request_makes_room_for_a_newcomer(guard_clock):
     cfg = GuardConfig(max_connections=16, max_unauthenticated=4, evict_after_s=0.3,
                       header_timeout_s=30.0)
     async with server(cfg) as port:
         held = [await half_sent(port) for _ in range(4)]
-        await asyncio.sleep(0.5)
+        await guard_clock.admitted(4)
+        guard_clock.advance(0.25)
+        early = await attempt(port)  # none is old enough to give way yet
+        assert early is None or await closed_within(early[0], 2.0)
+        assert guard_clock.guards[0].evicted == 0
+        guard_clock.advance(0.1)
         assert await status(port) == 200  # evicts the oldest, then holds the token
         assert await closed_within(held[0][0], 2.0)
         assert not await closed_within(held[1][0], 0.2)
@@ -168,13 +218,14 @@ async def test_the_oldest_half_sent_request_makes_room_for_a_newcomer():
             w.close()
 
 
-async def test_a_watching_page_does_not_stop_the_eviction_of_half_sent_requests():
+async def test_a_watching_page_does_not_stop_the_eviction_of_half_sent_requests(guard_clock):
     cfg = GuardConfig(max_connections=16, max_unauthenticated=3, evict_after_s=0.3,
                       header_timeout_s=30.0)
     async with server(cfg, observers_open=True) as port, aiohttp.ClientSession() as http:
         watcher = await http.ws_connect(f"http://127.0.0.1:{port}/ws")  # no token: watches
         held = [await half_sent(port) for _ in range(2)]
-        await asyncio.sleep(0.5)
+        await guard_clock.admitted(3)
+        guard_clock.advance(0.35)
         assert await status(port) == 200  # the oldest half-sent request gave way
         assert await closed_within(held[0][0], 2.0)
         assert not watcher.closed
@@ -193,7 +244,7 @@ async def test_the_token_lifts_a_connection_out_of_the_unauthenticated_cap():
         assert all(not p.closed for p in pages)
         assert not await closed_within(held[0][0], 0.2)
         third = await attempt(port)  # the unauthenticated slots are full
-        assert third is None or await closed_within(third, 2.0)
+        assert third is None or await closed_within(third[0], 2.0)
         for p in pages:
             await p.close()
         for _, w in held:

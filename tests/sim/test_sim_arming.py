@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pipilot.sim import LockstepSim
-from pipilot.sim.manual import Armed
+from pipilot.sim.manual import Armed, FlightModeSettings
+from pipilot.uavtalk import load_definitions
 
 
 def armed_state(sim: LockstepSim) -> str:
@@ -109,16 +110,23 @@ def test_disarming_with_yaw_right_takes_the_sequence_time() -> None:
 
 
 def test_armed_timeout_disarms_with_throttle_low() -> None:
+    # The simulated FC's default is the firmware's (FlightModeSettings.ArmedTimeout,
+    # 30 s); the timer itself is timed on a 3 s one, a tenth of the simulated flight.
+    (field,) = [f for f in load_definitions().get("FlightModeSettings").fields
+                if f.name == "ArmedTimeout"]
+    assert FlightModeSettings().armed_timeout_ms == field.defaults[0] == 30000
     sim = connected_sim()
-    arm(sim)
+    sim.model.manual.modes.armed_timeout_ms = 3000
+    sim.set_sticks(yaw=-1.0)
+    time_until(sim, lambda: sim.model.manual.armed is Armed.ARMED, 2.0)
     t_armed = sim.now
-    t = time_until(sim, lambda: sim.model.manual.armed is Armed.DISARMED, 32.0, step=0.1)
-    assert 29.5 < sim.now - t_armed + 0.0 < 31.0
-    assert t > 29.0
+    sim.set_sticks(yaw=0.0)
+    time_until(sim, lambda: sim.model.manual.armed is Armed.DISARMED, 4.0)
+    assert 2.95 < sim.now - t_armed < 3.1
 
 
 def test_throttle_up_holds_off_the_armed_timeout() -> None:
-    # ArmedTimeout is a FlightModeSettings field; the 30 s default is timed above.
+    # ArmedTimeout is a FlightModeSettings field (30 s by default, checked above).
     # A 2 s one shows the same hold-off in an eighth of the simulated time.
     sim = connected_sim()
     sim.model.manual.modes.armed_timeout_ms = 2000

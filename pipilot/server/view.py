@@ -76,8 +76,8 @@ def hold(port: VehiclePort) -> dict[str, Any] | None:
 
 
 def hold_truth(port: VehiclePort) -> dict[str, Any] | None:
-    """In the simulator, the true height (altitude), climb rate and horizontal
-    velocity (north, east) to show beside the hold's estimate; None on a real craft."""
+    """In the simulator, the true height (altitude), climb rate, horizontal velocity
+    and position (north, east) to show beside the hold's estimate; None on a real craft."""
     t = port.truth_snapshot()
     if t is None:
         return None
@@ -87,7 +87,8 @@ def hold_truth(port: VehiclePort) -> dict[str, Any] | None:
 
     return {"height_m": r(-t.position[2]), "climb_mps": r(-t.velocity[2]),
             "velocity_mps": [r(t.velocity[0]), r(t.velocity[1])],
-            "speed_mps": r(math.hypot(t.velocity[0], t.velocity[1]))}
+            "speed_mps": r(math.hypot(t.velocity[0], t.velocity[1])),
+            "position_m": [r(t.position[0]), r(t.position[1])]}
 
 
 def build_state(port: VehiclePort, cockpit: Cockpit, clients: int) -> dict[str, Any]:

@@ -257,7 +257,8 @@ async def test_the_page_engages_and_releases_the_hold_and_sees_it(served):
     state = await recv_type(ws, "state", where=lambda m: m["seat"]["hold"]["flies"] == "hold")
     assert state["hold"]["state"] == "holding" and state["hold"]["height_m"] == 0.8
     assert state["hold_truth"] == {"height_m": 0.9, "climb_mps": -0.1,
-                                   "velocity_mps": [0.03, -0.04], "speed_mps": 0.05}
+                                   "velocity_mps": [0.03, -0.04], "speed_mps": 0.05,
+                                   "position_m": [0.1, 0.2]}
     r = await client.get("/api/status", headers={"Authorization": f"token {TOKEN}"})
     body = await r.json()
     assert body["hold"]["state"] == "holding" and body["hold_truth"]["height_m"] == 0.9

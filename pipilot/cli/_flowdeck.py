@@ -123,7 +123,12 @@ async def start_hold(stack: contextlib.AsyncExitStack, vehicle: Vehicle,
     """Read the deck on its thread, run the hold on it and offer it to the page.
 
     Everything started is stopped by ``stack``, the hold first (it withdraws its
-    source), then the reader. False when this build has no hold."""
+    source), then the reader. False when this build has no hold.
+
+    The FC's AttitudeState period is left as it is (130 ms): asking for 50 ms
+    over the rig's 9600 baud link filled the FC's telemetry queue, and the
+    FlightStatus updates it then dropped left the page showing "ARMING" after
+    the craft had armed."""
     hold = make_hold(vehicle)
     if hold is None:
         return False

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from pipilot.cli import _checks
@@ -70,18 +71,21 @@ def check_sim_arguments(args: argparse.Namespace) -> None:
     _checks.number("--texture", args.texture, 0.0, 1.0)
 
 
-def sim_drivers(sim: RealtimeSim, clock: Clock, *, texture: float,
+def sim_drivers(sim: RealtimeSim, clock: Clock, *, texture: float | Callable[[], float],
                 seed: int) -> tuple[Pmw3901, Vl53l1x]:
     """The drivers on simulated buses, over what the real-time model's deck sees.
 
     The register models read ``flowdeck_truth()`` under the model's lock (the
     model steps in a thread of its own); the flight path sees only their bytes.
+    ``texture``: the floor's quality, or a callable giving it now (a bench's
+    texture dropout).
     """
     from pipilot.sim.flowdeck import SensorTruth, SimFlowDeck
 
     def truth() -> SensorTruth:
+        q = texture() if callable(texture) else texture
         with sim.lock:
-            return sim.model.flowdeck_truth(texture=texture)
+            return sim.model.flowdeck_truth(texture=q)
 
     deck = SimFlowDeck.create(truth, clock, seed=seed)
     return _init(Pmw3901(deck.spi, device="sim:spi"),

@@ -102,7 +102,9 @@ class Cockpit:
             raise MessageError("seat_taken", "another page is flying; take over explicitly")
         previous = self.holder
         if self.hold_on:
-            self._hold_off("seat taken over by another page")
+            # the page losing the seat hears it from the seat message, not as a hold
+            # change it would answer with sticks the server then refuses
+            self._hold_off("seat taken over by another page", notify=False)
         # A takeover continues from the sticks the previous pilot left, so the
         # craft does not jump; a vacant seat starts from the throttle (and the
         # accessories) the craft is flying on now, sticks centred: a mission or
@@ -128,7 +130,7 @@ class Cockpit:
         if self.holder != client:
             return
         if self.hold_on:
-            self._hold_off(reason)
+            self._hold_off(reason, notify=False)
         self._port.withdraw_pilot()
         self.holder = None
         self.arm = ArmRequest.NONE
@@ -227,8 +229,9 @@ class Cockpit:
             flies = "hold" if self.hold_flies else "pilot"
         return {"on": self.hold_on, "flies": flies, "note": self.hold_note}
 
-    def _hold_off(self, reason: str) -> None:
-        """Release the hold; the sticks carry on from the hover throttle (no jump)."""
+    def _hold_off(self, reason: str, notify: bool = True) -> None:
+        """Release the hold; the sticks carry on from the hover throttle (no jump).
+        ``notify``: tell the seated page (its toggle and throttle slider)."""
         hover = self._hover_throttle(self._port.hold_status())
         self._port.hold_release(reason)
         self.hold_on = False
@@ -236,7 +239,7 @@ class Cockpit:
         self.hold_note = reason
         self.sticks = replace(self.sticks, throttle=hover)
         log.info("hold released (%s); throttle carries on at %.3f", reason, hover)
-        if self.holder is not None:
+        if notify and self.holder is not None:
             self._on_hold(self.holder)
 
     def _hover_throttle(self, st: HoldStatus | None) -> float:

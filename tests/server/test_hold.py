@@ -203,11 +203,12 @@ def test_heartbeat_loss_releases_the_hold_and_the_pilot_failsafe_applies(rig):
 
 @pytest.mark.parametrize("how", ["closed", "taken over"])
 def test_losing_the_seat_releases_the_hold(rig, how):
-    _clock, fake, ck, _ = engaged(rig)
+    _clock, fake, ck, told = engaged(rig)
     hold = fake.hold
     hold.state, hold.hover_throttle = HoldState.HOLDING, 0.53
     ck.check("Armed")
     w = len(fake.withdrawals)
+    told.clear()
     if how == "closed":
         ck.release("a", "page closed")
         assert hold.calls[-1] == ("release", "page closed")
@@ -218,6 +219,7 @@ def test_losing_the_seat_releases_the_hold(rig, how):
         # the new pilot continues from the hover throttle: no jump
         assert sticks.throttle == 0.53 and fake.published[-1][1].throttle == 0.53
     assert not ck.hold_on
+    assert told == []   # the page that lost the seat hears it from the seat message
 
 
 # -- over the websocket ---------------------------------------------------------

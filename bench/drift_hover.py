@@ -46,13 +46,18 @@ def mismatched(sim: SimSpec, seed: int) -> SimSpec:
     rnd = random.Random(seed)
     std = SimSpec()
     standard_hover = SimulatedCC3D().hover_throttle()
-    return dataclasses.replace(
-        sim, seed=seed, mass_kg=round(std.mass_kg * rnd.uniform(0.8, 1.2), 3),
+    drawn = dict(
+        seed=seed, mass_kg=round(std.mass_kg * rnd.uniform(0.8, 1.2), 3),
         drag=round(std.drag * rnd.uniform(0.5, 1.5), 3),
         hover_throttle=round(standard_hover * rnd.uniform(0.85, 1.15), 4),
         telemetry_latency_s=round(rnd.uniform(0.02, 0.1), 3),
         texture=round(rnd.uniform(0.3, 1.0), 2), wind_mps=0.5, gust_mps=0.3,
         wind_from_deg=round(rnd.uniform(0.0, 360.0), 1))
+    # drawn last, so the craft above stays what it was before the flow deck
+    # existed (the drift loop's runs do not read the deck at all)
+    drawn.update(flow_scale=round(rnd.uniform(0.9, 1.1), 3),
+                 range_scale=round(rnd.uniform(0.9, 1.1), 3))
+    return dataclasses.replace(sim, **drawn)
 
 
 def main() -> int:

@@ -17,8 +17,11 @@ from pipilot.errors import ConfigError
 from pipilot.mission.events import EventKind, MissionEvent
 
 if TYPE_CHECKING:
+    from pipilot.control.hold import PolledDeck
     from pipilot.mission.api import Mission
-    from pipilot.mission.spec import MissionSpec
+    from pipilot.mission.spec import MissionSpec, SimSpec
+    from pipilot.sim import LockstepSim
+    from pipilot.sim.flowdeck import SensorTruth
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf")
 NAME = "mission"
@@ -138,17 +141,51 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True,
     from pipilot.mission.spec import SimSpec
 
     conditions = spec.sim or SimSpec()
-    sim = sim_lockstep(**dataclasses.asdict(conditions))
+    craft = dataclasses.asdict(conditions)
+    for key in DECK_KEYS:
+        craft.pop(key)
+    sim = sim_lockstep(**craft)
     vehicle = sim.vehicle
     if not isinstance(vehicle, Vehicle):  # sim_lockstep attaches a flight core
         raise RuntimeError("the lock-step simulator has no flight core to fly with")
+    deck = sim_deck(sim, conditions)
     # [sim] shapes the simulated craft only: the mission flies on its own settings
     # ([mission] hover_throttle is the pilot's figure for the craft), as on the rig
     mission, summary = run_lockstep(sim, lambda: run_spec(
-        spec, vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint))
+        spec, vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint,
+        deck=deck))
     summary["sim"] = {**dataclasses.asdict(conditions),
                       "hover_throttle": round(sim.model.hover_throttle(), 4)}
     return mission, summary
+
+
+DECK_KEYS = ("flow_scale", "range_scale", "texture_dropout_at_s", "texture_dropout_s")
+"""[sim] keys that shape the simulated flow deck rather than the craft."""
+
+
+def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
+    """The flow deck under the simulated craft: the drivers over simulated buses to
+    the register models, fed by the craft's truth, polled in virtual time."""
+    from pipilot.control.hold import PolledDeck
+    from pipilot.sensors.pmw3901 import Pmw3901
+    from pipilot.sensors.reader import FlowDeckPoller
+    from pipilot.sensors.vl53l1x import Vl53l1x
+    from pipilot.sim.flowdeck import SimFlowDeck
+
+    start, length = conditions.texture_dropout_at_s, conditions.texture_dropout_s
+
+    def truth() -> SensorTruth:
+        now = sim.clock.now()
+        bare = length > 0 and start <= now < start + length
+        return sim.model.flowdeck_truth(texture=0.0 if bare else conditions.texture)
+
+    hw = SimFlowDeck.create(truth, sim.clock, seed=int(conditions.seed))
+    hw.flow.scale, hw.ranger.scale = conditions.flow_scale, conditions.range_scale
+    flow = Pmw3901(hw.spi, device="simulated SPI", sleep=sim.run)
+    ranger = Vl53l1x(hw.i2c, device="simulated I2C", sleep=sim.run, now=sim.clock.now)
+    flow.init()
+    ranger.init()
+    return PolledDeck(FlowDeckPoller(flow, ranger, sim.clock), period_s=0.01)
 
 
 class _Printer:
@@ -161,7 +198,7 @@ class _Printer:
         self.out = LineWriter(sys.stderr if quiet else sys.stdout)
 
     def __call__(self, ev: MissionEvent) -> None:
-        if not self.quiet or ev.kind in (EventKind.ABORT, EventKind.FAILSAFE):
+        if not self.quiet or ev.kind in (EventKind.ABORT, EventKind.FAILSAFE, EventKind.HOLD):
             self.out.write(str(ev))
 
     def close(self) -> None:
@@ -172,7 +209,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     status = "completed" if s["completed"] else f"ABORTED: {s['abort_reason']}"
     print(f"\nmission {s['mission']}: {status}")
     print(f"  steps {s['steps_completed']}/{s['steps_total']}, {s['duration_s']:.1f} s, "
-          f"drift compensation {'on' if s['drift_compensation'] else 'off'}")
+          f"drift compensation {'on' if s['drift_compensation'] else 'off'}"
+          + (", flow-deck hold" if s.get("flow_hold") else ""))
+    if s.get("height_error_p90_m") is not None:
+        print(f"  height error over the hold steps: p90 {s['height_error_p90_m']:.3f} m")
     if "drift_m" in s:
         print(f"  ground truth over the {s['hover_seconds']:.0f} s hover: drift "
               f"{s['drift_m']:.2f} m, final speed {s.get('hover_final_speed_mps', 0):.3f} m/s")

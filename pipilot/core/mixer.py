@@ -41,6 +41,7 @@ ARM_THROTTLE_MAX = 0.05
 #: Standard sources: name -> (priority, mode, timeout_s). Higher priority wins.
 STANDARD_SOURCES: dict[str, tuple[int, str, float]] = {
     "pilot": (30, "override", 0.5),
+    "hold": (25, "override", 0.5),
     "mission": (20, "override", 1.0),
     "test": (10, "override", 0.5),
     "drift": (0, "additive", 0.5),

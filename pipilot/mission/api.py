@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.control.holdapi import HoldState
 from pipilot.core.setpoints import NEUTRAL, ArmRequest, Setpoint
 from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import SafetyAbort
@@ -50,6 +51,7 @@ from pipilot.mission.spec import MissionConfig, SafetyConfig, Step, validate_ste
 
 if TYPE_CHECKING:
     from pipilot.control.compensator import DriftCompensator
+    from pipilot.control.hold import Deck, FlowHold
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ class Mission:
                  safety: SafetyConfig | None = None, drift: bool = True,
                  drift_config: CompensatorConfig | None = None,
                  estimator_config: EstimatorConfig | None = None,
-                 monitors: list[Monitor] | None = None) -> None:
+                 monitors: list[Monitor] | None = None, hold: FlowHold | None = None,
+                 deck: Deck | None = None, hold_height_m: float = 1.0) -> None:
         self.config = mission or MissionConfig()
         self.safety = safety or SafetyConfig()
         self.io = VehicleIO(vehicle)
@@ -110,6 +113,13 @@ class Mission:
         self._drift_config = drift_config
         self._estimator_config = estimator_config
         self.drift: DriftCompensator | None = None  # when on
+        self.flow_hold = hold
+        """The flow-deck hold flying hold steps (None: they are plain hovers)."""
+        self._deck = deck
+        self._hold_height = hold_height_m
+        self._hold_task: asyncio.Task[None] | None = None
+        self._hold_seen = HoldState.OFF
+        self._hold_was_withdrawn = False
         self._command = NEUTRAL
         self._expect_armed = False
         self._on_ground = True
@@ -173,8 +183,15 @@ class Mission:
                 self.io.vehicle, self._drift_config, self._estimator_config,
                 flying=self._flying)
             await self.drift.start()
+        if self.flow_hold is not None:
+            if self._deck is None:
+                raise RuntimeError("a flow hold needs a deck to read")
+            await self.flow_hold.configure_rates()
+            self._hold_task = asyncio.create_task(self.flow_hold.run(self._deck),
+                                                  name="flow-hold")
         self._emit(EventKind.STARTED, "mission started"
-                   + (" with drift compensation" if self.drift else ""))
+                   + (" with drift compensation" if self.drift else "")
+                   + (" with the flow-deck hold" if self.flow_hold else ""))
         self._task = asyncio.create_task(self._loop(), name="mission")
 
     async def _wait_for_link(self) -> bool:
@@ -208,6 +225,7 @@ class Mission:
                 self._task = None
             self.io.cancel_refreshes()
             self.io.withdraw()
+            await self._stop_hold()
         if self.drift is not None:
             await self.drift.stop()
         if self.state is State.COMPLETED:
@@ -216,9 +234,23 @@ class Mission:
             self._emit(EventKind.FINISHED, f"mission aborted: {self.abort_reason}")
         self.events.close()
 
+    async def _stop_hold(self) -> None:
+        if self.flow_hold is not None:
+            self.flow_hold.release("mission finished")
+        if self._hold_task is not None:
+            self._hold_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._hold_task
+            self._hold_task = None
+
     @property
     def completed(self) -> bool:
         return self.state is State.COMPLETED
+
+    @property
+    def started_at(self) -> float:
+        """The clock's time when the mission started (mission time 0)."""
+        return self._t0
 
     def time(self) -> float:
         """Mission time: seconds since start."""
@@ -235,8 +267,48 @@ class Mission:
         self._expect_armed = True
 
     async def climb(self, *, throttle: float, seconds: float) -> None:
-        await self._timed(Step("climb", {"throttle": throttle, "seconds": seconds}),
-                          lambda _: Setpoint.saturated(throttle=throttle))
+        step = Step("climb", {"throttle": throttle, "seconds": seconds})
+        if self.flow_hold is not None:
+            # the height loop flies the climb to the hold's height: an open-loop
+            # throttle climbs or sinks by how wrong the mission's hover figure is
+            self._engage_hold(self._hold_height)
+            await self._timed(step, self._hold_fallback)
+            return
+        await self._timed(step, lambda _: Setpoint.saturated(throttle=throttle))
+
+    async def hold(self, *, seconds: float, height: float | None = None) -> None:
+        """Hold position and height (the flow deck's hold); without one, a plain hover.
+
+        ``height`` (default: the mission's ``[hold] target_height_m``) is said in
+        the step's start event as ``target_height_m``."""
+        target = self._hold_height if height is None else height
+        step = Step("hold", _params(seconds=seconds, height=height))
+        if self.flow_hold is None:
+            thr = self.config.hover_throttle
+            await self._timed(step, lambda _: Setpoint.saturated(throttle=thr),
+                              data={"target_height_m": target})
+            return
+        self._engage_hold(target)
+        await self._timed(step, self._hold_fallback, data={"target_height_m": target})
+
+    def _engage_hold(self, height: float) -> None:
+        assert self.flow_hold is not None
+        if self.flow_hold.state is HoldState.OFF:
+            self.flow_hold.engage(height, hover_guess=self.config.hover_throttle)
+        else:
+            self.flow_hold.set_target_height(height)
+
+    def _hold_fallback(self, _t: float) -> Setpoint:
+        """What the mission flies under the hold: an attitude hover at the hover
+        throttle learned so far, tilted against the steady wind the hold last
+        measured (it wins when the hold withdraws)."""
+        thr = self.config.hover_throttle
+        roll = pitch = 0.0
+        if self.flow_hold is not None:
+            if self.flow_hold.hover_throttle is not None:
+                thr = self.flow_hold.hover_throttle
+            roll, pitch = self.flow_hold.fallback_tilt()
+        return Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch)
 
     async def hover(self, *, seconds: float, throttle: float | None = None) -> None:
         thr = self.config.hover_throttle if throttle is None else throttle
@@ -262,8 +334,21 @@ class Mission:
     async def land(self, *, seconds: float | None = None, throttle: float | None = None) -> None:
         secs = self.safety.land_seconds if seconds is None else seconds
         thr = self._land_throttle() if throttle is None else throttle
-        await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
-                          lambda t: Setpoint.saturated(throttle=thr if t < secs else 0.0))
+        hold = self.flow_hold
+        if hold is not None and hold.state is not HoldState.OFF:
+            # the height loop flies the descent; at the end the motors stop
+            hold.set_target_height(0.0)
+
+            def down(_t: float) -> Setpoint:
+                return Setpoint.saturated(throttle=0.9 * (hold.hover_throttle or thr))
+
+            try:
+                await self._timed(Step("land", _params(seconds=secs, throttle=throttle)), down)
+            finally:
+                hold.release("landed")
+        else:
+            await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
+                              lambda t: Setpoint.saturated(throttle=thr if t < secs else 0.0))
         self._command = NEUTRAL
         self._on_ground = True
 
@@ -293,6 +378,8 @@ class Mission:
             return
         self.abort_reason = reason
         self.abort_monitor = monitor
+        if self.flow_hold is not None:   # the failsafe flies, not the hold
+            self.flow_hold.release(f"mission aborted: {reason}")
         failsafe = "release" if monitor == "takeover" else self.safety.failsafe
         self._set_state(State.FAILSAFE)
         self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": monitor,
@@ -398,7 +485,28 @@ class Mission:
             command = None
         if command is not None and self._publishing:
             self.io.publish(command)
+        self._watch_hold()
         self._record(now, command, view)
+
+    def _watch_hold(self) -> None:
+        """Say when the hold withdraws (and the fallback flies) and when it resumes."""
+        hold = self.flow_hold
+        if hold is None or hold.state is self._hold_seen:
+            return
+        self._hold_seen = hold.state
+        if hold.state is HoldState.WITHDRAWN:
+            self._hold_was_withdrawn = True
+            thr = hold.hover_throttle if hold.hover_throttle is not None else \
+                self.config.hover_throttle
+            roll, pitch = hold.fallback_tilt()
+            self._emit(EventKind.HOLD, f"hold withdrawn: {hold.reason}; flying an attitude "
+                       f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}",
+                       data={"state": hold.state.value, "reason": hold.reason,
+                             "fallback_throttle": round(thr, 4)})
+        elif hold.state is HoldState.HOLDING:
+            resumed, self._hold_was_withdrawn = self._hold_was_withdrawn, False
+            self._emit(EventKind.HOLD, "hold resumed" if resumed else "holding",
+                       data={"state": hold.state.value})
 
     def _record(self, now: float, command: Setpoint | None, view: FlightView) -> None:
         t = now - self._t0
@@ -413,6 +521,16 @@ class Mission:
             row.update(trim_roll_deg=trim.roll_deg, trim_pitch_deg=trim.pitch_deg,
                        est_vn=trim.estimate.velocity_ned[0],
                        est_ve=trim.estimate.velocity_ned[1])
+        hold = None if self.flow_hold is None else self.flow_hold.status()
+        if hold is not None and hold.height_m is not None:
+            row.update(est_height=hold.height_m, hold_holding=float(
+                hold.state is HoldState.HOLDING))
+            sp = None if self.flow_hold is None else self.flow_hold.last_setpoint
+            if sp is not None and hold.state is HoldState.HOLDING:
+                row.update(hold_throttle=sp.throttle, hold_roll=sp.roll, hold_pitch=sp.pitch)
+            if hold.position_m is not None and hold.velocity_mps is not None:
+                row.update(est_pn=hold.position_m[0], est_pe=hold.position_m[1],
+                           est_vn=hold.velocity_mps[0], est_ve=hold.velocity_mps[1])
         truth = self.io.truth_position()
         if truth is not None:
             row.update(north=truth[0], east=truth[1], down=truth[2])
@@ -446,19 +564,21 @@ class Mission:
             return self.safety.land_throttle
         return 0.9 * self.config.hover_throttle
 
-    async def _timed(self, step: Step, profile: Profile) -> None:
+    async def _timed(self, step: Step, profile: Profile,
+                     data: dict[str, Any] | None = None) -> None:
         seconds = float(step.params["seconds"])
-        await self._run(step, profile, done=lambda t: t >= seconds, deadline=seconds)
+        await self._run(step, profile, done=lambda t: t >= seconds, deadline=seconds,
+                        data=data)
 
     async def _run(self, step: Step, profile: Profile, *, done: Callable[[float], bool],
-                   deadline: float) -> None:
+                   deadline: float, data: dict[str, Any] | None = None) -> None:
         # validates API calls exactly as the TOML steps are validated
         validate_step(step.action, step.params, f"step {self._step_count + 1} ({step.action})")
         if self.state is not State.RUNNING:
             raise SafetyAbort(self.abort_reason or f"mission is {self.state.value}")
         if self._step is not None:
             raise RuntimeError("one step at a time")
-        if step.action in ("climb", "hover", "move", "yaw"):
+        if step.action in ("climb", "hover", "move", "yaw", "hold"):
             self._on_ground = False
         index = self._step_count
         self._step_count += 1
@@ -470,7 +590,7 @@ class Mission:
         self._command = profile(0.0)
         self._step = active
         self._emit(EventKind.STEP_STARTED, f"{step}", index=index, step=step,
-                   data=self._truth_data())
+                   data={**self._truth_data(), **(data or {})})
         await active.future
 
     def _truth_data(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class EventKind(enum.Enum):
     PROGRESS = "progress"
     ABORT = "abort"
     FAILSAFE = "failsafe"
+    HOLD = "hold"
+    """The flow-deck hold withdrew (its sensors) or resumed."""
     FINISHED = "finished"
 
 

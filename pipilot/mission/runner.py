@@ -8,22 +8,38 @@ import itertools
 import math
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipilot.core.vehicle import ObservedVehicle
-from pipilot.errors import SafetyAbort
+from pipilot.errors import ConfigError, SafetyAbort
 from pipilot.mission.api import INTERRUPTED, Mission
 from pipilot.mission.events import EventKind, MissionEvent
 from pipilot.mission.spec import MissionSpec
 
+if TYPE_CHECKING:
+    from pipilot.control.hold import Deck
+
 
 async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool = True,
                    on_event: Callable[[MissionEvent], None] | None = None,
-                   handle_sigint: bool = False) -> tuple[Mission, dict[str, Any]]:
-    """Fly every step of ``spec``; return the mission and its summary."""
+                   handle_sigint: bool = False, deck: Deck | None = None
+                   ) -> tuple[Mission, dict[str, Any]]:
+    """Fly every step of ``spec``; return the mission and its summary.
+
+    With ``[hold] enabled`` the flow-deck hold reads ``deck`` (the drift loop
+    then stays off: the hold measures the ground speed itself)."""
+    hold = None
+    if spec.hold_enabled:
+        from pipilot.control.hold import FlowHold
+
+        if deck is None:
+            raise ConfigError("hold.enabled", "the hold needs the flow deck, and none is "
+                                              "attached to this run")
+        hold = FlowHold(vehicle, spec.hold, spec.flow)
     m = Mission(vehicle, mission=spec.mission, safety=spec.safety,
-                drift=drift and spec.drift_enabled, drift_config=spec.drift,
-                estimator_config=spec.estimator)
+                drift=drift and spec.drift_enabled and hold is None, drift_config=spec.drift,
+                estimator_config=spec.estimator, hold=hold, deck=deck,
+                hold_height_m=spec.hold_target_height_m)
     if on_event is not None:
         m.events.add_callback(on_event)
     loop = asyncio.get_running_loop()
@@ -55,6 +71,7 @@ def summarize(spec: MissionSpec, m: Mission) -> dict[str, Any]:
         "steps_completed": len(done),
         "duration_s": round(m.events.history[-1].t, 3) if m.events.history else 0.0,
         "drift_compensation": m.drift is not None,
+        "flow_hold": m.flow_hold is not None,
     }
     out.update(hover_drift(m))
     if m.samples and any("down" in r for r in m.samples):  # ground truth: a simulator

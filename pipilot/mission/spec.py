@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from pipilot.control.drift import CompensatorConfig, EstimatorConfig
+from pipilot.control.flow import FlowConfig, FlowEstimator
+from pipilot.control.hold import HoldConfig
 from pipilot.core.firmware import FIRMWARES
 from pipilot.errors import ConfigError
 
@@ -72,6 +74,7 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
     "move": {"roll": _STICK, "pitch": _STICK, "seconds": _SECONDS, "throttle": _THROTTLE},
     "yaw": {"rate": Param(float, required=True, lo=-1.0, hi=1.0), "seconds": _SECONDS,
             "throttle": _THROTTLE},
+    "hold": {"seconds": _SECONDS, "height": Param(float, lo=0.0, hi=10.0, lo_open=True)},
     "land": {"seconds": Param(float, lo=0.0, hi=120.0, lo_open=True), "throttle": _THROTTLE},
     "disarm": {"timeout_s": _TIMEOUT},
 }
@@ -146,6 +149,14 @@ class SimSpec:
     """Extra delay of the telemetry from the flight controller to the ground."""
     texture: float = 1.0
     """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
+    flow_scale: float = 1.0
+    """The flow sensor's scale error: counts per radian times this."""
+    range_scale: float = 1.0
+    """The ranger's scale error: distances times this."""
+    texture_dropout_at_s: float = 0.0
+    """Simulator time at which the floor loses its texture (with texture_dropout_s)."""
+    texture_dropout_s: float = 0.0
+    """How long the floor has no texture (0: never)."""
 
 
 SIM_RANGES: dict[str, Param] = {
@@ -160,6 +171,10 @@ SIM_RANGES: dict[str, Param] = {
     "hover_throttle": Param(float, lo=0.1, hi=0.9),
     "telemetry_latency_s": Param(float, lo=0.0, hi=2.0),
     "texture": Param(float, lo=0.0, hi=1.0),
+    "flow_scale": Param(float, lo=0.5, hi=1.5),
+    "range_scale": Param(float, lo=0.5, hi=1.5),
+    "texture_dropout_at_s": Param(float, lo=0.0, hi=3600.0),
+    "texture_dropout_s": Param(float, lo=0.0, hi=3600.0),
 }
 """Accepted range of each numeric ``[sim]`` key."""
 
@@ -174,6 +189,33 @@ class MissionSpec:
     drift: CompensatorConfig = field(default_factory=CompensatorConfig)
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     sim: SimSpec | None = None
+    hold_enabled: bool = False
+    """Fly ``hold`` steps (and the climb and landing around them) on the flow-deck
+    hold; False: a ``hold`` step is a plain hover at the mission's hover throttle."""
+    hold_target_height_m: float = 1.0
+    hold: HoldConfig = field(default_factory=HoldConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+
+HOLD_HEIGHT = Param(float, lo=0.0, hi=10.0, lo_open=True)
+
+
+def _hold(raw: Any) -> tuple[bool, float, HoldConfig, FlowConfig]:
+    """The ``[hold]`` table: enabled, target_height_m, the HoldConfig numbers, [hold.estimator]."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("hold", "must be a table")
+    enabled = raw.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError("hold.enabled", "must be true or false")
+    height = _number(raw.get("target_height_m", 1.0), HOLD_HEIGHT, "hold.target_height_m")
+    config = HoldConfig.from_mapping(raw)
+    if height > config.max_height_m:
+        raise ConfigError("hold.target_height_m",
+                          f"must be <= hold.max_height_m ({config.max_height_m:g})")
+    est = raw.get("estimator", {})
+    if not isinstance(est, Mapping):
+        raise ConfigError("hold.estimator", "must be a table")
+    return enabled, height, config, FlowEstimator.config_from_mapping(est)
 
 
 def load_mission(path: str | Path) -> MissionSpec:
@@ -199,7 +241,7 @@ def parse_mission(text: str, *, name: str = "mission") -> MissionSpec:
 
 
 def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> MissionSpec:
-    known = {"name", "mission", "safety", "drift", "steps", "sim"}
+    known = {"name", "mission", "safety", "drift", "steps", "sim", "hold"}
     for key in doc:
         if key not in known:
             raise ConfigError(key, f"unknown top-level key (known: {', '.join(sorted(known))})")
@@ -230,7 +272,14 @@ def mission_from_dict(doc: Mapping[str, Any], *, name: str = "mission") -> Missi
     estimator = EstimatorConfig.from_mapping(est_table)
     sim = _sim(doc["sim"]) if "sim" in doc else None
     steps = _steps(doc.get("steps"))
-    return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim)
+    hold_on, height, hold, flow = _hold(doc.get("hold", {}))
+    for i, step in enumerate(steps, start=1):
+        h = step.params.get("height")
+        if h is not None and h > hold.max_height_m:
+            raise ConfigError(f"step {i} ({step.action}).height",
+                              f"must be <= hold.max_height_m ({hold.max_height_m:g})")
+    return MissionSpec(title, steps, mission, safety, enabled, drift, estimator, sim,
+                       hold_on, height, hold, flow)
 
 
 def validate_step(action: Any, params: Mapping[str, Any], where: str) -> Step:

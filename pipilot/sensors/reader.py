@@ -66,16 +66,19 @@ class FlowDeckPoller:
     def poll(self) -> list[Item]:
         """Read what is available now. A SensorError from a bus becomes a SensorFault."""
         items: list[Item] = []
-        try:
-            if self.flow is not None:
-                f = self.flow.read_motion()
-                items.append(TimedFlow(self.clock.now(), f))
-            if self.ranger is not None:
+        # each sensor on its own: a dead SPI bus must not blind the ranger, nor I2C the flow
+        if self.flow is not None:
+            try:
+                items.append(TimedFlow(self.clock.now(), self.flow.read_motion()))
+            except PipilotError as exc:
+                items.append(SensorFault(self.clock.now(), str(exc)))
+        if self.ranger is not None:
+            try:
                 r = self.ranger.poll()
                 if r is not None:
                     items.append(TimedRange(self.clock.now(), r))
-        except PipilotError as exc:
-            items.append(SensorFault(self.clock.now(), str(exc)))
+            except PipilotError as exc:
+                items.append(SensorFault(self.clock.now(), str(exc)))
         return items
 
 

@@ -49,6 +49,18 @@ def test_a_bus_error_becomes_a_fault_item_and_reading_resumes(rig: Rig) -> None:
     assert isinstance(poller.poll()[0], TimedFlow)
 
 
+def test_a_dead_spi_bus_does_not_blind_the_ranger(rig: Rig) -> None:
+    poller = FlowDeckPoller(rig.flow, rig.ranger, rig.clock)
+    rig.deck.spi.fail = OSError(5, "Input/output error")
+    seen: list[object] = []
+    for _ in range(30):
+        rig.clock.advance(0.01)
+        seen += poller.poll()
+    assert sum(isinstance(i, SensorFault) for i in seen) == 30
+    assert sum(isinstance(i, TimedRange) for i in seen) == 3
+    assert not any(isinstance(i, TimedFlow) for i in seen)
+
+
 def test_needs_a_sensor() -> None:
     with pytest.raises(ValueError, match="nothing to read"):
         FlowDeckPoller(None, None, MonotonicClock())

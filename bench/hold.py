@@ -1,0 +1,204 @@
+"""Flow-deck hold against no compensation and the drift loop, on mismatched craft.
+
+Per seed a craft is drawn away from what the mission, the drift estimator and
+the hold assume (bench/drift_hover.py's `mismatched`: mass +-20 %, drag
++-50 %, hover throttle +-15 %, flow and range scale +-10 %, telemetry latency
+20-100 ms, texture 0.3-1, 0.5 m/s wind from a random direction with 0.3 m/s
+gusts) on the stock firmware, and examples/hold.toml (a 60 s hold at 1 m) is
+flown three ways: no compensation (``[hold] enabled = false``, no drift
+loop: an open-loop climb and a plain hover), the accelerometer drift loop,
+and the flow hold. A second set flies the flow hold with the floor's texture
+gone for 5 s in the middle of the hold. Prints one JSON object.
+
+    PYTHONPATH=. nice python bench/hold.py [--seeds 0-39] [--jobs 2] [--runs FILE]
+
+``--runs FILE`` keeps each finished flight as a JSON line and skips those
+already there, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from drift_hover import MISMATCH_CONDITIONS, mismatched
+
+from pipilot.cli.mission import fly_sim
+from pipilot.mission.events import EventKind
+from pipilot.mission.spec import MissionSpec, load_mission
+from pipilot.sensors.pmw3901 import FRAME_RATE_HZ
+from pipilot.sim.flowdeck import COUNTS_PER_RAD
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("off", "drift", "flow")
+DROPOUT_AT_S = 37.0
+"""Simulator time the texture goes: about 30 s into the hold step, which starts
+near 7 s (deck start-up, link, arming, a 4 s climb); each run reports where."""
+DROPOUT_S = 5.0
+CRAFT_KEYS = ("mass_kg", "drag", "hover_throttle", "telemetry_latency_s", "texture",
+              "wind_from_deg", "flow_scale", "range_scale")
+
+
+def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None) -> MissionSpec:
+    assert base.sim is not None
+    sim = dataclasses.replace(mismatched(base.sim, seed), firmware="stock")
+    if dropout_at is not None:
+        sim = dataclasses.replace(sim, texture_dropout_at_s=dropout_at,
+                                  texture_dropout_s=DROPOUT_S)
+    return dataclasses.replace(base, sim=sim, hold_enabled=mode in ("flow", "dropout"),
+                               drift_enabled=mode == "drift")
+
+
+def fly(args: tuple[str, int, str]) -> dict[str, Any]:
+    """One flight: (mission file, seed, mode) -> its figures."""
+    path, seed, mode = args
+    base = load_mission(path)
+    dropout_at = DROPOUT_AT_S if mode == "dropout" else None
+    spec = _spec(base, seed, mode, dropout_at)
+    t0 = time.perf_counter()
+    m, s = fly_sim(spec, drift=mode == "drift", handle_sigint=False)
+    holds = [e for e in m.events.history if e.kind is EventKind.HOLD]
+    assert spec.sim is not None
+    run = {
+        "seed": seed, "mode": mode, "completed": s["completed"],
+        "abort_reason": s["abort_reason"],
+        "max_excursion_m": s.get("max_excursion_m"), "drift_m": s.get("drift_m"),
+        "height_error_p90_m": s.get("height_error_p90_m"),
+        "height_m": [s.get("hover_height_min_m"), s.get("hover_height_max_m")],
+        "on_ground_s": s.get("hover_on_ground_s"),
+        "craft": {k: getattr(spec.sim, k) for k in CRAFT_KEYS},
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    run["craft"]["hover_throttle"] = s["sim"]["hover_throttle"]
+    if mode == "dropout":
+        start = next(e.t for e in m.events.history if e.kind is EventKind.STEP_STARTED
+                     and e.action == "hold") + m.started_at
+        run["dropout_after_hold_start_s"] = round(DROPOUT_AT_S - start, 2)
+        run["hold_events"] = [{"t": round(e.t, 2), "message": e.message} for e in holds]
+        run["withdrawn"] = any(e.data.get("state") == "withdrawn" for e in holds)
+        run["resumed"] = any(e.message == "hold resumed" for e in holds)
+    return run
+
+
+def flow_floor_m(texture: float, height: float = 1.0, seconds: float = 60.0,
+                 poll_hz: float = 100.0) -> float:
+    """Per-axis standard deviation, over ``seconds``, of the random walk that the
+    simulated PMW3901's noise leaves in its counts (pipilot.sim.flowdeck's model:
+    each burst adds noise of 0.5 sqrt(frames per burst) 0x40 / SQUAL counts, and it
+    stays in the counts): what no estimator fed by this sensor alone can remove."""
+    squal = 0x90 * texture / (1.0 + (height / 3.0) ** 4)
+    per_burst = 0.5 * math.sqrt(FRAME_RATE_HZ / poll_hz) * 0x40 / squal
+    return per_burst * math.sqrt(poll_hz * seconds) * height / COUNTS_PER_RAD
+
+
+def _stats(xs: list[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    v = sorted(xs)
+    p90 = v[min(len(v) - 1, round(0.9 * (len(v) - 1)))]
+    return {"median": round(statistics.median(v), 3), "p90": round(p90, 3),
+            "max": round(v[-1], 3)}
+
+
+def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float) -> dict[str, Any]:
+    """The bench's JSON from its flights."""
+    by = {(r["seed"], r["mode"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
+    out: dict[str, Any] = {
+        "benchmark": "hold", "mission": mission,
+        "conditions": {**MISMATCH_CONDITIONS, "flow_scale": "+-10 %", "range_scale": "+-10 %",
+                       "hold_s": 60, "firmware": "stock"},
+        "seeds": len(seeds),
+    }
+    for mode in MODES:
+        rs = [by[(s, mode)] for s in seeds]
+        out[mode] = {
+            "completed": sum(r["completed"] for r in rs),
+            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
+                                       if r["max_excursion_m"] is not None]),
+            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
+                                          if r["height_error_p90_m"] is not None]),
+        }
+    floors = []
+    for s in seeds:
+        r = by[(s, "flow")]
+        r["flow_floor_sigma_m"] = round(flow_floor_m(r["craft"]["texture"]), 3)
+        if r["max_excursion_m"] is not None:
+            floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
+    out["flow"]["excursion_over_floor"] = _stats(floors)
+    ratios = []
+    for s in seeds:
+        off, flow = by[(s, "off")]["max_excursion_m"], by[(s, "flow")]["max_excursion_m"]
+        if off is not None and flow is not None:
+            ratios.append(round(off / max(flow, 1e-6), 2))
+    out["ratio_off_to_flow"] = _stats(ratios) | {"min": min(ratios)} if ratios else None
+    out["seeds_at_least_10x"] = sum(r >= 10 for r in ratios)
+    drop = sorted((r for r in runs if r["mode"] == "dropout"), key=lambda r: r["seed"])
+    out["dropout"] = {
+        "runs": len(drop), "seconds": DROPOUT_S, "at_sim_s": DROPOUT_AT_S,
+        "completed": sum(r["completed"] for r in drop),
+        "withdrawn": sum(r["withdrawn"] for r in drop),
+        "resumed": sum(r["resumed"] for r in drop),
+        "max_excursion_m": _stats([r["max_excursion_m"] for r in drop
+                                   if r["max_excursion_m"] is not None]),
+    }
+    out["runs"] = sorted(runs, key=lambda r: (r["seed"], r["mode"]))
+    out["wall_s"] = round(wall_s, 1)
+    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in runs), 1)
+    return out
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0-39")
+    p.add_argument("--dropout-seeds", default="0-4")
+    p.add_argument("--mission", default=str(ROOT / "examples" / "hold.toml"))
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--modes", default=",".join((*MODES, "dropout")),
+                   help="which of off, drift, flow, dropout to fly (default: all)")
+    p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
+    p.add_argument("--no-fly", action="store_true",
+                   help="fly nothing: sum up the flights already in --runs")
+    args = p.parse_args()
+    modes = args.modes.split(",")
+    todo = [(args.mission, s, m) for s in _seeds(args.seeds) for m in MODES if m in modes]
+    if "dropout" in modes:
+        todo += [(args.mission, s, "dropout") for s in _seeds(args.dropout_seeds)]
+    runs: list[dict[str, Any]] = []
+    if args.runs and Path(args.runs).exists():
+        runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
+        done = {(r["seed"], r["mode"]) for r in runs}
+        todo = [t for t in todo if (t[1], t[2]) not in done]
+    if args.no_fly:
+        todo = []
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for run in pool.map(fly, todo):
+            runs.append(run)
+            if args.runs:
+                with open(args.runs, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(run) + "\n")
+    print(json.dumps(summarize(runs, mission=Path(args.mission).name,
+                               wall_s=time.perf_counter() - t0)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,486 @@
+"""Position and height hold from the flow deck: the ``"hold"`` mixer source.
+
+`FlowHold` implements `pipilot.control.holdapi.HoldControl`. It reads the
+flow deck's samples (``await deck.get()``) and the CC3D's AttitudeState
+telemetry, runs a `FlowEstimator`, and publishes roll and pitch from a
+position/velocity loop and throttle from a height loop that learns the
+hover throttle in flight, starting from the caller's guess. It knows the
+craft only through these: no simulator, no drag, mass or hover figure.
+
+Failsafe: above ``flow_min_height_m`` (below it the flow camera cannot focus
+and the craft is on or near the floor, where it flies level) flow that is
+stale or invalid for ``flow_timeout_s``, or a range stale or invalid for
+``range_timeout_s``, withdraws the source at once (state WITHDRAWN, with the
+sensor and why in ``reason``); the one who engaged the hold flies the
+fallback. Once both are valid again for ``resume_s`` it holds again where
+the craft then is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from pipilot.control.drift import _from_mapping
+from pipilot.control.flow import FlowConfig, FlowEstimate, FlowEstimator
+from pipilot.control.holdapi import HoldState, HoldStatus
+from pipilot.core.setpoints import Setpoint
+from pipilot.core.vehicle import FlightVehicle, ObjectValues
+from pipilot.errors import ConfigError
+from pipilot.faultlog import FailureLog
+from pipilot.sensors.reader import FlowDeckPoller, Item, SensorFault, TimedFlow, TimedRange
+
+log = logging.getLogger(__name__)
+
+HOLD_SOURCE = "hold"
+GRAVITY = 9.80665
+
+
+class Deck(Protocol):
+    """Where the hold gets the flow deck's samples (`SensorReader`, `PolledDeck`)."""
+
+    async def get(self) -> list[Item]: ...
+
+
+class PolledDeck:
+    """A lock-step deck: sleeps the sensor period on the loop's clock, then polls."""
+
+    def __init__(self, poller: FlowDeckPoller, period_s: float = 0.01) -> None:
+        if not 0 < period_s <= 1:
+            raise ValueError("period_s must be in (0, 1]")
+        self.poller = poller
+        self.period_s = period_s
+
+    async def get(self) -> list[Item]:
+        while True:
+            await asyncio.sleep(self.period_s)
+            items = self.poller.poll()
+            if items:
+                return items
+
+
+@dataclass(frozen=True)
+class HoldConfig:
+    """Limits, failsafe times and gains of the hold (``[hold]`` in a mission)."""
+
+    max_tilt_deg: float = 12.0
+    max_speed_mps: float = 1.0
+    """Largest horizontal speed the position loop asks for."""
+    max_climb_mps: float = 0.5
+    max_descent_mps: float = 0.4
+    throttle_min: float = 0.2
+    throttle_max: float = 0.8
+    max_height_m: float = 2.5
+    """The held height never goes above this (the ranger's reach is 4 m in the dark)."""
+    flow_timeout_s: float = 0.4
+    range_timeout_s: float = 0.5
+    resume_s: float = 0.3
+    """Both sensors valid this long before a withdrawn hold holds again."""
+    flow_min_height_m: float = 0.15
+    """Below this the flow is not required: the craft flies level on the height loop."""
+    position_kp: float = 1.0
+    """Speed asked for per metre off the held point (1/s)."""
+    velocity_kp: float = 2.0
+    """Acceleration asked for per m/s of speed error (1/s)."""
+    height_kp: float = 2.0
+    """Climb rate asked for per metre of height error (1/s)."""
+    climb_kp: float = 0.08
+    """Throttle per m/s of climb-rate error."""
+    hover_ki: float = 0.06
+    """How fast the hover throttle is learned: throttle per second per m/s of error."""
+    stick_angle_deg: float = 42.0
+    """The FC's RollMax/PitchMax: the angle of a full stick."""
+    stick_deadband_pct: float = 2.0
+    """The FC's ManualControlSettings.Deadband: roll and pitch sticks within it are
+    zero, beyond it shifted by it. The hold adds it back, or its small corrections
+    (under a degree, the size of a wind's push) would never reach the craft."""
+    nudge_mps: float = 0.5
+    """Speed of the held point at full roll or pitch stick."""
+    rate_hz: float = 50.0
+    attitude_period_ms: float = 50.0
+    """AttitudeState period asked of the FC (its rates compensate the flow)."""
+
+    def __post_init__(self) -> None:
+        if not self.throttle_min < self.throttle_max <= 1.0:
+            raise ConfigError("hold.throttle_max", "must be above throttle_min and <= 1")
+        if self.max_tilt_deg > self.stick_angle_deg:
+            raise ConfigError("hold.max_tilt_deg", "must be within stick_angle_deg")
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], prefix: str = "hold") -> HoldConfig:
+        """The numbers of a ``[hold]`` table; keys of the caller's own are skipped."""
+        known = {f.name for f in fields(cls)}
+        plain = {k: v for k, v in table.items() if k in known}
+        deadband = plain.pop("stick_deadband_pct", None)   # 0 is a valid deadband
+        if deadband is not None and (isinstance(deadband, bool)
+                                     or not isinstance(deadband, int | float)
+                                     or not 0 <= deadband <= 20):
+            raise ConfigError(f"{prefix}.stick_deadband_pct",
+                              f"must be a number from 0 to 20, not {deadband!r}")
+        for k in table:
+            if k not in known and k not in ("enabled", "target_height_m", "estimator"):
+                raise ConfigError(f"{prefix}.{k}",
+                                  f"unknown key (known: {', '.join(sorted(known))})")
+        try:
+            cfg: HoldConfig = _from_mapping(cls, plain, prefix)
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(prefix, str(exc)) from exc
+        if deadband is not None:
+            cfg = dataclasses.replace(cfg, stick_deadband_pct=float(deadband))
+        return cfg
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+class FlowHold:
+    """The flow-deck hold on a FlightVehicle (see the module's docstring)."""
+
+    def __init__(self, vehicle: FlightVehicle, config: HoldConfig | None = None,
+                 estimator: FlowConfig | None = None, *, priority: int = 25,
+                 timeout_s: float = 0.5) -> None:
+        self.vehicle = vehicle
+        self.config = config or HoldConfig()
+        self.estimator = FlowEstimator(estimator)
+        self.state = HoldState.OFF
+        self.reason: str | None = None
+        self.target_height: float | None = None
+        self.target_position: tuple[float, float] | None = None
+        self.hover_throttle: float | None = None
+        self.last_setpoint: Setpoint | None = None
+        self._want_height: float | None = None
+        self._priority = priority
+        self._timeout_s = timeout_s
+        self._piloted = False
+        self._pilot_t: float | None = None
+        self._sticks = Setpoint()
+        self._last_flow_t: float | None = None
+        self._last_range_t: float | None = None
+        self._valid_since: float | None = None
+        self._att_values: ObjectValues | None = None
+        self._att_prev: tuple[float, float, float, float] | None = None
+        self._yaw = 0.0
+        self._last_tick: float | None = None
+        self._estimate: FlowEstimate | None = None
+        self._fallback: tuple[float, float] | None = None
+        self._resuming = False
+        self.failures = FailureLog(log, "hold tick failed", clock=vehicle.clock)
+        self.transitions: list[tuple[float, HoldState, str | None]] = []
+        if HOLD_SOURCE not in vehicle.mixer.sources:
+            vehicle.mixer.add_source(HOLD_SOURCE, priority, mode="override",
+                                     timeout_s=timeout_s)
+
+    # -- HoldControl -----------------------------------------------------------
+
+    def engage(self, target_height_m: float | None = None, *, hover_guess: float,
+               piloted: bool = False) -> None:
+        if not 0.0 < hover_guess < 1.0:
+            raise ConfigError("hover_guess", f"must be between 0 and 1, not {hover_guess!r}")
+        if target_height_m is not None and not (
+                math.isfinite(target_height_m) and target_height_m >= 0.0):
+            raise ConfigError("target_height_m", f"must be >= 0, not {target_height_m!r}")
+        cfg = self.config
+        if self.state is HoldState.OFF or self.hover_throttle is None:
+            self.hover_throttle = _clip(hover_guess, cfg.throttle_min, cfg.throttle_max)
+        self._want_height = (None if target_height_m is None
+                             else min(target_height_m, cfg.max_height_m))
+        self.target_height = self._want_height
+        self._piloted = piloted
+        self._pilot_t = self.vehicle.clock.now() if piloted else None
+        self._sticks = Setpoint()
+        if self.state in (HoldState.OFF, HoldState.WITHDRAWN):
+            self.target_position = None
+            self._set(HoldState.ENGAGING, "waiting for fresh flow and range")
+        elif self.state is HoldState.HOLDING and self.target_height is None:
+            est = self._estimate
+            self.target_height = None if est is None else min(est.height, cfg.max_height_m)
+
+    def set_target_height(self, height_m: float) -> None:
+        """Hold at ``height_m`` (bounded by max_height_m) from now on."""
+        h = min(max(height_m, 0.0), self.config.max_height_m)
+        self._want_height = self.target_height = h
+
+    def release(self, reason: str = "released") -> None:
+        self.vehicle.mixer.withdraw(HOLD_SOURCE)
+        self._set(HoldState.OFF, reason)
+
+    def pilot(self, sticks: Setpoint) -> None:
+        self._sticks = sticks
+        self._pilot_t = self.vehicle.clock.now()
+
+    def status(self) -> HoldStatus:
+        est = self._estimate
+        now = self.vehicle.clock.now()
+        e = self.estimator
+        return HoldStatus(
+            state=self.state, reason=self.reason,
+            height_m=None if est is None else est.height,
+            climb_mps=None if est is None else est.climb,
+            velocity_mps=None if est is None else est.velocity,
+            position_m=None if est is None else est.position,
+            target_height_m=self.target_height, target_position_m=self.target_position,
+            hover_throttle=self.hover_throttle,
+            flow_age_s=None if e.last_flow_valid_t is None else now - e.last_flow_valid_t,
+            range_age_s=None if e.last_range_valid_t is None else now - e.last_range_valid_t)
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def run(self, deck: Deck) -> None:
+        """Feed the deck's samples and tick at ``rate_hz`` until cancelled."""
+        reader = asyncio.create_task(self._read(deck), name="hold-deck")
+        try:
+            period = 1.0 / self.config.rate_hz
+            while True:
+                try:
+                    self.tick()
+                except Exception as exc:   # a bad sample must not end the loop
+                    self.failures.failed(exc)
+                    self._withdraw(f"hold failed: {exc}")
+                await asyncio.sleep(period)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self.failures.flush()
+            self.vehicle.mixer.withdraw(HOLD_SOURCE)
+
+    async def _read(self, deck: Deck) -> None:
+        while True:
+            try:
+                self.feed(await deck.get())
+            except Exception as exc:   # the samples go stale and the hold withdraws
+                self.failures.failed(exc)
+                await asyncio.sleep(0.1)
+
+    def feed(self, items: list[Item]) -> None:
+        """Hand deck samples to the estimator."""
+        for item in items:
+            if isinstance(item, TimedFlow):
+                self._last_flow_t = item.t
+                self.estimator.add_flow(item.t, item.sample)
+            elif isinstance(item, TimedRange):
+                self._last_range_t = item.t
+                self.estimator.add_range(item.t, item.sample)
+            elif isinstance(item, SensorFault):
+                log.debug("flow deck fault: %s", item.message)
+
+    def _read_telemetry(self, now: float) -> None:
+        tel = self.vehicle.telemetry
+        got = None if tel is None else tel.latest("AttitudeState")
+        if got is None:
+            return
+        values, age = got
+        if values is self._att_values:
+            return
+        self._att_values = values
+        t = now - age
+        roll, pitch, yaw = (float(values["Roll"]), float(values["Pitch"]),
+                            float(values["Yaw"]))
+        self._yaw = yaw
+        self.estimator.add_attitude(t, roll, pitch, yaw)
+        prev, self._att_prev = self._att_prev, (t, roll, pitch, yaw)
+        if prev is not None and 0.0 < t - prev[0] <= 0.5:
+            dt = t - prev[0]
+            rates = (math.radians(roll - prev[1]) / dt, math.radians(pitch - prev[2]) / dt,
+                     math.radians(((yaw - prev[3] + 180.0) % 360.0) - 180.0) / dt)
+            # a rate from two attitudes is the mean over the interval between them
+            self.estimator.add_rates(t - dt / 2, rates)
+
+    def tick(self) -> Setpoint | None:
+        """Read telemetry, update the estimate, run the state machine, publish."""
+        now = self.vehicle.clock.now()
+        dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
+        self._last_tick = now
+        self._read_telemetry(now)
+        self.estimator.update(now)
+        est = self._estimate = self.estimator.estimate(now)
+        if self.state is HoldState.OFF:
+            return None
+        problem = self._sensor_problem(now, est)
+        if self._piloted and self._pilot_t is not None:
+            pilot = self.vehicle.mixer.sources.get("pilot")
+            limit = pilot.timeout_s if pilot is not None else 0.5
+            if now - self._pilot_t > limit:
+                problem = f"pilot heartbeat lost ({now - self._pilot_t:.2f} s)"
+        if self.state is HoldState.HOLDING:
+            if problem is not None:
+                self._withdraw(problem)
+                return None
+        else:
+            if problem is not None or est is None:
+                self._valid_since = None
+                if self.state is HoldState.ENGAGING and problem is not None:
+                    self.reason = f"waiting: {problem}"
+                elif self.state is HoldState.WITHDRAWN and problem is not None:
+                    self.reason = problem   # what is wrong now (a second sensor, say)
+                return None
+            if self._valid_since is None:
+                self._valid_since = now
+            if self.state is HoldState.WITHDRAWN:
+                self._resuming = True
+                self._set(HoldState.ENGAGING, "sensors valid again")
+            wait = self.config.resume_s if self._resuming else 0.0
+            if now - self._valid_since < wait:
+                return None
+            self._start_holding(est)
+        assert est is not None
+        sp = self._control(est, dt)
+        self.last_setpoint = sp
+        self.vehicle.mixer.publish(HOLD_SOURCE, sp)
+        return sp
+
+    def _sensor_problem(self, now: float, est: FlowEstimate | None) -> str | None:
+        cfg = self.config
+        e = self.estimator
+        problems = []
+        if self._last_range_t is None or now - self._last_range_t > cfg.range_timeout_s:
+            problems.append("range stale: no sample for "
+                            + ("ever" if self._last_range_t is None
+                               else f"{now - self._last_range_t:.2f} s"))
+        elif e.last_range_valid_t is None or now - e.last_range_valid_t > cfg.range_timeout_s:
+            what = e.last_range.status_text if e.last_range is not None else "?"
+            problems.append(f"range invalid: {what}")
+        low = est is not None and est.height < cfg.flow_min_height_m
+        if not low:
+            if self._last_flow_t is None or now - self._last_flow_t > cfg.flow_timeout_s:
+                problems.append("flow stale: no sample for "
+                                + ("ever" if self._last_flow_t is None
+                                   else f"{now - self._last_flow_t:.2f} s"))
+            elif e.last_flow_valid_t is None or now - e.last_flow_valid_t > cfg.flow_timeout_s:
+                f = e.last_flow
+                what = "?" if f is None else f"SQUAL {f.squal} ({f.status})"
+                problems.append(f"flow invalid: {what}")
+        return "; ".join(problems) if problems else None
+
+    def _withdraw(self, reason: str) -> None:
+        self.vehicle.mixer.withdraw(HOLD_SOURCE)
+        self._valid_since = None
+        if self.state is HoldState.HOLDING:
+            self._fallback = None
+            self._fallback = self.fallback_tilt()
+        if self.state is not HoldState.OFF:
+            self._set(HoldState.WITHDRAWN, reason)
+
+    def _start_holding(self, est: FlowEstimate) -> None:
+        self._fallback = None
+        self._resuming = False
+        self.target_position = est.position
+        if self._want_height is None:
+            self.target_height = min(est.height, self.config.max_height_m)
+        self._set(HoldState.HOLDING, None)
+
+    def _set(self, state: HoldState, reason: str | None) -> None:
+        if state is not self.state:
+            self.transitions.append((self.vehicle.clock.now(), state, reason))
+            log.info("hold %s -> %s%s", self.state.value, state.value,
+                     f": {reason}" if reason else "")
+        self.state = state
+        self.reason = reason
+
+    def _control(self, est: FlowEstimate, dt: float) -> Setpoint:
+        cfg = self.config
+        sticks = self._sticks if self._piloted else Setpoint()
+        assert self.target_position is not None and self.hover_throttle is not None
+        low = est.height < cfg.flow_min_height_m
+        yaw = math.radians(self._yaw)
+        c, s = math.cos(yaw), math.sin(yaw)
+        # the pilot's sticks move the held point (forward/right -> north/east)
+        fwd, right = sticks.pitch * -cfg.nudge_mps, sticks.roll * cfg.nudge_mps
+        tn, te = self.target_position
+        tn += (c * fwd - s * right) * dt
+        te += (s * fwd + c * right) * dt
+        if low:
+            tn, te = est.position   # no horizontal hold near the floor: level
+        self.target_position = (tn, te)
+        if self.target_height is None:
+            self.target_height = min(est.height, cfg.max_height_m)
+        if self._piloted:
+            climb = (sticks.throttle - 0.5) * 2.0
+            rate = climb * (cfg.max_climb_mps if climb > 0 else cfg.max_descent_mps)
+            if abs(climb) > 0.1:
+                self.target_height = _clip(self.target_height + rate * dt, 0.0,
+                                           cfg.max_height_m)
+        # horizontal: position -> speed -> acceleration -> tilt
+        if low:
+            roll_deg = pitch_deg = 0.0
+        else:
+            vn_cmd = cfg.position_kp * (tn - est.position[0])
+            ve_cmd = cfg.position_kp * (te - est.position[1])
+            speed = math.hypot(vn_cmd, ve_cmd)
+            if speed > cfg.max_speed_mps:
+                vn_cmd, ve_cmd = (vn_cmd * cfg.max_speed_mps / speed,
+                                  ve_cmd * cfg.max_speed_mps / speed)
+            an = cfg.velocity_kp * (vn_cmd - est.velocity[0]) - est.accel_bias[0]
+            ae = cfg.velocity_kp * (ve_cmd - est.velocity[1]) - est.accel_bias[1]
+            roll_deg, pitch_deg = self._tilt(an, ae)
+        # vertical: height -> climb rate -> throttle around the learned hover throttle
+        target_h = min(self.target_height, cfg.max_height_m)
+        vz_cmd = _clip(cfg.height_kp * (target_h - est.height), -cfg.max_descent_mps,
+                       cfg.max_climb_mps)
+        if est.height > cfg.max_height_m:
+            vz_cmd = min(vz_cmd, -cfg.max_descent_mps)
+        err = vz_cmd - est.climb
+        thr = self.hover_throttle + cfg.climb_kp * err
+        saturated = not cfg.throttle_min < thr < cfg.throttle_max
+        if not saturated or (thr >= cfg.throttle_max) != (err > 0):
+            self.hover_throttle = _clip(self.hover_throttle + cfg.hover_ki * err * dt,
+                                        cfg.throttle_min, cfg.throttle_max)
+        thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
+        return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
+                                  pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+
+    def _stick(self, angle_deg: float) -> float:
+        """The stick that makes the FC fly ``angle_deg``, across its deadband."""
+        v = angle_deg / self.config.stick_angle_deg
+        if v == 0.0:
+            return 0.0
+        db = self.config.stick_deadband_pct * 0.01
+        return math.copysign(db + abs(v) * (1.0 - db), v)
+
+    def _tilt(self, an: float, ae: float) -> tuple[float, float]:
+        """Roll and pitch (degrees, within max_tilt_deg) that accelerate north/east by an, ae."""
+        yaw = math.radians(self._yaw)
+        c, s = math.cos(yaw), math.sin(yaw)
+        a_fwd, a_right = c * an + s * ae, -s * an + c * ae
+        pitch_deg = -math.degrees(math.atan2(a_fwd, GRAVITY))
+        roll_deg = math.degrees(math.atan2(a_right, GRAVITY))
+        tilt = math.hypot(roll_deg, pitch_deg)
+        limit = self.config.max_tilt_deg
+        if tilt > limit:
+            roll_deg *= limit / tilt
+            pitch_deg *= limit / tilt
+        return roll_deg, pitch_deg
+
+    def fallback_tilt(self) -> tuple[float, float]:
+        """Roll and pitch sticks for the fallback attitude hover: the tilt that held
+        against the steady push (wind drag, an off-level board) the estimate last
+        saw, latched when the hold withdrew; level before any estimate."""
+        if self._fallback is not None:
+            return self._fallback
+        est = self._estimate
+        if est is None or not self.estimator.horizontal_known:
+            return (0.0, 0.0)
+        roll_deg, pitch_deg = self._tilt(-est.accel_bias[0], -est.accel_bias[1])
+        return (self._stick(roll_deg), self._stick(pitch_deg))
+
+    async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
+        """Ask the FC for AttitudeState every ``attitude_period_ms`` (best effort)."""
+        tel = self.vehicle.telemetry
+        if tel is None:
+            return ["AttitudeState"]
+        try:
+            await asyncio.wait_for(tel.set_update_period(
+                "AttitudeState", round(self.config.attitude_period_ms)), timeout_s)
+        except Exception as exc:   # slower attitudes still work, less well
+            log.warning("could not set the AttitudeState period: %s", exc)
+            return ["AttitudeState"]
+        return []

@@ -1,0 +1,345 @@
+"""FlowHold on a fake vehicle in virtual time: states, limits, failsafe rows, sticks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from typing import Any
+
+import pytest
+
+from pipilot.control.hold import HOLD_SOURCE, FlowHold, HoldConfig, PolledDeck
+from pipilot.control.holdapi import HoldControl, HoldState
+from pipilot.core.clock import VirtualClock
+from pipilot.core.mixer import Mixer
+from pipilot.core.setpoints import Setpoint
+from pipilot.errors import ConfigError
+from pipilot.mission.spec import parse_mission
+from pipilot.sensors.pmw3901 import FlowSample
+from pipilot.sensors.reader import FlowDeckPoller, TimedFlow, TimedRange
+from pipilot.sensors.vl53l1x import RangeSample
+from tests.sensors.conftest import make_rig
+
+
+class FakeTelemetry:
+    connected = True
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.values: dict[str, tuple[dict[str, Any], float]] = {}
+
+    def set(self, name: str, values: dict[str, Any]) -> None:
+        self.values[name] = (values, self.clock.now())
+
+    def latest(self, name: str) -> tuple[dict[str, Any], float] | None:
+        got = self.values.get(name)
+        return None if got is None else (got[0], self.clock.now() - got[1])
+
+    async def request(self, name: str) -> dict[str, Any]:
+        return {}
+
+    async def send(self, name: str, values: dict[str, Any], ack: bool = True) -> None:
+        pass
+
+    async def set_update_period(self, name: str, period_ms: int, *,
+                                mode: str = "periodic") -> None:
+        self.period = (name, period_ms)
+
+
+class FakeVehicle:
+    def __init__(self) -> None:
+        self.clock = VirtualClock(50.0)
+        self.mixer = Mixer(clock=self.clock)
+        self.telemetry = FakeTelemetry(self.clock)
+
+
+class Feed:
+    """A still craft at ``height``; ``flow``/``range_`` switch what the deck delivers."""
+
+    def __init__(self, hold: FlowHold, vehicle: FakeVehicle, height: float = 1.0) -> None:
+        self.hold, self.v = hold, vehicle
+        self.height = height
+        self.flow = "ok"     # ok | stale | invalid
+        self.range_ = "ok"   # ok | stale | invalid
+        self.n = 0
+        self.setpoints: list[Setpoint | None] = []
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 0.01)):
+            self.n += 1
+            self.v.clock.advance(0.01)
+            t = self.v.clock.now()
+            if self.n % 5 == 0:
+                self.v.telemetry.set("AttitudeState", {"Roll": 0.0, "Pitch": 0.0, "Yaw": 0.0})
+            items: list[Any] = []
+            if self.flow != "stale":
+                squal = 120 if self.flow == "ok" else 5
+                items.append(TimedFlow(t, FlowSample(0, 0, False, squal, 0x100, 0, 0, 0)))
+            if self.range_ != "stale" and self.n % 10 == 0:
+                items.append(TimedRange(t, RangeSample(self.height,
+                                                       0 if self.range_ == "ok" else 2, 10.0)))
+            self.hold.feed(items)
+            if self.n % 2 == 0:
+                self.setpoints.append(self.hold.tick())
+
+
+def holding(config: HoldConfig | None = None, height: float = 1.0
+            ) -> tuple[FlowHold, FakeVehicle, Feed]:
+    v = FakeVehicle()
+    hold = FlowHold(v, config)
+    feed = Feed(hold, v, height)
+    feed.run(0.5)
+    hold.engage(height, hover_guess=0.5)
+    assert hold.state is HoldState.ENGAGING
+    feed.run(0.3)
+    assert hold.state is HoldState.HOLDING
+    return hold, v, feed
+
+
+def test_it_is_a_hold_control() -> None:
+    hold: HoldControl = FlowHold(FakeVehicle())
+    assert hold.status().state is HoldState.OFF
+
+
+def test_engages_and_publishes_the_hold_source() -> None:
+    hold, v, _feed = holding()
+    src = v.mixer.sources[HOLD_SOURCE]
+    assert src.fresh(v.clock.now())
+    st = hold.status()
+    assert st.height_m == pytest.approx(1.0, abs=0.02) and st.hover_throttle == 0.5
+    assert st.target_height_m == 1.0 and st.target_position_m is not None
+    assert st.as_json()["state"] == "holding"
+    out = v.mixer.tick()
+    assert out.source == HOLD_SOURCE
+
+
+def test_outputs_stay_within_the_configured_limits() -> None:
+    cfg = HoldConfig(max_tilt_deg=8.0, throttle_min=0.3, throttle_max=0.6, max_height_m=1.5)
+    hold, _v, feed = holding(cfg)
+    hold.target_position = (20.0, -20.0)   # far away: the tilt saturates
+    hold.set_target_height(9.0)             # above max_height_m: clipped
+    assert hold.target_height == 1.5
+    feed.run(1.0)
+    sps = [sp for sp in feed.setpoints[-40:] if sp is not None]
+    assert sps
+    db = cfg.stick_deadband_pct / 100
+
+    def flown(stick: float) -> float:   # the FC's deadband, as the sticks cross it
+        return math.copysign(max(abs(stick) - db, 0.0) / (1 - db), stick) * cfg.stick_angle_deg
+
+    for sp in sps:
+        tilt_deg = math.hypot(flown(sp.roll), flown(sp.pitch))
+        assert tilt_deg <= 8.0 + 1e-9
+        assert 0.3 <= sp.throttle <= 0.6
+    # the climb is rate-limited: throttle above hover by at most climb_kp * max_climb
+    assert max(sp.throttle for sp in sps) <= (hold.hover_throttle or 0) + \
+        cfg.climb_kp * cfg.max_climb_mps + 0.01
+    # full tilt towards the target: north and west (nose down, left side down)
+    assert sps[-1].pitch < 0 and sps[-1].roll < 0
+
+
+def test_hover_throttle_is_learned_from_the_climb_rate() -> None:
+    hold, _v, feed = holding()
+    # the range says it sinks: 1 cm per 100 ms; the loop pushes the hover throttle up
+    before = hold.hover_throttle or 0.0
+    for _ in range(20):
+        feed.height -= 0.01
+        feed.run(0.1)
+    assert (hold.hover_throttle or 0.0) > before
+
+
+@pytest.mark.parametrize(("flow", "range_", "reason", "bound"), [
+    ("stale", "ok", "flow stale", 0.4),
+    ("invalid", "ok", "flow invalid: SQUAL 5", 0.4),
+    ("ok", "stale", "range stale", 0.5),
+    ("ok", "invalid", "range invalid: signal fail", 0.5),
+    ("stale", "stale", "flow stale", 0.4),
+])
+def test_failsafe_rows(flow: str, range_: str, reason: str, bound: float) -> None:
+    hold, v, feed = holding()
+    t0 = v.clock.now()
+    feed.flow, feed.range_ = flow, range_
+    while hold.state is HoldState.HOLDING and v.clock.now() - t0 < 2.0:
+        feed.run(0.01)
+    took = v.clock.now() - t0
+    assert hold.state is HoldState.WITHDRAWN
+    assert bound < took <= bound + 0.11   # ticks every 20 ms, ranges every 100 ms
+    assert hold.reason is not None and reason in hold.reason
+    assert not v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())   # withdrawn at once
+    if (flow, range_) == ("stale", "stale"):
+        feed.run(0.3)   # the range's timeout follows: both named while withdrawn
+        assert "flow stale" in (hold.reason or "") and "range stale" in (hold.reason or "")
+    feed.run(0.06)
+    assert all(sp is None for sp in feed.setpoints[-3:])   # nothing published
+    # valid again: ENGAGING, then HOLDING after resume_s, where the craft then is
+    feed.flow = feed.range_ = "ok"
+    feed.run(0.15)
+    assert hold.state is HoldState.ENGAGING
+    feed.run(0.4)
+    assert hold.state is HoldState.HOLDING
+    assert v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())
+
+
+def test_flow_is_not_needed_near_the_floor() -> None:
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    feed = Feed(hold, v, height=0.04)
+    feed.flow = "invalid"            # out of focus on the ground
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.45)
+    feed.run(0.2)
+    assert hold.state is HoldState.HOLDING
+    sp = feed.setpoints[-1]
+    assert sp is not None and sp.roll == 0.0 and sp.pitch == 0.0   # level, climbing
+    assert sp.throttle > 0.45
+
+
+def test_a_piloted_hold_needs_the_pilots_heartbeat() -> None:
+    hold, _v, feed = holding()
+    hold.engage(None, hover_guess=0.5, piloted=True)
+    for _ in range(5):
+        hold.pilot(Setpoint(throttle=0.5))
+        feed.run(0.1)
+    assert hold.state is HoldState.HOLDING
+    feed.run(0.6)    # no heartbeat beyond the pilot source's 0.5 s
+    assert hold.state is HoldState.WITHDRAWN and "pilot heartbeat" in (hold.reason or "")
+
+
+def test_sticks_move_the_held_point() -> None:
+    hold, _v, feed = holding()
+    hold.engage(None, hover_guess=0.5, piloted=True)
+    start = hold.target_position
+    h0 = hold.target_height
+    assert start is not None and h0 is not None
+    for _ in range(10):   # forward (pitch stick down) and climb, 1 s
+        hold.pilot(Setpoint(throttle=1.0, pitch=-1.0, yaw=0.3))
+        feed.run(0.1)
+    end = hold.target_position
+    assert end is not None
+    assert end[0] - start[0] == pytest.approx(hold.config.nudge_mps, abs=0.05)
+    assert (hold.target_height or 0) - h0 == pytest.approx(hold.config.max_climb_mps, abs=0.05)
+    sp = feed.setpoints[-1]
+    assert sp is not None and sp.yaw == pytest.approx(0.3)
+
+
+def test_release_withdraws_at_once() -> None:
+    hold, v, feed = holding()
+    hold.release("done")
+    assert hold.state is HoldState.OFF and hold.reason == "done"
+    assert not v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())
+    feed.run(0.2)
+    assert all(sp is None for sp in feed.setpoints[-5:])
+
+
+def test_bad_engage_arguments() -> None:
+    hold = FlowHold(FakeVehicle())
+    with pytest.raises(ConfigError, match="hover_guess"):
+        hold.engage(1.0, hover_guess=1.5)
+    with pytest.raises(ConfigError, match="target_height_m"):
+        hold.engage(math.nan, hover_guess=0.5)
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"hold\.max_tilt_deg"):
+        HoldConfig.from_mapping({"max_tilt_deg": "steep"})
+    with pytest.raises(ConfigError, match=r"hold\.bogus"):
+        HoldConfig.from_mapping({"bogus": 1})
+    with pytest.raises(ConfigError, match=r"hold\.throttle_max"):
+        HoldConfig.from_mapping({"throttle_min": 0.7, "throttle_max": 0.6})
+    with pytest.raises(ConfigError, match=r"hold\.max_tilt_deg"):
+        HoldConfig.from_mapping({"max_tilt_deg": 60})
+    with pytest.raises(ConfigError, match=r"hold\.stick_deadband_pct"):
+        HoldConfig.from_mapping({"stick_deadband_pct": 50})
+    cfg = HoldConfig.from_mapping({"enabled": True, "target_height_m": 1, "max_tilt_deg": 10,
+                                   "stick_deadband_pct": 0})
+    assert cfg.max_tilt_deg == 10.0 and cfg.stick_deadband_pct == 0.0
+
+
+def test_mission_hold_table_and_step() -> None:
+    base = '[[steps]]\naction = "hold"\nseconds = 5\n'
+    spec = parse_mission(base + '[hold]\nenabled = true\ntarget_height_m = 1.2\n'
+                                'max_climb_mps = 0.3\n[hold.estimator]\nlatency_s = 0.1\n')
+    assert spec.hold_enabled and spec.hold_target_height_m == 1.2
+    assert spec.hold.max_climb_mps == 0.3 and spec.flow.latency_s == 0.1
+    assert not parse_mission(base).hold_enabled
+    for text, key in [
+        ('[hold]\nenabled = "yes"\n', "hold.enabled"),
+        ('[hold]\ntarget_height_m = 5\n', "hold.target_height_m"),
+        ('[hold]\nmax_tilt_deg = -1\n', "hold.max_tilt_deg"),
+        ('[hold.estimator]\nlatency_s = "x"\n', "hold.estimator.latency_s"),
+        ('[hold]\n', None),
+    ]:
+        if key is None:
+            parse_mission(base + text)
+            continue
+        with pytest.raises(ConfigError) as err:
+            parse_mission(base + text)
+        assert err.value.key == key
+    with pytest.raises(ConfigError) as err:
+        parse_mission('[[steps]]\naction = "hold"\nseconds = 5\nheight = 4\n')
+    assert err.value.key == "step 1 (hold).height"
+
+
+def test_polled_deck_sleeps_its_period_and_polls() -> None:
+    rig = make_rig()
+    deck = PolledDeck(FlowDeckPoller(rig.flow, rig.ranger, rig.clock), period_s=0.01)
+
+    async def main() -> list[Any]:
+        return await deck.get()
+
+    items = asyncio.run(main())
+    assert items and isinstance(items[0], TimedFlow)
+    with pytest.raises(ValueError):
+        PolledDeck(deck.poller, period_s=0)
+
+
+def test_a_deck_that_starts_failing_withdraws_the_hold_and_the_loop_lives_on() -> None:
+    from pipilot.core.clock import MonotonicClock
+
+    v = FakeVehicle()
+    v.clock = MonotonicClock()  # type: ignore[assignment]
+    v.mixer = Mixer(clock=v.clock)
+    v.telemetry = FakeTelemetry(v.clock)  # type: ignore[arg-type]
+    hold = FlowHold(v)
+
+    class Deck:
+        def __init__(self) -> None:
+            self.n = 0
+            self.broken = False
+
+        async def get(self) -> list[Any]:
+            await asyncio.sleep(0.01)
+            if self.broken:
+                raise OSError(5, "Input/output error")
+            self.n += 1
+            t = v.clock.now()
+            v.telemetry.set("AttitudeState", {"Roll": 0.0, "Pitch": 0.0, "Yaw": 0.0})
+            items: list[Any] = [TimedFlow(t, FlowSample(0, 0, False, 120, 0x100, 0, 0, 0))]
+            if self.n % 10 == 0:
+                items.append(TimedRange(t, RangeSample(1.0, 0, 10.0)))
+            return items
+
+    deck = Deck()
+
+    async def main() -> None:
+        task = asyncio.create_task(hold.run(deck))
+        await asyncio.sleep(0.3)
+        hold.engage(1.0, hover_guess=0.5)
+        for _ in range(100):   # generous: a loaded machine
+            await asyncio.sleep(0.05)
+            if hold.state is HoldState.HOLDING:
+                break
+        assert hold.state is HoldState.HOLDING
+        deck.broken = True
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if hold.state is HoldState.WITHDRAWN:
+                break
+        assert hold.state is HoldState.WITHDRAWN and "stale" in (hold.reason or "")
+        assert not task.done() and hold.failures.failures > 0
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

@@ -1,0 +1,53 @@
+"""tools/hold_table.py turns bench/hold.py's report into docs/hold.md's tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+REPORT = REPO / "docs" / "hold-report.json"
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hold_table", REPO / "tools" / "hold_table.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_docs_hold_md_holds_what_the_committed_report_gives() -> None:
+    tool = _tool()
+    assert tool.main([str(REPORT), "--doc", str(REPO / "docs" / "hold.md"), "--check"]) == 0
+
+
+def test_the_tables_are_written_between_the_markers_and_then_up_to_date(tmp_path: Path) -> None:
+    tool = _tool()
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"before\n{tool.START}\nold figures\n{tool.END}\nafter\n")
+    assert tool.main([str(REPORT), "--doc", str(doc), "--check"]) == 1
+    assert tool.main([str(REPORT), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old figures" not in text and text.startswith("before\n") and text.endswith("after\n")
+    report = json.loads(REPORT.read_text())
+    flow = report["flow"]["max_excursion_m"]
+    assert f"| flow hold | {flow['median']:.2f} | {flow['p90']:.2f} | {flow['max']:.2f} |" in text
+    run = next(r for r in report["runs"] if r["mode"] == "flow")
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run['seed']} |"))
+    assert f"| {run['max_excursion_m']:.2f} |" in row
+    assert tool.main([str(REPORT), "--doc", str(doc), "--check"]) == 0
+
+
+def test_a_report_of_another_kind_is_refused(tmp_path: Path) -> None:
+    tool = _tool()
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"{tool.START}\n{tool.END}\n")
+    other = tmp_path / "r.json"
+    other.write_text(json.dumps({"benchmark": "drift_hover"}))
+    assert tool.main([str(other), "--doc", str(doc)]) == 2
+    plain = tmp_path / "plain.md"
+    plain.write_text("no block here\n")
+    assert tool.main([str(REPORT), "--doc", str(plain)]) == 2

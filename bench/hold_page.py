@@ -147,8 +147,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         async with contextlib.AsyncExitStack() as stack:
             drivers = await asyncio.to_thread(sim_drivers, sim, vehicle.clock,
                                               texture=lambda: texture[0], seed=args.seed)
-            if not await start_hold(stack, vehicle, drivers, vehicle.clock):
-                raise SystemExit("this build has no hold (pipilot.control.hold)")
+            await start_hold(stack, vehicle, drivers, vehicle.clock)
             url = await stack.enter_async_context(
                 serve(vehicle, ServerConfig(port=0, token=TOKEN), out=io.StringIO()))
             base = url.split("?")[0].rstrip("/")
@@ -242,7 +241,7 @@ async def flight(args: argparse.Namespace, pilot: Pilot, sim: RealtimeSim, rec: 
                      "pilot back")
     after = rec.first(t_off, lambda s: s.source == "pilot")
     await asyncio.sleep(0.5)
-    off_window = [s.throttle for s in rec.samples if s.t >= t_off]
+    off_window = [before] + [s.throttle for s in rec.samples if s.t >= t_off]
     return {
         "seed": args.seed, "wind": list(args.wind),
         "engage_to_hold_flies_ms": None if flies is None else round((flies.t - t_on) * 1e3, 1),

@@ -11,36 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pipilot.cli import _checks
-from pipilot.control.holdapi import HoldControl
 from pipilot.core.clock import Clock
 from pipilot.sensors.bus import i2c_node
 from pipilot.sensors.pmw3901 import Pmw3901
-from pipilot.sensors.reader import FlowDeckPoller, Item, SensorReader
+from pipilot.sensors.reader import FlowDeckPoller, SensorReader
 from pipilot.sensors.vl53l1x import Vl53l1x
 
 if TYPE_CHECKING:
     from pipilot.core.vehicle import Vehicle
     from pipilot.sim.runner import RealtimeSim
 
-log = logging.getLogger(__name__)
-
 DEFAULT_SPI = "/dev/spidev0.0"
 DEFAULT_I2C = 1
-
-
-class Deck(Protocol):
-    async def get(self) -> list[Item]: ...
-
-
-class RunningHold(HoldControl, Protocol):
-    """A hold that the page drives (`HoldControl`) and that runs on the deck's samples."""
-
-    async def run(self, deck: Deck) -> None: ...
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,33 +95,20 @@ def _init(flow: Pmw3901, ranger: Vl53l1x) -> tuple[Pmw3901, Vl53l1x]:
     return flow, ranger
 
 
-def make_hold(vehicle: Vehicle) -> RunningHold | None:
-    """The flow-deck hold on ``vehicle`` (`pipilot.control.hold.FlowHold`), or
-    None when this build has none: the one place the hold is chosen."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("pipilot.control.hold") is None:
-        return None
-    module = importlib.import_module("pipilot.control.hold")
-    hold: RunningHold = module.FlowHold(vehicle)
-    return hold
-
-
 async def start_hold(stack: contextlib.AsyncExitStack, vehicle: Vehicle,
-                     drivers: tuple[Pmw3901, Vl53l1x], clock: Clock) -> bool:
+                     drivers: tuple[Pmw3901, Vl53l1x], clock: Clock) -> None:
     """Read the deck on its thread, run the hold on it and offer it to the page.
 
     Everything started is stopped by ``stack``, the hold first (it withdraws its
-    source), then the reader. False when this build has no hold.
+    source), then the reader.
 
     The FC's AttitudeState period is left as it is (130 ms): asking for 50 ms
     over the rig's 9600 baud link filled the FC's telemetry queue, and the
     FlightStatus updates it then dropped left the page showing "ARMING" after
     the craft had armed."""
-    hold = make_hold(vehicle)
-    if hold is None:
-        return False
+    from pipilot.control.hold import FlowHold  # numpy: only for a run with a deck
+
+    hold = FlowHold(vehicle)
     flow, ranger = drivers
     reader = SensorReader(FlowDeckPoller(flow, ranger, clock))
     reader.start(asyncio.get_running_loop())
@@ -143,7 +116,6 @@ async def start_hold(stack: contextlib.AsyncExitStack, vehicle: Vehicle,
     task = asyncio.create_task(hold.run(reader), name="flow-hold")
     stack.push_async_callback(_cancel, task)
     vehicle.hold = hold
-    return True
 
 
 def _stop_deck(reader: SensorReader, ranger: Vl53l1x) -> None:

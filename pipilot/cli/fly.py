@@ -19,7 +19,6 @@ from pipilot.cli._realtime import realtime_process
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
-from pipilot.errors import ConfigError
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.vl53l1x import Vl53l1x
 from pipilot.server.app import ServerConfig
@@ -53,9 +52,8 @@ async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = 
     await vehicle.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if deck is not None and not await start_hold(stack, vehicle, deck, vehicle.clock):
-                raise ConfigError("--flowdeck", "this build has no flow-deck hold "
-                                                "(pipilot.control.hold)")
+            if deck is not None:
+                await start_hold(stack, vehicle, deck, vehicle.clock)
             if web is None:
                 await stop.wait()
             else:

@@ -226,13 +226,9 @@ async def _start_flowdeck(stack: contextlib.AsyncExitStack, args: argparse.Names
     # the drivers' power-up waits block: never on the loop the core mixes on
     drivers = await asyncio.to_thread(sim_drivers, sim, clock, texture=args.texture,
                                       seed=args.seed)
-    if await start_hold(stack, vehicle, drivers, clock):
-        print(f"flow deck: simulated (texture {args.texture:g}); the page's Hold is available",
-              file=out, flush=True)
-    else:
-        drivers[1].stop()
-        print("flow deck: simulated, but this build has no hold (pipilot.control.hold): "
-              "the page's Hold stays disabled", file=out, flush=True)
+    await start_hold(stack, vehicle, drivers, clock)
+    print(f"flow deck: simulated (texture {args.texture:g}); the page's Hold is available",
+          file=out, flush=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -16,6 +16,7 @@ the mixer, and whether the core's lost-source state showed between), and
 the throttle step when Hold goes off.
 
     python bench/hold_page.py [--seed 3] [--wind 0.5,0.3,0.1] [--hold-s 10] [--dropout 3]
+                              [--attitude-ms MS]
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             pilot = Pilot(ws)
             tasks += [asyncio.create_task(pilot.read()), asyncio.create_task(rec.run())]
             await pilot.wait(lambda: pilot.state.get("telemetry_connected"), 60, "telemetry")
+            if args.attitude_ms:
+                await session.set_update_period("AttitudeState", args.attitude_ms)
             await pilot.send({"type": "take"})
             tasks.append(asyncio.create_task(pilot.feed()))
             return await flight(args, pilot, sim, rec, texture)
@@ -243,7 +246,7 @@ async def flight(args: argparse.Namespace, pilot: Pilot, sim: RealtimeSim, rec: 
     await asyncio.sleep(0.5)
     off_window = [before] + [s.throttle for s in rec.samples if s.t >= t_off]
     return {
-        "seed": args.seed, "wind": list(args.wind),
+        "seed": args.seed, "wind": list(args.wind), "attitude_ms": args.attitude_ms or 130,
         "engage_to_hold_flies_ms": None if flies is None else round((flies.t - t_on) * 1e3, 1),
         "held": {
             "seconds": args.hold_s, "after_settle_s": args.settle,
@@ -279,6 +282,8 @@ def main() -> None:
     ap.add_argument("--hold-s", type=float, default=10.0)
     ap.add_argument("--settle", type=float, default=3.0)
     ap.add_argument("--dropout", type=float, default=3.0)
+    ap.add_argument("--attitude-ms", type=int, default=0,
+                    help="ask the FC for AttitudeState this often (default: its own 130 ms)")
     args = ap.parse_args()
     args.wind = tuple(float(x) for x in args.wind.split(","))
     print(json.dumps(asyncio.run(bench(args)), indent=1))

@@ -107,12 +107,12 @@ async def test_hold_from_the_page_keeps_the_simulated_craft_in_place(
     moved = max(math.hypot(s["position_m"][0] - n0, s["position_m"][1] - e0) for s in samples)
     speeds = sorted(s["speed_mps"] for s in samples)
     heights = [s["height_m"] for s in samples]
-    # generous bounds (a loaded machine delays the real-time loop). Measured once
-    # on seed 3: held, 0.30 m in these 5 s at a median 0.19 m/s (bench/hold_page.py:
-    # up to 0.83 m in 10 s on other seeds); the same flight without Hold drifted
-    # 2.0 m at a median 0.42 m/s
+    # generous bounds (a loaded machine delays the real-time loop). bench/hold_page.py
+    # (10 s held, seeds 3, 5, 8): the craft swings about the held point at a median
+    # 0.2-0.4 m/s but stays within 0.4-0.7 m of it; the same flight without Hold
+    # drifted 2.0 m in these 5 s. The speed bound catches a growing oscillation.
     assert moved < 1.2, (moved, samples)
-    assert speeds[len(speeds) // 2] < 0.35, speeds
+    assert speeds[int(0.9 * len(speeds))] < 0.8, speeds
     assert max(heights) - min(heights) < 0.4 and min(heights) > 0.2, heights
 
     # Hold off: the pilot flies on from the hover throttle the hold learned.

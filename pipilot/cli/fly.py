@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -12,11 +13,14 @@ import sys
 from typing import NoReturn
 
 from pipilot.cli import _checks
+from pipilot.cli._flowdeck import add_real_arguments, check_real_arguments, real_drivers, start_hold
 from pipilot.cli._output import json_text
 from pipilot.cli._realtime import realtime_process
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
+from pipilot.sensors.pmw3901 import Pmw3901
+from pipilot.sensors.vl53l1x import Vl53l1x
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
 from pipilot.server.settings import add_http_arguments, read_server_table, server_config
@@ -36,22 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the page shows the FC's state from it")
     parser.add_argument("--telemetry-baud", type=int, default=9600, help="(default 9600)")
     parser.add_argument("--headless", action="store_true", help="no web page")
+    add_real_arguments(parser)
     add_http_arguments(parser)
 
 
 async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = None,
-              token_source: str = "") -> None:
+              token_source: str = "", deck: tuple[Pmw3901, Vl53l1x] | None = None) -> None:
     """Run `vehicle` (and its page) until `stop` is set; always ends with the core's
-    failsafe stop."""
+    failsafe stop. With ``deck`` (the flow deck's drivers, initialised) the hold runs
+    on it and the page may engage it."""
     await vehicle.start()
     try:
-        if web is None:
-            await stop.wait()
-        else:
-            async with serve(vehicle, web, token_source):
+        async with contextlib.AsyncExitStack() as stack:
+            if deck is not None:
+                await start_hold(stack, vehicle, deck, vehicle.clock)
+            if web is None:
                 await stop.wait()
-                # failsafe frames now: the server's shutdown waits for its handlers
-                await vehicle.stop()
+            else:
+                async with serve(vehicle, web, token_source):
+                    await stop.wait()
+                    # failsafe frames now: the server's shutdown waits for its handlers
+                    await vehicle.stop()
     finally:
         await vehicle.stop()
 
@@ -62,6 +71,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     _checks.telemetry_port("--telemetry-port", args.telemetry_port)
     if args.telemetry_port is not None:
         _checks.baud("--telemetry-baud", args.telemetry_baud, args.telemetry_port)
+    if args.flowdeck:
+        check_real_arguments(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         # before any other thread starts: the pump's and the web server's inherit
         # the nice value and the flight loop's SCHED_FIFO; undone on every way out
         with realtime_process(cfg.realtime, loop_fifo=True):
+            # asked for, the flow deck must answer before anything flies: a missing
+            # bus or sensor is one line (SensorError) and pipilot does not start
+            deck = (await asyncio.to_thread(real_drivers, args.spi, args.i2c, vehicle.clock)
+                    if args.flowdeck else None)
             session = None
             if args.telemetry_port:
                 from pipilot.core.telemetry import TelemetrySession
@@ -88,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 vehicle.attach_telemetry(session)
                 await session.start()
             try:
-                await fly(vehicle, stop, web, token_source)
+                await fly(vehicle, stop, web, token_source, deck)
             finally:
                 if session is not None:
                     await session.stop()

@@ -66,9 +66,11 @@ def _pair(text: str, key: str, n_min: int, n_max: int) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipilot.cli._flowdeck import add_sim_arguments
     from pipilot.server.settings import add_http_arguments
 
     add_http_arguments(parser)
+    add_sim_arguments(parser)
     parser.add_argument("--headless", action="store_true", help="no web server")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")
@@ -112,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         check_period(args.period_ms * 1e-3, args.firmware, key="--period-ms")
     _checks.integer("--seed", args.seed, 0, 2**32 - 1)
     _checks.number("--telemetry-latency", args.telemetry_latency, 0.0, 2.0)
+    from pipilot.cli._flowdeck import check_sim_arguments
+
+    check_sim_arguments(args)
     wind = _pair(args.wind, "--wind", 2, 3)
     tilt = _pair(args.mount_tilt, "--mount-tilt", 2, 2)
     main = _main
@@ -158,6 +163,7 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         finally:
             telemetry_connected = session.connected
             tstats = session.stats
+            hold_status = None if vehicle.hold is None else vehicle.hold.status()
             await vehicle.stop()
             await session.stop()
             await _drain(sim, vehicle.core.stats.frames_sent)
@@ -182,6 +188,8 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         "drift_m": round(model.drift_m(), 3),
         "altitude_m": round(model.truth.altitude, 3) + 0.0,
         "sim_error": repr(sim.error) if sim.error else None,
+        "flowdeck": hold_status is not None,
+        "hold": None if hold_status is None else hold_status.as_json(),
         "core": core_stats.as_dict(),   # the pump's timing, as `pipilot fly` prints it
     }
 
@@ -211,6 +219,8 @@ async def _run(args: argparse.Namespace, sim: RealtimeSim, vehicle: Vehicle,
         async with contextlib.AsyncExitStack() as stack:
             await session.start()
             await vehicle.start()
+            if getattr(args, "flowdeck", False):
+                await _start_flowdeck(stack, args, sim, vehicle, out)
             if not args.headless:
                 await _start_server(stack, vehicle, args, out)
             print(f"simulated CC3D ({args.firmware} firmware, seed {args.seed}): "
@@ -225,6 +235,20 @@ async def _run(args: argparse.Namespace, sim: RealtimeSim, vehicle: Vehicle,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _start_flowdeck(stack: contextlib.AsyncExitStack, args: argparse.Namespace,
+                          sim: RealtimeSim, vehicle: Vehicle, out: TextIO) -> None:
+    """The simulated flow deck, read by its drivers on a reader thread, feeding the hold."""
+    from pipilot.cli._flowdeck import sim_drivers, start_hold
+
+    clock = vehicle.clock  # the core's: every sample is stamped on it
+    # the drivers' power-up waits block: never on the loop the core mixes on
+    drivers = await asyncio.to_thread(sim_drivers, sim, clock, texture=args.texture,
+                                      seed=args.seed)
+    await start_hold(stack, vehicle, drivers, clock)
+    print(f"flow deck: simulated (texture {args.texture:g}); the page's Hold is available",
+          file=out, flush=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -17,7 +17,8 @@ vehicle can stand in for `Vehicle`:
 - `ObservedVehicle`: a FlightVehicle plus `sim`, the ground truth
   (`pipilot.core.truth.GroundTruth`) that mission summaries record;
 - `ServedVehicle`: an ObservedVehicle plus `core`, the link and its failsafe,
-  which the web server reports (`pipilot.server.adapter.VehicleAdapter`).
+  which the web server reports (`pipilot.server.adapter.VehicleAdapter`), and
+  `hold`, the flow-deck hold the page engages (None without a flow deck).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from pipilot.control.holdapi import HoldControl
 from pipilot.core.clock import Clock
 from pipilot.core.config import CoreConfig
 from pipilot.core.flightcore import FlightCore
@@ -106,10 +108,16 @@ class ObservedVehicle(FlightVehicle, Protocol):
 
 
 class ServedVehicle(ObservedVehicle, Protocol):
-    """What the web server shows: an ObservedVehicle and its flight core's state."""
+    """What the web server shows: an ObservedVehicle and its flight core's state,
+    and the hold its page may engage."""
 
     @property
     def core(self) -> FlightCore: ...
+
+    @property
+    def hold(self) -> HoldControl | None:
+        """The flow-deck position and height hold; None when there is no flow deck."""
+        ...
 
 
 class Vehicle:
@@ -120,6 +128,8 @@ class Vehicle:
         self.core = core
         self.telemetry = telemetry
         self.sim = sim
+        #: The flow-deck hold, once one is set up (`pipilot.control.holdapi`).
+        self.hold: HoldControl | None = None
 
     @classmethod
     def create(cls, port: CorePort, config: CoreConfig | None = None,

@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVarTuple
 
+from pipilot.control.holdapi import HoldControl, HoldStatus
 from pipilot.core.failsafe import FailsafeState
 from pipilot.core.setpoints import ArmRequest, Setpoint
+from pipilot.core.truth import TruthSnapshot
 from pipilot.core.vehicle import LinkStatistics, ServedVehicle
 from pipilot.server.port import TelemetryValue
 
@@ -202,3 +204,32 @@ class VehicleAdapter:
 
     def sim_truth(self) -> Mapping[str, Any] | None:
         return self._read_sim()
+
+    def truth_snapshot(self) -> TruthSnapshot | None:
+        sim = self.vehicle.sim
+        return None if sim is None else sim.truth_snapshot()
+
+    # -- the flow-deck hold: its calls run on the flight loop, in order ------------
+    def hold_status(self) -> HoldStatus | None:
+        hold = self.vehicle.hold
+        return None if hold is None else hold.status()
+
+    def hold_engage(self, hover_guess: float) -> None:
+        hold = self.vehicle.hold
+        if hold is not None:
+            self._on_flight_loop(_engage_piloted, hold, hover_guess)
+
+    def hold_release(self, reason: str) -> None:
+        hold = self.vehicle.hold
+        if hold is not None:
+            self._on_flight_loop(hold.release, reason)
+
+    def hold_pilot(self, sticks: Setpoint) -> None:
+        hold = self.vehicle.hold
+        if hold is not None:
+            self._on_flight_loop(hold.pilot, sticks)
+
+
+def _engage_piloted(hold: HoldControl, hover_guess: float) -> None:
+    """Hold here, at the current height, with the page's sticks as the heartbeat."""
+    hold.engage(None, hover_guess=hover_guess, piloted=True)

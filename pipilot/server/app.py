@@ -118,7 +118,8 @@ class Hub:
         self.clock = clock or MonotonicClock()
         self.clients: dict[str, Client] = {}
         self.connecting = 0  # websocket handshakes under way (counted against max_pages)
-        self.cockpit = Cockpit(vehicle, config.heartbeat_timeout, on_change=self._seat_changed)
+        self.cockpit = Cockpit(vehicle, config.heartbeat_timeout, on_change=self._seat_changed,
+                               on_hold=self._hold_changed)
         self._ids = itertools.count(1)
         self.view_failures = FailureLog(log, "building the live view failed", clock=self.clock)
         self.watchdog_failures = FailureLog(
@@ -132,11 +133,20 @@ class Hub:
         for c in self.clients.values():
             c.reply(self.seat_message(c.id))
 
+    def _hold_changed(self, cid: str) -> None:
+        """Tell the pilot's page the hold's mode and the sticks it must now show."""
+        client = self.clients.get(cid)
+        if client is not None:
+            ck = self.cockpit
+            client.reply(protocol.encode("hold", on=ck.hold_on, note=ck.hold_note,
+                                         sticks=protocol.sticks_json(ck.sticks)))
+
     def seat_message(self, cid: str, **extra: object) -> str:
         ck = self.cockpit
+        you = ck.holder == cid
         return protocol.encode(
-            "seat", you=ck.holder == cid, occupied=ck.holder is not None, state=ck.state.value,
-            arm=ck.arm.value, arm_result=ck.arm_result, **extra)
+            "seat", you=you, occupied=ck.holder is not None, state=ck.state.value,
+            arm=ck.arm.value, arm_result=ck.arm_result, hold=you and ck.hold_on, **extra)
 
     def state_text(self) -> str:
         return protocol.encode("state", **view.build_state(self.vehicle, self.cockpit,
@@ -188,8 +198,8 @@ class Hub:
     def _dispatch(self, client: Client, msg: protocol.Message) -> None:
         ck = self.cockpit
         match msg:
-            case protocol.Control(seq=seq, sticks=sticks, t=t):
-                ck.control(client.id, sticks)
+            case protocol.Control(seq=seq, sticks=sticks, t=t, hold=hold):
+                ck.control(client.id, sticks, hold)
                 if t is not None:
                     client.reply(protocol.encode("ack", seq=seq, t=t))
             case protocol.Heartbeat():
@@ -206,6 +216,8 @@ class Hub:
                 client.reply(self.seat_message(client.id, sticks=protocol.sticks_json(sticks)))
             case protocol.Release():
                 ck.release(client.id)
+            case protocol.Hold(on=on):
+                ck.set_hold(client.id, on, view.armed_state(self.vehicle))
 
 
 HUB = web.AppKey("pipilot_hub", Hub)
@@ -292,7 +304,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     client.reply(protocol.encode(
         "welcome", client=client.id, can_pilot=may_fly,
         heartbeat_ms=round(cfg.heartbeat_timeout * 1000), update_hz=cfg.update_hz,
-        sim=hub.vehicle.sim_truth() is not None))
+        sim=hub.vehicle.sim_truth() is not None,
+        hold_available=hub.vehicle.hold_status() is not None))
     client.reply(hub.seat_message(client.id))
     log.info("page %s connected (%s)", client.id, "pilot-capable" if may_fly else "observer")
     try:

@@ -5,15 +5,28 @@ when they stop for `heartbeat_timeout` seconds the seat goes SILENT and the
 server withdraws the pilot source, so the core's lost-pilot failsafe applies.
 Fresh messages from the same page bring it back to ACTIVE (as an RC receiver
 recovers when the link returns). Closing the page frees the seat.
+
+The pilot may engage the vehicle's flow-deck hold (`set_hold`). While it is
+on, the pilot's sticks go to the hold (its heartbeat; the throttle slider is a
+climb-rate command, mid holds the height) and, while the hold reports
+HOLDING, the "pilot" source is withdrawn so that the hold's source flies.
+While it does not (engaging, withdrawn: its sensors are stale) the pilot
+flies the fallback: the sticks' roll, pitch and yaw with the throttle at the
+hold's hover throttle plus a bounded share of the slider. Hold off, the seat
+lost or the heartbeat lost release it; the throttle then carries on from the
+hover throttle, so the craft does not jump.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from pipilot.control.holdapi import HoldState, HoldStatus
 from pipilot.core.mixer import ARM_THROTTLE_MAX
 from pipilot.core.setpoints import NEUTRAL, ArmRequest, Setpoint
 from pipilot.server.port import VehiclePort
@@ -24,6 +37,14 @@ log = logging.getLogger(__name__)
 # The firmware arms and disarms only with the throttle off (NOTES.md, arming);
 # the page's request is refused above the throttle the mixer would refuse it at.
 THROTTLE_LOW = ARM_THROTTLE_MAX
+#: With Hold on the throttle slider is a climb-rate command: mid holds the height.
+HOLD_MID = 0.5
+#: The fallback's throttle moves this much per unit of slider away from mid
+#: (so at most +-0.1 around the hover throttle): enough to stop a slow sink or
+#: climb, never a full-throttle jump.
+FALLBACK_CLIMB_SPAN = 0.2
+#: The hover guess handed to the hold stays below full throttle.
+HOVER_GUESS_MAX = 0.95
 
 
 class SeatState(enum.Enum):
@@ -41,11 +62,15 @@ class Cockpit:
         heartbeat_timeout: float = 0.3,
         arm_timeout: float = 3.0,
         on_change: Callable[[], None] | None = None,
+        on_hold: Callable[[str], None] | None = None,
     ) -> None:
         self._port = port
         self.heartbeat_timeout = heartbeat_timeout
         self.arm_timeout = arm_timeout
         self._on_change = on_change or (lambda: None)
+        # told (with the holder's id) when the hold's mode or the sticks the server
+        # set for it change: the page must follow (its toggle, its throttle slider)
+        self._on_hold = on_hold or (lambda client: None)
         self.state = SeatState.VACANT
         self.holder: str | None = None
         self.sticks: Setpoint = NEUTRAL
@@ -53,6 +78,13 @@ class Cockpit:
         self.arm = ArmRequest.NONE
         self._arm_deadline = 0.0
         self.arm_result: str | None = None
+        self.hold_on = False
+        """The pilot engaged the hold (and it has not been released)."""
+        self.hold_flies = False
+        """The hold reports HOLDING and the "pilot" source is withdrawn for it."""
+        self.hold_note: str | None = None
+        """Why the pilot flies the fallback, or why the hold was last released."""
+        self._hold_guess = 0.0
 
     def _set_state(self, new: SeatState, reason: str) -> None:
         if new is not self.state:
@@ -69,6 +101,10 @@ class Cockpit:
         if self.holder is not None and not force:
             raise MessageError("seat_taken", "another page is flying; take over explicitly")
         previous = self.holder
+        if self.hold_on:
+            # the page losing the seat hears it from the seat message, not as a hold
+            # change it would answer with sticks the server then refuses
+            self._hold_off("seat taken over by another page", notify=False)
         # A takeover continues from the sticks the previous pilot left, so the
         # craft does not jump; a vacant seat starts from the throttle (and the
         # accessories) the craft is flying on now, sticks centred: a mission or
@@ -93,6 +129,8 @@ class Cockpit:
         """`client` gives up the seat (or its page closed): withdraw, failsafe."""
         if self.holder != client:
             return
+        if self.hold_on:
+            self._hold_off(reason, notify=False)
         self._port.withdraw_pilot()
         self.holder = None
         self.arm = ArmRequest.NONE
@@ -107,8 +145,13 @@ class Cockpit:
             raise MessageError("not_pilot", "this page observes; take control first")
 
     # -- messages from the pilot ----------------------------------------
-    def control(self, client: str, sticks: Setpoint) -> None:
+    def control(self, client: str, sticks: Setpoint, hold: bool = False) -> None:
+        """The pilot's sticks. ``hold``: the page read its throttle slider as a
+        climb-rate command. When that is not the server's mode (the page has not
+        yet heard of a change) the throttle is not used: the server's stays."""
         self._require_pilot(client)
+        if hold != self.hold_on:
+            sticks = replace(sticks, throttle=self.sticks.throttle)
         self.sticks = sticks
         self._heard()
         if self.arm is not ArmRequest.NONE and sticks.throttle > THROTTLE_LOW:
@@ -125,6 +168,9 @@ class Cockpit:
     def request_arm(self, client: str, arm: bool) -> None:
         self._require_pilot(client)
         self._require_fresh_sticks()
+        if self.hold_on:
+            raise MessageError("hold_on", "turn Hold off first: the throttle slider is a "
+                               "climb-rate command while it is on")
         if self.sticks.throttle > THROTTLE_LOW:
             raise MessageError("throttle_not_low",
                                f"lower the throttle to arm or disarm (<= {THROTTLE_LOW:g})")
@@ -136,7 +182,95 @@ class Cockpit:
         self._on_change()
 
     def _publish(self) -> None:
-        self._port.publish_pilot(replace(self.sticks, arm=self.arm))
+        if not self.hold_on:
+            self._port.publish_pilot(replace(self.sticks, arm=self.arm))
+            return
+        self._port.hold_pilot(self.sticks)   # the hold's heartbeat, whoever flies
+        self._route(self._port.hold_status(), always=True)
+
+    # -- the flow-deck hold ------------------------------------------------
+    def set_hold(self, client: str, on: bool, armed_state: str | None) -> None:
+        """Engage or release the hold for the seated pilot (``armed_state``:
+        FlightStatus.Armed as the FC reports it)."""
+        self._require_pilot(client)
+        if on and not self.hold_on:
+            if self._port.hold_status() is None:
+                raise MessageError("no_hold", "this vehicle has no hold (no flow deck)")
+            self._require_fresh_sticks()
+            if armed_state != "Armed":
+                raise MessageError("not_flying", "the FC is not armed: arm and take off "
+                                   "before holding")
+            if self.sticks.throttle <= THROTTLE_LOW:
+                raise MessageError("not_flying", "raise the throttle and take off before "
+                                   "holding")
+            self._hold_guess = min(self.sticks.throttle, HOVER_GUESS_MAX)
+            self._port.hold_engage(self._hold_guess)
+            self.hold_on = True
+            self.hold_flies = False
+            self.hold_note = None
+            self.sticks = replace(self.sticks, throttle=HOLD_MID)
+            log.info("hold engaged by %s (hover guess %.3f)", client, self._hold_guess)
+            self._heard()
+            self._publish()
+            self._on_change()
+            self._on_hold(client)
+        elif not on and self.hold_on:
+            self._hold_off("Hold turned off")   # tells the page
+            self._heard()
+            self._publish()
+            self._on_change()
+        else:
+            self._on_hold(client)   # nothing to change: the page hears the mode as it is
+
+    def hold_view(self) -> dict[str, Any]:
+        """The page's side of the hold: engaged, who flies, and why not the hold."""
+        flies = None
+        if self.hold_on and self.state is SeatState.ACTIVE:
+            flies = "hold" if self.hold_flies else "pilot"
+        return {"on": self.hold_on, "flies": flies, "note": self.hold_note}
+
+    def _hold_off(self, reason: str, notify: bool = True) -> None:
+        """Release the hold; the sticks carry on from the hover throttle (no jump).
+        ``notify``: tell the seated page (its toggle and throttle slider)."""
+        hover = self._hover_throttle(self._port.hold_status())
+        self._port.hold_release(reason)
+        self.hold_on = False
+        self.hold_flies = False
+        self.hold_note = reason
+        self.sticks = replace(self.sticks, throttle=hover)
+        log.info("hold released (%s); throttle carries on at %.3f", reason, hover)
+        if notify and self.holder is not None:
+            self._on_hold(self.holder)
+
+    def _hover_throttle(self, st: HoldStatus | None) -> float:
+        h = None if st is None else st.hover_throttle
+        if h is not None and math.isfinite(h) and 0.0 < h < 1.0:
+            return float(h)
+        return self._hold_guess
+
+    def _route(self, st: HoldStatus | None, always: bool) -> None:
+        """Who flies while the hold is on: the hold when HOLDING, else the fallback.
+        ``always``: publish the fallback even when nothing changed (fresh sticks)."""
+        if st is not None and st.state is HoldState.HOLDING:
+            if not self.hold_flies:
+                self._port.withdraw_pilot()
+                self.hold_flies = True
+                self.hold_note = None
+                log.info("the hold flies")
+            return
+        why = "hold not available" if st is None else (st.reason or st.state.value)
+        if self.hold_flies or always or why != self.hold_note:
+            if self.hold_flies:
+                log.warning("hold not holding (%s): the pilot flies the fallback", why)
+            self.hold_flies = False
+            self.hold_note = why
+            self._port.publish_pilot(self._fallback(st))
+
+    def _fallback(self, st: HoldStatus | None) -> Setpoint:
+        s = self.sticks
+        throttle = self._hover_throttle(st) + FALLBACK_CLIMB_SPAN * (s.throttle - HOLD_MID)
+        return replace(Setpoint.saturated(throttle=throttle, roll=s.roll, pitch=s.pitch,
+                                          yaw=s.yaw), accessories=s.accessories)
 
     def _require_fresh_sticks(self) -> None:
         # After a silence the sticks the server last heard are stale: only a
@@ -155,9 +289,13 @@ class Cockpit:
         """Run often (the watchdog): heartbeat timeout and arm request resolution."""
         now = self._port.now()
         if self.state is SeatState.ACTIVE and now - self.last_heard > self.heartbeat_timeout:
+            if self.hold_on:
+                self._hold_off("pilot heartbeat lost")
             self._port.withdraw_pilot()
             self.arm = ArmRequest.NONE
             self._set_state(SeatState.SILENT, f"no heartbeat for {self.heartbeat_timeout:g} s")
+        elif self.state is SeatState.ACTIVE and self.hold_on:
+            self._route(self._port.hold_status(), always=False)
         if self.arm is ArmRequest.NONE:
             return
         want = "Armed" if self.arm is ArmRequest.ARM else "Disarmed"

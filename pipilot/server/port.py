@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from pipilot.control.holdapi import HoldStatus
 from pipilot.core.setpoints import Setpoint
+from pipilot.core.truth import TruthSnapshot
 
 TelemetryValue = tuple[Mapping[str, Any], float]
 
@@ -53,4 +55,28 @@ class VehiclePort(Protocol):
 
     def sim_truth(self) -> Mapping[str, Any] | None:
         """Ground truth from the simulator (position, velocity), or None on real hardware."""
+        ...
+
+    def truth_snapshot(self) -> TruthSnapshot | None:
+        """The simulator's truth now (never blocks), or None on real hardware: display only."""
+        ...
+
+    # -- the flow-deck hold (`pipilot.control.holdapi.HoldControl`) ---------------
+    # The calls below go to the hold on the flight loop's thread, in order with
+    # the pilot's publishes and withdrawals.
+
+    def hold_status(self) -> HoldStatus | None:
+        """The hold's status now, or None when the vehicle has no hold (no flow deck)."""
+        ...
+
+    def hold_engage(self, hover_guess: float) -> None:
+        """Hold the current position and height, piloted: `hold_pilot` is its heartbeat."""
+        ...
+
+    def hold_release(self, reason: str) -> None:
+        """Stop holding; the hold withdraws its mixer source at once."""
+        ...
+
+    def hold_pilot(self, sticks: Setpoint) -> None:
+        """The pilot's sticks while the hold is engaged (throttle: climb rate around mid)."""
         ...

@@ -49,6 +49,10 @@ class Control:
     seq: int
     sticks: Setpoint
     t: float | None = None  # the page's clock, echoed for latency measurements
+    hold: bool = False
+    """The page's Hold toggle as it was when these sticks were read: with Hold on
+    the throttle is a climb-rate command (mid: hold the height), not a throttle.
+    The server uses a throttle only when this matches its own mode (see cockpit)."""
 
 
 @dataclass(frozen=True)
@@ -84,22 +88,39 @@ class Release:
     """Give the pilot's seat back."""
 
 
-Message = Control | Heartbeat | Ping | Arm | Take | Release
+@dataclass(frozen=True)
+class Hold:
+    """Engage (``on``) or release the flow-deck position and height hold."""
+
+    on: bool
+    seq: int
+
+
+Message = Control | Heartbeat | Ping | Arm | Take | Release | Hold
 
 _KEYS = {
-    "control": {"type", "seq", "t", "throttle", "yaw", "roll", "pitch", "accessories"},
+    "control": {"type", "seq", "t", "throttle", "yaw", "roll", "pitch", "accessories", "hold"},
     "heartbeat": {"type", "seq"},
     "ping": {"type", "t"},
     "arm": {"type"},
     "disarm": {"type"},
     "take": {"type", "force"},
     "release": {"type"},
+    "hold": {"type", "on", "seq"},
 }
 _REQUIRED = {
     "control": {"type", "seq", "throttle", "yaw", "roll", "pitch", "accessories"},
     "heartbeat": {"type", "seq"},
     "ping": {"type", "t"},
+    "hold": {"type", "on", "seq"},
 }
+
+
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    v = obj[key]
+    if not isinstance(v, bool):
+        raise MessageError("bad_value", f"{key} must be true or false")
+    return v
 
 
 def _reject_constant(name: str) -> float:
@@ -167,7 +188,8 @@ def parse_message(text: str | bytes) -> Message:
             accessories=(accs[0], accs[1], accs[2], accs[3]),
         )
         t = _number(obj, "t", -1e300, 1e300) if "t" in obj else None
-        return Control(seq=_seq(obj), sticks=sticks, t=t)
+        hold = _bool(obj, "hold") if "hold" in obj else False
+        return Control(seq=_seq(obj), sticks=sticks, t=t, hold=hold)
     if kind == "heartbeat":
         return Heartbeat(seq=_seq(obj))
     if kind == "ping":
@@ -175,10 +197,9 @@ def parse_message(text: str | bytes) -> Message:
     if kind in ("arm", "disarm"):
         return Arm(arm=kind == "arm")
     if kind == "take":
-        force = obj.get("force", False)
-        if not isinstance(force, bool):
-            raise MessageError("bad_value", "force must be true or false")
-        return Take(force=force)
+        return Take(force=_bool(obj, "force") if "force" in obj else False)
+    if kind == "hold":
+        return Hold(on=_bool(obj, "on"), seq=_seq(obj))
     return Release()
 
 

@@ -69,6 +69,28 @@ def telemetry_link(port: VehiclePort) -> dict[str, Any]:
     }
 
 
+def hold(port: VehiclePort) -> dict[str, Any] | None:
+    """The hold's status (`HoldStatus.as_json`), None when the vehicle has no hold."""
+    st = port.hold_status()
+    return None if st is None else st.as_json()
+
+
+def hold_truth(port: VehiclePort) -> dict[str, Any] | None:
+    """In the simulator, the true height (altitude), climb rate, horizontal velocity
+    and position (north, east) to show beside the hold's estimate; None on a real craft."""
+    t = port.truth_snapshot()
+    if t is None:
+        return None
+
+    def r(x: float) -> float | None:
+        return round(float(x), 4) if math.isfinite(x) else None
+
+    return {"height_m": r(-t.position[2]), "climb_mps": r(-t.velocity[2]),
+            "velocity_mps": [r(t.velocity[0]), r(t.velocity[1])],
+            "speed_mps": r(math.hypot(t.velocity[0], t.velocity[1])),
+            "position_m": [r(t.position[0]), r(t.position[1])]}
+
+
 def build_state(port: VehiclePort, cockpit: Cockpit, clients: int) -> dict[str, Any]:
     """One live-view update, shared by every page."""
     return {
@@ -84,11 +106,14 @@ def build_state(port: VehiclePort, cockpit: Cockpit, clients: int) -> dict[str, 
                         ("Status", "RxDataRate", "TxDataRate", "RxCrcErrors")),
         "sbus": _clean(dict(port.link_stats())),
         "sim": _clean(port.sim_truth()),
+        "hold": hold(port),
+        "hold_truth": hold_truth(port),
         "seat": {
             "state": cockpit.state.value,
             "occupied": cockpit.holder is not None,
             "arm": cockpit.arm.value,
             "arm_result": cockpit.arm_result,
+            "hold": cockpit.hold_view(),
         },
         "clients": clients,
     }
@@ -108,4 +133,7 @@ def status(port: VehiclePort, cockpit: Cockpit) -> dict[str, Any]:
         "telemetry_link": telemetry_link(port),
         "pilot": cockpit.state.value,
         "sbus": _clean(dict(port.link_stats())),
+        "hold": hold(port),
+        "hold_truth": hold_truth(port),
+        "pilot_hold": cockpit.hold_view(),
     }

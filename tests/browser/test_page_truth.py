@@ -324,12 +324,12 @@ async def test_every_control_has_its_name_and_role(rig):
     await page.get_by_role("button", name="Arm", exact=True).click()
     await page.locator("#gamepad summary").click()
     for role, names in [
-        ("button", ["Arm", "Disarm", "Release control", "Confirm arm"]),
+        ("button", ["Arm", "Disarm", "Release control", "Confirm arm", "Hold"]),
         ("slider", ["Throttle", "Yaw", "Roll", "Pitch",
                     "Accessory 0", "Accessory 1", "Accessory 2", "Accessory 3"]),
         ("status", ["Server link", "Telemetry link", "Pilot seat", "FC arming state"]),
         ("checkbox", ["Fly with the gamepad", "roll gamepad invert"]),
-        ("spinbutton", ["throttle gamepad index"]),
+        ("spinbutton", ["throttle gamepad index", "Hold gamepad button"]),
         ("combobox", ["pitch gamepad source"]),
     ]:
         for name in names:

@@ -7,6 +7,7 @@ failsafe take over from another page.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -29,10 +30,17 @@ TOKEN = "e2e-token"
 
 @pytest.fixture
 def sim_url(tmp_path: Path) -> Iterator[str]:
+    with running_sim(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_sim(tmp_path: Path, *extra: str) -> Iterator[str]:
+    """`pipilot sim` (seed 3, and ``extra`` options) in a process of its own: its URL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipilot", "sim", "--http-port", "0", "--token", TOKEN,
-         "--seed", "3"],
+         "--seed", "3", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None

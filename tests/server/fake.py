@@ -5,7 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pipilot.control.holdapi import HoldState, HoldStatus
 from pipilot.core.setpoints import Setpoint
+from pipilot.core.truth import TruthSnapshot
+
+
+class FakeHold:
+    """A HoldControl that records its calls; tests move its state by hand."""
+
+    def __init__(self) -> None:
+        self.state = HoldState.OFF
+        self.reason: str | None = None
+        self.hover_throttle: float | None = None
+        self.height_m: float | None = 0.8
+        self.calls: list[tuple[str, Any]] = []
+        self.sticks: list[Setpoint] = []
+
+    def engage(self, target_height_m: float | None = None, *, hover_guess: float,
+               piloted: bool = False) -> None:
+        self.calls.append(("engage", (target_height_m, hover_guess, piloted)))
+        self.state, self.reason = HoldState.ENGAGING, "waiting for fresh flow and range"
+        if self.hover_throttle is None:
+            self.hover_throttle = hover_guess
+
+    def release(self, reason: str = "released") -> None:
+        self.calls.append(("release", reason))
+        self.state, self.reason = HoldState.OFF, reason
+
+    def pilot(self, sticks: Setpoint) -> None:
+        self.sticks.append(sticks)
+
+    def status(self) -> HoldStatus:
+        return HoldStatus(state=self.state, reason=self.reason, height_m=self.height_m,
+                          velocity_mps=(0.01, -0.02), hover_throttle=self.hover_throttle)
 
 
 class FakeVehicle:
@@ -19,6 +51,8 @@ class FakeVehicle:
         self.link: dict[str, Any] | None = None
         self.output: Setpoint | None = None  # what the craft is being sent (None: unknown)
         self.truth: Mapping[str, Any] | None = {"position": [0.0, 0.0, 0.0]}
+        self.snapshot: TruthSnapshot | None = None
+        self.hold: FakeHold | None = None
 
     def now(self) -> float:
         return self.clock.now()
@@ -51,3 +85,21 @@ class FakeVehicle:
 
     def sim_truth(self) -> Mapping[str, Any] | None:
         return self.truth
+
+    def truth_snapshot(self) -> TruthSnapshot | None:
+        return self.snapshot
+
+    def hold_status(self) -> HoldStatus | None:
+        return None if self.hold is None else self.hold.status()
+
+    def hold_engage(self, hover_guess: float) -> None:
+        if self.hold is not None:
+            self.hold.engage(None, hover_guess=hover_guess, piloted=True)
+
+    def hold_release(self, reason: str) -> None:
+        if self.hold is not None:
+            self.hold.release(reason)
+
+    def hold_pilot(self, sticks: Setpoint) -> None:
+        if self.hold is not None:
+            self.hold.pilot(sticks)

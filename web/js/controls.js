@@ -29,6 +29,13 @@ export class Controls {
     // the craft went away: nothing is sent, so the server's lost-pilot failsafe applies.
     this.halted = null;
     this.padEnabled = false;
+    // Hold on (as the server last said): the throttle slider is a climb-rate
+    // command, mid holds the height. Every control message says which, so the
+    // server never takes a climb command for a throttle or the other way round.
+    this.holdMode = false;
+    // Set when the server moved the throttle slider (Hold on: mid; off: the hover
+    // throttle): a gamepad's throttle takes over again only once it reaches it.
+    this.throttlePickup = false;
     for (const [id, el] of Object.entries(this.inputs)) {
       el.addEventListener('input', () => this.changed(id));
       if (el.hasAttribute('data-centre')) this._autoCentre(el, id);
@@ -84,8 +91,18 @@ export class Controls {
     const v = (id) => Number(this.inputs[id].value);
     return {
       throttle: v('throttle'), yaw: v('yaw'), roll: v('roll'), pitch: v('pitch'),
-      accessories: ACCESSORIES.map(v),
+      accessories: ACCESSORIES.map(v), hold: this.holdMode,
     };
+  }
+
+  setHoldMode(on) {
+    this.holdMode = on;
+    const t = this.inputs.throttle;
+    const name = on ? 'Throttle: climb rate' : 'Throttle';
+    document.getElementById('throttle-label').textContent = name;
+    t.setAttribute('aria-label', name);
+    document.getElementById('throttle-help').hidden = !on;
+    this._show();
   }
 
   set(sticks) {
@@ -139,6 +156,15 @@ export class Controls {
     for (const id of STICKS) {
       document.getElementById(`${id}-v`).textContent = Number(this.inputs[id].value).toFixed(2);
     }
+    // With Hold on, the slider's value is said as what it asks for.
+    const t = this.inputs.throttle;
+    const c = (Number(t.value) - 0.5) * 2;
+    if (this.holdMode) {
+      t.setAttribute('aria-valuetext', Math.abs(c) < 0.005 ? 'hold the height'
+        : `${c > 0 ? 'climb' : 'descend'} ${Math.round(Math.abs(c) * 100)} %`);
+    } else {
+      t.removeAttribute('aria-valuetext');
+    }
   }
 }
 
@@ -154,12 +180,18 @@ const DEFAULT_MAP = {
   pitch: { kind: 'axis', index: 3, invert: true },
 };
 const DEADZONE = 0.05;
+// A button (by default 3, "Y" on the standard layout) toggles Hold when pressed.
+const DEFAULT_HOLD_BUTTON = 3;
+// How close the gamepad's throttle must come to the slider to take it back.
+const PICKUP = 0.03;
 
 export class GamepadInput {
   constructor(controls) {
     this.controls = controls;
     this.map = this._load();
     this.enabled = false;
+    this._holdWasDown = false;
+    this.onHoldButton = null;
     this._buildUi();
     window.addEventListener('gamepadconnected', (e) => this._status(e.gamepad.id));
     window.addEventListener('gamepaddisconnected', () => this._status(null));
@@ -167,8 +199,9 @@ export class GamepadInput {
   }
 
   _load() {
-    try { return { ...DEFAULT_MAP, ...JSON.parse(localStorage.getItem('pipilot.gamepad') || '{}') }; }
-    catch { return { ...DEFAULT_MAP }; }
+    const defaults = { ...DEFAULT_MAP, holdButton: DEFAULT_HOLD_BUTTON };
+    try { return { ...defaults, ...JSON.parse(localStorage.getItem('pipilot.gamepad') || '{}') }; }
+    catch { return defaults; }
   }
 
   _save() { localStorage.setItem('pipilot.gamepad', JSON.stringify(this.map)); }
@@ -201,6 +234,16 @@ export class GamepadInput {
       for (const el of [sel, idx, inv]) el.addEventListener('change', update);
       root.append(row);
     }
+    const hold = document.createElement('div');
+    hold.innerHTML = `<strong>Hold</strong>
+      <label>button <input type="number" min="0" max="31" aria-label="Hold gamepad button"></label>`;
+    const hb = hold.querySelector('input');
+    hb.value = this.map.holdButton;
+    hb.addEventListener('change', () => {
+      this.map.holdButton = Math.max(0, Math.min(31, Number(hb.value) | 0));
+      this._save();
+    });
+    root.append(hold);
   }
 
   _read(pad, m, stick) {
@@ -228,11 +271,23 @@ export class GamepadInput {
       return;
     }
     const vals = {};
-    for (const [stick, m] of Object.entries(this.map)) vals[stick] = this._read(pad, m, stick);
+    for (const stick of Object.keys(DEFAULT_MAP)) vals[stick] = this._read(pad, this.map[stick], stick);
     live.textContent = Object.entries(vals).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2)}`).join('  ');
     if (!this.enabled || !this.controls.pilot) return;
+    // Hold toggles on the button's press, not while it is held down.
+    const down = Boolean(pad.buttons[this.map.holdButton]?.pressed);
+    if (down && !this._holdWasDown) this.onHoldButton?.();
+    this._holdWasDown = down;
     let moved = this.controls.halted !== null;  // back: send its sticks as they are now
     this._halt(null);
+    const t = this.controls.inputs.throttle;
+    if (this.controls.throttlePickup && vals.throttle !== null) {
+      if (Math.abs(Number(t.value) - vals.throttle) <= PICKUP) this.controls.throttlePickup = false;
+      else {
+        live.textContent += `  (throttle: move to ${Number(t.value).toFixed(2)} to take it back)`;
+        vals.throttle = null;
+      }
+    }
     for (const [stick, v] of Object.entries(vals)) {
       const el = this.controls.inputs[stick];
       if (v !== null && Math.abs(Number(el.value) - v) >= 0.005) { el.value = String(v); moved = true; }

@@ -1,5 +1,6 @@
 // The pipilot page: wires the link, the sticks, the hold-to-arm buttons and the live view.
 
+import { announce } from './announce.js';
 import { Controls, GamepadInput } from './controls.js';
 import { holdToConfirm } from './hold.js';
 import { drawHorizon } from './horizon.js';
@@ -13,7 +14,8 @@ const TELEMETRY_STALE_S = 1.0;
 
 const link = new Link(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 const controls = new Controls(link);
-new GamepadInput(controls);
+const gamepad = new GamepadInput(controls);
+gamepad.onHoldButton = () => { if (!$('hold').disabled) $('hold').click(); };
 // The page is halted while its sticks cannot be trusted; the banner goes with the
 // halt: when the gamepad returns, the box is unticked, or the seat is gone.
 controls.onHalt = (reason) => {
@@ -33,6 +35,8 @@ let takeoverArmed = -Infinity;
 let noticeTimer = null;
 let lastAttitude = null;
 const cancelConfirm = [];
+let holdAvailable = false;  // the vehicle has a flow deck (welcome, then every update)
+let lastArmed = null;
 
 function put(el, text) {
   if (el.textContent !== text) el.textContent = text;
@@ -69,6 +73,7 @@ function renderSeat() {
     seat.state === 'silent' ? 'bad' : 'ok');
   else badge($('seat'), seat.occupied ? 'observing: another page flies' : 'observing: seat free',
     seat.occupied ? 'warn' : '');
+  renderHoldButton();
   if (seat.arm !== 'none' && seat.arm) notice(`${seat.arm === 'arm' ? 'Arming' : 'Disarming'}: waiting for the FC…`, 'warn', 0);
 }
 
@@ -79,11 +84,14 @@ link.addEventListener('close', () => {
   $('failsafe-banner').hidden = true;
   $('telemetry-banner').hidden = true;
   seat = { ...seat, you: false };
+  controls.setHoldMode(false);
+  $('hold-banner').hidden = true;
   renderSeat();
   notice('Disconnected from pipilot: the pilot failsafe applies. Reconnecting…', 'bad', 0);
 });
 link.addEventListener('welcome', (e) => {
   canPilot = e.detail.can_pilot;
+  holdAvailable = Boolean(e.detail.hold_available);
   $('help-line').textContent = canPilot
     ? 'Take control to fly. Keep this tab visible: the page is the pilot\'s heartbeat '
       + `(${e.detail.heartbeat_ms} ms timeout). Sticks centre on release; throttle stays.`
@@ -94,6 +102,7 @@ link.addEventListener('seat', (e) => {
   const m = e.detail;
   const wasArmRequest = seat.arm && seat.arm !== 'none';
   seat = m;
+  controls.setHoldMode(Boolean(m.you && m.hold));
   if (m.sticks) controls.set(m.sticks);
   renderSeat();
   if (wasArmRequest && m.arm === 'none') {
@@ -101,6 +110,23 @@ link.addEventListener('seat', (e) => {
     else if (m.arm_result && m.arm_result !== 'done') notice(`Arm request ${m.arm_result}.`, 'warn', 4000);
     else clearNotice();
   }
+});
+// The server changed the hold's mode (asked for, or released: Hold off, heartbeat
+// lost) and says where the throttle slider now is: mid with Hold on, the hover
+// throttle when it goes off, so the craft does not jump.
+link.addEventListener('hold', (e) => {
+  const m = e.detail;
+  const was = controls.holdMode;
+  controls.setHoldMode(m.on);
+  controls.set(m.sticks);
+  controls.throttlePickup = true;
+  renderHoldButton();
+  if (m.on && !was) announce('Hold on: the throttle slider is now a climb rate; mid holds the height.');
+  if (!m.on && was) {
+    const why = m.note && m.note !== 'Hold turned off' ? ` (${m.note})` : '';
+    notice(`Hold off${why}: the throttle is back at ${m.sticks.throttle.toFixed(2)}.`, why ? 'bad' : 'warn', 6000);
+  }
+  controls.changed();  // the sticks as now shown, in the mode now in force
 });
 link.addEventListener('error', (e) => notice(`Refused: ${e.detail.message}`, 'warn'));
 link.addEventListener('state', (e) => { lastState = e.detail; });
@@ -128,6 +154,8 @@ function render() {
   renderSbus(s.sbus);
   renderFcLink(s, link.rtt);
   renderSim(s.sim);
+  lastArmed = armed;
+  renderHold(s.hold, s.hold_truth, s.seat?.hold);
   renderTelemetry(s);
   put($('rtt'), link.rtt === null ? 'rtt –' : `rtt ${link.rtt.toFixed(1)} ms`);
   // FAILSAFE while the core, not a pilot or a mission, flies the craft (the server
@@ -155,6 +183,61 @@ function renderTelemetry(s) {
   $('telemetry-banner').hidden = !lost;
 }
 requestAnimationFrame(render);
+
+function renderHoldButton() {
+  const b = $('hold');
+  let why = null;
+  if (!holdAvailable) why = 'Hold is not available: this vehicle has no flow deck.';
+  else if (!seat.you) why = 'Take control to use Hold.';
+  else if (!controls.holdMode && lastArmed !== 'Armed') why = 'Arm and take off to use Hold.';
+  b.disabled = why !== null && !(controls.holdMode && seat.you);
+  const pressed = String(controls.holdMode);
+  if (b.getAttribute('aria-pressed') !== pressed) b.setAttribute('aria-pressed', pressed);
+  put($('hold-why'), why ?? (controls.holdMode
+    ? 'Hold is on: roll and pitch move the held point; the throttle slider is a climb rate (mid holds the height).'
+    : 'Hold: the flow deck holds position and height.'));
+}
+
+const num = (v, d = 2) => (typeof v === 'number' ? v.toFixed(d) : '–');
+
+// The hold's estimate, and in the simulator the truth beside it; WITHDRAWN (its
+// sensors went stale while it was on) is a banner with the reason.
+function renderHold(h, truth, ph) {
+  holdAvailable = Boolean(h);
+  renderHoldButton();
+  const st = $('hold-state');
+  const banner = $('hold-banner');
+  if (!h) {
+    put(st, 'no flow deck');
+    for (const id of ['hold-height', 'hold-velocity', 'hold-climb', 'hold-hover']) put($(id), '–');
+    banner.hidden = true;
+    return;
+  }
+  put(st, `${h.state.toUpperCase()}${h.reason && h.state !== 'holding' ? `: ${h.reason}` : ''}`);
+  const cls = `mono ${h.state}`;
+  if (st.className !== cls) st.className = cls;
+  const both = (est, tru) => `${est} est` + (truth ? ` / ${tru} true` : '');
+  const v = h.velocity_mps;
+  put($('hold-height'), both(num(h.height_m), num(truth?.height_m)));
+  put($('hold-velocity'), both(v ? `${num(v[0])}, ${num(v[1])}` : '–',
+    truth ? `${num(truth.velocity_mps[0])}, ${num(truth.velocity_mps[1])}` : '–'));
+  put($('hold-climb'), both(num(h.climb_mps), num(truth?.climb_mps)));
+  put($('hold-hover'), num(h.hover_throttle, 3));
+  const on = Boolean(ph?.on);
+  if (on && h.state === 'withdrawn') {
+    put(banner, `HOLD WITHDRAWN: ${h.reason || 'sensors lost'}. You fly: an attitude hover at throttle `
+      + `${num(h.hover_throttle)}; the throttle slider trims the climb a little. It holds again when its sensors are back.`);
+  } else if (on && h.state !== 'holding') {
+    put(banner, `Hold engaging: ${h.reason || 'waiting for the flow deck'}. You fly meanwhile.`);
+  }
+  const cls2 = `banner ${h.state === 'withdrawn' ? 'bad' : 'warn'}`;
+  if (banner.className !== cls2) banner.className = cls2;
+  banner.hidden = !(on && h.state !== 'holding');
+}
+
+$('hold').addEventListener('click', () => {
+  link.send({ type: 'hold', on: !controls.holdMode, seq: ++controls.seq });
+});
 
 $('take').addEventListener('click', () => {
   if (seat.occupied && !seat.you) {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipilot.errors import PipilotError
@@ -164,6 +164,9 @@ def test_metadata_period_can_be_changed() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.binary(max_size=80), max_size=8))
+# a header the garbage opened swallowed the good packet into a frame whose CRC-8
+# matched by chance (1 in 256, as in the firmware): it was NACKed for its instance
+@example([b"\x00" * 9, b"\xe0", b"\xa4", b"\xe0"])
 def test_garbage_from_the_ground_never_breaks_the_flight_side(chunks: list[bytes]) -> None:
     sim = LockstepSim(seed=5, handshake=False)
     fs = sim.flight_telemetry.registry["FlightModeSettings"]
@@ -171,8 +174,11 @@ def test_garbage_from_the_ground_never_breaks_the_flight_side(chunks: list[bytes
     for c in chunks:
         sim.telemetry.wire.write(c + good[: len(c) % len(good)], sim.now)
         sim.run(0.05)
-    sim.telemetry.wire.write(b"\x00" * 40 + good, sim.now)
-    sim.run(0.5)
+    # a frame the garbage began ends within the largest object's length: past that
+    # many idle bytes the next packet is parsed on its own
+    idle = sim.flight_telemetry.registry.largest + 16
+    sim.telemetry.wire.write(b"\x00" * idle + good, sim.now)
+    sim.run(1.0)
     assert sim.flight_telemetry.stats["acks_sent"] >= 1  # it still answers after the garbage
 
 

@@ -451,6 +451,11 @@ class FlowHold:
             self.touched_down = True
             log.info("hold: touched down (height %.2f m)", est.height)
 
+    def stalled(self, now: float) -> bool:
+        """Holding, yet its source is not fresh: the hold's task has stopped ticking."""
+        source = self.vehicle.mixer.sources.get(HOLD_SOURCE)
+        return self.state is HoldState.HOLDING and (source is None or not source.fresh(now))
+
     def unheld_for(self, now: float) -> float:
         """How long the engaged hold has not held (0 while holding or off)."""
         return 0.0 if self.unheld_since is None else now - self.unheld_since

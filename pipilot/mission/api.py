@@ -128,6 +128,7 @@ class Mission:
         """Hold transitions reported so far (of hold.transition_count)."""
         self._hold_was_withdrawn = False
         self._open_descent_since: float | None = None
+        self._hold_stalled_since: float | None = None
         self._command = NEUTRAL
         self._expect_armed = False
         self._on_ground = True
@@ -405,7 +406,7 @@ class Mission:
         hold = self.flow_hold
         if hold is not None:
             if (failsafe == "land" and not self._on_ground
-                    and hold.state is HoldState.HOLDING):
+                    and hold.state is HoldState.HOLDING and not hold.stalled(self.io.now())):
                 hold.land()   # its sensors are valid: the hold flies the descent
             else:   # the failsafe flies, not the hold
                 hold.release(f"mission aborted: {reason}")
@@ -556,13 +557,21 @@ class Mission:
         self._record(now, command, view)
 
     def _check_hold_withdrawn(self, now: float) -> None:
-        """A hold engaged but not holding for ``withdrawn_abort_s`` aborts: the
-        fallback's attitude hover has no bound in time or height."""
+        """A hold engaged but not holding (or holding, its task stalled) for
+        ``withdrawn_abort_s`` aborts: the fallback's attitude hover has no bound
+        in time or height."""
         hold = self.flow_hold
-        if hold is None or hold.state is not HoldState.WITHDRAWN:
+        if hold is None:
             return
         limit = hold.config.withdrawn_abort_s
-        if hold.unheld_for(now) >= limit:
+        if not hold.stalled(now):
+            self._hold_stalled_since = None
+        elif self._hold_stalled_since is None:
+            self._hold_stalled_since = now
+        elif now - self._hold_stalled_since >= limit:
+            # its source went stale 0.5 s after the last tick: the fallback flies
+            self.abort(f"hold stalled: no fresh setpoint for {limit:g} s", "hold")
+        if hold.state is HoldState.WITHDRAWN and hold.unheld_for(now) >= limit:
             self.abort(f"hold withdrawn for {limit:g} s: {hold.reason}", "hold")
 
     def _watch_hold(self) -> None:

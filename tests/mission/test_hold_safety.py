@@ -267,3 +267,47 @@ def test_a_withdrawal_between_two_mission_ticks_is_reported() -> None:
     m = run_lockstep(sim, main)
     said = [e.message.split(";")[0] for e in m.events.history if e.kind is EventKind.HOLD]
     assert said == ["holding", "hold withdrawn: a short fault", "hold resumed"]
+
+
+def test_a_stalled_hold_task_leaves_the_fallback_then_aborts_and_lands() -> None:
+    spec = mission()
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
+                                                              withdrawn_abort_s=2.0))
+    cond = spec.sim
+    assert cond is not None
+    sim = sim_lockstep(hover_throttle=cond.hover_throttle, texture=cond.texture)
+    deck = sim_deck(sim, cond)
+    stalled_at: list[float] = []
+
+    async def main() -> Mission:
+        hold = FlowHold(sim.vehicle, spec.hold, spec.flow)
+        m = Mission(sim.vehicle, mission=spec.mission, safety=spec.safety, drift=False,
+                    hold=hold, deck=deck, hold_height_m=1.0)
+        try:
+            async with m:
+                await m.arm()
+                await m.climb(throttle=0.54, seconds=4)
+
+                async def stall() -> None:
+                    await asyncio.sleep(1.0)
+                    stalled_at.append(m.time())
+                    hold.tick = lambda: None   # type: ignore[method-assign,assignment,return-value]
+
+                task = asyncio.create_task(stall())
+                await m.hold(seconds=10)
+                await task
+        except SafetyAbort:
+            pass
+        return m
+
+    m = run_lockstep(sim, main)
+    assert m.flow_hold is not None
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.data["monitor"] == "hold"
+    assert abort.message == "abort: hold stalled: no fresh setpoint for 2 s"
+    # stale 0.5 s after its last tick, then withdraw_abort_s
+    assert 0.5 + 2.0 - 0.05 <= abort.t - stalled_at[0] <= 0.5 + 2.0 + 0.1
+    between = [r for r in m.samples if stalled_at[0] + 0.6 < r["t"] < abort.t]
+    assert between and all(r["throttle"] > 0.3 for r in between)   # the fallback flew
+    cuts = cut_heights(m, abort.t)
+    assert cuts and max(cuts) < FLOOR_M

@@ -7,13 +7,16 @@ position/velocity loop and throttle from a height loop that learns the
 hover throttle in flight, starting from the caller's guess. It knows the
 craft only through these: no simulator, no drag, mass or hover figure.
 
-Failsafe: above ``flow_min_height_m`` (below it the flow camera cannot focus
-and the craft is on or near the floor, where it flies level) flow that is
-stale or invalid for ``flow_timeout_s``, or a range stale or invalid for
-``range_timeout_s``, withdraws the source at once (state WITHDRAWN, with the
-sensor and why in ``reason``); the one who engaged the hold flies the
-fallback. Once both are valid again for ``resume_s`` it holds again where
-the craft then is.
+Failsafe: flow that is stale or invalid for ``flow_timeout_s`` (not needed
+below ``flow_min_height_m`` before take-off and at the end of a landing,
+where the camera cannot focus and the craft flies level), a range stale or
+invalid for ``range_timeout_s``, or AttitudeState older than
+``attitude_timeout_s`` withdraws the source at once (state WITHDRAWN, with
+the sensor and why in ``reason``); the one who engaged the hold flies the
+fallback. Once all are valid again for ``resume_s`` it holds again where
+the craft then is. A range that jumps to the floor, a learned hover throttle
+at its bound (``hover_range``) or a non-finite value withdraws it until it
+is engaged anew.
 """
 
 from __future__ import annotations

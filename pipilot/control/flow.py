@@ -356,7 +356,9 @@ class FlowEstimator:
             self._p_at_flow = self.x[0:2].copy()
             return   # the counts cover an unknown interval
         dt = t - t_prev
-        if (not sample.valid or not self.height_known or att is None
+        # rates are not extrapolated past the newest: a flow they do not cover is unused
+        uncovered = bool(self._rates) and t > self._rates[-1].t
+        if (not sample.valid or not self.height_known or att is None or uncovered
                 or not _tilt_ok(att, cfg.max_tilt_deg)):
             self.flow_rejected += 1
             self._p_at_flow = self.x[0:2].copy()   # dead reckoning over this interval

@@ -7,13 +7,16 @@ position/velocity loop and throttle from a height loop that learns the
 hover throttle in flight, starting from the caller's guess. It knows the
 craft only through these: no simulator, no drag, mass or hover figure.
 
-Failsafe: above ``flow_min_height_m`` (below it the flow camera cannot focus
-and the craft is on or near the floor, where it flies level) flow that is
-stale or invalid for ``flow_timeout_s``, or a range stale or invalid for
-``range_timeout_s``, withdraws the source at once (state WITHDRAWN, with the
-sensor and why in ``reason``); the one who engaged the hold flies the
-fallback. Once both are valid again for ``resume_s`` it holds again where
-the craft then is.
+Failsafe: flow that is stale or invalid for ``flow_timeout_s`` (not needed
+below ``flow_min_height_m`` before take-off and at the end of a landing,
+where the camera cannot focus and the craft flies level), a range stale or
+invalid for ``range_timeout_s``, or AttitudeState older than
+``attitude_timeout_s`` withdraws the source at once (state WITHDRAWN, with
+the sensor and why in ``reason``); the one who engaged the hold flies the
+fallback. Once all are valid again for ``resume_s`` it holds again where
+the craft then is. A range that jumps to the floor, a learned hover throttle
+at its bound (``hover_range``) or a non-finite value withdraws it until it
+is engaged anew.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 
 HOLD_SOURCE = "hold"
 GRAVITY = 9.80665
+RANGE_JUMP_MPS = 3.0
+"""A range falling faster than this towards the floor is a jump, not a descent."""
 
 
 class Deck(Protocol):
@@ -81,7 +87,25 @@ class HoldConfig:
     resume_s: float = setting(0.3, gt=0.0, le=10.0)
     """Both sensors valid this long before a withdrawn hold holds again."""
     flow_min_height_m: float = setting(0.15, gt=0.0)
-    """Below this the flow is not required: the craft flies level on the height loop."""
+    """Below this the flow is not required before take-off and at the end of a landing:
+    the craft flies level on the height loop."""
+    attitude_timeout_s: float = setting(0.5, gt=0.0, le=10.0)
+    """AttitudeState older than this withdraws the hold (its rates turn the flow)."""
+    hover_range: float = setting(0.15, gt=0.0, le=0.5)
+    """The learned hover throttle stays within this of the guess; reaching it withdraws
+    the hold (a height that does not answer the throttle is a sensor problem)."""
+    touchdown_height_m: float = setting(0.1, gt=0.0)
+    touchdown_s: float = setting(0.6, gt=0.0, le=10.0)
+    """A landing has touched down once the height is below touchdown_height_m and
+    the climb rate within 0.1 m/s for this long."""
+    landing_sink_mps: float = setting(0.2, gt=0.0)
+    """The least descent rate asked for while landing, so the floor stops it."""
+    land_extend_s: float = setting(5.0, ge=0.0, le=60.0)
+    """A land step not touched down in its time flies on this long, then aborts."""
+    withdrawn_abort_s: float = setting(10.0, gt=0.0, le=120.0)
+    """A hold step not held for this long (withdrawn) aborts the mission."""
+    fallback_sink: float = setting(0.02, ge=0.0, le=0.2)
+    """The withdrawn fallback flies this much below the learned hover throttle."""
     position_kp: float = setting(1.0, gt=0.0)
     """Speed asked for per metre off the held point (1/s)."""
     velocity_kp: float = setting(2.0, gt=0.0)
@@ -121,8 +145,10 @@ class FlowHold:
     """The flow-deck hold on a FlightVehicle (see the module's docstring)."""
 
     def __init__(self, vehicle: FlightVehicle, config: HoldConfig | None = None,
-                 estimator: FlowConfig | None = None, *, priority: int = 25,
-                 timeout_s: float = 0.5) -> None:
+                 estimator: FlowConfig | None = None, *, priority: int | None = None,
+                 timeout_s: float | None = None) -> None:
+        """``priority``/``timeout_s``: the ``"hold"`` source's; None keeps the mixer's
+        (the standard source's), or 25 and 0.5 s where the mixer has none."""
         self.vehicle = vehicle
         self.config = config or HoldConfig()
         self.estimator = FlowEstimator(estimator)
@@ -133,8 +159,6 @@ class FlowHold:
         self.hover_throttle: float | None = None
         self.last_setpoint: Setpoint | None = None
         self._want_height: float | None = None
-        self._priority = priority
-        self._timeout_s = timeout_s
         self._piloted = False
         self._pilot_t: float | None = None
         self._sticks = Setpoint()
@@ -148,11 +172,28 @@ class FlowHold:
         self._estimate: FlowEstimate | None = None
         self._fallback: tuple[float, float] | None = None
         self._resuming = False
+        self._att_t: float | None = None
+        self._hover_guess: float | None = None
+        self._latched: str | None = None
+        self._prev_range: tuple[float, float] | None = None
+        self._low_ok = False
+        self._landing = False
+        self._touch_since: float | None = None
+        self.touched_down = False
+        """A landing (`land`) has reached the floor and stopped there."""
+        self.unheld_since: float | None = None
+        """Engaged but not holding (engaging or withdrawn) since this time."""
         self.failures = FailureLog(log, "hold tick failed", clock=vehicle.clock)
-        self.transitions: list[tuple[float, HoldState, str | None]] = []
-        if HOLD_SOURCE not in vehicle.mixer.sources:
-            vehicle.mixer.add_source(HOLD_SOURCE, priority, mode="override",
-                                     timeout_s=timeout_s)
+        self.transitions: deque[tuple[float, HoldState, str | None]] = deque(maxlen=64)
+        """The newest transitions; `transition_count` counts them all."""
+        self.transition_count = 0
+        source = vehicle.mixer.sources.get(HOLD_SOURCE)
+        if source is None or priority is not None or timeout_s is not None:
+            vehicle.mixer.add_source(
+                HOLD_SOURCE, priority if priority is not None
+                else source.priority if source is not None else 25, mode="override",
+                timeout_s=timeout_s if timeout_s is not None
+                else source.timeout_s if source is not None else 0.5)
 
     # -- HoldControl -----------------------------------------------------------
 
@@ -166,6 +207,14 @@ class FlowHold:
         cfg = self.config
         if self.state is HoldState.OFF or self.hover_throttle is None:
             self.hover_throttle = _clip(hover_guess, cfg.throttle_min, cfg.throttle_max)
+            self._hover_guess = self.hover_throttle
+        if self.state is HoldState.OFF:
+            est = self._estimate
+            self._latched = None
+            # before take-off the flow camera cannot focus: the floor needs no flow
+            self._low_ok = est is None or est.height < cfg.flow_min_height_m
+            self._landing = self.touched_down = False
+            self._touch_since = None
         self._want_height = (None if target_height_m is None
                              else min(target_height_m, cfg.max_height_m))
         self.target_height = self._want_height
@@ -183,6 +232,14 @@ class FlowHold:
         """Hold at ``height_m`` (bounded by max_height_m) from now on."""
         h = min(max(height_m, 0.0), self.config.max_height_m)
         self._want_height = self.target_height = h
+        if h > 0.0:
+            self._landing = False
+
+    def land(self) -> None:
+        """Descend to the floor; `touched_down` says when it is there (the one who
+        engaged the hold then cuts the throttle)."""
+        self.set_target_height(0.0)
+        self._landing = True
 
     def release(self, reason: str = "released") -> None:
         self.vehicle.mixer.withdraw(HOLD_SOURCE)
@@ -237,16 +294,24 @@ class FlowHold:
                 await asyncio.sleep(0.1)
 
     def feed(self, items: list[Item]) -> None:
-        """Hand deck samples to the estimator."""
+        """Hand deck samples to the estimator (a bad one is logged, the rest still fed)."""
         for item in items:
-            if isinstance(item, TimedFlow):
-                self._last_flow_t = item.t
-                self.estimator.add_flow(item.t, item.sample)
-            elif isinstance(item, TimedRange):
-                self._last_range_t = item.t
-                self.estimator.add_range(item.t, item.sample)
-            elif isinstance(item, SensorFault):
-                log.debug("flow deck fault: %s", item.message)
+            try:
+                self._feed_one(item)
+            except Exception as exc:   # one bad sample must not drop the good ones
+                self.failures.failed(exc)
+
+    def _feed_one(self, item: Item) -> None:
+        if isinstance(item, TimedFlow):
+            self._last_flow_t = item.t
+            self.estimator.add_flow(item.t, item.sample)
+        elif isinstance(item, TimedRange):
+            self._last_range_t = item.t
+            self.estimator.add_range(item.t, item.sample)
+            if item.sample.valid:
+                self._check_range_jump(item.t, item.sample.range_m)
+        elif isinstance(item, SensorFault):
+            log.debug("flow deck fault: %s", item.message)
 
     def _read_telemetry(self, now: float) -> None:
         tel = self.vehicle.telemetry
@@ -258,6 +323,7 @@ class FlowHold:
             return
         self._att_values = values
         t = now - age
+        self._att_t = t
         roll, pitch, yaw = (float(values["Roll"]), float(values["Pitch"]),
                             float(values["Yaw"]))
         self._yaw = yaw
@@ -281,6 +347,7 @@ class FlowHold:
         if self.state is HoldState.OFF:
             return None
         problem = self._sensor_problem(now, est)
+        self._check_touchdown(now, est, problem)
         if self._piloted and self._pilot_t is not None:
             pilot = self.vehicle.mixer.sources.get("pilot")
             limit = pilot.timeout_s if pilot is not None else 0.5
@@ -309,6 +376,13 @@ class FlowHold:
             self._start_holding(est)
         assert est is not None
         sp = self._control(est, dt)
+        if self._latched is not None:   # the hover throttle reached its bound
+            self._withdraw(self._latched)
+            return None
+        if not all(math.isfinite(v) for v in (sp.throttle, sp.roll, sp.pitch, sp.yaw)):
+            self._latched = "non-finite setpoint"
+            self._withdraw(self._latched)
+            return None
         self.last_setpoint = sp
         self.vehicle.mixer.publish(HOLD_SOURCE, sp)
         return sp
@@ -324,7 +398,7 @@ class FlowHold:
         elif e.last_range_valid_t is None or now - e.last_range_valid_t > cfg.range_timeout_s:
             what = e.last_range.status_text if e.last_range is not None else "?"
             problems.append(f"range invalid: {what}")
-        low = est is not None and est.height < cfg.flow_min_height_m
+        low = self._low(est)
         if not low:
             if self._last_flow_t is None or now - self._last_flow_t > cfg.flow_timeout_s:
                 problems.append("flow stale: no sample for "
@@ -334,7 +408,60 @@ class FlowHold:
                 f = e.last_flow
                 what = "?" if f is None else f"SQUAL {f.squal} ({f.status})"
                 problems.append(f"flow invalid: {what}")
+        if self._att_t is None or now - self._att_t > cfg.attitude_timeout_s:
+            problems.append("attitude stale: no AttitudeState for "
+                            + ("ever" if self._att_t is None else f"{now - self._att_t:.2f} s"))
+        if est is not None:
+            if not all(math.isfinite(v) for v in (est.height, est.climb, *est.position,
+                                                  *est.velocity, *est.accel_bias)):
+                self._latched = "non-finite estimate"
+            elif not self._low_ok and est.height < cfg.flow_min_height_m and self._landing:
+                self._low_ok = True   # the end of a landing: the flow cannot focus
+            elif self._low_ok and est.height >= cfg.flow_min_height_m:
+                self._low_ok = False  # taken off: from now on the flow is needed
+        if self._latched is not None:
+            problems.append(self._latched)
         return "; ".join(problems) if problems else None
+
+    def _low(self, est: FlowEstimate | None) -> bool:
+        """Near the floor where no flow is needed: before take-off, end of a landing."""
+        return (self._low_ok and est is not None
+                and est.height < self.config.flow_min_height_m)
+
+    def _check_range_jump(self, t: float, range_m: float) -> None:
+        """A range that drops to near the floor between two samples (faster than
+        RANGE_JUMP_MPS) is a ranger fault, however the filter takes it: latched."""
+        prev, self._prev_range = self._prev_range, (t, range_m)
+        if prev is None or self.state is HoldState.OFF:
+            return
+        dt = max(t - prev[0], 1e-3)
+        if (range_m < self.config.flow_min_height_m and prev[1] - range_m > 0.1
+                and (prev[1] - range_m) / dt > RANGE_JUMP_MPS):
+            self._latched = (f"range jumped from {prev[1]:.2f} m to {range_m:.2f} m without "
+                             "a descent (ranger fault)")
+            self._low_ok = False
+
+    def _check_touchdown(self, now: float, est: FlowEstimate | None,
+                         problem: str | None) -> None:
+        cfg = self.config
+        if (not self._landing or est is None or problem is not None
+                or est.height >= cfg.touchdown_height_m or abs(est.climb) > 0.1):
+            self._touch_since = None
+            return
+        if self._touch_since is None:
+            self._touch_since = now
+        if not self.touched_down and now - self._touch_since >= cfg.touchdown_s:
+            self.touched_down = True
+            log.info("hold: touched down (height %.2f m)", est.height)
+
+    def stalled(self, now: float) -> bool:
+        """Holding, yet its source is not fresh: the hold's task has stopped ticking."""
+        source = self.vehicle.mixer.sources.get(HOLD_SOURCE)
+        return self.state is HoldState.HOLDING and (source is None or not source.fresh(now))
+
+    def unheld_for(self, now: float) -> float:
+        """How long the engaged hold has not held (0 while holding or off)."""
+        return 0.0 if self.unheld_since is None else now - self.unheld_since
 
     def _withdraw(self, reason: str) -> None:
         self.vehicle.mixer.withdraw(HOLD_SOURCE)
@@ -355,7 +482,13 @@ class FlowHold:
 
     def _set(self, state: HoldState, reason: str | None) -> None:
         if state is not self.state:
-            self.transitions.append((self.vehicle.clock.now(), state, reason))
+            now = self.vehicle.clock.now()
+            self.transitions.append((now, state, reason))
+            self.transition_count += 1
+            if state in (HoldState.OFF, HoldState.HOLDING):
+                self.unheld_since = None
+            elif self.unheld_since is None:
+                self.unheld_since = now
             log.info("hold %s -> %s%s", self.state.value, state.value,
                      f": {reason}" if reason else "")
         self.state = state
@@ -365,7 +498,7 @@ class FlowHold:
         cfg = self.config
         sticks = self._sticks if self._piloted else Setpoint()
         assert self.target_position is not None and self.hover_throttle is not None
-        low = est.height < cfg.flow_min_height_m
+        low = self._low(est)
         yaw = math.radians(self._yaw)
         c, s = math.cos(yaw), math.sin(yaw)
         # the pilot's sticks move the held point (forward/right -> north/east)
@@ -403,12 +536,23 @@ class FlowHold:
                        cfg.max_climb_mps)
         if est.height > cfg.max_height_m:
             vz_cmd = min(vz_cmd, -cfg.max_descent_mps)
+        if self._landing:
+            vz_cmd = min(vz_cmd, -cfg.landing_sink_mps)
         err = vz_cmd - est.climb
         thr = self.hover_throttle + cfg.climb_kp * err
         saturated = not cfg.throttle_min < thr < cfg.throttle_max
-        if not saturated or (thr >= cfg.throttle_max) != (err > 0):
-            self.hover_throttle = _clip(self.hover_throttle + cfg.hover_ki * err * dt,
-                                        cfg.throttle_min, cfg.throttle_max)
+        # on the floor a descent cannot answer: learning would wind the hover down
+        grounded = est.height < cfg.touchdown_height_m and err < 0
+        if (not saturated or (thr >= cfg.throttle_max) != (err > 0)) and not grounded:
+            guess = self._hover_guess if self._hover_guess is not None else thr
+            lo = max(cfg.throttle_min, guess - cfg.hover_range)
+            hi = min(cfg.throttle_max, guess + cfg.hover_range)
+            learned = self.hover_throttle + cfg.hover_ki * err * dt
+            if not lo <= learned <= hi:
+                self._latched = (f"hover throttle at its bound {_clip(learned, lo, hi):.3f} "
+                                 f"(guess {guess:.3f} +- {cfg.hover_range:g}): the height "
+                                 "does not answer the throttle")
+            self.hover_throttle = _clip(learned, lo, hi)
         thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
         return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
                                   pitch=self._stick(pitch_deg), yaw=sticks.yaw)

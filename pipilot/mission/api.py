@@ -8,7 +8,11 @@ never left without fresh setpoints and a monitor never waits for a step.
 Any monitor that objects, an exception in the script, Ctrl-C, or leaving the
 ``async with`` while still armed aborts into the configured failsafe:
 
-- ``land``: descend at the land throttle for ``land_seconds``, cut the
+- ``land``: with the flow-deck hold holding, the hold flies the descent to
+  the floor and the throttle is cut once it has touched down (or, bounded,
+  after ``land_seconds`` plus the time to come down from ``max_height_m``);
+  otherwise, or once the hold withdraws, descend at the land throttle (below
+  the hover throttle the hold learned) for ``land_seconds``; then cut the
   throttle and disarm;
 - ``disarm``: cut the throttle and disarm at once;
 - ``release``: stop publishing, leaving the craft to the pilot or, if none,
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted (Ctrl-C)"
 FLIGHT_STATUS_REFRESH_S = 2.0
 """FlightStatus older than this is asked for (it is only sent on change)."""
+HOLD_STEPS = ("climb", "hold", "land")
+"""The steps the flow-deck hold flies; any other releases it."""
 GESTURE_SETTLE_S = 0.5
 """Throttle low and sticks centred this long before an arm or disarm gesture."""
 
@@ -118,8 +124,11 @@ class Mission:
         self._deck = deck
         self._hold_height = hold_height_m
         self._hold_task: asyncio.Task[None] | None = None
-        self._hold_seen = HoldState.OFF
+        self._hold_seen = 0
+        """Hold transitions reported so far (of hold.transition_count)."""
         self._hold_was_withdrawn = False
+        self._open_descent_since: float | None = None
+        self._hold_stalled_since: float | None = None
         self._command = NEUTRAL
         self._expect_armed = False
         self._on_ground = True
@@ -271,8 +280,9 @@ class Mission:
         if self.flow_hold is not None:
             # the height loop flies the climb to the hold's height: an open-loop
             # throttle climbs or sinks by how wrong the mission's hover figure is
-            self._engage_hold(self._hold_height)
-            await self._timed(step, self._hold_fallback)
+            height = self._hold_height
+            await self._timed(step, self._hold_fallback,
+                              on_start=lambda: self._engage_hold(height))
             return
         await self._timed(step, lambda _: Setpoint.saturated(throttle=throttle))
 
@@ -288,8 +298,8 @@ class Mission:
             await self._timed(step, lambda _: Setpoint.saturated(throttle=thr),
                               data={"target_height_m": target})
             return
-        self._engage_hold(target)
-        await self._timed(step, self._hold_fallback, data={"target_height_m": target})
+        await self._timed(step, self._hold_fallback, data={"target_height_m": target},
+                          on_start=lambda: self._engage_hold(target))
 
     def _engage_hold(self, height: float) -> None:
         assert self.flow_hold is not None
@@ -306,7 +316,8 @@ class Mission:
         roll = pitch = 0.0
         if self.flow_hold is not None:
             if self.flow_hold.hover_throttle is not None:
-                thr = self.flow_hold.hover_throttle
+                # a little below: the fallback drifts down, never up, without its sensors
+                thr = self.flow_hold.hover_throttle - self.flow_hold.config.fallback_sink
             roll, pitch = self.flow_hold.fallback_tilt()
         return Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch)
 
@@ -336,16 +347,29 @@ class Mission:
         thr = self._land_throttle() if throttle is None else throttle
         hold = self.flow_hold
         if hold is not None and hold.state is not HoldState.OFF:
-            # the height loop flies the descent; at the end the motors stop
-            hold.set_target_height(0.0)
+            # the height loop flies the descent to the floor; the step ends once the
+            # hold has touched down, so the motors stop on the floor, not above it
+            bound = secs + hold.config.land_extend_s
+            step = Step("land", _params(seconds=secs, throttle=throttle))
 
-            def down(_t: float) -> Setpoint:
-                return Setpoint.saturated(throttle=0.9 * (hold.hover_throttle or thr))
+            def down(_t: float) -> Setpoint:   # flies if the hold withdraws
+                return Setpoint.saturated(throttle=self._land_throttle())
+
+            def landed(t: float) -> bool:
+                if hold.touched_down:
+                    return True
+                if t >= bound:
+                    self.abort(f"landing: no touchdown in {bound:g} s (the step's {secs:g} s "
+                               f"+ land_extend_s); height {_fmt(hold.status().height_m)} m",
+                               "hold")
+                return False
 
             try:
-                await self._timed(Step("land", _params(seconds=secs, throttle=throttle)), down)
+                await self._run(step, down, done=landed, deadline=bound,
+                                on_start=hold.land)
             finally:
-                hold.release("landed")
+                if self.state is not State.FAILSAFE:   # else the failsafe's to release
+                    hold.release("landed")
         else:
             await self._timed(Step("land", _params(seconds=secs, throttle=throttle)),
                               lambda t: Setpoint.saturated(throttle=thr if t < secs else 0.0))
@@ -378,9 +402,14 @@ class Mission:
             return
         self.abort_reason = reason
         self.abort_monitor = monitor
-        if self.flow_hold is not None:   # the failsafe flies, not the hold
-            self.flow_hold.release(f"mission aborted: {reason}")
         failsafe = "release" if monitor == "takeover" else self.safety.failsafe
+        hold = self.flow_hold
+        if hold is not None:
+            if (failsafe == "land" and not self._on_ground
+                    and hold.state is HoldState.HOLDING and not hold.stalled(self.io.now())):
+                hold.land()   # its sensors are valid: the hold flies the descent
+            else:   # the failsafe flies, not the hold
+                hold.release(f"mission aborted: {reason}")
         self._set_state(State.FAILSAFE)
         self._emit(EventKind.ABORT, f"abort: {reason}", data={"monitor": monitor,
                                                               "failsafe": failsafe})
@@ -406,21 +435,57 @@ class Mission:
         if self._failsafe_phase == "land":
             self._failsafe_phase = "disarm"
             self._phase_started = self.io.now()
+            if self.flow_hold is not None:
+                self.flow_hold.release("second interrupt")
             self._emit(EventKind.FAILSAFE, "second interrupt: disarming now")
 
     def _failsafe_command(self, now: float) -> Setpoint | None:
         """The failsafe's command at ``now``; None once it has finished."""
         if self._failsafe_phase == "land":
-            landing = now - self._phase_started < self.safety.land_seconds
-            if landing and self.io.armed() != "Disarmed":
-                return Setpoint.saturated(throttle=self._land_throttle())
+            command = self._failsafe_land(now)
+            if command is not None:
+                return command
             self._failsafe_phase = "disarm"
             self._phase_started = now
+            if self.flow_hold is not None:   # its source would override the gesture
+                self.flow_hold.release("failsafe disarming")
         elapsed = now - self._phase_started
         if self.io.armed() == "Disarmed" and elapsed > 0.1:
             return None
         if elapsed < GESTURE_SETTLE_S + self.safety.arm_timeout_s:
             return _gesture(ArmRequest.DISARM)(elapsed)
+        return None
+
+    def _failsafe_land(self, now: float) -> Setpoint | None:
+        """The failsafe's descent; None once it is down (then the disarm follows).
+
+        The hold, while it holds, flies it to the floor and says when it has
+        touched down; it has ``land_seconds`` plus the time to come down from
+        ``max_height_m`` before it is released. Without it the descent is open
+        loop below the hover throttle (it cannot climb) for ``land_seconds``
+        from when the hold last flew."""
+        if self.io.armed() == "Disarmed":
+            return None
+        hold = self.flow_hold
+        down = Setpoint.saturated(throttle=self._land_throttle())
+        if hold is not None and hold.state is not HoldState.OFF:
+            if hold.touched_down:
+                self._emit(EventKind.FAILSAFE, "touched down: disarming")
+                hold.release("landed")
+                return None
+            bound = (self.safety.land_seconds
+                     + hold.config.max_height_m / hold.config.max_descent_mps)
+            if now - self._phase_started >= bound:
+                self._emit(EventKind.FAILSAFE, f"the hold did not touch down in {bound:g} s: "
+                           "descending below the hover throttle")
+                hold.release("no touchdown")
+            elif hold.state is HoldState.HOLDING:
+                self._open_descent_since = None
+                return down   # under the hold's source: flies if it withdraws
+        if self._open_descent_since is None:
+            self._open_descent_since = now
+        if now - self._open_descent_since < self.safety.land_seconds:
+            return down
         return None
 
     def _finish_failsafe(self, how: str) -> None:
@@ -465,16 +530,19 @@ class Mission:
                 name, reason = objection
                 self.abort(reason, name)
         if self.state is State.RUNNING:
+            self._check_hold_withdrawn(now)
+        if self.state is State.RUNNING:
             step = self._step
             if step is not None and not step.future.done():
                 elapsed = now - step.started
-                if step.done(elapsed):
+                if step.done(elapsed) and self.state is State.RUNNING:
                     self._step = None
                     self._emit(EventKind.STEP_DONE, f"{step.step.action} done",
                                index=step.index, step=step.step, data=self._truth_data())
                     step.future.set_result(None)
-                else:
+                elif self.state is State.RUNNING:
                     self._command = step.profile(elapsed)
+        if self.state is State.RUNNING:
             command: Setpoint | None = self._command
         elif self.state is State.FAILSAFE:
             command = self._failsafe_command(now)
@@ -488,25 +556,49 @@ class Mission:
         self._watch_hold()
         self._record(now, command, view)
 
-    def _watch_hold(self) -> None:
-        """Say when the hold withdraws (and the fallback flies) and when it resumes."""
+    def _check_hold_withdrawn(self, now: float) -> None:
+        """A hold engaged but not holding (or holding, its task stalled) for
+        ``withdrawn_abort_s`` aborts: the fallback's attitude hover has no bound
+        in time or height."""
         hold = self.flow_hold
-        if hold is None or hold.state is self._hold_seen:
+        if hold is None:
             return
-        self._hold_seen = hold.state
-        if hold.state is HoldState.WITHDRAWN:
+        limit = hold.config.withdrawn_abort_s
+        if not hold.stalled(now):
+            self._hold_stalled_since = None
+        elif self._hold_stalled_since is None:
+            self._hold_stalled_since = now
+        elif now - self._hold_stalled_since >= limit:
+            # its source went stale 0.5 s after the last tick: the fallback flies
+            self.abort(f"hold stalled: no fresh setpoint for {limit:g} s", "hold")
+        if hold.state is HoldState.WITHDRAWN and hold.unheld_for(now) >= limit:
+            self.abort(f"hold withdrawn for {limit:g} s: {hold.reason}", "hold")
+
+    def _watch_hold(self) -> None:
+        """Say each time the hold withdraws (and the fallback flies) and resumes."""
+        hold = self.flow_hold
+        if hold is None or hold.transition_count == self._hold_seen:
+            return
+        new = min(hold.transition_count - self._hold_seen, len(hold.transitions))
+        self._hold_seen = hold.transition_count
+        for _t, state, reason in list(hold.transitions)[-new:]:
+            self._report_hold(state, reason)
+
+    def _report_hold(self, state: HoldState, reason: str | None) -> None:
+        hold = self.flow_hold
+        assert hold is not None
+        if state is HoldState.WITHDRAWN:
             self._hold_was_withdrawn = True
-            thr = hold.hover_throttle if hold.hover_throttle is not None else \
-                self.config.hover_throttle
+            thr = self._hold_fallback(0.0).throttle
             roll, pitch = hold.fallback_tilt()
-            self._emit(EventKind.HOLD, f"hold withdrawn: {hold.reason}; flying an attitude "
+            self._emit(EventKind.HOLD, f"hold withdrawn: {reason}; flying an attitude "
                        f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}",
-                       data={"state": hold.state.value, "reason": hold.reason,
+                       data={"state": state.value, "reason": reason,
                              "fallback_throttle": round(thr, 4)})
-        elif hold.state is HoldState.HOLDING:
+        elif state is HoldState.HOLDING:
             resumed, self._hold_was_withdrawn = self._hold_was_withdrawn, False
             self._emit(EventKind.HOLD, "hold resumed" if resumed else "holding",
-                       data={"state": hold.state.value})
+                       data={"state": state.value})
 
     def _record(self, now: float, command: Setpoint | None, view: FlightView) -> None:
         t = now - self._t0
@@ -560,18 +652,29 @@ class Mission:
                 self.drift.hold = False
 
     def _land_throttle(self) -> float:
+        """0.9 x the hover throttle (the hold's learned one if it has one), or the
+        configured land throttle, but never above 0.9 x the learned one: a craft
+        lighter than [mission] hover_throttle says must not climb while landing."""
+        hover = self.config.hover_throttle
+        if self.flow_hold is not None and self.flow_hold.hover_throttle is not None:
+            hover = self.flow_hold.hover_throttle
+            if self.safety.land_throttle is not None:
+                return min(self.safety.land_throttle, 0.9 * hover)
         if self.safety.land_throttle is not None:
             return self.safety.land_throttle
-        return 0.9 * self.config.hover_throttle
+        return 0.9 * hover
 
     async def _timed(self, step: Step, profile: Profile,
-                     data: dict[str, Any] | None = None) -> None:
+                     data: dict[str, Any] | None = None,
+                     on_start: Callable[[], None] | None = None) -> None:
         seconds = float(step.params["seconds"])
         await self._run(step, profile, done=lambda t: t >= seconds, deadline=seconds,
-                        data=data)
+                        data=data, on_start=on_start)
 
     async def _run(self, step: Step, profile: Profile, *, done: Callable[[float], bool],
-                   deadline: float, data: dict[str, Any] | None = None) -> None:
+                   deadline: float, data: dict[str, Any] | None = None,
+                   on_start: Callable[[], None] | None = None) -> None:
+        """Run a step; ``on_start`` is called once its checks passed, as it starts."""
         # validates API calls exactly as the TOML steps are validated
         validate_step(step.action, step.params, f"step {self._step_count + 1} ({step.action})")
         if self.state is not State.RUNNING:
@@ -580,6 +683,13 @@ class Mission:
             raise RuntimeError("one step at a time")
         if step.action in ("climb", "hover", "move", "yaw", "hold"):
             self._on_ground = False
+        hold = self.flow_hold
+        if (hold is not None and step.action not in HOLD_STEPS
+                and hold.state is not HoldState.OFF):
+            # the hold's source overrides the mission's: this step would not fly
+            hold.release(f"{step.action} step")
+        if on_start is not None:
+            on_start()
         index = self._step_count
         self._step_count += 1
         now = self.io.now()
@@ -607,6 +717,10 @@ class Mission:
         self.events.emit(MissionEvent(
             t=self.time(), kind=kind, message=message, step=index,
             action=None if step is None else step.action, data=data or {}))
+
+
+def _fmt(x: float | None) -> str:
+    return "?" if x is None else f"{x:.2f}"
 
 
 def _gesture(arm: ArmRequest) -> Profile:

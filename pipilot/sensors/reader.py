@@ -78,6 +78,8 @@ class SensorFault:
     message: str
     imu: bool = False
     """The IMU failed (the flow deck's sensors may still be read)."""
+    sensor: str | None = None
+    """Which sensor failed ("flow", "range", "imu"); None: not known (all are retried)."""
 
 
 Item = TimedFlow | TimedRange | TimedImu | SensorFault
@@ -104,23 +106,23 @@ class FlowDeckPoller:
         """The IMU's sample period, None without one."""
         return None if self.imu is None else 1.0 / self.imu.config.actual_rate_hz
 
-    def poll(self, *, imu: bool = True) -> list[Item]:
-        """Read what is available now (the IMU too unless ``imu`` is false).
+    def poll(self, *, imu: bool = True, flow: bool = True, ranger: bool = True) -> list[Item]:
+        """Read what is available now (each sensor unless its flag is false).
         A SensorError from a bus becomes a SensorFault."""
         items: list[Item] = []
         # each sensor on its own: a dead SPI bus must not blind the ranger, nor I2C the flow
-        if self.flow is not None:
+        if self.flow is not None and flow:
             try:
                 items.append(TimedFlow(self.clock.now(), self.flow.read_motion()))
             except PipilotError as exc:
-                items.append(SensorFault(self.clock.now(), str(exc)))
-        if self.ranger is not None:
+                items.append(SensorFault(self.clock.now(), str(exc), sensor="flow"))
+        if self.ranger is not None and ranger:
             try:
                 r = self.ranger.poll()
                 if r is not None:
                     items.append(TimedRange(self.clock.now(), r))
             except PipilotError as exc:
-                items.append(SensorFault(self.clock.now(), str(exc)))
+                items.append(SensorFault(self.clock.now(), str(exc), sensor="range"))
         return (items + self.poll_imu()) if imu else items
 
     def poll_imu(self) -> list[Item]:
@@ -130,7 +132,7 @@ class FlowDeckPoller:
         try:
             s = self.imu.poll()
         except PipilotError as exc:
-            return [SensorFault(self.clock.now(), str(exc), imu=True)]
+            return [SensorFault(self.clock.now(), str(exc), imu=True, sensor="imu")]
         if s is None:
             return []
         return [TimedImu(self.clock.now(), s, self.imu.delay_s)]
@@ -173,15 +175,20 @@ class SensorReader:
         clock = self.poller.clock
         imu_period = self.poller.imu_period_s
         next_full = clock.now()
-        imu_retry_at = -math.inf       # a failed IMU is left alone until then
+        # a failed sensor is left alone until then; the others keep their rate
+        retry_at = {"flow": -math.inf, "range": -math.inf, "imu": -math.inf}
         while not self._stop.is_set():
             error: Exception | None = None
             now = clock.now()
             full = imu_period is None or now >= next_full
+            imu_retry_at = retry_at["imu"]
             with_imu = now >= imu_retry_at
+            skip = {flag: False for flag, name in (("imu", "imu"), ("flow", "flow"),
+                                                    ("ranger", "range"))
+                    if now < retry_at[name]}
             try:
                 if full:
-                    items = self.poller.poll() if with_imu else self.poller.poll(imu=False)
+                    items = self.poller.poll(**skip)
                 else:
                     items = self.poller.poll_imu() if with_imu else []
             except Exception as exc:   # a bug must not end the thread silently
@@ -196,12 +203,15 @@ class SensorReader:
             if faults:
                 self.faults += 1
                 self._failures.failed(error or PipilotError(faults[0].message))
-            if faults and not all(f.imu for f in faults):
+            failed = {f.sensor or ("imu" if f.imu else None) for f in faults}
+            if None in failed:         # not known which: all wait
                 self._stop.wait(self.retry_s)
                 next_full = clock.now()
                 continue
-            if faults:                 # the IMU alone: the flow deck keeps its rate
-                imu_retry_at = clock.now() + self.retry_s
+            for name in failed:
+                assert name is not None
+                retry_at[name] = clock.now() + self.retry_s
+            imu_retry_at = retry_at["imu"]
             if imu_period is None:
                 self._stop.wait(self.period_s)
             else:

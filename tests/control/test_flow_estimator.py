@@ -191,8 +191,23 @@ def test_flow_waits_for_the_rates_that_cover_it() -> None:
     est.add_flow(1.01, _flow())
     est.update(1.01)       # rates reach 1.0 only: the flow waits
     assert est.flow_fused == fused
-    est.update(1.5)        # waited beyond latency_max_s: fused with the last rates
-    assert est.flow_fused == fused + 1
+    rejected = est.flow_rejected
+    est.update(1.5)        # waited beyond latency_max_s: no rates cover it, not used
+    assert est.flow_fused == fused and est.flow_rejected == rejected + 1
+
+
+def test_rates_are_not_extrapolated_past_the_newest() -> None:
+    est = FlowEstimator(FlowConfig(latency_s=0.1, latency_max_s=0.3))
+    t = _steady(est, 0.0, 1.0)
+    fused, rejected = est.flow_fused, est.flow_rejected
+    # the rates stop (telemetry lost); a turning craft's flow is not turned back with
+    # the last rate held for ever: it is not used
+    for i in range(1, 51):
+        est.add_flow(t + i * DT, _flow(dx=30))
+        est.update(t + i * DT + 0.5)
+    assert est.flow_fused == fused and est.flow_rejected == rejected + 50
+    e = est.estimate(t + 1.0)
+    assert e is not None and abs(e.velocity[0]) < 0.05
 
 
 def test_bad_inputs_raise_clear_errors() -> None:

@@ -63,6 +63,7 @@ class Feed:
         self.height = height
         self.flow = "ok"     # ok | stale | invalid
         self.range_ = "ok"   # ok | stale | invalid
+        self.attitude = True
         self.n = 0
         self.setpoints: list[Setpoint | None] = []
 
@@ -71,7 +72,7 @@ class Feed:
             self.n += 1
             self.v.clock.advance(0.01)
             t = self.v.clock.now()
-            if self.n % 5 == 0:
+            if self.n % 5 == 0 and self.attitude:
                 self.v.telemetry.set("AttitudeState", {"Roll": 0.0, "Pitch": 0.0, "Yaw": 0.0})
             items: list[Any] = []
             if self.flow != "stale":
@@ -344,3 +345,135 @@ def test_a_deck_that_starts_failing_withdraws_the_hold_and_the_loop_lives_on() -
             await task
 
     asyncio.run(main())
+
+
+def _fly_stuck_ranger(hold: FlowHold, v: FakeVehicle, seconds: float, flow_fails: bool
+                      ) -> list[tuple[float, float, HoldState]]:
+    """Hold 1 m on a point mass that hovers at 0.5; from 5 s the ranger returns a
+    short, valid 0.03 m (a smudged cover glass, a leg in the beam) and, if
+    ``flow_fails``, the flow goes out of focus. Withdrawn, it flies its true hover."""
+    h, vz, hover = 1.0, 0.0, 0.5
+    thr: float | None = None
+    out = []
+    for n in range(1, round(seconds / 0.01) + 1):
+        v.clock.advance(0.01)
+        t = n * 0.01
+        if thr is not None:
+            vz += 9.80665 * (thr / hover - 1.0) * 0.01
+            h = max(0.0, h + vz * 0.01)
+        if n % 5 == 0:
+            v.telemetry.set("AttitudeState", {"Roll": 0.0, "Pitch": 0.0, "Yaw": 0.0})
+        stuck = t >= 5.0
+        items: list[Any] = [TimedFlow(v.clock.now(), FlowSample(
+            0, 0, False, 5 if stuck and flow_fails else 120, 0x100, 0, 0, 0))]
+        if n % 10 == 0:
+            items.append(TimedRange(v.clock.now(), RangeSample(0.03 if stuck else h, 0, 10.0)))
+        hold.feed(items)
+        if n == 50:
+            hold.engage(1.0, hover_guess=0.5)
+        if n % 2 == 0:
+            sp = hold.tick()
+            thr = sp.throttle if sp is not None else hover
+            out.append((t, h, hold.state))
+    return out
+
+
+@pytest.mark.parametrize("flow_fails", [False, True])
+def test_a_ranger_stuck_short_withdraws_and_stays_withdrawn(flow_fails: bool) -> None:
+    # the gate gave up and snapped the height to the short range: the hold took that
+    # for the floor, needed no flow and climbed at full throttle for ever
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    rows = _fly_stuck_ranger(hold, v, 12.0, flow_fails)
+    first = next(t for t, _h, state in rows if state is HoldState.WITHDRAWN)
+    assert 5.0 <= first <= 5.0 + 0.1 + 0.02   # the first short range: one ranging period
+    assert hold.reason is not None and "range jumped from 1.00 m to 0.03 m" in hold.reason
+    assert all(state is HoldState.WITHDRAWN for t, _h, state in rows if t >= first)
+    assert max(h for _t, h, _s in rows) < 1.2
+
+
+def test_flow_is_needed_near_the_floor_once_taken_off() -> None:
+    hold, _v, feed = holding(height=0.5)
+    feed.flow = "invalid"
+    feed.height = 0.1    # below flow_min_height_m, but not a landing
+    feed.run(1.0)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.reason is not None and "flow invalid" in hold.reason
+
+
+def test_the_learned_hover_throttle_is_bounded_and_withdraws_at_its_bound() -> None:
+    hold, _v, feed = holding()
+    hold.set_target_height(1.5)   # the height never answers: a stuck ranger, say
+    feed.run(10.0)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.reason is not None and "hover throttle at its bound 0.650" in hold.reason
+    assert hold.hover_throttle == pytest.approx(0.65)
+    assert all(sp is None or sp.throttle <= 0.8 for sp in feed.setpoints)
+    feed.run(2.0)
+    assert hold.state is HoldState.WITHDRAWN
+
+
+def test_stale_attitude_withdraws() -> None:
+    hold, v, feed = holding()
+    feed.attitude = False
+    t0 = v.clock.now()
+    while hold.state is HoldState.HOLDING and v.clock.now() - t0 < 2.0:
+        feed.run(0.02)
+    # the last attitude came up to 50 ms before t0
+    assert v.clock.now() - t0 <= 0.5 + 0.02
+    assert hold.reason is not None and hold.reason.startswith("attitude stale")
+    assert not v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())
+
+
+def test_a_non_finite_estimate_withdraws_instead_of_cutting_the_throttle() -> None:
+    hold, v, feed = holding()
+    hold.estimator.z[1] = math.nan    # a numerical fault in the height filter
+    feed.run(0.2)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.reason is not None and "non-finite" in hold.reason
+    assert not v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())
+    assert hold.last_setpoint is not None and hold.last_setpoint.throttle > 0.4
+
+
+def test_landing_touches_down_and_needs_no_flow_at_the_end() -> None:
+    hold, _v, feed = holding()
+    hold.land()
+    for i in range(40):    # down at 0.25 m/s
+        feed.height = 1.0 - 0.025 * (i + 1)
+        feed.run(0.1)
+        assert not hold.touched_down
+    assert hold.state is HoldState.HOLDING
+    feed.flow = "invalid"    # out of focus on the floor
+    feed.run(1.0)
+    assert hold.touched_down and hold.state is HoldState.HOLDING
+    sp = feed.setpoints[-1]
+    assert sp is not None and sp.throttle < 0.5   # below hover: the floor holds it
+    assert 0.45 < (hold.hover_throttle or 0) <= 0.5   # not wound down on the floor
+
+
+def test_one_bad_sample_does_not_drop_the_rest_of_its_batch() -> None:
+    hold, v, _feed = holding()
+    t = v.clock.now() + 0.01
+    v.clock.advance(0.01)
+    hold.feed([TimedRange(t, RangeSample(math.nan, 0, 10.0)),
+               TimedFlow(t, FlowSample(0, 0, False, 77, 0x100, 0, 0, 0))])
+    assert hold.estimator.last_flow is not None and hold.estimator.last_flow.squal == 77
+
+
+def test_transitions_are_bounded_and_counted() -> None:
+    hold, _v, _feed = holding()
+    for _ in range(100):
+        hold.release()
+        hold.engage(1.0, hover_guess=0.5)
+    assert len(hold.transitions) <= 64 and hold.transition_count >= 200
+    assert hold.transitions[-1][1] is HoldState.ENGAGING
+
+
+def test_the_hold_source_takes_the_priority_and_timeout_asked_for() -> None:
+    v = FakeVehicle()
+    FlowHold(v)
+    standard = v.mixer.sources[HOLD_SOURCE]
+    assert (standard.priority, standard.timeout_s) == (25, 0.5)
+    FlowHold(v, priority=27, timeout_s=0.3)
+    source = v.mixer.sources[HOLD_SOURCE]
+    assert (source.priority, source.timeout_s) == (27, 0.3)

@@ -291,3 +291,23 @@ async def test_a_failing_imu_does_not_slow_the_flow_deck() -> None:
     assert len(faults) <= 4                    # retried every 0.5 s, not every sample
     # a stalled deck would give one flow per 0.5 s; generous for a loaded machine
     assert n_flow >= 15
+
+
+async def test_a_failing_flow_sensor_does_not_slow_the_ranger() -> None:
+    deck, flow, ranger, clock = real_deck()
+    deck.spi.fail = OSError(5, "Input/output error")   # the flow's SPI bus is dead
+    reader = SensorReader(FlowDeckPoller(flow, ranger, clock), period_s=0.01, retry_s=0.5)
+    reader.start(asyncio.get_running_loop())
+    got: list[object] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 1.6:
+            got += await asyncio.wait_for(reader.get(), 20)
+    finally:
+        reader.stop()
+    faults = [i for i in got if isinstance(i, SensorFault)]
+    ranges = [i for i in got if isinstance(i, TimedRange)]
+    assert faults and all(f.sensor == "flow" for f in faults)
+    assert len(faults) <= 5                    # retried every 0.5 s, not every period
+    # the ranger keeps its own rate; stalled with the flow it gave one per 0.5 s
+    assert len(ranges) >= 8

@@ -1,0 +1,313 @@
+"""The hold's safety in lock-step flights: the failsafe's and the land step's
+descent end on the floor, other steps fly without the hold, a refused step does
+not re-engage it, and a hold withdrawn too long aborts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from pipilot.cli.mission import fly_sim, sim_deck
+from pipilot.control.hold import FlowHold
+from pipilot.control.holdapi import HoldState
+from pipilot.errors import SafetyAbort
+from pipilot.mission.api import Mission
+from pipilot.mission.events import EventKind
+from pipilot.mission.lockstep import run_lockstep, sim_lockstep
+from pipilot.mission.spec import MissionSpec, parse_mission
+from tests.mission.test_hold_mission import dark, fly_injected
+
+FLOOR_M = 0.05
+"""A true height below this is on the floor (the simulated craft's legs)."""
+
+BASE = """
+name = "hold-safety"
+[mission]
+hover_throttle = 0.47
+[safety]
+failsafe = "land"
+land_seconds = 4
+[hold]
+enabled = true
+target_height_m = {height}
+[[steps]]
+action = "arm"
+{steps}
+[sim]
+hover_throttle = {sim_hover}
+texture = 0.8
+"""
+
+
+def mission(steps: str = "", height: float = 1.0, sim_hover: float = 0.47) -> MissionSpec:
+    return parse_mission(BASE.format(steps=steps, height=height, sim_hover=sim_hover),
+                         name="hold-safety")
+
+
+def height(row: dict[str, float]) -> float:
+    return -row["down"]
+
+
+def cut_heights(m: Mission, after: float) -> list[float]:
+    """True heights where the mission commanded throttle 0 after mission time ``after``."""
+    return [height(r) for r in m.samples
+            if r["t"] >= after and r.get("throttle", 1.0) == 0.0 and "down" in r]
+
+
+def fly_abort(spec: MissionSpec, then: str) -> tuple[Mission, FlowHold, list[str]]:
+    """Arm, climb and hold under the flow hold, abort, then ``then``: "hover" (a
+    step the abort ends) or "hold" (a step refused in the failsafe)."""
+    cond = spec.sim
+    assert cond is not None
+    sim = sim_lockstep(hover_throttle=cond.hover_throttle, texture=cond.texture)
+    deck = sim_deck(sim, cond)
+    notes: list[str] = []
+
+    async def main() -> tuple[Mission, FlowHold]:
+        hold = FlowHold(sim.vehicle, spec.hold, spec.flow)
+        m = Mission(sim.vehicle, mission=spec.mission, safety=spec.safety, drift=False,
+                    hold=hold, deck=deck, hold_height_m=1.0)
+        try:
+            async with m:
+                await m.arm()
+                await m.climb(throttle=0.54, seconds=5)
+                await m.hold(seconds=6)
+                m.abort("test abort", "script")
+                try:
+                    await m.hold(seconds=5) if then == "hold" else await m.hover(seconds=1)
+                except SafetyAbort:
+                    status = hold.status()
+                    notes.append(f"{status.state.value} {status.target_height_m}")
+                    raise
+        except SafetyAbort:
+            pass
+        return m, hold
+
+    m, hold = run_lockstep(sim, main)
+    return m, hold, notes
+
+
+def test_the_failsafe_land_on_a_light_craft_descends_and_cuts_on_the_floor() -> None:
+    # the craft hovers at 0.40, the mission believes 0.47: 0.9 x 0.47 once climbed
+    # to 3.8 m in 4 s and the disarm gesture cut the motors up there
+    m, hold, _ = fly_abort(mission(sim_hover=0.40), "hover")
+    assert hold.hover_throttle is not None and abs(hold.hover_throttle - 0.40) < 0.03
+    t_abort = next(e.t for e in m.events.history if e.kind is EventKind.ABORT)
+    at_abort = [height(r) for r in m.samples if r["t"] <= t_abort and "down" in r][-1]
+    after = [height(r) for r in m.samples if r["t"] > t_abort and "down" in r]
+    assert max(after) < at_abort + 0.1
+    cuts = cut_heights(m, t_abort)
+    assert cuts and max(cuts) < FLOOR_M
+    messages = [e.message for e in m.events.history if e.kind is EventKind.FAILSAFE]
+    assert "touched down: disarming" in messages
+    assert messages[-1] == "failsafe land done: disarmed"
+
+
+def test_a_step_refused_in_the_failsafe_does_not_re_engage_the_hold() -> None:
+    m, hold, notes = fly_abort(mission(), "hold")
+    # the hold flies the failsafe's descent: the refused step left its floor target
+    assert notes == ["holding 0.0"]
+    assert hold.state is HoldState.OFF
+    assert m.events.history[-1].message == "mission aborted: test abort"
+
+
+def test_the_land_step_ends_on_the_floor_not_on_a_timer() -> None:
+    # from 2.4 m with the default 4 s the throttle was cut at 0.8 m
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 8
+[[steps]]
+action = "hold"
+seconds = 3
+height = 2.4
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+""", height=2.4)
+    m, s = fly_sim(spec, drift=False, handle_sigint=False)
+    assert s["completed"], s.get("abort_reason")
+    start = next(e for e in m.events.history
+                 if e.kind is EventKind.STEP_STARTED and e.action == "land")
+    done = next(e for e in m.events.history
+                if e.kind is EventKind.STEP_DONE and e.action == "land")
+    assert done.t - start.t > 4.0    # longer than its 4 s: it came down from 2.4 m
+    cuts = cut_heights(m, start.t)
+    assert cuts and max(cuts) < FLOOR_M
+    # and it does not idle on the floor near the hover throttle until a timer ends
+    floor = next(r["t"] for r in m.samples if r["t"] > start.t and height(r) < FLOOR_M)
+    assert done.t - floor < 0.6 + 1.0
+
+
+def test_a_land_step_that_does_not_touch_down_aborts() -> None:
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 5
+[[steps]]
+action = "land"
+seconds = 1
+[[steps]]
+action = "disarm"
+""")
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold, land_extend_s=0.5))
+    m, s = fly_sim(spec, drift=False, handle_sigint=False)
+    assert not s["completed"]
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.data["monitor"] == "hold"
+    assert abort.message.startswith("abort: landing: no touchdown in 1.5 s")
+    # the failsafe's hold then lands it
+    assert max(cut_heights(m, abort.t)) < FLOOR_M
+
+
+def _moved(m: Mission, action: str) -> float:
+    a = next(e.t for e in m.events.history
+             if e.kind is EventKind.STEP_STARTED and e.action == action)
+    b = next(e.t for e in m.events.history
+             if e.kind is EventKind.STEP_DONE and e.action == action)
+    rows = [r for r in m.samples if a <= r["t"] <= b and "north" in r]
+    return float(((rows[-1]["north"] - rows[0]["north"]) ** 2
+                  + (rows[-1]["east"] - rows[0]["east"]) ** 2) ** 0.5)
+
+
+def test_steps_after_a_hold_fly_without_it() -> None:
+    # the hold stayed engaged and overrode the move, the yaw and the disarm gesture
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 4
+[[steps]]
+action = "hold"
+seconds = 2
+[[steps]]
+action = "move"
+pitch = -0.3
+seconds = 3
+[[steps]]
+action = "hold"
+seconds = 2
+[[steps]]
+action = "disarm"
+""")
+    m, s = fly_sim(spec, drift=False, handle_sigint=False)
+    assert s["completed"], s.get("abort_reason")
+    assert _moved(m, "move") > 3.0
+    assert m.flow_hold is not None and m.flow_hold.state is HoldState.OFF
+    offs = [r for _t, state, r in m.flow_hold.transitions if state is HoldState.OFF]
+    assert offs[:2] == ["move step", "disarm step"]
+
+
+def test_a_hold_withdrawn_too_long_aborts_and_lands() -> None:
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 4
+[[steps]]
+action = "hold"
+seconds = 12
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+""")
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
+                                                              withdrawn_abort_s=2.0))
+    m, s = fly_injected(spec, [(9.0, dark(True))])
+    assert not s["completed"]
+    withdrawn = next(e for e in m.events.history if e.kind is EventKind.HOLD
+                     and e.message.startswith("hold withdrawn"))
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.data["monitor"] == "hold"
+    assert abort.message.startswith("abort: hold withdrawn for 2 s: flow invalid")
+    assert 2.0 - 0.05 <= abort.t - withdrawn.t <= 2.0 + 0.1   # reported at the next tick
+    # the fallback flew below the learned hover throttle, and the failsafe's open
+    # descent (the hold cannot fly it) cut the throttle on the floor
+    assert withdrawn.data["fallback_throttle"] < (m.flow_hold.hover_throttle or 1.0)
+    cuts = cut_heights(m, abort.t)
+    assert cuts and max(cuts) < FLOOR_M
+    assert max(height(r) for r in m.samples if "down" in r) < 1.5
+
+
+def test_a_withdrawal_between_two_mission_ticks_is_reported() -> None:
+    spec = mission()
+    cond = spec.sim
+    assert cond is not None
+    sim = sim_lockstep(hover_throttle=cond.hover_throttle, texture=cond.texture)
+    deck = sim_deck(sim, cond)
+
+    async def main() -> Mission:
+        hold = FlowHold(sim.vehicle, spec.hold, spec.flow)
+        m = Mission(sim.vehicle, mission=spec.mission, safety=spec.safety, drift=False,
+                    hold=hold, deck=deck, hold_height_m=1.0)
+
+        async def blink() -> None:
+            while hold.state is not HoldState.HOLDING:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            # withdrawn and holding again within one step of the loop: the
+            # mission's tick never sees the state withdrawn
+            hold._withdraw("a short fault")
+            hold._set(HoldState.ENGAGING, "sensors valid again")
+            hold._set(HoldState.HOLDING, None)
+
+        async with m:
+            await m.arm()
+            task = asyncio.create_task(blink())
+            await m.climb(throttle=0.54, seconds=4)
+            await task
+            await m.land()
+            await m.disarm()
+        return m
+
+    m = run_lockstep(sim, main)
+    said = [e.message.split(";")[0] for e in m.events.history if e.kind is EventKind.HOLD]
+    assert said == ["holding", "hold withdrawn: a short fault", "hold resumed"]
+
+
+def test_a_stalled_hold_task_leaves_the_fallback_then_aborts_and_lands() -> None:
+    spec = mission()
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
+                                                              withdrawn_abort_s=2.0))
+    cond = spec.sim
+    assert cond is not None
+    sim = sim_lockstep(hover_throttle=cond.hover_throttle, texture=cond.texture)
+    deck = sim_deck(sim, cond)
+    stalled_at: list[float] = []
+
+    async def main() -> Mission:
+        hold = FlowHold(sim.vehicle, spec.hold, spec.flow)
+        m = Mission(sim.vehicle, mission=spec.mission, safety=spec.safety, drift=False,
+                    hold=hold, deck=deck, hold_height_m=1.0)
+        try:
+            async with m:
+                await m.arm()
+                await m.climb(throttle=0.54, seconds=4)
+
+                async def stall() -> None:
+                    await asyncio.sleep(1.0)
+                    stalled_at.append(m.time())
+                    hold.tick = lambda: None   # type: ignore[method-assign,assignment,return-value]
+
+                task = asyncio.create_task(stall())
+                await m.hold(seconds=10)
+                await task
+        except SafetyAbort:
+            pass
+        return m
+
+    m = run_lockstep(sim, main)
+    assert m.flow_hold is not None
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.data["monitor"] == "hold"
+    assert abort.message == "abort: hold stalled: no fresh setpoint for 2 s"
+    # stale 0.5 s after its last tick, then withdraw_abort_s
+    assert 0.5 + 2.0 - 0.05 <= abort.t - stalled_at[0] <= 0.5 + 2.0 + 0.1
+    between = [r for r in m.samples if stalled_at[0] + 0.6 < r["t"] < abort.t]
+    assert between and all(r["throttle"] > 0.3 for r in between)   # the fallback flew
+    cuts = cut_heights(m, abort.t)
+    assert cuts and max(cuts) < FLOOR_M

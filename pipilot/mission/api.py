@@ -119,6 +119,7 @@ class Mission:
         self._hold_height = hold_height_m
         self._hold_task: asyncio.Task[None] | None = None
         self._hold_seen = HoldState.OFF
+        self._rates_seen = "imu"
         self._hold_was_withdrawn = False
         self._command = NEUTRAL
         self._expect_armed = False
@@ -491,7 +492,16 @@ class Mission:
     def _watch_hold(self) -> None:
         """Say when the hold withdraws (and the fallback flies) and when it resumes."""
         hold = self.flow_hold
-        if hold is None or hold.state is self._hold_seen:
+        if hold is None:
+            return
+        if hold.imu_rates and hold.state is not HoldState.OFF \
+                and hold.rates_source != self._rates_seen:
+            self._rates_seen = hold.rates_source
+            self._emit(EventKind.HOLD, "hold rates from the IMU" if hold.rates_reason is None
+                       else f"hold rates from AttitudeState: {hold.rates_reason}",
+                       data={"state": hold.state.value, "rates": hold.rates_source,
+                             "reason": hold.rates_reason})
+        if hold.state is self._hold_seen:
             return
         self._hold_seen = hold.state
         if hold.state is HoldState.WITHDRAWN:

@@ -304,3 +304,33 @@ def test_sim_imu_false_flies_on_attitude_rates_and_rates_imu_then_is_refused() -
         parse_mission(MISSION.format(enabled="true", hold_s=5).replace(
             "[sim]\n", '[sim]\nimu = "yes"\n'))
     assert err.value.key == "sim.imu"
+
+
+def _tx_failures(period_ms: int, seconds: float = 10.0) -> int:
+    """Updates the simulated FC's telemetry queue drops in ``seconds`` with
+    AttitudeState every ``period_ms`` beside its stock periodic objects."""
+    sim = sim_lockstep()
+    vehicle = sim.vehicle
+    assert isinstance(vehicle, Vehicle)
+
+    async def main() -> int:
+        for _ in range(500):
+            if vehicle.telemetry.connected:
+                break
+            await asyncio.sleep(0.02)
+        await vehicle.telemetry.set_update_period("AttitudeState", period_ms)
+        before = sim.flight_telemetry.stats["tx_failures"]
+        await asyncio.sleep(seconds)
+        return int(sim.flight_telemetry.stats["tx_failures"] - before)
+
+    return run_lockstep(sim, main)
+
+
+def test_the_periods_the_hold_asks_for_fit_the_simulated_fcs_queue() -> None:
+    from pipilot.control.hold import HoldConfig, attitude_period_ms
+
+    # the old request overflowed the FC's 10-update queue; what fits by the
+    # arithmetic of pipilot.uavtalk.linkbudget drops nothing
+    assert _tx_failures(50) > 50
+    for imu in (False, True):
+        assert _tx_failures(attitude_period_ms(HoldConfig(), imu)) == 0

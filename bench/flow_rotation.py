@@ -57,15 +57,19 @@ from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
 from pipilot.sim.flowdeck import SimI2cBus
 from pipilot.sim.model import PHYSICS_DT, SimulatedCC3D
 from pipilot.sim.mpu6050 import Mpu6050Model
-from pipilot.sim.telemetry import CC3D_OBJECTS, QUEUE_SIZE
-from pipilot.uavtalk import load_definitions
-from pipilot.uavtalk.packets import MIN_HEADER_LENGTH
+from pipilot.sim.telemetry import QUEUE_SIZE
+from pipilot.uavtalk import linkbudget
+from pipilot.uavtalk.linkbudget import (
+    BAUD,
+    CC3D_OBJECTS,
+    SAMPLED,
+    USABLE_SHARE,
+    fastest_period_ms,
+    link_load,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-BAUD = 9600
-LINE_BYTES_S = BAUD / 10
-USABLE_SHARE = 2 / 3
-"""Above about two thirds of the line the FC's telemetry queue overflows (docs/missions.md)."""
+LINE_BYTES_S = linkbudget.line_bytes_s(BAUD)
 FLOW_PERIOD_S = 0.010
 HEIGHTS_M = (0.5, 1.0, 1.5)
 BUDGETS_M = {"median": 0.12, "p90": 0.25}
@@ -76,7 +80,6 @@ IMU_DLPF = {200: 3, 500: 2, 1000: 1}
 VIBRATION_DPS = 0.25
 """Airframe vibration on the Pi's IMU: as on the simulated CC3D's gyro (QuadParams)."""
 WIND_MPS, GUST_MPS = 0.5, 0.3
-SAMPLED = ("AttitudeState", "AccelState", "GyroState")
 KEPT = ("SystemAlarms", "FlightTelemetryStats")
 """What a trimmed link keeps of the FC's other periodic objects (alarms, link statistics)."""
 HOLD_KP_DEG_PER_M, HOLD_KV_DEG_PER_MPS, HOLD_MAX_DEG = 8.0, 6.0, 8.0
@@ -84,36 +87,14 @@ STICK_ANGLE_DEG = 42.0
 
 
 def packet_bytes() -> dict[str, int]:
-    """Bytes on the wire of one update of each periodic object (header, data, CRC)."""
-    reg = load_definitions()
-    return {name: MIN_HEADER_LENGTH + reg[name].size + 1 for name in CC3D_OBJECTS}
+    """Bytes on the wire of one update of each of the CC3D's objects."""
+    return {name: linkbudget.packet_bytes(name) for name in CC3D_OBJECTS}
 
 
 def baseline_periodic(trimmed: bool = False) -> dict[str, int]:
     """The FC's other periodic objects at 16.09's default periods, ms; ``trimmed``: only
     `KEPT` (the ground may turn the rest off through their metadata)."""
-    reg = load_definitions()
-    out = {}
-    for name in CC3D_OBJECTS:
-        tf = reg[name].info.telemetry_flight
-        if name not in SAMPLED and tf.update_mode == "periodic" and tf.period_ms > 0 and \
-                (not trimmed or name in KEPT):
-            out[name] = tf.period_ms
-    return out
-
-
-def link_load(periods_ms: dict[str, int]) -> float:
-    """Bytes/s the periodic objects need."""
-    size = packet_bytes()
-    return sum(size[n] * 1000.0 / p for n, p in periods_ms.items())
-
-
-def fastest_period_ms(name: str, others: dict[str, int]) -> int | None:
-    """The shortest period (10 ms steps) of ``name`` within the usable line share."""
-    room = USABLE_SHARE * LINE_BYTES_S - link_load(others)
-    if room <= 0:
-        return None
-    return int(math.ceil(packet_bytes()[name] * 1000.0 / room / 10.0) * 10)
+    return linkbudget.stock_periodic(KEPT if trimmed else None)
 
 
 def scenarios() -> list[dict[str, Any]]:

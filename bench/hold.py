@@ -10,7 +10,12 @@ loop: an open-loop climb and a plain hover), the accelerometer drift loop,
 and the flow hold. A second set flies the flow hold with the floor's texture
 gone for 5 s in the middle of the hold. Prints one JSON object.
 
+The flow hold takes its body rates from the deck's MPU-6050 (``--rates imu``,
+the default) or, with ``--rates attitude``, from AttitudeState differences
+on a deck without an IMU, as before the IMU was wired.
+
     PYTHONPATH=. nice python bench/hold.py [--seeds 0-39] [--jobs 2] [--runs FILE]
+                                           [--rates imu|attitude]
 
 ``--runs FILE`` keeps each finished flight as a JSON line and skips those
 already there, so an interrupted run resumes.
@@ -49,28 +54,31 @@ CRAFT_KEYS = ("mass_kg", "drag", "hover_throttle", "telemetry_latency_s", "textu
               "wind_from_deg", "flow_scale", "range_scale")
 
 
-def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None) -> MissionSpec:
+def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None,
+          rates: str = "imu") -> MissionSpec:
     assert base.sim is not None
-    sim = dataclasses.replace(mismatched(base.sim, seed), firmware="stock")
+    sim = dataclasses.replace(mismatched(base.sim, seed), firmware="stock",
+                              imu=rates == "imu")
     if dropout_at is not None:
         sim = dataclasses.replace(sim, texture_dropout_at_s=dropout_at,
                                   texture_dropout_s=DROPOUT_S)
     return dataclasses.replace(base, sim=sim, hold_enabled=mode in ("flow", "dropout"),
-                               drift_enabled=mode == "drift")
+                               drift_enabled=mode == "drift",
+                               hold=dataclasses.replace(base.hold, rates=rates))
 
 
-def fly(args: tuple[str, int, str]) -> dict[str, Any]:
-    """One flight: (mission file, seed, mode) -> its figures."""
-    path, seed, mode = args
+def fly(args: tuple[str, int, str, str]) -> dict[str, Any]:
+    """One flight: (mission file, seed, mode, rate source) -> its figures."""
+    path, seed, mode, rates = args
     base = load_mission(path)
     dropout_at = DROPOUT_AT_S if mode == "dropout" else None
-    spec = _spec(base, seed, mode, dropout_at)
+    spec = _spec(base, seed, mode, dropout_at, rates)
     t0 = time.perf_counter()
     m, s = fly_sim(spec, drift=mode == "drift", handle_sigint=False)
     holds = [e for e in m.events.history if e.kind is EventKind.HOLD]
     assert spec.sim is not None
     run = {
-        "seed": seed, "mode": mode, "completed": s["completed"],
+        "seed": seed, "mode": mode, "rates": rates, "completed": s["completed"],
         "abort_reason": s["abort_reason"],
         "max_excursion_m": s.get("max_excursion_m"), "drift_m": s.get("drift_m"),
         "height_error_p90_m": s.get("height_error_p90_m"),
@@ -110,14 +118,15 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
             "max": round(v[-1], 3)}
 
 
-def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float) -> dict[str, Any]:
+def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
+              rates: str = "imu") -> dict[str, Any]:
     """The bench's JSON from its flights."""
     by = {(r["seed"], r["mode"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
     out: dict[str, Any] = {
         "benchmark": "hold", "mission": mission,
         "conditions": {**MISMATCH_CONDITIONS, "flow_scale": "+-10 %", "range_scale": "+-10 %",
-                       "hold_s": 60, "firmware": "stock"},
+                       "hold_s": 60, "firmware": "stock", "rates": rates},
         "seeds": len(seeds),
     }
     for mode in MODES:
@@ -173,17 +182,24 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--modes", default=",".join((*MODES, "dropout")),
                    help="which of off, drift, flow, dropout to fly (default: all)")
+    p.add_argument("--rates", choices=("imu", "attitude"), default="imu",
+                   help="the flow hold's body rates: the deck's MPU-6050 (default) or "
+                        "AttitudeState differences (a deck without an IMU)")
     p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
     p.add_argument("--no-fly", action="store_true",
                    help="fly nothing: sum up the flights already in --runs")
     args = p.parse_args()
     modes = args.modes.split(",")
-    todo = [(args.mission, s, m) for s in _seeds(args.seeds) for m in MODES if m in modes]
+    todo = [(args.mission, s, m, args.rates) for s in _seeds(args.seeds)
+            for m in MODES if m in modes]
     if "dropout" in modes:
-        todo += [(args.mission, s, "dropout") for s in _seeds(args.dropout_seeds)]
+        todo += [(args.mission, s, "dropout", args.rates) for s in _seeds(args.dropout_seeds)]
     runs: list[dict[str, Any]] = []
     if args.runs and Path(args.runs).exists():
         runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
+        # a file of the other rate source's flights is not mixed into this summary
+        runs = [r for r in runs if r.get("rates", "attitude") == args.rates
+                or r["mode"] in ("off", "drift")]
         done = {(r["seed"], r["mode"]) for r in runs}
         todo = [t for t in todo if (t[1], t[2]) not in done]
     if args.no_fly:
@@ -196,7 +212,7 @@ def main() -> int:
                 with open(args.runs, "a", encoding="utf-8") as f:
                     f.write(json.dumps(run) + "\n")
     print(json.dumps(summarize(runs, mission=Path(args.mission).name,
-                               wall_s=time.perf_counter() - t0)))
+                               wall_s=time.perf_counter() - t0, rates=args.rates)))
     return 0
 
 

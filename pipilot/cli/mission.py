@@ -159,14 +159,17 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True,
     return mission, summary
 
 
-DECK_KEYS = ("flow_scale", "range_scale", "texture_dropout_at_s", "texture_dropout_s")
+DECK_KEYS = ("flow_scale", "range_scale", "texture_dropout_at_s", "texture_dropout_s", "imu")
 """[sim] keys that shape the simulated flow deck rather than the craft."""
 
 
 def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
     """The flow deck under the simulated craft: the drivers over simulated buses to
-    the register models, fed by the craft's truth, polled in virtual time."""
+    the register models, fed by the craft's truth, polled in virtual time. With
+    ``[sim] imu`` an MPU-6050 shares the ranger's I2C bus, read at 500 Hz, its
+    gyro bias measured on the ground before the flight as on the rig."""
     from pipilot.control.hold import PolledDeck
+    from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
     from pipilot.sensors.pmw3901 import Pmw3901
     from pipilot.sensors.reader import FlowDeckPoller
     from pipilot.sensors.vl53l1x import Vl53l1x
@@ -179,13 +182,25 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
         bare = length > 0 and start <= now < start + length
         return sim.model.flowdeck_truth(texture=0.0 if bare else conditions.texture)
 
-    hw = SimFlowDeck.create(truth, sim.clock, seed=int(conditions.seed))
+    hw = SimFlowDeck.create(truth, sim.clock, seed=int(conditions.seed),
+                            imu_truth=sim.model.imu_truth if conditions.imu else None,
+                            vibration_dps=SIM_IMU_VIBRATION_DPS)
     hw.flow.scale, hw.ranger.scale = conditions.flow_scale, conditions.range_scale
     flow = Pmw3901(hw.spi, device="simulated SPI", sleep=sim.run)
     ranger = Vl53l1x(hw.i2c, device="simulated I2C", sleep=sim.run, now=sim.clock.now)
     flow.init()
     ranger.init()
-    return PolledDeck(FlowDeckPoller(flow, ranger, sim.clock), period_s=0.01)
+    imu = None
+    if conditions.imu:
+        imu = Mpu6050(hw.i2c, device="simulated I2C", config=ImuConfig(rate_hz=500.0, dlpf=2),
+                      sleep=sim.run, now=sim.clock.now)
+        imu.init()
+        imu.calibrate()
+    return PolledDeck(FlowDeckPoller(flow, ranger, sim.clock, imu=imu), period_s=0.01)
+
+
+SIM_IMU_VIBRATION_DPS = 0.25
+"""Airframe vibration on the simulated deck's IMU: as on the simulated CC3D's gyro."""
 
 
 class _Printer:

@@ -17,6 +17,15 @@ fallback. Once all are valid again for ``resume_s`` it holds again where
 the craft then is. A range that jumps to the floor, a learned hover throttle
 at its bound (``hover_range``) or a non-finite value withdraws it until it
 is engaged anew.
+
+Body rates (the flow's rotation part) come from the deck's MPU-6050 when it
+has one (``rates = "imu"``, the default then): read on the Pi at hundreds of
+hertz with no link delay. Otherwise, or while the IMU is faulty or stale for
+``imu_timeout_s``, they are the difference of consecutive AttitudeStates
+(``rates = "attitude"``); losing the IMU alone does not withdraw the hold,
+it says so in ``reason`` and goes on with the slower rates. The AttitudeState
+period asked of the FC is one the 9600-baud line carries beside the FC's
+other periodic objects (`pipilot.uavtalk.linkbudget`).
 """
 
 from __future__ import annotations
@@ -36,7 +45,15 @@ from pipilot.core.tomlconf import check_fields, setting
 from pipilot.core.vehicle import FlightVehicle, ObjectValues
 from pipilot.errors import ConfigError
 from pipilot.faultlog import FailureLog
-from pipilot.sensors.reader import FlowDeckPoller, Item, SensorFault, TimedFlow, TimedRange
+from pipilot.sensors.reader import (
+    FlowDeckPoller,
+    Item,
+    SensorFault,
+    TimedFlow,
+    TimedImu,
+    TimedRange,
+)
+from pipilot.uavtalk import linkbudget
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +63,40 @@ RANGE_JUMP_MPS = 3.0
 """A range falling faster than this towards the floor is a jump, not a descent."""
 
 
+RATE_SOURCES = ("imu", "attitude")
+
+
 class Deck(Protocol):
     """Where the hold gets the flow deck's samples (`SensorReader`, `PolledDeck`)."""
 
     async def get(self) -> list[Item]: ...
 
 
+def deck_has_imu(deck: object) -> bool:
+    """Whether ``deck`` reads an IMU (a `FlowDeckPoller` with one, directly or in a reader)."""
+    poller = getattr(deck, "poller", None)
+    return isinstance(poller, FlowDeckPoller) and poller.imu is not None
+
+
 class PolledDeck:
-    """A lock-step deck: sleeps the sensor period on the loop's clock, then polls."""
+    """A lock-step deck: sleeps on the loop's clock and polls, the flow deck every
+    ``period_s`` and its IMU, if it has one, at the IMU's own rate in between."""
 
     def __init__(self, poller: FlowDeckPoller, period_s: float = 0.01) -> None:
         if not 0 < period_s <= 1:
             raise ValueError("period_s must be in (0, 1]")
         self.poller = poller
         self.period_s = period_s
+        imu = poller.imu_period_s
+        self._imu_steps = 1 if imu is None else max(1, round(period_s / imu))
+        self._step = 0
 
     async def get(self) -> list[Item]:
+        step_s = self.period_s / self._imu_steps
         while True:
-            await asyncio.sleep(self.period_s)
-            items = self.poller.poll()
+            await asyncio.sleep(step_s)
+            self._step = (self._step + 1) % self._imu_steps
+            items = self.poller.poll() if self._step == 0 else self.poller.poll_imu()
             if items:
                 return items
 
@@ -125,8 +157,15 @@ class HoldConfig:
     nudge_mps: float = setting(0.5, gt=0.0)
     """Speed of the held point at full roll or pitch stick."""
     rate_hz: float = setting(50.0, gt=0.0, le=200.0)
-    attitude_period_ms: float = setting(50.0, gt=0.0)
-    """AttitudeState period asked of the FC (its rates compensate the flow)."""
+    rates: str | None = setting(None, choices=RATE_SOURCES)
+    """Where the flow's rotation comes from: "imu" (the deck's MPU-6050) or
+    "attitude" (AttitudeState differences); unset: "imu" when the deck has one."""
+    imu_timeout_s: float = setting(0.05, gt=0.0, le=1.0, unit="s")
+    """IMU rates older than this: the hold takes its rates from AttitudeState."""
+    attitude_period_ms: float | None = setting(None, gt=0.0, le=5000.0, unit="ms")
+    """AttitudeState period asked of the FC; unset: `IMU_ATTITUDE_PERIOD_MS` with
+    IMU rates, the fastest the line carries without. A period the line cannot
+    carry is raised to the fastest one it can."""
 
     def __post_init__(self) -> None:
         check_fields(self, "hold")
@@ -135,6 +174,28 @@ class HoldConfig:
         if self.max_tilt_deg > self.stick_angle_deg:
             raise ConfigError("hold.max_tilt_deg", "must be within stick_angle_deg")
 
+
+
+IMU_ATTITUDE_PERIOD_MS = 200
+"""AttitudeState period with IMU rates: it only tilts the thrust and turns the
+velocity into north and east, which change slowly in a hold."""
+
+
+def attitude_period_ms(config: HoldConfig, imu_rates: bool, baud: int = linkbudget.BAUD,
+                       others: dict[str, int] | None = None) -> int:
+    """The AttitudeState period the hold asks for: what ``config`` says (or its
+    default for the rate source), no faster than the line carries beside
+    ``others`` (default: the FC's stock periodic objects)."""
+    others = linkbudget.stock_periodic() if others is None else others
+    fastest = linkbudget.fastest_period_ms("AttitudeState", others, baud)
+    if fastest is None:
+        raise ConfigError("hold.attitude_period_ms",
+                          f"the {baud}-baud line has no room for AttitudeState beside "
+                          f"{', '.join(sorted(others))}")
+    want = config.attitude_period_ms
+    if want is None:
+        want = IMU_ATTITUDE_PERIOD_MS if imu_rates else fastest
+    return max(round(want), fastest)
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -146,11 +207,26 @@ class FlowHold:
 
     def __init__(self, vehicle: FlightVehicle, config: HoldConfig | None = None,
                  estimator: FlowConfig | None = None, *, priority: int | None = None,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, imu: bool = False) -> None:
         """``priority``/``timeout_s``: the ``"hold"`` source's; None keeps the mixer's
-        (the standard source's), or 25 and 0.5 s where the mixer has none."""
+        (the standard source's), or 25 and 0.5 s where the mixer has none. ``imu``:
+        the deck it will read has an IMU; ``[hold] rates = "imu"`` without one is a
+        ConfigError."""
         self.vehicle = vehicle
         self.config = config or HoldConfig()
+        if self.config.rates == "imu" and not imu:
+            raise ConfigError("hold.rates", 'is "imu" but the flow deck has no IMU '
+                              '(wire an MPU-6050 to the Pi\'s I2C, or say "attitude")')
+        self.imu_rates = imu and self.config.rates != "attitude"
+        """Rates from the deck's IMU (False: from AttitudeState)."""
+        self.rates_source = "attitude"
+        """Where the rates come from now: "imu", or "attitude" (the IMU's fallback too)."""
+        self.rates_reason: str | None = None
+        """Why IMU rates are not used although asked for (None when they are)."""
+        self.attitude_period_ms: int | None = None
+        """The AttitudeState period asked of the FC (set by configure_rates)."""
+        self._last_imu_t: float | None = None
+        self._imu_fault: str | None = None
         self.estimator = FlowEstimator(estimator)
         self.state = HoldState.OFF
         self.reason: str | None = None
@@ -302,7 +378,13 @@ class FlowHold:
                 self.failures.failed(exc)
 
     def _feed_one(self, item: Item) -> None:
-        if isinstance(item, TimedFlow):
+        if isinstance(item, TimedImu):
+            if self.imu_rates:
+                r = item.timed_rates()
+                self.estimator.add_rates(r.t, r.rates, telemetry=False)
+                self._last_imu_t = item.t
+                self._imu_fault = None
+        elif isinstance(item, TimedFlow):
             self._last_flow_t = item.t
             self.estimator.add_flow(item.t, item.sample)
         elif isinstance(item, TimedRange):
@@ -311,7 +393,25 @@ class FlowHold:
             if item.sample.valid:
                 self._check_range_jump(item.t, item.sample.range_m)
         elif isinstance(item, SensorFault):
+            if item.imu:
+                self._imu_fault = item.message
             log.debug("flow deck fault: %s", item.message)
+
+    def _update_rates_source(self, now: float) -> None:
+        """IMU rates while they are fresh; AttitudeState's otherwise (said in reason)."""
+        if not self.imu_rates:
+            return
+        if self._last_imu_t is not None and now - self._last_imu_t <= self.config.imu_timeout_s:
+            source, why = "imu", None
+        else:
+            age = ("no sample yet" if self._last_imu_t is None
+                   else f"no sample for {now - self._last_imu_t:.2f} s")
+            why = f"IMU {'fault: ' + self._imu_fault if self._imu_fault else 'stale: ' + age}" \
+                  "; rates from AttitudeState"
+            source = "attitude"
+        if source != self.rates_source:
+            log.warning("hold rates from %s%s", source, f" ({why})" if why else "")
+        self.rates_source, self.rates_reason = source, why
 
     def _read_telemetry(self, now: float) -> None:
         tel = self.vehicle.telemetry
@@ -329,6 +429,8 @@ class FlowHold:
         self._yaw = yaw
         self.estimator.add_attitude(t, roll, pitch, yaw)
         prev, self._att_prev = self._att_prev, (t, roll, pitch, yaw)
+        if self.rates_source == "imu":
+            return
         if prev is not None and 0.0 < t - prev[0] <= 0.5:
             dt = t - prev[0]
             rates = (math.radians(roll - prev[1]) / dt, math.radians(pitch - prev[2]) / dt,
@@ -341,6 +443,7 @@ class FlowHold:
         now = self.vehicle.clock.now()
         dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
+        self._update_rates_source(now)
         self._read_telemetry(now)
         self.estimator.update(now)
         est = self._estimate = self.estimator.estimate(now)
@@ -375,6 +478,7 @@ class FlowHold:
                 return None
             self._start_holding(est)
         assert est is not None
+        self.reason = self.rates_reason   # holding, on AttitudeState rates: say why
         sp = self._control(est, dt)
         if self._latched is not None:   # the hover throttle reached its bound
             self._withdraw(self._latched)
@@ -592,13 +696,16 @@ class FlowHold:
         return (self._stick(roll_deg), self._stick(pitch_deg))
 
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
-        """Ask the FC for AttitudeState every ``attitude_period_ms`` (best effort)."""
+        """Ask the FC for AttitudeState at a period its line carries (best effort):
+        `attitude_period_ms` of the config and the rate source, beside the FC's
+        stock periodic objects. The failures are returned (and logged)."""
+        period = attitude_period_ms(self.config, self.imu_rates)
+        self.attitude_period_ms = period
         tel = self.vehicle.telemetry
         if tel is None:
             return ["AttitudeState"]
         try:
-            await asyncio.wait_for(tel.set_update_period(
-                "AttitudeState", round(self.config.attitude_period_ms)), timeout_s)
+            await asyncio.wait_for(tel.set_update_period("AttitudeState", period), timeout_s)
         except Exception as exc:   # slower attitudes still work, less well
             log.warning("could not set the AttitudeState period: %s", exc)
             return ["AttitudeState"]

@@ -126,6 +126,8 @@ class Mission:
         self._hold_task: asyncio.Task[None] | None = None
         self._hold_seen = 0
         """Hold transitions reported so far (of hold.transition_count)."""
+        self._rates_seen = "imu"
+        """The rates source last reported (the hold starts on the IMU when it has one)."""
         self._hold_was_withdrawn = False
         self._open_descent_since: float | None = None
         self._hold_stalled_since: float | None = None
@@ -575,9 +577,19 @@ class Mission:
             self.abort(f"hold withdrawn for {limit:g} s: {hold.reason}", "hold")
 
     def _watch_hold(self) -> None:
-        """Say each time the hold withdraws (and the fallback flies) and resumes."""
+        """Say each time the hold withdraws (and the fallback flies) and resumes,
+        and each time its body rates change source."""
         hold = self.flow_hold
-        if hold is None or hold.transition_count == self._hold_seen:
+        if hold is None:
+            return
+        if hold.imu_rates and hold.state is not HoldState.OFF \
+                and hold.rates_source != self._rates_seen:
+            self._rates_seen = hold.rates_source
+            self._emit(EventKind.HOLD, "hold rates from the IMU" if hold.rates_reason is None
+                       else f"hold rates from AttitudeState: {hold.rates_reason}",
+                       data={"state": hold.state.value, "rates": hold.rates_source,
+                             "reason": hold.rates_reason})
+        if hold.transition_count == self._hold_seen:
             return
         new = min(hold.transition_count - self._hold_seen, len(hold.transitions))
         self._hold_seen = hold.transition_count

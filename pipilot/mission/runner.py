@@ -30,12 +30,12 @@ async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool =
     then stays off: the hold measures the ground speed itself)."""
     hold = None
     if spec.hold_enabled:
-        from pipilot.control.hold import FlowHold
+        from pipilot.control.hold import FlowHold, deck_has_imu
 
         if deck is None:
             raise ConfigError("hold.enabled", "the hold needs the flow deck, and none is "
                                               "attached to this run")
-        hold = FlowHold(vehicle, spec.hold, spec.flow)
+        hold = FlowHold(vehicle, spec.hold, spec.flow, imu=deck_has_imu(deck))
     m = Mission(vehicle, mission=spec.mission, safety=spec.safety,
                 drift=drift and spec.drift_enabled and hold is None, drift_config=spec.drift,
                 estimator_config=spec.estimator, hold=hold, deck=deck,

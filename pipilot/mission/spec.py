@@ -159,6 +159,8 @@ class SimSpec:
     """Simulator time at which the floor loses its texture (with texture_dropout_s)."""
     texture_dropout_s: float = setting(0.0, ge=0.0, le=3600.0, unit="s")
     """How long the floor has no texture (0: never)."""
+    imu: bool = True
+    """The simulated flow deck has an MPU-6050 on its I2C bus (the hold's rates)."""
 
 
 @dataclass(frozen=True)

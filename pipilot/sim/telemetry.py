@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pipilot.sim.manual import FUNCTIONS
 from pipilot.sim.objects import PARTIAL_SNAPSHOTS, SNAPSHOTS
 from pipilot.uavtalk import ALL_INSTANCES, PacketParser, PacketType, encode_packet, load_definitions
+from pipilot.uavtalk.linkbudget import CC3D_OBJECTS
 
 if TYPE_CHECKING:
     from pipilot.sim.model import SimulatedCC3D, Task
@@ -48,17 +49,6 @@ CONNECTION_TIMEOUT = 8.0
 ONCHANGE_CHECK = 0.020
 QUEUE_SIZE = 10
 TX_SERVICE_PERIOD = 0.005
-
-# objects the CC3D build of 16.09 carries (besides metaobjects)
-CC3D_OBJECTS = (
-    "AccelState", "AccessoryDesired", "ActuatorCommand", "ActuatorDesired", "ActuatorSettings",
-    "AttitudeSettings", "AttitudeState", "FlightModeSettings", "FlightStatus",
-    "FlightTelemetryStats", "GCSTelemetryStats", "GyroState", "HwSettings",
-    "ManualControlCommand", "ManualControlSettings", "MixerSettings", "ObjectPersistence",
-    "ReceiverActivity", "StabilizationBank", "StabilizationDesired", "StabilizationSettings",
-    "StabilizationSettingsBank1", "StabilizationSettingsBank2", "StabilizationSettingsBank3",
-    "SystemAlarms", "SystemSettings", "SystemStats",
-)
 
 
 def _rig_settings(name: str, values: dict[str, Any], model: SimulatedCC3D) -> None:

@@ -19,6 +19,7 @@ from pipilot.mission.events import EventKind, MissionEvent
 from pipilot.mission.lockstep import run_lockstep, sim_lockstep
 from pipilot.mission.runner import run_spec
 from pipilot.mission.spec import MissionSpec, SimSpec, parse_mission
+from pipilot.sim import LockstepSim
 from pipilot.sim.flowdeck import Pmw3901Model, Vl53l1xModel
 
 MISSION = """
@@ -63,8 +64,10 @@ def spec(enabled: bool = True, hold_s: float = 6.0, **sim: float) -> MissionSpec
 Injection = tuple[float, Callable[[PolledDeck], None]]
 
 
-def fly_injected(s: MissionSpec, schedule: list[Injection]) -> tuple[Mission, dict[str, Any]]:
-    """fly_sim, with deck faults switched at simulator times."""
+def fly_injected(s: MissionSpec, schedule: list[Injection],
+                 sims: list[LockstepSim] | None = None) -> tuple[Mission, dict[str, Any]]:
+    """fly_sim, with deck faults switched at simulator times (the simulator is
+    appended to ``sims``)."""
     conditions = s.sim or SimSpec()
     craft = dataclasses.asdict(conditions)
     for key in DECK_KEYS:
@@ -73,6 +76,8 @@ def fly_injected(s: MissionSpec, schedule: list[Injection]) -> tuple[Mission, di
     vehicle = sim.vehicle
     assert isinstance(vehicle, Vehicle)
     deck = sim_deck(sim, conditions)
+    if sims is not None:
+        sims.append(sim)
 
     async def main() -> tuple[Mission, dict[str, Any]]:
         async def inject() -> None:
@@ -114,6 +119,24 @@ def i2c_fail(on: bool) -> Callable[[PolledDeck], None]:
     def f(deck: PolledDeck) -> None:
         assert deck.poller.ranger is not None
         deck.poller.ranger.i2c.fail = OSError(5, "Input/output error") if on else None  # type: ignore[attr-defined]
+    return f
+
+
+_unplugged: dict[int, Any] = {}
+"""The MPU-6050 models pulled off their bus, by the bus's id."""
+
+
+def imu_fail(on: bool) -> Callable[[PolledDeck], None]:
+    """The MPU-6050 stops answering on the I2C bus (a loose wire): the ranger beside
+    it on the same bus still answers."""
+    def f(deck: PolledDeck) -> None:
+        imu = deck.poller.imu
+        assert imu is not None
+        devices = imu.i2c.devices  # type: ignore[attr-defined]
+        if on:
+            _unplugged[id(devices)] = devices.pop(imu.address)
+        else:
+            devices[imu.address] = _unplugged.pop(id(devices))
     return f
 
 
@@ -239,3 +262,75 @@ def test_hold_without_a_deck_is_refused() -> None:
     assert isinstance(vehicle, Vehicle)
     with pytest.raises(ConfigError, match="flow deck"):
         run_lockstep(sim, lambda: run_spec(s, vehicle, drift=False))
+
+
+def test_imu_row_falls_back_to_attitude_rates_and_back_without_withdrawing() -> None:
+    sims: list[LockstepSim] = []
+    m, s = fly_injected(spec(hold_s=8.0), [(8.0, imu_fail(True)), (9.5, imu_fail(False))],
+                        sims)
+    hold = m.flow_hold
+    assert hold is not None and hold.imu_rates and not _unplugged
+    ev = _withdrawn(m)
+    assert not [msg for _, msg in ev if msg.startswith("hold withdrawn")]
+    lost = [(t, msg) for t, msg in ev if msg.startswith("hold rates from AttitudeState")]
+    back = [t for t, msg in ev if msg == "hold rates from the IMU"]
+    assert len(lost) == 1 and len(back) == 1
+    t, msg = lost[0]
+    assert "IMU fault" in msg and "Remote I/O error" in msg
+    assert 8.0 < t <= 8.0 + hold.config.imu_timeout_s + 0.05
+    assert 9.5 < back[0] <= 9.5 + 0.05
+    assert s["completed"] and s["max_excursion_m"] < 1.0
+    assert hold.rates_source == "imu"
+    # the FC was asked for AttitudeState every 200 ms, and the line carried it all
+    tel = sims[0].flight_telemetry
+    assert hold.attitude_period_ms == 200
+    assert tel.stats["tx_failures"] == 0
+
+
+def test_sim_imu_false_flies_on_attitude_rates_and_rates_imu_then_is_refused() -> None:
+    from pipilot.control.hold import deck_has_imu
+
+    sim = sim_lockstep()
+    assert not deck_has_imu(sim_deck(sim, SimSpec(imu=False)))
+    assert deck_has_imu(sim_deck(sim_lockstep(), SimSpec()))
+    s = parse_mission(MISSION.format(enabled="true", hold_s=5).replace(
+        "[sim]\n", "[sim]\nimu = false\n").replace(
+        "target_height_m = 0.8\n", 'target_height_m = 0.8\nrates = "imu"\n'))
+    assert s.sim is not None and not s.sim.imu and s.hold.rates == "imu"
+    with pytest.raises(ConfigError, match="no IMU") as err:
+        fly_sim(s, drift=False, handle_sigint=False)
+    assert err.value.key == "hold.rates"
+    with pytest.raises(ConfigError) as err:
+        parse_mission(MISSION.format(enabled="true", hold_s=5).replace(
+            "[sim]\n", '[sim]\nimu = "yes"\n'))
+    assert err.value.key == "sim.imu"
+
+
+def _tx_failures(period_ms: int, seconds: float = 10.0) -> int:
+    """Updates the simulated FC's telemetry queue drops in ``seconds`` with
+    AttitudeState every ``period_ms`` beside its stock periodic objects."""
+    sim = sim_lockstep()
+    vehicle = sim.vehicle
+    assert isinstance(vehicle, Vehicle)
+
+    async def main() -> int:
+        for _ in range(500):
+            if vehicle.telemetry.connected:
+                break
+            await asyncio.sleep(0.02)
+        await vehicle.telemetry.set_update_period("AttitudeState", period_ms)
+        before = sim.flight_telemetry.stats["tx_failures"]
+        await asyncio.sleep(seconds)
+        return int(sim.flight_telemetry.stats["tx_failures"] - before)
+
+    return run_lockstep(sim, main)
+
+
+def test_the_periods_the_hold_asks_for_fit_the_simulated_fcs_queue() -> None:
+    from pipilot.control.hold import HoldConfig, attitude_period_ms
+
+    # the old request overflowed the FC's 10-update queue; what fits by the
+    # arithmetic of pipilot.uavtalk.linkbudget drops nothing
+    assert _tx_failures(50) > 50
+    for imu in (False, True):
+        assert _tx_failures(attitude_period_ms(HoldConfig(), imu)) == 0

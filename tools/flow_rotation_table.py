@@ -14,12 +14,15 @@ report gives. Exit status: 0 written (or up to date), 1 out of date, 2 bad input
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _doctable
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "<!-- flow-rotation:start -->"
@@ -31,8 +34,7 @@ FIGURES = ("velocity_error_rms_mps", "velocity_error_p95_mps", "position_error_m
            "share_of_median", "share_of_p90")
 
 
-class ReportError(ValueError):
-    """The report is not what bench/flow_rotation.py writes."""
+ReportError = _doctable.ReportError
 
 
 def merge_latencies(sources: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -141,34 +143,14 @@ def render(report: dict[str, Any]) -> str:
 
 
 def splice(doc: str, table: str) -> str:
-    if doc.count(START) != 1 or doc.count(END) != 1 or doc.index(START) > doc.index(END):
-        raise ReportError(f"the doc needs one {START} ... {END} block")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}\n{END}{tail}"
+    return _doctable.splice(doc, table, START, END)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("report", nargs="?", default=str(ROOT / "docs" / "flow-rotation-report.json"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "sensors.md"))
-    p.add_argument("--check", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        report = json.loads(Path(args.report).read_text(encoding="utf-8"))
-        doc_path = Path(args.doc)
-        doc = doc_path.read_text(encoding="utf-8")
-        new = splice(doc, render(report))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"flow_rotation_table: {exc}", file=sys.stderr)
-        return 2
-    if new == doc:
-        return 0
-    if args.check:
-        print(f"flow_rotation_table: {doc_path} is out of date", file=sys.stderr)
-        return 1
-    doc_path.write_text(new, encoding="utf-8")
-    return 0
+    return _doctable.main(argv, name="flow_rotation_table", description=__doc__.splitlines()[0],
+                          render=render, start=START, end=END,
+                          doc=ROOT / "docs" / "sensors.md",
+                          report=ROOT / "docs" / "flow-rotation-report.json")
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ class Mission:
         roll = pitch = 0.0
         if self.flow_hold is not None:
             if self.flow_hold.hover_throttle is not None:
-                # a little below: the fallback drifts down, never up, without its sensors
+                # less fallback_sink, if one is set (0 by default: see HoldConfig)
                 thr = self.flow_hold.hover_throttle - self.flow_hold.config.fallback_sink
             roll, pitch = self.flow_hold.fallback_tilt()
         return Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch)

@@ -334,3 +334,17 @@ def test_the_periods_the_hold_asks_for_fit_the_simulated_fcs_queue() -> None:
     assert _tx_failures(50) > 50
     for imu in (False, True):
         assert _tx_failures(attitude_period_ms(HoldConfig(), imu)) == 0
+
+
+def test_a_5_s_texture_dropout_mid_hold_withdraws_then_resumes_without_an_abort() -> None:
+    # the hold step starts about 6 s in (deck start-up, link, arming, a 3 s climb)
+    m, s = fly_sim(spec(hold_s=16.0, texture_dropout_at_s=12.0, texture_dropout_s=5.0),
+                   drift=False, handle_sigint=False)
+    assert s["completed"], s["abort_reason"]
+    holds = [e for e in m.events.history if e.kind is EventKind.HOLD]
+    withdrawn = [e for e in holds if e.message.startswith("hold withdrawn")]
+    resumed = [e for e in holds if e.message == "hold resumed"]
+    assert withdrawn and "flow" in withdrawn[0].message
+    assert resumed and resumed[0].t > withdrawn[0].t
+    assert s["max_excursion_m"] < 5.0
+    assert s["hover_height_min_m"] > 0.3   # the fallback hovered: it did not sink to the floor

@@ -216,7 +216,8 @@ action = "land"
 action = "disarm"
 """)
     spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
-                                                              withdrawn_abort_s=2.0))
+                                                              withdrawn_abort_s=2.0,
+                                                              fallback_sink=0.02))
     m, s = fly_injected(spec, [(9.0, dark(True))])
     assert not s["completed"]
     withdrawn = next(e for e in m.events.history if e.kind is EventKind.HOLD
@@ -225,7 +226,7 @@ action = "disarm"
     assert abort.data["monitor"] == "hold"
     assert abort.message.startswith("abort: hold withdrawn for 2 s: flow invalid")
     assert 2.0 - 0.05 <= abort.t - withdrawn.t <= 2.0 + 0.1   # reported at the next tick
-    # the fallback flew below the learned hover throttle, and the failsafe's open
+    # the fallback flew the sink below the learned hover throttle, and the failsafe's open
     # descent (the hold cannot fly it) cut the throttle on the floor
     assert withdrawn.data["fallback_throttle"] < (m.flow_hold.hover_throttle or 1.0)
     cuts = cut_heights(m, abort.t)

@@ -87,6 +87,7 @@ def kernel_image(release: str) -> Path:
             raise MissingTool(f"apt-get download {pkg}={version} failed: {proc.stderr.strip()}")
     unpack = BUILD / "qemu" / release / "image"
     shutil.rmtree(unpack, ignore_errors=True)
+    unpack.mkdir(parents=True)   # dpkg-deb makes the last directory, not its parents
     subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(unpack)], check=True)
     vmlinuz = unpack / "boot" / f"vmlinuz-{release}"
     if not vmlinuz.exists():

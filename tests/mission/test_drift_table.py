@@ -41,6 +41,3 @@ def test_a_report_of_another_kind_is_refused(tmp_path):
     other = tmp_path / "r.json"
     other.write_text(json.dumps({"benchmark": "drift_hover", "mismatch": False}))
     assert tool.main([str(other), "--doc", str(doc)]) == 2
-    no_markers = tmp_path / "plain.md"
-    no_markers.write_text("no block here\n")
-    assert tool.main([str(SAMPLE), "--doc", str(no_markers)]) == 2

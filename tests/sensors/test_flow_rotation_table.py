@@ -66,6 +66,3 @@ def test_a_report_of_another_kind_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "r.json"
     other.write_text(json.dumps({"bench": "drift_hover"}))
     assert tool.main([str(other), "--doc", str(doc)]) == 2
-    plain = tmp_path / "plain.md"
-    plain.write_text("no block here\n")
-    assert tool.main([str(REPORT), "--doc", str(plain)]) == 2

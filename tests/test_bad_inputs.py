@@ -27,7 +27,7 @@ from pipilot.core import config as core_config
 from pipilot.errors import ConfigError, LinkError
 from pipilot.link.portspec import parse_tcp
 from pipilot.link.serialport import access_hint, permission_hint
-from pipilot.server.settings import read_server_table, server_config
+from pipilot.server.settings import server_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MISSION = """
@@ -122,7 +122,7 @@ def test_server_table_errors_are_config_errors(tmp_path: Path, body: bytes, word
     cfg.write_bytes(body)
     args = argparse.Namespace(http_host=None, http_port=None, token="t")
     with pytest.raises(ConfigError, match=words):
-        server_config(args, read_server_table(str(cfg)), env={})
+        server_config(args, core_config.load(cfg).server, env={})
 
 
 # -- mission run: outputs checked before anything flies ------------------------------

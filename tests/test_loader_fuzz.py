@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pipilot.core import config as core_config
 from pipilot.errors import PipilotError
 from pipilot.mission.spec import load_mission
-from pipilot.server.settings import read_server_table, server_config
+from pipilot.server.settings import server_config
 from pipilot.uavtalk import PacketParser, PacketType, encode_packet, load_definitions
 from pipilot.uavtalk.opl import OplWriter, read_opl
 
@@ -114,7 +114,7 @@ def _loads_or_refuses(fn, *args) -> None:  # type: ignore[no-untyped-def]
 
 
 def _server(path: Path) -> None:
-    table = read_server_table(str(path))
+    table = core_config.load(path).server
     args = argparse.Namespace(http_host=None, http_port=None, token="t")
     server_config(args, table, env={})
 

@@ -23,7 +23,7 @@ from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.vl53l1x import Vl53l1x
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
-from pipilot.server.settings import add_http_arguments, read_server_table, server_config
+from pipilot.server.settings import add_http_arguments, server_config
 
 NAME = "fly"
 HELP = "stream S.Bus to the flight controller (SIGTERM/SIGINT: failsafe frames, then exit)"
@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = core_config.load(args.config) if args.config else core_config.CoreConfig()
     port = args.sbus_port or cfg.link.port
     vehicle = Vehicle(FlightCore(port, cfg))
-    web, token_source = (None, "") if args.headless else server_config(
-        args, read_server_table(args.config))
+    web, token_source = (None, "") if args.headless else server_config(args, cfg.server)
 
     async def main() -> None:
         stop = asyncio.Event()

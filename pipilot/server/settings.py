@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipilot.core.config import ServerTable
-from pipilot.core.tomlconf import Rule, check, load, read_toml, short
+from pipilot.core.tomlconf import Rule, check
 from pipilot.errors import ConfigError
 from pipilot.server import auth
 from pipilot.server.app import ServerConfig
@@ -26,20 +26,12 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
                         "or one generated at first start and kept); '' disables it on loopback")
 
 
-def read_server_table(path: str | None) -> dict[str, Any] | None:
-    """The [server] table of a TOML config file (None without a file or a table)."""
-    if not path:
-        return None
-    table = read_toml(path).get("server")
-    if table is not None and not isinstance(table, dict):
-        raise ConfigError("server", f"must be a table, got {short(table)}")
-    return table
-
-
-def server_config(args: argparse.Namespace, table: Mapping[str, Any] | None = None,
+def server_config(args: argparse.Namespace, table: ServerTable | None = None,
                   env: Mapping[str, str] | None = None) -> tuple[ServerConfig, str]:
-    """Build the ServerConfig (and say where its token came from); errors name the key."""
-    t = load(ServerTable, table or {}, "server")
+    """Build the ServerConfig (and say where its token came from) from the command
+    line over the config file's ``[server]`` table (`CoreConfig.server`, already
+    checked); errors name the option or key."""
+    t = table or ServerTable()
     host = args.http_host if args.http_host is not None else t.host
     if not host.strip():
         raise ConfigError("--http-host" if args.http_host is not None else "server.host",

@@ -191,10 +191,11 @@ def test_empty_token_variable_does_not_disable_authentication(tmp_path):
 def test_server_table_refuses_unflyable_and_huge_values(table, key):
     import argparse
 
+    from pipilot.core.config import from_dict
     from pipilot.errors import ConfigError
     from pipilot.server.settings import server_config
 
     args = argparse.Namespace(http_host=None, http_port=None, token="t")
     with pytest.raises(ConfigError) as exc:
-        server_config(args, table)
+        server_config(args, from_dict({"server": table}).server)
     assert exc.value.key == key

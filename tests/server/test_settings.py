@@ -2,8 +2,14 @@ import argparse
 
 import pytest
 
+from pipilot.core.config import from_dict
 from pipilot.errors import ConfigError
 from pipilot.server.settings import add_http_arguments, page_url, server_config
+
+
+def server(table):
+    """A config file's [server] table as `pipilot fly` reads it (the whole file checked)."""
+    return from_dict({"server": table}).server
 
 
 def parse(*argv):
@@ -30,11 +36,12 @@ def test_defaults_loopback_8080_and_a_generated_token(tmp_path):
 def test_command_line_beats_config_and_env():
     cfg, source = server_config(parse("--http-host", "0.0.0.0", "--http-port", "9000",
                                       "--token", "abc"),
-                                {"host": "127.0.0.1", "port": 1, "token": "cfg"},
+                                server({"host": "127.0.0.1", "port": 1, "token": "cfg"}),
                                 env={"PIPILOT_TOKEN": "env"})
     assert (cfg.host, cfg.port, cfg.token, source) == ("0.0.0.0", 9000, "abc", "--token")
-    assert server_config(parse(), {"token": "cfg"}, env={"PIPILOT_TOKEN": "env"})[0].token == "env"
-    assert server_config(parse(), {"token": "cfg"}, env={})[0].token == "cfg"
+    table = server({"token": "cfg"})
+    assert server_config(parse(), table, env={"PIPILOT_TOKEN": "env"})[0].token == "env"
+    assert server_config(parse(), table, env={})[0].token == "cfg"
 
 
 def test_config_table_is_validated_key_by_key():
@@ -43,10 +50,10 @@ def test_config_table_is_validated_key_by_key():
                        ({"observers": "all"}, "server.observers"),
                        ({"update_hz": float("nan")}, "server.update_hz")]:
         with pytest.raises(ConfigError) as exc:
-            server_config(parse("--token", "t"), table)
+            server_config(parse("--token", "t"), server(table))
         assert exc.value.key == key
     cfg, _ = server_config(parse("--token", "t"),
-                           {"heartbeat_timeout_ms": 500, "observers": "open"})
+                           server({"heartbeat_timeout_ms": 500, "observers": "open"}))
     assert cfg.heartbeat_timeout == 0.5 and cfg.observers_open
 
 

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _percentile import pct
+
 from pipilot.cli.mission import fly_sim
 from pipilot.mission.spec import SimSpec, load_mission
 from pipilot.sim.model import SimulatedCC3D
@@ -105,9 +107,9 @@ def main() -> int:
     off_m = [r["drift_off_m"] for r in runs]
     ratios = sorted(r["ratio"] for r in runs)
 
-    def pct(xs: list[float], q: float) -> float:
-        xs = sorted(xs)
-        return round(xs[min(len(xs) - 1, round(q * (len(xs) - 1)))], 3)
+    def spread(xs: list[float]) -> dict[str, float]:
+        return {"median": round(statistics.median(xs), 3), "p10": round(pct(xs, 0.1), 3),
+                "p90": round(pct(xs, 0.9), 3)}
 
     flew = [r for r in runs if r.get("on_ground_on_s", 0.0) < 1.0]
     out: dict[str, Any] = {
@@ -117,10 +119,8 @@ def main() -> int:
         "conditions": {"mount_tilt_deg": base.sim.mount_tilt_deg, "wind_mps": base.sim.wind_mps,
                        "hover_s": 60, "firmware": args.firmware or base.sim.firmware},
         "runs": runs,
-        "drift_off_m": {"median": round(statistics.median(off_m), 3), "p10": pct(off_m, 0.1),
-                        "p90": pct(off_m, 0.9)},
-        "drift_on_m": {"median": round(statistics.median(on_m), 3), "p10": pct(on_m, 0.1),
-                       "p90": pct(on_m, 0.9)},
+        "drift_off_m": spread(off_m),
+        "drift_on_m": spread(on_m),
         "ratio_median": round(statistics.median(ratios), 2),
         "ratio_min": ratios[0],
         "runs_at_least_10x": sum(r >= 10 for r in ratios),
@@ -134,7 +134,7 @@ def main() -> int:
         for mode in ("off", "on"):
             xs = [r[f"max_excursion_{mode}_m"] for r in flew]
             out[f"max_excursion_{mode}_m"] = ({"median": round(statistics.median(xs), 3),
-                                               "p90": pct(xs, 0.9), "max": max(xs)}
+                                               "p90": round(pct(xs, 0.9), 3), "max": max(xs)}
                                               if xs else None)
         heights = [r["height_on_m"][1] for r in flew]
         out["hover_height_max_on_m"] = ({"median": round(statistics.median(heights), 1),

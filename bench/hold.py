@@ -34,6 +34,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _percentile import pct
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from drift_hover import MISMATCH_CONDITIONS, mismatched
@@ -113,7 +115,7 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
     if not xs:
         return None
     v = sorted(xs)
-    p90 = v[min(len(v) - 1, round(0.9 * (len(v) - 1)))]
+    p90 = pct(v, 0.9)
     return {"median": round(statistics.median(v), 3), "p90": round(p90, 3),
             "max": round(v[-1], 3)}
 

@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from _percentile import pct
 
 from pipilot.sbus import _pack_py
 
@@ -66,12 +67,8 @@ def bigint_decode(frame: bytes) -> tuple[int, ...]:
 
 def stats(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-
-    def pct(p: float) -> float:
-        return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-    return {"median": round(statistics.median(s), 1), "p10": round(pct(10), 1),
-            "p90": round(pct(90), 1), "p99": round(pct(99), 1), "min": round(s[0], 1)}
+    return {"median": round(statistics.median(s), 1), "p10": round(pct(s, 0.10), 1),
+            "p90": round(pct(s, 0.90), 1), "p99": round(pct(s, 0.99), 1), "min": round(s[0], 1)}
 
 
 def time_calls(call: str, namespace: dict[str, Any], inputs: list[Any],

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _percentile import pct
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the baseline parser is test code
 
 from pipilot.core.clock import VirtualClock
@@ -94,12 +96,8 @@ def make_stream(target_bytes: int, seed: int = 1) -> tuple[bytes, int]:
 
 def stats(samples: list[float], digits: int = 1) -> dict[str, float]:
     s = sorted(samples)
-
-    def pct(p: float) -> float:
-        return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-    return {"median": round(statistics.median(s), digits), "p10": round(pct(10), digits),
-            "p90": round(pct(90), digits), "min": round(s[0], digits),
+    return {"median": round(statistics.median(s), digits), "p10": round(pct(s, 0.10), digits),
+            "p90": round(pct(s, 0.90), digits), "min": round(s[0], digits),
             "max": round(s[-1], digits)}
 
 

@@ -45,6 +45,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
+from _percentile import pct
 from playwright.async_api import async_playwright
 
 from pipilot import sbus
@@ -206,11 +207,6 @@ class FlightSide:
                 await vehicle.stop()
                 await session.stop()
                 self.stats = vehicle.core.stats.as_dict()
-
-
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
 def summary(xs: list[float], nd: int = 3) -> dict[str, float]:

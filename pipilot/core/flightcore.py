@@ -157,6 +157,7 @@ class FlightCore:
         self._counters = (0, 0)
         self._link_errors = 0
         self._last_link_error = -1e9
+        self._sent_at_link_error = 0    # frames the pump had sent at the latest error
         self._last_error_log = -1e9
         self._reopens = 0
         self._next_reopen = 0.0
@@ -360,6 +361,7 @@ class FlightCore:
         if errors > prev_errors:
             self._link_errors += errors - prev_errors
             self._last_link_error = now
+            self._sent_at_link_error = sent
             detail = os.strerror(last_errno) if last_errno not in (0, errno.EAGAIN) \
                 else "output buffer full"
             if self._dead is not None:      # the pump writes to no fd: say why
@@ -382,8 +384,11 @@ class FlightCore:
                 self._let_go(detail)
                 if now >= self._next_reopen:
                     self._reopen(now)
-        elif CoreFault.LINK in self.failsafe.forced_reasons and \
-                now - self._last_link_error >= self.config.shutdown.link_recovery_s:
+        elif CoreFault.LINK in self.failsafe.forced_reasons and self._dead is None \
+                and sent > self._sent_at_link_error \
+                and now - self._last_link_error >= self.config.shutdown.link_recovery_s:
+            # recovered by frames written since, not by a pump that wrote nothing
+            # (a thread not scheduled, a silent watchdog: no attempt, no error)
             log.warning("S.Bus link recovered on %s", self.port.path)
             self.failsafe.release(CoreFault.LINK)
 

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser.conftest import SESSION_LOOP
 from tests.browser.test_sim import running_sim
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240), SESSION_LOOP]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300), SESSION_LOOP]
 
 #: A steady wind (0.58 m/s) with gusts: unheld, the craft drifts downwind.
 WIND = "0.5,0.3,0.1"
@@ -72,7 +72,9 @@ async def test_hold_from_the_page_keeps_the_simulated_craft_in_place(
     # Take off to about 1 m and hover there, flying the throttle by eye as a pilot
     # would (the test reads the simulator's truth; the hold never does).
     throttle = page.get_by_role("slider", name="Throttle", exact=True)
-    deadline = time.monotonic() + 40.0
+    # this pilot's reaction time is its status polls, which a loaded machine delays:
+    # it then over-corrects for a while (40 s ran out with the craft still bobbing)
+    deadline = time.monotonic() + 120.0
     steady = 0
     while steady < 5:
         assert time.monotonic() < deadline, await status(page)

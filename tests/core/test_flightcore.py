@@ -5,6 +5,7 @@ and by frame order and counts, which do not depend on scheduling.
 """
 
 import asyncio
+import collections
 import contextlib
 import os
 import threading
@@ -29,7 +30,7 @@ from pipilot.core.vehicle import Vehicle
 from pipilot.link.pump import available
 from pipilot.link.transport import FrameSink
 from pipilot.link.virtual import VirtualLink
-from pipilot.sbus import FrameDecoder
+from pipilot.sbus import FrameDecoder, decode
 from tests.core.stall import assert_stall_tail
 from tests.link.fakesys import FakeSysfs
 
@@ -119,9 +120,14 @@ async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
     assert flying[-1].channels[0] == core.mixer.calibration.calibration_for("throttle") \
         .unipolar(0.5)
     # the last frames are failsafe frames: at least the configured number, then nothing
-    n_fs = len(frames) - len(flying)
-    assert frames[-n_fs:] == [f for f in frames if f.failsafe]
+    last_flying = max(i for i, f in enumerate(frames) if not f.failsafe)
+    n_fs = len(frames) - 1 - last_flying
     assert n_fs >= core.config.shutdown.failsafe_frames
+    # any before them are the pump watchdog's: a loaded machine stalled the loop
+    # past the watchdog's stale time in flight (once in four loaded runs)
+    earlier = [f for f in frames[:last_flying] if f.failsafe]
+    assert len(earlier) <= core.stats.watchdog_frames
+    assert all(f == decode(core.failsafe_frame()) for f in earlier)
     assert core.port.closed and not core.running
     assert core.faults == {CoreFault.SHUTDOWN} and core.failsafe.reason == "shutdown"
     st = core.stats
@@ -398,7 +404,7 @@ async def test_a_source_publishing_flat_out_mixes_at_most_twice_a_slot(capture):
     core = slow_core(link)
     ticks = []
     real = core.mixer.tick
-    core.mixer.tick = lambda now=None: ticks.append(now) or real(now)
+    core.mixer.tick = lambda now=None: ticks.append(core.pump.next_deadline_s()) or real(now)
     await core.start()
     await asyncio.sleep(0.05)
     sent0, n0 = core.pump.stats().frames_sent, len(ticks)
@@ -409,10 +415,14 @@ async def test_a_source_publishing_flat_out_mixes_at_most_twice_a_slot(capture):
         publishes += 1
         await asyncio.sleep(0)
     slots = core.pump.stats().frames_sent - sent0
+    per_slot = sorted(collections.Counter(ticks[n0:]).values())
     mixes = len(ticks) - n0
     await core.stop()
     assert publishes > 4 * mixes                           # most publishes shared a mix
-    assert mixes <= 2 * (slots + 2)
+    # two mixes a slot; a pump thread woken late leaves its slot the next one for a
+    # while, and the mix after the slot lands on it again: more, but bounded
+    assert per_slot[len(per_slot) // 2] <= 2
+    assert mixes <= 3 * (slots + 2)
 
 
 async def test_mixing_rate_without_publishers_is_the_interval(capture):
@@ -506,6 +516,23 @@ async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path
         await fly_for(core, 0.2)
         assert any(not f.failsafe for _t, f in cap2.snapshot())
         await core.stop()
+
+
+async def test_a_pump_that_writes_nothing_does_not_clear_a_link_error(tmp_path, monkeypatch):
+    """The link-error failsafe cleared after link_recovery_s without an error, and
+    no attempt is no error: a pump thread a loaded machine did not run for 0.1 s
+    (seen in test_another_adapter_under_the_name_is_refused) turned a dead
+    device's failsafe back to normal. Only frames written since clear it."""
+    core, link, _path, _sysfs = await _core_on_a_symlinked_link(tmp_path)
+    link.close()                                    # writes fail with EIO
+    await fly_for(core, 0.3)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    frozen = core.pump.counters()                   # the thread is not scheduled
+    monkeypatch.setattr(core, "_pump_counters", lambda: frozen)
+    await fly_for(core, 0.5)                        # five link_recovery_s
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    monkeypatch.undo()
+    await core.stop()
 
 
 async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_port(

@@ -209,7 +209,11 @@ async def test_requests(rig) -> None:  # type: ignore[no-untyped-def]
     assert meta["telemetry_update_mode"] == "periodic" and meta["telemetry_period_ms"] == 130
     # the CC3D's receiver module keeps four AccessoryDesired instances
     model = link.peer.model
-    model.manual.cmd.accessory[:] = [0.0, 0.25, 0.5, 0.75]
+    values = [0.0, 0.25, 0.5, 0.75]
+    model.manual.cmd.accessory[:] = values
+    # no S.Bus here: each 20 ms receiver tick applies the failsafe values, and on a
+    # loaded loop the clock driver can step the model before the request arrives
+    model.manual.settings.failsafe.update({f"Accessory{k}": v for k, v in enumerate(values)})
     all_acc = await session.request("AccessoryDesired", ALL_INSTANCES)
     assert sorted(all_acc) == [0, 1, 2, 3]
     assert [all_acc[i]["AccessoryVal"] for i in range(4)] == [0.0, 0.25, 0.5, 0.75]

@@ -67,8 +67,11 @@ def frames(data):
 def test_streams_the_latest_frame_at_the_period(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
-    pump.start(w, FRESH, FS, P, 0.5, 0.8, rt_priority=10)
+    # the pump's run lies within [t0, t1] and holds [t_started, t_stopping] (this
+    # thread may be descheduled around start() and stop())
     t0 = time.monotonic()
+    pump.start(w, FRESH, FS, P, 0.5, 0.8, rt_priority=10)
+    t_started = time.monotonic()
     got = b""
     while time.monotonic() - t0 < 0.3:
         pump.set_frame(FRESH)
@@ -76,16 +79,20 @@ def test_streams_the_latest_frame_at_the_period(kind, pipe):
         time.sleep(0.01)
     pump.set_frame(OTHER)
     time.sleep(0.05)
+    t_stopping = time.monotonic()
     pump.stop()
+    t1 = time.monotonic()
     got += drain(r)
-    elapsed = time.monotonic() - t0
     fs = frames(got)
     assert set(fs) <= {FRESH, OTHER} and fs[-1] == OTHER
     # absolute deadlines: never more frames than slots, and most slots used
-    assert 0.3 * elapsed / P <= len(fs) <= elapsed / P + 2
+    assert 0.3 * (t_stopping - t_started) / P <= len(fs) <= (t1 - t0) / P + 2
     s = pump.stats()
     assert s.frames_sent == len(fs) and s.implementation == kind
-    assert P * 0.9 < s.mean_period_s < P * 2
+    # the twin's thread needs the GIL, which a descheduled test thread can hold for
+    # slots on end (its period is exact in virtual time, below): it is held to the
+    # share of slots asked for above; the compiled pump keeps at least every other one
+    assert P * 0.9 < s.mean_period_s < P * (2 if kind == "c" else 1 / 0.3)
     assert not pump.running
 
 
@@ -98,7 +105,10 @@ def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     for _ in range(10):
         pump.set_frame(FRESH)
         time.sleep(0.01)
-    drain(r)            # before the last refresh: a descheduled test cannot drain failsafe frames
+    # before the last refresh: a descheduled test cannot drain failsafe frames. Kept:
+    # a test thread descheduled for `stale` in the loop above lets failsafe frames
+    # out before it, and the pump's count covers the whole stream.
+    head = frames(drain(r))
     t_last = time.monotonic()
     pump.set_frame(FRESH)
     time.sleep(0.4)
@@ -110,7 +120,8 @@ def test_watchdog_sends_failsafe_then_goes_silent(kind, pipe):
     assert fs == [FRESH] * (len(fs) - n_fs) + [FS] * n_fs
     assert 1 <= n_fs <= round((silent - stale) / P) + 1
     assert len(fs) - n_fs <= round(stale / P) + 1
-    assert s.mode == "silent" and s.silent_slots >= 1 and s.failsafe_frames == n_fs
+    assert s.mode == "silent" and s.silent_slots >= 1
+    assert s.failsafe_frames == n_fs + head.count(FS)
     assert s.refresh_age_s >= 0.4 and time.monotonic() - t_last >= 0.4
 
 
@@ -135,12 +146,15 @@ def test_full_output_counts_eagain_and_keeps_time(kind, pipe):
     r, w = pipe
     pump = make_pump(kind)
     pump.start(w, FRESH, FS, 0.002, 0.5, 0.8)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 0.6:     # nobody reads: a 64 KiB pipe holds ~2600 frames
+    # nobody reads (a 64 KiB pipe holds ~2600 frames): the stream goes on; 0.6 s
+    # was not enough for 100 frames on a loaded machine, so count, not time
+    deadline = time.monotonic() + 30.0
+    while pump.stats().frames_sent < 100:
+        assert time.monotonic() < deadline, pump.stats()
         pump.set_frame(FRESH)
         time.sleep(0.01)
     s = pump.stats()
-    assert s.frames_sent >= 100
+    assert s.frames_sent >= 100 and s.write_errors == 0
     drain(r)
     pump.stop()
 
@@ -149,8 +163,11 @@ def test_write_errors_are_counted_and_retried(kind, pipe):
     r, w = pipe
     os.close(r)                 # EPIPE from now on (Python ignores SIGPIPE)
     pump = make_pump(kind)
-    pump.start(w, FRESH, FS, P, 0.5, 0.8)
-    time.sleep(0.1)
+    pump.start(w, FRESH, FS, P, 10.0, 20.0)    # no silence however late the thread runs
+    deadline = time.monotonic() + 10.0          # each slot the thread gets fails
+    while pump.counters()[0] < 3:
+        assert time.monotonic() < deadline, pump.counters()
+        time.sleep(0.01)
     errors, sent, last = pump.counters()
     pump.stop()
     assert errors >= 3 and sent == 0 and last == errno.EPIPE
@@ -162,12 +179,13 @@ def test_set_fd_moves_the_stream(kind, pipe):
     os.set_blocking(r2, False)
     pump = make_pump(kind)
     try:
-        pump.start(w, FRESH, FS, P, 0.5, 0.8)
-        time.sleep(0.05)
+        pump.start(w, FRESH, FS, P, 10.0, 20.0)
+        wait_for_frames(pump, 1)
         pump.set_fd(w2)
+        n = pump.stats().frames_sent
         drain(r)
-        time.sleep(0.05)
         pump.set_frame(FRESH)
+        wait_for_frames(pump, n + 2)    # the slot under way may still go to the old fd
         assert drain(r2)
     finally:
         pump.stop()
@@ -187,15 +205,17 @@ def test_set_fd_can_hold_a_silence_after_a_flush(kind, pipe):
         pump.set_fd(w, quiet_s=0.1)
         time.sleep(0.3)
         pump.set_frame(FRESH)
-        time.sleep(0.05)
+        wait_for_frames(pump, n0 + 11)                   # streaming resumed
     finally:
         pump.stop()
     st = pump.stats()
-    assert st.frames_sent > n0 + 10                      # streaming resumed
+    assert st.frames_sent > n0 + 10
+    # logged after frame n0 (n0 + 1 if one went out before set_fd)
     run = [c for i, c in st.skips if n0 <= i <= n0 + 1]
     # 0.1 s is 14.3 periods: all but the slot in progress (and one for rounding) silent;
-    # a thread that woke late counts the slots it slept through as missed instead
-    assert run and run[0] >= 12
+    # a thread that woke late counts the slots it slept through as missed instead, and
+    # when that wake ends the quiet, after the frame it writes (so in n0 + 1)
+    assert sum(run) >= 12
     assert st.silent_slots + st.missed_slots >= 12 and st.silent_slots >= 1
     with pytest.raises(ValueError):
         pump.set_fd(w, quiet_s=-0.01)
@@ -250,9 +270,12 @@ def test_python_pump_is_blocked_by_the_gil(pipe):
     """Why the compiled pump exists: the twin cannot write while the GIL is held."""
     _r, w = pipe
     pump = make_pump("python")
-    pump.start(w, FRESH, FS, P, 0.5, 0.8)
-    time.sleep(0.05)
+    # no failsafe or silence in the test's time: each slot the thread gets writes a
+    # frame (a thread first run after a loaded machine's 0.8 s wrote none at all)
+    pump.start(w, FRESH, FS, P, 10.0, 20.0)
+    wait_for_frames(pump, 3)
     held = hold_the_gil(0.2)
+    wait_for_frames(pump, pump.stats().frames_sent + 2)   # the gap across the hold closed
     pump.stop()
     assert held >= 0.2
     # a loaded machine stretches `held` by preemption, so ask only for a gap
@@ -435,8 +458,10 @@ def test_silent_slots_are_logged_where_they_fall(kind, pipe):
     assert st.silent_slots > 0
     silent_runs = [(i, c) for i, c in st.skips if i <= st.frames_sent]
     assert sum(c for _, c in silent_runs) == st.silent_slots + st.missed_slots
-    first = silent_runs[0][0]
-    assert abs(first - n_before) <= 2     # the run precedes the frame that ended it
+    # the silence (from 0.06 s to the refresh after 0.25 s) is one run, logged after
+    # the last frame before it; a loaded machine's late wakes log short runs of
+    # missed slots earlier, so it is found by where it falls, not as the first run
+    assert dict(silent_runs).get(n_before, 0) >= int((0.25 - 0.06) / P) - 2
 
 
 @pytest.mark.parametrize("bad", [
@@ -472,12 +497,18 @@ def test_last_errno_is_the_latest_errors_eagain_included(kind, pipe):
         while True:
             os.write(w, bytes(65536))
     pump = make_pump(kind)
-    pump.start(-1, FRESH, FS, P, 0.5, 0.8)
+    pump.start(-1, FRESH, FS, P, 10.0, 20.0)   # no silence however late the thread runs
     try:
-        time.sleep(0.05)
+        deadline = time.monotonic() + 10.0      # until the thread has had a slot
+        while pump.counters()[0] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
         assert pump.counters()[2] == errno.EBADF
         pump.set_fd(w)                          # healthy, but its buffer is full
-        time.sleep(0.05)
+        errors = pump.counters()[0]
+        while pump.counters()[0] < errors + 2:  # a slot under way may still see fd -1
+            assert time.monotonic() < deadline + 10.0
+            time.sleep(0.005)
         _errors, sent, last = pump.counters()
         assert last == errno.EAGAIN and sent == 0
         assert pump.stats().eagain > 0
@@ -497,14 +528,17 @@ def test_a_full_tty_buffer_never_tears_a_frame(kind):
     pump = make_pump(kind)
     data = b""
     try:
-        pump.start(slave, FRESH, FS, 0.001, 0.5, 0.8)
-        t0 = time.monotonic()
+        # no failsafe frames however long a loaded machine deschedules this thread
+        pump.start(slave, FRESH, FS, 0.001, 10.0, 20.0)
+        # nobody reads: the buffer fills, in 1.5 s when the thread gets its slots; a
+        # loaded machine ran it for 632 of 1500, which did not fill it
+        deadline = time.monotonic() + 30.0
         k = 0
-        while time.monotonic() - t0 < 1.5:          # nobody reads: the buffer fills
+        while pump.stats().partial_writes + pump.stats().eagain == 0:
+            assert time.monotonic() < deadline, pump.stats()
             k += 1
             pump.set_frame(FRESH if k % 2 else OTHER)
             time.sleep(0.01)
-        assert pump.stats().partial_writes + pump.stats().eagain > 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < 0.5:
             k += 1
@@ -518,6 +552,12 @@ def test_a_full_tty_buffer_never_tears_a_frame(kind):
         os.close(master)
         os.close(slave)
     assert len(data) > 1000
+    # a stop while the buffer was full again (this thread descheduled) leaves the
+    # rest of a torn frame unsent: the stream may end in the head of one frame
+    cut = len(data) % FRAME_LEN
+    if cut:
+        assert data[-cut:] in (FRESH[:cut], OTHER[:cut]), data[-cut:]
+        data = data[:-cut]
     assert set(frames(data)) <= {FRESH, OTHER}
 
 
@@ -530,6 +570,14 @@ pump = make_pump(sys.argv[1])
 frame = bytes([0x0F] + [0x11] * 23 + [0x00])
 fs = bytes([0x0F] + [0x00] * 22 + [0x08, 0x00])
 pump.start(w, frame, fs, 0.007, 10.0, 20.0)
+while pump.stats().frames_sent < 1:
+    time.sleep(0.005)
+# a consistent start of the count: the thread updates stats and deadline together
+while True:
+    d0 = pump.next_deadline_s()
+    st0 = pump.stats()
+    if pump.next_deadline_s() == d0:
+        break
 print("go", flush=True)
 end = time.monotonic() + 1.0
 while time.monotonic() < end:
@@ -538,7 +586,8 @@ while time.monotonic() < end:
 pump.stop()
 st = pump.stats()
 print(json.dumps({"frames": st.frames_sent, "missed": st.missed_slots, "skips": st.skips,
-                  "first": st.first_write_s, "last": st.last_write_s}), flush=True)
+                  "frames0": st0.frames_sent, "missed0": st0.missed_slots,
+                  "grid_slots": round((pump.next_deadline_s() - d0) / 0.007)}), flush=True)
 """
 
 
@@ -561,11 +610,13 @@ def test_a_stopped_pump_accounts_for_every_slot_it_missed(kind):
     proc.send_signal(signal.SIGCONT)
     out, _ = proc.communicate(timeout=30)
     r = json.loads(out.strip().splitlines()[-1])
-    assert r["missed"] >= 2                               # at least the stopped slots
+    frames, missed = r["frames"] - r["frames0"], r["missed"] - r["missed0"]
+    assert missed >= 2                                    # at least the stopped slots
     assert sum(c for _, c in r["skips"]) == r["missed"]   # each one logged
     assert all(0 < i <= r["frames"] for i, _ in r["skips"])
-    slots = round((r["last"] - r["first"]) / P) + 1
-    assert abs(r["frames"] + r["missed"] - slots) <= 1    # still on its grid
+    # still on its grid: every slot it moved on by was written or counted missed
+    # (counted from a slot it had written: a loaded machine may start it late)
+    assert frames + missed == r["grid_slots"]
 
 
 def test_an_error_on_a_replaced_fd_is_not_charged_to_the_new_one(monkeypatch):

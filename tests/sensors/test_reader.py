@@ -277,18 +277,19 @@ async def test_a_failing_imu_does_not_slow_the_flow_deck() -> None:
     deck.i2c.devices.pop(0x68)                 # the IMU falls off the bus: every read NACKs
     reader = SensorReader(FlowDeckPoller(flow, None, clock, imu=imu), period_s=0.01,
                           retry_s=0.5)
+    t0 = time.monotonic()
     reader.start(asyncio.get_running_loop())
     got: list[object] = []
-    t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < 1.2:
             got += await asyncio.wait_for(reader.get(), 20)
     finally:
         reader.stop()
+    ran_s = time.monotonic() - t0             # more than 1.2 s if this loop was held up
     faults = [i for i in got if isinstance(i, SensorFault)]
     n_flow = sum(isinstance(i, TimedFlow) for i in got)
     assert faults and all(f.imu and "MPU-6050" in f.message for f in faults)
-    assert len(faults) <= 4                    # retried every 0.5 s, not every sample
+    assert len(faults) <= ran_s // 0.5 + 1     # retried every 0.5 s, not every sample
     # a stalled deck would give one flow per 0.5 s; generous for a loaded machine
     assert n_flow >= 15
 
@@ -297,17 +298,18 @@ async def test_a_failing_flow_sensor_does_not_slow_the_ranger() -> None:
     deck, flow, ranger, clock = real_deck()
     deck.spi.fail = OSError(5, "Input/output error")   # the flow's SPI bus is dead
     reader = SensorReader(FlowDeckPoller(flow, ranger, clock), period_s=0.01, retry_s=0.5)
+    t0 = time.monotonic()
     reader.start(asyncio.get_running_loop())
     got: list[object] = []
-    t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < 1.6:
             got += await asyncio.wait_for(reader.get(), 20)
     finally:
         reader.stop()
+    ran_s = time.monotonic() - t0             # more than 1.6 s if this loop was held up
     faults = [i for i in got if isinstance(i, SensorFault)]
     ranges = [i for i in got if isinstance(i, TimedRange)]
     assert faults and all(f.sensor == "flow" for f in faults)
-    assert len(faults) <= 5                    # retried every 0.5 s, not every period
+    assert len(faults) <= ran_s // 0.5 + 1     # retried every 0.5 s, not every period
     # the ranger keeps its own rate; stalled with the flow it gave one per 0.5 s
     assert len(ranges) >= 8

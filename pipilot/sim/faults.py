@@ -1,0 +1,170 @@
+"""Faults injected into the simulated CC3D: what goes wrong on the rig, on purpose.
+
+``sim.faults`` (a `SimFaults`, on `LockstepSim` and `RealtimeSim` alike) breaks
+the simulated flight controller or airframe the way the real failure does, so
+that a mission, the drift loop or the web page can be tried against it. Each
+entry point changes only the model (or the telemetry line); pipilot's flight
+path sees the consequence the way it would on the rig, through S.Bus and
+UAVTalk, and never reads this object or the model's truth.
+
+- `cut_telemetry` / `restore_telemetry`: the telemetry line broken (a loose
+  wire, a dead level shifter), ground -> flight, flight -> ground or both.
+  Bytes on a cut direction are lost; the FC's Telemetry module drops the
+  connection after its own 8 s timeout, as telemetry.c does.
+- `raise_alarm` / `clear_alarm`: a SystemAlarms element set to Warning,
+  Critical or Error (as a failing sensor or module sets it). As
+  armhandler.c's okToArm() does, any alarm at Critical or above except GPS
+  and Telemetry refuses arming; as its forcedDisArm() does, Guidance or
+  Receiver at exactly Critical disarms. Only the flag is modelled: the
+  failing sensor itself is not.
+- `disarm`: the FC disarms by itself at its next arm-handler run (20 ms task),
+  whatever the sticks say: forcedDisArm()'s effect without its alarm. The
+  motors stop; a craft in the air falls.
+- `upset`: an angular-rate kick on the airframe (a collision, a prop strike),
+  added to the rigid body's body rates: the IMU feels it, the attitude
+  estimate follows and the stabiliser fights it with the torque it has.
+  Only in the air: a craft resting on the ground has no rates to kick.
+- `drop_updates` / `resume_updates`: every update of an object finds the FC's
+  telemetry queue full and is dropped, counted as a TxFailure (the queue
+  overflow of pipilot.sim.telemetry, for that object alone). Answers to
+  requests bypass the queue (uavtalk.c) and still arrive.
+
+In real time the model runs on its own thread: every entry point takes the
+simulator's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from pipilot.errors import PipilotError
+from pipilot.uavtalk.fields import ALARM_ELEMENTS
+
+if TYPE_CHECKING:
+    import threading
+
+    from pipilot.sim.model import SimulatedCC3D
+
+#: The levels an injected alarm may take (SystemAlarms' enum, above OK).
+FAULT_LEVELS = ("Warning", "Critical", "Error")
+
+
+class SimFaultError(PipilotError, ValueError):
+    """A fault the simulator cannot inject as asked (unknown name, bad value)."""
+
+
+class TelemetryLine(Protocol):
+    """The simulated telemetry line: ``up`` (ground -> flight) and ``down`` carry bytes
+    while True."""
+
+    up: bool
+    down: bool
+
+
+@dataclass
+class LineSwitch:
+    """A telemetry line's two directions, for a runner that has no wire object."""
+
+    up: bool = True
+    down: bool = True
+
+
+class SimFaults:
+    """The fault-injection surface of one simulated CC3D (see the module docstring)."""
+
+    def __init__(self, model: SimulatedCC3D, line: TelemetryLine,
+                 lock: threading.RLock | None = None) -> None:
+        self._model = model
+        self._line = line
+        self._lock = lock
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock is None:
+            yield
+            return
+        with self._lock:
+            yield
+
+    # -- the telemetry line --------------------------------------------------------
+    def cut_telemetry(self, *, up: bool = True, down: bool = True) -> None:
+        """Cut the line ground -> flight (``up``), flight -> ground (``down``), or both."""
+        with self._locked():
+            if up:
+                self._line.up = False
+            if down:
+                self._line.down = False
+
+    def restore_telemetry(self) -> None:
+        """Mend the line both ways (the session's own handshake reconnects)."""
+        with self._locked():
+            self._line.up = self._line.down = True
+
+    @property
+    def telemetry_cut(self) -> bool:
+        """Whether either direction of the line is cut."""
+        return not (self._line.up and self._line.down)
+
+    # -- SystemAlarms -----------------------------------------------------------------
+    def raise_alarm(self, element: str, level: str = "Critical") -> None:
+        """Set SystemAlarms.Alarm[``element``] to ``level`` (at least: a module's own
+        higher level still shows) until `clear_alarm`."""
+        if element not in ALARM_ELEMENTS:
+            raise SimFaultError(f"no SystemAlarms element {element!r}; one of "
+                                f"{', '.join(ALARM_ELEMENTS)}")
+        if level not in FAULT_LEVELS:
+            raise SimFaultError(f"alarm level must be one of {', '.join(FAULT_LEVELS)}, "
+                                f"not {level!r}")
+        with self._locked():
+            self._model.injected_alarms[element] = level
+
+    def clear_alarm(self, element: str) -> None:
+        """Take back an alarm raised with `raise_alarm` (nothing if none was)."""
+        with self._locked():
+            self._model.injected_alarms.pop(element, None)
+
+    @property
+    def alarms(self) -> dict[str, str]:
+        """The alarms raised on purpose now, element -> level."""
+        with self._locked():
+            return dict(self._model.injected_alarms)
+
+    # -- arming -------------------------------------------------------------------------
+    def disarm(self) -> None:
+        """The FC disarms at its next arm-handler run, whatever the sticks say."""
+        with self._locked():
+            self._model.manual.force_disarm()
+
+    # -- the airframe ----------------------------------------------------------------
+    def upset(self, *, roll_dps: float = 0.0, pitch_dps: float = 0.0,
+              yaw_dps: float = 0.0) -> None:
+        """Add a body-rate kick (degrees per second, body axes) to the airframe in flight."""
+        kick = (roll_dps, pitch_dps, yaw_dps)
+        if not all(isinstance(x, int | float) and math.isfinite(x) for x in kick):
+            raise SimFaultError(f"an upset needs finite rates in deg/s, not {kick!r}")
+        with self._locked():
+            truth = self._model.quad.truth
+            if truth.on_ground:
+                raise SimFaultError("the craft rests on the ground: an upset needs it in the air")
+            truth.rate += [math.radians(x) for x in kick]
+
+    # -- the telemetry queue -------------------------------------------------------------
+    def drop_updates(self, name: str) -> None:
+        """Every update of object ``name`` meets a full telemetry queue and is lost."""
+        with self._locked():
+            telemetry = self._model.telemetry
+            if telemetry is None:
+                raise SimFaultError("the simulated FC has no telemetry port attached")
+            if name not in telemetry.objects:
+                raise SimFaultError(f"the simulated FC has no object {name!r}")
+            telemetry.dropped_updates.add(name)
+
+    def resume_updates(self, name: str) -> None:
+        """Updates of ``name`` are queued again."""
+        with self._locked():
+            if self._model.telemetry is not None:
+                self._model.telemetry.dropped_updates.discard(name)

@@ -26,7 +26,7 @@ from pipilot.mission.spec import MissionConfig, SafetyConfig
 
 from .simflight import HOVER, SimFlight, abort_time, after_abort, schedule, step_window
 
-IN_HOVER = 4.5
+IN_HOVER = 3.5
 """Mission time at which the faults strike: `full` is then hovering a few metres up."""
 
 
@@ -61,11 +61,11 @@ def new_mission(flight: SimFlight, **kw) -> Mission:
 
 async def full(m, f):
     await m.arm()
-    await m.climb(throttle=0.54, seconds=1.5)
-    await m.hover(seconds=2)
-    await m.move(roll=0.1, pitch=-0.1, seconds=1)
-    await m.yaw(rate=0.3, seconds=1)
-    await m.land(seconds=6)
+    await m.climb(throttle=0.54, seconds=1)
+    await m.hover(seconds=1.5)
+    await m.move(roll=0.1, pitch=-0.1, seconds=0.5)
+    await m.yaw(rate=0.3, seconds=0.5)
+    await m.land(seconds=5)
     await m.disarm()
 
 
@@ -96,8 +96,10 @@ def test_full_mission_completes():
     moves = [sp for _, sp in f.published() if sp.roll == 0.1]
     assert moves and all(sp.pitch == -0.1 for sp in moves)
     assert any(sp.yaw == 0.3 for _, sp in f.published())
-    # and the craft flew them: up a few metres, down again, disarmed on the floor
+    # and the craft flew them: up a few metres, down on the floor before the disarm
     assert max(alt for _, alt in f.altitude) > 1.0
+    landed = step_window(m, "land")[1]
+    assert next(alt for t, alt in f.altitude if t >= landed) == 0.0
     assert f.sim.truth.on_ground
 
 

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from pipilot.errors import PipilotError
+from pipilot.mission.spec import FaultSpec
 from pipilot.sim import LockstepSim
 from pipilot.sim.faults import SimFaultError
 from pipilot.sim.model import SimulatedCC3D
@@ -228,6 +229,54 @@ def test_dropping_an_object_the_fc_lacks_is_a_clear_error() -> None:
     sim = LockstepSim(seed=1)
     with pytest.raises(SimFaultError, match="no object 'GPSPositionSensor'"):
         sim.faults.drop_updates("GPSPositionSensor")
+
+
+# -- a schedule, as a mission's [[sim.faults]] gives it ----------------------------------
+
+def _fault(at_s: float, action: str, **kw: object) -> FaultSpec:
+    return FaultSpec(at_s=at_s, action=action, **kw)  # type: ignore[arg-type]
+
+
+def test_a_scheduled_fault_strikes_at_its_time_and_is_logged() -> None:
+    sim = LockstepSim(seed=1)
+    sim.faults.schedule(_fault(2.0, "raise_alarm", element="Attitude", level="Error"))
+    sim.faults.schedule(_fault(3.0, "clear_alarm", element="Attitude"))
+    sim.run(1.99)
+    assert sim.model.alarm_levels()["Attitude"] == "OK"
+    sim.run(0.02)
+    assert sim.model.alarm_levels()["Attitude"] == "Error"
+    sim.run(1.0)
+    assert sim.model.alarm_levels()["Attitude"] == "OK"
+    assert [(round(t, 3), what) for t, what in sim.faults.log] == [
+        (2.0, "alarm Attitude=Error"), (3.0, "alarm Attitude cleared")]
+
+
+def test_a_scheduled_fault_that_cannot_strike_is_logged_and_the_run_goes_on() -> None:
+    sim = LockstepSim(seed=1)
+    sim.faults.schedule(_fault(0.5, "upset", roll_dps=500.0))   # still on the ground
+    sim.run(1.0)
+    ((t, what),) = sim.faults.log
+    assert t == pytest.approx(0.5) and "upset not injected" in what and "on the ground" in what
+    with pytest.raises(SimFaultError, match="no fault 'explode'"):
+        sim.faults.schedule(_fault(1.0, "explode"))
+    with pytest.raises(SimFaultError, match="finite"):
+        sim.faults.schedule(_fault(float("inf"), "disarm"))
+
+
+def test_every_scheduled_action_reaches_its_entry_point() -> None:
+    sim = _hovering()
+    t = sim.now
+    for i, (action, kw) in enumerate([
+            ("cut_telemetry", {"up": False}), ("restore_telemetry", {}),
+            ("drop_updates", {"object": "GyroState"}), ("resume_updates", {"object": "GyroState"}),
+            ("upset", {"yaw_dps": 90.0}), ("disarm", {})]):
+        sim.faults.schedule(_fault(t + 0.1 * (i + 1), action, **kw))
+    sim.run(1.0)
+    assert [what for _, what in sim.faults.log] == [
+        "telemetry cut flight -> ground", "telemetry restored", "GyroState updates dropped",
+        "GyroState updates resumed", "upset: body rates kicked by 0, 0, 90 deg/s",
+        "FC disarms by itself"]
+    assert not sim.model.armed
 
 
 # -- the real-time runner ------------------------------------------------------------

@@ -155,7 +155,9 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True,
         spec, vehicle, drift=drift, on_event=on_event, handle_sigint=handle_sigint,
         deck=deck))
     summary["sim"] = {**dataclasses.asdict(conditions),
-                      "hover_throttle": round(sim.model.hover_throttle(), 4)}
+                      "hover_throttle": round(sim.model.hover_throttle(), 4),
+                      "faults_injected": [{"t": round(t, 3), "fault": what}
+                                          for t, what in sim.faults.log]}
     return mission, summary
 
 

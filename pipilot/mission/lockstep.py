@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pipilot.core.config import CoreConfig
+from pipilot.mission.spec import FaultSpec
 from pipilot.sim import LockstepSim
 from pipilot.sim.craft import craft_params
 from pipilot.sim.dynamics import QuadParams
@@ -78,7 +79,8 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
                  telemetry_baud: int = 9600, handshake: bool = True,
                  flow_scale: float = 1.0, range_scale: float = 1.0,
                  texture_dropout_at_s: float = 0.0, texture_dropout_s: float = 0.0,
-                 imu: bool = True) -> LockstepSim:
+                 imu: bool = True,
+                 faults: Sequence[FaultSpec | Mapping[str, Any]] = ()) -> LockstepSim:
     """A lock-step simulator with pipilot's flight core, in the [sim] table's conditions.
 
     ``sim.vehicle`` is the Vehicle to fly. The tilt leans the board by
@@ -90,6 +92,8 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     ``flow_scale``, ``range_scale``, ``texture_dropout_*`` and ``imu`` shape the flow deck
     under the craft, which `pipilot.cli.mission.sim_deck` builds from the same
     [sim] table: they are accepted here so that a [sim] table passes whole.
+    ``faults`` (``[[sim.faults]]``: FaultSpecs, or their ``dataclasses.asdict``
+    form) are scheduled on ``sim.faults``.
     """
     axis = math.radians(mount_tilt_axis_deg)
     tilt = (mount_tilt_deg * math.sin(axis), mount_tilt_deg * math.cos(axis))
@@ -97,8 +101,11 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     wind = (-wind_mps * math.cos(frm), -wind_mps * math.sin(frm))
     craft = craft_params(params, mass_kg=mass_kg, drag=drag, hover_throttle=hover_throttle,
                          gust_mps=gust_mps)
-    return LockstepSim(seed=int(seed), mount_tilt_deg=tilt, wind=wind, core=core,
-                       firmware=firmware, period_ms=period_ms, params=craft,
-                       frame_source=frame_source, first_frame_s=first_frame_s,
-                       telemetry_baud=telemetry_baud, handshake=handshake,
-                       telemetry_latency_s=telemetry_latency_s, texture=texture)
+    sim = LockstepSim(seed=int(seed), mount_tilt_deg=tilt, wind=wind, core=core,
+                      firmware=firmware, period_ms=period_ms, params=craft,
+                      frame_source=frame_source, first_frame_s=first_frame_s,
+                      telemetry_baud=telemetry_baud, handshake=handshake,
+                      telemetry_latency_s=telemetry_latency_s, texture=texture)
+    for fault in faults:
+        sim.faults.schedule(fault if isinstance(fault, FaultSpec) else FaultSpec(**fault))
+    return sim

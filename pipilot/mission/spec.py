@@ -50,6 +50,9 @@ from pipilot.core.firmware import FIRMWARES
 from pipilot.core.tomlconf import Rule, setting
 from pipilot.errors import ConfigError
 from pipilot.mission.defaults import HOVER_THROTTLE
+from pipilot.sim.faults import FAULT_ACTIONS, FAULT_LEVELS
+from pipilot.uavtalk.fields import ALARM_ELEMENTS
+from pipilot.uavtalk.linkbudget import CC3D_OBJECTS
 
 FAILSAFES = ("land", "disarm", "release")
 
@@ -118,6 +121,30 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
+class FaultSpec:
+    """One fault injected into the simulated FC (``[[sim.faults]]``, see
+    pipilot.sim.faults and docs/sim.md): ``action`` at simulator time ``at_s``,
+    with the keys that action takes (the others keep their defaults)."""
+
+    at_s: float = setting(ge=0.0, le=3600.0, unit="s")
+    action: str = setting(choices=FAULT_ACTIONS)
+    up: bool = True
+    """cut_telemetry: cut the ground -> flight direction."""
+    down: bool = True
+    """cut_telemetry: cut the flight -> ground direction."""
+    element: str = setting("Sensors", choices=ALARM_ELEMENTS)
+    """raise_alarm, clear_alarm: the SystemAlarms element."""
+    level: str = setting("Critical", choices=FAULT_LEVELS)
+    """raise_alarm: its level."""
+    roll_dps: float = setting(0.0, ge=-3600.0, le=3600.0, unit="deg/s")
+    """upset: the kick to the body rates."""
+    pitch_dps: float = setting(0.0, ge=-3600.0, le=3600.0, unit="deg/s")
+    yaw_dps: float = setting(0.0, ge=-3600.0, le=3600.0, unit="deg/s")
+    object: str = setting("FlightStatus", choices=CC3D_OBJECTS)
+    """drop_updates, resume_updates: the object whose updates the FC's queue drops."""
+
+
+@dataclass(frozen=True)
 class SimSpec:
     """The simulated craft and its conditions (``--sim`` only).
 
@@ -161,6 +188,8 @@ class SimSpec:
     """How long the floor has no texture (0: never)."""
     imu: bool = True
     """The simulated flow deck has an MPU-6050 on its I2C bus (the hold's rates)."""
+    faults: tuple[FaultSpec, ...] = ()
+    """Faults injected into the simulated FC during the run, each at its time."""
 
 
 @dataclass(frozen=True)

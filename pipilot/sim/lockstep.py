@@ -28,8 +28,9 @@ handshake, keepalive, latest values, requests, ACK/NACK and retries.
 ``await sim.telemetry.send(...)`` and ``await sim.telemetry.request(...)``
 talk back (advancing virtual time until the ACK or the answer).
 ``handshake=False`` leaves the engine unstarted (for tests of the handshake
-itself); ``sim.telemetry.wire.up`` / ``.down = False`` cut the line one way or
-both; ``telemetry_latency_s`` delays every flight -> ground byte by that
+itself); ``sim.faults`` (pipilot.sim.faults.SimFaults) cuts the line one way or
+both, raises alarms, disarms the FC, kicks the airframe or drops an object's
+updates; ``telemetry_latency_s`` delays every flight -> ground byte by that
 much. The handshake takes a few hundred milliseconds of virtual time: code
 that needs telemetry from its first step calls ``sim.wait_connected()`` first,
 as it would await ``TelemetrySession.wait_connected`` on the rig.
@@ -65,6 +66,7 @@ from pipilot.errors import PipilotError
 from pipilot.link.transport import FrameSink
 from pipilot.sbus.frame import BYTE_TIME, FRAME_LEN
 from pipilot.sim.dynamics import QuadParams, TruthState
+from pipilot.sim.faults import SimFaults
 from pipilot.sim.ground import GROUND_TICK_S, LockstepTelemetry
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.receiver import Firmware
@@ -122,6 +124,8 @@ class LockstepSim:
                                            latency_s=telemetry_latency_s)
         self.telemetry.advance = self.run
         self.model.add_task("ground", GROUND_TICK_S, self.telemetry.tick, first=0.0)
+        #: Faults to inject into the simulated FC (pipilot.sim.faults)
+        self.faults = SimFaults(self.model, self.telemetry.wire)
         self.core: FlightCore | None = None
         self._frames_stopped = False
         self.vehicle: Vehicle | LockstepVehicle = LockstepVehicle(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pipilot.sbus.scale import CENTER, UNIT_MAX, UNIT_MIN
@@ -144,6 +145,10 @@ class ManualControl:
         self._prev_arming_input = 0.0
         self._arm_start = 0.0
         self.armed_since: float | None = None
+        #: SystemAlarms.Alarm as the firmware holds it (the model installs its own);
+        #: the arm handler reads it as armhandler.c does, see `ok_to_arm`.
+        self.alarms: Callable[[], Mapping[str, str]] = lambda: {"Receiver": self.receiver_alarm}
+        self._force_disarm = False
 
     # -- receiver.c ---------------------------------------------------------
     def receiver_task(self, now: float) -> None:
@@ -217,9 +222,20 @@ class ManualControl:
             self.armed = armed
             self.armed_since = now if armed is Armed.ARMED else None
 
+    def force_disarm(self) -> None:
+        """Disarm at the next arm-handler run, whatever the sticks say (a forced disarm)."""
+        self._force_disarm = True
+
+    def forced_disarm(self) -> bool:
+        """armhandler.c forcedDisArm(): a Guidance or Receiver alarm at exactly Critical."""
+        alarms = self.alarms()
+        return (self._force_disarm or self.receiver_alarm == "Critical"
+                or "Critical" in (alarms.get("Guidance"), alarms.get("Receiver")))
+
     def arm_handler(self, now: float) -> None:
         m, c = self.modes, self.cmd
-        if self.receiver_alarm == "Critical":
+        if self.forced_disarm():
+            self._force_disarm = False
             self._transition(ArmState.DISARMED, now)
             self._set_armed(Armed.DISARMED, now)
             return
@@ -274,4 +290,8 @@ class ManualControl:
                 self._transition(ArmState.ARMED, now)
 
     def ok_to_arm(self) -> bool:
-        return self.receiver_alarm not in ("Critical", "Error")
+        """armhandler.c okToArm(): no alarm at Critical or above, GPS and Telemetry aside."""
+        if self.receiver_alarm in ("Critical", "Error"):
+            return False
+        return not any(level in ("Critical", "Error") for name, level in self.alarms().items()
+                       if name not in ("GPS", "Telemetry"))

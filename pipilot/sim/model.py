@@ -28,6 +28,7 @@ from pipilot.sbus.frame import BYTE_TIME
 from pipilot.sim.dynamics import QuadParams, Quadrotor, TruthState
 from pipilot.sim.flight import AttitudeEstimator, Stabilizer
 from pipilot.sim.manual import Armed, ManualControl
+from pipilot.sim.objects import alarm_levels
 from pipilot.sim.receiver import Firmware, SbusReceiver
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class SimulatedCC3D:
         self.stabilizer = Stabilizer(np.array(self.params.inertia), self.params.max_thrust)
         self.start_position = self.quad.truth.position.copy()
         self.telemetry_alarm = "Uninitialised"  # OK once a ground station has connected
+        self.injected_alarms: dict[str, str] = {}
+        """SystemAlarms elements raised on purpose (`pipilot.sim.faults`), element -> level."""
+        self.manual.alarms = self.alarm_levels
         self.telemetry_baud = 9600
         self.telemetry: FlightTelemetry | None = None  # the endpoint once attached
         self._heap: list[tuple[float, int, Task]] = []
@@ -183,6 +187,10 @@ class SimulatedCC3D:
         self.quad.step(dt, thrust, torque)
 
     # -- views -------------------------------------------------------------------
+    def alarm_levels(self) -> dict[str, str]:
+        """SystemAlarms.Alarm as the firmware holds it now (element -> level)."""
+        return alarm_levels(self)
+
     def hover_throttle(self) -> float:
         """Throttle stick (0..1 over the calibrated channel range) that holds a level hover."""
         cal = self.manual.settings

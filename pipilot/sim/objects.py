@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipilot.sim.dynamics import r_to_quat
 from pipilot.sim.receiver import Firmware
-from pipilot.uavtalk.fields import ALARM_ELEMENTS
+from pipilot.uavtalk.fields import ALARM_ELEMENTS, ALARM_LEVELS
 
 if TYPE_CHECKING:
     from pipilot.sim.model import SimulatedCC3D
@@ -58,7 +58,9 @@ def manual_control_command(m: SimulatedCC3D) -> Values:
             "Thrust": c.throttle, "Channel": list(c.channel), "FlightModeSwitchPosition": 0}
 
 
-def system_alarms(m: SimulatedCC3D) -> Values:
+def alarm_levels(m: SimulatedCC3D) -> dict[str, str]:
+    """SystemAlarms.Alarm: what the modelled modules set, raised by injected alarms
+    (`pipilot.sim.faults`) where those are higher."""
     alarms = dict.fromkeys(ALARM_ELEMENTS, "Uninitialised")
     for k in ("SystemConfiguration", "BootFault", "OutOfMemory", "StackOverflow",
               "CPUOverload", "EventSystem", "ManualControl", "Actuator", "Attitude",
@@ -66,7 +68,14 @@ def system_alarms(m: SimulatedCC3D) -> Values:
         alarms[k] = "OK"
     alarms["Receiver"] = m.manual.receiver_alarm
     alarms["Telemetry"] = m.telemetry_alarm
-    return {"Alarm": alarms, "ExtendedAlarmStatus": {"SystemConfiguration": "None",
+    for k, level in m.injected_alarms.items():
+        if ALARM_LEVELS.index(level) > ALARM_LEVELS.index(alarms[k]):
+            alarms[k] = level
+    return alarms
+
+
+def system_alarms(m: SimulatedCC3D) -> Values:
+    return {"Alarm": alarm_levels(m), "ExtendedAlarmStatus": {"SystemConfiguration": "None",
                                                      "BootFault": "None"},
             "ExtendedAlarmSubStatus": {"SystemConfiguration": 0, "BootFault": 0}}
 

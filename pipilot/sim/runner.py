@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pipilot.core.truth import TruthSnapshot
 from pipilot.errors import LinkError
 from pipilot.link.virtual import VirtualLink
+from pipilot.sim.faults import LineSwitch, SimFaults
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.telemetry import FlightTelemetry, attach
 
@@ -66,9 +67,10 @@ class RealtimeSim:
         self._tel_master = self._tel_slave = -1
         self.telemetry_port = ""
         self.tx_dropped = 0
-        #: A cut telemetry wire (for tests of telemetry loss): while True, bytes in
-        #: both directions are lost. The S.Bus line is not affected.
-        self.telemetry_cut = False
+        #: The telemetry line's two directions (cut with `faults.cut_telemetry`).
+        self.line = LineSwitch()
+        #: Faults to inject into the simulated FC (pipilot.sim.faults), under the lock.
+        self.faults = SimFaults(model, self.line, lock=self.lock)
         self.error: BaseException | None = None
 
     # -- life cycle ---------------------------------------------------------------
@@ -109,6 +111,19 @@ class RealtimeSim:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def telemetry_cut(self) -> bool:
+        """A cut telemetry wire: while True, bytes in both directions are lost (the
+        S.Bus line is not affected). Setting it cuts or mends both directions."""
+        return self.faults.telemetry_cut
+
+    @telemetry_cut.setter
+    def telemetry_cut(self, cut: bool) -> None:
+        if cut:
+            self.faults.cut_telemetry()
+        else:
+            self.faults.restore_telemetry()
 
     def model_time(self) -> float:
         return self.clock() - self._t0 - self.lag_s
@@ -161,7 +176,7 @@ class RealtimeSim:
             m.advance_to(now)
             self._truth = m.truth_snapshot()
             out = self.telemetry.pop_tx(now)
-        if self.telemetry_cut:
+        if not self.line.down:
             out = b""
             self._tel_out.clear()
         elif self.telemetry_latency_s > 0.0:
@@ -189,7 +204,7 @@ class RealtimeSim:
                 return  # EIO while no process holds the slave open
             if not chunk:
                 return
-            if self.telemetry_cut:
+            if not self.line.up:
                 continue
             # the bytes take their wire time at the baud before the FC has them
             t = self.model_time() + self.lag_s

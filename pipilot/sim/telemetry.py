@@ -31,7 +31,7 @@ import copy
 import logging
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from pipilot.sim.manual import FUNCTIONS
@@ -134,6 +134,11 @@ class FlightTelemetry:
         self._queue: deque[tuple[int, int, int, str | None, bytes]] = deque()
         self.stats = {"tx_bytes": 0, "rx_bytes": 0, "tx_failures": 0, "tx_objects": 0,
                       "rx_objects": 0, "nacks_sent": 0, "acks_sent": 0}
+        #: Objects the ground asked for (OBJ_REQ), by name.
+        self.requests: Counter[str] = Counter()
+        #: Objects whose updates find the queue full (`pipilot.sim.faults`): each is
+        #: dropped and counted as a TxFailure; answers to requests still go out.
+        self.dropped_updates: set[str] = set()
         self._last_onchange: dict[str, dict[str, Any]] = {}
         self._periodic_tasks: dict[str, Task] = {}
         for name in self.objects:
@@ -242,6 +247,7 @@ class FlightTelemetry:
         known = name in self.objects
         t = p.type & ~0x80
         if t == PacketType.OBJ_REQ:
+            self.requests[f"0x{p.object_id:08X}" if d is None else d.name] += 1
             if not known:
                 self._send_nack(now, p.object_id, p.instance_id)
             elif d.is_meta:
@@ -305,7 +311,7 @@ class FlightTelemetry:
         self._write_packet(now, ptype, oid, inst, name, data)
 
     def _enqueue(self, ptype: int, oid: int, inst: int, name: str | None, data: bytes) -> None:
-        if len(self._queue) >= QUEUE_SIZE:
+        if len(self._queue) >= QUEUE_SIZE or name in self.dropped_updates:
             self.stats["tx_failures"] += 1
             return
         self._queue.append((ptype, oid, inst, name, data))

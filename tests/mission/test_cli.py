@@ -77,8 +77,28 @@ def test_run_sim_json_and_plot(tmp_path, capsys):
                               "telemetry_latency_s": 0.0, "texture": 1.0,
                               "flow_scale": 1.0, "range_scale": 1.0,
                               "texture_dropout_at_s": 0.0, "texture_dropout_s": 0.0,
-                              "imu": True}
+                              "imu": True, "faults": [], "faults_injected": []}
     assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_run_sim_with_a_fault_aborts_on_what_the_fc_reports(tmp_path, capsys):
+    f = tmp_path / "faulty.toml"
+    f.write_text(SHORT + """
+[[sim.faults]]
+at_s = 5
+action = "raise_alarm"
+element = "Attitude"
+""")
+    assert main(["mission", "run", str(f), "--sim", "--json"]) == 2
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["completed"] is False
+    assert summary["abort_monitor"] == "alarms"
+    assert "Attitude=Critical" in summary["abort_reason"]
+    assert summary["sim"]["faults"] == [{
+        "at_s": 5.0, "action": "raise_alarm", "up": True, "down": True,
+        "element": "Attitude", "level": "Critical", "roll_dps": 0.0, "pitch_dps": 0.0,
+        "yaw_dps": 0.0, "object": "FlightStatus"}]
+    assert summary["sim"]["faults_injected"] == [{"t": 5.0, "fault": "alarm Attitude=Critical"}]
 
 
 def test_run_sim_without_drift_compensation_prints_progress(tmp_path, capsys):

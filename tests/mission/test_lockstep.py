@@ -159,3 +159,17 @@ def test_mission_object_api_in_lockstep():
     assert not v.sim.armed
     # pitch forward (negative) moved the craft forward: north, as it faced north
     assert v.sim.truth.position[0] > 0.5
+
+
+def test_a_sim_table_with_faults_passes_whole_and_schedules_them():
+    spec = parse_mission(SHORT.format(hover=2) + """
+[[sim.faults]]
+at_s = 1.5
+action = "drop_updates"
+object = "GyroState"
+""")
+    sim = sim_lockstep(**dataclasses.asdict(spec.sim), core=False)
+    sim.run(2.0)
+    assert [(round(t, 3), what) for t, what in sim.faults.log] == [
+        (1.5, "GyroState updates dropped")]
+    assert "GyroState" in sim.flight_telemetry.dropped_updates

@@ -41,6 +41,24 @@ def test_defaults():
     assert spec.sim is None
 
 
+def test_sim_faults_table():
+    spec = parse_mission("""
+[[sim.faults]]
+at_s = 4
+action = "cut_telemetry"
+up = false
+[[sim.faults]]
+at_s = 6.5
+action = "upset"
+pitch_dps = -500
+""" + MINIMAL)
+    assert spec.sim is not None
+    cut, upset = spec.sim.faults
+    assert (cut.at_s, cut.action, cut.up, cut.down) == (4.0, "cut_telemetry", False, True)
+    assert (upset.at_s, upset.action, upset.pitch_dps, upset.roll_dps) == (6.5, "upset", -500, 0)
+    assert parse_mission("[sim]\nseed = 1\n" + MINIMAL).sim.faults == ()
+
+
 @pytest.mark.parametrize(("steps", "key", "words"), [
     ('action = "climb"\nseconds = 2', "step 1 (climb).throttle", "missing"),
     ('action = "climb"\nthrottle = 1.4\nseconds = 2', "step 1 (climb).throttle", "<= 1"),
@@ -80,6 +98,15 @@ def test_step_errors_name_step_and_key(steps, key, words):
     ("[sim]\ngusts = 1\n" + MINIMAL, "sim.gusts"),
     ("[sim]\nfirmware = 'custom'\n" + MINIMAL, "sim.firmware"),
     ("[sim]\nfirmware = 1\n" + MINIMAL, "sim.firmware"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'explode'\n" + MINIMAL, "sim.faults[0].action"),
+    ("[[sim.faults]]\naction = 'disarm'\n" + MINIMAL, "sim.faults[0].at_s"),
+    ("[[sim.faults]]\nat_s = 1\n" + MINIMAL, "sim.faults[0].action"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'raise_alarm'\nelement = 'Motor'\n" + MINIMAL,
+     "sim.faults[0].element"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'drop_updates'\nobject = 'GPSPosition'\n" + MINIMAL,
+     "sim.faults[0].object"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'upset'\nroll_dps = nan\n" + MINIMAL,
+     "sim.faults[0].roll_dps"),
     ("surprise = 1\n" + MINIMAL, "surprise"),
     ("[[steps]\n", "toml"),
 ])

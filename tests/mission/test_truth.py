@@ -6,7 +6,6 @@ The lock-step model and the real-time runner both implement
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -21,7 +20,7 @@ from pipilot.mission.io import VehicleIO
 from pipilot.sim.model import SimulatedCC3D
 from pipilot.sim.runner import RealtimeSim
 
-from .fakes import FakeVehicle, run_virtual
+from .simflight import SimFlight
 
 PLACE = (1.5, -2.0, 0.0)  # NED, on the ground: the resting craft stays there
 
@@ -65,21 +64,22 @@ def test_no_sim_no_truth():
 
 @pytest.mark.parametrize("mode", ["lockstep", "realtime"])
 def test_mission_records_truth_from_either_simulator(mode):
-    model = _model()
-    sim: GroundTruth = model if mode == "lockstep" else RealtimeSim(model)
-    clock = VirtualClock()
-    vehicle = FakeVehicle(clock=clock, sim=sim)
+    # flown on the lock-step simulator; in "realtime" the vehicle's truth comes
+    # from a RealtimeSim instead (unstarted: its snapshot stays where it was made)
+    flight = SimFlight()
+    flight.sim.model.quad.truth.position[:] = PLACE
+    if mode == "realtime":
+        flight.vehicle.sim = RealtimeSim(_model())
     out = {}
 
     async def main():
-        vehicle.start()
-        await asyncio.sleep(0.1)
-        async with Mission(vehicle, drift=False) as m:
+        await flight.linked()
+        async with Mission(flight.vehicle, drift=False) as m:
             await m.arm()
             await m.disarm()
         out["m"] = m
 
-    run_virtual(main, clock)
+    flight.run(main)
     m = out["m"]
     assert m.completed, m.abort_reason
     rows = [r for r in m.samples if "north" in r]

@@ -228,6 +228,11 @@ class FlowHold:
         """Why IMU rates are not used although asked for (None when they are)."""
         self.attitude_period_ms: int | None = None
         """The AttitudeState period asked of the FC (set by configure_rates)."""
+        self.attitude_period_set = False
+        """The FC acknowledged `attitude_period_ms` (configure_rates succeeded)."""
+        self.attitude_period_error: str | None = None
+        """Why the last configure_rates did not set the period (None: it did, or
+        none was tried): the hold then works on the FC's own period."""
         self._last_imu_t: float | None = None
         self._imu_fault: str | None = None
         self.estimator = FlowEstimator(estimator)
@@ -341,7 +346,10 @@ class FlowHold:
             target_height_m=self.target_height, target_position_m=self.target_position,
             hover_throttle=self.hover_throttle,
             flow_age_s=None if e.last_flow_valid_t is None else now - e.last_flow_valid_t,
-            range_age_s=None if e.last_range_valid_t is None else now - e.last_range_valid_t)
+            range_age_s=None if e.last_range_valid_t is None else now - e.last_range_valid_t,
+            rates=self.rates_source,
+            attitude_period_ms=self.attitude_period_ms if self.attitude_period_set else None,
+            attitude_period_error=self.attitude_period_error)
 
     # -- the loop ---------------------------------------------------------------
 
@@ -701,15 +709,23 @@ class FlowHold:
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AttitudeState at a period its line carries (best effort):
         `attitude_period_ms` of the config and the rate source, beside the FC's
-        stock periodic objects. The failures are returned (and logged)."""
+        stock periodic objects. The failures are returned (and logged); the
+        outcome is kept in `attitude_period_set` / `attitude_period_error`."""
         period = attitude_period_ms(self.config, self.imu_rates)
         self.attitude_period_ms = period
+        self.attitude_period_set = False
         tel = self.vehicle.telemetry
         if tel is None:
+            self.attitude_period_error = "no telemetry link"
             return ["AttitudeState"]
         try:
             await asyncio.wait_for(tel.set_update_period("AttitudeState", period), timeout_s)
         except Exception as exc:   # slower attitudes still work, less well
-            log.warning("could not set the AttitudeState period: %s", exc)
+            why = str(exc) or (f"no answer in {timeout_s:g} s" if isinstance(exc, TimeoutError)
+                               else type(exc).__name__)
+            log.warning("could not set the AttitudeState period: %s", why)
+            self.attitude_period_error = why
             return ["AttitudeState"]
+        self.attitude_period_set = True
+        self.attitude_period_error = None
         return []

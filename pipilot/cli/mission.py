@@ -168,6 +168,7 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
     the register models, fed by the craft's truth, polled in virtual time. With
     ``[sim] imu`` an MPU-6050 shares the ranger's I2C bus, read at 500 Hz, its
     gyro bias measured on the ground before the flight as on the rig."""
+    from pipilot.cli._flowdeck import SIM_IMU_VIBRATION_DPS
     from pipilot.control.hold import PolledDeck
     from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
     from pipilot.sensors.pmw3901 import Pmw3901
@@ -197,10 +198,6 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
         imu.init()
         imu.calibrate()
     return PolledDeck(FlowDeckPoller(flow, ranger, sim.clock, imu=imu), period_s=0.01)
-
-
-SIM_IMU_VIBRATION_DPS = 0.25
-"""Airframe vibration on the simulated deck's IMU: as on the simulated CC3D's gyro."""
 
 
 class _Printer:

@@ -67,3 +67,64 @@ def test_no_telemetry_is_a_link_error(tmp_path):
     with pytest.raises((LinkError, PipilotError)):
         asyncio.run(fly_real(spec, telemetry_port=str(tmp_path / "no-such-port"),
                              connect_timeout_s=0.5))
+
+
+HOLD_MISSION = """
+name = "realtime-hold"
+[mission]
+hover_throttle = 0.47
+[safety]
+telemetry_timeout_s = 3.0
+land_seconds = 8
+[hold]
+enabled = true
+target_height_m = 0.8
+[[steps]]
+action = "arm"
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 4
+[[steps]]
+action = "hold"
+seconds = 4
+[[steps]]
+action = "land"
+seconds = 8
+[[steps]]
+action = "disarm"
+"""
+
+
+@pytest.mark.slow
+def test_a_hold_mission_flies_in_real_time_on_the_deck_it_is_given():
+    """`mission run --flowdeck --imu` as wired on the rig, the drivers over the
+    simulated buses: the deck is opened on the flight's clock, read by a reader
+    thread, its IMU gives the rates, and the hold flies the climb, the hold and
+    the landing."""
+    from pipilot.cli._flowdeck import deck_poller, sim_drivers
+
+    model = SimulatedCC3D(seed=1)
+    spec = parse_mission(HOLD_MISSION)
+    heights: list[float] = []
+    events = []
+
+    def watch(ev):
+        events.append(ev)
+        heights.append(model.truth.altitude)
+
+    with RealtimeSim(model) as sim:
+        def deck(clock):
+            return deck_poller(sim_drivers(sim, clock, texture=1.0, seed=1, imu=True), clock)
+
+        mission, summary = asyncio.run(fly_real(
+            spec, sbus_port=sim.sbus_port, telemetry_port=sim.telemetry_port,
+            on_event=watch, deck=deck))
+    assert summary["completed"], (summary, [str(e) for e in events])
+    assert summary["flow_hold"] and not summary["drift_compensation"]
+    hold = mission.flow_hold
+    assert hold is not None and hold.imu_rates
+    assert hold.attitude_period_set and hold.attitude_period_ms == 200
+    # it climbed on the height loop to about the target (generous: real time, loaded)
+    assert 0.4 < max(heights) < 1.5
+    assert not model.armed and model.truth.on_ground

@@ -82,6 +82,14 @@ def check_real_arguments(args: argparse.Namespace) -> None:
     _checks.integer("--i2c", args.i2c, 0, 255)
 
 
+def check_rates(rates: str | None, imu: bool) -> None:
+    """``[hold] rates = "imu"`` needs the deck's MPU-6050: refused up front without
+    ``--imu`` (the hold would refuse it only once the craft is connected)."""
+    if rates == "imu" and not imu:
+        raise ConfigError("hold.rates", 'is "imu": add --imu (the deck\'s MPU-6050 on its '
+                                        "I2C bus)")
+
+
 def check_sim_arguments(args: argparse.Namespace) -> None:
     _checks.number("--texture", args.texture, 0.0, 1.0)
 

@@ -16,6 +16,7 @@ from pipilot.cli import _checks
 from pipilot.cli._flowdeck import (
     DeckDrivers,
     add_real_arguments,
+    check_rates,
     check_real_arguments,
     real_drivers,
     start_hold,
@@ -59,7 +60,9 @@ async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = 
             if deck is not None:
                 console = LineWriter(sys.stderr)
                 stack.callback(console.close)
-                await start_hold(stack, vehicle, deck, vehicle.clock, report=console.write)
+                table = vehicle.core.config.hold   # [hold] of the config file
+                await start_hold(stack, vehicle, deck, vehicle.clock, config=table.limits,
+                                 estimator=table.estimator, report=console.write)
             if web is None:
                 await stop.wait()
             else:
@@ -83,6 +86,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     cfg = core_config.load(args.config) if args.config else core_config.CoreConfig()
+    if args.flowdeck:
+        check_rates(cfg.hold.limits.rates, args.imu)
     port = args.sbus_port or cfg.link.port
     vehicle = Vehicle(FlightCore(port, cfg))
     web, token_source = (None, "") if args.headless else server_config(

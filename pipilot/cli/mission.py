@@ -17,6 +17,7 @@ from pipilot.cli._flowdeck import (
     DEFAULT_I2C,
     DEFAULT_SPI,
     add_real_arguments,
+    check_rates,
     check_real_arguments,
 )
 from pipilot.cli._output import LineWriter, json_text
@@ -83,9 +84,7 @@ def _check_arguments(args: argparse.Namespace, spec: MissionSpec) -> None:
         raise ConfigError("hold.enabled", "this mission flies the flow-deck hold: add "
                           "--flowdeck (with --spi DEV --i2c BUS where the deck is not on "
                           f"{DEFAULT_SPI} and I2C bus {DEFAULT_I2C}, --imu with its MPU-6050)")
-    if spec.hold.rates == "imu" and not args.imu:
-        raise ConfigError("hold.rates", 'is "imu": add --imu (the deck\'s MPU-6050 on its '
-                                        "I2C bus)")
+    check_rates(spec.hold.rates, args.imu)
 
 
 def run(args: argparse.Namespace) -> int:

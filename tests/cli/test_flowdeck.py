@@ -210,3 +210,46 @@ def test_fly_imu_without_the_deck_is_refused_in_one_line() -> None:
     lines = out.stderr.strip().splitlines()
     assert lines == ["pipilot: error: config --imu: reads the flow deck's MPU-6050: "
                      "add --flowdeck"], out.stderr
+
+
+def test_fly_gives_the_page_the_hold_of_its_config_file(tmp_path) -> None:
+    """`pipilot fly --config FILE --flowdeck --imu`: [hold] and [hold.estimator] reach
+    the hold the page engages; ``rates = "attitude"`` is honoured beside an IMU."""
+    from pipilot.cli.fly import fly
+    from pipilot.core import config as core_config
+    from pipilot.core.config import LinkConfig
+    from pipilot.core.vehicle import Vehicle
+
+    f = tmp_path / "pipilot.toml"
+    f.write_text("[hold]\nmax_tilt_deg = 8\nrates = 'attitude'\n"
+                 "[hold.estimator]\nlatency_s = 0.05\n")
+    with RealtimeSim(SimulatedCC3D(seed=2)) as sim:
+        cfg = core_config.load(f)
+        vehicle = Vehicle.create(sim.sbus_port, cfg.replace(link=LinkConfig(port=sim.sbus_port)))
+
+        async def main() -> None:
+            deck = await asyncio.to_thread(sim_drivers, sim, vehicle.clock, texture=1.0,
+                                           seed=2, imu=True)
+            stop = asyncio.Event()
+            flying = asyncio.create_task(fly(vehicle, stop, None, "", deck))
+            await until(lambda: vehicle.hold is not None)
+            stop.set()
+            await flying
+
+        asyncio.run(main())
+    hold = vehicle.hold
+    assert isinstance(hold, FlowHold)
+    assert hold.config.max_tilt_deg == 8 and hold.config == cfg.hold.limits
+    assert hold.estimator.config.latency_s == 0.05
+    assert not hold.imu_rates   # the config said "attitude"
+
+
+def test_fly_refuses_imu_rates_without_imu_before_anything_opens(tmp_path) -> None:
+    f = tmp_path / "pipilot.toml"
+    f.write_text("[hold]\nrates = 'imu'\n")
+    out = run_cli("fly", "--sbus-port", "/dev/null", "--headless", "--config", str(f),
+                  "--flowdeck", "--spi", "/dev/spidev9.9")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "pipilot: error: config hold.rates: is \"imu\": add --imu (the deck's MPU-6050 on "
+        "its I2C bus)"], out.stderr

@@ -113,3 +113,9 @@ class HoldControl(Protocol):
 
     def status(self) -> HoldStatus:
         """The hold's state and estimate now."""
+
+    def fallback_tilt(self) -> tuple[float, float]:
+        """Roll and pitch sticks for the fallback attitude hover while the hold does not
+        fly: the tilt that held against the steady push (wind drag, an off-level
+        board) the estimate last saw, latched when the hold withdrew; level before
+        any estimate. Safe to read from another thread (a snapshot, as `status`)."""

@@ -194,8 +194,9 @@ async def keep_rates(hold: FlowHold, report: Callable[[str], None], *, poll_s: f
                      retry_s: float = 5.0, tries: int = 3) -> None:
     """Ask the FC for the hold's AttitudeState period each time the telemetry link
     comes up (an FC that rebooted forgets it), as a mission does before it flies;
-    best effort: ``tries`` attempts a connection, each outcome passed to ``report``.
-    A period that is not set leaves the hold on the FC's own (slower) one."""
+    best effort: up to ``tries`` attempts per connection, ``retry_s`` apart, their
+    outcome passed to ``report``. A period that is not set leaves the hold on
+    the FC's own (slower) one."""
     tel = hold.vehicle.telemetry
     if tel is None:
         await hold.configure_rates()

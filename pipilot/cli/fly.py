@@ -13,14 +13,19 @@ import sys
 from typing import NoReturn
 
 from pipilot.cli import _checks
-from pipilot.cli._flowdeck import add_real_arguments, check_real_arguments, real_drivers, start_hold
-from pipilot.cli._output import json_text
+from pipilot.cli._flowdeck import (
+    DeckDrivers,
+    add_real_arguments,
+    check_rates,
+    check_real_arguments,
+    real_drivers,
+    start_hold,
+)
+from pipilot.cli._output import LineWriter, json_text
 from pipilot.cli._realtime import realtime_process
 from pipilot.core import config as core_config
 from pipilot.core.flightcore import FlightCore
 from pipilot.core.vehicle import Vehicle
-from pipilot.sensors.pmw3901 import Pmw3901
-from pipilot.sensors.vl53l1x import Vl53l1x
 from pipilot.server.app import ServerConfig
 from pipilot.server.runner import serve
 from pipilot.server.settings import add_http_arguments, server_config
@@ -45,15 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = None,
-              token_source: str = "", deck: tuple[Pmw3901, Vl53l1x] | None = None) -> None:
+              token_source: str = "", deck: DeckDrivers | None = None) -> None:
     """Run `vehicle` (and its page) until `stop` is set; always ends with the core's
     failsafe stop. With ``deck`` (the flow deck's drivers, initialised) the hold runs
-    on it and the page may engage it."""
+    on it and the page may engage it; its rate setup is said on stderr."""
     await vehicle.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
             if deck is not None:
-                await start_hold(stack, vehicle, deck, vehicle.clock)
+                console = LineWriter(sys.stderr)
+                stack.callback(console.close)
+                table = vehicle.core.config.hold   # [hold] of the config file
+                await start_hold(stack, vehicle, deck, vehicle.clock, config=table.limits,
+                                 estimator=table.estimator, report=console.write)
             if web is None:
                 await stop.wait()
             else:
@@ -71,13 +80,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
     _checks.telemetry_port("--telemetry-port", args.telemetry_port)
     if args.telemetry_port is not None:
         _checks.baud("--telemetry-baud", args.telemetry_baud, args.telemetry_port)
-    if args.flowdeck:
-        check_real_arguments(args)
+    check_real_arguments(args)
 
 
 def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     cfg = core_config.load(args.config) if args.config else core_config.CoreConfig()
+    if args.flowdeck:
+        check_rates(cfg.hold.limits.rates, args.imu)
     port = args.sbus_port or cfg.link.port
     vehicle = Vehicle(FlightCore(port, cfg))
     web, token_source = (None, "") if args.headless else server_config(args, cfg.server)
@@ -92,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         with realtime_process(cfg.realtime, loop_fifo=True):
             # asked for, the flow deck must answer before anything flies: a missing
             # bus or sensor is one line (SensorError) and pipilot does not start
-            deck = (await asyncio.to_thread(real_drivers, args.spi, args.i2c, vehicle.clock)
+            deck = (await asyncio.to_thread(real_drivers, args.spi, args.i2c, vehicle.clock,
+                                            imu=args.imu)
                     if args.flowdeck else None)
             session = None
             if args.telemetry_port:

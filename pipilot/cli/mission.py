@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -12,6 +13,13 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from pipilot.cli import _checks
+from pipilot.cli._flowdeck import (
+    DEFAULT_I2C,
+    DEFAULT_SPI,
+    add_real_arguments,
+    check_rates,
+    check_real_arguments,
+)
 from pipilot.cli._output import LineWriter, json_text
 from pipilot.errors import ConfigError
 from pipilot.mission.events import EventKind, MissionEvent
@@ -52,11 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="S.Bus UART for a real flight (default: the config's link.port)")
     run_p.add_argument("--telemetry-port", metavar="DEV", default="/dev/ttySOFT0",
                        help="telemetry port for a real flight (default /dev/ttySOFT0)")
+    add_real_arguments(run_p, use="fly the mission's hold steps on it (a real flight)")
     check_p = sub.add_parser("check", help="validate a mission file and list its steps")
     check_p.add_argument("file", metavar="FILE")
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
+def _check_arguments(args: argparse.Namespace, spec: MissionSpec) -> None:
     """Every option of `mission run`, checked before anything connects or flies."""
     if args.plot is not None:
         _checks.output_file("--plot", args.plot, PLOT_SUFFIXES)
@@ -65,6 +74,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
     _checks.input_file("--config", args.config)
     _checks.device("--sbus-port", args.sbus_port)
     _checks.telemetry_port("--telemetry-port", args.telemetry_port)
+    check_real_arguments(args)
+    if args.sim and args.flowdeck:
+        raise ConfigError("--flowdeck", "opens the rig's flow deck; with --sim the deck is "
+                                        "the simulator's ([sim] texture, imu)")
+    if args.sim or not spec.hold_enabled:
+        return
+    if not args.flowdeck:
+        raise ConfigError("hold.enabled", "this mission flies the flow-deck hold: add "
+                          "--flowdeck (with --spi DEV --i2c BUS where the deck is not on "
+                          f"{DEFAULT_SPI} and I2C bus {DEFAULT_I2C}, --imu with its MPU-6050)")
+    check_rates(spec.hold.rates, args.imu)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_mission(args.file)
     if args.mission_command == "run":
-        _check_arguments(args)
+        _check_arguments(args, spec)
     if args.mission_command == "check":
         print(f"{spec.name}: {len(spec.steps)} steps, valid")
         for i, step in enumerate(spec.steps, start=1):
@@ -95,10 +115,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             from pipilot.mission.real import fly_real
 
+            deck = None
+            if args.flowdeck:
+                from pipilot.cli._flowdeck import rig_poller
+
+                deck = functools.partial(rig_poller, args.spi, args.i2c, imu=args.imu)
             with _realtime(args.config):
                 mission, summary = asyncio.run(fly_real(
                     spec, drift=drift, on_event=show, config_path=args.config,
-                    sbus_port=args.sbus_port, telemetry_port=args.telemetry_port))
+                    sbus_port=args.sbus_port, telemetry_port=args.telemetry_port,
+                    deck=deck))
     finally:
         show.close()        # the progress lines before the summary
     plot_error = None
@@ -170,6 +196,7 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
     the register models, fed by the craft's truth, polled in virtual time. With
     ``[sim] imu`` an MPU-6050 shares the ranger's I2C bus, read at 500 Hz, its
     gyro bias measured on the ground before the flight as on the rig."""
+    from pipilot.cli._flowdeck import SIM_IMU_VIBRATION_DPS
     from pipilot.control.hold import PolledDeck
     from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
     from pipilot.sensors.pmw3901 import Pmw3901
@@ -199,10 +226,6 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
         imu.init()
         imu.calibrate()
     return PolledDeck(FlowDeckPoller(flow, ranger, sim.clock, imu=imu), period_s=0.01)
-
-
-SIM_IMU_VIBRATION_DPS = 0.25
-"""Airframe vibration on the simulated deck's IMU: as on the simulated CC3D's gyro."""
 
 
 class _Printer:

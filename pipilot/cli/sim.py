@@ -164,6 +164,7 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
             telemetry_connected = session.connected
             tstats = session.stats
             hold_status = None if vehicle.hold is None else vehicle.hold.status()
+            hold_rates = _hold_rates(vehicle)
             await vehicle.stop()
             await session.stop()
             await _drain(sim, vehicle.core.stats.frames_sent)
@@ -190,8 +191,23 @@ async def _main(args: argparse.Namespace, wind: tuple[float, ...],
         "sim_error": repr(sim.error) if sim.error else None,
         "flowdeck": hold_status is not None,
         "hold": None if hold_status is None else hold_status.as_json(),
+        "hold_rates": hold_rates,
         "core": core_stats.as_dict(),   # the pump's timing, as `pipilot fly` prints it
     }
+
+
+def _hold_rates(vehicle: Vehicle) -> str | None:
+    """Where the hold was set to take its body rates: "imu" (the deck's MPU-6050) or
+    "attitude" (AttitudeState differences); None without a deck. What it uses at
+    the moment (an IMU that failed falls back) is the status's ``rates``."""
+    hold = vehicle.hold
+    if hold is None:
+        return None
+    from pipilot.control.hold import FlowHold
+
+    if not isinstance(hold, FlowHold):
+        return None
+    return "imu" if hold.imu_rates else "attitude"
 
 
 async def _drain(sim: RealtimeSim, frames_sent: int, timeout: float = 2.0) -> None:
@@ -239,16 +255,23 @@ async def _run(args: argparse.Namespace, sim: RealtimeSim, vehicle: Vehicle,
 
 async def _start_flowdeck(stack: contextlib.AsyncExitStack, args: argparse.Namespace,
                           sim: RealtimeSim, vehicle: Vehicle, out: TextIO) -> None:
-    """The simulated flow deck, read by its drivers on a reader thread, feeding the hold."""
+    """The simulated flow deck (and with ``--imu`` its MPU-6050), read by its drivers
+    on a reader thread, feeding the hold."""
     from pipilot.cli._flowdeck import sim_drivers, start_hold
+    from pipilot.cli._output import LineWriter
 
     clock = vehicle.clock  # the core's: every sample is stamped on it
-    # the drivers' power-up waits block: never on the loop the core mixes on
+    # the drivers' power-up waits (and the IMU's calibration) block: never on the
+    # loop the core mixes on
     drivers = await asyncio.to_thread(sim_drivers, sim, clock, texture=args.texture,
-                                      seed=args.seed)
-    await start_hold(stack, vehicle, drivers, clock)
-    print(f"flow deck: simulated (texture {args.texture:g}); the page's Hold is available",
-          file=out, flush=True)
+                                      seed=args.seed, imu=args.imu)
+    console = LineWriter(out)
+    stack.callback(console.close)
+    hold = await start_hold(stack, vehicle, drivers, clock, report=console.write)
+    rates = "the IMU (MPU-6050)" if hold.imu_rates else "AttitudeState"
+    print(f"flow deck: simulated (texture {args.texture:g}"
+          f"{', with an MPU-6050' if drivers.imu is not None else ''}); hold rates from "
+          f"{rates}; the page's Hold is available", file=out, flush=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipilot.control.drift import GRAVITY, rotation_body_to_ned
-from pipilot.core.tomlconf import check_fields, setting
+from pipilot.control.holdconfig import FlowConfig as FlowConfig
 from pipilot.errors import PipilotError
 from pipilot.sensors.pmw3901 import FOV_DEG, PIXELS, FlowSample
 from pipilot.sensors.vl53l1x import RangeSample
@@ -59,41 +59,6 @@ COUNTS_PER_RAD = PIXELS / math.radians(FOV_DEG)
 
 class EstimatorInputError(PipilotError, ValueError):
     """A sample the flow estimator cannot use (non-finite values)."""
-
-
-@dataclass(frozen=True)
-class FlowConfig:
-    """Model, noise and timing figures of the flow estimator."""
-
-    latency_s: float = setting(0.08, gt=0.0, le=1.0, unit="s")
-    """Nominal age of telemetry at its arrival: link latency plus the packet's
-    time on the 9600 baud wire (about 40 ms for an AttitudeState)."""
-    latency_max_s: float = setting(0.25, gt=0.0, le=2.0, unit="s")
-    """Flow waits at most this long for rates; then it is fused with the last ones."""
-    range_budget_s: float = setting(0.1, gt=0.0)
-    """The VL53L1X timing budget: a range is the mean over it."""
-    accel_noise: float = setting(1.0, gt=0.0)
-    """Unmodelled horizontal acceleration (m/s^2/sqrt(Hz))."""
-    bias_walk: float = setting(0.1, gt=0.0)
-    """How fast the unknown acceleration may change (m/s^2/sqrt(s))."""
-    flow_noise_counts: float = setting(0.5, gt=0.0)
-    """One sample's flow noise and quantisation, counts, at SQUAL 100 (it grows as
-    SQUAL falls: fewer features tracked)."""
-    vertical_accel_noise: float = setting(2.0, gt=0.0)
-    """Unmodelled vertical acceleration (m/s^2/sqrt(Hz))."""
-    range_noise_m: float = setting(0.01, gt=0.0)
-    """Noise of one range at 1 m (grows with the distance squared)."""
-    gate_sigma: float = setting(5.0, gt=0.0)
-    """Innovations beyond this many standard deviations are rejected."""
-    gate_reset: float = setting(25.0, gt=0.0)
-    """After this many rejections in a row the state is reset to the measurement."""
-    max_tilt_deg: float = setting(40.0, gt=0.0, le=80.0, unit="deg")
-    """Beyond this tilt flow and range are not used (the beam leaves the floor)."""
-    max_gap_s: float = setting(0.5, gt=0.0)
-    """A longer gap between fused samples restarts the prediction there."""
-
-    def __post_init__(self) -> None:
-        check_fields(self, "hold.estimator")
 
 
 @dataclass(frozen=True)

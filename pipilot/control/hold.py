@@ -35,13 +35,12 @@ import contextlib
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Protocol
 
 from pipilot.control.flow import FlowConfig, FlowEstimate, FlowEstimator
 from pipilot.control.holdapi import HoldState, HoldStatus
+from pipilot.control.holdconfig import HoldConfig as HoldConfig
 from pipilot.core.setpoints import Setpoint
-from pipilot.core.tomlconf import check_fields, setting
 from pipilot.core.vehicle import FlightVehicle, ObjectValues
 from pipilot.errors import ConfigError
 from pipilot.faultlog import FailureLog
@@ -62,8 +61,6 @@ GRAVITY = 9.80665
 RANGE_JUMP_MPS = 3.0
 """A range falling faster than this towards the floor is a jump, not a descent."""
 
-
-RATE_SOURCES = ("imu", "attitude")
 
 
 class Deck(Protocol):
@@ -99,84 +96,6 @@ class PolledDeck:
             items = self.poller.poll() if self._step == 0 else self.poller.poll_imu()
             if items:
                 return items
-
-
-@dataclass(frozen=True)
-class HoldConfig:
-    """Limits, failsafe times and gains of the hold (``[hold]`` in a mission)."""
-
-    max_tilt_deg: float = setting(12.0, gt=0.0, le=45.0)
-    max_speed_mps: float = setting(1.0, gt=0.0)
-    """Largest horizontal speed the position loop asks for."""
-    max_climb_mps: float = setting(0.5, gt=0.0)
-    max_descent_mps: float = setting(0.4, gt=0.0)
-    throttle_min: float = setting(0.2, gt=0.0, le=1.0)
-    throttle_max: float = setting(0.8, gt=0.0, le=1.0)
-    max_height_m: float = setting(2.5, gt=0.0, le=4.0)
-    """The held height never goes above this (the ranger's reach is 4 m in the dark)."""
-    flow_timeout_s: float = setting(0.4, gt=0.0, le=10.0)
-    range_timeout_s: float = setting(0.5, gt=0.0, le=10.0)
-    resume_s: float = setting(0.3, gt=0.0, le=10.0)
-    """Both sensors valid this long before a withdrawn hold holds again."""
-    flow_min_height_m: float = setting(0.15, gt=0.0)
-    """Below this the flow is not required before take-off and at the end of a landing:
-    the craft flies level on the height loop."""
-    attitude_timeout_s: float = setting(0.5, gt=0.0, le=10.0)
-    """AttitudeState older than this withdraws the hold (its rates turn the flow)."""
-    hover_range: float = setting(0.15, gt=0.0, le=0.5)
-    """The learned hover throttle stays within this of the guess; reaching it withdraws
-    the hold (a height that does not answer the throttle is a sensor problem)."""
-    touchdown_height_m: float = setting(0.1, gt=0.0)
-    touchdown_s: float = setting(0.6, gt=0.0, le=10.0)
-    """A landing has touched down once the height is below touchdown_height_m and
-    the climb rate within 0.1 m/s for this long."""
-    landing_sink_mps: float = setting(0.2, gt=0.0)
-    """The least descent rate asked for while landing, so the floor stops it."""
-    land_extend_s: float = setting(5.0, ge=0.0, le=60.0)
-    """A land step not touched down in its time flies on this long, then aborts."""
-    withdrawn_abort_s: float = setting(10.0, gt=0.0, le=120.0)
-    """A hold step not held for this long (withdrawn) aborts the mission."""
-    fallback_sink: float = setting(0.0, ge=0.0, le=0.2)
-    """The withdrawn fallback flies this much below the learned hover throttle. 0 by
-    default: 0.02 (5 % less thrust) put a 1 m hover on the floor within the 5 s of a
-    texture dropout, so every dropout ended in an abort; the fallback's bound is
-    ``withdrawn_abort_s``."""
-    position_kp: float = setting(1.0, gt=0.0)
-    """Speed asked for per metre off the held point (1/s)."""
-    velocity_kp: float = setting(2.0, gt=0.0)
-    """Acceleration asked for per m/s of speed error (1/s)."""
-    height_kp: float = setting(2.0, gt=0.0)
-    """Climb rate asked for per metre of height error (1/s)."""
-    climb_kp: float = setting(0.08, gt=0.0)
-    """Throttle per m/s of climb-rate error."""
-    hover_ki: float = setting(0.06, gt=0.0)
-    """How fast the hover throttle is learned: throttle per second per m/s of error."""
-    stick_angle_deg: float = setting(42.0, gt=0.0, le=90.0)
-    """The FC's RollMax/PitchMax: the angle of a full stick."""
-    stick_deadband_pct: float = setting(2.0, ge=0.0, le=20.0, unit="%")
-    """The FC's ManualControlSettings.Deadband: roll and pitch sticks within it are
-    zero, beyond it shifted by it. The hold adds it back, or its small corrections
-    (under a degree, the size of a wind's push) would never reach the craft."""
-    nudge_mps: float = setting(0.5, gt=0.0)
-    """Speed of the held point at full roll or pitch stick."""
-    rate_hz: float = setting(50.0, gt=0.0, le=200.0)
-    rates: str | None = setting(None, choices=RATE_SOURCES)
-    """Where the flow's rotation comes from: "imu" (the deck's MPU-6050) or
-    "attitude" (AttitudeState differences); unset: "imu" when the deck has one."""
-    imu_timeout_s: float = setting(0.05, gt=0.0, le=1.0, unit="s")
-    """IMU rates older than this: the hold takes its rates from AttitudeState."""
-    attitude_period_ms: float | None = setting(None, gt=0.0, le=5000.0, unit="ms")
-    """AttitudeState period asked of the FC; unset: `IMU_ATTITUDE_PERIOD_MS` with
-    IMU rates, the fastest the line carries without. A period the line cannot
-    carry is raised to the fastest one it can."""
-
-    def __post_init__(self) -> None:
-        check_fields(self, "hold")
-        if not self.throttle_min < self.throttle_max <= 1.0:
-            raise ConfigError("hold.throttle_max", "must be above throttle_min and <= 1")
-        if self.max_tilt_deg > self.stick_angle_deg:
-            raise ConfigError("hold.max_tilt_deg", "must be within stick_angle_deg")
-
 
 
 IMU_ATTITUDE_PERIOD_MS = 200
@@ -228,6 +147,11 @@ class FlowHold:
         """Why IMU rates are not used although asked for (None when they are)."""
         self.attitude_period_ms: int | None = None
         """The AttitudeState period asked of the FC (set by configure_rates)."""
+        self.attitude_period_set = False
+        """The FC acknowledged `attitude_period_ms` (configure_rates succeeded)."""
+        self.attitude_period_error: str | None = None
+        """Why the last configure_rates did not set the period (None: it did, or
+        none was tried): the hold then works on the FC's own period."""
         self._last_imu_t: float | None = None
         self._imu_fault: str | None = None
         self.estimator = FlowEstimator(estimator)
@@ -341,7 +265,10 @@ class FlowHold:
             target_height_m=self.target_height, target_position_m=self.target_position,
             hover_throttle=self.hover_throttle,
             flow_age_s=None if e.last_flow_valid_t is None else now - e.last_flow_valid_t,
-            range_age_s=None if e.last_range_valid_t is None else now - e.last_range_valid_t)
+            range_age_s=None if e.last_range_valid_t is None else now - e.last_range_valid_t,
+            rates=self.rates_source,
+            attitude_period_ms=self.attitude_period_ms if self.attitude_period_set else None,
+            attitude_period_error=self.attitude_period_error)
 
     # -- the loop ---------------------------------------------------------------
 
@@ -701,15 +628,23 @@ class FlowHold:
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AttitudeState at a period its line carries (best effort):
         `attitude_period_ms` of the config and the rate source, beside the FC's
-        stock periodic objects. The failures are returned (and logged)."""
+        stock periodic objects. The failures are returned (and logged); the
+        outcome is kept in `attitude_period_set` / `attitude_period_error`."""
         period = attitude_period_ms(self.config, self.imu_rates)
         self.attitude_period_ms = period
+        self.attitude_period_set = False
         tel = self.vehicle.telemetry
         if tel is None:
+            self.attitude_period_error = "no telemetry link"
             return ["AttitudeState"]
         try:
             await asyncio.wait_for(tel.set_update_period("AttitudeState", period), timeout_s)
         except Exception as exc:   # slower attitudes still work, less well
-            log.warning("could not set the AttitudeState period: %s", exc)
+            why = str(exc) or (f"no answer in {timeout_s:g} s" if isinstance(exc, TimeoutError)
+                               else type(exc).__name__)
+            log.warning("could not set the AttitudeState period: %s", why)
+            self.attitude_period_error = why
             return ["AttitudeState"]
+        self.attitude_period_set = True
+        self.attitude_period_error = None
         return []

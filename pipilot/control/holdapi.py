@@ -55,6 +55,13 @@ class HoldStatus:
     flow_age_s: float | None = None
     range_age_s: float | None = None
     """Age of the newest valid flow and range samples."""
+    rates: str | None = None
+    """Where the flow's body rates come from now: "imu" (the deck's MPU-6050) or
+    "attitude" (AttitudeState differences, also the IMU's fallback)."""
+    attitude_period_ms: float | None = None
+    """The AttitudeState period the FC acknowledged (None: not set, its own stands)."""
+    attitude_period_error: str | None = None
+    """Why the period was not set (no telemetry link, no answer, a NACK)."""
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe (no NaN or infinities: those become null)."""
@@ -77,6 +84,9 @@ class HoldStatus:
             "hover_throttle": num(self.hover_throttle),
             "flow_age_s": num(self.flow_age_s),
             "range_age_s": num(self.range_age_s),
+            "rates": self.rates,
+            "attitude_period_ms": num(self.attitude_period_ms),
+            "attitude_period_error": self.attitude_period_error,
         }
 
 
@@ -103,3 +113,9 @@ class HoldControl(Protocol):
 
     def status(self) -> HoldStatus:
         """The hold's state and estimate now."""
+
+    def fallback_tilt(self) -> tuple[float, float]:
+        """Roll and pitch sticks for the fallback attitude hover while the hold does not
+        fly: the tilt that held against the steady push (wind drag, an off-level
+        board) the estimate last saw, latched when the hold withdrew; level before
+        any estimate. Safe to read from another thread (a snapshot, as `status`)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pipilot.control.holdconfig import FlowConfig, HoldConfig
 from pipilot.core import tomlconf
 from pipilot.core.calibration import (
     DEFAULT_CHANNEL_MAP,
@@ -130,6 +131,18 @@ class ServerTable:
     extra_origins: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PageHoldTable:
+    """``[hold]``: the flow-deck hold the page engages (`pipilot fly --flowdeck`): its
+    limits, failsafe times and gains (keys of this table itself) and
+    ``[hold.estimator]``, with the keys and rules of a mission's ``[hold]``
+    (`pipilot.mission.spec`; here without ``enabled`` and ``target_height_m``:
+    the page holds where it engages)."""
+
+    estimator: FlowConfig = field(default_factory=FlowConfig)
+    limits: HoldConfig = setting(default_factory=HoldConfig, inline=True)
+
+
 def _channels(table: Any, path: str) -> Calibration:
     return tomlconf.load(ChannelsTable, table, path).calibration()
 
@@ -156,6 +169,8 @@ class CoreConfig:
     sources: dict[str, SourceConfig] = field(default_factory=_standard_sources)
     server: ServerTable = field(default_factory=ServerTable)
     """The ``[server]`` table, for pipilot.server.settings."""
+    hold: PageHoldTable = field(default_factory=PageHoldTable)
+    """The ``[hold]`` table: the page's flow-deck hold."""
 
     def __post_init__(self) -> None:
         validate(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -228,6 +229,16 @@ class VehicleAdapter:
         hold = self.vehicle.hold
         if hold is not None:
             self._on_flight_loop(hold.pilot, sticks)
+
+    def hold_fallback_tilt(self) -> tuple[float, float]:
+        hold = self.vehicle.hold
+        if hold is None:
+            return (0.0, 0.0)
+        roll, pitch = hold.fallback_tilt()
+        # a numerical fault must not tilt the fallback (the frame would clamp a NaN)
+        if not (math.isfinite(roll) and math.isfinite(pitch)):
+            return (0.0, 0.0)
+        return (roll, pitch)
 
 
 def _engage_piloted(hold: HoldControl, hover_guess: float) -> None:

@@ -84,6 +84,9 @@ class Cockpit:
         """The hold reports HOLDING and the "pilot" source is withdrawn for it."""
         self.hold_note: str | None = None
         """Why the pilot flies the fallback, or why the hold was last released."""
+        self.hold_has_flown = False
+        """The hold has flown since it was engaged: its fallback is the withdrawn one
+        (tilted against the wind it measured), not the pilot's own attitude."""
         self._hold_guess = 0.0
 
     def _set_state(self, new: SeatState, reason: str) -> None:
@@ -207,6 +210,7 @@ class Cockpit:
             self._port.hold_engage(self._hold_guess)
             self.hold_on = True
             self.hold_flies = False
+            self.hold_has_flown = False
             self.hold_note = None
             self.sticks = replace(self.sticks, throttle=HOLD_MID)
             log.info("hold engaged by %s (hover guess %.3f)", client, self._hold_guess)
@@ -255,6 +259,7 @@ class Cockpit:
             if not self.hold_flies:
                 self._port.withdraw_pilot()
                 self.hold_flies = True
+                self.hold_has_flown = True
                 self.hold_note = None
                 log.info("the hold flies")
             return
@@ -267,10 +272,15 @@ class Cockpit:
             self._port.publish_pilot(self._fallback(st))
 
     def _fallback(self, st: HoldStatus | None) -> Setpoint:
+        """The pilot's attitude hover; once the hold has flown (withdrawn), tilted as the
+        hold last held against the wind, as a mission's fallback is: the pilot's roll
+        and pitch, nudges while it held, add to that tilt."""
         s = self.sticks
         throttle = self._hover_throttle(st) + FALLBACK_CLIMB_SPAN * (s.throttle - HOLD_MID)
-        return replace(Setpoint.saturated(throttle=throttle, roll=s.roll, pitch=s.pitch,
-                                          yaw=s.yaw), accessories=s.accessories)
+        roll, pitch = self._port.hold_fallback_tilt() if self.hold_has_flown else (0.0, 0.0)
+        return replace(Setpoint.saturated(throttle=throttle, roll=s.roll + roll,
+                                          pitch=s.pitch + pitch, yaw=s.yaw),
+                       accessories=s.accessories)
 
     def _require_fresh_sticks(self) -> None:
         # After a silence the sticks the server last heard are stale: only a

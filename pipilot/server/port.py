@@ -80,3 +80,7 @@ class VehiclePort(Protocol):
     def hold_pilot(self, sticks: Setpoint) -> None:
         """The pilot's sticks while the hold is engaged (throttle: climb rate around mid)."""
         ...
+
+    def hold_fallback_tilt(self) -> tuple[float, float]:
+        """The hold's `fallback_tilt` now ((0, 0) without a hold)."""
+        ...

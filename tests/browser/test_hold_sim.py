@@ -50,6 +50,9 @@ async def test_hold_from_the_page_keeps_the_simulated_craft_in_place(
     await page.goto(windy_sim)
     await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
                                                           timeout=30_000)
+    # the deck's MPU-6050 gives the rates; the FC was asked for the period the line carries
+    await expect(page.locator("#hold-rates")).to_have_text("IMU; attitude every 200 ms",
+                                                           timeout=30_000)
     hold = page.get_by_role("button", name="Hold", exact=True)
     await expect(hold).to_be_disabled()   # observing: take control first
     await page.get_by_role("button", name="Take control").click()

@@ -316,3 +316,45 @@ def test_configure_rates_sends_that_period(imu: bool, period: int) -> None:
     assert asyncio.run(hold.configure_rates()) == []
     assert v.telemetry.period == ("AttitudeState", period)
     assert hold.attitude_period_ms == period
+
+
+def test_the_status_says_the_rates_and_whether_the_period_was_set() -> None:
+    v = FakeVehicle()
+    hold = FlowHold(v, imu=True)   # type: ignore[arg-type]
+    st = hold.status().as_json()
+    assert st["attitude_period_ms"] is None and st["attitude_period_error"] is None
+    assert asyncio.run(hold.configure_rates()) == []
+    st = hold.status().as_json()
+    assert st["attitude_period_ms"] == 200 and st["attitude_period_error"] is None
+    hold.tick()   # no IMU sample yet: AttitudeState rates meanwhile
+    assert hold.status().rates == "attitude"
+
+
+class RefusingTelemetry:
+    """Telemetry whose FC never acknowledges a metadata write (or NACKs it)."""
+
+    connected = True
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def set_update_period(self, name: str, period_ms: int, *,
+                                mode: str = "periodic") -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc, why", [
+    (TimeoutError(), "no answer in 0.5 s"),
+    (RuntimeError("AttitudeStateMeta: NACK"), "AttitudeStateMeta: NACK"),
+])
+def test_a_refused_period_is_kept_as_the_reason(exc: Exception, why: str) -> None:
+    v = FakeVehicle()
+    v.telemetry = RefusingTelemetry(exc)   # type: ignore[assignment]
+    hold = FlowHold(v, imu=False)   # type: ignore[arg-type]
+    assert asyncio.run(hold.configure_rates(timeout_s=0.5)) == ["AttitudeState"]
+    st = hold.status()
+    assert st.attitude_period_ms is None and st.attitude_period_error == why
+    # without telemetry at all
+    v.telemetry = None   # type: ignore[assignment]
+    assert asyncio.run(hold.configure_rates()) == ["AttitudeState"]
+    assert hold.status().attitude_period_error == "no telemetry link"

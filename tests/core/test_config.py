@@ -55,6 +55,15 @@ def write(tmp_path, text):
     ("[channels.yaw]\nreversed = 'yes'\n", "channels.yaw.reversed"),
     ("[shutdown]\nfailsafe_frames = 0\n", "shutdown.failsafe_frames"),
     ("[telemetry]\nport = 'x'\n", "telemetry"),
+    ("[hold]\nmax_tilt_deg = 60\n", "hold.max_tilt_deg"),
+    ("[hold]\nrates = 'gyro'\n", "hold.rates"),
+    ("[hold]\nthrottle_min = 0.9\n", "hold.throttle_max"),
+    ("[hold]\nenabled = true\n", "hold.enabled"),           # a mission's key only
+    ("[hold]\ntarget_height_m = 1.0\n", "hold.target_height_m"),
+    ("[hold]\nmax_tilt_kp = 1\n", "hold.max_tilt_kp"),
+    ("[hold.estimator]\nlatency_s = 0\n", "hold.estimator.latency_s"),
+    ("[hold.estimator]\nlag_s = 0.1\n", "hold.estimator.lag_s"),
+    ("[hold]\nestimator = 3\n", "hold.estimator"),
 ])
 def test_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as exc:
@@ -134,3 +143,21 @@ def test_the_channels_table_has_one_calibration_per_function() -> None:
     names = {f.name for f in dataclasses.fields(ChannelsTable)}
     assert set(FUNCTIONS) <= names
     assert tomlconf.load(CoreConfig, {}).calibration == ChannelsTable().calibration()
+
+
+def test_the_hold_table_is_a_missions_hold_limits_and_estimator(tmp_path):
+    """[hold] in the core config: the very classes (and rules) a mission's [hold] has."""
+    from pipilot.control.flow import FlowConfig
+    from pipilot.control.hold import HoldConfig
+    from pipilot.mission.spec import parse_mission
+
+    table = ("max_tilt_deg = 8\nmax_speed_mps = 0.6\nrates = 'attitude'\n"
+             "attitude_period_ms = 300\n[hold.estimator]\nlatency_s = 0.05\n")
+    c = config.load(write(tmp_path, "[hold]\n" + table))
+    assert c.hold.limits == HoldConfig(max_tilt_deg=8, max_speed_mps=0.6, rates="attitude",
+                                       attitude_period_ms=300)
+    assert c.hold.estimator == FlowConfig(latency_s=0.05)
+    spec = parse_mission("[hold]\n" + table + "[[steps]]\naction = 'arm'\n")
+    assert (spec.hold, spec.flow) == (c.hold.limits, c.hold.estimator)
+    assert CoreConfig().hold.limits == HoldConfig() and config.load(EXAMPLE).hold == \
+        CoreConfig().hold

@@ -139,3 +139,39 @@ def test_ctrl_c_aborts_into_the_failsafe(tmp_path):
     assert "abort: interrupted (Ctrl-C)" in out
     assert "failsafe land done: disarmed" in out
     assert "ABORTED: interrupted (Ctrl-C)" in out
+
+
+HOLD = str(ROOT / "examples" / "hold.toml")
+
+
+@pytest.mark.parametrize("argv, key, words", [
+    # a hold mission on the rig without the deck: what to add
+    ([HOLD], "hold.enabled", ["--flowdeck", "--spi DEV --i2c BUS", "--imu"]),
+    ([HOLD, "--sim", "--flowdeck"], "--flowdeck", ["with --sim"]),
+    ([HOLD, "--imu"], "--imu", ["add --flowdeck"]),
+])
+def test_mission_run_refuses_what_cannot_fly_with_one_line(argv, key, words, capsys):
+    assert main(["mission", "run", *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pipilot: error: config {key}: "), err
+    assert all(w in err[0] for w in words), err
+
+
+def test_a_mission_that_wants_imu_rates_needs_imu(tmp_path, capsys):
+    f = tmp_path / "imu.toml"
+    f.write_text(Path(HOLD).read_text().replace("[hold]\n", '[hold]\nrates = "imu"\n'))
+    assert main(["mission", "run", str(f), "--flowdeck"]) == 1
+    err = capsys.readouterr().err
+    assert "hold.rates" in err and "add --imu" in err
+
+
+def test_mission_run_with_a_missing_deck_refuses_to_start_in_one_line():
+    """As `pipilot fly --flowdeck`: the deck is opened before anything connects."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pipilot", "mission", "run", HOLD, "--flowdeck",
+         "--spi", "/dev/spidev9.9", "--telemetry-port", "tcp:127.0.0.1:9"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "/dev/spidev9.9" in lines[0] and "dtparam=spi=on" in lines[0]

@@ -20,6 +20,8 @@ class FakeHold:
         self.height_m: float | None = 0.8
         self.calls: list[tuple[str, Any]] = []
         self.sticks: list[Setpoint] = []
+        self.tilt = (0.0, 0.0)
+        """What `fallback_tilt` answers (roll, pitch sticks)."""
 
     def engage(self, target_height_m: float | None = None, *, hover_guess: float,
                piloted: bool = False) -> None:
@@ -38,6 +40,9 @@ class FakeHold:
     def status(self) -> HoldStatus:
         return HoldStatus(state=self.state, reason=self.reason, height_m=self.height_m,
                           velocity_mps=(0.01, -0.02), hover_throttle=self.hover_throttle)
+
+    def fallback_tilt(self) -> tuple[float, float]:
+        return self.tilt
 
 
 class FakeVehicle:
@@ -103,3 +108,6 @@ class FakeVehicle:
     def hold_pilot(self, sticks: Setpoint) -> None:
         if self.hold is not None:
             self.hold.pilot(sticks)
+
+    def hold_fallback_tilt(self) -> tuple[float, float]:
+        return (0.0, 0.0) if self.hold is None else self.hold.fallback_tilt()

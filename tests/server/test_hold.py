@@ -156,6 +156,54 @@ def test_a_withdrawn_hold_hands_the_pilot_an_attitude_hover_at_its_hover_throttl
     assert len(fake.withdrawals) == w + 1 and ck.hold_flies
 
 
+def test_the_withdrawn_fallback_tilts_against_the_wind_the_hold_measured(rig):
+    """As a mission's fallback: the tilt that held against the steady push, latched
+    when the hold withdrew, with the pilot's sticks added; not before the hold flew."""
+    clock, fake, ck, _ = engaged(rig)
+    hold = fake.hold
+    hold.tilt = (0.12, -0.08)
+    ck.control("a", Setpoint(throttle=HOLD_MID, roll=0.05), hold=True)
+    engaging = fake.published[-1][1]   # not flown yet: the pilot's own attitude
+    assert (engaging.roll, engaging.pitch) == (0.05, 0.0)
+    hold.state, hold.reason = HoldState.HOLDING, None
+    ck.check("Armed")
+    hold.state, hold.reason = HoldState.WITHDRAWN, "flow invalid: SQUAL 3 (poor surface)"
+    clock.advance(0.02)
+    ck.check("Armed")
+    got = fake.published[-1][1]
+    assert got.roll == pytest.approx(0.17) and got.pitch == pytest.approx(-0.08)
+    ck.control("a", Setpoint(throttle=HOLD_MID, pitch=-1.0), hold=True)
+    got = fake.published[-1][1]
+    assert got.roll == 0.12 and got.pitch == -1.0   # within the stick's range
+    # back to HOLDING and withdrawn again: still the hold's tilt (it has flown)
+    hold.state = HoldState.HOLDING
+    ck.check("Armed")
+    hold.state = HoldState.ENGAGING
+    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)
+    assert (fake.published[-1][1].roll, fake.published[-1][1].pitch) == (0.12, -0.08)
+    # engaged anew: the pilot's own attitude until the hold flies
+    ck.set_hold("a", False, "Armed")
+    ck.set_hold("a", True, "Armed")
+    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)
+    assert (fake.published[-1][1].roll, fake.published[-1][1].pitch) == (0.0, 0.0)
+
+
+def test_the_adapter_never_hands_a_non_finite_tilt_to_the_fallback():
+    from pipilot.core.clock import VirtualClock
+    from pipilot.core.vehicle import Vehicle
+    from pipilot.link.transport import FrameSink
+    from pipilot.server.adapter import VehicleAdapter
+
+    vehicle = Vehicle.create(FrameSink(lambda t, f: None), clock=VirtualClock())
+    adapter = VehicleAdapter(vehicle)
+    assert adapter.hold_fallback_tilt() == (0.0, 0.0)   # no deck, no hold
+    hold = vehicle.hold = FakeHold()
+    hold.tilt = (0.1, -0.2)
+    assert adapter.hold_fallback_tilt() == (0.1, -0.2)
+    hold.tilt = (float("nan"), 0.1)
+    assert adapter.hold_fallback_tilt() == (0.0, 0.0)
+
+
 def test_hold_off_resumes_the_pilot_at_the_hover_throttle_without_a_jump(rig):
     _clock, fake, ck, told = engaged(rig)
     hold = fake.hold

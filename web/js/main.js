@@ -209,7 +209,7 @@ function renderHold(h, truth, ph) {
   const banner = $('hold-banner');
   if (!h) {
     put(st, 'no flow deck');
-    for (const id of ['hold-height', 'hold-velocity', 'hold-climb', 'hold-hover']) put($(id), '–');
+    for (const id of ['hold-height', 'hold-velocity', 'hold-climb', 'hold-hover', 'hold-rates']) put($(id), '–');
     banner.hidden = true;
     return;
   }
@@ -223,6 +223,7 @@ function renderHold(h, truth, ph) {
     truth ? `${num(truth.velocity_mps[0])}, ${num(truth.velocity_mps[1])}` : '–'));
   put($('hold-climb'), both(num(h.climb_mps), num(truth?.climb_mps)));
   put($('hold-hover'), num(h.hover_throttle, 3));
+  put($('hold-rates'), holdRates(h));
   const on = Boolean(ph?.on);
   if (on && h.state === 'withdrawn') {
     put(banner, `HOLD WITHDRAWN: ${h.reason || 'sensors lost'}. You fly: an attitude hover at throttle `
@@ -233,6 +234,14 @@ function renderHold(h, truth, ph) {
   const cls2 = `banner ${h.state === 'withdrawn' ? 'bad' : 'warn'}`;
   if (banner.className !== cls2) banner.className = cls2;
   banner.hidden = !(on && h.state !== 'holding');
+}
+
+// Where the body rates come from, and the AttitudeState period the FC took.
+function holdRates(h) {
+  const src = h.rates === 'imu' ? 'IMU' : 'AttitudeState';
+  if (typeof h.attitude_period_ms === 'number') return `${src}; attitude every ${h.attitude_period_ms} ms`;
+  if (h.attitude_period_error) return `${src}; attitude period not set (${h.attitude_period_error})`;
+  return `${src}; attitude period not set yet`;
 }
 
 $('hold').addEventListener('click', () => {

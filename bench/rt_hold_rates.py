@@ -30,6 +30,8 @@ import resource
 import time
 from typing import Any
 
+from _percentile import pct
+
 from pipilot.cli._flowdeck import deck_poller, sim_drivers
 from pipilot.control.holdconfig import HoldConfig
 from pipilot.core.clock import MonotonicClock
@@ -43,13 +45,6 @@ TICK_S = 0.02
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    v = sorted(xs)
-    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
 async def measure(sim: RealtimeSim, seconds: float, imu: bool) -> dict[str, Any]:
@@ -89,7 +84,9 @@ async def measure(sim: RealtimeSim, seconds: float, imu: bool) -> dict[str, Any]
 
     def gaps(xs: list[float]) -> dict[str, float | None]:
         d = [(b - a) * 1e3 for a, b in itertools.pairwise(xs)]
-        return {"p50": pct(d, 0.5), "p99": pct(d, 0.99), "max": max(d) if d else None}
+        if not d:
+            return {"p50": None, "p99": None, "max": None}
+        return {"p50": pct(d, 0.5), "p99": pct(d, 0.99), "max": max(d)}
 
     return {
         "imu": imu,

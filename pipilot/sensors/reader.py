@@ -174,7 +174,7 @@ class SensorReader:
     def _run(self) -> None:
         clock = self.poller.clock
         imu_period = self.poller.imu_period_s
-        next_full = clock.now()
+        next_full = next_imu = clock.now()
         # a failed sensor is left alone until then; the others keep their rate
         retry_at = {"flow": -math.inf, "range": -math.inf, "imu": -math.inf}
         while not self._stop.is_set():
@@ -212,14 +212,17 @@ class SensorReader:
                 assert name is not None
                 retry_at[name] = clock.now() + self.retry_s
             imu_retry_at = retry_at["imu"]
+            # deadlines, not sleeps after the work: the reads' own time must not
+            # stretch the period (an IMU at 2 ms read in 0.5 ms is not 400 Hz)
+            now = clock.now()
+            if full:
+                next_full = max(next_full + self.period_s, now)
             if imu_period is None:
-                self._stop.wait(self.period_s)
+                wait = next_full - now
             else:
-                now = clock.now()
-                if full:
-                    next_full = max(next_full + self.period_s, now)
-                wait = next_full - now if now < imu_retry_at else min(next_full - now, imu_period)
-                self._stop.wait(max(0.0, wait))
+                next_imu = max(next_imu + imu_period, now)
+                wait = next_full - now if now < imu_retry_at else min(next_full, next_imu) - now
+            self._stop.wait(max(0.0, wait))
 
     def _deliver(self, items: list[Item]) -> None:
         for item in items:

@@ -12,7 +12,11 @@ climb-rate command, mid holds the height) and, while the hold reports
 HOLDING, the "pilot" source is withdrawn so that the hold's source flies.
 While it does not (engaging, withdrawn: its sensors are stale) the pilot
 flies the fallback: the sticks' roll, pitch and yaw with the throttle at the
-hold's hover throttle plus a bounded share of the slider. Hold off, the seat
+hold's hover throttle plus a bounded share of the slider. Once the hold has
+flown, the fallback starts tilted as the hold last held against the wind and
+fades to level over `FALLBACK_FADE_S`: the pilot does not see that tilt, and
+the wind it was measured in may stop (a mission bounds the same tilt by
+aborting after ``withdrawn_abort_s``). Hold off, the seat
 lost or the heartbeat lost release it; the throttle then carries on from the
 hover throttle, so the craft does not jump.
 """
@@ -43,6 +47,8 @@ HOLD_MID = 0.5
 #: (so at most +-0.1 around the hover throttle): enough to stop a slow sink or
 #: climb, never a full-throttle jump.
 FALLBACK_CLIMB_SPAN = 0.2
+#: The withdrawn hold's tilt against the wind fades to level over this long.
+FALLBACK_FADE_S = 5.0
 #: The hover guess handed to the hold stays below full throttle.
 HOVER_GUESS_MAX = 0.95
 
@@ -88,6 +94,9 @@ class Cockpit:
         """The hold has flown since it was engaged: its fallback is the withdrawn one
         (tilted against the wind it measured), not the pilot's own attitude."""
         self._hold_guess = 0.0
+        self._withdrawn_at: float | None = None   # the hold stopped flying (fade start)
+        self.fallback_tilt: tuple[float, float] = (0.0, 0.0)
+        """The withdrawn hold's tilt (roll, pitch sticks) the fallback flies now."""
 
     def _set_state(self, new: SeatState, reason: str) -> None:
         if new is not self.state:
@@ -211,6 +220,7 @@ class Cockpit:
             self.hold_on = True
             self.hold_flies = False
             self.hold_has_flown = False
+            self._withdrawn_at = None
             self.hold_note = None
             self.sticks = replace(self.sticks, throttle=HOLD_MID)
             log.info("hold engaged by %s (hover guess %.3f)", client, self._hold_guess)
@@ -231,7 +241,9 @@ class Cockpit:
         flies = None
         if self.hold_on and self.state is SeatState.ACTIVE:
             flies = "hold" if self.hold_flies else "pilot"
-        return {"on": self.hold_on, "flies": flies, "note": self.hold_note}
+        tilt = [round(a, 3) for a in self.fallback_tilt] if flies == "pilot" else None
+        return {"on": self.hold_on, "flies": flies, "note": self.hold_note,
+                "fallback_tilt": tilt}
 
     def _hold_off(self, reason: str, notify: bool = True) -> None:
         """Release the hold; the sticks carry on from the hover throttle (no jump).
@@ -260,11 +272,17 @@ class Cockpit:
                 self._port.withdraw_pilot()
                 self.hold_flies = True
                 self.hold_has_flown = True
+                self._withdrawn_at = None
                 self.hold_note = None
                 log.info("the hold flies")
             return
+        now = self._port.now()
+        if self.hold_flies:
+            self._withdrawn_at = now
+        fading = self._withdrawn_at is not None and \
+            now - self._withdrawn_at <= FALLBACK_FADE_S + 0.5   # one more, at level
         why = "hold not available" if st is None else (st.reason or st.state.value)
-        if self.hold_flies or always or why != self.hold_note:
+        if self.hold_flies or always or fading or why != self.hold_note:
             if self.hold_flies:
                 log.warning("hold not holding (%s): the pilot flies the fallback", why)
             self.hold_flies = False
@@ -273,11 +291,17 @@ class Cockpit:
 
     def _fallback(self, st: HoldStatus | None) -> Setpoint:
         """The pilot's attitude hover; once the hold has flown (withdrawn), tilted as the
-        hold last held against the wind, as a mission's fallback is: the pilot's roll
-        and pitch, nudges while it held, add to that tilt."""
+        hold last held against the wind, as a mission's fallback is, fading to level
+        over `FALLBACK_FADE_S`: the pilot's roll and pitch add to that tilt."""
         s = self.sticks
         throttle = self._hover_throttle(st) + FALLBACK_CLIMB_SPAN * (s.throttle - HOLD_MID)
-        roll, pitch = self._port.hold_fallback_tilt() if self.hold_has_flown else (0.0, 0.0)
+        roll = pitch = 0.0
+        if self.hold_has_flown and self._withdrawn_at is not None:
+            left = 1.0 - (self._port.now() - self._withdrawn_at) / FALLBACK_FADE_S
+            if left > 0.0:
+                roll, pitch = self._port.hold_fallback_tilt()
+                roll, pitch = roll * left, pitch * left
+        self.fallback_tilt = (roll, pitch)
         return replace(Setpoint.saturated(throttle=throttle, roll=s.roll + roll,
                                           pitch=s.pitch + pitch, yaw=s.yaw),
                        accessories=s.accessories)

@@ -2,6 +2,7 @@
 fallback while the hold is withdrawn, and the hand-back to the pilot without a jump."""
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -14,6 +15,7 @@ from pipilot.server import protocol as p
 from pipilot.server.app import HUB, ServerConfig, make_app
 from pipilot.server.cockpit import (
     FALLBACK_CLIMB_SPAN,
+    FALLBACK_FADE_S,
     HOLD_MID,
     Cockpit,
     SeatState,
@@ -116,7 +118,7 @@ def test_engage_starts_from_the_throttle_flying_and_the_pilot_flies_until_it_hol
     clock.advance(0.02)
     ck.check("Armed")
     assert len(fake.withdrawals) == n + 1 and ck.hold_flies
-    assert ck.hold_view() == {"on": True, "flies": "hold", "note": None}
+    assert ck.hold_view() == {"on": True, "flies": "hold", "note": None, "fallback_tilt": None}
     # the sticks now go to the hold only (its heartbeat); nothing is published as pilot
     published = len(fake.published)
     for _k in range(5):
@@ -140,7 +142,8 @@ def test_a_withdrawn_hold_hands_the_pilot_an_attitude_hover_at_its_hover_throttl
     ck.check("Armed")
     assert len(fake.published) == n + 1 and not ck.hold_flies
     assert fake.published[-1][1].throttle == pytest.approx(0.52)
-    assert ck.hold_view() == {"on": True, "flies": "pilot", "note": "flow stale for 0.4 s"}
+    assert ck.hold_view() == {"on": True, "flies": "pilot", "note": "flow stale for 0.4 s",
+                              "fallback_tilt": [0.0, 0.0]}
     # the slider is a bounded climb share around the hover throttle
     ck.control("a", Setpoint(throttle=1.0, roll=-0.4, yaw=0.2), hold=True)
     got = fake.published[-1][1]
@@ -186,6 +189,48 @@ def test_the_withdrawn_fallback_tilts_against_the_wind_the_hold_measured(rig):
     ck.set_hold("a", True, "Armed")
     ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)
     assert (fake.published[-1][1].roll, fake.published[-1][1].pitch) == (0.0, 0.0)
+
+
+def test_the_withdrawn_tilt_fades_to_level_and_the_page_is_told_how_much_is_left(rig):
+    """The latched tilt held against a wind the pilot cannot see, and which may stop:
+    it must not fly on unbounded (a mission aborts after withdrawn_abort_s; the
+    page's pilot flies on). It fades to level over FALLBACK_FADE_S, republished
+    by the watchdog while it does, and the view says how much is left."""
+    clock, fake, ck, _ = engaged(rig)
+    hold = fake.hold
+    hold.tilt = (0.2, -0.1)
+    hold.state, hold.reason = HoldState.HOLDING, None
+    ck.check("Armed")
+    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)   # heard; the hold flies
+    hold.state, hold.reason = HoldState.WITHDRAWN, "range stale for 0.5 s"
+    ck.check("Armed")
+    first = fake.published[-1][1]
+    assert (first.roll, first.pitch) == pytest.approx((0.2, -0.1))
+    assert ck.hold_view()["fallback_tilt"] == [0.2, -0.1]
+    rolls = []
+    t_end = clock.now() + FALLBACK_FADE_S + 1.0
+    while clock.now() < t_end:
+        clock.advance(0.02)
+        if round(clock.now() / 0.02) % 10 == 0:     # the page, every 0.2 s
+            ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)
+        else:                                       # the watchdog, in between
+            ck.check("Armed")
+        rolls.append(fake.published[-1][1].roll)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(rolls))   # only fades
+    last = fake.published[-1][1]
+    assert (last.roll, last.pitch) == (0.0, 0.0)          # level after the fade
+    assert ck.hold_view()["fallback_tilt"] == [0.0, 0.0]
+    # midway it was about half the tilt, published without a page message
+    t_mid = t_end - 1.0 - FALLBACK_FADE_S / 2
+    mid = [sp.roll for t, sp in fake.published if abs(t - t_mid) < 0.011]
+    assert mid and all(0.08 < r < 0.12 for r in mid)
+    # the hold flies again and withdraws again: the fade starts anew from its tilt
+    hold.state = HoldState.HOLDING
+    ck.check("Armed")
+    hold.state = HoldState.WITHDRAWN
+    clock.advance(0.02)
+    ck.check("Armed")
+    assert fake.published[-1][1].roll == pytest.approx(0.2)
 
 
 def test_the_adapter_never_hands_a_non_finite_tilt_to_the_fallback():
@@ -312,7 +357,8 @@ async def test_the_page_engages_and_releases_the_hold_and_sees_it(served):
     r = await client.get("/api/status", headers={"Authorization": f"token {TOKEN}"})
     body = await r.json()
     assert body["hold"]["state"] == "holding" and body["hold_truth"]["height_m"] == 0.9
-    assert body["pilot_hold"] == {"on": True, "flies": "hold", "note": None}
+    assert body["pilot_hold"] == {"on": True, "flies": "hold", "note": None,
+                                  "fallback_tilt": None}
     fake.hold.hover_throttle = 0.51
     await ws.send_str(json.dumps({"type": "hold", "on": False, "seq": 3}))
     got = await recv_type(ws, "hold")

@@ -226,8 +226,11 @@ function renderHold(h, truth, ph) {
   put($('hold-rates'), holdRates(h));
   const on = Boolean(ph?.on);
   if (on && h.state === 'withdrawn') {
+    const tilt = ph.fallback_tilt;
+    const tilted = tilt && (tilt[0] !== 0 || tilt[1] !== 0)
+      ? ` Tilted against the wind it measured (roll ${num(tilt[0])}, pitch ${num(tilt[1])}), fading to level.` : '';
     put(banner, `HOLD WITHDRAWN: ${h.reason || 'sensors lost'}. You fly: an attitude hover at throttle `
-      + `${num(h.hover_throttle)}; the throttle slider trims the climb a little. It holds again when its sensors are back.`);
+      + `${num(h.hover_throttle)}; the throttle slider trims the climb a little.${tilted} It holds again when its sensors are back.`);
   } else if (on && h.state !== 'holding') {
     put(banner, `Hold engaging: ${h.reason || 'waiting for the flow deck'}. You fly meanwhile.`);
   }

@@ -7,6 +7,7 @@ and by frame order and counts, which do not depend on scheduling.
 import asyncio
 import collections
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -531,6 +532,27 @@ async def test_a_pump_that_writes_nothing_does_not_clear_a_link_error(tmp_path, 
     monkeypatch.setattr(core, "_pump_counters", lambda: frozen)
     await fly_for(core, 0.5)                        # five link_recovery_s
     assert core.failsafe.state is FailsafeState.FAILSAFE
+    monkeypatch.undo()
+    await core.stop()
+
+
+async def test_a_full_buffer_error_clears_on_frames_written_not_on_silence(tmp_path,
+                                                                           monkeypatch):
+    """The same rule where the device is not dead (EAGAIN: output buffer full, the
+    fd kept): a pump that wrote nothing since the error does not clear it, frames
+    written since without a new error do, after link_recovery_s."""
+    core, _link, _path, _sysfs = await _core_on_a_symlinked_link(tmp_path)
+    errors, sent, _ = core.pump.counters()
+    counters = [errors + 1, sent, errno.EAGAIN]          # one write found the buffer full
+    monkeypatch.setattr(core, "_pump_counters", lambda: tuple(counters))
+    await fly_for(core, 0.05)
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    assert core.port is not None and core.port.fd >= 0   # not let go: not a dead device
+    await fly_for(core, 0.5)                             # five link_recovery_s, no write
+    assert core.failsafe.state is FailsafeState.FAILSAFE
+    counters[1] += 10                                    # frames written, no new error
+    await fly_for(core, 0.3)
+    assert core.failsafe.state is FailsafeState.NORMAL
     monkeypatch.undo()
     await core.stop()
 

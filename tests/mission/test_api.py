@@ -136,7 +136,7 @@ def test_unexpected_disarm_aborts():
     assert_landed_by_failsafe(m, f, err, "disarm", "disarmed unexpectedly")
     # already disarmed: no landing, just the disarm request until confirmed
     tail = after_abort(f, m)
-    assert all(sp.throttle == 0.0 for _, sp in tail)
+    assert tail and all(sp.throttle == 0.0 for _, sp in tail)
     assert f.armed == "Disarmed"
 
 

@@ -75,6 +75,14 @@ def _check_arguments(args: argparse.Namespace, spec: MissionSpec) -> None:
     _checks.device("--sbus-port", args.sbus_port)
     _checks.telemetry_port("--telemetry-port", args.telemetry_port)
     check_real_arguments(args)
+    if spec.sim is not None and spec.sim.faults:
+        if args.sim and getattr(args, "backend", "model") == "sitl":
+            raise ConfigError("sim.faults", "faults are injected into the built-in simulated "
+                              "FC only: the SITL would fly without them (drop --backend "
+                              "sitl, or the [[sim.faults]] tables)")
+        if not args.sim:
+            print(f"pipilot: warning: sim.faults: {len(spec.sim.faults)} simulated faults "
+                  f"in {args.file} are not injected into a real flight", file=sys.stderr)
     if args.sim and args.flowdeck:
         raise ConfigError("--flowdeck", "opens the rig's flow deck; with --sim the deck is "
                                         "the simulator's ([sim] texture, imu)")

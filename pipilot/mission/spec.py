@@ -47,7 +47,7 @@ from pipilot.control.flow import FlowConfig
 from pipilot.control.hold import HoldConfig
 from pipilot.core import tomlconf
 from pipilot.core.firmware import FIRMWARES
-from pipilot.core.tomlconf import Rule, setting
+from pipilot.core.tomlconf import Rule, load, setting
 from pipilot.errors import ConfigError
 from pipilot.mission.defaults import HOVER_THROTTLE
 from pipilot.sim.faults import FAULT_ACTIONS, FAULT_LEVELS
@@ -144,6 +144,45 @@ class FaultSpec:
     """drop_updates, resume_updates: the object whose updates the FC's queue drops."""
 
 
+#: The keys each fault action takes, beside ``at_s`` and ``action``: another key in
+#: its table is a mistake (a fault that would not do what the file says).
+FAULT_KEYS: dict[str, frozenset[str]] = {
+    "cut_telemetry": frozenset({"up", "down"}),
+    "restore_telemetry": frozenset(),
+    "raise_alarm": frozenset({"element", "level"}),
+    "clear_alarm": frozenset({"element"}),
+    "disarm": frozenset(),
+    "upset": frozenset({"roll_dps", "pitch_dps", "yaw_dps"}),
+    "drop_updates": frozenset({"object"}),
+    "resume_updates": frozenset({"object"}),
+}
+
+
+def _faults(raw: Any, path: str) -> tuple[FaultSpec, ...]:
+    """``[[sim.faults]]``: each table read as a `FaultSpec`, with only the keys its
+    action takes, and none that would inject nothing."""
+    if not isinstance(raw, list):
+        raise ConfigError(path, "must be an array of tables ([[sim.faults]])")
+    faults = []
+    for i, entry in enumerate(raw):
+        where = f"{path}[{i}]"
+        fault = load(FaultSpec, entry, where)   # types, bounds, choices, missing keys
+        allowed = FAULT_KEYS[fault.action] | {"at_s", "action"}
+        for key in entry:
+            if key not in allowed:
+                takes = ", ".join(sorted(FAULT_KEYS[fault.action])) or "no other key"
+                raise ConfigError(f"{where}.{key}",
+                                  f"not a key of {fault.action} (it takes {takes})")
+        if fault.action == "cut_telemetry" and not (fault.up or fault.down):
+            raise ConfigError(f"{where}.up", "cut_telemetry with up and down false cuts "
+                                             "nothing")
+        if fault.action == "upset" and not (fault.roll_dps or fault.pitch_dps or fault.yaw_dps):
+            raise ConfigError(f"{where}.roll_dps", "upset needs a kick: set roll_dps, "
+                                                   "pitch_dps or yaw_dps")
+        faults.append(fault)
+    return tuple(faults)
+
+
 @dataclass(frozen=True)
 class SimSpec:
     """The simulated craft and its conditions (``--sim`` only).
@@ -188,7 +227,7 @@ class SimSpec:
     """How long the floor has no texture (0: never)."""
     imu: bool = True
     """The simulated flow deck has an MPU-6050 on its I2C bus (the hold's rates)."""
-    faults: tuple[FaultSpec, ...] = ()
+    faults: tuple[FaultSpec, ...] = setting((), parse=_faults)
     """Faults injected into the simulated FC during the run, each at its time."""
 
 

@@ -135,6 +135,8 @@ class SimFaults:
     # -- the telemetry line --------------------------------------------------------
     def cut_telemetry(self, *, up: bool = True, down: bool = True) -> None:
         """Cut the line ground -> flight (``up``), flight -> ground (``down``), or both."""
+        if not (up or down):
+            raise SimFaultError("cut_telemetry: up and down both false cut nothing")
         with self._locked():
             if up:
                 self._line.up = False

@@ -81,6 +81,21 @@ def test_run_sim_json_and_plot(tmp_path, capsys):
     assert svg.read_text().lstrip().startswith("<?xml")
 
 
+def test_faults_are_refused_where_they_would_not_be_injected(tmp_path, capsys):
+    """The SITL flies without the built-in model's fault switches: a run that looked
+    as if it survived its faults would say nothing true."""
+    f = tmp_path / "faulty.toml"
+    f.write_text(SHORT + """
+[[sim.faults]]
+at_s = 5
+action = "disarm"
+""")
+    assert main(["mission", "run", str(f), "--sim", "--backend", "sitl",
+                 "--sitl", str(tmp_path / "none.elf")]) == 1
+    err = capsys.readouterr().err
+    assert "sim.faults" in err and "SITL" in err and "Traceback" not in err
+
+
 def test_run_sim_with_a_fault_aborts_on_what_the_fc_reports(tmp_path, capsys):
     f = tmp_path / "faulty.toml"
     f.write_text(SHORT + """

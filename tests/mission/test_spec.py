@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,15 @@ pitch_dps = -500
     assert parse_mission("[sim]\nseed = 1\n" + MINIMAL).sim.faults == ()
 
 
+def test_every_fault_action_says_which_keys_it_takes():
+    from pipilot.mission.spec import FAULT_KEYS, FaultSpec
+    from pipilot.sim.faults import FAULT_ACTIONS
+
+    assert set(FAULT_KEYS) == set(FAULT_ACTIONS)
+    fields = {f.name for f in dataclasses.fields(FaultSpec)} - {"at_s", "action"}
+    assert set().union(*FAULT_KEYS.values()) == fields   # every key belongs to an action
+
+
 @pytest.mark.parametrize(("steps", "key", "words"), [
     ('action = "climb"\nseconds = 2', "step 1 (climb).throttle", "missing"),
     ('action = "climb"\nthrottle = 1.4\nseconds = 2', "step 1 (climb).throttle", "<= 1"),
@@ -107,6 +117,17 @@ def test_step_errors_name_step_and_key(steps, key, words):
      "sim.faults[0].object"),
     ("[[sim.faults]]\nat_s = 1\naction = 'upset'\nroll_dps = nan\n" + MINIMAL,
      "sim.faults[0].roll_dps"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'cut_telemetry'\nup = false\ndown = false\n"
+     + MINIMAL, "sim.faults[0].up"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'cut_telemetry'\nelement = 'Sensors'\n" + MINIMAL,
+     "sim.faults[0].element"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'disarm'\nlevel = 'Error'\n" + MINIMAL,
+     "sim.faults[0].level"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'upset'\n" + MINIMAL, "sim.faults[0].roll_dps"),
+    ("[[sim.faults]]\nat_s = 1\naction = 'upset'\nroll_dps = 200\n"
+     "[[sim.faults]]\nat_s = 2\naction = 'raise_alarm'\nobject = 'FlightStatus'\n" + MINIMAL,
+     "sim.faults[1].object"),
+    ("[sim]\nfaults = 3\n" + MINIMAL, "sim.faults"),
     ("surprise = 1\n" + MINIMAL, "surprise"),
     ("[[steps]\n", "toml"),
 ])

@@ -155,6 +155,13 @@ def test_a_bad_alarm_is_a_clear_error(element: str, level: str, words: str) -> N
     assert sim.faults.alarms == {}
 
 
+def test_a_cut_of_neither_direction_is_refused_not_logged_as_a_cut() -> None:
+    sim = LockstepSim(seed=1)
+    with pytest.raises(SimFaultError, match="cut nothing"):
+        sim.faults.cut_telemetry(up=False, down=False)
+    assert sim.faults.log == []
+
+
 # -- the FC disarming by itself ---------------------------------------------------
 
 def test_the_fc_disarms_by_itself_in_flight_and_the_craft_falls() -> None:

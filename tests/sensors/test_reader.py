@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipilot.core.clock import MonotonicClock, VirtualClock
-from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
+from pipilot.sensors.mpu6050 import ImuConfig, ImuSample, Mpu6050
 from pipilot.sensors.pmw3901 import Pmw3901
 from pipilot.sensors.reader import (
     QUEUE_MAX,
@@ -231,8 +231,8 @@ def test_an_imu_bus_error_is_a_fault_item_and_flow_still_comes() -> None:
     rig.clock.advance(0.01)
     rig.deck.i2c.write_read = nack             # type: ignore[method-assign]
     items = poller.poll()
-    assert isinstance(items[0], TimedFlow)
-    assert isinstance(items[1], SensorFault) and "MPU-6050 at 0x68" in items[1].message
+    assert isinstance(items[0], SensorFault) and "MPU-6050 at 0x68" in items[0].message
+    assert isinstance(items[1], TimedFlow)                  # read after the IMU, still
 
 
 async def test_the_thread_reads_the_imu_faster_than_the_flow() -> None:
@@ -313,3 +313,82 @@ async def test_a_failing_flow_sensor_does_not_slow_the_ranger() -> None:
     assert len(faults) <= ran_s // 0.5 + 1     # retried every 0.5 s, not every period
     # the ranger keeps its own rate; stalled with the flow it gave one per 0.5 s
     assert len(ranges) >= 8
+
+
+class _ChipDeck:
+    """A poller on a virtual clock: an IMU whose own sample clock runs ``skew`` off
+    nominal, data-ready until read, overwritten by the next sample when unread; a
+    full poll (flow and ranger) costs ``full_cost_s``, an IMU poll ``imu_cost_s``."""
+
+    def __init__(self, clock: VirtualClock, period_s: float, skew: float,
+                 full_cost_s: float, imu_cost_s: float = 0.0003) -> None:
+        self.clock = clock
+        self.imu_period_s = period_s
+        self.chip_period = period_s / (1.0 + skew)
+        self.full_cost_s, self.imu_cost_s = full_cost_s, imu_cost_s
+        self.read = -1                     # index of the newest sample read
+        self.got = 0
+        self.lags: list[float] = []
+
+    def poll(self, *, imu: bool = True, flow: bool = True, ranger: bool = True) -> list:
+        self.clock.advance(self.full_cost_s)
+        return self.poll_imu() if imu else []
+
+    def poll_imu(self) -> list:
+        self.clock.advance(self.imu_cost_s)
+        newest = int(self.clock.now() / self.chip_period)
+        if newest <= self.read:
+            return []
+        self.read, self.got = newest, self.got + 1
+        self.lags.append(self.clock.now() - newest * self.chip_period)
+        sample = ImuSample((0.0, 0.0, 0.0), (0.0, 0.0, -9.81), 25.0)
+        return [TimedImu(self.clock.now(), sample)]
+
+
+class _VirtualWait:
+    """The reader's stop event with its waits on the virtual clock; set at ``until``."""
+
+    def __init__(self, clock: VirtualClock, until: float) -> None:
+        self.clock, self.until = clock, until
+
+    def is_set(self) -> bool:
+        return self.clock.now() >= self.until
+
+    def wait(self, timeout: float) -> bool:
+        self.clock.advance(timeout)
+        return self.is_set()
+
+
+def _read_for(seconds: float, period_s: float, skew: float, full_cost_s: float) -> _ChipDeck:
+    clock = VirtualClock(0.0)
+    deck = _ChipDeck(clock, period_s, skew, full_cost_s)
+    reader = SensorReader(deck, period_s=0.01)
+    reader._stop = _VirtualWait(clock, until=seconds)
+    reader._run()
+    return deck
+
+
+@pytest.mark.parametrize("skew", [-0.03, 0.0, 0.03])
+@pytest.mark.parametrize(("period_s", "full_cost_s"), [(0.002, 0.0005), (0.002, 0.0015),
+                                                       (1 / 333, 0.001), (0.004, 0.003)])
+def test_the_reader_reads_every_imu_sample_whatever_its_clock(skew, period_s, full_cost_s):
+    """The IMU's data-ready is polled at its own rate between the flow deck's full
+    polls. A schedule that stretches with the reads' own time, steps past a slot a
+    full poll took, or beats against the chip's own clock (a few per cent off)
+    loses samples: the chip overwrites an unread one. Woken on time (virtual time,
+    no scheduler) and with the other sensors read in less than a period, the
+    reader must read every sample, each soon after the chip made it."""
+    deck = _read_for(2.0, period_s, skew, full_cost_s)
+    made = int(deck.clock.now() / deck.chip_period) + 1
+    assert deck.got >= made - 1, (deck.got, made)
+    assert max(deck.lags) <= 0.35 * period_s + full_cost_s + deck.imu_cost_s
+
+
+@pytest.mark.parametrize("skew", [-0.03, 0.0, 0.03])
+def test_a_full_poll_longer_than_the_imu_period_loses_only_what_it_covers(skew):
+    """Reading flow and range for 2.5 ms with a 2 ms IMU: the samples made while
+    the bus is busy are lost (no FIFO), no more: about one per full poll."""
+    deck = _read_for(2.0, 0.002, skew, 0.0025)
+    made = int(deck.clock.now() / deck.chip_period) + 1
+    full_polls = 2.0 / 0.01
+    assert made - deck.got <= full_polls * 0.0025 / deck.chip_period, (deck.got, made)

@@ -219,18 +219,21 @@ async def keep_rates(hold: FlowHold, report: Callable[[str], None], *, poll_s: f
 async def start_hold(stack: contextlib.AsyncExitStack, vehicle: Vehicle,
                      drivers: DeckDrivers, clock: Clock, *, config: HoldConfig | None = None,
                      estimator: FlowConfig | None = None,
-                     report: Callable[[str], None] | None = None) -> FlowHold:
+                     report: Callable[[str], None] | None = None,
+                     telemetry_baud: int = 9600) -> FlowHold:
     """Read the deck on its thread, run the hold on it and offer it to the page.
 
     ``config``/``estimator``: the hold's limits and its estimator (the core
     config's ``[hold]``); its body rates follow ``[hold] rates``: the deck's
     IMU when it has one, unless told otherwise. The FC is asked for the
-    AttitudeState period the link budget allows (`keep_rates`), reported
+    AttitudeState period the link budget at ``telemetry_baud`` allows
+    (`keep_rates`), reported
     through ``report`` (default: the log). Everything started is stopped by
     ``stack``, the hold first (it withdraws its source), then the reader."""
     from pipilot.control.hold import FlowHold  # numpy: only for a run with a deck
 
     hold = FlowHold(vehicle, config, estimator, imu=drivers.imu is not None)
+    hold.telemetry_baud = telemetry_baud
     reader = open_reader(stack, drivers, clock)
     task = asyncio.create_task(hold.run(reader), name="flow-hold")
     stack.push_async_callback(_cancel, task)

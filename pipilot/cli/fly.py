@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = None,
-              token_source: str = "", deck: DeckDrivers | None = None) -> None:
+              token_source: str = "", deck: DeckDrivers | None = None,
+              telemetry_baud: int = 9600) -> None:
     """Run `vehicle` (and its page) until `stop` is set; always ends with the core's
     failsafe stop. With ``deck`` (the flow deck's drivers, initialised) the hold runs
     on it and the page may engage it; its rate setup is said on stderr."""
@@ -62,7 +63,8 @@ async def fly(vehicle: Vehicle, stop: asyncio.Event, web: ServerConfig | None = 
                 stack.callback(console.close)
                 table = vehicle.core.config.hold   # [hold] of the config file
                 await start_hold(stack, vehicle, deck, vehicle.clock, config=table.limits,
-                                 estimator=table.estimator, report=console.write)
+                                 estimator=table.estimator, report=console.write,
+                                 telemetry_baud=telemetry_baud)
             if web is None:
                 await stop.wait()
             else:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 vehicle.attach_telemetry(session)
                 await session.start()
             try:
-                await fly(vehicle, stop, web, token_source, deck)
+                await fly(vehicle, stop, web, token_source, deck, args.telemetry_baud)
             finally:
                 if session is not None:
                     await session.stop()

@@ -267,7 +267,8 @@ async def _start_flowdeck(stack: contextlib.AsyncExitStack, args: argparse.Names
                                       seed=args.seed, imu=args.imu)
     console = LineWriter(out)
     stack.callback(console.close)
-    hold = await start_hold(stack, vehicle, drivers, clock, report=console.write)
+    hold = await start_hold(stack, vehicle, drivers, clock, report=console.write,
+                            telemetry_baud=args.telemetry_baud)
     rates = "the IMU (MPU-6050)" if hold.imu_rates else "AttitudeState"
     print(f"flow deck: simulated (texture {args.texture:g}"
           f"{', with an MPU-6050' if drivers.imu is not None else ''}); hold rates from "

@@ -149,6 +149,9 @@ class FlowHold:
         """The AttitudeState period asked of the FC (set by configure_rates)."""
         self.attitude_period_set = False
         """The FC acknowledged `attitude_period_ms` (configure_rates succeeded)."""
+        self.telemetry_baud = linkbudget.BAUD
+        """The telemetry line's baud: the period asked for must fit beside the FC's
+        stock objects at this speed."""
         self.attitude_period_error: str | None = None
         """Why the last configure_rates did not set the period (None: it did, or
         none was tried): the hold then works on the FC's own period."""
@@ -630,9 +633,15 @@ class FlowHold:
         `attitude_period_ms` of the config and the rate source, beside the FC's
         stock periodic objects. The failures are returned (and logged); the
         outcome is kept in `attitude_period_set` / `attitude_period_error`."""
-        period = attitude_period_ms(self.config, self.imu_rates)
-        self.attitude_period_ms = period
         self.attitude_period_set = False
+        try:
+            period = attitude_period_ms(self.config, self.imu_rates, self.telemetry_baud)
+        except ConfigError as exc:      # a slow line: the FC's own period, not more load
+            self.attitude_period_ms = None
+            self.attitude_period_error = str(exc)
+            log.warning("AttitudeState period not asked for: %s", exc)
+            return ["AttitudeState"]
+        self.attitude_period_ms = period
         tel = self.vehicle.telemetry
         if tel is None:
             self.attitude_period_error = "no telemetry link"

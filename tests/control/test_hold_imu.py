@@ -358,3 +358,25 @@ def test_a_refused_period_is_kept_as_the_reason(exc: Exception, why: str) -> Non
     v.telemetry = None   # type: ignore[assignment]
     assert asyncio.run(hold.configure_rates()) == ["AttitudeState"]
     assert hold.status().attitude_period_error == "no telemetry link"
+
+
+@pytest.mark.parametrize("baud, asks", [(9600, True), (19200, True), (4800, False),
+                                        (2400, False)])
+def test_the_period_fits_the_line_at_its_baud_or_is_not_asked(baud: int, asks: bool) -> None:
+    """At 4800 baud the FC's stock objects already fill the usable share of the line:
+    asking for AttitudeState on top would deepen the FC's queue overflow (dropped
+    FlightStatus updates), so the hold keeps the FC's own period and says why."""
+    v = FakeVehicle()
+    hold = FlowHold(v, imu=True)   # type: ignore[arg-type]
+    hold.telemetry_baud = baud
+    failed = asyncio.run(hold.configure_rates())
+    st = hold.status()
+    if asks:
+        assert failed == [] and v.telemetry.period is not None
+        name, period = v.telemetry.period
+        assert linkbudget.link_load(linkbudget.stock_periodic() | {name: period}) <= \
+            linkbudget.usable_bytes_s(baud)
+    else:
+        assert failed == ["AttitudeState"] and getattr(v.telemetry, "period", None) is None
+        assert st.attitude_period_ms is None
+        assert f"{baud}-baud line has no room" in (st.attitude_period_error or "")

@@ -14,7 +14,8 @@ While it does not (engaging, withdrawn: its sensors are stale) the pilot
 flies the fallback: the sticks' roll, pitch and yaw with the throttle at the
 hold's hover throttle plus a bounded share of the slider. Once the hold has
 flown, the fallback starts tilted as the hold last held against the wind and
-fades to level over `FALLBACK_FADE_S`: the pilot does not see that tilt, and
+fades to level over `FALLBACK_FADE_S` (each page message flies it as it is
+then): the pilot does not see that tilt, and
 the wind it was measured in may stop (a mission bounds the same tilt by
 aborting after ``withdrawn_abort_s``). Hold off, the seat
 lost or the heartbeat lost release it; the throttle then carries on from the
@@ -276,13 +277,12 @@ class Cockpit:
                 self.hold_note = None
                 log.info("the hold flies")
             return
-        now = self._port.now()
         if self.hold_flies:
-            self._withdrawn_at = now
-        fading = self._withdrawn_at is not None and \
-            now - self._withdrawn_at <= FALLBACK_FADE_S + 0.5   # one more, at level
+            self._withdrawn_at = self._port.now()
         why = "hold not available" if st is None else (st.reason or st.state.value)
-        if self.hold_flies or always or fading or why != self.hold_note:
+        # the fade moves on with the page's own messages (its 50 ms keepalive): the
+        # watchdog alone must never keep the pilot source fresh for a silent page
+        if self.hold_flies or always or why != self.hold_note:
             if self.hold_flies:
                 log.warning("hold not holding (%s): the pilot flies the fallback", why)
             self.hold_flies = False

@@ -194,36 +194,38 @@ def test_the_withdrawn_fallback_tilts_against_the_wind_the_hold_measured(rig):
 def test_the_withdrawn_tilt_fades_to_level_and_the_page_is_told_how_much_is_left(rig):
     """The latched tilt held against a wind the pilot cannot see, and which may stop:
     it must not fly on unbounded (a mission aborts after withdrawn_abort_s; the
-    page's pilot flies on). It fades to level over FALLBACK_FADE_S, republished
-    by the watchdog while it does, and the view says how much is left."""
+    page's pilot flies on). It fades to level over FALLBACK_FADE_S, moved on by the
+    page's own messages (never by the watchdog alone: that would keep the pilot
+    source fresh for a page gone silent), and the view says how much is left."""
     clock, fake, ck, _ = engaged(rig)
     hold = fake.hold
     hold.tilt = (0.2, -0.1)
     hold.state, hold.reason = HoldState.HOLDING, None
     ck.check("Armed")
-    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)   # heard; the hold flies
+    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)   # sticks centred
     hold.state, hold.reason = HoldState.WITHDRAWN, "range stale for 0.5 s"
     ck.check("Armed")
+    t0 = clock.now()
     first = fake.published[-1][1]
     assert (first.roll, first.pitch) == pytest.approx((0.2, -0.1))
     assert ck.hold_view()["fallback_tilt"] == [0.2, -0.1]
-    rolls = []
-    t_end = clock.now() + FALLBACK_FADE_S + 1.0
-    while clock.now() < t_end:
-        clock.advance(0.02)
-        if round(clock.now() / 0.02) % 10 == 0:     # the page, every 0.2 s
-            ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)
-        else:                                       # the watchdog, in between
+    rolls, by_watchdog = [], 0
+    while clock.now() < t0 + FALLBACK_FADE_S + 1.0:
+        for _ in range(2):                          # the watchdog, every 20 ms
+            clock.advance(0.02)
+            n = len(fake.published)
             ck.check("Armed")
+            by_watchdog += len(fake.published) - n
+        clock.advance(0.01)
+        ck.heartbeat("a")                           # the page's keepalive, every 50 ms
         rolls.append(fake.published[-1][1].roll)
+    assert by_watchdog == 0
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(rolls))   # only fades
     last = fake.published[-1][1]
     assert (last.roll, last.pitch) == (0.0, 0.0)          # level after the fade
     assert ck.hold_view()["fallback_tilt"] == [0.0, 0.0]
-    # midway it was about half the tilt, published without a page message
-    t_mid = t_end - 1.0 - FALLBACK_FADE_S / 2
-    mid = [sp.roll for t, sp in fake.published if abs(t - t_mid) < 0.011]
-    assert mid and all(0.08 < r < 0.12 for r in mid)
+    mid = [sp.roll for t, sp in fake.published if abs(t - t0 - FALLBACK_FADE_S / 2) < 0.03]
+    assert mid and all(0.08 < r < 0.12 for r in mid)      # half way, about half
     # the hold flies again and withdraws again: the fade starts anew from its tilt
     hold.state = HoldState.HOLDING
     ck.check("Armed")
@@ -231,6 +233,14 @@ def test_the_withdrawn_tilt_fades_to_level_and_the_page_is_told_how_much_is_left
     clock.advance(0.02)
     ck.check("Armed")
     assert fake.published[-1][1].roll == pytest.approx(0.2)
+    # the page goes silent mid-fade: nothing refreshes the pilot source, then the
+    # heartbeat timeout releases the hold and withdraws the pilot
+    n = len(fake.published)
+    for _ in range(20):
+        clock.advance(0.02)
+        ck.check("Armed")
+    assert len(fake.published) == n
+    assert ck.state is SeatState.SILENT and not ck.hold_on and fake.withdrawals
 
 
 def test_the_adapter_never_hands_a_non_finite_tilt_to_the_fallback():

@@ -140,21 +140,34 @@ class FlowDeckPoller:
 
 
 #: After a new IMU sample, the next data-ready poll comes this share of its period
-#: later: early enough that the chip's next sample is not overwritten unread
-#: (its clock is only good to a few per cent), so the poll sometimes finds none ...
+#: after the poll began: early enough that the chip's next sample is not
+#: overwritten unread (its clock is only good to a few per cent), so the poll
+#: sometimes finds none ...
 IMU_EARLY = 0.8
-#: ... and polls again this share of a period later.
+#: ... and polls again this share of a period after that poll began, and at
+#: least `IMU_REST` of a period after it ended (a slow bus must not spin the thread).
 IMU_RETRY = 0.25
+IMU_REST = 0.1
+#: With no sample for this many periods the IMU has stopped (its data-ready never
+#: comes): poll it at its own period, not four times as often.
+IMU_QUIET_PERIODS = 4
 
 
-def next_imu_poll(started: float, got: bool, period_s: float) -> float:
-    """When to poll the IMU's data-ready again after a poll begun at ``started``
-    that found a new sample (``got``) or not: each poll that finds one comes a
-    little earlier in the chip's cycle, until one finds none and waits a quarter
-    period, so the polls lock onto the chip's own sample clock whatever its error,
-    reading each sample soon after it is made and losing none while the thread
-    is woken on time and the other sensors' reads are shorter than a period."""
-    return started + period_s * (IMU_EARLY if got else IMU_RETRY)
+def next_imu_poll(started: float, ended: float, got: bool, period_s: float,
+                  last_sample: float) -> float:
+    """When to poll the IMU's data-ready again after a poll that ran from
+    ``started`` to ``ended`` and found a new sample (``got``) or not (the newest
+    at ``last_sample``). Each poll that finds one comes a little earlier in the
+    chip's cycle, until one finds none and waits a quarter period, so the polls
+    lock onto the chip's own sample clock whatever its error: each sample is
+    read soon after it is made and none is lost while the thread is woken on
+    time. A miss always sleeps after the poll's own time, so a slow bus or a
+    silent chip cannot make the thread spin."""
+    if got:
+        return max(started + period_s * IMU_EARLY, ended)
+    if ended - last_sample > IMU_QUIET_PERIODS * period_s:
+        return ended + period_s
+    return max(started + period_s * IMU_RETRY, ended + period_s * IMU_REST)
 
 
 class SensorReader:
@@ -193,7 +206,7 @@ class SensorReader:
     def _run(self) -> None:
         clock = self.poller.clock
         imu_period = self.poller.imu_period_s
-        next_full = next_imu = clock.now()
+        next_full = next_imu = last_imu = clock.now()
         # a failed sensor is left alone until then; the others keep their rate
         retry_at = {"flow": -math.inf, "range": -math.inf, "imu": -math.inf}
         while not self._stop.is_set():
@@ -241,7 +254,9 @@ class SensorReader:
             else:
                 if with_imu:
                     got = any(isinstance(i, TimedImu) for i in items)
-                    next_imu = next_imu_poll(started, got, imu_period)
+                    if got:
+                        last_imu = started
+                    next_imu = next_imu_poll(started, now, got, imu_period, last_imu)
                 wait = next_full - now if now < imu_retry_at else min(next_full, next_imu) - now
             self._stop.wait(max(0.0, wait))
 

@@ -327,15 +327,20 @@ class _ChipDeck:
         self.chip_period = period_s / (1.0 + skew)
         self.full_cost_s, self.imu_cost_s = full_cost_s, imu_cost_s
         self.read = -1                     # index of the newest sample read
-        self.got = 0
+        self.got = self.polls = 0
         self.lags: list[float] = []
+        self.silent = False                # data-ready never comes
 
     def poll(self, *, imu: bool = True, flow: bool = True, ranger: bool = True) -> list:
+        items = self.poll_imu() if imu else []   # the IMU first, as FlowDeckPoller
         self.clock.advance(self.full_cost_s)
-        return self.poll_imu() if imu else []
+        return items
 
     def poll_imu(self) -> list:
+        self.polls += 1
         self.clock.advance(self.imu_cost_s)
+        if self.silent:
+            return []
         newest = int(self.clock.now() / self.chip_period)
         if newest <= self.read:
             return []
@@ -359,9 +364,11 @@ class _VirtualWait:
         return self.is_set()
 
 
-def _read_for(seconds: float, period_s: float, skew: float, full_cost_s: float) -> _ChipDeck:
+def _read_for(seconds: float, period_s: float, skew: float, full_cost_s: float, *,
+              imu_cost_s: float = 0.0003, silent: bool = False) -> _ChipDeck:
     clock = VirtualClock(0.0)
-    deck = _ChipDeck(clock, period_s, skew, full_cost_s)
+    deck = _ChipDeck(clock, period_s, skew, full_cost_s, imu_cost_s)
+    deck.silent = silent
     reader = SensorReader(deck, period_s=0.01)
     reader._stop = _VirtualWait(clock, until=seconds)
     reader._run()
@@ -382,6 +389,18 @@ def test_the_reader_reads_every_imu_sample_whatever_its_clock(skew, period_s, fu
     made = int(deck.clock.now() / deck.chip_period) + 1
     assert deck.got >= made - 1, (deck.got, made)
     assert max(deck.lags) <= 0.35 * period_s + full_cost_s + deck.imu_cost_s
+    assert deck.polls <= 2.5 * made                 # about two polls a sample, no spin
+
+
+@pytest.mark.parametrize(("silent", "imu_cost_s", "most_polls_s"), [
+    (True, 0.0003, 600),         # data-ready never comes: the chip's own rate, no more
+    (False, 0.0008, 1500),       # a poll that costs 0.8 period: not back to back
+])
+def test_a_silent_imu_or_a_slow_bus_does_not_make_the_reader_spin(
+        silent, imu_cost_s, most_polls_s):
+    deck = _read_for(2.0, 0.001 if not silent else 0.002, 0.0, 0.0005,
+                     imu_cost_s=imu_cost_s, silent=silent)
+    assert deck.polls <= most_polls_s * 2.0, deck.polls
 
 
 @pytest.mark.parametrize("skew", [-0.03, 0.0, 0.03])

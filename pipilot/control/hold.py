@@ -631,8 +631,10 @@ class FlowHold:
     async def configure_rates(self, timeout_s: float = 5.0) -> list[str]:
         """Ask the FC for AttitudeState at a period its line carries (best effort):
         `attitude_period_ms` of the config and the rate source, beside the FC's
-        stock periodic objects. The failures are returned (and logged); the
-        outcome is kept in `attitude_period_set` / `attitude_period_error`."""
+        stock periodic objects. What failed and may work on a retry is returned
+        (and logged); a line with no room at ``telemetry_baud`` is not asked and
+        not retried. The outcome is kept in `attitude_period_set` /
+        `attitude_period_error`."""
         self.attitude_period_set = False
         try:
             period = attitude_period_ms(self.config, self.imu_rates, self.telemetry_baud)
@@ -640,7 +642,7 @@ class FlowHold:
             self.attitude_period_ms = None
             self.attitude_period_error = str(exc)
             log.warning("AttitudeState period not asked for: %s", exc)
-            return ["AttitudeState"]
+            return []                   # nothing a retry could change
         self.attitude_period_ms = period
         tel = self.vehicle.telemetry
         if tel is None:

@@ -177,6 +177,26 @@ def test_keep_rates_reports_a_period_the_fc_never_took() -> None:
     assert st["attitude_period_error"] == "AttitudeStateMeta: NACK"
 
 
+def test_keep_rates_asks_nothing_of_a_line_too_slow_and_says_so_once() -> None:
+    v = FakeVehicle()
+    tel = LinkTelemetry([])
+    tel.connected = True
+    v.telemetry = tel   # type: ignore[assignment]
+    hold = FlowHold(v, imu=True)   # type: ignore[arg-type]
+    hold.telemetry_baud = 4800
+    said: list[str] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(keep_rates(hold, said.append, poll_s=0.01, retry_s=5.0,
+                                              tries=3))
+        await until(lambda: said, timeout=2.0)       # not after two 5 s retries
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert tel.asked == []
+    assert len(said) == 1 and "4800-baud line has no room" in said[0]
+
+
 async def until(cond: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():

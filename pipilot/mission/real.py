@@ -60,7 +60,7 @@ async def fly_real(spec: MissionSpec, *, drift: bool = True,
             vehicle.attach_telemetry(session)
             async with vehicle:
                 return await run_spec(spec, vehicle, drift=drift, on_event=on_event,
-                                      handle_sigint=True, deck=reader)
+                                      handle_sigint=True, deck=reader, telemetry_baud=baud)
         finally:
             await session.stop()
 

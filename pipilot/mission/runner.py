@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool = True,
                    on_event: Callable[[MissionEvent], None] | None = None,
-                   handle_sigint: bool = False, deck: Deck | None = None
-                   ) -> tuple[Mission, dict[str, Any]]:
+                   handle_sigint: bool = False, deck: Deck | None = None,
+                   telemetry_baud: int = 9600) -> tuple[Mission, dict[str, Any]]:
     """Fly every step of ``spec``; return the mission and its summary.
 
     With ``[hold] enabled`` the flow-deck hold reads ``deck`` (the drift loop
@@ -36,6 +36,7 @@ async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool =
             raise ConfigError("hold.enabled", "the hold needs the flow deck, and none is "
                                               "attached to this run")
         hold = FlowHold(vehicle, spec.hold, spec.flow, imu=deck_has_imu(deck))
+        hold.telemetry_baud = telemetry_baud   # the AttitudeState period must fit it
     m = Mission(vehicle, mission=spec.mission, safety=spec.safety,
                 drift=drift and spec.drift_enabled and hold is None, drift_config=spec.drift,
                 estimator_config=spec.estimator, hold=hold, deck=deck,

@@ -32,7 +32,7 @@ system-deps:
 $(VENV)/.stamp: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipilot needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q --upgrade pip 'setuptools>=77'
 	$(VPY) -m pip install -q -e '.[test]'
 	touch $@
 

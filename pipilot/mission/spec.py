@@ -50,7 +50,7 @@ from pipilot.core.firmware import FIRMWARES
 from pipilot.core.tomlconf import Rule, load, setting
 from pipilot.errors import ConfigError
 from pipilot.mission.defaults import HOVER_THROTTLE
-from pipilot.sim.faults import FAULT_ACTIONS, FAULT_LEVELS
+from pipilot.sim.faults import FAULT_ACTIONS, FAULT_KEYS, FAULT_LEVELS
 from pipilot.uavtalk.fields import ALARM_ELEMENTS
 from pipilot.uavtalk.linkbudget import CC3D_OBJECTS
 
@@ -142,20 +142,6 @@ class FaultSpec:
     yaw_dps: float = setting(0.0, ge=-3600.0, le=3600.0, unit="deg/s")
     object: str = setting("FlightStatus", choices=CC3D_OBJECTS)
     """drop_updates, resume_updates: the object whose updates the FC's queue drops."""
-
-
-#: The keys each fault action takes, beside ``at_s`` and ``action``: another key in
-#: its table is a mistake (a fault that would not do what the file says).
-FAULT_KEYS: dict[str, frozenset[str]] = {
-    "cut_telemetry": frozenset({"up", "down"}),
-    "restore_telemetry": frozenset(),
-    "raise_alarm": frozenset({"element", "level"}),
-    "clear_alarm": frozenset({"element"}),
-    "disarm": frozenset(),
-    "upset": frozenset({"roll_dps", "pitch_dps", "yaw_dps"}),
-    "drop_updates": frozenset({"object"}),
-    "resume_updates": frozenset({"object"}),
-}
 
 
 def _faults(raw: Any, path: str) -> tuple[FaultSpec, ...]:

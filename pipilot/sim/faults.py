@@ -58,9 +58,20 @@ log = logging.getLogger(__name__)
 
 #: The levels an injected alarm may take (SystemAlarms' enum, above OK).
 FAULT_LEVELS = ("Warning", "Critical", "Error")
-#: The entry points a scheduled fault may name.
-FAULT_ACTIONS = ("cut_telemetry", "restore_telemetry", "raise_alarm", "clear_alarm",
-                 "disarm", "upset", "drop_updates", "resume_updates")
+#: The entry points a scheduled fault may name, and the `ScheduledFault` fields each
+#: takes (a mission's ``[[sim.faults]]`` table may hold only these beside
+#: ``at_s`` and ``action``).
+FAULT_KEYS: dict[str, frozenset[str]] = {
+    "cut_telemetry": frozenset({"up", "down"}),
+    "restore_telemetry": frozenset(),
+    "raise_alarm": frozenset({"element", "level"}),
+    "clear_alarm": frozenset({"element"}),
+    "disarm": frozenset(),
+    "upset": frozenset({"roll_dps", "pitch_dps", "yaw_dps"}),
+    "drop_updates": frozenset({"object"}),
+    "resume_updates": frozenset({"object"}),
+}
+FAULT_ACTIONS = tuple(FAULT_KEYS)
 
 
 class SimFaultError(PipilotError, ValueError):

@@ -61,10 +61,9 @@ pitch_dps = -500
 
 
 def test_every_fault_action_says_which_keys_it_takes():
-    from pipilot.mission.spec import FAULT_KEYS, FaultSpec
-    from pipilot.sim.faults import FAULT_ACTIONS
+    from pipilot.mission.spec import FaultSpec
+    from pipilot.sim.faults import FAULT_KEYS
 
-    assert set(FAULT_KEYS) == set(FAULT_ACTIONS)
     fields = {f.name for f in dataclasses.fields(FaultSpec)} - {"at_s", "action"}
     assert set().union(*FAULT_KEYS.values()) == fields   # every key belongs to an action
 

@@ -232,8 +232,8 @@ async def start_hold(stack: contextlib.AsyncExitStack, vehicle: Vehicle,
     ``stack``, the hold first (it withdraws its source), then the reader."""
     from pipilot.control.hold import FlowHold  # numpy: only for a run with a deck
 
-    hold = FlowHold(vehicle, config, estimator, imu=drivers.imu is not None)
-    hold.telemetry_baud = telemetry_baud
+    hold = FlowHold(vehicle, config, estimator, imu=drivers.imu is not None,
+                    telemetry_baud=telemetry_baud)
     reader = open_reader(stack, drivers, clock)
     task = asyncio.create_task(hold.run(reader), name="flow-hold")
     stack.push_async_callback(_cancel, task)

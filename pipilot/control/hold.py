@@ -129,11 +129,13 @@ class FlowHold:
 
     def __init__(self, vehicle: FlightVehicle, config: HoldConfig | None = None,
                  estimator: FlowConfig | None = None, *, priority: int | None = None,
-                 timeout_s: float | None = None, imu: bool = False) -> None:
+                 timeout_s: float | None = None, imu: bool = False,
+                 telemetry_baud: int = linkbudget.BAUD) -> None:
         """``priority``/``timeout_s``: the ``"hold"`` source's; None keeps the mixer's
         (the standard source's), or 25 and 0.5 s where the mixer has none. ``imu``:
         the deck it will read has an IMU; ``[hold] rates = "imu"`` without one is a
-        ConfigError."""
+        ConfigError. ``telemetry_baud``: the telemetry line's, which the
+        AttitudeState period asked for must fit beside the FC's stock objects."""
         self.vehicle = vehicle
         self.config = config or HoldConfig()
         if self.config.rates == "imu" and not imu:
@@ -149,9 +151,7 @@ class FlowHold:
         """The AttitudeState period asked of the FC (set by configure_rates)."""
         self.attitude_period_set = False
         """The FC acknowledged `attitude_period_ms` (configure_rates succeeded)."""
-        self.telemetry_baud = linkbudget.BAUD
-        """The telemetry line's baud: the period asked for must fit beside the FC's
-        stock objects at this speed."""
+        self.telemetry_baud = telemetry_baud
         self.attitude_period_error: str | None = None
         """Why the last configure_rates did not set the period (None: it did, or
         none was tried): the hold then works on the FC's own period."""

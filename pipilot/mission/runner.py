@@ -35,8 +35,8 @@ async def run_spec(spec: MissionSpec, vehicle: ObservedVehicle, *, drift: bool =
         if deck is None:
             raise ConfigError("hold.enabled", "the hold needs the flow deck, and none is "
                                               "attached to this run")
-        hold = FlowHold(vehicle, spec.hold, spec.flow, imu=deck_has_imu(deck))
-        hold.telemetry_baud = telemetry_baud   # the AttitudeState period must fit it
+        hold = FlowHold(vehicle, spec.hold, spec.flow, imu=deck_has_imu(deck),
+                        telemetry_baud=telemetry_baud)
     m = Mission(vehicle, mission=spec.mission, safety=spec.safety,
                 drift=drift and spec.drift_enabled and hold is None, drift_config=spec.drift,
                 estimator_config=spec.estimator, hold=hold, deck=deck,

@@ -182,8 +182,7 @@ def test_keep_rates_asks_nothing_of_a_line_too_slow_and_says_so_once() -> None:
     tel = LinkTelemetry([])
     tel.connected = True
     v.telemetry = tel   # type: ignore[assignment]
-    hold = FlowHold(v, imu=True)   # type: ignore[arg-type]
-    hold.telemetry_baud = 4800
+    hold = FlowHold(v, imu=True, telemetry_baud=4800)   # type: ignore[arg-type]
     said: list[str] = []
 
     async def scenario() -> None:

@@ -367,8 +367,7 @@ def test_the_period_fits_the_line_at_its_baud_or_is_not_asked(baud: int, asks: b
     asking for AttitudeState on top would deepen the FC's queue overflow (dropped
     FlightStatus updates), so the hold keeps the FC's own period and says why."""
     v = FakeVehicle()
-    hold = FlowHold(v, imu=True)   # type: ignore[arg-type]
-    hold.telemetry_baud = baud
+    hold = FlowHold(v, imu=True, telemetry_baud=baud)   # type: ignore[arg-type]
     failed = asyncio.run(hold.configure_rates())
     st = hold.status()
     if asks:

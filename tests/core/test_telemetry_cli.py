@@ -155,7 +155,9 @@ def test_log_record_and_dump(pty_peer: PtyPeer, tmp_path: Path) -> None:
                for x in items)
     text = pipilot("log", "dump", str(out))
     assert text.returncode == 0 and "AttitudeState[0]" in text.stdout
-    rolls = re.findall(r"\bRoll=(-?[0-9.]+)", text.stdout)
+    # Other objects (settings, the stick command) have a Roll field too, and under
+    # load one of them can be the first in the log.
+    rolls = re.findall(r"\bAttitudeState\[0\] .*?\bRoll=(-?[0-9.]+)", text.stdout)
     assert rolls and board_roll(float(rolls[0]))
 
 

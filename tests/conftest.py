@@ -4,7 +4,12 @@ Hypothesis profiles: ``ci`` (the default) and ``deep``, chosen with
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -29,3 +34,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def hil_port(request: pytest.FixtureRequest) -> str | None:
     return request.config.getoption("--hil-port")
+
+
+PUMP_THREAD = "sbus-pump"
+
+
+def _pump_threads() -> int:
+    """S.Bus pump threads alive in this process (Python's by thread name, the
+    compiled pump's pthread by its kernel name)."""
+    n = sum(t.name == PUMP_THREAD for t in threading.enumerate())
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        with contextlib.suppress(OSError):     # the thread ended while we looked
+            n += comm.read_text().strip() == PUMP_THREAD
+    return n
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_pump() -> Iterator[None]:
+    """A test must stop every pump it starts: a leaked one goes on writing frames
+    to its fd number, which the next test's pty or pipe may reuse."""
+    before = _pump_threads()
+    yield
+    deadline = time.monotonic() + 5.0
+    while (left := _pump_threads()) > before:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test left {left - before} S.Bus pump thread(s) running")
+        time.sleep(0.01)

@@ -493,6 +493,17 @@ async def _core_on_a_symlinked_link(tmp_path, sysfs=None):
     return core, link, path, sysfs
 
 
+def pull(link, path, sysfs) -> None:
+    """The adapter behind `path` is pulled: its node goes, its device number no
+    longer names it, writes to the open fd fail with EIO. Without the first two
+    the freed pty number, which any process may open next (another test run in
+    parallel did), would look like our adapter and the core would fly into it."""
+    sysfs.unplug(link.path)
+    path.unlink()
+    path.symlink_to(path.parent / "pulled")
+    link.close()
+
+
 async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path):
     # a USB adapter unplugged while its fd stays open returns as the next ttyUSB:
     # the core must close the dead fd instead of holding it until a reopen works
@@ -500,7 +511,7 @@ async def test_a_vanished_device_is_let_go_and_reopened_when_it_returns(tmp_path
     core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
     fd = core.port.fd
     ident = os.fstat(fd)
-    link.close()                                    # writes fail with EIO
+    pull(link, path, sysfs)
     await fly_for(core, 0.3)
     assert core.failsafe.state is FailsafeState.FAILSAFE
     with contextlib.suppress(OSError):              # closed, or the number reused
@@ -524,8 +535,8 @@ async def test_a_pump_that_writes_nothing_does_not_clear_a_link_error(tmp_path, 
     no attempt is no error: a pump thread a loaded machine did not run for 0.1 s
     (seen in test_another_adapter_under_the_name_is_refused) turned a dead
     device's failsafe back to normal. Only frames written since clear it."""
-    core, link, _path, _sysfs = await _core_on_a_symlinked_link(tmp_path)
-    link.close()                                    # writes fail with EIO
+    core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
+    pull(link, path, sysfs)
     await fly_for(core, 0.3)
     assert core.failsafe.state is FailsafeState.FAILSAFE
     frozen = core.pump.counters()                   # the thread is not scheduled
@@ -570,7 +581,7 @@ async def test_errors_on_the_dead_fd_during_a_slow_reopen_do_not_kill_the_new_po
     real_open = transport.reopen_sbus_port
     core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
     monkeypatch.setattr(transport, "reopen_sbus_port", slow_open)
-    link.close()
+    pull(link, path, sysfs)
     await fly_for(core, 0.3)
     with VirtualLink(callback=Capture()) as link2:
         sysfs.usb(link2.path, serial="A50285BI")
@@ -682,7 +693,7 @@ async def test_another_adapter_under_the_name_is_refused(tmp_path, caplog):
     it gets nothing and the failsafe reason names the difference."""
     cap2 = Capture()
     core, link, path, sysfs = await _core_on_a_symlinked_link(tmp_path)
-    link.close()
+    pull(link, path, sysfs)
     await fly_for(core, 0.3)
     with VirtualLink(callback=cap2) as link2:
         sysfs.usb(link2.path, serial="FT9XQ2LK")

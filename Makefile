@@ -5,6 +5,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 APT_PACKAGES := $(shell cat tools/apt/*.txt 2>/dev/null | sed -e 's/\#.*//' | tr -s ' \n' ' ')
 PYTEST_ARGS ?=
+# pytest-xdist workers for the parallel phase (auto: one per CPU; 0: in this process)
+PYTEST_WORKERS ?= auto
 
 .PHONY: all sim test check lint typecheck bench system-deps venv build test-prep clean
 
@@ -57,7 +59,9 @@ $(KERNEL_PREP): tests/kernel/softuart_qemu.py tests/kernel/softuart_kbuild.py
 test-prep: venv $(KERNEL_PREP)
 
 test: system-deps build test-prep
-	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest $(PYTEST_ARGS)
+	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) -m 'not alone' $(PYTEST_ARGS)
+	@# what measures the flight loop's stalls runs with nothing beside it (5: none selected)
+	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest -m alone $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: venv
 	$(VENV)/bin/ruff check pipilot tests bench

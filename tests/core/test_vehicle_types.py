@@ -50,7 +50,9 @@ def test_flight_logic_cannot_read_ground_truth_and_the_implementations_fit(tmp_p
     assert mypy, "mypy is not installed (it is a test extra)"
     snippet = tmp_path / "seams.py"
     snippet.write_text(SNIPPET)
+    # its own cache: the suite's mypy run may be writing the project's at the same time
     proc = subprocess.run([mypy, "--strict", "--ignore-missing-imports", "--no-incremental",
+                           "--cache-dir", str(tmp_path / "mypy-cache"),
                            "--follow-imports=silent", str(snippet)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     errors = re.findall(r"seams\.py:(\d+): error: (.*)", proc.stdout)

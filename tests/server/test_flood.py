@@ -33,6 +33,7 @@ CONNECTIONS = 20_000
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 async def test_a_flood_of_idle_connections_does_not_disturb_the_flight(tmp_path: Path) -> None:
     if not can_sched_fifo(FIFO_PRIORITY):
         pytest.skip("SCHED_FIFO not permitted here (needs CAP_SYS_NICE or an RTPRIO limit): "

@@ -17,7 +17,9 @@ flown, the fallback starts tilted as the hold last held against the wind and
 fades to level over `FALLBACK_FADE_S` (each page message flies it as it is
 then): the pilot does not see that tilt, and
 the wind it was measured in may stop (a mission bounds the same tilt by
-aborting after ``withdrawn_abort_s``). Hold off, the seat
+aborting after ``withdrawn_abort_s``). What is left of the fade comes back only
+as fast as it went, while the hold flies again, so a hold that flaps between
+holding and withdrawn cannot fly that tilt open loop for long. Hold off, the seat
 lost or the heartbeat lost release it; the throttle then carries on from the
 hover throttle, so the craft does not jump.
 """
@@ -96,6 +98,8 @@ class Cockpit:
         (tilted against the wind it measured), not the pilot's own attitude."""
         self._hold_guess = 0.0
         self._withdrawn_at: float | None = None   # the hold stopped flying (fade start)
+        self._holding_since = 0.0                 # the hold started flying
+        self._tilt_left = 1.0                     # share of the tilt left when it withdrew
         self.fallback_tilt: tuple[float, float] = (0.0, 0.0)
         """The withdrawn hold's tilt (roll, pitch sticks) the fallback flies now."""
 
@@ -222,6 +226,7 @@ class Cockpit:
             self.hold_flies = False
             self.hold_has_flown = False
             self._withdrawn_at = None
+            self._tilt_left = 1.0
             self.hold_note = None
             self.sticks = replace(self.sticks, throttle=HOLD_MID)
             log.info("hold engaged by %s (hover guess %.3f)", client, self._hold_guess)
@@ -273,12 +278,17 @@ class Cockpit:
                 self._port.withdraw_pilot()
                 self.hold_flies = True
                 self.hold_has_flown = True
+                self._tilt_left = self._fade_left()
                 self._withdrawn_at = None
+                self._holding_since = self._port.now()
                 self.hold_note = None
                 log.info("the hold flies")
             return
         if self.hold_flies:
-            self._withdrawn_at = self._port.now()
+            now = self._port.now()
+            self._tilt_left = min(1.0, self._tilt_left
+                                  + (now - self._holding_since) / FALLBACK_FADE_S)
+            self._withdrawn_at = now
         why = "hold not available" if st is None else (st.reason or st.state.value)
         # the fade moves on with the page's own messages (its 50 ms keepalive): the
         # watchdog alone must never keep the pilot source fresh for a silent page
@@ -297,7 +307,7 @@ class Cockpit:
         throttle = self._hover_throttle(st) + FALLBACK_CLIMB_SPAN * (s.throttle - HOLD_MID)
         roll = pitch = 0.0
         if self.hold_has_flown and self._withdrawn_at is not None:
-            left = 1.0 - (self._port.now() - self._withdrawn_at) / FALLBACK_FADE_S
+            left = self._fade_left()
             if left > 0.0:
                 roll, pitch = self._port.hold_fallback_tilt()
                 roll, pitch = roll * left, pitch * left
@@ -305,6 +315,14 @@ class Cockpit:
         return replace(Setpoint.saturated(throttle=throttle, roll=s.roll + roll,
                                           pitch=s.pitch + pitch, yaw=s.yaw),
                        accessories=s.accessories)
+
+    def _fade_left(self) -> float:
+        """The share of the hold's tilt the fallback flies now: what was left when the
+        hold withdrew, less the time since over `FALLBACK_FADE_S`."""
+        if self._withdrawn_at is None:
+            return self._tilt_left
+        gone = (self._port.now() - self._withdrawn_at) / FALLBACK_FADE_S
+        return max(0.0, self._tilt_left - gone)
 
     def _require_fresh_sticks(self) -> None:
         # After a silence the sticks the server last heard are stale: only a

@@ -226,13 +226,23 @@ def test_the_withdrawn_tilt_fades_to_level_and_the_page_is_told_how_much_is_left
     assert ck.hold_view()["fallback_tilt"] == [0.0, 0.0]
     mid = [sp.roll for t, sp in fake.published if abs(t - t0 - FALLBACK_FADE_S / 2) < 0.03]
     assert mid and all(0.08 < r < 0.12 for r in mid)      # half way, about half
-    # the hold flies again and withdraws again: the fade starts anew from its tilt
+    # the hold flies again for half the fade and withdraws again: half the tilt is
+    # back (it comes back as fast as it went), and an instant's flap adds nothing
+    hold.state = HoldState.HOLDING
+    ck.check("Armed")
+    t1 = clock.now()
+    while clock.now() < t1 + FALLBACK_FADE_S / 2:
+        clock.advance(0.05)
+        ck.heartbeat("a")
+    hold.state = HoldState.WITHDRAWN
+    ck.check("Armed")
+    assert fake.published[-1][1].roll == pytest.approx(0.1, abs=0.003)
     hold.state = HoldState.HOLDING
     ck.check("Armed")
     hold.state = HoldState.WITHDRAWN
     clock.advance(0.02)
     ck.check("Armed")
-    assert fake.published[-1][1].roll == pytest.approx(0.2)
+    assert fake.published[-1][1].roll == pytest.approx(0.1, abs=0.003)
     # the page goes silent mid-fade: nothing refreshes the pilot source, then the
     # heartbeat timeout releases the hold and withdraws the pilot
     n = len(fake.published)
@@ -241,6 +251,36 @@ def test_the_withdrawn_tilt_fades_to_level_and_the_page_is_told_how_much_is_left
         ck.check("Armed")
     assert len(fake.published) == n
     assert ck.state is SeatState.SILENT and not ck.hold_on and fake.withdrawals
+
+
+def test_a_flapping_hold_cannot_fly_the_withdrawn_tilt_for_long(rig):
+    """A hold that holds for an instant between long withdrawals (a floor the flow
+    sensor barely reads) must not restart the fade at full tilt each time: the
+    tilt is open loop, and it would fly on for as long as the flapping lasts."""
+    clock, fake, ck, _ = engaged(rig)
+    hold = fake.hold
+    hold.tilt = (0.2, -0.1)
+    ck.control("a", Setpoint(throttle=HOLD_MID), hold=True)   # sticks centred
+    hold.state = HoldState.HOLDING
+    ck.check("Armed")
+    t0 = clock.now()
+    while clock.now() < t0 + 2 * FALLBACK_FADE_S:
+        hold.state = HoldState.WITHDRAWN           # 0.5 s withdrawn ...
+        ck.check("Armed")
+        for _ in range(10):
+            clock.advance(0.05)
+            ck.heartbeat("a")
+        hold.state = HoldState.HOLDING             # ... 0.05 s holding
+        ck.check("Armed")
+        clock.advance(0.05)
+        ck.heartbeat("a")
+    hold.state = HoldState.WITHDRAWN
+    ck.check("Armed")
+    # 9 s withdrawn and 1 s holding: the tilt was spent after about 5.5 s, and the
+    # last 0.05 s of holding gave back 1 % of it (the old fade restarted at 100 %)
+    last = fake.published[-1][1]
+    assert (last.roll, last.pitch) == pytest.approx((0.002, -0.001))
+    assert ck.hold_view()["fallback_tilt"] == [0.002, -0.001]
 
 
 def test_the_adapter_never_hands_a_non_finite_tilt_to_the_fallback():

@@ -187,8 +187,8 @@ class FlowHold:
         self._touch_since: float | None = None
         self.touched_down = False
         """A landing (`land`) has reached the floor and stopped there."""
-        self.unheld_since: float | None = None
-        """Engaged but not holding (engaging or withdrawn) since this time."""
+        self._unheld_s = 0.0              # `unheld_for` at the last transition ...
+        self._unheld_at = 0.0             # ... made then
         self.failures = FailureLog(log, "hold tick failed", clock=vehicle.clock)
         self.transitions: deque[tuple[float, HoldState, str | None]] = deque(maxlen=64)
         """The newest transitions; `transition_count` counts them all."""
@@ -497,8 +497,16 @@ class FlowHold:
         return self.state is HoldState.HOLDING and (source is None or not source.fresh(now))
 
     def unheld_for(self, now: float) -> float:
-        """How long the engaged hold has not held (0 while holding or off)."""
-        return 0.0 if self.unheld_since is None else now - self.unheld_since
+        """How long the engaged hold has not held (engaging or withdrawn), less the
+        time it has held since; 0 while off. A hold that flaps back to HOLDING for
+        an instant does not start afresh: the mission's ``withdrawn_abort_s`` bounds
+        the fallback's time however often it flaps."""
+        gone = now - self._unheld_at
+        if self.state is HoldState.OFF:
+            return 0.0
+        if self.state is HoldState.HOLDING:
+            return max(0.0, self._unheld_s - gone)
+        return self._unheld_s + gone
 
     def _withdraw(self, reason: str) -> None:
         self.vehicle.mixer.withdraw(HOLD_SOURCE)
@@ -522,10 +530,8 @@ class FlowHold:
             now = self.vehicle.clock.now()
             self.transitions.append((now, state, reason))
             self.transition_count += 1
-            if state in (HoldState.OFF, HoldState.HOLDING):
-                self.unheld_since = None
-            elif self.unheld_since is None:
-                self.unheld_since = now
+            self._unheld_s = 0.0 if state is HoldState.OFF else self.unheld_for(now)
+            self._unheld_at = now
             log.info("hold %s -> %s%s", self.state.value, state.value,
                      f": {reason}" if reason else "")
         self.state = state

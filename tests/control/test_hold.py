@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 from typing import Any
 
@@ -477,3 +478,48 @@ def test_the_hold_source_takes_the_priority_and_timeout_asked_for() -> None:
     FlowHold(v, priority=27, timeout_s=0.3)
     source = v.mixer.sources[HOLD_SOURCE]
     assert (source.priority, source.timeout_s) == (27, 0.3)
+
+
+def owed_from_transitions(hold: FlowHold, now: float) -> float:
+    """Unheld time by its definition: the time spent engaging or withdrawn less the
+    time held since, from the hold's transitions up to ``now``."""
+    spans = [*hold.transitions, (now, None, None)]
+    owed = 0.0
+    for (t, st, _r), (t_next, _s, _r2) in itertools.pairwise(spans):
+        if st is HoldState.OFF:
+            owed = 0.0
+        elif st is HoldState.HOLDING:
+            owed = max(0.0, owed - (t_next - t))
+        else:
+            owed += t_next - t
+    return owed
+
+
+def test_a_flapping_hold_does_not_start_its_unheld_time_afresh() -> None:
+    """The mission aborts a hold withdrawn for ``withdrawn_abort_s``: a hold that
+    resumes for an instant between long withdrawals must still run into that
+    bound, so the time it held only pays back as much unheld time (each
+    resumption used to start the count afresh: 0.6 s here at most)."""
+    hold, v, feed = holding()
+    for _ in range(6):
+        feed.flow = "stale"
+        feed.run(1.0)
+        assert hold.state is HoldState.WITHDRAWN
+        feed.flow = "ok"
+        while hold.state is not HoldState.HOLDING:
+            feed.run(0.01)
+    unheld = hold.unheld_for(v.clock.now())
+    assert unheld == pytest.approx(owed_from_transitions(hold, v.clock.now()), abs=1e-6)
+    assert unheld > 3.0
+    assert sum(st is HoldState.HOLDING for _t, st, _r in hold.transitions) == 7
+    feed.flow = "stale"
+    feed.run(1.0)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.unheld_for(v.clock.now()) == pytest.approx(
+        owed_from_transitions(hold, v.clock.now()), abs=1e-6)
+    # holding long enough pays it all back
+    feed.flow = "ok"
+    feed.run(8.0)
+    assert hold.state is HoldState.HOLDING and hold.unheld_for(v.clock.now()) == 0.0
+    hold.release()
+    assert hold.unheld_for(v.clock.now()) == 0.0

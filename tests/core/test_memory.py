@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pipilot.link.virtual import VirtualLink
 
 ROOT = Path(__file__).parents[2]
@@ -94,6 +96,7 @@ def test_the_command_line_restores_the_thread_stack_size(monkeypatch):
     assert threading.stack_size() == before
 
 
+@pytest.mark.alone     # its page client's heartbeat is real time: nothing beside it
 def test_soak_bench_flies_and_reports(tmp_path):
     # the long run is a bench figure (bench/soak.py, 10 min); this checks that it
     # flies the production process from its page and reports what it promises

@@ -189,6 +189,7 @@ class FlowHold:
         """A landing (`land`) has reached the floor and stopped there."""
         self._unheld_s = 0.0              # `unheld_for` at the last transition ...
         self._unheld_at = 0.0             # ... made then
+        self._has_held = False
         self.failures = FailureLog(log, "hold tick failed", clock=vehicle.clock)
         self.transitions: deque[tuple[float, HoldState, str | None]] = deque(maxlen=64)
         """The newest transitions; `transition_count` counts them all."""
@@ -496,10 +497,17 @@ class FlowHold:
         source = self.vehicle.mixer.sources.get(HOLD_SOURCE)
         return self.state is HoldState.HOLDING and (source is None or not source.fresh(now))
 
+    @property
+    def held_since_engaged(self) -> bool:
+        """The hold has held since it was engaged: ENGAGING now is a resumption, and
+        the fallback flies as while withdrawn."""
+        return self._has_held
+
     def unheld_for(self, now: float) -> float:
-        """How long the engaged hold has not held (engaging or withdrawn), less the
-        time it has held since; 0 while off. A hold that flaps back to HOLDING for
-        an instant does not start afresh: the mission's ``withdrawn_abort_s`` bounds
+        """How long the engaged hold has not held (withdrawn, or engaging), less the
+        time it has held since; 0 while off, and the time taken to first hold after
+        engaging is forgiven once it holds. A hold that flaps back to HOLDING for an
+        instant does not start afresh, so the mission's ``withdrawn_abort_s`` bounds
         the fallback's time however often it flaps."""
         gone = now - self._unheld_at
         if self.state is HoldState.OFF:
@@ -530,7 +538,12 @@ class FlowHold:
             now = self.vehicle.clock.now()
             self.transitions.append((now, state, reason))
             self.transition_count += 1
-            self._unheld_s = 0.0 if state is HoldState.OFF else self.unheld_for(now)
+            if state is HoldState.OFF:
+                self._unheld_s, self._has_held = 0.0, False
+            elif state is HoldState.HOLDING and not self._has_held:
+                self._unheld_s, self._has_held = 0.0, True   # engaging was no withdrawal
+            else:
+                self._unheld_s = self.unheld_for(now)
             self._unheld_at = now
             log.info("hold %s -> %s%s", self.state.value, state.value,
                      f": {reason}" if reason else "")

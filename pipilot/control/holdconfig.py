@@ -85,7 +85,9 @@ class HoldConfig:
     land_extend_s: float = setting(5.0, ge=0.0, le=60.0)
     """A land step not touched down in its time flies on this long, then aborts."""
     withdrawn_abort_s: float = setting(10.0, gt=0.0, le=120.0)
-    """A hold step not held for this long (withdrawn) aborts the mission."""
+    """A hold step not held for this long (withdrawn, or resuming after it held; net
+    of the time it held since, so a hold that flaps still reaches it) aborts the
+    mission."""
     fallback_sink: float = setting(0.0, ge=0.0, le=0.2)
     """The withdrawn fallback flies this much below the learned hover throttle. 0 by
     default: 0.02 (5 % less thrust) put a 1 m hover on the floor within the 5 s of a

@@ -559,9 +559,10 @@ class Mission:
         self._record(now, command, view)
 
     def _check_hold_withdrawn(self, now: float) -> None:
-        """A hold engaged but not holding (or holding, its task stalled) for
-        ``withdrawn_abort_s`` aborts: the fallback's attitude hover has no bound
-        in time or height."""
+        """A hold engaged but not holding (withdrawn, or resuming after it held; or
+        holding, its task stalled) for ``withdrawn_abort_s`` aborts: the fallback's
+        attitude hover has no bound in time or height. The time counts net of what
+        the hold held since (`FlowHold.unheld_for`), so flapping does not reset it."""
         hold = self.flow_hold
         if hold is None:
             return
@@ -573,7 +574,10 @@ class Mission:
         elif now - self._hold_stalled_since >= limit:
             # its source went stale 0.5 s after the last tick: the fallback flies
             self.abort(f"hold stalled: no fresh setpoint for {limit:g} s", "hold")
-        if hold.state is HoldState.WITHDRAWN and hold.unheld_for(now) >= limit:
+        # engaging again after it held is a resumption: the fallback still flies
+        unheld = hold.state is HoldState.WITHDRAWN or (
+            hold.state is HoldState.ENGAGING and hold.held_since_engaged)
+        if unheld and hold.unheld_for(now) >= limit:
             self.abort(f"hold withdrawn for {limit:g} s: {hold.reason}", "hold")
 
     def _watch_hold(self) -> None:

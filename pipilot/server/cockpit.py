@@ -99,7 +99,7 @@ class Cockpit:
         self._hold_guess = 0.0
         self._withdrawn_at: float | None = None   # the hold stopped flying (fade start)
         self._holding_since = 0.0                 # the hold started flying
-        self._tilt_left = 1.0                     # share of the tilt left when it withdrew
+        self._tilt_left = 1.0                     # share of the tilt left at the last change
         self.fallback_tilt: tuple[float, float] = (0.0, 0.0)
         """The withdrawn hold's tilt (roll, pitch sticks) the fallback flies now."""
 

@@ -481,14 +481,17 @@ def test_the_hold_source_takes_the_priority_and_timeout_asked_for() -> None:
 
 
 def owed_from_transitions(hold: FlowHold, now: float) -> float:
-    """Unheld time by its definition: the time spent engaging or withdrawn less the
-    time held since, from the hold's transitions up to ``now``."""
+    """Unheld time by its definition, from the hold's transitions up to ``now``: the
+    time spent engaging or withdrawn less the time held since; what it took to
+    first hold after engaging is forgiven once it holds."""
     spans = [*hold.transitions, (now, None, None)]
-    owed = 0.0
+    owed, held = 0.0, False
     for (t, st, _r), (t_next, _s, _r2) in itertools.pairwise(spans):
         if st is HoldState.OFF:
-            owed = 0.0
+            owed, held = 0.0, False
         elif st is HoldState.HOLDING:
+            owed = 0.0 if not held else owed
+            held = True
             owed = max(0.0, owed - (t_next - t))
         else:
             owed += t_next - t
@@ -522,4 +525,45 @@ def test_a_flapping_hold_does_not_start_its_unheld_time_afresh() -> None:
     feed.run(8.0)
     assert hold.state is HoldState.HOLDING and hold.unheld_for(v.clock.now()) == 0.0
     hold.release()
+    assert hold.unheld_for(v.clock.now()) == 0.0
+
+
+def test_a_resumption_that_never_holds_still_counts_as_unheld() -> None:
+    """Sensors valid again: WITHDRAWN -> ENGAGING, and a new problem within
+    ``resume_s`` keeps it ENGAGING (it never goes back to WITHDRAWN). The fallback
+    flies all the while, so the time counts, and the hold says it is resuming."""
+    hold, v, feed = holding()
+    assert hold.held_since_engaged and hold.unheld_for(v.clock.now()) == 0.0
+    feed.flow = "stale"
+    feed.run(1.0)
+    assert hold.state is HoldState.WITHDRAWN
+    withdrawn_at = next(t for t, st, _r in reversed(hold.transitions)
+                        if st is HoldState.WITHDRAWN)
+    feed.flow = "ok"
+    while hold.state is not HoldState.ENGAGING:
+        feed.run(0.01)
+    feed.height = 0.1                           # the range jumps: a ranger fault
+    feed.run(12.0)
+    now = v.clock.now()
+    assert hold.state is HoldState.ENGAGING and hold.reason.startswith("waiting:")
+    assert hold.held_since_engaged
+    assert hold.unheld_for(now) == pytest.approx(now - withdrawn_at, abs=1e-6)
+    hold.release()
+    assert not hold.held_since_engaged
+
+
+def test_the_time_to_first_hold_is_not_held_against_the_hold() -> None:
+    """Engaging takes as long as the sensors need; once it holds, that time is no
+    withdrawal (only WITHDRAWN, or a resumption, counts towards the abort)."""
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    feed = Feed(hold, v)
+    feed.flow = "stale"
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(3.0)
+    assert hold.state is HoldState.ENGAGING and not hold.held_since_engaged
+    feed.flow = "ok"
+    while hold.state is not HoldState.HOLDING:
+        feed.run(0.01)
     assert hold.unheld_for(v.clock.now()) == 0.0

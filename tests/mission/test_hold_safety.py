@@ -15,7 +15,7 @@ from pipilot.mission.api import Mission
 from pipilot.mission.events import EventKind
 from pipilot.mission.lockstep import run_lockstep, sim_lockstep
 from pipilot.mission.spec import MissionSpec, parse_mission
-from tests.mission.test_hold_mission import dark, fly_injected
+from tests.mission.test_hold_mission import _range_model, dark, fly_injected, sim_time
 
 FLOOR_M = 0.05
 """A true height below this is on the floor (the simulated craft's legs)."""
@@ -232,6 +232,45 @@ action = "disarm"
     cuts = cut_heights(m, abort.t)
     assert cuts and max(cuts) < FLOOR_M
     assert max(height(r) for r in m.samples if "down" in r) < 1.5
+
+
+def test_a_resumption_stuck_engaging_still_aborts() -> None:
+    """Withdrawn, then the sensors are valid again (ENGAGING: a resumption) and the
+    ranger faults within ``resume_s``: the hold stays ENGAGING, never WITHDRAWN
+    again, while the fallback flies on. The abort still comes ``withdrawn_abort_s``
+    after the withdrawal (it used to watch WITHDRAWN alone, and never came)."""
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 4
+[[steps]]
+action = "hold"
+seconds = 12
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+""")
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
+                                                              withdrawn_abort_s=2.0))
+
+    def ranger_fault(deck: object) -> None:          # reads a tenth of the height
+        _range_model(deck).scale = 0.1               # type: ignore[arg-type]
+
+    m, s = fly_injected(spec, [(9.0, dark(True)), (9.8, dark(False)), (10.0, ranger_fault)])
+    hold = m.flow_hold
+    assert hold is not None and not s["completed"]
+    states = [(t, st) for t, st, _r in hold.transitions]
+    withdrawn_t = next(t for t, st in states if st is HoldState.WITHDRAWN)
+    resumed_t = next(t for t, st in states if st is HoldState.ENGAGING and t > withdrawn_t)
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    abort_t = sim_time(m, abort)
+    assert abort.data["monitor"] == "hold", abort.message
+    assert abort.message.startswith("abort: hold withdrawn for 2 s: waiting: range jumped")
+    # engaging from the resumption to the abort: it never held or withdrew again
+    assert [st for t, st in states if resumed_t < t < abort_t] == []
+    assert 2.0 - 0.05 <= abort_t - withdrawn_t <= 2.0 + 0.1
 
 
 def test_a_withdrawal_between_two_mission_ticks_is_reported() -> None:

@@ -276,11 +276,20 @@ def test_a_flapping_hold_cannot_fly_the_withdrawn_tilt_for_long(rig):
         ck.heartbeat("a")
     hold.state = HoldState.WITHDRAWN
     ck.check("Armed")
-    # 9 s withdrawn and 1 s holding: the tilt was spent after about 5.5 s, and the
-    # last 0.05 s of holding gave back 1 % of it (the old fade restarted at 100 %)
+    # 19 cycles, 9.5 s withdrawn and 0.95 s holding: the tilt was spent after about
+    # 5.5 s, and the last 0.05 s of holding gave back 1 % of it (the old fade
+    # restarted at 100 %)
     last = fake.published[-1][1]
     assert (last.roll, last.pitch) == pytest.approx((0.002, -0.001))
     assert ck.hold_view()["fallback_tilt"] == [0.002, -0.001]
+    # engaged anew, the hold's tilt is whole again once it has flown and withdraws
+    ck.set_hold("a", False, "Armed")
+    ck.set_hold("a", True, "Armed")
+    hold.state = HoldState.HOLDING
+    ck.check("Armed")
+    hold.state = HoldState.WITHDRAWN
+    ck.check("Armed")
+    assert ck.hold_view()["fallback_tilt"] == [0.2, -0.1]
 
 
 def test_the_adapter_never_hands_a_non_finite_tilt_to_the_fallback():

@@ -201,8 +201,7 @@ action = "disarm"
     assert offs[:2] == ["move step", "disarm step"]
 
 
-def test_a_hold_withdrawn_too_long_aborts_and_lands() -> None:
-    spec = mission("""
+HOLD_12_S = """
 [[steps]]
 action = "climb"
 throttle = 0.54
@@ -214,7 +213,12 @@ seconds = 12
 action = "land"
 [[steps]]
 action = "disarm"
-""")
+"""
+"""Climb, hold 12 s, land: the flight the withdrawal aborts are shown on."""
+
+
+def test_a_hold_withdrawn_too_long_aborts_and_lands() -> None:
+    spec = mission(HOLD_12_S)
     spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
                                                               withdrawn_abort_s=2.0,
                                                               fallback_sink=0.02))
@@ -239,19 +243,7 @@ def test_a_resumption_stuck_engaging_still_aborts() -> None:
     ranger faults within ``resume_s``: the hold stays ENGAGING, never WITHDRAWN
     again, while the fallback flies on. The abort still comes ``withdrawn_abort_s``
     after the withdrawal (it used to watch WITHDRAWN alone, and never came)."""
-    spec = mission("""
-[[steps]]
-action = "climb"
-throttle = 0.54
-seconds = 4
-[[steps]]
-action = "hold"
-seconds = 12
-[[steps]]
-action = "land"
-[[steps]]
-action = "disarm"
-""")
+    spec = mission(HOLD_12_S)
     spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
                                                               withdrawn_abort_s=2.0))
 

@@ -68,7 +68,7 @@ test: system-deps build test-prep
 	@a=0; b=0; \
 	echo "pytest: parallel phase ($(PYTEST_WORKERS) workers)"; \
 	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest $(PYTEST_ARGS) -n $(PYTEST_WORKERS) \
-	  -m "$(MARK_AND)not alone" || a=$$?; \
+	  --dist worksteal -m "$(MARK_AND)not alone" || a=$$?; \
 	echo "pytest: the tests marked alone, one at a time"; \
 	PIPILOT_REQUIRE_CYTHON=1 $(VPY) -m pytest $(PYTEST_ARGS) -n 0 \
 	  -m "$(MARK_AND)alone" || b=$$?; \

@@ -97,9 +97,10 @@ class Cockpit:
         """The hold has flown since it was engaged: its fallback is the withdrawn one
         (tilted against the wind it measured), not the pilot's own attitude."""
         self._hold_guess = 0.0
-        self._withdrawn_at: float | None = None   # the hold stopped flying (fade start)
-        self._holding_since = 0.0                 # the hold started flying
-        self._tilt_left = 1.0                     # share of the tilt left at the last change
+        # the share of the hold's tilt the fallback may fly, as it was at _tilt_at: it
+        # drains while the fallback flies and refills as fast while the hold flies
+        self._tilt_left = 1.0
+        self._tilt_at = 0.0
         self.fallback_tilt: tuple[float, float] = (0.0, 0.0)
         """The withdrawn hold's tilt (roll, pitch sticks) the fallback flies now."""
 
@@ -225,7 +226,6 @@ class Cockpit:
             self.hold_on = True
             self.hold_flies = False
             self.hold_has_flown = False
-            self._withdrawn_at = None
             self._tilt_left = 1.0
             self.hold_note = None
             self.sticks = replace(self.sticks, throttle=HOLD_MID)
@@ -276,19 +276,14 @@ class Cockpit:
         if st is not None and st.state is HoldState.HOLDING:
             if not self.hold_flies:
                 self._port.withdraw_pilot()
+                self._turn_fade()
                 self.hold_flies = True
                 self.hold_has_flown = True
-                self._tilt_left = self._fade_left()
-                self._withdrawn_at = None
-                self._holding_since = self._port.now()
                 self.hold_note = None
                 log.info("the hold flies")
             return
         if self.hold_flies:
-            now = self._port.now()
-            self._tilt_left = min(1.0, self._tilt_left
-                                  + (now - self._holding_since) / FALLBACK_FADE_S)
-            self._withdrawn_at = now
+            self._turn_fade()
         why = "hold not available" if st is None else (st.reason or st.state.value)
         # the fade moves on with the page's own messages (its 50 ms keepalive): the
         # watchdog alone must never keep the pilot source fresh for a silent page
@@ -306,7 +301,7 @@ class Cockpit:
         s = self.sticks
         throttle = self._hover_throttle(st) + FALLBACK_CLIMB_SPAN * (s.throttle - HOLD_MID)
         roll = pitch = 0.0
-        if self.hold_has_flown and self._withdrawn_at is not None:
+        if self.hold_has_flown:
             left = self._fade_left()
             if left > 0.0:
                 roll, pitch = self._port.hold_fallback_tilt()
@@ -317,12 +312,19 @@ class Cockpit:
                        accessories=s.accessories)
 
     def _fade_left(self) -> float:
-        """The share of the hold's tilt the fallback flies now: what was left when the
-        hold withdrew, less the time since over `FALLBACK_FADE_S`."""
-        if self._withdrawn_at is None:
+        """The share of the hold's tilt the fallback flies now: it falls by the time the
+        fallback has flown over `FALLBACK_FADE_S`, and comes back as fast while the
+        hold flies (whole until the hold has first flown)."""
+        if not self.hold_has_flown:
             return self._tilt_left
-        gone = (self._port.now() - self._withdrawn_at) / FALLBACK_FADE_S
-        return max(0.0, self._tilt_left - gone)
+        moved = (self._port.now() - self._tilt_at) / FALLBACK_FADE_S
+        if self.hold_flies:
+            return min(1.0, self._tilt_left + moved)
+        return max(0.0, self._tilt_left - moved)
+
+    def _turn_fade(self) -> None:
+        """Keep what is left of the fade where who flies changes."""
+        self._tilt_left, self._tilt_at = self._fade_left(), self._port.now()
 
     def _require_fresh_sticks(self) -> None:
         # After a silence the sticks the server last heard are stale: only a

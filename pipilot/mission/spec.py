@@ -50,7 +50,7 @@ from pipilot.core.firmware import FIRMWARES
 from pipilot.core.tomlconf import Rule, load, setting
 from pipilot.errors import ConfigError
 from pipilot.mission.defaults import HOVER_THROTTLE
-from pipilot.sim.faults import FAULT_ACTIONS, FAULT_KEYS, FAULT_LEVELS
+from pipilot.sim.faults import FAULT_ACTIONS, FAULT_KEYS, FAULT_LEVELS, inert_fault
 from pipilot.uavtalk.fields import ALARM_ELEMENTS
 from pipilot.uavtalk.linkbudget import CC3D_OBJECTS
 
@@ -159,12 +159,8 @@ def _faults(raw: Any, path: str) -> tuple[FaultSpec, ...]:
                 takes = ", ".join(sorted(FAULT_KEYS[fault.action])) or "no other key"
                 raise ConfigError(f"{where}.{key}",
                                   f"not a key of {fault.action} (it takes {takes})")
-        if fault.action == "cut_telemetry" and not (fault.up or fault.down):
-            raise ConfigError(f"{where}.up", "cut_telemetry with up and down false cuts "
-                                             "nothing")
-        if fault.action == "upset" and not (fault.roll_dps or fault.pitch_dps or fault.yaw_dps):
-            raise ConfigError(f"{where}.roll_dps", "upset needs a kick: set roll_dps, "
-                                                   "pitch_dps or yaw_dps")
+        if (inert := inert_fault(fault)) is not None:
+            raise ConfigError(f"{where}.{inert[0]}", inert[1])
         faults.append(fault)
     return tuple(faults)
 

@@ -74,6 +74,16 @@ FAULT_KEYS: dict[str, frozenset[str]] = {
 FAULT_ACTIONS = tuple(FAULT_KEYS)
 
 
+def inert_fault(fault: ScheduledFault) -> tuple[str, str] | None:
+    """(the field to set, why) when ``fault`` would inject nothing: a cut of neither
+    direction, an upset without a kick; None when it does something."""
+    if fault.action == "cut_telemetry" and not (fault.up or fault.down):
+        return "up", "cut_telemetry with up and down false cuts nothing"
+    if fault.action == "upset" and not (fault.roll_dps or fault.pitch_dps or fault.yaw_dps):
+        return "roll_dps", "upset needs a kick: set roll_dps, pitch_dps or yaw_dps"
+    return None
+
+
 class SimFaultError(PipilotError, ValueError):
     """A fault the simulator cannot inject as asked (unknown name, bad value)."""
 
@@ -147,7 +157,7 @@ class SimFaults:
     def cut_telemetry(self, *, up: bool = True, down: bool = True) -> None:
         """Cut the line ground -> flight (``up``), flight -> ground (``down``), or both."""
         if not (up or down):
-            raise SimFaultError("cut_telemetry: up and down both false cut nothing")
+            raise SimFaultError("cut_telemetry with up and down false cuts nothing")
         with self._locked():
             if up:
                 self._line.up = False
@@ -266,6 +276,8 @@ class SimFaults:
             raise SimFaultError(f"no fault {fault.action!r}; one of {', '.join(FAULT_ACTIONS)}")
         if not (math.isfinite(fault.at_s) and fault.at_s >= 0.0):
             raise SimFaultError(f"a fault's time must be finite and >= 0 s, not {fault.at_s!r}")
+        if (inert := inert_fault(fault)) is not None:
+            raise SimFaultError(inert[1])
 
         def fire(_now: float) -> None:
             task.cancel()

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from pipilot.errors import PipilotError
+from pipilot.mission.lockstep import sim_lockstep
 from pipilot.mission.spec import FaultSpec
 from pipilot.sim import LockstepSim
 from pipilot.sim.faults import SimFaultError
@@ -157,9 +158,21 @@ def test_a_bad_alarm_is_a_clear_error(element: str, level: str, words: str) -> N
 
 def test_a_cut_of_neither_direction_is_refused_not_logged_as_a_cut() -> None:
     sim = LockstepSim(seed=1)
-    with pytest.raises(SimFaultError, match="cut nothing"):
+    with pytest.raises(SimFaultError, match="cuts nothing"):
         sim.faults.cut_telemetry(up=False, down=False)
     assert sim.faults.log == []
+
+
+@pytest.mark.parametrize("fault", [
+    FaultSpec(at_s=1.0, action="cut_telemetry", up=False, down=False),
+    {"at_s": 1.0, "action": "upset"},
+])
+def test_a_scheduled_fault_that_would_inject_nothing_is_refused_at_once(
+        fault: FaultSpec | dict[str, object]) -> None:
+    """The same rule as a mission file's [[sim.faults]], for a schedule made in Python
+    (sim_lockstep's ``faults``): refused when scheduled, not logged when due."""
+    with pytest.raises(SimFaultError, match=r"cuts nothing|needs a kick"):
+        sim_lockstep(faults=[fault])
 
 
 # -- the FC disarming by itself ---------------------------------------------------

@@ -27,9 +27,13 @@ def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
         try:
             t0 = next_t = time.monotonic()
             sent = 0
+            connected = False   # the FC's receiver, looked at while the frames come
             while time.monotonic() - t0 < 2.0:
                 os.write(sbus_fd, frame)
                 sent += 1
+                if sent % 10 == 0:
+                    with rs.lock:
+                        connected = connected or model.manual.cmd.connected
                 for p in parser.feed(tel.read(4096)):
                     names[p.name or "?"] = names.get(p.name or "?", 0) + 1
                 next_t += 0.014
@@ -48,7 +52,9 @@ def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
     # 14 ms leaves 11 ms of silence: only scheduling hiccups on a loaded machine (two
     # frames read in one chunk) can cost a frame, and never most of them
     assert rx["frames_accepted"] >= 0.5 * sent
-    assert model.manual.cmd.connected
+    # (not after the stream: the FC's receiver times out once the frames stop, and a
+    # loaded machine may run the simulator on for a while before the test looks)
+    assert connected
     assert names.get("AttitudeState", 0) >= 5
     assert snap["flight_telemetry"] == "Disconnected"  # nobody did the handshake
 

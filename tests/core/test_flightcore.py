@@ -92,6 +92,14 @@ async def settled(cap, quiet=0.2, limit=10.0):
     return cap.snapshot()
 
 
+async def arrived(cap, n, limit=10.0):
+    """The capture once `n` frames have arrived (or `limit` seconds have passed)."""
+    end = time.monotonic() + limit
+    while len(cap.snapshot()) < n and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    return cap.snapshot()
+
+
 def kill(core):
     """The core's mixing stops for good (as if its event loop had died)."""
     core.mixer.on_publish = None
@@ -115,8 +123,8 @@ async def test_streams_mixed_frames_and_stops_with_failsafe(capture, pump):
     assert core.running and core.port.settings.parity == "E"
     await fly_for(core, 0.3)
     await core.stop()
-    await asyncio.sleep(0.1)
-    frames = [f for _, f in cap.snapshot()]
+    # the pump has written them; the reader may still be behind on a loaded machine
+    frames = [f for _, f in await arrived(cap, core.stats.frames_sent)]
     flying = [f for f in frames if not f.failsafe]
     assert flying[-1].channels[0] == core.mixer.calibration.calibration_for("throttle") \
         .unipolar(0.5)

@@ -3,6 +3,8 @@ the module built once per kernel series for the whole run."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,24 +23,48 @@ def codec(tmp_path_factory: pytest.TempPathFactory) -> Codec:
     return Codec(path)
 
 
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A directory every xdist worker of this run sees (the run's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
 @pytest.fixture(scope="session")
-def module_build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Built]]:
+def module_build(tmp_path_factory: pytest.TempPathFactory,
+                 worker_id: str) -> Callable[[str], tuple[Path, Built]]:
     """``module_build(series)`` -> (headers dir, the module built against them).
 
-    One build per series for the run: the build test checks its log and
-    vermagic, the QEMU test boots the same .ko (it used to build it again). A
+    One build per series for the run, across xdist workers too (the first
+    worker to ask builds under a lock, the others read its result): the build
+    test checks its log and vermagic, the QEMU test boots the same .ko. A
     build failure is raised to every test that asks for it."""
+    shared = _shared_dir(tmp_path_factory, worker_id)
     done: dict[str, tuple[Path, Built] | BaseException] = {}
+
+    def build(series: str) -> tuple[Path, Built] | BaseException:
+        work = shared / f"softuart-ko{series}"
+        record = shared / f"softuart-ko{series}.json"
+        with open(shared / f"softuart-ko{series}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not record.exists():
+                try:
+                    kdir = headers_for(HEADERS[series])
+                    b = build_module(kdir, work)
+                    out = {"kdir": str(kdir), "ko": str(b.ko), "log": b.log,
+                           "vermagic": b.vermagic}
+                except (MissingTool, AssertionError) as exc:
+                    out = {"error": type(exc).__name__, "message": str(exc)}
+                record.write_text(json.dumps(out))
+        got = json.loads(record.read_text())
+        if "error" in got:
+            return (MissingTool if got["error"] == "MissingTool" else AssertionError)(
+                got["message"])
+        return Path(got["kdir"]), Built(ko=Path(got["ko"]), log=got["log"],
+                                        vermagic=got["vermagic"])
 
     def get(series: str) -> tuple[Path, Built]:
         if series not in done:
-            try:
-                kdir = headers_for(HEADERS[series])
-                done[series] = kdir, build_module(kdir, tmp_path_factory.mktemp(f"ko{series}"))
-            except MissingTool as exc:
-                done[series] = exc
-            except AssertionError as exc:
-                done[series] = exc
+            done[series] = build(series)
         got = done[series]
         if isinstance(got, MissingTool):
             pytest.fail(str(got))

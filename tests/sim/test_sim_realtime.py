@@ -10,14 +10,23 @@ import pytest
 import serial
 
 from pipilot.cli import main
+from pipilot.core.config import CoreConfig
 from pipilot.core.setpoints import NEUTRAL
 from pipilot.sim import SimulatedCC3D, stick_frame
 from pipilot.sim.runner import RealtimeSim
 from pipilot.uavtalk import PacketParser, load_definitions
 
+# The pty reader stamps a chunk's bytes back to back from when it read them: on a
+# loaded machine a late read runs frames together, and the stock decoder (which
+# needs silence before a frame) loses them, as it would on such a wire (seen: under
+# half accepted with three test workers on two cores). These real-time tests check
+# the wiring with the patched decoder, which takes a frame straight after a good
+# one; the stock decoder's rates are checked in virtual time (test_sim_receiver.py,
+# test_sim_lockstep_core.py).
+
 
 def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
-    model = SimulatedCC3D(seed=1)
+    model = SimulatedCC3D(seed=1, firmware="patched")
     with RealtimeSim(model) as rs:
         sbus_fd = os.open(rs.sbus_port, os.O_WRONLY | os.O_NOCTTY)
         tel = serial.Serial(rs.telemetry_port, 9600, timeout=0)
@@ -49,9 +58,7 @@ def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
         assert rs.error is None
     rx = snap["receiver"]
     assert rx["frames_seen"] == sent
-    # 14 ms leaves 11 ms of silence: only scheduling hiccups on a loaded machine (two
-    # frames read in one chunk) can cost a frame, and never most of them
-    assert rx["frames_accepted"] >= 0.5 * sent
+    assert rx["frames_accepted"] >= 0.95 * sent, rx
     # (not after the stream: the FC's receiver times out once the frames stop, and a
     # loaded machine may run the simulator on for a while before the test looks)
     assert connected
@@ -61,7 +68,7 @@ def test_realtime_sim_reads_sbus_and_talks_uavtalk_on_ptys() -> None:
 
 @pytest.mark.slow
 def test_pipilot_sim_headless_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["sim", "--headless", "--duration", "4", "--json", "--period-ms", "14"])
+    rc = main(["sim", "--headless", "--duration", "4", "--json", "--firmware", "patched"])
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
@@ -72,12 +79,11 @@ def test_pipilot_sim_headless_json_summary(capsys: pytest.CaptureFixture[str]) -
     # every frame pipilot wrote reached the simulated wire
     assert summary["frames_seen"] == summary["frames_sent"]
     rejected = summary["frames_rejected"]
-    # "unsynced" is the remainder; what can go wrong is a frame decided twice
-    decided = summary["frames_accepted"] + sum(
-        n for reason, n in rejected.items() if reason != "unsynced")
-    assert decided <= summary["frames_seen"]
-    assert summary["frames_accepted"] >= 0.5 * summary["frames_sent"]
-    assert rejected["failsafe_flag"] > 0  # the core's shutdown frames
+    # taken, or refused for its failsafe flag (the core's shutdown frames, and any its
+    # watchdog sent on a loaded machine): next to none lost
+    decided = summary["frames_accepted"] + rejected["failsafe_flag"]
+    assert 0.95 * summary["frames_seen"] <= decided <= summary["frames_seen"], summary
+    assert rejected["failsafe_flag"] >= CoreConfig().shutdown.failsafe_frames, summary
     assert summary["telemetry_connected"] is True
     assert summary["telemetry_objects"] >= 10
     assert summary["armed"] is False

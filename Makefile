@@ -61,6 +61,11 @@ $(KERNEL_PREP): tests/kernel/softuart_qemu.py tests/kernel/softuart_kbuild.py
 
 test-prep: venv $(KERNEL_PREP)
 
+# Bytecode is cached for the run even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE): without it every worker, and every `pipilot` process a
+# test starts, compiles the package and rewrites the tests' asserts afresh.
+test: export PYTHONDONTWRITEBYTECODE =
+
 # Two phases: the suite on xdist workers, then the tests marked `alone` (they time a
 # real-time process) with nothing beside them. Both run whatever the first gives; a
 # phase that selects nothing (exit 5) is no failure unless neither selected anything.

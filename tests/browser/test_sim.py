@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser.conftest import launch
+from tests.browser.conftest import SESSION_LOOP
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180), SESSION_LOOP]
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "e2e-token"
@@ -71,52 +71,49 @@ def rx_throttle(text: str | None) -> float:
         return float("nan")
 
 
-async def test_fly_the_simulated_cc3d_from_the_page(sim_url: str) -> None:
-    async with async_playwright() as pw:
-        browser = await launch(pw)
-        pilot_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
-        page = await pilot_ctx.new_page()
-        await page.goto(sim_url)
-        await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
-                                                              timeout=30_000)
-        armed = page.get_by_role("status", name="FC arming state")
-        await expect(armed).to_have_text("DISARMED", timeout=15_000)
-        await page.get_by_role("button", name="Take control").click()
-        await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+async def test_fly_the_simulated_cc3d_from_the_page(sim_url: str, browser: Browser) -> None:
+    pilot_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await pilot_ctx.new_page()
+    await page.goto(sim_url)
+    await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
+                                                          timeout=30_000)
+    armed = page.get_by_role("status", name="FC arming state")
+    await expect(armed).to_have_text("DISARMED", timeout=15_000)
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
 
-        # Hold Arm: the FC (not the page) reports Arming, then Armed.
-        arm = page.get_by_role("button", name="Arm", exact=True)
-        await arm.hover()
-        await page.mouse.down()
-        await page.wait_for_timeout(1300)
-        await page.mouse.up()
-        await expect(armed).to_have_text("ARMED", timeout=15_000)
-        await expect(page.locator("#mode")).to_have_text(re.compile(r"Stabilized1|Manual"))
+    # Hold Arm: the FC (not the page) reports Arming, then Armed.
+    arm = page.get_by_role("button", name="Arm", exact=True)
+    await arm.hover()
+    await page.mouse.down()
+    await page.wait_for_timeout(1300)
+    await page.mouse.up()
+    await expect(armed).to_have_text("ARMED", timeout=15_000)
+    await expect(page.locator("#mode")).to_have_text(re.compile(r"Stabilized1|Manual"))
 
-        # Throttle up: ManualControlCommand.Throttle as the FC sees it follows.
-        rx = page.locator("#rx-throttle")
-        before = rx_throttle(await rx.text_content())
-        assert before < 0.1
-        await page.get_by_role("slider", name="Throttle").fill("0.6")
-        await expect(rx).to_have_text(re.compile(r"^0\.[5-6]\d\d$"), timeout=15_000)
+    # Throttle up: ManualControlCommand.Throttle as the FC sees it follows.
+    rx = page.locator("#rx-throttle")
+    before = rx_throttle(await rx.text_content())
+    assert before < 0.1
+    await page.get_by_role("slider", name="Throttle").fill("0.6")
+    await expect(rx).to_have_text(re.compile(r"^0\.[5-6]\d\d$"), timeout=15_000)
 
-        # Another page watches; then the pilot's page closes.
-        watch_ctx = await browser.new_context()
-        watcher = await watch_ctx.new_page()
-        await watcher.goto(sim_url)
-        await expect(watcher.locator("#seat")).to_have_text("observing: another page flies")
-        await expect(watcher.get_by_role("status", name="FC arming state")).to_have_text(
-            "ARMED", timeout=15_000)
-        await pilot_ctx.close()
-        await expect(watcher.locator("#seat")).to_have_text("observing: seat free")
-        await expect(watcher.get_by_role("alert")).to_contain_text("FAILSAFE", timeout=5_000)
-        status = await watcher.evaluate("fetch('/api/status').then(r => r.json())")
-        assert status["pilot"] == "vacant"
-        assert status["sbus"]["failsafe"] is True
-        # The core's lost-pilot failsafe descends: the FC sees the throttle come down.
-        await expect(watcher.locator("#rx-throttle")).to_have_text(
-            re.compile(r"^0\.(3[0-9]|2\d|1\d|0\d)\d$|^-"), timeout=15_000)
-        await browser.close()
+    # Another page watches; then the pilot's page closes.
+    watch_ctx = await browser.new_context()
+    watcher = await watch_ctx.new_page()
+    await watcher.goto(sim_url)
+    await expect(watcher.locator("#seat")).to_have_text("observing: another page flies")
+    await expect(watcher.get_by_role("status", name="FC arming state")).to_have_text(
+        "ARMED", timeout=15_000)
+    await pilot_ctx.close()
+    await expect(watcher.locator("#seat")).to_have_text("observing: seat free")
+    await expect(watcher.get_by_role("alert")).to_contain_text("FAILSAFE", timeout=5_000)
+    status = await watcher.evaluate("fetch('/api/status').then(r => r.json())")
+    assert status["pilot"] == "vacant"
+    assert status["sbus"]["failsafe"] is True
+    # The core's lost-pilot failsafe descends: the FC sees the throttle come down.
+    await expect(watcher.locator("#rx-throttle")).to_have_text(
+        re.compile(r"^0\.(3[0-9]|2\d|1\d|0\d)\d$|^-"), timeout=15_000)
 
 
 HIDE = """Object.defineProperty(document, 'hidden', {value: %s, configurable: true});
@@ -124,60 +121,58 @@ document.dispatchEvent(new Event('visibilitychange'));"""
 
 
 async def test_failsafe_shows_while_the_core_flies_the_craft_and_not_after_a_landing(
-        sim_url: str) -> None:
+        sim_url: str, browser: Browser) -> None:
     # The FAILSAFE banner stayed up after any flight: a pilot who landed and let go
     # of the seat left the core's throttle cut, which the page called a failsafe.
-    async with async_playwright() as pw:
-        browser = await launch(pw)
-        page = await browser.new_page(viewport={"width": 1400, "height": 900})
-        await page.goto(sim_url)
-        await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
-                                                              timeout=30_000)
-        await page.get_by_role("button", name="Take control").click()
-        await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
-        await page.get_by_role("slider", name="Throttle").fill("0.5")
-        await expect(page.locator("#rx-throttle")).to_have_text(
-            re.compile(r"^0\.[45]\d\d$"), timeout=15_000)
-        body = page.locator("body")
-        await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True)
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    await page.goto(sim_url)
+    await expect(page.locator("#telemetry")).to_have_text("telemetry: connected",
+                                                          timeout=30_000)
+    await page.get_by_role("button", name="Take control").click()
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)")
+    await page.get_by_role("slider", name="Throttle").fill("0.5")
+    await expect(page.locator("#rx-throttle")).to_have_text(
+        re.compile(r"^0\.[45]\d\d$"), timeout=15_000)
+    body = page.locator("body")
+    await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True)
 
-        # The pilot's page falls silent in the air: the core descends on its own.
-        await page.evaluate(HIDE % "true")
-        fs = page.get_by_role("alert").filter(has_text=re.compile("^FAILSAFE: "))
-        await expect(fs).to_contain_text("descending", timeout=10_000)
-        # ...and flies again when it is back: the banner goes with the failsafe.
-        await page.evaluate(HIDE % "false")
-        await expect(page.locator("#seat")).to_have_text("PILOT (you fly)", timeout=10_000)
-        await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True,
-                                               timeout=10_000)
+    # The pilot's page falls silent in the air: the core descends on its own.
+    await page.evaluate(HIDE % "true")
+    fs = page.get_by_role("alert").filter(has_text=re.compile("^FAILSAFE: "))
+    await expect(fs).to_contain_text("descending", timeout=10_000)
+    # ...and flies again when it is back: the banner goes with the failsafe.
+    await page.evaluate(HIDE % "false")
+    await expect(page.locator("#seat")).to_have_text("PILOT (you fly)", timeout=10_000)
+    await expect(body).not_to_contain_text("FAILSAFE", use_inner_text=True,
+                                           timeout=10_000)
 
-        # Landed (throttle off), the pilot lets go of the seat: a normal end of flight.
-        await page.get_by_role("slider", name="Throttle").fill("0")
-        await expect(page.locator("#rx-throttle")).to_have_text(
-            re.compile(r"^0\.0[0-4]\d$|^-"), timeout=15_000)
-        release = page.get_by_role("button", name="Release control")
-        await release.hover()
-        await page.mouse.down()
-        await page.wait_for_timeout(1300)
-        await page.mouse.up()
-        await expect(page.locator("#seat")).to_have_text("observing: seat free")
-        # through the 8 s descent and into the throttle cut, never a FAILSAFE banner:
-        # looked at until the cut is seen (a loaded machine may take longer), not for
-        # a fixed time
-        states = set()
-        deadline = time.monotonic() + 40.0
-        while not states >= {"descent", "throttle_cut"}:
-            assert time.monotonic() < deadline, states
-            assert "FAILSAFE" not in await body.inner_text()
-            status = await page.evaluate("fetch('/api/status').then(r => r.json())")
-            assert status["sbus"]["failsafe"] is False
-            states.add(status["sbus"]["failsafe_state"])
-            await page.wait_for_timeout(250)
+    # Landed (throttle off), the pilot lets go of the seat: a normal end of flight.
+    await page.get_by_role("slider", name="Throttle").fill("0")
+    await expect(page.locator("#rx-throttle")).to_have_text(
+        re.compile(r"^0\.0[0-4]\d$|^-"), timeout=15_000)
+    release = page.get_by_role("button", name="Release control")
+    await release.hover()
+    await page.mouse.down()
+    await page.wait_for_timeout(1300)
+    await page.mouse.up()
+    await expect(page.locator("#seat")).to_have_text("observing: seat free")
+    # through the 8 s descent and into the throttle cut, never a FAILSAFE banner:
+    # looked at until the cut is seen (a loaded machine may take longer), not for
+    # a fixed time
+    states = set()
+    deadline = time.monotonic() + 40.0
+    while not states >= {"descent", "throttle_cut"}:
+        assert time.monotonic() < deadline, states
         assert "FAILSAFE" not in await body.inner_text()
-        await browser.close()
+        status = await page.evaluate("fetch('/api/status').then(r => r.json())")
+        assert status["sbus"]["failsafe"] is False
+        states.add(status["sbus"]["failsafe_state"])
+        await page.wait_for_timeout(250)
+    assert "FAILSAFE" not in await body.inner_text()
 
 
-async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns() -> None:
+async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns(
+        browser: Browser) -> None:
     # The simulator in this process, so the test can cut its telemetry wire.
     import io
 
@@ -199,9 +194,7 @@ async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns() -
     await session.start()
     await vehicle.start()
     try:
-        async with serve(vehicle, ServerConfig(port=0, token=TOKEN), out=io.StringIO()) as url, \
-                async_playwright() as pw:
-            browser = await launch(pw)
+        async with serve(vehicle, ServerConfig(port=0, token=TOKEN), out=io.StringIO()) as url:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(url)
             badge = page.locator("#telemetry")
@@ -233,7 +226,6 @@ async def test_a_cut_telemetry_wire_shows_its_age_and_clears_when_it_returns() -
             sim.telemetry_cut = False
             await expect(banner).to_be_hidden(timeout=30_000)
             await expect(badge).to_have_text("telemetry: connected")
-            await browser.close()
     finally:
         await vehicle.stop()
         await session.stop()

@@ -84,10 +84,10 @@ action = "arm"
 [[steps]]
 action = "climb"
 throttle = 0.54
-seconds = 4
+seconds = 3
 [[steps]]
 action = "hold"
-seconds = 4
+seconds = 2
 [[steps]]
 action = "land"
 seconds = 8

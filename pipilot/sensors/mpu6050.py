@@ -40,6 +40,7 @@ Facts from the InvenSense "MPU-6000 and MPU-6050 Product Specification"
 from __future__ import annotations
 
 import math
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ REG_ACCEL_XOUT_H = 0x3B
 REG_PWR_MGMT_1 = 0x6B
 REG_WHO_AM_I = 0x75
 BURST_LEN = 14
+_BURST = struct.Struct(f">{BURST_LEN // 2}h")
+"""The burst: accel X, Y, Z, temperature, gyro X, Y, Z, big-endian two's complement."""
 
 PWR_RESET = 0x80
 PWR_SLEEP = 0x40
@@ -249,7 +252,7 @@ class Mpu6050:
     def read_raw(self) -> tuple[tuple[float, float, float], tuple[float, float, float], float]:
         """(body rates rad/s without bias removal, body specific force m/s^2, deg C)."""
         b = self.read(REG_ACCEL_XOUT_H, BURST_LEN)
-        v = [int.from_bytes(b[i:i + 2], "big", signed=True) for i in range(0, BURST_LEN, 2)]
+        v = _BURST.unpack(b)
         accel = self._to_body([x * self._accel_scale for x in v[0:3]])
         gyro = self._to_body([x * self._gyro_scale for x in v[4:7]])
         return gyro, accel, v[3] / 340.0 + 36.53

@@ -23,6 +23,8 @@ import numpy as np
 G = 9.80665
 _EYE = np.eye(3)
 
+Vec3 = tuple[float, float, float]
+
 
 def rot_x(a: float) -> np.ndarray:
     c, s = math.cos(a), math.sin(a)
@@ -46,9 +48,10 @@ def euler_to_r(roll: float, pitch: float, yaw: float) -> np.ndarray:
 
 
 def r_to_euler(r: np.ndarray) -> tuple[float, float, float]:
-    pitch = -math.asin(max(-1.0, min(1.0, float(r[2, 0]))))
-    roll = math.atan2(float(r[2, 1]), float(r[2, 2]))
-    yaw = math.atan2(float(r[1, 0]), float(r[0, 0]))
+    (r00, _, _), (r10, _, _), (r20, r21, r22) = r.tolist()
+    pitch = -math.asin(max(-1.0, min(1.0, r20)))
+    roll = math.atan2(r21, r22)
+    yaw = math.atan2(r10, r00)
     return roll, pitch, yaw
 
 
@@ -72,18 +75,25 @@ def r_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """3-vector cross product (numpy's general one is slow for a single pair)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
-                     a[0] * b[1] - a[1] * b[0]])
+    return np.array(cross_floats(a.tolist(), b.tolist()))
+
+
+def cross_floats(a: Vec3, b: Vec3) -> Vec3:
+    """`cross` on Python floats: the same products and differences, in the same order."""
+    ax, ay, az = a
+    bx, by, bz = b
+    return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
 
 
 def rotate_small(r: np.ndarray, w: np.ndarray, dt: float) -> np.ndarray:
     """R advanced by body rate w over dt (Rodrigues)."""
     theta = w * dt
-    a = float(np.linalg.norm(theta))
+    # np.linalg.norm of a vector is exactly this: the square root of its dot product
+    a = math.sqrt(theta.dot(theta))
     if a < 1e-12:
         return r
-    k = theta / a
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    k0, k1, k2 = (x / a for x in theta.tolist())  # the axis, as theta / a
+    kx = np.array([[0.0, -k2, k1], [k2, 0.0, -k0], [-k1, k0, 0.0]])
     d = _EYE + math.sin(a) * kx + (1 - math.cos(a)) * (kx @ kx)
     rotated: np.ndarray = r @ d
     return rotated
@@ -164,11 +174,16 @@ class Quadrotor:
         p, s = self.p, self.truth
         a = dt / (p.motor_tau + dt)
         self.thrust += a * (min(max(thrust_cmd, 0.0), p.max_thrust) - self.thrust)
-        lim = np.array(p.max_torque)
-        self.torque += a * (np.clip(torque_cmd, -lim, lim) - self.torque)
+        # The 3-vector arithmetic runs on Python floats: the operations numpy's
+        # elementwise ones would do, in the same order (so the same results), without
+        # numpy's per-call overhead; np.clip(x, -lim, lim) is min(max(x, -lim), lim).
+        # Matrix products stay numpy's.
+        torque = [q + a * (min(max(c, -lim), lim) - q) for q, c, lim in
+                  zip(self.torque.tolist(), torque_cmd.tolist(), p.max_torque, strict=True)]
+        self.torque[:] = torque
         if s.on_ground and self.thrust < p.mass * G:
             # resting on the ground: it holds the weight and keeps the craft level
-            if s.rate.any() or s.velocity.any():
+            if any(s.rate.tolist()) or any(s.velocity.tolist()):  # ndarray.any(), faster
                 s.velocity[:] = 0.0
                 s.rate[:] = 0.0
                 _, _, yaw = r_to_euler(s.r)
@@ -177,20 +192,29 @@ class Quadrotor:
             return
         if p.gust_sigma > 0:
             k = dt / p.gust_tau
-            self._gust[:2] += -k * self._gust[:2] + p.gust_sigma * math.sqrt(2 * k) * \
-                self.rng.standard_normal(2)
+            gust_x, gust_y, _ = self._gust.tolist()
+            kick = p.gust_sigma * math.sqrt(2 * k)
+            noise_x, noise_y = self.rng.standard_normal(2).tolist()
+            self._gust[:2] = (gust_x + (-k * gust_x + kick * noise_x),
+                              gust_y + (-k * gust_y + kick * noise_y))
         air = s.velocity - self.wind
-        air_b = s.r.T @ air
-        drag_b = -np.array([p.drag_xy, p.drag_xy, p.drag_z]) * air_b
-        force_b = np.array([0.0, 0.0, -self.thrust]) + drag_b
-        self._specific_force = force_b / p.mass
-        acc = s.r @ self._specific_force + np.array([0.0, 0.0, G])
-        w = s.rate
-        wdot = (self.torque - cross(w, self.inertia * w)) / self.inertia
+        air_x, air_y, air_z = (s.r.T @ air).tolist()           # body frame
+        # thrust along -z and linear drag, in the body frame (0.0 + keeps numpy's signed zeros)
+        force_b = (0.0 + -p.drag_xy * air_x, 0.0 + -p.drag_xy * air_y,
+                   -self.thrust + -p.drag_z * air_z)
+        self._specific_force = np.array([f / p.mass for f in force_b])
+        acc_x, acc_y, acc_z = (s.r @ self._specific_force).tolist()
+        acc = (acc_x + 0.0, acc_y + 0.0, acc_z + G)              # world frame, with gravity
+        w = s.rate.tolist()
+        inertia = self.inertia.tolist()
+        momentum = (inertia[0] * w[0], inertia[1] * w[1], inertia[2] * w[2])
+        wdot = [(q - c) / i for q, c, i in
+                zip(torque, cross_floats(w, momentum), inertia, strict=True)]
         s.on_ground = False
-        s.velocity += acc * dt
-        s.position += s.velocity * dt
-        s.rate = w + wdot * dt
+        velocity = [v + dv * dt for v, dv in zip(s.velocity.tolist(), acc, strict=True)]
+        s.velocity[:] = velocity
+        s.position[:] = [x + v * dt for x, v in zip(s.position.tolist(), velocity, strict=True)]
+        s.rate = np.array([r + r_dot * dt for r, r_dot in zip(w, wdot, strict=True)])
         s.r = rotate_small(s.r, s.rate, dt)
         if s.position[2] >= 0.0:
             s.position[2] = 0.0

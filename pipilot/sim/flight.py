@@ -24,10 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipilot.sim.dynamics import cross, euler_to_r, orthonormalize, r_to_euler, rotate_small
+from pipilot.sim.dynamics import (
+    cross_floats,
+    euler_to_r,
+    orthonormalize,
+    r_to_euler,
+    rotate_small,
+)
 
 DEG = math.pi / 180.0
 FW_DT = 0.002
+_UP = np.array([0.0, 0.0, -1.0])  # NED
 
 
 @dataclass
@@ -81,24 +88,38 @@ class AttitudeEstimator:
         if self._rotate:
             gyro = self.board_rotation @ gyro
             accel = self.board_rotation @ accel
+        # The 3-vector arithmetic runs on Python floats: the operations numpy's
+        # elementwise ones would do, in the same order (so the same results), without
+        # numpy's per-call overhead. Matrix products and the norm stay numpy's.
         alpha = math.exp(-dt / s.accel_tau) if s.accel_tau > 0 else 0.0
-        self.accel_filt = self.accel_filt * alpha + accel * (1 - alpha)
+        self.accel_filt = np.array([f * alpha + x * (1 - alpha) for f, x in
+                                    zip(self.accel_filt.tolist(), accel.tolist(), strict=True)])
         self.accel = accel
         kp, ki = (1.0, 0.0) if fast else (s.accel_kp, s.accel_ki)
         steps = dt / FW_DT
-        g = gyro - self.bias
+        gx, gy, gz = gyro.tolist()
+        bx, by, bz = self.bias.tolist()
         if fast:
             # stationary by assumption: the bias integrator chases the raw gyro
-            self.bias += (1 - (1 - 0.01) ** steps) * g
+            k = 1 - (1 - 0.01) ** steps
+            bx, by, bz = bx + k * (gx - bx), by + k * (gy - by), bz + k * (gz - bz)
         else:
-            self.bias[2] += s.yaw_bias_rate * steps * g[2]
-        grot = self.r.T @ np.array([0.0, 0.0, -1.0])
+            bz += s.yaw_bias_rate * steps * (gz - bz)
+        grot = (self.r.T @ _UP).tolist()
         a = self.accel_filt
-        n = float(np.linalg.norm(a))
-        err = cross(a / n, grot) if n > 1e-3 else np.zeros(3)
-        self.bias[:2] -= ki * DEG * steps * err[:2]
-        w = gyro - self.bias + err * (kp / FW_DT) * DEG
-        self.gyro = gyro - self.bias
+        n = math.sqrt(a.dot(a))  # np.linalg.norm(a), computed as it computes it
+        if n > 1e-3:
+            ax, ay, az = a.tolist()
+            ex, ey, ez = cross_floats((ax / n, ay / n, az / n), grot)
+        else:
+            ex, ey, ez = 0.0, 0.0, 0.0
+        k_bias = ki * DEG * steps
+        bx, by = bx - k_bias * ex, by - k_bias * ey
+        self.bias[:] = bx, by, bz
+        self.gyro = np.array([gx - bx, gy - by, gz - bz])
+        k_err = kp / FW_DT
+        w = np.array([gx - bx + ex * k_err * DEG, gy - by + ey * k_err * DEG,
+                      gz - bz + ez * k_err * DEG])
         self.r = rotate_small(self.r, w, dt)
         self._n += 1
         if self._n % 200 == 0:
@@ -133,29 +154,31 @@ class Stabilizer:
         roll_sp = roll * s.roll_max_deg
         pitch_sp = pitch * s.pitch_max_deg
         yaw_rate_sp = yaw * s.manual_rate_yaw_dps
-        rate_sp = np.zeros(3)
-        rate_sp[0] = s.attitude_kp * (roll_sp - roll_est / DEG)
-        rate_sp[1] = s.attitude_kp * (pitch_sp - pitch_est / DEG)
-        gyro_dps = est.gyro / DEG
+        gyro = est.gyro.tolist()
         if motors_on:
-            self.axis_lock += (yaw_rate_sp - gyro_dps[2]) * dt
+            self.axis_lock += (yaw_rate_sp - gyro[2] / DEG) * dt
             self.axis_lock = max(-s.max_axis_lock_deg, min(s.max_axis_lock_deg, self.axis_lock))
-        rate_sp[2] = yaw_rate_sp + s.axis_lock_kp * self.axis_lock
-        lim = np.array(s.maximum_rate_dps)
-        lim[2] = max(lim[2], s.manual_rate_yaw_dps)
-        rate_sp = np.clip(rate_sp, -lim, lim) * DEG
-        err = rate_sp - est.gyro
+        rate_sp = (s.attitude_kp * (roll_sp - roll_est / DEG),
+                   s.attitude_kp * (pitch_sp - pitch_est / DEG),
+                   yaw_rate_sp + s.axis_lock_kp * self.axis_lock)
+        lim_roll, lim_pitch, lim_yaw = s.maximum_rate_dps
+        lim = (lim_roll, lim_pitch, max(lim_yaw, s.manual_rate_yaw_dps))
+        # elementwise on Python floats, as numpy would (np.clip is min(max(x, -lim), lim))
+        err = [min(max(r, -m), m) * DEG - g for r, m, g in
+               zip(rate_sp, lim, gyro, strict=True)]
         thrust_frac = self._cruise(throttle, roll_est, pitch_est)
         self.desired = (roll_sp, pitch_sp, yaw_rate_sp, thrust_frac)
         if not motors_on or thrust_frac <= 0.0:
             self.reset()
             self.thrust_fraction = 0.0
             return 0.0, np.zeros(3)
-        self.rate_int += err * dt
-        self.rate_int = np.clip(self.rate_int, -0.5, 0.5)
-        ang_acc = np.array(s.rate_bandwidth) * err + np.array(s.rate_ki) * self.rate_int
+        rate_int = [min(max(i + e * dt, -0.5), 0.5) for i, e in
+                    zip(self.rate_int.tolist(), err, strict=True)]
+        self.rate_int = np.array(rate_int)
         self.thrust_fraction = thrust_frac
-        return thrust_frac * self.max_thrust, self.inertia * ang_acc
+        return thrust_frac * self.max_thrust, np.array([
+            inertia * (bandwidth * e + ki * i) for inertia, bandwidth, e, ki, i in
+            zip(self.inertia.tolist(), s.rate_bandwidth, err, s.rate_ki, rate_int, strict=True)])
 
     def _cruise(self, throttle: float, roll: float, pitch: float) -> float:
         s = self.s

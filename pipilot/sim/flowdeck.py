@@ -161,7 +161,7 @@ class Pmw3901Model:
         d = _slant(t)
         p, q, _ = t.rates
         vx, vy = t.velocity_body
-        rate = np.array([vx / d + q, vy / d - p]) if math.isfinite(d) else np.array([p, q])
+        rate = (vx / d + q, vy / d - p) if math.isfinite(d) else (p, q)
         # assumptions: SQUAL scales with texture, falls out of focus below 80 mm, with
         # feature size beyond ~3 m, and once the shutter is at its limit in the dark
         focus = min(1.0, t.height_m / pmw.MIN_RANGE_M) ** 4 if math.isfinite(d) else 0.0
@@ -175,8 +175,10 @@ class Pmw3901Model:
         if self.lost or self.squal < pmw.SQUAL_MIN:
             return
         noise = self.rng.normal(0, 0.5 * math.sqrt(dt * pmw.FRAME_RATE_HZ) * 0x40 / self.squal, 2)
-        self._acc += self.scale * COUNTS_PER_RAD * rate * dt + noise
-        np.clip(self._acc, -32768, 32767, out=self._acc)
+        # on Python floats, the operations numpy's would do (np.clip is min(max(...)))
+        k = self.scale * COUNTS_PER_RAD
+        self._acc[:] = [min(max(acc + (k * r * dt + n), -32768), 32767) for acc, r, n in
+                        zip(self._acc.tolist(), rate, noise.tolist(), strict=True)]
 
     def _burst(self) -> list[int]:
         self._integrate()

@@ -112,14 +112,17 @@ class SimulatedCC3D:
 
     def advance_to(self, t: float) -> None:
         """Run every task due up to time ``t``, in time order."""
-        heap = self._heap
+        heap, receiver = self._heap, self.receiver
         while heap and heap[0][0] <= t:
-            due, _, task = heapq.heappop(heap)
+            due, _, task = heap[0]
             if task.cancelled:
+                heapq.heappop(heap)
                 continue
             task.next_t = due + task.period
-            self._push(task)
-            self.receiver.advance_to(due)
+            # pop the task and push its next run (numbered as `_push` does) in one go
+            self._seq += 1
+            heapq.heapreplace(heap, (task.next_t, self._seq, task))
+            receiver.advance_to(due)
             if due > self._now:
                 self._now = due
             task.fn(due)
@@ -231,11 +234,11 @@ class SimulatedCC3D:
         from pipilot.sim.flowdeck import SensorTruth
 
         t = self.quad.truth
-        v_b = t.r.T @ t.velocity
+        v_x, v_y, _ = (t.r.T @ t.velocity).tolist()
         roll, pitch, _ = (math.radians(a) for a in t.euler_deg())
+        p, q, r = t.rate.tolist()
         return SensorTruth(
-            height_m=t.altitude + clearance_m, velocity_body=(float(v_b[0]), float(v_b[1])),
-            rates=(float(t.rate[0]), float(t.rate[1]), float(t.rate[2])),
+            height_m=t.altitude + clearance_m, velocity_body=(v_x, v_y), rates=(p, q, r),
             roll=roll, pitch=pitch, texture=texture, light=light, ambient=ambient)
 
     def imu_truth(self) -> ImuTruth:
@@ -243,10 +246,9 @@ class SimulatedCC3D:
         truth provider of `pipilot.sim.mpu6050.Mpu6050Model`, which alone reads it."""
         from pipilot.sim.mpu6050 import ImuTruth
 
-        t = self.quad.truth
-        f = self.quad.specific_force
-        return ImuTruth(rates=(float(t.rate[0]), float(t.rate[1]), float(t.rate[2])),
-                        specific_force=(float(f[0]), float(f[1]), float(f[2])))
+        p, q, r = self.quad.truth.rate.tolist()
+        fx, fy, fz = self.quad.specific_force.tolist()
+        return ImuTruth(rates=(p, q, r), specific_force=(fx, fy, fz))
 
     def drift_m(self) -> float:
         d = self.quad.truth.position[:2] - self.start_position[:2]

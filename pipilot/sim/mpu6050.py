@@ -24,6 +24,7 @@ drift with temperature in the model (the chip's ZRO varies by up to
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ ACCEL_NOISE_DENSITY_G = 400e-6
 GYRO_ZRO_DPS = 20.0
 ACCEL_ZERO_G = (0.050, 0.050, 0.080)
 TEMPERATURE_C = 30.0
+
+_BLOCK = struct.Struct(f">{mpu.BURST_LEN // 2}h")
+"""The data registers: accel X, Y, Z, temperature, gyro X, Y, Z, big-endian int16."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ class Mpu6050Model:
 
     # -- the chip's sampling ---------------------------------------------------------
     def _to_chip(self, body: tuple[float, float, float]) -> np.ndarray:
-        chip = np.zeros(3)
+        return np.array(self._chip_axes(body))
+
+    def _chip_axes(self, body: tuple[float, float, float]) -> list[float]:
+        """`_to_chip` as Python floats."""
+        chip = [0.0, 0.0, 0.0]
         for b, (axis, sign) in enumerate(self.axes):
             chip[axis] = sign * body[b]
         return chip
@@ -107,23 +115,32 @@ class Mpu6050Model:
         bandwidth, delay = mpu.DLPF.get(dlpf, mpu.DLPF[0])
         dt, self._last_filter = max(0.0, now - self._last_filter), now
         k = 1.0 - math.exp(-dt / delay)
-        self._gyro += k * (self._to_chip(t.rates) - self._gyro)
-        self._accel += k * (self._to_chip(t.specific_force) - self._accel)
+        # Elementwise on Python floats: the operations numpy's would do, in the same order
+        # (math.degrees multiplies by the same 180 / pi as np.degrees, and round() rounds
+        # half to even on a float as on a numpy float), without numpy's per-call overhead.
+        gyro_f = [f + k * (x - f) for f, x in
+                  zip(self._gyro.tolist(), self._chip_axes(t.rates), strict=True)]
+        accel_f = [f + k * (x - f) for f, x in
+                   zip(self._accel.tolist(), self._chip_axes(t.specific_force), strict=True)]
+        self._gyro[:] = gyro_f
+        self._accel[:] = accel_f
         noise_bw = bandwidth * math.pi / 2
         g_sigma = math.hypot(math.radians(GYRO_NOISE_DENSITY_DPS) * math.sqrt(noise_bw),
                              self.vibration[0])
         a_sigma = math.hypot(ACCEL_NOISE_DENSITY_G * mpu.G * math.sqrt(noise_bw),
                              self.vibration[1])
-        gyro = self._gyro + self.gyro_bias + self.rng.normal(0.0, g_sigma, 3)
-        accel = self._accel + self.accel_bias + self.rng.normal(0.0, a_sigma, 3)
+        g_noise = self.rng.normal(0.0, g_sigma, 3).tolist()
+        a_noise = self.rng.normal(0.0, a_sigma, 3).tolist()
         fs_g = (self.regs[mpu.REG_GYRO_CONFIG] >> 3) & 3
         fs_a = (self.regs[mpu.REG_ACCEL_CONFIG] >> 3) & 3
-        raw_g = np.degrees(gyro) * mpu.GYRO_LSB_PER_DPS[fs_g]
-        raw_a = accel / mpu.G * mpu.ACCEL_LSB_PER_G[fs_a]
+        g_lsb, a_lsb = mpu.GYRO_LSB_PER_DPS[fs_g], mpu.ACCEL_LSB_PER_G[fs_a]
+        raw_g = [math.degrees(f + b + n) * g_lsb
+                 for f, b, n in zip(gyro_f, self.gyro_bias.tolist(), g_noise, strict=True)]
+        raw_a = [(f + b + n) / mpu.G * a_lsb
+                 for f, b, n in zip(accel_f, self.accel_bias.tolist(), a_noise, strict=True)]
         temp = (TEMPERATURE_C - 36.53) * 340.0
         values = [*raw_a, temp, *raw_g]
-        block = b"".join(int(max(-32768, min(32767, round(v)))).to_bytes(2, "big", signed=True)
-                         for v in values)
+        block = _BLOCK.pack(*(max(-32768, min(32767, round(v))) for v in values))
         self.regs[mpu.REG_ACCEL_XOUT_H:mpu.REG_ACCEL_XOUT_H + mpu.BURST_LEN] = block
         self.regs[mpu.REG_INT_STATUS] |= mpu.DATA_RDY
         self.samples += 1

@@ -138,7 +138,8 @@ class SbusReceiver:
         while self._next_tick <= t:
             self._supervisor()
             self._next_tick += TICK_S
-        self._now = max(self._now, t)
+        if t > self._now:
+            self._now = t
 
     def _supervisor(self) -> None:
         self.receive_timer += 1

@@ -5,9 +5,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 APT_PACKAGES := $(shell cat tools/apt/*.txt 2>/dev/null | sed -e 's/\#.*//' | tr -s ' \n' ' ')
 PYTEST_ARGS ?=
-# pytest-xdist workers for the parallel phase (0: in this process). One more than
-# the CPUs: the real-time tests spend much of their time waiting on the clock.
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+# pytest-xdist workers for the parallel phase (auto: one per CPU; 0: in this process)
+PYTEST_WORKERS ?= auto
 # a marker expression to narrow the run (e.g. 'not browser'); it joins each phase's own
 PYTEST_MARK ?=
 MARK_AND := $(if $(strip $(PYTEST_MARK)),($(PYTEST_MARK)) and ,)

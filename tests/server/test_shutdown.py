@@ -99,7 +99,10 @@ async def test_fly_exits_within_2s_with_a_page_connected(tmp_path: Path) -> None
 async def test_sim_exits_within_2s_with_a_page_connected(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path)}
     proc = await asyncio.create_subprocess_exec(
+        # the patched decoder: the stock one drops frames a late pty read runs together
+        # on a loaded machine (tests/sim/test_sim_realtime.py), the shutdown frames too
         sys.executable, "-m", "pipilot", "sim", "--json", "--http-port", "0", "--token", TOKEN,
+        "--firmware", "patched",
         env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None and proc.stdout is not None
     try:

@@ -86,7 +86,7 @@ class Mpu6050Model:
 
     # -- the chip's sampling ---------------------------------------------------------
     def _to_chip(self, body: tuple[float, float, float]) -> np.ndarray:
-        return np.array(self._chip_axes(body))
+        return np.array(self._chip_axes(body), dtype=float)
 
     def _chip_axes(self, body: tuple[float, float, float]) -> list[float]:
         """`_to_chip` as Python floats."""

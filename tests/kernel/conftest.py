@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,22 +24,21 @@ def codec(tmp_path_factory: pytest.TempPathFactory) -> Codec:
     return Codec(path)
 
 
-def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory every xdist worker of this run sees (the run's own without xdist)."""
     base = tmp_path_factory.getbasetemp()
-    return base if worker_id == "master" else base.parent
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
-def module_build(tmp_path_factory: pytest.TempPathFactory,
-                 worker_id: str) -> Callable[[str], tuple[Path, Built]]:
+def module_build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Built]]:
     """``module_build(series)`` -> (headers dir, the module built against them).
 
     One build per series for the run, across xdist workers too (the first
     worker to ask builds under a lock, the others read its result): the build
     test checks its log and vermagic, the QEMU test boots the same .ko. A
     build failure is raised to every test that asks for it."""
-    shared = _shared_dir(tmp_path_factory, worker_id)
+    shared = _shared_dir(tmp_path_factory)
     done: dict[str, tuple[Path, Built] | BaseException] = {}
 
     def build(series: str) -> tuple[Path, Built] | BaseException:
@@ -52,13 +52,18 @@ def module_build(tmp_path_factory: pytest.TempPathFactory,
                     b = build_module(kdir, work)
                     out = {"kdir": str(kdir), "ko": str(b.ko), "log": b.log,
                            "vermagic": b.vermagic}
-                except (MissingTool, AssertionError) as exc:
+                except Exception as exc:  # recorded, so no other worker builds again
                     out = {"error": type(exc).__name__, "message": str(exc)}
-                record.write_text(json.dumps(out))
+                partial = record.with_name(record.name + ".part")
+                partial.write_text(json.dumps(out))
+                partial.replace(record)
         got = json.loads(record.read_text())
         if "error" in got:
-            return (MissingTool if got["error"] == "MissingTool" else AssertionError)(
-                got["message"])
+            if got["error"] == "MissingTool":
+                return MissingTool(got["message"])
+            if got["error"] == "AssertionError":
+                return AssertionError(got["message"])
+            return AssertionError(f"module build failed: {got['error']}: {got['message']}")
         return Path(got["kdir"]), Built(ko=Path(got["ko"]), log=got["log"],
                                         vermagic=got["vermagic"])
 

@@ -277,13 +277,18 @@ async def test_unplugged_device_is_reported_and_retried(caplog):
     cfg = config(shutdown=ShutdownConfig(reopen_interval_s=0.1))
     core = FlightCore(link.path, cfg)
     await core.start()
-    await fly_for(core, 0.1)
-    link.close()                      # the device goes away: writes fail with EIO
-    await fly_for(core, 0.5)
-    assert core.failsafe.state is FailsafeState.FAILSAFE
-    assert "Input/output error" in core.failsafe.reason
-    assert "reopen failed" in caplog.text
-    await core.stop()
+    try:
+        await fly_for(core, 0.1)
+        link.close()                      # the device goes away: writes fail with EIO
+        await fly_for(core, 0.5)
+        assert core.failsafe.state is FailsafeState.FAILSAFE
+        # the retries fail, or are refused once another program (a test beside this
+        # one) has opened a pty under the freed number: both keep the failsafe
+        reason = core.failsafe.reason
+        assert "Input/output error" in reason or "device changed" in reason, reason
+        assert "reopen failed" in caplog.text or "reopen refused" in caplog.text
+    finally:
+        await core.stop()
 
 
 async def test_an_exception_in_a_tick_does_not_end_the_loop(capture, monkeypatch):

@@ -17,7 +17,11 @@ def assert_stall_tail(core: Any, frames: Sequence[Frame], stats: Any, period_s: 
                    for f in frames[first:])
     wd = core.config.watchdog
     assert tail.startswith("m") and "?" not in tail
-    assert "F" in tail and "m" not in tail[tail.index("F"):]
+    # failsafe frames fill the slots from stale_ms to silent_ms (10 ms by default): a
+    # pump that wakes late (a loaded machine; seen in a fresh-clone run) misses them
+    # all, and then it must say so in its missed slots
+    assert "F" in tail or stats.missed_slots > 0, (tail, stats)
+    assert "F" not in tail or "m" not in tail[tail.index("F"):]
     assert tail.count("m") <= round(wd.stale_ms * 1e-3 / period_s) + 1
     assert tail.count("F") <= round((wd.silent_ms - wd.stale_ms) * 1e-3 / period_s) + 1
     assert stats.mode == "silent" and stats.silent_slots > 0

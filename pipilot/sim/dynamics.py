@@ -73,13 +73,8 @@ def r_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
     return q[0], q[1], q[2], q[3]
 
 
-def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """3-vector cross product (numpy's general one is slow for a single pair)."""
-    return np.array(cross_floats(a.tolist(), b.tolist()))
-
-
 def cross_floats(a: Vec3, b: Vec3) -> Vec3:
-    """`cross` on Python floats: the same products and differences, in the same order."""
+    """3-vector cross product on Python floats (numpy's is slow for a single pair)."""
     ax, ay, az = a
     bx, by, bz = b
     return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx

@@ -106,9 +106,14 @@ class SimulatedCC3D:
         self._push(task)
         return task
 
-    def _push(self, task: Task) -> None:
+    def _push(self, task: Task, *, replacing_top: bool = False) -> None:
+        """Schedule `task` at its next_t (in place of the heap's top when it is that task)."""
         self._seq += 1
-        heapq.heappush(self._heap, (task.next_t, self._seq, task))
+        entry = (task.next_t, self._seq, task)
+        if replacing_top:
+            heapq.heapreplace(self._heap, entry)
+        else:
+            heapq.heappush(self._heap, entry)
 
     def advance_to(self, t: float) -> None:
         """Run every task due up to time ``t``, in time order."""
@@ -119,9 +124,7 @@ class SimulatedCC3D:
                 heapq.heappop(heap)
                 continue
             task.next_t = due + task.period
-            # pop the task and push its next run (numbered as `_push` does) in one go
-            self._seq += 1
-            heapq.heapreplace(heap, (task.next_t, self._seq, task))
+            self._push(task, replacing_top=True)
             receiver.advance_to(due)
             if due > self._now:
                 self._now = due

@@ -6,7 +6,7 @@ import math
 from collections import deque
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from pipilot.control.flow import (
@@ -87,29 +87,38 @@ def test_yaw_turns_body_velocity_into_ned() -> None:
     assert vn == pytest.approx(0.0, abs=0.07) and ve == pytest.approx(0.3, abs=0.07)
 
 
-@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate])
+@settings(max_examples=4, deadline=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate])
 @given(wobble=st.floats(1.0, 5.0), hz=st.floats(0.5, 2.0), latency=st.floats(0.04, 0.12),
        height=st.floats(0.5, 1.5), seed=st.integers(0, 50))
+# a window of 1.46 wobble periods once read a partial period's leak as a bias
+@example(wobble=4.92719860592095, hz=0.710783775009626, latency=0.12,
+         height=1.0771092953969852, seed=21)
+@example(wobble=5.0, hz=2.0, latency=0.04, height=1.5, seed=0)
 def test_rotation_without_translation_gives_no_velocity(wobble: float, hz: float,
                                                         latency: float, height: float,
                                                         seed: int) -> None:
     # The sensor model's noise is a random walk (several cm/sqrt(s)), so a craft
     # standing still is the reference: same seed, same noise, no wobble. What
-    # differs is what the rotation leaks into the estimate.
+    # differs is what the rotation leaks into the estimate. The leak oscillates
+    # with the wobble, so it is averaged over whole periods of it.
     cfg = FlowConfig(latency_s=0.08)
     still = fly(FlowEstimator(cfg), 5.0, height=height, latency=latency, seed=seed)
     rows = fly(FlowEstimator(cfg), 5.0, height=height, wobble_deg=wobble, wobble_hz=hz,
                latency=latency, seed=seed)
-    n = min(len(still), len(rows), 200)
+    assert len(still) == len(rows)
+    span = math.floor(3.0 * hz) / hz
+    pairs = [(r, s) for r, s in zip(rows, still, strict=True) if r[0] > rows[-1][0] - span + 1e-9]
+    n = len(pairs)
 
-    def mean_v(rs: list[tuple[float, float, float, float, float]]) -> tuple[float, float]:
-        return (sum(r[1] for r in rs[-n:]) / n, sum(r[2] for r in rs[-n:]) / n)
+    def mean_diff(i: int) -> float:
+        return sum(r[i] - s[i] for r, s in pairs) / n
 
-    (vn0, ve0), (vn, ve) = mean_v(still), mean_v(rows)
-    assert math.hypot(vn - vn0, ve - ve0) < 0.05
-    # with rates at 20 Hz up to 40 ms off the nominal latency, a 5 degree wobble at
-    # 2 Hz leaves an oscillation of about 0.1 m in the position; it does not add up
-    assert math.hypot(rows[-1][3] - still[-1][3], rows[-1][4] - still[-1][4]) < 0.15
+    # no bias in the velocity, and the position does not walk off: with rates at
+    # 20 Hz up to 40 ms off the nominal latency, a 5 degree wobble at 2 Hz leaves
+    # an oscillation of about 0.1 m in the position, around the still flight's
+    assert math.hypot(mean_diff(1), mean_diff(2)) < 0.06
+    assert math.hypot(mean_diff(3), mean_diff(4)) < 0.1
 
 
 def test_uncompensated_rotation_would_show_as_velocity() -> None:

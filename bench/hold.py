@@ -12,10 +12,12 @@ gone for 5 s in the middle of the hold. Prints one JSON object.
 
 The flow hold takes its body rates from the deck's MPU-6050 (``--rates imu``,
 the default) or, with ``--rates attitude``, from AttitudeState differences
-on a deck without an IMU, as before the IMU was wired.
+on a deck without an IMU, as before the IMU was wired. ``--flow-noise K``
+flies a PMW3901 whose count noise is K times the model's (pipilot.sim.flowdeck
+states it as an assumption; the datasheet gives none): how the figures depend on it.
 
     PYTHONPATH=. nice python bench/hold.py [--seeds 0-39] [--jobs 2] [--runs FILE]
-                                           [--rates imu|attitude]
+                                           [--rates imu|attitude] [--flow-noise K]
 
 ``--runs FILE`` keeps each finished flight as a JSON line and skips those
 already there, so an interrupted run resumes.
@@ -57,10 +59,10 @@ CRAFT_KEYS = ("mass_kg", "drag", "hover_throttle", "telemetry_latency_s", "textu
 
 
 def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None,
-          rates: str = "imu") -> MissionSpec:
+          rates: str = "imu", flow_noise: float = 1.0) -> MissionSpec:
     assert base.sim is not None
     sim = dataclasses.replace(mismatched(base.sim, seed), firmware="stock",
-                              imu=rates == "imu")
+                              imu=rates == "imu", flow_noise=flow_noise)
     if dropout_at is not None:
         sim = dataclasses.replace(sim, texture_dropout_at_s=dropout_at,
                                   texture_dropout_s=DROPOUT_S)
@@ -69,18 +71,19 @@ def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None,
                                hold=dataclasses.replace(base.hold, rates=rates))
 
 
-def fly(args: tuple[str, int, str, str]) -> dict[str, Any]:
-    """One flight: (mission file, seed, mode, rate source) -> its figures."""
-    path, seed, mode, rates = args
+def fly(args: tuple[str, int, str, str, float]) -> dict[str, Any]:
+    """One flight: (mission file, seed, mode, rate source, flow noise) -> its figures."""
+    path, seed, mode, rates, flow_noise = args
     base = load_mission(path)
     dropout_at = DROPOUT_AT_S if mode == "dropout" else None
-    spec = _spec(base, seed, mode, dropout_at, rates)
+    spec = _spec(base, seed, mode, dropout_at, rates, flow_noise)
     t0 = time.perf_counter()
     m, s = fly_sim(spec, drift=mode == "drift", handle_sigint=False)
     holds = [e for e in m.events.history if e.kind is EventKind.HOLD]
     assert spec.sim is not None
     run = {
-        "seed": seed, "mode": mode, "rates": rates, "completed": s["completed"],
+        "seed": seed, "mode": mode, "rates": rates, "flow_noise": flow_noise,
+        "completed": s["completed"],
         "abort_reason": s["abort_reason"],
         "max_excursion_m": s.get("max_excursion_m"), "drift_m": s.get("drift_m"),
         "height_error_p90_m": s.get("height_error_p90_m"),
@@ -101,13 +104,13 @@ def fly(args: tuple[str, int, str, str]) -> dict[str, Any]:
 
 
 def flow_floor_m(texture: float, height: float = 1.0, seconds: float = 60.0,
-                 poll_hz: float = 100.0) -> float:
+                 poll_hz: float = 100.0, noise: float = 1.0) -> float:
     """Per-axis standard deviation, over ``seconds``, of the random walk that the
     simulated PMW3901's noise leaves in its counts (pipilot.sim.flowdeck's model:
     each burst adds noise of 0.5 sqrt(frames per burst) 0x40 / SQUAL counts, and it
     stays in the counts): what no estimator fed by this sensor alone can remove."""
     squal = 0x90 * texture / (1.0 + (height / 3.0) ** 4)
-    per_burst = 0.5 * math.sqrt(FRAME_RATE_HZ / poll_hz) * 0x40 / squal
+    per_burst = noise * 0.5 * math.sqrt(FRAME_RATE_HZ / poll_hz) * 0x40 / squal
     return per_burst * math.sqrt(poll_hz * seconds) * height / COUNTS_PER_RAD
 
 
@@ -121,14 +124,15 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
 
 
 def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
-              rates: str = "imu") -> dict[str, Any]:
+              rates: str = "imu", flow_noise: float = 1.0) -> dict[str, Any]:
     """The bench's JSON from its flights."""
     by = {(r["seed"], r["mode"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
     out: dict[str, Any] = {
         "benchmark": "hold", "mission": mission,
         "conditions": {**MISMATCH_CONDITIONS, "flow_scale": "+-10 %", "range_scale": "+-10 %",
-                       "hold_s": 60, "firmware": "stock", "rates": rates},
+                       "hold_s": 60, "firmware": "stock", "rates": rates,
+                       "flow_noise": flow_noise},
         "seeds": len(seeds),
     }
     for mode in MODES:
@@ -143,7 +147,8 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
     floors = []
     for s in seeds:
         r = by[(s, "flow")]
-        r["flow_floor_sigma_m"] = round(flow_floor_m(r["craft"]["texture"]), 3)
+        r["flow_floor_sigma_m"] = round(flow_floor_m(r["craft"]["texture"],
+                                                     noise=flow_noise), 3)
         if r["max_excursion_m"] is not None:
             floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
     out["flow"]["excursion_over_floor"] = _stats(floors)
@@ -187,21 +192,25 @@ def main() -> int:
     p.add_argument("--rates", choices=("imu", "attitude"), default="imu",
                    help="the flow hold's body rates: the deck's MPU-6050 (default) or "
                         "AttitudeState differences (a deck without an IMU)")
+    p.add_argument("--flow-noise", type=float, default=1.0, metavar="K",
+                   help="the PMW3901 model's count noise times K (default 1)")
     p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
     p.add_argument("--no-fly", action="store_true",
                    help="fly nothing: sum up the flights already in --runs")
     args = p.parse_args()
     modes = args.modes.split(",")
-    todo = [(args.mission, s, m, args.rates) for s in _seeds(args.seeds)
+    todo = [(args.mission, s, m, args.rates, args.flow_noise) for s in _seeds(args.seeds)
             for m in MODES if m in modes]
     if "dropout" in modes:
-        todo += [(args.mission, s, "dropout", args.rates) for s in _seeds(args.dropout_seeds)]
+        todo += [(args.mission, s, "dropout", args.rates, args.flow_noise)
+                 for s in _seeds(args.dropout_seeds)]
     runs: list[dict[str, Any]] = []
     if args.runs and Path(args.runs).exists():
         runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
         # a file of the other rate source's flights is not mixed into this summary
-        runs = [r for r in runs if r.get("rates", "attitude") == args.rates
-                or r["mode"] in ("off", "drift")]
+        runs = [r for r in runs if r["mode"] in ("off", "drift")
+                or (r.get("rates", "attitude") == args.rates
+                    and r.get("flow_noise") == args.flow_noise)]
         done = {(r["seed"], r["mode"]) for r in runs}
         todo = [t for t in todo if (t[1], t[2]) not in done]
     if args.no_fly:
@@ -214,7 +223,8 @@ def main() -> int:
                 with open(args.runs, "a", encoding="utf-8") as f:
                     f.write(json.dumps(run) + "\n")
     print(json.dumps(summarize(runs, mission=Path(args.mission).name,
-                               wall_s=time.perf_counter() - t0, rates=args.rates)))
+                               wall_s=time.perf_counter() - t0, rates=args.rates,
+                               flow_noise=args.flow_noise)))
     return 0
 
 

@@ -195,7 +195,8 @@ def fly_sim(spec: MissionSpec, *, drift: bool = True,
     return mission, summary
 
 
-DECK_KEYS = ("flow_scale", "range_scale", "texture_dropout_at_s", "texture_dropout_s", "imu")
+DECK_KEYS = ("flow_scale", "flow_noise", "range_scale", "texture_dropout_at_s",
+             "texture_dropout_s", "imu")
 """[sim] keys that shape the simulated flow deck rather than the craft."""
 
 
@@ -223,6 +224,7 @@ def sim_deck(sim: LockstepSim, conditions: SimSpec) -> PolledDeck:
                             imu_truth=sim.model.imu_truth if conditions.imu else None,
                             vibration_dps=SIM_IMU_VIBRATION_DPS)
     hw.flow.scale, hw.ranger.scale = conditions.flow_scale, conditions.range_scale
+    hw.flow.noise = conditions.flow_noise
     flow = Pmw3901(hw.spi, device="simulated SPI", sleep=sim.run)
     ranger = Vl53l1x(hw.i2c, device="simulated I2C", sleep=sim.run, now=sim.clock.now)
     flow.init()

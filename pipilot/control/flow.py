@@ -4,8 +4,9 @@ Measurement models (facts from the PMW3901 and VL53L1X datasheets and from
 how optical-flow estimators are commonly built, e.g. the Crazyflie's Kalman
 flow update and PX4's EKF2 flow fusion):
 
-- The PMW3901 reports image motion in counts; ``COUNTS_PER_RAD`` (35 pixels
-  over a 42 degree field of view) turns it into an angle. Along body x the
+- The PMW3901 reports image motion in counts; ``COUNTS_PER_RAD`` (a count
+  is a tenth of one of 35 pixels over a 42 degree field of view, see
+  `pipilot.sensors.pmw3901`) turns it into an angle. Along body x the
   image moves by ``v_x / d + q`` rad/s and along y by ``v_y / d - p``, with
   ``d`` the distance along the view axis and ``p``, ``q`` the body roll and
   pitch rates. So the translation over a sample is ``d * (angle - rotation)``:
@@ -50,11 +51,9 @@ import numpy as np
 from pipilot.control.drift import GRAVITY, rotation_body_to_ned
 from pipilot.control.holdconfig import FlowConfig as FlowConfig
 from pipilot.errors import PipilotError
-from pipilot.sensors.pmw3901 import FOV_DEG, PIXELS, FlowSample
+from pipilot.sensors.pmw3901 import COUNTS_PER_RAD as COUNTS_PER_RAD
+from pipilot.sensors.pmw3901 import FlowSample
 from pipilot.sensors.vl53l1x import RangeSample
-
-COUNTS_PER_RAD = PIXELS / math.radians(FOV_DEG)
-"""PMW3901 counts per radian of image motion."""
 
 
 class EstimatorInputError(PipilotError, ValueError):
@@ -207,6 +206,9 @@ class FlowEstimator:
         if dt <= 0:
             return
         self.t = t
+        if self.height_known and float(self.z[0]) < cfg.rest_height_m:
+            self._rest(dt)
+            return
         acc = self._tilt_accel(self._attitude_at(t))
         f = np.eye(6)
         f[0:2, 2:4] = dt * np.eye(2)
@@ -224,6 +226,23 @@ class FlowEstimator:
             q[i + 4, i + 4] = qb
         self.P = f @ self.P @ f.T + q
         fz = np.array([[1.0, dt], [0.0, 1.0]])
+        self.z = fz @ self.z
+        self.Pz = fz @ self.Pz @ fz.T + np.outer(g, g) * cfg.vertical_accel_noise ** 2 * dt
+
+    def _rest(self, dt: float) -> None:
+        """Below ``rest_height_m`` the craft stands on the floor, or is just leaving or
+        reaching it: the floor, not a thrust that balances gravity, holds it there, so
+        the tilt says nothing of its acceleration, and the flow cannot focus yet. The
+        horizontal speed is taken as zero and the position stays."""
+        cfg = self.config
+        self.x[2:4] = 0.0
+        self.P[2:4, :] = 0.0
+        self.P[:, 2:4] = 0.0
+        self.P[2, 2] = self.P[3, 3] = cfg.rest_speed_sigma ** 2
+        self.P[4, 4] += cfg.bias_walk ** 2 * dt
+        self.P[5, 5] += cfg.bias_walk ** 2 * dt
+        fz = np.array([[1.0, dt], [0.0, 1.0]])
+        g = np.array([0.5 * dt, 1.0])
         self.z = fz @ self.z
         self.Pz = fz @ self.Pz @ fz.T + np.outer(g, g) * cfg.vertical_accel_noise ** 2 * dt
 

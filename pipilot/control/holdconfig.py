@@ -30,9 +30,9 @@ class FlowConfig:
     """Unmodelled horizontal acceleration (m/s^2/sqrt(Hz))."""
     bias_walk: float = setting(0.1, gt=0.0)
     """How fast the unknown acceleration may change (m/s^2/sqrt(s))."""
-    flow_noise_counts: float = setting(0.5, gt=0.0)
-    """One sample's flow noise and quantisation, counts, at SQUAL 100 (it grows as
-    SQUAL falls: fewer features tracked)."""
+    flow_noise_counts: float = setting(5.0, gt=0.0)
+    """One sample's flow noise, quantisation and rotation left over, counts (a tenth
+    of a pixel), at SQUAL 100 (it grows as SQUAL falls: fewer features tracked)."""
     vertical_accel_noise: float = setting(2.0, gt=0.0)
     """Unmodelled vertical acceleration (m/s^2/sqrt(Hz))."""
     range_noise_m: float = setting(0.01, gt=0.0)
@@ -43,6 +43,11 @@ class FlowConfig:
     """After this many rejections in a row the state is reset to the measurement."""
     max_tilt_deg: float = setting(40.0, gt=0.0, le=80.0, unit="deg")
     """Beyond this tilt flow and range are not used (the beam leaves the floor)."""
+    rest_height_m: float = setting(0.08, ge=0.0, le=1.0, unit="m")
+    """Below this height the craft is taken as standing on the floor (or leaving or
+    reaching it): no horizontal speed. The PMW3901 cannot focus below 80 mm."""
+    rest_speed_sigma: float = setting(0.05, gt=0.0, unit="m/s")
+    """How far from zero the speed at rest may be."""
     max_gap_s: float = setting(0.5, gt=0.0)
     """A longer gap between fused samples restarts the prediction there."""
 

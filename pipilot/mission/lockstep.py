@@ -77,7 +77,7 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
                  period_ms: float = 14.0, params: QuadParams | None = None,
                  frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
                  telemetry_baud: int = 9600, handshake: bool = True,
-                 flow_scale: float = 1.0, range_scale: float = 1.0,
+                 flow_scale: float = 1.0, flow_noise: float = 1.0, range_scale: float = 1.0,
                  texture_dropout_at_s: float = 0.0, texture_dropout_s: float = 0.0,
                  imu: bool = True,
                  faults: Sequence[FaultSpec | Mapping[str, Any]] = ()) -> LockstepSim:
@@ -89,7 +89,8 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     ``wind_mps``, with gusts of ``gust_mps`` rms. ``gust_mps``, ``mass_kg``,
     ``drag`` and ``hover_throttle`` change the craft (``params``, default the
     standard one: see pipilot.sim.craft); None keeps ``params``' own.
-    ``flow_scale``, ``range_scale``, ``texture_dropout_*`` and ``imu`` shape the flow deck
+    ``flow_scale``, ``flow_noise``, ``range_scale``, ``texture_dropout_*`` and ``imu`` shape
+    the flow deck
     under the craft, which `pipilot.cli.mission.sim_deck` builds from the same
     [sim] table: they are accepted here so that a [sim] table passes whole.
     ``faults`` (``[[sim.faults]]``: FaultSpecs, or their ``dataclasses.asdict``

@@ -201,6 +201,8 @@ class SimSpec:
     """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
     flow_scale: float = setting(1.0, ge=0.5, le=1.5)
     """The flow sensor's scale error: counts per radian times this."""
+    flow_noise: float = setting(1.0, ge=0.0, le=100.0)
+    """The flow sensor's count noise, times the model's own (pipilot.sim.flowdeck)."""
     range_scale: float = setting(1.0, ge=0.5, le=1.5)
     """The ranger's scale error: distances times this."""
     texture_dropout_at_s: float = setting(0.0, ge=0.0, le=3600.0, unit="s")

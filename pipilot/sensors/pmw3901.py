@@ -18,6 +18,11 @@ Facts from the PixArt PMW3901MB-TXQT datasheet:
 - Optics: 42 degree field of view, 35x35 pixel array, ~121 Hz frame rate,
   working range from 80 mm, maximum speed 7.4 rad/s.
 
+The datasheet gives no count scale. A count is a tenth of a pixel: Bitcraze
+measured it so for the Flow deck (their Kalman flow update multiplies the
+deltas by 0.1 before its 35 pixels over 42 degrees), and PX4's PMW3901 driver
+divides the deltas by 385-500 to get radians, against 477 here.
+
 pimoroni's ``pmw3901`` package opens its own spidev and drives chip select
 through RPi.GPIO, so it cannot take a bus object (nor a simulated bus): this
 driver speaks to any `SpiBus`.
@@ -25,6 +30,7 @@ driver speaks to any `SpiBus`.
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 from collections.abc import Callable
@@ -48,6 +54,9 @@ BURST_LEN = 12
 
 FOV_DEG = 42.0
 PIXELS = 35
+COUNTS_PER_PIXEL = 10
+COUNTS_PER_RAD = COUNTS_PER_PIXEL * PIXELS / math.radians(FOV_DEG)
+"""Delta_X/Delta_Y counts per radian of image motion (about 477)."""
 FRAME_RATE_HZ = 121.0
 MIN_RANGE_M = 0.080
 MAX_RATE_RAD_S = 7.4

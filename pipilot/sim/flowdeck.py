@@ -34,8 +34,8 @@ from pipilot.sensors import pmw3901 as pmw
 from pipilot.sensors import vl53l1x as vl
 from pipilot.sim.mpu6050 import ImuTruth, ImuTruthProvider, Mpu6050Model
 
-#: PMW3901 counts per radian of image motion: 35 pixels over 42 degrees.
-COUNTS_PER_RAD = pmw.PIXELS / math.radians(pmw.FOV_DEG)
+#: PMW3901 counts per radian of image motion: a tenth of a pixel, 35 pixels over 42 degrees.
+COUNTS_PER_RAD = pmw.COUNTS_PER_RAD
 #: VL53L1X maximum range in long mode: in the dark and in strong ambient light (DS12385).
 VL_MAX_DARK_M = vl.LONG_MODE_MAX_M
 VL_MAX_BRIGHT_M = 0.73
@@ -128,12 +128,14 @@ class Pmw3901Model:
 
     def __init__(self, truth: TruthProvider, clock: Clock, *,
                  rng: np.random.Generator | None = None, product_id: int = pmw.PRODUCT_ID,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0, noise: float = 1.0) -> None:
         self.truth = truth
         self.clock = clock
         self.rng = rng or np.random.default_rng(0)
         self.product_id = product_id
         self.scale = scale
+        self.noise = noise
+        """The count noise, times the model's own (see `_integrate`)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -174,7 +176,10 @@ class Pmw3901Model:
         self.squal = int(min(255, max(0, squal + self.rng.normal(0, 2))))
         if self.lost or self.squal < pmw.SQUAL_MIN:
             return
-        noise = self.rng.normal(0, 0.5 * math.sqrt(dt * pmw.FRAME_RATE_HZ) * 0x40 / self.squal, 2)
+        # assumption: each frame's motion is off by 0.5 * 0x40 / SQUAL counts rms (about
+        # a 45th of a pixel on a good floor, SQUAL 144), and that stays in the counts
+        per_frame = self.noise * 0.5 * 0x40 / self.squal
+        noise = self.rng.normal(0, per_frame * math.sqrt(dt * pmw.FRAME_RATE_HZ), 2)
         # on Python floats, the operations numpy's would do (np.clip is min(max(...)))
         k = self.scale * COUNTS_PER_RAD
         self._acc[:] = [min(max(acc + (k * r * dt + n), -32768), 32767) for acc, r, n in

@@ -14,10 +14,12 @@ The flow hold takes its body rates from the deck's MPU-6050 (``--rates imu``,
 the default) or, with ``--rates attitude``, from AttitudeState differences
 on a deck without an IMU, as before the IMU was wired. ``--flow-noise K``
 flies a PMW3901 whose count noise is K times the model's (pipilot.sim.flowdeck
-states it as an assumption; the datasheet gives none): how the figures depend on it.
+states it as an assumption; the datasheet gives none), and ``--noise-sweep
+K1,K2`` flies the flow hold again at each of those: how the figures depend on it.
 
     PYTHONPATH=. nice python bench/hold.py [--seeds 0-39] [--jobs 2] [--runs FILE]
                                            [--rates imu|attitude] [--flow-noise K]
+                                           [--noise-sweep K1,K2]
 
 ``--runs FILE`` keeps each finished flight as a JSON line and skips those
 already there, so an interrupted run resumes.
@@ -71,6 +73,38 @@ def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None,
                                hold=dataclasses.replace(base.hold, rates=rates))
 
 
+SETTLE_S = 10.0
+"""The first seconds of a hold step, where the take-off's transient settles."""
+
+
+def anatomy(m: Any) -> dict[str, float] | None:
+    """Where a hold step's excursion comes from, from the true positions: how far the
+    craft settled from where the step began (the mean after its first SETTLE_S:
+    the take-off's transient), how far it strayed from that mean afterwards (gusts,
+    and the estimate's own walk), and how far the estimate's error moved."""
+    starts = {e.step: e.t for e in m.events.history
+              if e.kind is EventKind.STEP_STARTED and e.action == "hold"}
+    ends = [(starts[e.step], e.t) for e in m.events.history
+            if e.kind is EventKind.STEP_DONE and e.step in starts]
+    if not ends:
+        return None
+    t0, t1 = max(ends, key=lambda span: span[1] - span[0])
+    rows = [(r["north"], r["east"]) for r in m.samples if t0 <= r["t"] <= t1 and "north" in r]
+    late = [(r["north"], r["east"]) for r in m.samples
+            if t0 + SETTLE_S <= r["t"] <= t1 and "north" in r]
+    if not rows or not late:
+        return None
+    mean = (statistics.fmean(n for n, _ in late), statistics.fmean(e for _, e in late))
+    out = {"settled_offset_m": round(math.dist(rows[0], mean), 4),
+           "settled_spread_m": round(max(math.dist(p, mean) for p in late), 4)}
+    # the estimate's error (true minus estimated position), against its value at the start
+    errs = [(r["north"] - r["est_pn"], r["east"] - r["est_pe"]) for r in m.samples
+            if t0 <= r["t"] <= t1 and "north" in r and "est_pn" in r]
+    if errs:
+        out["estimate_walk_m"] = round(max(math.dist(e, errs[0]) for e in errs), 4)
+    return out
+
+
 def fly(args: tuple[str, int, str, str, float]) -> dict[str, Any]:
     """One flight: (mission file, seed, mode, rate source, flow noise) -> its figures."""
     path, seed, mode, rates, flow_noise = args
@@ -93,6 +127,8 @@ def fly(args: tuple[str, int, str, str, float]) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     run["craft"]["hover_throttle"] = s["sim"]["hover_throttle"]
+    if mode == "flow":
+        run["anatomy"] = anatomy(m)
     if mode == "dropout":
         start = next(e.t for e in m.events.history if e.kind is EventKind.STEP_STARTED
                      and e.action == "hold") + m.started_at
@@ -123,9 +159,19 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
             "max": round(v[-1], 3)}
 
 
+def _key(seed: int, mode: str, flow_noise: float | None) -> tuple[int, str, float | None]:
+    """A flight's identity in a runs file (without the deck, the noise is moot)."""
+    return seed, mode, None if mode in ("off", "drift") else flow_noise
+
+
 def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
-              rates: str = "imu", flow_noise: float = 1.0) -> dict[str, Any]:
+              rates: str = "imu", flow_noise: float = 1.0,
+              sweep: tuple[float, ...] = ()) -> dict[str, Any]:
     """The bench's JSON from its flights."""
+    swept = [r for r in runs if r["mode"] == "flow" and r.get("flow_noise") != flow_noise
+             and r.get("flow_noise") in sweep]
+    runs = [r for r in runs if r["mode"] in ("off", "drift")
+            or r.get("flow_noise") == flow_noise]
     by = {(r["seed"], r["mode"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
     out: dict[str, Any] = {
@@ -152,6 +198,10 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
         if r["max_excursion_m"] is not None:
             floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
     out["flow"]["excursion_over_floor"] = _stats(floors)
+    parts = [by[(s, "flow")].get("anatomy") for s in seeds]
+    out["flow"]["anatomy"] = {
+        k: _stats([p[k] for p in parts if p and k in p])
+        for k in ("settled_offset_m", "settled_spread_m", "estimate_walk_m")}
     ratios = []
     for s in seeds:
         off, flow = by[(s, "off")]["max_excursion_m"], by[(s, "flow")]["max_excursion_m"]
@@ -168,9 +218,20 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
         "max_excursion_m": _stats([r["max_excursion_m"] for r in drop
                                    if r["max_excursion_m"] is not None]),
     }
-    out["runs"] = sorted(runs, key=lambda r: (r["seed"], r["mode"]))
+    out["flow_noise_sweep"] = []
+    for k in sweep:
+        rs = [r for r in swept if r["flow_noise"] == k and r["seed"] in seeds]
+        out["flow_noise_sweep"].append({
+            "flow_noise": k, "seeds": len(rs), "completed": sum(r["completed"] for r in rs),
+            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
+                                       if r["max_excursion_m"] is not None]),
+            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
+                                          if r["height_error_p90_m"] is not None]),
+        })
+    out["runs"] = sorted(runs + swept, key=lambda r: (r["seed"], r["mode"],
+                                                      r.get("flow_noise") or 0.0))
     out["wall_s"] = round(wall_s, 1)
-    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in runs), 1)
+    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in runs + swept), 1)
     return out
 
 
@@ -194,25 +255,32 @@ def main() -> int:
                         "AttitudeState differences (a deck without an IMU)")
     p.add_argument("--flow-noise", type=float, default=1.0, metavar="K",
                    help="the PMW3901 model's count noise times K (default 1)")
+    p.add_argument("--noise-sweep", default="", metavar="K1,K2",
+                   help="also fly the flow hold with the count noise times each K")
     p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
     p.add_argument("--no-fly", action="store_true",
                    help="fly nothing: sum up the flights already in --runs")
     args = p.parse_args()
     modes = args.modes.split(",")
+    sweep = tuple(dict.fromkeys(float(k) for k in args.noise_sweep.split(",")
+                                if k and float(k) != args.flow_noise))
+    if "flow" not in modes:
+        sweep = ()
     todo = [(args.mission, s, m, args.rates, args.flow_noise) for s in _seeds(args.seeds)
             for m in MODES if m in modes]
     if "dropout" in modes:
         todo += [(args.mission, s, "dropout", args.rates, args.flow_noise)
                  for s in _seeds(args.dropout_seeds)]
+    todo += [(args.mission, s, "flow", args.rates, k) for k in sweep for s in _seeds(args.seeds)]
     runs: list[dict[str, Any]] = []
     if args.runs and Path(args.runs).exists():
         runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
         # a file of the other rate source's flights is not mixed into this summary
         runs = [r for r in runs if r["mode"] in ("off", "drift")
                 or (r.get("rates", "attitude") == args.rates
-                    and r.get("flow_noise") == args.flow_noise)]
-        done = {(r["seed"], r["mode"]) for r in runs}
-        todo = [t for t in todo if (t[1], t[2]) not in done]
+                    and r.get("flow_noise") in (args.flow_noise, *sweep))]
+        done = {_key(r["seed"], r["mode"], r.get("flow_noise")) for r in runs}
+        todo = [t for t in todo if _key(t[1], t[2], t[4]) not in done]
     if args.no_fly:
         todo = []
     t0 = time.perf_counter()
@@ -224,7 +292,7 @@ def main() -> int:
                     f.write(json.dumps(run) + "\n")
     print(json.dumps(summarize(runs, mission=Path(args.mission).name,
                                wall_s=time.perf_counter() - t0, rates=args.rates,
-                               flow_noise=args.flow_noise)))
+                               flow_noise=args.flow_noise, sweep=sweep)))
     return 0
 
 

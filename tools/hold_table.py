@@ -71,11 +71,32 @@ def render(report: dict[str, Any]) -> str:
                       "standard deviation over 60 s of the random walk the simulated PMW3901's "
                       "noise leaves in its counts, `noise floor m` below): median "
                       f"{floor['median']:.1f}, p90 {floor['p90']:.1f}, max {floor['max']:.1f}."]
+    parts = report["flow"].get("anatomy")
+    if parts and all(parts.get(k) for k in ("settled_offset_m", "settled_spread_m",
+                                            "estimate_walk_m")):
+        o, w, e = (parts[k] for k in ("settled_offset_m", "settled_spread_m",
+                                      "estimate_walk_m"))
+        lines += ["", "Where the flow hold's excursion comes from, per seed (median, p90), "
+                      "from the true and estimated positions: the craft settled "
+                      f"{o['median']:.2f}, {o['p90']:.2f} m from where the hold step began "
+                      "(the mean position after its first 10 s: the take-off's transient, "
+                      "the step starts 1-2 s after lift-off); it strayed "
+                      f"{w['median']:.2f}, {w['p90']:.2f} m from that mean afterwards (gusts, "
+                      "the estimate's walk); the estimate's error moved "
+                      f"{e['median']:.2f}, {e['p90']:.2f} m during the step."]
     ratio = report.get("ratio_off_to_flow")
     if ratio is not None:
         lines += ["", f"Excursion without compensation over the flow hold's, per seed: median "
                       f"{ratio['median']:.1f}x, least {ratio['min']:.1f}x; "
                       f"{report['seeds_at_least_10x']} of {n} seeds at least 10x."]
+    for sw in report.get("flow_noise_sweep", []):
+        ex, he = sw["max_excursion_m"], sw["height_error_p90_m"]
+        lines += ["", f"The flow hold again with the simulated PMW3901's count noise "
+                      f"{sw['flow_noise']:g} times the model's ({sw['seeds']} seeds, "
+                      f"{sw['completed']} completed): `max_excursion_m` median "
+                      f"{_f(ex and ex['median'])}, p90 {_f(ex and ex['p90'])}, max "
+                      f"{_f(ex and ex['max'])}; `height_error_p90_m` p90 "
+                      f"{_f(he and he['p90'])}."]
     d = report["dropout"]
     if d["runs"]:
         ex = d["max_excursion_m"]
@@ -87,7 +108,9 @@ def render(report: dict[str, Any]) -> str:
                   "| range scale | excursion off m | drift loop m | flow hold m "
                   "| noise floor m | height err p90 flow m |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    by = {(r["seed"], r["mode"]): r for r in report["runs"]}
+    noise = c.get("flow_noise", 1.0)
+    by = {(r["seed"], r["mode"]): r for r in report["runs"]
+          if r["mode"] in ("off", "drift") or r.get("flow_noise", noise) == noise}
     for seed in sorted({s for s, m in by if m == "flow"}):
         if not all((seed, m) in by for m in MODES):
             continue

@@ -55,6 +55,9 @@ from pipilot.sensors.pmw3901 import COUNTS_PER_RAD as COUNTS_PER_RAD
 from pipilot.sensors.pmw3901 import FlowSample
 from pipilot.sensors.vl53l1x import RangeSample
 
+REST_BLIND_S = 0.2
+"""Below the rest height, flow unseen this long: the craft is taken as at rest."""
+
 
 class EstimatorInputError(PipilotError, ValueError):
     """A sample the flow estimator cannot use (non-finite values)."""
@@ -135,6 +138,9 @@ class FlowEstimator:
         self.last_range_valid_t: float | None = None
         self.last_flow: FlowSample | None = None
         self.last_range: RangeSample | None = None
+        self._flow_seen_t: float | None = None
+        self.resting = False
+        """Low and blind: the speed is held at zero (see `_rest`)."""
 
     # -- inputs -------------------------------------------------------------
 
@@ -206,7 +212,9 @@ class FlowEstimator:
         if dt <= 0:
             return
         self.t = t
-        if self.height_known and float(self.z[0]) < cfg.rest_height_m:
+        self.resting = (self.height_known and float(self.z[0]) < cfg.rest_height_m
+                        and (self._flow_seen_t is None or t - self._flow_seen_t > REST_BLIND_S))
+        if self.resting:
             self._rest(dt)
             return
         acc = self._tilt_accel(self._attitude_at(t))
@@ -230,10 +238,11 @@ class FlowEstimator:
         self.Pz = fz @ self.Pz @ fz.T + np.outer(g, g) * cfg.vertical_accel_noise ** 2 * dt
 
     def _rest(self, dt: float) -> None:
-        """Below ``rest_height_m`` the craft stands on the floor, or is just leaving or
-        reaching it: the floor, not a thrust that balances gravity, holds it there, so
-        the tilt says nothing of its acceleration, and the flow cannot focus yet. The
-        horizontal speed is taken as zero and the position stays."""
+        """Below ``rest_height_m``, with no flow to see by, the craft stands on the
+        floor, or is just leaving or reaching it: the floor, not a thrust that balances
+        gravity, holds it there, so the tilt says nothing of its acceleration. The
+        horizontal speed is taken as zero and the position stays; the first flow it
+        sees by again sets the speed as measured."""
         cfg = self.config
         self.x[2:4] = 0.0
         self.P[2:4, :] = 0.0
@@ -363,9 +372,11 @@ class FlowEstimator:
         hm[0, 2] = hm[1, 3] = 1.0
         s = hm @ self.P @ hm.T + r
         innov = v_ned - self.x[2:4]
-        if not self.horizontal_known:
+        self._flow_seen_t = t
+        if not self.horizontal_known or self.resting:
             self._reset_velocity(v_ned, r)
             self.horizontal_known = True
+            self.resting = False
             self.flow_fused += 1
             self._p_at_flow = self.x[0:2].copy()
             return
@@ -409,6 +420,8 @@ class FlowEstimator:
         ahead = min(max(now - self.t, 0.0), self.config.latency_max_s)
         # forward to now with the newest attitude's thrust tilt (the FC flies it already)
         acc = self.x[4:6] + self._tilt_accel(self._attitudes[-1] if self._attitudes else None)
+        if self.resting:
+            acc = np.zeros(2)
         vel = self.x[2:4] + acc * ahead
         pos = self.x[0:2] + self.x[2:4] * ahead + 0.5 * acc * ahead * ahead
         return FlowEstimate(

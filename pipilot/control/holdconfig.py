@@ -44,8 +44,9 @@ class FlowConfig:
     max_tilt_deg: float = setting(40.0, gt=0.0, le=80.0, unit="deg")
     """Beyond this tilt flow and range are not used (the beam leaves the floor)."""
     rest_height_m: float = setting(0.08, ge=0.0, le=1.0, unit="m")
-    """Below this height the craft is taken as standing on the floor (or leaving or
-    reaching it): no horizontal speed. The PMW3901 cannot focus below 80 mm."""
+    """Below this height, with no valid flow, the craft is taken as standing on the
+    floor (or leaving or reaching it): no horizontal speed. The PMW3901 cannot focus
+    below 80 mm. It must be above the deck's height on the landed craft."""
     rest_speed_sigma: float = setting(0.05, gt=0.0, unit="m/s")
     """How far from zero the speed at rest may be."""
     max_gap_s: float = setting(0.5, gt=0.0)

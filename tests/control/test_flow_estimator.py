@@ -269,3 +269,33 @@ def test_a_craft_on_the_floor_does_not_move_whatever_its_tilt() -> None:
         est.update(t)
     e = est.estimate(t)
     assert e is not None and math.hypot(*e.velocity) > 0.1
+
+
+def test_low_and_seeing_the_flow_is_not_at_rest() -> None:
+    """The rest rule is for a craft that cannot see: low but with valid flow (a
+    deck in focus at 6 cm, a craft skimming the floor) the flow's speed is taken,
+    from the first valid burst after a rest on."""
+    est = FlowEstimator()
+    t, moved = 0.0, 0.0
+    carry = 0.0
+    for i in range(400):
+        t = (i + 1) * DT
+        v = 0.0 if i < 200 else 0.5       # still and blind for 2 s, then it slides
+        squal = 3 if i < 200 else 120
+        moved += v * DT
+        carry += COUNTS_PER_RAD * v / 0.06 * DT
+        dx = int(carry)
+        carry -= dx
+        est.add_attitude(t, 0.0, 0.0, 0.0, telemetry=False)
+        est.add_rates(t, (0.0, 0.0, 0.0), telemetry=False)
+        est.add_flow(t, _flow(dx=dx, squal=squal))
+        if i % 10 == 0:
+            est.add_range(t, RangeSample(0.06, 0, 20.0))
+        est.update(t)
+        if i == 199:
+            assert est.resting
+    e = est.estimate(t)
+    assert e is not None and not est.resting
+    assert e.velocity[0] == pytest.approx(0.5, abs=0.05)
+    assert e.position[0] == pytest.approx(moved, abs=0.05)
+    assert est.flow_rejected <= 201   # the blind bursts and the first one after them

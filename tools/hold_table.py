@@ -79,8 +79,8 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", "Where the flow hold's excursion comes from, per seed (median, p90), "
                       "from the true and estimated positions: the craft settled "
                       f"{o['median']:.2f}, {o['p90']:.2f} m from where the hold step began "
-                      "(the mean position after its first 10 s: the take-off's transient, "
-                      "the step starts 1-2 s after lift-off); it strayed "
+                      "(the mean position after its first 10 s: the take-off's transient); "
+                      "it strayed "
                       f"{w['median']:.2f}, {w['p90']:.2f} m from that mean afterwards (gusts, "
                       "the estimate's walk); the estimate's error moved "
                       f"{e['median']:.2f}, {e['p90']:.2f} m during the step."]

@@ -195,7 +195,7 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
         r = by[(s, "flow")]
         r["flow_floor_sigma_m"] = round(flow_floor_m(r["craft"]["texture"],
                                                      noise=flow_noise), 3)
-        if r["max_excursion_m"] is not None:
+        if r["max_excursion_m"] is not None and r["flow_floor_sigma_m"] > 0:
             floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
     out["flow"]["excursion_over_floor"] = _stats(floors)
     parts = [by[(s, "flow")].get("anatomy") for s in seeds]

@@ -56,7 +56,11 @@ from pipilot.sensors.pmw3901 import FlowSample
 from pipilot.sensors.vl53l1x import RangeSample
 
 REST_BLIND_S = 0.2
-"""Below the rest height, flow unseen this long: the craft is taken as at rest."""
+"""Below the rest height, no flow fused this long: the craft is taken as at rest."""
+REST_EXIT_SIGMA = 0.3
+"""m/s: how fast a craft leaving the floor may be going (the wind's first push). The
+first flow after a rest is weighed against it, so a burst that says much more is
+gated out, as anywhere else."""
 
 
 class EstimatorInputError(PipilotError, ValueError):
@@ -242,7 +246,7 @@ class FlowEstimator:
         floor, or is just leaving or reaching it: the floor, not a thrust that balances
         gravity, holds it there, so the tilt says nothing of its acceleration. The
         horizontal speed is taken as zero and the position stays; the first flow it
-        sees by again sets the speed as measured."""
+        sees by again is weighed against a speed of up to `REST_EXIT_SIGMA`."""
         cfg = self.config
         self.x[2:4] = 0.0
         self.P[2:4, :] = 0.0
@@ -372,12 +376,16 @@ class FlowEstimator:
         hm[0, 2] = hm[1, 3] = 1.0
         s = hm @ self.P @ hm.T + r
         innov = v_ned - self.x[2:4]
-        self._flow_seen_t = t
-        if not self.horizontal_known or self.resting:
+        was_resting, self.resting = self.resting, False
+        if was_resting:   # the rest's zero is a speed known to a take-off's push
+            for i in (2, 3):
+                self.P[i, i] = max(self.P[i, i], REST_EXIT_SIGMA ** 2)
+            s = hm @ self.P @ hm.T + r
+        elif not self.horizontal_known:
             self._reset_velocity(v_ned, r)
             self.horizontal_known = True
-            self.resting = False
             self.flow_fused += 1
+            self._flow_seen_t = t
             self._p_at_flow = self.x[0:2].copy()
             return
         m2 = float(innov @ np.linalg.solve(s, innov))
@@ -388,7 +396,9 @@ class FlowEstimator:
                 self._p_at_flow = self.x[0:2].copy()
                 return
             self._reset_velocity(v_ned, r)
+            self.horizontal_known = True
             self._rejected_flow = 0
+            self._flow_seen_t = t
             self._p_at_flow = self.x[0:2].copy()
             return
         self._rejected_flow = 0
@@ -402,6 +412,8 @@ class FlowEstimator:
         if self._p_at_flow is not None:
             self.x[0:2] = self._p_at_flow + v_ned * dt
         self._p_at_flow = self.x[0:2].copy()
+        self._flow_seen_t = t
+        self.horizontal_known = True
         self.flow_fused += 1
 
     def _reset_velocity(self, v_ned: np.ndarray, r: np.ndarray) -> None:
@@ -436,5 +448,7 @@ class FlowEstimator:
 
     def reset_position(self, north: float = 0.0, east: float = 0.0) -> None:
         """Move the position origin (the velocity and everything else stay)."""
+        if self._p_at_flow is not None:   # the next flow's odometry starts from there
+            self._p_at_flow += np.array([north, east]) - self.x[0:2]
         self.x[0], self.x[1] = north, east
 

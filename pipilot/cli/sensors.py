@@ -26,7 +26,7 @@ from pipilot.errors import PipilotError
 from pipilot.sensors import mpu6050
 from pipilot.sensors.bus import i2c_node, open_i2c, open_spi
 from pipilot.sensors.mpu6050 import ImuConfig, Mpu6050
-from pipilot.sensors.pmw3901 import Pmw3901
+from pipilot.sensors.pmw3901 import COUNTS_PER_RAD, Pmw3901
 from pipilot.sensors.reader import (
     FlowDeckPoller,
     Item,
@@ -86,6 +86,8 @@ class Totals:
     flow_samples: int = 0
     flow_valid: int = 0
     squal_sum: int = 0
+    dx: int = 0
+    dy: int = 0
     range_samples: int = 0
     range_valid: int = 0
     range_min_m: float | None = None
@@ -100,6 +102,8 @@ class Totals:
             self.squal_sum += s.squal
             if s.valid:
                 self.flow_valid += 1
+                self.dx += s.dx
+                self.dy += s.dy
                 w.dx += s.dx
                 w.dy += s.dy
             w.flow.append({"squal": s.squal, "shutter": s.shutter, "status": s.status})
@@ -125,6 +129,9 @@ class Totals:
         return {
             "flow_samples": self.flow_samples, "flow_valid": self.flow_valid,
             "squal_mean": self.squal_sum / self.flow_samples if self.flow_samples else None,
+            # the scale check on the rig (docs/sensors.md): 1 m along X at 1 m is 1 rad
+            "flow_counts": [self.dx, self.dy],
+            "flow_rad": [round(self.dx / COUNTS_PER_RAD, 4), round(self.dy / COUNTS_PER_RAD, 4)],
             "range_samples": self.range_samples, "range_valid": self.range_valid,
             "range_min_m": self.range_min_m, "range_max_m": self.range_max_m,
             "imu_samples": self.imu_samples, "faults": self.faults,
@@ -241,7 +248,9 @@ async def _main(args: argparse.Namespace) -> int:
         print(json_text({"summary": summary}, separators=(",", ":")), flush=True)
     else:
         imu_text = f"{summary['imu_samples']} IMU samples, " if args.imu else ""
-        print(f"flow {summary['flow_valid']}/{summary['flow_samples']} valid, range "
+        print(f"flow {summary['flow_valid']}/{summary['flow_samples']} valid "
+              f"(image moved {summary['flow_rad'][0]:+.3f}, {summary['flow_rad'][1]:+.3f} rad), "
+              f"range "
               f"{summary['range_valid']}/{summary['range_samples']} valid, "
               f"{imu_text}{summary['faults']} fault(s)", flush=True)
     if interrupted:

@@ -32,6 +32,11 @@ def test_sim_json_lines_are_valid_and_live() -> None:
     assert summary["faults"] == 0 and summary["flow_valid"] == summary["flow_samples"] > 20
     assert summary["range_valid"] >= 3
     assert sum(abs(r["dx"]) + abs(r["dy"]) for r in reports) > 0   # the scripted sway moves
+    # the scale check of docs/sensors.md: the scripted path moves the image about
+    # 0.5 rad along X in its first 2 s (0.3 m/s swaying at 0.8 m, plus the pitch);
+    # a count taken for a pixel would read ten times off
+    assert 0.25 < summary["flow_rad"][0] < 0.9, summary
+    assert summary["flow_rad"][0] == pytest.approx(summary["flow_counts"][0] / 477, rel=0.01)
 
 
 def test_sim_text_output(capsys: pytest.CaptureFixture[str]) -> None:

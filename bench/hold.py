@@ -48,7 +48,7 @@ from pipilot.cli.mission import fly_sim
 from pipilot.mission.events import EventKind
 from pipilot.mission.spec import MissionSpec, load_mission
 from pipilot.sensors.pmw3901 import FRAME_RATE_HZ
-from pipilot.sim.flowdeck import COUNTS_PER_RAD
+from pipilot.sim.flowdeck import COUNTS_PER_RAD, expected_squal, frame_noise_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("off", "drift", "flow")
@@ -142,11 +142,11 @@ def fly(args: tuple[str, int, str, str, float]) -> dict[str, Any]:
 def flow_floor_m(texture: float, height: float = 1.0, seconds: float = 60.0,
                  poll_hz: float = 100.0, noise: float = 1.0) -> float:
     """Per-axis standard deviation, over ``seconds``, of the random walk that the
-    simulated PMW3901's noise leaves in its counts (pipilot.sim.flowdeck's model:
-    each burst adds noise of 0.5 sqrt(frames per burst) 0x40 / SQUAL counts, and it
-    stays in the counts): what no estimator fed by this sensor alone can remove."""
-    squal = 0x90 * texture / (1.0 + (height / 3.0) ** 4)
-    per_burst = noise * 0.5 * math.sqrt(FRAME_RATE_HZ / poll_hz) * 0x40 / squal
+    simulated PMW3901's noise leaves in its counts (pipilot.sim.flowdeck's
+    `frame_noise_counts`, sqrt(frames per burst) of them a burst, at the model's
+    SQUAL): what no estimator fed by this sensor alone can remove."""
+    squal = expected_squal(texture, height, height, light=1.0)
+    per_burst = frame_noise_counts(squal, noise) * math.sqrt(FRAME_RATE_HZ / poll_hz)
     return per_burst * math.sqrt(poll_hz * seconds) * height / COUNTS_PER_RAD
 
 

@@ -112,6 +112,24 @@ def _slant(truth: SensorTruth) -> float:
     return truth.height_m / c if c > 1e-3 else math.inf
 
 
+def expected_squal(texture: float, height_m: float, distance_m: float, light: float) -> float:
+    """The model's SQUAL before its noise. Assumptions (the datasheet gives no curve):
+    it scales with texture, falls out of focus below 80 mm, with feature size beyond
+    ~3 m along the view axis, and once the shutter is at its limit in the dark."""
+    if not math.isfinite(distance_m):
+        return 0.0
+    focus = min(1.0, height_m / pmw.MIN_RANGE_M) ** 4
+    far = 1.0 / (1.0 + (distance_m / 3.0) ** 4)
+    return 0x90 * max(0.0, min(texture, 1.0)) * focus * far * min(1.0, max(light, 0.0) / 0.2)
+
+
+def frame_noise_counts(squal: float, noise: float = 1.0) -> float:
+    """Assumption: each frame's motion is off by this many counts rms (about a 45th
+    of a pixel on a good floor, SQUAL 144), and it stays in the counts; ``noise``
+    scales it ([sim] flow_noise)."""
+    return noise * 0.5 * 0x40 / squal
+
+
 class Pmw3901Model:
     """The PMW3901 seen through its registers.
 
@@ -164,21 +182,14 @@ class Pmw3901Model:
         p, q, _ = t.rates
         vx, vy = t.velocity_body
         rate = (vx / d + q, vy / d - p) if math.isfinite(d) else (p, q)
-        # assumptions: SQUAL scales with texture, falls out of focus below 80 mm, with
-        # feature size beyond ~3 m, and once the shutter is at its limit in the dark
-        focus = min(1.0, t.height_m / pmw.MIN_RANGE_M) ** 4 if math.isfinite(d) else 0.0
-        far = 1.0 / (1.0 + (d / 3.0) ** 4) if math.isfinite(d) else 0.0
-        light = min(1.0, max(t.light, 0.0) / 0.2)
         self.shutter = min(0x1FFF, int(0x0100 / max(t.light, 1e-3)))
-        squal = 0x90 * max(0.0, min(t.texture, 1.0)) * focus * far * light
+        squal = expected_squal(t.texture, t.height_m, d, t.light)
         if float(np.hypot(*rate)) > pmw.MAX_RATE_RAD_S:
             self.lost, squal = True, min(squal, 4)
         self.squal = int(min(255, max(0, squal + self.rng.normal(0, 2))))
         if self.lost or self.squal < pmw.SQUAL_MIN:
             return
-        # assumption: each frame's motion is off by 0.5 * 0x40 / SQUAL counts rms (about
-        # a 45th of a pixel on a good floor, SQUAL 144), and that stays in the counts
-        per_frame = self.noise * 0.5 * 0x40 / self.squal
+        per_frame = frame_noise_counts(self.squal, self.noise)
         noise = self.rng.normal(0, per_frame * math.sqrt(dt * pmw.FRAME_RATE_HZ), 2)
         # on Python floats, the operations numpy's would do (np.clip is min(max(...)))
         k = self.scale * COUNTS_PER_RAD

@@ -44,6 +44,7 @@ from pipilot.core.setpoints import Setpoint
 from pipilot.core.vehicle import FlightVehicle, ObjectValues
 from pipilot.errors import ConfigError
 from pipilot.faultlog import FailureLog
+from pipilot.sensors import pmw3901
 from pipilot.sensors.reader import (
     FlowDeckPoller,
     Item,
@@ -58,6 +59,11 @@ log = logging.getLogger(__name__)
 
 HOLD_SOURCE = "hold"
 GRAVITY = 9.80665
+FLOW_FRESH_S = 0.1
+"""Valid flow this recent is the flow seen now."""
+FOCUS_S = 0.3
+"""Valid flow this long while the ranger says the deck is below half the flow camera's
+focus distance: the ranger lies (frozen on the floor, say)."""
 RANGE_JUMP_MPS = 3.0
 """A range falling faster than this towards the floor is a jump, not a descent."""
 
@@ -182,6 +188,7 @@ class FlowHold:
         self._hover_guess: float | None = None
         self._latched: str | None = None
         self._prev_range: tuple[float, float] | None = None
+        self._focus_since: float | None = None
         self._low_ok = False
         self._landing = False
         self._touch_since: float | None = None
@@ -446,6 +453,7 @@ class FlowHold:
                 f = e.last_flow
                 what = "?" if f is None else f"SQUAL {f.squal} ({f.status})"
                 problems.append(f"flow invalid: {what}")
+        self._check_focus(now)
         if self._att_t is None or now - self._att_t > cfg.attitude_timeout_s:
             problems.append("attitude stale: no AttitudeState for "
                             + ("ever" if self._att_t is None else f"{now - self._att_t:.2f} s"))
@@ -465,6 +473,34 @@ class FlowHold:
         """Near the floor where no flow is needed: before take-off, end of a landing."""
         return (self._low_ok and est is not None
                 and est.height < self.config.flow_min_height_m)
+
+    def _check_focus(self, now: float) -> None:
+        """The PMW3901 cannot focus below MIN_RANGE_M: valid flow says the deck is at
+        least that high. A valid range below half of it for FOCUS_S meanwhile is a
+        ranger fault (frozen on the floor while the craft climbs): latched, before the
+        height loop, blind, flies the craft away."""
+        e = self.estimator
+        r = e.last_range
+        focused = e.last_flow_valid_t is not None and now - e.last_flow_valid_t <= FLOW_FRESH_S
+        short = r is not None and r.valid and r.range_m < pmw3901.MIN_RANGE_M / 2
+        if not (focused and short) or self.state is HoldState.OFF:
+            self._focus_since = None
+            return
+        assert r is not None
+        if self._focus_since is None:
+            self._focus_since = now
+        elif now - self._focus_since >= FOCUS_S and self._latched is None:
+            self._latched = (f"the flow camera is in focus, yet the range says "
+                             f"{r.range_m:.2f} m (no focus below "
+                             f"{pmw3901.MIN_RANGE_M * 1000:.0f} mm): ranger fault")
+            self._low_ok = False
+            self._unlearn()   # learned blind, on the lying range
+
+    def _unlearn(self) -> None:
+        """Back to the guessed hover throttle: what was learned came from a lying
+        height (or none), and the fallback and the failsafe's descent fly it."""
+        if self._hover_guess is not None:
+            self.hover_throttle = self._hover_guess
 
     def _check_range_jump(self, t: float, range_m: float) -> None:
         """A range that drops to near the floor between two samples (faster than
@@ -496,6 +532,13 @@ class FlowHold:
         """Holding, yet its source is not fresh: the hold's task has stopped ticking."""
         source = self.vehicle.mixer.sources.get(HOLD_SOURCE)
         return self.state is HoldState.HOLDING and (source is None or not source.fresh(now))
+
+    @property
+    def latched(self) -> str | None:
+        """Why the hold withdrew until it is engaged anew (a fault it does not resume
+        from: a range jump, the hover throttle at its bound, a non-finite value)."""
+        unheld = self.state in (HoldState.WITHDRAWN, HoldState.ENGAGING)
+        return self._latched if unheld else None
 
     @property
     def held_since_engaged(self) -> bool:
@@ -605,10 +648,15 @@ class FlowHold:
             hi = min(cfg.throttle_max, guess + cfg.hover_range)
             learned = self.hover_throttle + cfg.hover_ki * err * dt
             if not lo <= learned <= hi:
+                # the height does not answer: the ranger lies or the craft is far off
+                # the guess. The bound is no hover throttle for the fallback to fly
+                # (with a ranger stuck while the craft climbs it climbs away): the guess is
                 self._latched = (f"hover throttle at its bound {_clip(learned, lo, hi):.3f} "
                                  f"(guess {guess:.3f} +- {cfg.hover_range:g}): the height "
-                                 "does not answer the throttle")
-            self.hover_throttle = _clip(learned, lo, hi)
+                                 f"does not answer the throttle; back to the guess")
+                self._unlearn()
+            else:
+                self.hover_throttle = learned
         thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
         return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
                                   pitch=self._stick(pitch_deg), yaw=sticks.yaw)

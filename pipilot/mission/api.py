@@ -577,7 +577,10 @@ class Mission:
         # engaging again after it held is a resumption: the fallback still flies
         unheld = hold.state is HoldState.WITHDRAWN or (
             hold.state is HoldState.ENGAGING and hold.held_since_engaged)
-        if unheld and hold.unheld_for(now) >= limit:
+        if hold.latched is not None:
+            # it will not resume: waiting out the limit flies the fallback for nothing
+            self.abort(f"hold withdrawn for good: {hold.reason}", "hold")
+        elif unheld and hold.unheld_for(now) >= limit:
             self.abort(f"hold withdrawn for {limit:g} s: {hold.reason}", "hold")
 
     def _watch_hold(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipilot.control.hold import HOLD_SOURCE, FlowHold, HoldConfig, PolledDeck
+from pipilot.control.hold import FOCUS_S, HOLD_SOURCE, FlowHold, HoldConfig, PolledDeck
 from pipilot.control.holdapi import HoldControl, HoldState
 from pipilot.core import tomlconf
 from pipilot.core.clock import VirtualClock
@@ -169,6 +169,7 @@ def test_failsafe_rows(flow: str, range_: str, reason: str, bound: float) -> Non
     assert hold.state is HoldState.WITHDRAWN
     assert bound < took <= bound + 0.11   # ticks every 20 ms, ranges every 100 ms
     assert hold.reason is not None and reason in hold.reason
+    assert hold.latched is None   # it resumes: the mission waits withdrawn_abort_s
     assert not v.mixer.sources[HOLD_SOURCE].fresh(v.clock.now())   # withdrawn at once
     if (flow, range_) == ("stale", "stale"):
         feed.run(0.3)   # the range's timeout follows: both named while withdrawn
@@ -408,10 +409,35 @@ def test_the_learned_hover_throttle_is_bounded_and_withdraws_at_its_bound() -> N
     feed.run(10.0)
     assert hold.state is HoldState.WITHDRAWN
     assert hold.reason is not None and "hover throttle at its bound 0.650" in hold.reason
-    assert hold.hover_throttle == pytest.approx(0.65)
+    assert hold.latched is not None and "back to the guess" in hold.latched
+    # the fallback flies the guess: the bound would climb away on a stuck ranger
+    assert hold.hover_throttle == pytest.approx(0.5)
     assert all(sp is None or sp.throttle <= 0.8 for sp in feed.setpoints)
     feed.run(2.0)
     assert hold.state is HoldState.WITHDRAWN
+
+
+def test_flow_in_focus_under_a_floor_range_is_a_ranger_fault() -> None:
+    """The PMW3901 cannot focus below 80 mm: valid flow while the ranger says 30 mm
+    is a ranger frozen on the floor. Latched at once, and the hover throttle the
+    take-off learned blind goes back to the guess."""
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    feed = Feed(hold, v, height=0.03)
+    feed.flow = "invalid"            # on the floor: out of focus, and not needed there
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(0.5)
+    assert hold.state is HoldState.HOLDING and hold.latched is None
+    assert (hold.hover_throttle or 0.0) > 0.5   # learned blind
+    feed.flow = "ok"
+    feed.run(FOCUS_S - 0.05)
+    assert hold.state is HoldState.HOLDING
+    feed.run(0.1)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.latched is not None and hold.latched.startswith(
+        "the flow camera is in focus, yet the range says 0.03 m")
+    assert hold.hover_throttle == 0.5
 
 
 def test_stale_attitude_withdraws() -> None:

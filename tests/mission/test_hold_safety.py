@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from pipilot.cli.mission import fly_sim, sim_deck
 from pipilot.control.hold import FlowHold
 from pipilot.control.holdapi import HoldState
@@ -15,7 +17,13 @@ from pipilot.mission.api import Mission
 from pipilot.mission.events import EventKind
 from pipilot.mission.lockstep import run_lockstep, sim_lockstep
 from pipilot.mission.spec import MissionSpec, parse_mission
-from tests.mission.test_hold_mission import _range_model, dark, fly_injected, sim_time
+from tests.mission.test_hold_mission import (
+    _range_model,
+    dark,
+    fly_injected,
+    out_of_range,
+    sim_time,
+)
 
 FLOOR_M = 0.05
 """A true height below this is on the floor (the simulated craft's legs)."""
@@ -240,17 +248,17 @@ def test_a_hold_withdrawn_too_long_aborts_and_lands() -> None:
 
 def test_a_resumption_stuck_engaging_still_aborts() -> None:
     """Withdrawn, then the sensors are valid again (ENGAGING: a resumption) and the
-    ranger faults within ``resume_s``: the hold stays ENGAGING, never WITHDRAWN
-    again, while the fallback flies on. The abort still comes ``withdrawn_abort_s``
-    after the withdrawal (it used to watch WITHDRAWN alone, and never came)."""
+    ranger goes out of range within ``resume_s`` (1 s here): the hold stays ENGAGING, never
+    WITHDRAWN again, while the fallback flies on. The abort still comes
+    ``withdrawn_abort_s`` after the withdrawal (it used to watch WITHDRAWN alone, and
+    never came)."""
     spec = mission(HOLD_12_S)
     spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
-                                                              withdrawn_abort_s=2.0))
+                                                              withdrawn_abort_s=2.0,
+                                                              resume_s=1.0))
 
-    def ranger_fault(deck: object) -> None:          # reads a tenth of the height
-        _range_model(deck).scale = 0.1               # type: ignore[arg-type]
-
-    m, s = fly_injected(spec, [(9.0, dark(True)), (9.8, dark(False)), (10.0, ranger_fault)])
+    m, s = fly_injected(spec, [(9.0, dark(True)), (9.8, dark(False)),
+                               (10.0, out_of_range(True))])
     hold = m.flow_hold
     assert hold is not None and not s["completed"]
     states = [(t, st) for t, st, _r in hold.transitions]
@@ -259,7 +267,7 @@ def test_a_resumption_stuck_engaging_still_aborts() -> None:
     abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
     abort_t = sim_time(m, abort)
     assert abort.data["monitor"] == "hold", abort.message
-    assert abort.message.startswith("abort: hold withdrawn for 2 s: waiting: range jumped")
+    assert abort.message.startswith("abort: hold withdrawn for 2 s: waiting: range invalid")
     # engaging from the resumption to the abort: it never held or withdrew again
     assert [st for t, st in states if resumed_t < t < abort_t] == []
     assert 2.0 - 0.05 <= abort_t - withdrawn_t <= 2.0 + 0.1
@@ -343,3 +351,61 @@ def test_a_stalled_hold_task_leaves_the_fallback_then_aborts_and_lands() -> None
     assert between and all(r["throttle"] > 0.3 for r in between)   # the fallback flew
     cuts = cut_heights(m, abort.t)
     assert cuts and max(cuts) < FLOOR_M
+
+
+def frozen_ranger(deck: object) -> None:
+    """The ranger keeps reporting, valid, the distance it saw when it froze."""
+    model = _range_model(deck)   # type: ignore[arg-type]
+    truth = model.truth
+    stuck = truth().height_m
+    model.truth = lambda: dataclasses.replace(truth(), height_m=stuck)
+
+
+@pytest.mark.parametrize("flow", ["seen", "dark"])
+def test_a_ranger_frozen_on_the_floor_does_not_fly_the_craft_away(flow: str) -> None:
+    """The height never answers the climb. The learned hover throttle ran to its
+    bound and the hold withdrew for good; the fallback then flew that bound (0.62 on
+    a craft that hovers at 0.47) for withdrawn_abort_s, the failsafe descended at
+    0.9 x the bound, which still climbs, and the motors were cut about 98 m up.
+    Now valid flow (the camera is in focus, so the deck is 80 mm up at least) gives
+    the ranger away within FOCUS_S; in the dark the bound still does, the fallback
+    flies the guess instead of the bound, and the mission aborts at once."""
+    spec = mission(HOLD_12_S)
+    faults = [(0.0, frozen_ranger)] + ([(0.0, dark(True))] if flow == "dark" else [])
+    m, s = fly_injected(spec, faults)
+    hold = m.flow_hold
+    assert hold is not None and not s["completed"]
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.data["monitor"] == "hold"
+    why = ("the flow camera is in focus, yet the range says 0.03 m" if flow == "seen"
+           else "hover throttle at its bound 0.620")
+    assert abort.message.startswith(f"abort: hold withdrawn for good: {why}"), abort.message
+    withdrawn = next(e for e in m.events.history if e.kind is EventKind.HOLD
+                     and e.message.startswith("hold withdrawn"))
+    assert abort.t - withdrawn.t <= 0.1                  # the next mission tick
+    after = [r for r in m.samples if r["t"] >= withdrawn.t and "throttle" in r]
+    assert after and max(r["throttle"] for r in after) <= 0.47
+    top = max(height(r) for r in m.samples if "down" in r)
+    if flow == "seen":
+        assert top < 1.0
+        cuts = cut_heights(m, abort.t)
+        assert cuts and max(cuts) < FLOOR_M
+    else:
+        assert hold.hover_throttle == 0.47               # the guess, not the bound
+        # blind, the hover throttle takes 5 s to reach its bound, climbing all along
+        assert top < 25.0
+
+
+def test_a_latched_fault_after_a_resumption_aborts_at_once() -> None:
+    """Resuming (ENGAGING) when the ranger jumps to a tenth of the height: latched,
+    the hold will never fly again, so the mission does not wait out the limit."""
+    spec = mission(HOLD_12_S)
+
+    def ranger_fault(deck: object) -> None:          # reads a tenth of the height
+        _range_model(deck).scale = 0.1               # type: ignore[arg-type]
+
+    m, s = fly_injected(spec, [(9.0, dark(True)), (9.8, dark(False)), (10.0, ranger_fault)])
+    assert not s["completed"]
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.message.startswith("abort: hold withdrawn for good: waiting: range jumped")
+    assert 10.0 <= sim_time(m, abort) <= 10.0 + 0.2   # a ranging period and a tick

@@ -14,6 +14,7 @@ telemetry at 9600 baud, and ``.sim``, the model, for ground truth only).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import selectors
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -74,7 +75,8 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
                  firmware: Firmware | str = Firmware.STOCK, mass_kg: float | None = None,
                  drag: float | None = None, hover_throttle: float | None = None,
                  telemetry_latency_s: float = 0.0, texture: float = 1.0,
-                 period_ms: float = 14.0, params: QuadParams | None = None,
+                 attitude_kp: float | None = None, period_ms: float = 14.0,
+                 params: QuadParams | None = None,
                  frame_source: FrameSource | None = None, first_frame_s: float = 0.010,
                  telemetry_baud: int = 9600, handshake: bool = True,
                  flow_scale: float = 1.0, flow_noise: float = 1.0, range_scale: float = 1.0,
@@ -94,7 +96,8 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
     under the craft, which `pipilot.cli.mission.sim_deck` builds from the same
     [sim] table: they are accepted here so that a [sim] table passes whole.
     ``faults`` (``[[sim.faults]]``: FaultSpecs, or their ``dataclasses.asdict``
-    form) are scheduled on ``sim.faults``.
+    form) are scheduled on ``sim.faults``. ``attitude_kp`` tunes the FC's attitude
+    loop (None keeps its default).
     """
     axis = math.radians(mount_tilt_axis_deg)
     tilt = (mount_tilt_deg * math.sin(axis), mount_tilt_deg * math.cos(axis))
@@ -107,6 +110,9 @@ def sim_lockstep(*, mount_tilt_deg: float = 0.0, mount_tilt_axis_deg: float = 0.
                       frame_source=frame_source, first_frame_s=first_frame_s,
                       telemetry_baud=telemetry_baud, handshake=handshake,
                       telemetry_latency_s=telemetry_latency_s, texture=texture)
+    if attitude_kp is not None:
+        stab = sim.model.stabilizer
+        stab.s = dataclasses.replace(stab.s, attitude_kp=attitude_kp)
     for fault in faults:
         sim.faults.schedule(fault if isinstance(fault, FaultSpec) else FaultSpec(**fault))
     return sim

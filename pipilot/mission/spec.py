@@ -197,6 +197,9 @@ class SimSpec:
     ratio. Default: the standard craft's (thrust-to-weight 2.2, about 0.468)."""
     telemetry_latency_s: float = setting(0.0, ge=0.0, le=2.0, unit="s")
     """Extra delay of the telemetry from the flight controller to the ground."""
+    attitude_kp: float = setting(2.5, gt=0.0, le=10.0)
+    """The FC's attitude loop gain, (deg/s) per degree off (StabilizationBank
+    RollPI/PitchPI Kp; 2.5 is LibrePilot 16.09's default): how fast it tilts."""
     texture: float = setting(1.0, ge=0.0, le=1.0)
     """Floor quality for the optical-flow sensor model, 0 (none) .. 1 (good)."""
     flow_scale: float = setting(1.0, ge=0.5, le=1.5)

@@ -74,8 +74,9 @@ def test_run_sim_json_and_plot(tmp_path, capsys):
                               "wind_mps": 0.5, "wind_from_deg": 0.0, "seed": 0,
                               "firmware": "stock", "hover_throttle": round(hover, 4),
                               "mass_kg": 1.0, "drag": 0.35, "gust_mps": 0.0,
-                              "telemetry_latency_s": 0.0, "texture": 1.0,
-                              "flow_scale": 1.0, "flow_noise": 1.0, "range_scale": 1.0,
+                              "telemetry_latency_s": 0.0, "attitude_kp": 2.5,
+                              "texture": 1.0, "flow_scale": 1.0, "flow_noise": 1.0,
+                              "range_scale": 1.0,
                               "texture_dropout_at_s": 0.0, "texture_dropout_s": 0.0,
                               "imu": True, "faults": [], "faults_injected": []}
     assert svg.read_text().lstrip().startswith("<?xml")

@@ -16,10 +16,12 @@ on a deck without an IMU, as before the IMU was wired. ``--flow-noise K``
 flies a PMW3901 whose count noise is K times the model's (pipilot.sim.flowdeck
 states it as an assumption; the datasheet gives none), and ``--noise-sweep
 K1,K2`` flies the flow hold again at each of those: how the figures depend on it.
+``--kp-sweep K1,K2`` flies it again on a FC whose attitude loop gain is each K
+(``[sim] attitude_kp``) while the hold's lead still assumes the stock 2.5.
 
     PYTHONPATH=. nice python bench/hold.py [--seeds 0-39] [--jobs 2] [--runs FILE]
                                            [--rates imu|attitude] [--flow-noise K]
-                                           [--noise-sweep K1,K2]
+                                           [--noise-sweep K1,K2] [--kp-sweep K1,K2]
 
 ``--runs FILE`` keeps each finished flight as a JSON line and skips those
 already there, so an interrupted run resumes.
@@ -56,15 +58,19 @@ DROPOUT_AT_S = 37.0
 """Simulator time the texture goes: about 30 s into the hold step, which starts
 near 7 s (deck start-up, link, arming, a 4 s climb); each run reports where."""
 DROPOUT_S = 5.0
+STOCK_ATTITUDE_KP = 2.5
+"""LibrePilot 16.09's attitude loop gain, which the hold's attitude_lead_s assumes."""
 CRAFT_KEYS = ("mass_kg", "drag", "hover_throttle", "telemetry_latency_s", "texture",
               "wind_from_deg", "flow_scale", "range_scale")
 
 
 def _spec(base: MissionSpec, seed: int, mode: str, dropout_at: float | None,
-          rates: str = "imu", flow_noise: float = 1.0) -> MissionSpec:
+          rates: str = "imu", flow_noise: float = 1.0,
+          attitude_kp: float = STOCK_ATTITUDE_KP) -> MissionSpec:
     assert base.sim is not None
     sim = dataclasses.replace(mismatched(base.sim, seed), firmware="stock",
-                              imu=rates == "imu", flow_noise=flow_noise)
+                              imu=rates == "imu", flow_noise=flow_noise,
+                              attitude_kp=attitude_kp)
     if dropout_at is not None:
         sim = dataclasses.replace(sim, texture_dropout_at_s=dropout_at,
                                   texture_dropout_s=DROPOUT_S)
@@ -105,18 +111,20 @@ def anatomy(m: Any) -> dict[str, float] | None:
     return out
 
 
-def fly(args: tuple[str, int, str, str, float]) -> dict[str, Any]:
-    """One flight: (mission file, seed, mode, rate source, flow noise) -> its figures."""
-    path, seed, mode, rates, flow_noise = args
+def fly(args: tuple[str, int, str, str, float, float]) -> dict[str, Any]:
+    """One flight: (mission file, seed, mode, rate source, flow noise, the FC's attitude
+    Kp) -> its figures."""
+    path, seed, mode, rates, flow_noise, attitude_kp = args
     base = load_mission(path)
     dropout_at = DROPOUT_AT_S if mode == "dropout" else None
-    spec = _spec(base, seed, mode, dropout_at, rates, flow_noise)
+    spec = _spec(base, seed, mode, dropout_at, rates, flow_noise, attitude_kp)
     t0 = time.perf_counter()
     m, s = fly_sim(spec, drift=mode == "drift", handle_sigint=False)
     holds = [e for e in m.events.history if e.kind is EventKind.HOLD]
     assert spec.sim is not None
     run = {
         "seed": seed, "mode": mode, "rates": rates, "flow_noise": flow_noise,
+        "attitude_kp": attitude_kp,
         "completed": s["completed"],
         "abort_reason": s["abort_reason"],
         "max_excursion_m": s.get("max_excursion_m"), "drift_m": s.get("drift_m"),
@@ -159,19 +167,30 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
             "max": round(v[-1], 3)}
 
 
-def _key(seed: int, mode: str, flow_noise: float | None) -> tuple[int, str, float | None]:
-    """A flight's identity in a runs file (without the deck, the noise is moot)."""
-    return seed, mode, None if mode in ("off", "drift") else flow_noise
+def _kp(run: dict[str, Any]) -> float:
+    return float(run.get("attitude_kp", STOCK_ATTITUDE_KP))
+
+
+def _key(seed: int, mode: str, flow_noise: float | None, attitude_kp: float
+         ) -> tuple[int, str, float | None, float | None]:
+    """A flight's identity in a runs file (without the deck and the hold, the noise and
+    the hold's lead are moot; the FC's gain is not, but they are flown stock)."""
+    deckless = mode in ("off", "drift")
+    return seed, mode, None if deckless else flow_noise, None if deckless else attitude_kp
 
 
 def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
               rates: str = "imu", flow_noise: float = 1.0,
-              sweep: tuple[float, ...] = ()) -> dict[str, Any]:
+              sweep: tuple[float, ...] = (), kp_sweep: tuple[float, ...] = ()
+              ) -> dict[str, Any]:
     """The bench's JSON from its flights."""
+    stock = STOCK_ATTITUDE_KP
     swept = [r for r in runs if r["mode"] == "flow" and r.get("flow_noise") != flow_noise
-             and r.get("flow_noise") in sweep]
+             and r.get("flow_noise") in sweep and _kp(r) == stock]
+    kp_swept = [r for r in runs if r["mode"] == "flow" and r.get("flow_noise") == flow_noise
+                and _kp(r) != stock and _kp(r) in kp_sweep]
     runs = [r for r in runs if r["mode"] in ("off", "drift")
-            or r.get("flow_noise") == flow_noise]
+            or (r.get("flow_noise") == flow_noise and _kp(r) == stock)]
     by = {(r["seed"], r["mode"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
     out: dict[str, Any] = {
@@ -228,10 +247,25 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
             "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
                                           if r["height_error_p90_m"] is not None]),
         })
-    out["runs"] = sorted(runs + swept, key=lambda r: (r["seed"], r["mode"],
-                                                      r.get("flow_noise") or 0.0))
+    out["attitude_kp_sweep"] = []
+    for k in kp_sweep:
+        rs = [r for r in kp_swept if _kp(r) == k and r["seed"] in seeds]
+        ratios = [by[(r["seed"], "off")]["max_excursion_m"] / max(r["max_excursion_m"], 1e-6)
+                  for r in rs if r["max_excursion_m"] is not None
+                  and by[(r["seed"], "off")]["max_excursion_m"] is not None]
+        out["attitude_kp_sweep"].append({
+            "attitude_kp": k, "seeds": len(rs), "completed": sum(r["completed"] for r in rs),
+            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
+                                       if r["max_excursion_m"] is not None]),
+            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
+                                          if r["height_error_p90_m"] is not None]),
+            "seeds_at_least_10x": sum(x >= 10 for x in ratios),
+        })
+    every = runs + swept + kp_swept
+    out["runs"] = sorted(every, key=lambda r: (r["seed"], r["mode"], r.get("flow_noise") or 0.0,
+                                               _kp(r)))
     out["wall_s"] = round(wall_s, 1)
-    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in runs + swept), 1)
+    out["flight_wall_s"] = round(sum(r.get("wall_s", 0.0) for r in every), 1)
     return out
 
 
@@ -257,6 +291,9 @@ def main() -> int:
                    help="the PMW3901 model's count noise times K (default 1)")
     p.add_argument("--noise-sweep", default="", metavar="K1,K2",
                    help="also fly the flow hold with the count noise times each K")
+    p.add_argument("--kp-sweep", default="", metavar="K1,K2",
+                   help="also fly the flow hold on a FC whose attitude Kp is each K (the "
+                        "hold's attitude_lead_s still assumes the stock 2.5)")
     p.add_argument("--runs", metavar="FILE", help="JSON lines of finished flights (resume)")
     p.add_argument("--no-fly", action="store_true",
                    help="fly nothing: sum up the flights already in --runs")
@@ -264,14 +301,20 @@ def main() -> int:
     modes = args.modes.split(",")
     sweep = tuple(dict.fromkeys(float(k) for k in args.noise_sweep.split(",")
                                 if k and float(k) != args.flow_noise))
+    kp_sweep = tuple(dict.fromkeys(float(k) for k in args.kp_sweep.split(",")
+                                   if k and float(k) != STOCK_ATTITUDE_KP))
     if "flow" not in modes:
-        sweep = ()
-    todo = [(args.mission, s, m, args.rates, args.flow_noise) for s in _seeds(args.seeds)
-            for m in MODES if m in modes]
+        sweep = kp_sweep = ()
+    stock = STOCK_ATTITUDE_KP
+    todo = [(args.mission, s, m, args.rates, args.flow_noise, stock)
+            for s in _seeds(args.seeds) for m in MODES if m in modes]
     if "dropout" in modes:
-        todo += [(args.mission, s, "dropout", args.rates, args.flow_noise)
+        todo += [(args.mission, s, "dropout", args.rates, args.flow_noise, stock)
                  for s in _seeds(args.dropout_seeds)]
-    todo += [(args.mission, s, "flow", args.rates, k) for k in sweep for s in _seeds(args.seeds)]
+    todo += [(args.mission, s, "flow", args.rates, k, stock)
+             for k in sweep for s in _seeds(args.seeds)]
+    todo += [(args.mission, s, "flow", args.rates, args.flow_noise, k)
+             for k in kp_sweep for s in _seeds(args.seeds)]
     runs: list[dict[str, Any]] = []
     if args.runs and Path(args.runs).exists():
         runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line]
@@ -279,8 +322,8 @@ def main() -> int:
         runs = [r for r in runs if r["mode"] in ("off", "drift")
                 or (r.get("rates", "attitude") == args.rates
                     and r.get("flow_noise") in (args.flow_noise, *sweep))]
-        done = {_key(r["seed"], r["mode"], r.get("flow_noise")) for r in runs}
-        todo = [t for t in todo if _key(t[1], t[2], t[4]) not in done]
+        done = {_key(r["seed"], r["mode"], r.get("flow_noise"), _kp(r)) for r in runs}
+        todo = [t for t in todo if _key(t[1], t[2], t[4], t[5]) not in done]
     if args.no_fly:
         todo = []
     t0 = time.perf_counter()
@@ -292,7 +335,8 @@ def main() -> int:
                     f.write(json.dumps(run) + "\n")
     print(json.dumps(summarize(runs, mission=Path(args.mission).name,
                                wall_s=time.perf_counter() - t0, rates=args.rates,
-                               flow_noise=args.flow_noise, sweep=sweep)))
+                               flow_noise=args.flow_noise, sweep=sweep,
+                               kp_sweep=kp_sweep)))
     return 0
 
 

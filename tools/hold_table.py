@@ -97,6 +97,15 @@ def render(report: dict[str, Any]) -> str:
                       f"{_f(ex and ex['median'])}, p90 {_f(ex and ex['p90'])}, max "
                       f"{_f(ex and ex['max'])}; `height_error_p90_m` p90 "
                       f"{_f(he and he['p90'])}."]
+    for sw in report.get("attitude_kp_sweep", []):
+        ex, he = sw["max_excursion_m"], sw["height_error_p90_m"]
+        lines += ["", f"The flow hold again on a FC whose attitude loop gain is "
+                      f"{sw['attitude_kp']:g} (deg/s)/deg, not the stock 2.5 its lead assumes "
+                      f"({sw['seeds']} seeds, {sw['completed']} completed): "
+                      f"`max_excursion_m` median {_f(ex and ex['median'])}, p90 "
+                      f"{_f(ex and ex['p90'])}, max {_f(ex and ex['max'])}; "
+                      f"`height_error_p90_m` p90 {_f(he and he['p90'])}; "
+                      f"{sw['seeds_at_least_10x']} seeds at least 10x below no compensation."]
     d = report["dropout"]
     if d["runs"]:
         ex = d["max_excursion_m"]
@@ -110,7 +119,8 @@ def render(report: dict[str, Any]) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     noise = c.get("flow_noise", 1.0)
     by = {(r["seed"], r["mode"]): r for r in report["runs"]
-          if r["mode"] in ("off", "drift") or r.get("flow_noise", noise) == noise}
+          if r["mode"] in ("off", "drift")
+          or (r.get("flow_noise", noise) == noise and r.get("attitude_kp", 2.5) == 2.5)}
     for seed in sorted({s for s, m in by if m == "flow"}):
         if not all((seed, m) in by for m in MODES):
             continue

@@ -60,7 +60,12 @@ log = logging.getLogger(__name__)
 HOLD_SOURCE = "hold"
 GRAVITY = 9.80665
 FLOW_FRESH_S = 0.1
-"""Valid flow this recent is the flow seen now."""
+"""Valid flow this recent flies the horizontal hold even below flow_min_height_m."""
+TAKEOFF_CLIMB_MPS = 0.05
+"""Rising faster than this, the craft has started up: the take-off ramp stops."""
+TAKEOFF_WAIT_S = 0.5
+"""Asked to climb and still on the floor this long, the hover throttle ramps up: a
+craft the guess lifts is up by then, and a ramp would only over-learn its hover."""
 FOCUS_S = 0.3
 """Valid flow this long while the ranger says the deck is below half the flow camera's
 focus distance: the ranger lies (frozen on the floor, say)."""
@@ -189,6 +194,7 @@ class FlowHold:
         self._latched: str | None = None
         self._prev_range: tuple[float, float] | None = None
         self._focus_since: float | None = None
+        self._sit_since: float | None = None
         self._low_ok = False
         self._landing = False
         self._touch_since: float | None = None
@@ -469,6 +475,12 @@ class FlowHold:
             problems.append(self._latched)
         return "; ".join(problems) if problems else None
 
+    def _flow_fresh(self, now: float) -> bool:
+        """The estimator fuses valid flow now (it is not at rest, blind on the floor)."""
+        e = self.estimator
+        return (not e.resting and e.last_flow_valid_t is not None
+                and now - e.last_flow_valid_t <= FLOW_FRESH_S)
+
     def _low(self, est: FlowEstimate | None) -> bool:
         """Near the floor where no flow is needed: before take-off, end of a landing."""
         return (self._low_ok and est is not None
@@ -597,7 +609,8 @@ class FlowHold:
         cfg = self.config
         sticks = self._sticks if self._piloted else Setpoint()
         assert self.target_position is not None and self.hover_throttle is not None
-        low = self._low(est)
+        # near the floor the craft flies level, unless the flow already sees
+        low = self._low(est) and not self._flow_fresh(est.t)
         yaw = math.radians(self._yaw)
         c, s = math.cos(yaw), math.sin(yaw)
         # the pilot's sticks move the held point (forward/right -> north/east)
@@ -646,7 +659,10 @@ class FlowHold:
             guess = self._hover_guess if self._hover_guess is not None else thr
             lo = max(cfg.throttle_min, guess - cfg.hover_range)
             hi = min(cfg.throttle_max, guess + cfg.hover_range)
-            learned = self.hover_throttle + cfg.hover_ki * err * dt
+            rate = cfg.hover_ki * err
+            if self._sitting(est, err) >= TAKEOFF_WAIT_S:
+                rate = max(rate, cfg.takeoff_ramp)   # too heavy to leave: speed it up
+            learned = self.hover_throttle + rate * dt
             if not lo <= learned <= hi:
                 # the height does not answer: the ranger lies or the craft is far off
                 # the guess. The bound is no hover throttle for the fallback to fly
@@ -660,6 +676,18 @@ class FlowHold:
         thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
         return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
                                   pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+
+    def _sitting(self, est: FlowEstimate, err: float) -> float:
+        """How long the craft has sat on the floor, not rising, while asked to climb."""
+        cfg = self.config
+        sitting = (err > 0 and est.height < cfg.touchdown_height_m and not self._landing
+                   and est.climb < TAKEOFF_CLIMB_MPS)
+        if not sitting:
+            self._sit_since = None
+            return 0.0
+        if self._sit_since is None:
+            self._sit_since = est.t
+        return est.t - self._sit_since
 
     def _stick(self, angle_deg: float) -> float:
         """The stick that makes the FC fly ``angle_deg``, across its deadband."""

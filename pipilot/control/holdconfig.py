@@ -103,6 +103,10 @@ class HoldConfig:
     """Speed asked for per metre off the held point (1/s)."""
     velocity_kp: float = setting(2.0, gt=0.0)
     """Acceleration asked for per m/s of speed error (1/s)."""
+    takeoff_ramp: float = setting(0.1, ge=0.0, le=1.0)
+    """Throttle per second the learned hover throttle rises at least while the craft,
+    asked to climb, still sits on the floor after half a second (a craft heavier than
+    the guess)."""
     height_kp: float = setting(2.0, gt=0.0)
     """Climb rate asked for per metre of height error (1/s)."""
     climb_kp: float = setting(0.08, gt=0.0)

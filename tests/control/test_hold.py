@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from pipilot.control.hold import FOCUS_S, HOLD_SOURCE, FlowHold, HoldConfig, PolledDeck
+from pipilot.control.hold import (
+    FOCUS_S,
+    HOLD_SOURCE,
+    TAKEOFF_WAIT_S,
+    FlowHold,
+    HoldConfig,
+    PolledDeck,
+)
 from pipilot.control.holdapi import HoldControl, HoldState
 from pipilot.core import tomlconf
 from pipilot.core.clock import VirtualClock
@@ -429,7 +436,7 @@ def test_flow_in_focus_under_a_floor_range_is_a_ranger_fault() -> None:
     hold.engage(1.0, hover_guess=0.5)
     feed.run(0.5)
     assert hold.state is HoldState.HOLDING and hold.latched is None
-    assert (hold.hover_throttle or 0.0) > 0.5   # learned blind
+    assert (hold.hover_throttle or 0.0) > 0.5   # the take-off ramp, blind
     feed.flow = "ok"
     feed.run(FOCUS_S - 0.05)
     assert hold.state is HoldState.HOLDING
@@ -438,6 +445,32 @@ def test_flow_in_focus_under_a_floor_range_is_a_ranger_fault() -> None:
     assert hold.latched is not None and hold.latched.startswith(
         "the flow camera is in focus, yet the range says 0.03 m")
     assert hold.hover_throttle == 0.5
+
+
+def test_the_take_off_ramp_speeds_up_a_craft_that_sits() -> None:
+    """On the floor, asked to climb, the hover throttle rises at hover_ki x the climb
+    error; once the craft has sat TAKEOFF_WAIT_S it rises at least takeoff_ramp a
+    second, and once the range says the craft is up, at hover_ki again."""
+    v = FakeVehicle()
+    hold = FlowHold(v, HoldConfig(takeoff_ramp=0.1))
+    feed = Feed(hold, v, height=0.03)
+    feed.flow = "invalid"
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(0.1)
+    start = hold.hover_throttle or 0.0
+    feed.run(0.3)   # sitting, within the wait: hover_ki x 0.5 m/s
+    assert (hold.hover_throttle or 0.0) - start == pytest.approx(0.06 * 0.5 * 0.3, abs=0.002)
+    feed.run(TAKEOFF_WAIT_S)
+    on_floor = hold.hover_throttle or 0.0
+    feed.run(0.5)   # the ramp
+    assert (hold.hover_throttle or 0.0) - on_floor == pytest.approx(0.05, abs=0.006)
+    feed.height, feed.flow = 0.5, "ok"    # up (a still craft: no climb seen)
+    feed.run(0.5)
+    before = hold.hover_throttle or 0.0
+    feed.run(0.5)
+    # now hover_ki x climb error alone (0.06 x about 0.5 m/s), not the ramp's 0.05
+    assert 0.0 < (hold.hover_throttle or 0.0) - before < 0.02
 
 
 def test_stale_attitude_withdraws() -> None:

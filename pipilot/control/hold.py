@@ -194,6 +194,7 @@ class FlowHold:
         self._latched: str | None = None
         self._prev_range: tuple[float, float] | None = None
         self._focus_since: float | None = None
+        self._lead_state: tuple[float, float, float] | None = None
         self._sit_since: float | None = None
         self._low_ok = False
         self._landing = False
@@ -641,7 +642,7 @@ class FlowHold:
                                   ve_cmd * cfg.max_speed_mps / speed)
             an = cfg.velocity_kp * (vn_cmd - est.velocity[0]) - est.accel_bias[0]
             ae = cfg.velocity_kp * (ve_cmd - est.velocity[1]) - est.accel_bias[1]
-            roll_deg, pitch_deg = self._tilt(an, ae)
+            roll_deg, pitch_deg = self._lead(*self._tilt(an, ae))
         # vertical: height -> climb rate -> throttle around the learned hover throttle
         target_h = min(self.target_height, cfg.max_height_m)
         vz_cmd = _clip(cfg.height_kp * (target_h - est.height), -cfg.max_descent_mps,
@@ -676,6 +677,31 @@ class FlowHold:
         thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
         return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
                                   pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+
+    def _lead(self, roll_deg: float, pitch_deg: float) -> tuple[float, float]:
+        """The FC turns its attitude towards the setpoint with a time constant (its
+        attitude loop's 1/Kp): a lead of ``attitude_lead_s`` cancels it, so the
+        craft tilts as soon as asked. The lead's derivative is low-passed over a
+        quarter of it; the result stays within max_tilt_deg."""
+        tau = self.config.attitude_lead_s
+        now = self.vehicle.clock.now()
+        prev, self._lead_state = self._lead_state, (now, roll_deg, pitch_deg)
+        if tau <= 0.0 or prev is None:
+            return roll_deg, pitch_deg
+        t0, fr, fp = prev
+        dt = now - t0
+        if not 0.0 < dt <= 0.1:
+            self._lead_state = (now, roll_deg, pitch_deg)
+            return roll_deg, pitch_deg
+        k = min(1.0, dt / (0.25 * tau))
+        fr += k * (roll_deg - fr)
+        fp += k * (pitch_deg - fp)
+        self._lead_state = (now, fr, fp)
+        out_r, out_p = roll_deg + 3.0 * (roll_deg - fr), pitch_deg + 3.0 * (pitch_deg - fp)
+        tilt, limit = math.hypot(out_r, out_p), self.config.max_tilt_deg
+        if tilt > limit:
+            out_r, out_p = out_r * limit / tilt, out_p * limit / tilt
+        return out_r, out_p
 
     def _sitting(self, est: FlowEstimate, err: float) -> float:
         """How long the craft has sat on the floor, not rising, while asked to climb."""

@@ -99,9 +99,9 @@ class HoldConfig:
     default: 0.02 (5 % less thrust) put a 1 m hover on the floor within the 5 s of a
     texture dropout, so every dropout ended in an abort; the fallback's bound is
     ``withdrawn_abort_s``."""
-    position_kp: float = setting(1.0, gt=0.0)
+    position_kp: float = setting(2.0, gt=0.0)
     """Speed asked for per metre off the held point (1/s)."""
-    velocity_kp: float = setting(2.0, gt=0.0)
+    velocity_kp: float = setting(3.0, gt=0.0)
     """Acceleration asked for per m/s of speed error (1/s)."""
     takeoff_ramp: float = setting(0.1, ge=0.0, le=1.0)
     """Throttle per second the learned hover throttle rises at least while the craft,
@@ -113,6 +113,9 @@ class HoldConfig:
     """Throttle per m/s of climb-rate error."""
     hover_ki: float = setting(0.06, gt=0.0)
     """How fast the hover throttle is learned: throttle per second per m/s of error."""
+    attitude_lead_s: float = setting(0.4, ge=0.0, le=2.0, unit="s")
+    """The FC's attitude time constant (1 / its attitude Kp: 0.4 s for LibrePilot's
+    stock 2.5), which the hold's tilt commands lead by; 0: no lead."""
     stick_angle_deg: float = setting(42.0, gt=0.0, le=90.0)
     """The FC's RollMax/PitchMax: the angle of a full stick."""
     stick_deadband_pct: float = setting(2.0, ge=0.0, le=20.0, unit="%")

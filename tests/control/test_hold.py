@@ -149,6 +149,34 @@ def test_outputs_stay_within_the_configured_limits() -> None:
     assert sps[-1].pitch < 0 and sps[-1].roll < 0
 
 
+def test_the_tilt_leads_the_fcs_attitude_loop() -> None:
+    """A step in the asked tilt goes out at up to four times its size and settles to it
+    with a quarter of attitude_lead_s: through the FC's attitude loop (a lag of
+    attitude_lead_s) the craft then tilts with that quarter, not the whole."""
+    lead = 0.4
+    hold, v, _feed = holding(HoldConfig(attitude_lead_s=lead, max_tilt_deg=20.0))
+    assert hold._lead(0.0, 0.0) == (0.0, 0.0)
+    out = []
+    for _ in range(50):
+        v.clock.advance(0.02)
+        out.append(hold._lead(1.0, -0.5))
+    # the low-passed command moved a fifth of the step (20 ms of 0.1 s): 1 + 3 x 0.8
+    assert out[0] == pytest.approx((3.4, -1.7), rel=1e-6)
+    assert out[-1] == pytest.approx((1.0, -0.5), abs=1e-3)
+    # the FC's lag (time constant attitude_lead_s) fed the led command reaches 63 %
+    # of the step within about a quarter of it
+    att, reached = 0.0, None
+    for i, (roll, _pitch) in enumerate(out):
+        att += 0.02 / lead * (roll - att)
+        if reached is None and att >= 0.63:
+            reached = (i + 1) * 0.02
+    assert reached is not None and reached <= 0.16
+    v.clock.advance(0.02)
+    assert max(abs(x) for x in hold._lead(30.0, 0.0)) <= 20.0   # within max_tilt_deg
+    v.clock.advance(0.5)   # a gap (not holding): no derivative across it
+    assert hold._lead(2.0, 0.0) == (2.0, 0.0)
+
+
 def test_hover_throttle_is_learned_from_the_climb_rate() -> None:
     hold, _v, feed = holding()
     # the range says it sinks: 1 cm per 100 ms; the loop pushes the hover throttle up

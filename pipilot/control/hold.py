@@ -9,14 +9,18 @@ craft only through these: no simulator, no drag, mass or hover figure.
 
 Failsafe: flow that is stale or invalid for ``flow_timeout_s`` (not needed
 below ``flow_min_height_m`` before take-off and at the end of a landing,
-where the camera cannot focus and the craft flies level), a range stale or
+where the camera cannot focus: the craft flies level there, or, taking off
+and seeing valid flow above ``touchdown_height_m``, holds position with at
+most `LOW_TILT_DEG`), a range stale or
 invalid for ``range_timeout_s``, or AttitudeState older than
 ``attitude_timeout_s`` withdraws the source at once (state WITHDRAWN, with
 the sensor and why in ``reason``); the one who engaged the hold flies the
 fallback. Once all are valid again for ``resume_s`` it holds again where
-the craft then is. A range that jumps to the floor, a learned hover throttle
-at its bound (``hover_range``) or a non-finite value withdraws it until it
-is engaged anew.
+the craft then is. A range that jumps to the floor, a range under the flow
+camera's focus distance while the flow is sharp, a learned hover throttle at
+its bound (``hover_range``) or a non-finite value withdraws it until it is
+engaged anew (`latched`), and the hover throttle learned meanwhile never
+stays above the guess.
 
 Body rates (the flow's rotation part) come from the deck's MPU-6050 when it
 has one (``rates = "imu"``, the default then): read on the Pi at hundreds of
@@ -66,6 +70,10 @@ TAKEOFF_CLIMB_MPS = 0.05
 TAKEOFF_WAIT_S = 0.5
 """Asked to climb and still on the floor this long, the hover throttle ramps up: a
 craft the guess lifts is up by then, and a ramp would only over-learn its hover."""
+LOW_TILT_DEG = 4.0
+"""The most tilt the hold asks for below flow_min_height_m, legs near the floor."""
+FOCUS_SQUAL = 2 * pmw3901.SQUAL_MIN
+"""SQUAL this high, not merely valid, is taken as the camera in focus."""
 FOCUS_S = 0.3
 """Valid flow this long while the ranger says the deck is below half the flow camera's
 focus distance: the ranger lies (frozen on the floor, say)."""
@@ -232,6 +240,7 @@ class FlowHold:
         if self.state is HoldState.OFF:
             est = self._estimate
             self._latched = None
+            self._reset_timers()
             # before take-off the flow camera cannot focus: the floor needs no flow
             self._low_ok = est is None or est.height < cfg.flow_min_height_m
             self._landing = self.touched_down = False
@@ -493,10 +502,11 @@ class FlowHold:
         ranger fault (frozen on the floor while the craft climbs): latched, before the
         height loop, blind, flies the craft away."""
         e = self.estimator
-        r = e.last_range
-        focused = e.last_flow_valid_t is not None and now - e.last_flow_valid_t <= FLOW_FRESH_S
+        r, f = e.last_range, e.last_flow
+        focused = (e.last_flow_valid_t is not None and now - e.last_flow_valid_t <= FLOW_FRESH_S
+                   and f is not None and f.squal >= FOCUS_SQUAL)
         short = r is not None and r.valid and r.range_m < pmw3901.MIN_RANGE_M / 2
-        if not (focused and short) or self.state is HoldState.OFF:
+        if not (focused and short) or self._landing or self.state is HoldState.OFF:
             self._focus_since = None
             return
         assert r is not None
@@ -510,10 +520,13 @@ class FlowHold:
             self._unlearn()   # learned blind, on the lying range
 
     def _unlearn(self) -> None:
-        """Back to the guessed hover throttle: what was learned came from a lying
-        height (or none), and the fallback and the failsafe's descent fly it."""
-        if self._hover_guess is not None:
-            self.hover_throttle = self._hover_guess
+        """No higher than the guessed hover throttle: what was learned came from a lying
+        height (or none), and the fallback and the failsafe's descent fly it. Never
+        raised: a craft that learned less than the guess may be lighter than it, and
+        0.9 x the guess would climb in the failsafe's descent."""
+        guess, now = self._hover_guess, self.hover_throttle
+        if guess is not None and now is not None:
+            self.hover_throttle = min(now, guess)
 
     def _check_range_jump(self, t: float, range_m: float) -> None:
         """A range that drops to near the floor between two samples (faster than
@@ -549,7 +562,8 @@ class FlowHold:
     @property
     def latched(self) -> str | None:
         """Why the hold withdrew until it is engaged anew (a fault it does not resume
-        from: a range jump, the hover throttle at its bound, a non-finite value)."""
+        from: a range jump, a range under a sharp flow's focus distance, the hover
+        throttle at its bound, a non-finite value)."""
         unheld = self.state in (HoldState.WITHDRAWN, HoldState.ENGAGING)
         return self._latched if unheld else None
 
@@ -575,15 +589,22 @@ class FlowHold:
     def _withdraw(self, reason: str) -> None:
         self.vehicle.mixer.withdraw(HOLD_SOURCE)
         self._valid_since = None
+        self._reset_timers()
         if self.state is HoldState.HOLDING:
             self._fallback = None
             self._fallback = self.fallback_tilt()
         if self.state is not HoldState.OFF:
             self._set(HoldState.WITHDRAWN, reason)
 
+    def _reset_timers(self) -> None:
+        """Forget what spans ticks of holding: a withdrawal, a resumption or a new
+        engagement starts these afresh."""
+        self._sit_since = self._focus_since = self._lead_state = None
+
     def _start_holding(self, est: FlowEstimate) -> None:
         self._fallback = None
         self._resuming = False
+        self._reset_timers()
         self.target_position = est.position
         if self._want_height is None:
             self.target_height = min(est.height, self.config.max_height_m)
@@ -610,8 +631,11 @@ class FlowHold:
         cfg = self.config
         sticks = self._sticks if self._piloted else Setpoint()
         assert self.target_position is not None and self.hover_throttle is not None
-        # near the floor the craft flies level, unless the flow already sees
-        low = self._low(est) and not self._flow_fresh(est.t)
+        # near the floor the craft flies level; taking off, once above the touchdown
+        # height and seeing valid flow, it holds position with a small tilt
+        near = self._low(est)
+        low = near and (self._landing or est.height < cfg.touchdown_height_m
+                        or not self._flow_fresh(est.t))
         yaw = math.radians(self._yaw)
         c, s = math.cos(yaw), math.sin(yaw)
         # the pilot's sticks move the held point (forward/right -> north/east)
@@ -642,7 +666,10 @@ class FlowHold:
                                   ve_cmd * cfg.max_speed_mps / speed)
             an = cfg.velocity_kp * (vn_cmd - est.velocity[0]) - est.accel_bias[0]
             ae = cfg.velocity_kp * (ve_cmd - est.velocity[1]) - est.accel_bias[1]
-            roll_deg, pitch_deg = self._lead(*self._tilt(an, ae))
+            if near:
+                roll_deg, pitch_deg = self._tilt(an, ae, LOW_TILT_DEG)
+            else:
+                roll_deg, pitch_deg = self._lead(*self._tilt(an, ae))
         # vertical: height -> climb rate -> throttle around the learned hover throttle
         target_h = min(self.target_height, cfg.max_height_m)
         vz_cmd = _clip(cfg.height_kp * (target_h - est.height), -cfg.max_descent_mps,
@@ -668,9 +695,12 @@ class FlowHold:
                 # the height does not answer: the ranger lies or the craft is far off
                 # the guess. The bound is no hover throttle for the fallback to fly
                 # (with a ranger stuck while the craft climbs it climbs away): the guess is
+                high = learned > hi
                 self._latched = (f"hover throttle at its bound {_clip(learned, lo, hi):.3f} "
                                  f"(guess {guess:.3f} +- {cfg.hover_range:g}): the height "
-                                 f"does not answer the throttle; back to the guess")
+                                 "does not answer the throttle"
+                                 + ("; back to the guess" if high else ""))
+                self.hover_throttle = _clip(learned, lo, hi)
                 self._unlearn()
             else:
                 self.hover_throttle = learned
@@ -723,15 +753,16 @@ class FlowHold:
         db = self.config.stick_deadband_pct * 0.01
         return math.copysign(db + abs(v) * (1.0 - db), v)
 
-    def _tilt(self, an: float, ae: float) -> tuple[float, float]:
-        """Roll and pitch (degrees, within max_tilt_deg) that accelerate north/east by an, ae."""
+    def _tilt(self, an: float, ae: float, limit: float | None = None) -> tuple[float, float]:
+        """Roll and pitch (degrees, within max_tilt_deg and ``limit``) that accelerate
+        north/east by an, ae."""
         yaw = math.radians(self._yaw)
         c, s = math.cos(yaw), math.sin(yaw)
         a_fwd, a_right = c * an + s * ae, -s * an + c * ae
         pitch_deg = -math.degrees(math.atan2(a_fwd, GRAVITY))
         roll_deg = math.degrees(math.atan2(a_right, GRAVITY))
         tilt = math.hypot(roll_deg, pitch_deg)
-        limit = self.config.max_tilt_deg
+        limit = min(self.config.max_tilt_deg, limit if limit is not None else math.inf)
         if tilt > limit:
             roll_deg *= limit / tilt
             pitch_deg *= limit / tilt

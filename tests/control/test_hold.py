@@ -13,6 +13,7 @@ import pytest
 from pipilot.control.hold import (
     FOCUS_S,
     HOLD_SOURCE,
+    LOW_TILT_DEG,
     TAKEOFF_WAIT_S,
     FlowHold,
     HoldConfig,
@@ -499,6 +500,76 @@ def test_the_take_off_ramp_speeds_up_a_craft_that_sits() -> None:
     feed.run(0.5)
     # now hover_ki x climb error alone (0.06 x about 0.5 m/s), not the ramp's 0.05
     assert 0.0 < (hold.hover_throttle or 0.0) - before < 0.02
+
+
+def test_the_lower_bound_keeps_the_lower_hover_throttle() -> None:
+    """The height never comes down: the hover throttle falls to its lower bound and the
+    hold withdraws. A craft lighter than the guess learns this too, so the figure is
+    not raised back to the guess: 0.9 x the guess would climb in the failsafe's
+    descent."""
+    hold, _v, feed = holding()
+    hold.set_target_height(0.5)   # the range stays at 1.0 m
+    feed.run(10.0)
+    assert hold.state is HoldState.WITHDRAWN
+    assert hold.latched is not None and "hover throttle at its bound 0.350" in hold.latched
+    assert "back to the guess" not in hold.latched
+    assert hold.hover_throttle == pytest.approx(0.35)
+
+
+def _near_floor(height: float, landing: bool = False) -> list[Setpoint]:
+    """Setpoints of a hold engaged on the floor, the craft then at ``height`` (below
+    flow_min_height_m) with sharp flow, its held point 1 m away."""
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    feed = Feed(hold, v, height=0.03)
+    feed.flow = "invalid"
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(0.2)
+    feed.flow = "ok"
+    while feed.height < height:   # up slowly: no estimate overshooting 0.15 m
+        feed.height = min(height, feed.height + 0.01)
+        feed.run(0.1)
+    feed.run(0.3)
+    if landing:
+        hold.land()
+    hold.target_position = (1.0, 0.0)
+    feed.setpoints.clear()
+    feed.run(0.5)
+    assert hold.state is HoldState.HOLDING
+    return [sp for sp in feed.setpoints if sp is not None]
+
+
+def test_near_the_floor_the_hold_holds_gently_once_it_sees() -> None:
+    cfg = HoldConfig()
+    db = cfg.stick_deadband_pct / 100
+
+    def tilt(sp: Setpoint) -> float:
+        def flown(stick: float) -> float:
+            return math.copysign(max(abs(stick) - db, 0.0) / (1 - db), stick)
+        return math.hypot(flown(sp.roll), flown(sp.pitch)) * cfg.stick_angle_deg
+
+    up = _near_floor(0.12)             # above touchdown_height_m, valid flow: held
+    assert max(tilt(sp) for sp in up) == pytest.approx(LOW_TILT_DEG, abs=0.01)
+    assert all(sp.pitch < 0 for sp in up[-5:])           # towards the held point
+    assert max(tilt(sp) for sp in _near_floor(0.06)) == 0.0   # legs on the floor: level
+    assert max(tilt(sp) for sp in _near_floor(0.12, landing=True)) == 0.0
+
+
+def test_a_new_engagement_waits_the_whole_focus_time_again() -> None:
+    v = FakeVehicle()
+    hold = FlowHold(v)
+    feed = Feed(hold, v, height=0.03)  # sharp flow under a floor range: a ranger fault
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(FOCUS_S - 0.1)
+    hold.release()
+    feed.run(1.0)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(FOCUS_S - 0.1)
+    assert hold.latched is None and hold.state is HoldState.HOLDING
+    feed.run(0.2)
+    assert hold.latched is not None and "in focus" in hold.latched
 
 
 def test_stale_attitude_withdraws() -> None:

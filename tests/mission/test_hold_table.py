@@ -35,9 +35,16 @@ def test_the_tables_are_written_between_the_markers_and_then_up_to_date(tmp_path
     report = json.loads(REPORT.read_text())
     flow = report["flow"]["max_excursion_m"]
     assert f"| flow hold | {flow['median']:.2f} | {flow['p90']:.2f} | {flow['max']:.2f} |" in text
-    run = next(r for r in report["runs"] if r["mode"] == "flow")
-    row = next(line for line in text.splitlines() if line.startswith(f"| {run['seed']} |"))
-    assert f"| {run['max_excursion_m']:.2f} |" in row
+    for sw in report["attitude_kp_sweep"]:   # a line per FC gain flown
+        ex = sw["max_excursion_m"]
+        assert (f"attitude loop gain is {sw['attitude_kp']:g} (deg/s)/deg" in text
+                and f"median {ex['median']:.2f}, p90 {ex['p90']:.2f}" in text)
+    # the per-seed table holds the stock FC's flights, not the sweep's
+    stock = {r["seed"]: r for r in report["runs"] if r["mode"] == "flow"
+             and r.get("flow_noise", 1.0) == 1.0 and r.get("attitude_kp", 2.5) == 2.5}
+    seed, first = min(stock.items())
+    row = next(line for line in text.splitlines() if line.startswith(f"| {seed} |"))
+    assert f"| {first['max_excursion_m']:.2f} |" in row
     assert tool.main([str(REPORT), "--doc", str(doc), "--check"]) == 0
 
 

@@ -71,7 +71,8 @@ TAKEOFF_WAIT_S = 0.5
 """Asked to climb and still on the floor this long, the hover throttle ramps up: a
 craft the guess lifts is up by then, and a ramp would only over-learn its hover."""
 LOW_TILT_DEG = 4.0
-"""The most tilt the hold asks for below flow_min_height_m, legs near the floor."""
+"""The most tilt the hold asks for below flow_min_height_m, legs near the floor
+(taking off, or a held height that low), without the lead."""
 FOCUS_SQUAL = 2 * pmw3901.SQUAL_MIN
 """SQUAL this high, not merely valid, is taken as the camera in focus."""
 FOCUS_S = 0.3
@@ -666,7 +667,7 @@ class FlowHold:
                                   ve_cmd * cfg.max_speed_mps / speed)
             an = cfg.velocity_kp * (vn_cmd - est.velocity[0]) - est.accel_bias[0]
             ae = cfg.velocity_kp * (ve_cmd - est.velocity[1]) - est.accel_bias[1]
-            if near:
+            if est.height < cfg.flow_min_height_m:   # taking off, or flown that low
                 roll_deg, pitch_deg = self._tilt(an, ae, LOW_TILT_DEG)
             else:
                 roll_deg, pitch_deg = self._lead(*self._tilt(an, ae))
@@ -683,12 +684,13 @@ class FlowHold:
         saturated = not cfg.throttle_min < thr < cfg.throttle_max
         # on the floor a descent cannot answer: learning would wind the hover down
         grounded = est.height < cfg.touchdown_height_m and err < 0
+        sat = self._sitting(est, err)   # every tick: a pause in the ask restarts it
         if (not saturated or (thr >= cfg.throttle_max) != (err > 0)) and not grounded:
             guess = self._hover_guess if self._hover_guess is not None else thr
             lo = max(cfg.throttle_min, guess - cfg.hover_range)
             hi = min(cfg.throttle_max, guess + cfg.hover_range)
             rate = cfg.hover_ki * err
-            if self._sitting(est, err) >= TAKEOFF_WAIT_S:
+            if sat >= TAKEOFF_WAIT_S:
                 rate = max(rate, cfg.takeoff_ramp)   # too heavy to leave: speed it up
             learned = self.hover_throttle + rate * dt
             if not lo <= learned <= hi:
@@ -734,10 +736,11 @@ class FlowHold:
         return out_r, out_p
 
     def _sitting(self, est: FlowEstimate, err: float) -> float:
-        """How long the craft has sat on the floor, not rising, while asked to climb."""
+        """How long the craft has sat on the floor before take-off (the floor needs no
+        flow yet), not rising, while asked to climb."""
         cfg = self.config
         sitting = (err > 0 and est.height < cfg.touchdown_height_m and not self._landing
-                   and est.climb < TAKEOFF_CLIMB_MPS)
+                   and self._low_ok and est.climb < TAKEOFF_CLIMB_MPS)
         if not sitting:
             self._sit_since = None
             return 0.0

@@ -454,9 +454,9 @@ def test_the_learned_hover_throttle_is_bounded_and_withdraws_at_its_bound() -> N
 
 
 def test_flow_in_focus_under_a_floor_range_is_a_ranger_fault() -> None:
-    """The PMW3901 cannot focus below 80 mm: valid flow while the ranger says 30 mm
-    is a ranger frozen on the floor. Latched at once, and the hover throttle the
-    take-off learned blind goes back to the guess."""
+    """The PMW3901 cannot focus below 80 mm: sharp flow while the ranger says 30 mm
+    is a ranger frozen on the floor. Latched after FOCUS_S, and the hover throttle
+    the take-off learned blind goes back to the guess."""
     v = FakeVehicle()
     hold = FlowHold(v)
     feed = Feed(hold, v, height=0.03)
@@ -570,6 +570,27 @@ def test_a_new_engagement_waits_the_whole_focus_time_again() -> None:
     assert hold.latched is None and hold.state is HoldState.HOLDING
     feed.run(0.2)
     assert hold.latched is not None and "in focus" in hold.latched
+
+
+def test_a_pause_in_the_climb_restarts_the_take_off_wait() -> None:
+    """Sitting, then asked down (the page's throttle stick at the bottom, say), then
+    up again: the ramp waits TAKEOFF_WAIT_S afresh, it does not start at once."""
+    v = FakeVehicle()
+    hold = FlowHold(v, HoldConfig(takeoff_ramp=0.1))
+    feed = Feed(hold, v, height=0.03)
+    feed.flow = "invalid"
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    feed.run(TAKEOFF_WAIT_S - 0.1)
+    hold.set_target_height(0.0)
+    feed.run(0.2)
+    hold.set_target_height(1.0)
+    feed.run(0.04)
+    start = hold.hover_throttle or 0.0
+    feed.run(TAKEOFF_WAIT_S - 0.1)   # within the new wait: hover_ki x 0.5 m/s only
+    assert (hold.hover_throttle or 0.0) - start < 0.06 * 0.5 * TAKEOFF_WAIT_S + 0.002
+    feed.run(0.5)                    # then the ramp
+    assert (hold.hover_throttle or 0.0) - start > 0.04
 
 
 def test_stale_attitude_withdraws() -> None:

@@ -39,6 +39,14 @@ def _stats_row(name: str, s: dict[str, float] | None) -> str:
     return f"| {name} | {_f(s['median'])} | {_f(s['p90'])} | {_f(s['max'])} |"
 
 
+def _sweep_figures(sw: dict[str, Any]) -> str:
+    """A sweep's seeds, completions, excursion and height error, as its line says them."""
+    ex, he = sw["max_excursion_m"], sw["height_error_p90_m"]
+    return (f"({sw['seeds']} seeds, {sw['completed']} completed): `max_excursion_m` median "
+            f"{_f(ex and ex['median'])}, p90 {_f(ex and ex['p90'])}, max "
+            f"{_f(ex and ex['max'])}; `height_error_p90_m` p90 {_f(he and he['p90'])}")
+
+
 def render(report: dict[str, Any]) -> str:
     """The markdown for ``report`` (a bench/hold.py report)."""
     if report.get("benchmark") != "hold":
@@ -90,22 +98,13 @@ def render(report: dict[str, Any]) -> str:
                       f"{ratio['median']:.1f}x, least {ratio['min']:.1f}x; "
                       f"{report['seeds_at_least_10x']} of {n} seeds at least 10x."]
     for sw in report.get("flow_noise_sweep", []):
-        ex, he = sw["max_excursion_m"], sw["height_error_p90_m"]
         lines += ["", f"The flow hold again with the simulated PMW3901's count noise "
-                      f"{sw['flow_noise']:g} times the model's ({sw['seeds']} seeds, "
-                      f"{sw['completed']} completed): `max_excursion_m` median "
-                      f"{_f(ex and ex['median'])}, p90 {_f(ex and ex['p90'])}, max "
-                      f"{_f(ex and ex['max'])}; `height_error_p90_m` p90 "
-                      f"{_f(he and he['p90'])}."]
+                      f"{sw['flow_noise']:g} times the model's {_sweep_figures(sw)}."]
     for sw in report.get("attitude_kp_sweep", []):
-        ex, he = sw["max_excursion_m"], sw["height_error_p90_m"]
         lines += ["", f"The flow hold again on a FC whose attitude loop gain is "
                       f"{sw['attitude_kp']:g} (deg/s)/deg, not the stock 2.5 its lead assumes "
-                      f"({sw['seeds']} seeds, {sw['completed']} completed): "
-                      f"`max_excursion_m` median {_f(ex and ex['median'])}, p90 "
-                      f"{_f(ex and ex['p90'])}, max {_f(ex and ex['max'])}; "
-                      f"`height_error_p90_m` p90 {_f(he and he['p90'])}; "
-                      f"{sw['seeds_at_least_10x']} seeds at least 10x below no compensation."]
+                      f"{_sweep_figures(sw)}; {sw['seeds_at_least_10x']} seeds at least 10x "
+                      "below no compensation."]
     d = report["dropout"]
     if d["runs"]:
         ex = d["max_excursion_m"]

@@ -108,6 +108,17 @@ def holding(config: HoldConfig | None = None, height: float = 1.0
     return hold, v, feed
 
 
+def on_the_floor(config: HoldConfig | None = None) -> tuple[FlowHold, FakeVehicle, Feed]:
+    """A hold engaged (to 1 m) on a craft standing on the floor, its flow out of focus."""
+    v = FakeVehicle()
+    hold = FlowHold(v, config)
+    feed = Feed(hold, v, height=0.03)
+    feed.flow = "invalid"
+    feed.run(0.5)
+    hold.engage(1.0, hover_guess=0.5)
+    return hold, v, feed
+
+
 def test_it_is_a_hold_control() -> None:
     hold: HoldControl = FlowHold(FakeVehicle())
     assert hold.status().state is HoldState.OFF
@@ -457,12 +468,7 @@ def test_flow_in_focus_under_a_floor_range_is_a_ranger_fault() -> None:
     """The PMW3901 cannot focus below 80 mm: sharp flow while the ranger says 30 mm
     is a ranger frozen on the floor. Latched after FOCUS_S, and the hover throttle
     the take-off learned blind goes back to the guess."""
-    v = FakeVehicle()
-    hold = FlowHold(v)
-    feed = Feed(hold, v, height=0.03)
-    feed.flow = "invalid"            # on the floor: out of focus, and not needed there
-    feed.run(0.5)
-    hold.engage(1.0, hover_guess=0.5)
+    hold, _v, feed = on_the_floor()   # out of focus there, and not needed
     feed.run(0.5)
     assert hold.state is HoldState.HOLDING and hold.latched is None
     assert (hold.hover_throttle or 0.0) > 0.5   # the take-off ramp, blind
@@ -480,12 +486,7 @@ def test_the_take_off_ramp_speeds_up_a_craft_that_sits() -> None:
     """On the floor, asked to climb, the hover throttle rises at hover_ki x the climb
     error; once the craft has sat TAKEOFF_WAIT_S it rises at least takeoff_ramp a
     second, and once the range says the craft is up, at hover_ki again."""
-    v = FakeVehicle()
-    hold = FlowHold(v, HoldConfig(takeoff_ramp=0.1))
-    feed = Feed(hold, v, height=0.03)
-    feed.flow = "invalid"
-    feed.run(0.5)
-    hold.engage(1.0, hover_guess=0.5)
+    hold, _v, feed = on_the_floor(HoldConfig(takeoff_ramp=0.1))
     feed.run(0.1)
     start = hold.hover_throttle or 0.0
     feed.run(0.3)   # sitting, within the wait: hover_ki x 0.5 m/s
@@ -519,12 +520,7 @@ def test_the_lower_bound_keeps_the_lower_hover_throttle() -> None:
 def _near_floor(height: float, landing: bool = False) -> list[Setpoint]:
     """Setpoints of a hold engaged on the floor, the craft then at ``height`` (below
     flow_min_height_m) with sharp flow, its held point 1 m away."""
-    v = FakeVehicle()
-    hold = FlowHold(v)
-    feed = Feed(hold, v, height=0.03)
-    feed.flow = "invalid"
-    feed.run(0.5)
-    hold.engage(1.0, hover_guess=0.5)
+    hold, _v, feed = on_the_floor()
     feed.run(0.2)
     feed.flow = "ok"
     while feed.height < height:   # up slowly: no estimate overshooting 0.15 m
@@ -575,12 +571,7 @@ def test_a_new_engagement_waits_the_whole_focus_time_again() -> None:
 def test_a_pause_in_the_climb_restarts_the_take_off_wait() -> None:
     """Sitting, then asked down (the page's throttle stick at the bottom, say), then
     up again: the ramp waits TAKEOFF_WAIT_S afresh, it does not start at once."""
-    v = FakeVehicle()
-    hold = FlowHold(v, HoldConfig(takeoff_ramp=0.1))
-    feed = Feed(hold, v, height=0.03)
-    feed.flow = "invalid"
-    feed.run(0.5)
-    hold.engage(1.0, hover_guess=0.5)
+    hold, _v, feed = on_the_floor(HoldConfig(takeoff_ramp=0.1))
     feed.run(TAKEOFF_WAIT_S - 0.1)
     hold.set_target_height(0.0)
     feed.run(0.2)

@@ -684,19 +684,19 @@ class FlowHold:
         saturated = not cfg.throttle_min < thr < cfg.throttle_max
         # on the floor a descent cannot answer: learning would wind the hover down
         grounded = est.height < cfg.touchdown_height_m and err < 0
-        sat = self._sitting(est, err)   # every tick: a pause in the ask restarts it
+        sitting_s = self._sitting(est, err)   # every tick: a pause restarts it
         if (not saturated or (thr >= cfg.throttle_max) != (err > 0)) and not grounded:
             guess = self._hover_guess if self._hover_guess is not None else thr
             lo = max(cfg.throttle_min, guess - cfg.hover_range)
             hi = min(cfg.throttle_max, guess + cfg.hover_range)
             rate = cfg.hover_ki * err
-            if sat >= TAKEOFF_WAIT_S:
+            if sitting_s >= TAKEOFF_WAIT_S:
                 rate = max(rate, cfg.takeoff_ramp)   # too heavy to leave: speed it up
             learned = self.hover_throttle + rate * dt
             if not lo <= learned <= hi:
                 # the height does not answer: the ranger lies or the craft is far off
-                # the guess. The bound is no hover throttle for the fallback to fly
-                # (with a ranger stuck while the craft climbs it climbs away): the guess is
+                # the guess. The upper bound is no hover throttle for the fallback to
+                # fly (on a ranger stuck while the craft climbs, it climbs away)
                 high = learned > hi
                 self._latched = (f"hover throttle at its bound {_clip(learned, lo, hi):.3f} "
                                  f"(guess {guess:.3f} +- {cfg.hover_range:g}): the height "

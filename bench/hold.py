@@ -167,6 +167,15 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
             "max": round(v[-1], 3)}
 
 
+def _sweep_figures(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sweep's seeds, completions, excursion and height error."""
+    return {"seeds": len(rs), "completed": sum(r["completed"] for r in rs),
+            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
+                                       if r["max_excursion_m"] is not None]),
+            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
+                                          if r["height_error_p90_m"] is not None])}
+
+
 def _kp(run: dict[str, Any]) -> float:
     return float(run.get("attitude_kp", STOCK_ATTITUDE_KP))
 
@@ -240,27 +249,15 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
     out["flow_noise_sweep"] = []
     for k in sweep:
         rs = [r for r in swept if r["flow_noise"] == k and r["seed"] in seeds]
-        out["flow_noise_sweep"].append({
-            "flow_noise": k, "seeds": len(rs), "completed": sum(r["completed"] for r in rs),
-            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
-                                       if r["max_excursion_m"] is not None]),
-            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
-                                          if r["height_error_p90_m"] is not None]),
-        })
+        out["flow_noise_sweep"].append({"flow_noise": k, **_sweep_figures(rs)})
     out["attitude_kp_sweep"] = []
     for k in kp_sweep:
         rs = [r for r in kp_swept if _kp(r) == k and r["seed"] in seeds]
         ratios = [by[(r["seed"], "off")]["max_excursion_m"] / max(r["max_excursion_m"], 1e-6)
                   for r in rs if r["max_excursion_m"] is not None
                   and by[(r["seed"], "off")]["max_excursion_m"] is not None]
-        out["attitude_kp_sweep"].append({
-            "attitude_kp": k, "seeds": len(rs), "completed": sum(r["completed"] for r in rs),
-            "max_excursion_m": _stats([r["max_excursion_m"] for r in rs
-                                       if r["max_excursion_m"] is not None]),
-            "height_error_p90_m": _stats([r["height_error_p90_m"] for r in rs
-                                          if r["height_error_p90_m"] is not None]),
-            "seeds_at_least_10x": sum(x >= 10 for x in ratios),
-        })
+        out["attitude_kp_sweep"].append({"attitude_kp": k, **_sweep_figures(rs),
+                                         "seeds_at_least_10x": sum(x >= 10 for x in ratios)})
     every = runs + swept + kp_swept
     out["runs"] = sorted(every, key=lambda r: (r["seed"], r["mode"], r.get("flow_noise") or 0.0,
                                                _kp(r)))

@@ -504,6 +504,7 @@ class FlowHold:
         height loop, blind, flies the craft away."""
         e = self.estimator
         r, f = e.last_range, e.last_flow
+        # the sensor's own word, not whether the estimator fuses it (at rest it does not)
         focused = (e.last_flow_valid_t is not None and now - e.last_flow_valid_t <= FLOW_FRESH_S
                    and f is not None and f.squal >= FOCUS_SQUAL)
         short = r is not None and r.valid and r.range_m < pmw3901.MIN_RANGE_M / 2

@@ -15,12 +15,14 @@ most `LOW_TILT_DEG`), a range stale or
 invalid for ``range_timeout_s``, or AttitudeState older than
 ``attitude_timeout_s`` withdraws the source at once (state WITHDRAWN, with
 the sensor and why in ``reason``); the one who engaged the hold flies the
-fallback. Once all are valid again for ``resume_s`` it holds again where
-the craft then is. A range that jumps to the floor, a range under the flow
-camera's focus distance while the flow is sharp, a learned hover throttle at
-its bound (``hover_range``) or a non-finite value withdraws it until it is
-engaged anew (`latched`), and the hover throttle learned meanwhile never
-stays above the guess.
+fallback, whose throttle the height loop gives while only the flow is lost
+(`vertical_fallback`: the height held on the ranger, not a hover throttle
+flown open loop that may still be wrong). Once all are valid again for
+``resume_s`` it holds again where the craft then is. A range that jumps to
+the floor, a range under the flow camera's focus distance while the flow is
+sharp, a learned hover throttle at its bound (``hover_range``) or a
+non-finite value withdraws it until it is engaged anew (`latched`), and the
+hover throttle learned meanwhile never stays above the guess.
 
 Body rates (the flow's rotation part) come from the deck's MPU-6050 when it
 has one (``rates = "imu"``, the default then): read on the Pi at hundreds of
@@ -208,6 +210,8 @@ class FlowHold:
         self._low_ok = False
         self._landing = False
         self._touch_since: float | None = None
+        self._vertical_problem: str | None = "no estimate yet"
+        self._vertical_t: float | None = None
         self.touched_down = False
         """A landing (`land`) has reached the floor and stopped there."""
         self._unheld_s = 0.0              # `unheld_for` at the last transition ...
@@ -407,8 +411,8 @@ class FlowHold:
         est = self._estimate = self.estimator.estimate(now)
         if self.state is HoldState.OFF:
             return None
-        problem = self._sensor_problem(now, est)
-        self._check_touchdown(now, est, problem)
+        problem, self._vertical_problem = self._sensor_problem(now, est)
+        self._check_touchdown(now, est, self._vertical_problem)
         if self._piloted and self._pilot_t is not None:
             pilot = self.vehicle.mixer.sources.get("pilot")
             limit = pilot.timeout_s if pilot is not None else 0.5
@@ -449,31 +453,33 @@ class FlowHold:
         self.vehicle.mixer.publish(HOLD_SOURCE, sp)
         return sp
 
-    def _sensor_problem(self, now: float, est: FlowEstimate | None) -> str | None:
+    def _sensor_problem(self, now: float,
+                        est: FlowEstimate | None) -> tuple[str | None, str | None]:
+        """What keeps the hold from holding, and what keeps its height loop from flying
+        (everything but the flow, which the height does not need): None where
+        nothing does."""
         cfg = self.config
         e = self.estimator
-        problems = []
+        ranger: str | None = None
+        flow: str | None = None
+        attitude: str | None = None
         if self._last_range_t is None or now - self._last_range_t > cfg.range_timeout_s:
-            problems.append("range stale: no sample for "
-                            + ("ever" if self._last_range_t is None
-                               else f"{now - self._last_range_t:.2f} s"))
+            ranger = "range stale: no sample for " + (
+                "ever" if self._last_range_t is None else f"{now - self._last_range_t:.2f} s")
         elif e.last_range_valid_t is None or now - e.last_range_valid_t > cfg.range_timeout_s:
             what = e.last_range.status_text if e.last_range is not None else "?"
-            problems.append(f"range invalid: {what}")
-        low = self._low(est)
-        if not low:
+            ranger = f"range invalid: {what}"
+        if not self._low(est):
             if self._last_flow_t is None or now - self._last_flow_t > cfg.flow_timeout_s:
-                problems.append("flow stale: no sample for "
-                                + ("ever" if self._last_flow_t is None
-                                   else f"{now - self._last_flow_t:.2f} s"))
+                flow = "flow stale: no sample for " + (
+                    "ever" if self._last_flow_t is None else f"{now - self._last_flow_t:.2f} s")
             elif e.last_flow_valid_t is None or now - e.last_flow_valid_t > cfg.flow_timeout_s:
                 f = e.last_flow
-                what = "?" if f is None else f"SQUAL {f.squal} ({f.status})"
-                problems.append(f"flow invalid: {what}")
+                flow = "flow invalid: " + ("?" if f is None else f"SQUAL {f.squal} ({f.status})")
         self._check_focus(now)
         if self._att_t is None or now - self._att_t > cfg.attitude_timeout_s:
-            problems.append("attitude stale: no AttitudeState for "
-                            + ("ever" if self._att_t is None else f"{now - self._att_t:.2f} s"))
+            attitude = "attitude stale: no AttitudeState for " + (
+                "ever" if self._att_t is None else f"{now - self._att_t:.2f} s")
         if est is not None:
             if not all(math.isfinite(v) for v in (est.height, est.climb, *est.position,
                                                   *est.velocity, *est.accel_bias)):
@@ -482,9 +488,11 @@ class FlowHold:
                 self._low_ok = True   # the end of a landing: the flow cannot focus
             elif self._low_ok and est.height >= cfg.flow_min_height_m:
                 self._low_ok = False  # taken off: from now on the flow is needed
-        if self._latched is not None:
-            problems.append(self._latched)
-        return "; ".join(problems) if problems else None
+        both = [p for p in (ranger, flow, attitude, self._latched) if p is not None]
+        height = [p for p in (ranger, attitude, self._latched) if p is not None]
+        if est is None:
+            height.append("no estimate yet")
+        return ("; ".join(both) or None), ("; ".join(height) or None)
 
     def _flow_fresh(self, now: float) -> bool:
         """The estimator fuses valid flow now (it is not at rest, blind on the floor)."""
@@ -672,7 +680,18 @@ class FlowHold:
                 roll_deg, pitch_deg = self._tilt(an, ae, LOW_TILT_DEG)
             else:
                 roll_deg, pitch_deg = self._lead(*self._tilt(an, ae))
-        # vertical: height -> climb rate -> throttle around the learned hover throttle
+        thr = self._vertical(est, dt)
+        return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
+                                  pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+
+    def _vertical(self, est: FlowEstimate, dt: float) -> float:
+        """The height loop: height -> climb rate -> throttle around the hover throttle,
+        which it learns (over ``dt``) from how the height answers."""
+        cfg = self.config
+        assert self.hover_throttle is not None
+        self._vertical_t = est.t
+        if self.target_height is None:
+            self.target_height = min(est.height, cfg.max_height_m)
         target_h = min(self.target_height, cfg.max_height_m)
         vz_cmd = _clip(cfg.height_kp * (target_h - est.height), -cfg.max_descent_mps,
                        cfg.max_climb_mps)
@@ -707,9 +726,38 @@ class FlowHold:
                 self._unlearn()
             else:
                 self.hover_throttle = learned
-        thr = _clip(thr, cfg.throttle_min, cfg.throttle_max)
-        return Setpoint.saturated(throttle=thr, roll=self._stick(roll_deg),
-                                  pitch=self._stick(pitch_deg), yaw=sticks.yaw)
+        return _clip(thr, cfg.throttle_min, cfg.throttle_max)
+
+    @property
+    def height_on_ranger(self) -> bool:
+        """`vertical_fallback` can fly now: the hold does not hold (withdrawn, or
+        resuming after it held), yet the range, the attitude and the estimate are
+        fresh and valid and nothing is latched."""
+        unheld = self.state is HoldState.WITHDRAWN or (
+            self.state is HoldState.ENGAGING and self._has_held)
+        est = self._estimate
+        return (unheld and self._vertical_problem is None and self._latched is None
+                and est is not None and self.hover_throttle is not None
+                # the hold's task stopped ticking: nothing fresh to fly on
+                and self.vehicle.clock.now() - est.t <= self.config.range_timeout_s)
+
+    def vertical_fallback(self) -> float | None:
+        """The throttle for the fallback while the hold does not hold (withdrawn, or
+        resuming) but its height loop can fly: only the flow is lost, the range and
+        the attitude are fresh and valid, nothing is latched. None otherwise: the
+        caller flies the learned hover throttle, open loop. The fallback then keeps
+        the held height (or lands, after `land`) instead of climbing or sinking by
+        how wrong the hover throttle still is. Calling it is flying it: the hover
+        throttle learns from how the height answers, once per new estimate."""
+        est = self._estimate
+        if not self.height_on_ranger or est is None:
+            return None
+        last = self._vertical_t
+        dt = 0.0 if last is None else min(max(est.t - last, 0.0), 0.1)
+        thr = self._vertical(est, dt)
+        if self._latched is not None or not math.isfinite(thr):
+            return None   # the hover throttle reached its bound: the height lies
+        return thr
 
     def _lead(self, roll_deg: float, pitch_deg: float) -> tuple[float, float]:
         """The FC turns its attitude towards the setpoint with a time constant (its

@@ -129,6 +129,7 @@ class Mission:
         self._rates_seen = "imu"
         """The rates source last reported (the hold starts on the IMU when it has one)."""
         self._hold_was_withdrawn = False
+        self._fallback_ranged = False
         self._open_descent_since: float | None = None
         self._hold_stalled_since: float | None = None
         self._command = NEUTRAL
@@ -311,13 +312,17 @@ class Mission:
             self.flow_hold.set_target_height(height)
 
     def _hold_fallback(self, _t: float) -> Setpoint:
-        """What the mission flies under the hold: an attitude hover at the hover
-        throttle learned so far, tilted against the steady wind the hold last
-        measured (it wins when the hold withdraws)."""
+        """What the mission flies under the hold: an attitude hover, tilted against the
+        steady wind the hold last measured (it wins when the hold withdraws). Its
+        throttle is the hold's height loop while that can fly (only the flow lost),
+        else the hover throttle learned so far."""
         thr = self.config.hover_throttle
         roll = pitch = 0.0
         if self.flow_hold is not None:
-            if self.flow_hold.hover_throttle is not None:
+            vertical = self.flow_hold.vertical_fallback()
+            if vertical is not None:
+                thr = vertical
+            elif self.flow_hold.hover_throttle is not None:
                 # less fallback_sink, if one is set (0 by default: see HoldConfig)
                 thr = self.flow_hold.hover_throttle - self.flow_hold.config.fallback_sink
             roll, pitch = self.flow_hold.fallback_tilt()
@@ -355,7 +360,9 @@ class Mission:
             step = Step("land", _params(seconds=secs, throttle=throttle))
 
             def down(_t: float) -> Setpoint:   # flies if the hold withdraws
-                return Setpoint.saturated(throttle=self._land_throttle())
+                vertical = hold.vertical_fallback()   # landing: down on the ranger
+                return Setpoint.saturated(
+                    throttle=self._land_throttle() if vertical is None else vertical)
 
             def landed(t: float) -> bool:
                 if hold.touched_down:
@@ -410,6 +417,9 @@ class Mission:
             if (failsafe == "land" and not self._on_ground
                     and hold.state is HoldState.HOLDING and not hold.stalled(self.io.now())):
                 hold.land()   # its sensors are valid: the hold flies the descent
+            elif (failsafe == "land" and not self._on_ground
+                    and hold.vertical_fallback() is not None):
+                hold.land()   # the flow is lost, the range is not: down on the ranger
             else:   # the failsafe flies, not the hold
                 hold.release(f"mission aborted: {reason}")
         self._set_state(State.FAILSAFE)
@@ -484,6 +494,11 @@ class Mission:
             elif hold.state is HoldState.HOLDING:
                 self._open_descent_since = None
                 return down   # under the hold's source: flies if it withdraws
+            else:
+                vertical = hold.vertical_fallback()
+                if vertical is not None:   # the flow is lost: down on the ranger
+                    self._open_descent_since = None
+                    return Setpoint.saturated(throttle=vertical)
         if self._open_descent_since is None:
             self._open_descent_since = now
         if now - self._open_descent_since < self.safety.land_seconds:
@@ -596,12 +611,23 @@ class Mission:
                        else f"hold rates from AttitudeState: {hold.rates_reason}",
                        data={"state": hold.state.value, "rates": hold.rates_source,
                              "reason": hold.rates_reason})
-        if hold.transition_count == self._hold_seen:
-            return
-        new = min(hold.transition_count - self._hold_seen, len(hold.transitions))
-        self._hold_seen = hold.transition_count
-        for _t, state, reason in list(hold.transitions)[-new:]:
-            self._report_hold(state, reason)
+        if hold.transition_count != self._hold_seen:
+            new = min(hold.transition_count - self._hold_seen, len(hold.transitions))
+            self._hold_seen = hold.transition_count
+            for _t, state, reason in list(hold.transitions)[-new:]:
+                self._report_hold(state, reason)
+        ranged = hold.height_on_ranger
+        if self._hold_was_withdrawn and hold.state is not HoldState.OFF \
+                and ranged != self._fallback_ranged:
+            self._fallback_ranged = ranged
+            thr = self._hold_fallback(0.0).throttle
+            self._emit(EventKind.HOLD, "hold fallback: the height held on the ranger again"
+                       if ranged else f"hold fallback: {hold.reason}; the height open loop "
+                       f"at throttle {thr:.3f}",
+                       data={"state": hold.state.value, "reason": hold.reason,
+                             "fallback_throttle": round(thr, 4),
+                             "fallback_height": "ranger" if ranged else "open loop",
+                             "hover_throttle": _round(hold.hover_throttle)})
 
     def _report_hold(self, state: HoldState, reason: str | None) -> None:
         hold = self.flow_hold
@@ -610,10 +636,14 @@ class Mission:
             self._hold_was_withdrawn = True
             thr = self._hold_fallback(0.0).throttle
             roll, pitch = hold.fallback_tilt()
+            ranged = self._fallback_ranged = hold.height_on_ranger
             self._emit(EventKind.HOLD, f"hold withdrawn: {reason}; flying an attitude "
-                       f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}",
+                       f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}"
+                       + ("; the height held on the ranger" if ranged else ""),
                        data={"state": state.value, "reason": reason,
-                             "fallback_throttle": round(thr, 4)})
+                             "fallback_throttle": round(thr, 4),
+                             "fallback_height": "ranger" if ranged else "open loop",
+                             "hover_throttle": _round(hold.hover_throttle)})
         elif state is HoldState.HOLDING:
             resumed, self._hold_was_withdrawn = self._hold_was_withdrawn, False
             self._emit(EventKind.HOLD, "hold resumed" if resumed else "holding",
@@ -740,6 +770,10 @@ class Mission:
 
 def _fmt(x: float | None) -> str:
     return "?" if x is None else f"{x:.2f}"
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _gesture(arm: ArmRequest) -> Profile:

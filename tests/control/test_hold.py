@@ -737,3 +737,31 @@ def test_the_time_to_first_hold_is_not_held_against_the_hold() -> None:
     while hold.state is not HoldState.HOLDING:
         feed.run(0.01)
     assert hold.unheld_for(v.clock.now()) == 0.0
+
+
+def test_the_vertical_fallback_flies_the_height_while_only_the_flow_is_lost() -> None:
+    hold, v, feed = holding()
+    assert hold.vertical_fallback() is None and not hold.height_on_ranger   # it holds
+    feed.flow = "invalid"
+    feed.run(0.5)
+    assert hold.state is HoldState.WITHDRAWN and hold.height_on_ranger
+    # sinking below the held 1 m: the fallback's throttle climbs back, above the hover
+    feed.height = 0.8
+    feed.run(0.2)
+    hover = hold.hover_throttle
+    thr = hold.vertical_fallback()
+    assert hover is not None and thr is not None and thr > hover
+    # calling it again on the same estimate learns nothing more (a call per estimate)
+    learned = hold.hover_throttle
+    again = hold.vertical_fallback()
+    assert hold.hover_throttle == learned and hold.vertical_fallback() == again
+    # the range lost as well: nothing to fly the height on
+    feed.range_ = "invalid"
+    feed.run(0.6)
+    assert not hold.height_on_ranger and hold.vertical_fallback() is None
+    feed.range_ = "ok"
+    feed.run(0.2)
+    assert hold.height_on_ranger
+    # the hold's task stops ticking: the estimate goes old, the fallback with it
+    v.clock.advance(hold.config.range_timeout_s + 0.01)
+    assert hold.vertical_fallback() is None

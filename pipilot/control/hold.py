@@ -245,6 +245,8 @@ class FlowHold:
         if self.state is HoldState.OFF:
             est = self._estimate
             self._latched = None
+            self._vertical_problem = "not checked since engaged"   # until the next tick
+            self._vertical_t = None
             self._reset_timers()
             # before take-off the flow camera cannot focus: the floor needs no flow
             self._low_ok = est is None or est.height < cfg.flow_min_height_m
@@ -729,21 +731,34 @@ class FlowHold:
         return _clip(thr, cfg.throttle_min, cfg.throttle_max)
 
     @property
+    def vertical_problem(self) -> str | None:
+        """What keeps `vertical_fallback` from flying the height now (None: nothing):
+        the hold holds (or is off), the range or the attitude is stale or invalid, a
+        fault is latched, or the estimate is old (the hold's task stopped ticking)."""
+        if self.state not in (HoldState.WITHDRAWN, HoldState.ENGAGING):
+            return f"the hold is {self.state.value}"
+        if self._latched is not None:
+            return self._latched
+        if self._vertical_problem is not None:
+            return self._vertical_problem
+        est = self._estimate
+        if est is None or self.hover_throttle is None:
+            return "no estimate yet"
+        age = self.vehicle.clock.now() - est.t
+        if age > self.config.range_timeout_s:
+            return f"the hold's estimate is {age:.2f} s old"
+        return None
+
+    @property
     def height_on_ranger(self) -> bool:
         """`vertical_fallback` can fly now: the hold does not hold (withdrawn, or
-        resuming after it held), yet the range, the attitude and the estimate are
-        fresh and valid and nothing is latched."""
-        unheld = self.state is HoldState.WITHDRAWN or (
-            self.state is HoldState.ENGAGING and self._has_held)
-        est = self._estimate
-        return (unheld and self._vertical_problem is None and self._latched is None
-                and est is not None and self.hover_throttle is not None
-                # the hold's task stopped ticking: nothing fresh to fly on
-                and self.vehicle.clock.now() - est.t <= self.config.range_timeout_s)
+        engaging), yet the range, the attitude and the estimate are fresh and valid
+        and nothing is latched."""
+        return self.vertical_problem is None
 
     def vertical_fallback(self) -> float | None:
         """The throttle for the fallback while the hold does not hold (withdrawn, or
-        resuming) but its height loop can fly: only the flow is lost, the range and
+        engaging) but its height loop can fly: only the flow is lost, the range and
         the attitude are fresh and valid, nothing is latched. None otherwise: the
         caller flies the learned hover throttle, open loop. The fallback then keeps
         the held height (or lands, after `land`) instead of climbing or sinking by
@@ -753,7 +768,7 @@ class FlowHold:
         if not self.height_on_ranger or est is None:
             return None
         last = self._vertical_t
-        dt = 0.0 if last is None else min(max(est.t - last, 0.0), 0.1)
+        dt = 0.0 if last is None else min(max(est.t - last, 0.0), 0.25)
         thr = self._vertical(est, dt)
         if self._latched is not None or not math.isfinite(thr):
             return None   # the hover throttle reached its bound: the height lies

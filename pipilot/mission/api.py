@@ -37,6 +37,7 @@ from pipilot.control.holdapi import HoldState
 from pipilot.core.setpoints import NEUTRAL, ArmRequest, Setpoint
 from pipilot.core.vehicle import ObservedVehicle
 from pipilot.errors import SafetyAbort
+from pipilot.faultlog import FailureLog
 from pipilot.mission.events import EventKind, EventStream, MissionEvent
 from pipilot.mission.io import VehicleIO
 from pipilot.mission.monitors import (
@@ -130,6 +131,10 @@ class Mission:
         """The rates source last reported (the hold starts on the IMU when it has one)."""
         self._hold_was_withdrawn = False
         self._fallback_ranged = False
+        self._between: Profile | None = None
+        self._vertical_failures = FailureLog(log, "hold's height loop failed",
+                                             clock=vehicle.clock)
+        """Faults of the hold's height loop for the fallback (it then flies open loop)."""
         self._open_descent_since: float | None = None
         self._hold_stalled_since: float | None = None
         self._command = NEUTRAL
@@ -311,6 +316,28 @@ class Mission:
         else:
             self.flow_hold.set_target_height(height)
 
+    def _vertical(self) -> float | None:
+        """The hold's height loop for the fallback (`FlowHold.vertical_fallback`), or
+        None: the fallback then flies open loop. A fault in it is logged once and
+        counted, never raised into the failsafe that flies on it."""
+        hold = self.flow_hold
+        if hold is None:
+            return None
+        try:
+            return hold.vertical_fallback()
+        except Exception as exc:
+            self._vertical_failures.failed(exc)
+            return None
+
+    def _ranger_descent(self) -> Setpoint | None:
+        """A landing descent on the hold's ranger while it does not hold (the flow
+        lost): its height loop, tilted as the hold last held against the wind."""
+        thr = self._vertical()
+        if thr is None or self.flow_hold is None:
+            return None
+        roll, pitch = self.flow_hold.fallback_tilt()
+        return Setpoint.saturated(throttle=thr, roll=roll, pitch=pitch)
+
     def _hold_fallback(self, _t: float) -> Setpoint:
         """What the mission flies under the hold: an attitude hover, tilted against the
         steady wind the hold last measured (it wins when the hold withdraws). Its
@@ -319,7 +346,7 @@ class Mission:
         thr = self.config.hover_throttle
         roll = pitch = 0.0
         if self.flow_hold is not None:
-            vertical = self.flow_hold.vertical_fallback()
+            vertical = self._vertical()
             if vertical is not None:
                 thr = vertical
             elif self.flow_hold.hover_throttle is not None:
@@ -360,9 +387,9 @@ class Mission:
             step = Step("land", _params(seconds=secs, throttle=throttle))
 
             def down(_t: float) -> Setpoint:   # flies if the hold withdraws
-                vertical = hold.vertical_fallback()   # landing: down on the ranger
-                return Setpoint.saturated(
-                    throttle=self._land_throttle() if vertical is None else vertical)
+                ranged = self._ranger_descent()   # the flow lost: down on the ranger
+                return (Setpoint.saturated(throttle=self._land_throttle()) if ranged is None
+                        else ranged)
 
             def landed(t: float) -> bool:
                 if hold.touched_down:
@@ -417,8 +444,7 @@ class Mission:
             if (failsafe == "land" and not self._on_ground
                     and hold.state is HoldState.HOLDING and not hold.stalled(self.io.now())):
                 hold.land()   # its sensors are valid: the hold flies the descent
-            elif (failsafe == "land" and not self._on_ground
-                    and hold.vertical_fallback() is not None):
+            elif failsafe == "land" and not self._on_ground and hold.height_on_ranger:
                 hold.land()   # the flow is lost, the range is not: down on the ranger
             else:   # the failsafe flies, not the hold
                 hold.release(f"mission aborted: {reason}")
@@ -495,10 +521,10 @@ class Mission:
                 self._open_descent_since = None
                 return down   # under the hold's source: flies if it withdraws
             else:
-                vertical = hold.vertical_fallback()
-                if vertical is not None:   # the flow is lost: down on the ranger
+                ranged = self._ranger_descent()
+                if ranged is not None:   # the flow is lost: down on the ranger
                     self._open_descent_since = None
-                    return Setpoint.saturated(throttle=vertical)
+                    return ranged
         if self._open_descent_since is None:
             self._open_descent_since = now
         if now - self._open_descent_since < self.safety.land_seconds:
@@ -554,11 +580,16 @@ class Mission:
                 elapsed = now - step.started
                 if step.done(elapsed) and self.state is State.RUNNING:
                     self._step = None
+                    # between steps the hold's fallback flies on (its height loop)
+                    self._between = step.profile if step.profile == self._hold_fallback \
+                        else None
                     self._emit(EventKind.STEP_DONE, f"{step.step.action} done",
                                index=step.index, step=step.step, data=self._truth_data())
                     step.future.set_result(None)
                 elif self.state is State.RUNNING:
                     self._command = step.profile(elapsed)
+            elif step is None and self._between is not None:
+                self._command = self._between(0.0)
         if self.state is State.RUNNING:
             command: Setpoint | None = self._command
         elif self.state is State.FAILSAFE:
@@ -616,18 +647,23 @@ class Mission:
             self._hold_seen = hold.transition_count
             for _t, state, reason in list(hold.transitions)[-new:]:
                 self._report_hold(state, reason)
+        if hold.state is HoldState.OFF:
+            self._hold_was_withdrawn = self._fallback_ranged = False
+            return
         ranged = hold.height_on_ranger
-        if self._hold_was_withdrawn and hold.state is not HoldState.OFF \
-                and ranged != self._fallback_ranged:
+        if self._hold_was_withdrawn and ranged != self._fallback_ranged:
             self._fallback_ranged = ranged
-            thr = self._hold_fallback(0.0).throttle
-            self._emit(EventKind.HOLD, "hold fallback: the height held on the ranger again"
-                       if ranged else f"hold fallback: {hold.reason}; the height open loop "
-                       f"at throttle {thr:.3f}",
-                       data={"state": hold.state.value, "reason": hold.reason,
-                             "fallback_throttle": round(thr, 4),
-                             "fallback_height": "ranger" if ranged else "open loop",
-                             "hover_throttle": _round(hold.hover_throttle)})
+            data: dict[str, Any] = {
+                "state": hold.state.value, "reason": hold.vertical_problem,
+                "fallback_height": "ranger" if ranged else "open loop",
+                "hover_throttle": _round(hold.hover_throttle)}
+            step = self._step
+            if self.state is State.RUNNING and step is not None \
+                    and step.profile == self._hold_fallback:   # a hover, not a descent
+                data["fallback_throttle"] = round(self._hold_fallback(0.0).throttle, 4)
+            self._emit(EventKind.HOLD, "hold fallback: the height on the ranger again"
+                       if ranged else f"hold fallback: the height open loop: "
+                       f"{hold.vertical_problem}", data=data)
 
     def _report_hold(self, state: HoldState, reason: str | None) -> None:
         hold = self.flow_hold
@@ -746,6 +782,7 @@ class Mission:
         active = _ActiveStep(index, step, profile, now, done,
                              now + deadline + self.safety.step_timeout_margin_s,
                              loop.create_future())
+        self._between = None
         self._command = profile(0.0)
         self._step = active
         self._emit(EventKind.STEP_STARTED, f"{step}", index=index, step=step,

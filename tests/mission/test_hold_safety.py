@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 
 import pytest
 
@@ -453,11 +454,11 @@ def test_the_flow_and_range_lost_fall_back_open_loop() -> None:
             for e in m.events.history if e.kind is EventKind.HOLD
             and e.message.startswith(("hold withdrawn", "hold fallback"))]
     assert [h for _, _, h in said[:3]] == ["ranger", "open loop", "ranger"], said
-    assert said[1][1].startswith("hold fallback: range invalid: signal fail (out of range); "
-                                 "flow invalid: SQUAL 0 (too dark); the height open loop"), said
+    assert said[1][1] == ("hold fallback: the height open loop: range invalid: signal fail "
+                          "(out of range)"), said
     # range_timeout_s after the last valid range, which came up to a ranging period early
     assert 9.0 + 0.5 - 0.1 <= said[1][0] <= 9.0 + 0.5 + 0.05
-    assert said[2][1] == "hold fallback: the height held on the ranger again"
+    assert said[2][1] == "hold fallback: the height on the ranger again"
     fell = [r for r in m.samples if said[1][0] < m.started_at + r["t"] < said[2][0] - 0.05
             and "throttle" in r]
     open_loop = next(e for e in m.events.history if e.message.startswith("hold fallback"))
@@ -466,3 +467,97 @@ def test_the_flow_and_range_lost_fall_back_open_loop() -> None:
     assert open_loop.data["fallback_throttle"] == pytest.approx(learned - 0.02, abs=1e-4)
     assert fell and all(r["throttle"] == pytest.approx(learned - 0.02, abs=1e-4)
                         for r in fell)
+
+
+def test_a_land_step_that_loses_the_flow_lands_on_the_ranger() -> None:
+    """The flow lost at the start of the land step, from 2 m: open loop, 0.9 x the
+    hover throttle, the craft fell onto the floor at 1.7 m/s; the height loop on
+    the ranger flies it down at its descent rate to a touchdown, which ends the
+    step, and the motors stop on the floor."""
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 7
+[[steps]]
+action = "hold"
+seconds = 2
+height = 2.0
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+""", height=2.0, sim_hover=0.43)
+    probe, _ = fly_injected(spec, [])
+    land_at = next(sim_time(probe, e) for e in probe.events.history
+                   if e.kind is EventKind.STEP_STARTED and e.action == "land")
+    m, s = fly_injected(spec, [(land_at + 0.05, dark(True))])
+    assert s["completed"], s.get("abort_reason")
+    start = next(e for e in m.events.history
+                 if e.kind is EventKind.STEP_STARTED and e.action == "land")
+    done = next(e for e in m.events.history
+                if e.kind is EventKind.STEP_DONE and e.action == "land")
+    withdrawn = next(e for e in m.events.history if e.kind is EventKind.HOLD
+                     and e.message.startswith("hold withdrawn"))
+    assert start.t < withdrawn.t < done.t
+    assert withdrawn.data["fallback_height"] == "ranger"
+    assert m.flow_hold is not None and m.flow_hold.touched_down
+    cuts = cut_heights(m, start.t)
+    assert cuts and max(cuts) < FLOOR_M
+    rows = [r for r in m.samples if start.t <= r["t"] <= done.t and "down" in r]
+    sink = [(b["down"] - a["down"]) / (b["t"] - a["t"])
+            for a, b in itertools.pairwise(rows) if b["t"] > a["t"]]
+    assert max(sink) < 0.8   # max_descent_mps (0.4) and a margin, not a fall
+
+
+def test_a_hold_engaged_anew_does_not_report_the_old_fallback() -> None:
+    """Withdrawn on the ranger, released by a hover step, engaged anew by a hold step:
+    the new engagement reports holding, not a fallback of the one before."""
+    spec = mission("""
+[[steps]]
+action = "climb"
+throttle = 0.54
+seconds = 4
+[[steps]]
+action = "hold"
+seconds = 3
+[[steps]]
+action = "hover"
+seconds = 0.5
+[[steps]]
+action = "hold"
+seconds = 3
+[[steps]]
+action = "land"
+[[steps]]
+action = "disarm"
+""")
+    # dark through the end of the first hold step (10.3 s in simulator time) into the hover
+    m, _ = fly_injected(spec, [(8.0, dark(True)), (10.5, dark(False))])
+    said = [e.message for e in m.events.history if e.kind is EventKind.HOLD
+            and not e.message.startswith("hold rates")]
+    assert said[0] == "holding" and said[1].startswith("hold withdrawn"), said
+    assert said[1].endswith("; the height held on the ranger"), said
+    assert not any(x.startswith("hold fallback") for x in said), said
+    assert said.count("hold resumed") == 0 and said.count("holding") == 2, said
+
+
+def test_a_fault_in_the_height_loop_falls_back_open_loop_and_still_lands(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The fallback's height loop raising must not take the failsafe with it: the
+    mission flies the hover throttle open loop, logs the fault, aborts and lands."""
+    def broken(self: FlowHold) -> float | None:
+        raise RuntimeError("height loop broke")
+
+    monkeypatch.setattr(FlowHold, "vertical_fallback", broken)
+    spec = mission(HOLD_12_S)
+    spec = dataclasses.replace(spec, hold=dataclasses.replace(spec.hold,
+                                                              withdrawn_abort_s=2.0))
+    m, s = fly_injected(spec, [(9.0, dark(True))])
+    assert not s["completed"]
+    abort = next(e for e in m.events.history if e.kind is EventKind.ABORT)
+    assert abort.message.startswith("abort: hold withdrawn for 2 s: flow invalid")
+    assert m.events.history[-1].message.startswith("mission aborted: hold withdrawn")
+    assert "hold's height loop failed" in caplog.text and "height loop broke" in caplog.text
+    cuts = cut_heights(m, abort.t)
+    assert cuts and max(cuts) < FLOOR_M

@@ -24,7 +24,9 @@ K1,K2`` flies the flow hold again at each of those: how the figures depend on it
                                            [--noise-sweep K1,K2] [--kp-sweep K1,K2]
 
 ``--runs FILE`` keeps each finished flight as a JSON line and skips those
-already there, so an interrupted run resumes.
+already there, so an interrupted run resumes. Each flight records the commit it
+flew (``code``, `code_version`); the report counts its flights per commit
+(``"code"``; "unrecorded" for flights kept from before the field existed).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import dataclasses
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -180,6 +183,17 @@ def _kp(run: dict[str, Any]) -> float:
     return float(run.get("attitude_kp", STOCK_ATTITUDE_KP))
 
 
+def code_version(root: Path = ROOT) -> str:
+    """The commit the flights fly (``git describe --always --dirty``), so a report
+    says which code its figures are from; "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def _key(seed: int, mode: str, flow_noise: float | None, attitude_kp: float
          ) -> tuple[int, str, float | None, float | None]:
     """A flight's identity in a runs file (without the deck and the hold, the noise and
@@ -202,8 +216,12 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
             or (r.get("flow_noise") == flow_noise and _kp(r) == stock)]
     by = {(r["seed"], r["mode"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs if all((r["seed"], m) in by for m in MODES)})
+    codes: dict[str, int] = {}
+    for r in [*runs, *swept, *kp_swept]:
+        codes[r.get("code", "unrecorded")] = codes.get(r.get("code", "unrecorded"), 0) + 1
     out: dict[str, Any] = {
         "benchmark": "hold", "mission": mission,
+        "code": dict(sorted(codes.items())),
         "conditions": {**MISMATCH_CONDITIONS, "flow_scale": "+-10 %", "range_scale": "+-10 %",
                        "hold_s": 60, "firmware": "stock", "rates": rates,
                        "flow_noise": flow_noise},
@@ -324,8 +342,10 @@ def main() -> int:
     if args.no_fly:
         todo = []
     t0 = time.perf_counter()
+    code = code_version()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for run in pool.map(fly, todo):
+            run["code"] = code
             runs.append(run)
             if args.runs:
                 with open(args.runs, "a", encoding="utf-8") as f:

@@ -55,3 +55,30 @@ def test_a_report_of_another_kind_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "r.json"
     other.write_text(json.dumps({"benchmark": "drift_hover"}))
     assert tool.main([str(other), "--doc", str(doc)]) == 2
+
+
+def _bench() -> ModuleType:
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("hold_bench", REPO / "bench" / "hold.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+
+def test_the_report_counts_its_flights_per_commit(tmp_path: Path) -> None:
+    bench = _bench()
+    assert bench.code_version(tmp_path) == "unknown"      # no git checkout there
+    runs = json.loads(REPORT.read_text())["runs"]
+    for r in runs:
+        r.pop("code", None)
+    for r in runs[:10]:
+        r["code"] = "abc1234-dirty"
+    summary = bench.summarize(runs, mission="hold.toml", wall_s=0.0, sweep=(10.0,),
+                              kp_sweep=(1.5, 5.0))
+    assert summary["code"] == {"abc1234-dirty": 10, "unrecorded": len(runs) - 10}

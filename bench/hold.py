@@ -114,6 +114,21 @@ def anatomy(m: Any) -> dict[str, float] | None:
     return out
 
 
+def overshoot(m: Any) -> float | None:
+    """How far above the hold step's target height the craft rose from take-off to the
+    end of that step (the climb's overshoot, mostly), in metres; 0 if never above."""
+    start = next((e for e in m.events.history
+                  if e.kind is EventKind.STEP_STARTED and e.action == "hold"), None)
+    end = next((e.t for e in m.events.history
+                if e.kind is EventKind.STEP_DONE and e.action == "hold"), None)
+    if start is None or end is None or start.data.get("target_height_m") is None:
+        return None
+    top = max((-r["down"] for r in m.samples if r["t"] <= end and "down" in r), default=None)
+    if top is None:
+        return None
+    return round(max(0.0, top - float(start.data["target_height_m"])), 4)
+
+
 def fly(args: tuple[str, int, str, str, float, float]) -> dict[str, Any]:
     """One flight: (mission file, seed, mode, rate source, flow noise, the FC's attitude
     Kp) -> its figures."""
@@ -140,6 +155,7 @@ def fly(args: tuple[str, int, str, str, float, float]) -> dict[str, Any]:
     run["craft"]["hover_throttle"] = s["sim"]["hover_throttle"]
     if mode == "flow":
         run["anatomy"] = anatomy(m)
+        run["overshoot_m"] = overshoot(m)
     if mode == "dropout":
         start = next(e.t for e in m.events.history if e.kind is EventKind.STEP_STARTED
                      and e.action == "hold") + m.started_at
@@ -244,6 +260,8 @@ def summarize(runs: list[dict[str, Any]], *, mission: str, wall_s: float,
         if r["max_excursion_m"] is not None and r["flow_floor_sigma_m"] > 0:
             floors.append(r["max_excursion_m"] / r["flow_floor_sigma_m"])
     out["flow"]["excursion_over_floor"] = _stats(floors)
+    out["flow"]["overshoot_m"] = _stats([by[(s, "flow")]["overshoot_m"] for s in seeds
+                                         if by[(s, "flow")].get("overshoot_m") is not None])
     parts = [by[(s, "flow")].get("anatomy") for s in seeds]
     out["flow"]["anatomy"] = {
         k: _stats([p[k] for p in parts if p and k in p])

@@ -115,18 +115,24 @@ def anatomy(m: Any) -> dict[str, float] | None:
 
 
 def overshoot(m: Any) -> float | None:
-    """How far above the hold step's target height the craft rose from take-off to the
-    end of that step (the climb's overshoot, mostly), in metres; 0 if never above."""
-    start = next((e for e in m.events.history
-                  if e.kind is EventKind.STEP_STARTED and e.action == "hold"), None)
-    end = next((e.t for e in m.events.history
-                if e.kind is EventKind.STEP_DONE and e.action == "hold"), None)
-    if start is None or end is None or start.data.get("target_height_m") is None:
+    """How far the craft rose above the height it then held, from take-off to the end
+    of the hold step (the climb's overshoot, mostly; gusts' height errors too): the
+    highest true height less the mean true height after the step's first SETTLE_S.
+    Against the settled height, not the target: the hold holds the ranger's reading,
+    so a ranger reading short holds the craft above the target by its scale error."""
+    starts = [e.t for e in m.events.history
+              if e.kind is EventKind.STEP_STARTED and e.action == "hold"]
+    ends = [e.t for e in m.events.history
+            if e.kind is EventKind.STEP_DONE and e.action == "hold"]
+    if not starts or not ends:
         return None
-    top = max((-r["down"] for r in m.samples if r["t"] <= end and "down" in r), default=None)
-    if top is None:
+    t0, t1 = starts[0], ends[0]
+    heights = [(r["t"], -r["down"]) for r in m.samples if r["t"] <= t1 and "down" in r]
+    settled = [h for t, h in heights if t >= t0 + SETTLE_S]
+    if not settled:
         return None
-    return round(max(0.0, top - float(start.data["target_height_m"])), 4)
+    top = max(h for _, h in heights)
+    return round(max(0.0, top - statistics.fmean(settled)), 4)
 
 
 def fly(args: tuple[str, int, str, str, float, float]) -> dict[str, Any]:

@@ -15,8 +15,9 @@ most `LOW_TILT_DEG`), a range stale or
 invalid for ``range_timeout_s``, or AttitudeState older than
 ``attitude_timeout_s`` withdraws the source at once (state WITHDRAWN, with
 the sensor and why in ``reason``); the one who engaged the hold flies the
-fallback, whose throttle the height loop gives while only the flow is lost
-(`vertical_fallback`: the height held on the ranger, not a hover throttle
+fallback, whose throttle the height loop gives while the range, the attitude
+and the estimate are still good (the flow alone lost, typically:
+`vertical_fallback`, the height held on the ranger, not a hover throttle
 flown open loop that may still be wrong). Once all are valid again for
 ``resume_s`` it holds again where the craft then is. A range that jumps to
 the floor, a range under the flow camera's focus distance while the flow is
@@ -405,6 +406,8 @@ class FlowHold:
     def tick(self) -> Setpoint | None:
         """Read telemetry, update the estimate, run the state machine, publish."""
         now = self.vehicle.clock.now()
+        # until this tick has checked the sensors, the height loop has no verdict to fly on
+        self._vertical_problem = "the hold's tick did not finish"
         dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
         self._update_rates_source(now)
@@ -765,7 +768,7 @@ class FlowHold:
         how wrong the hover throttle still is. Calling it is flying it: the hover
         throttle learns from how the height answers, once per new estimate."""
         est = self._estimate
-        if not self.height_on_ranger or est is None:
+        if self.vertical_problem is not None or est is None:   # est: for the type checker
             return None
         last = self._vertical_t
         dt = 0.0 if last is None else min(max(est.t - last, 0.0), 0.25)

@@ -29,8 +29,8 @@ class HoldState(enum.Enum):
     """Asked for, but its sensors went stale or invalid beyond a bounded time:
     it withdrew its mixer source and says why in ``reason``. Whoever engaged it
     flies the fallback (an attitude hover at ``hover_throttle``; a mission's,
-    while only the flow is lost, on the hold's height loop: FlowHold's
-    `vertical_fallback`). When the sensors are valid again it goes back to
+    while the range and the attitude are still good, on the hold's height
+    loop: FlowHold's `vertical_fallback`). When the sensors are valid again it goes back to
     ENGAGING, then HOLDING where the craft then is."""
 
 

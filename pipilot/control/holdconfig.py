@@ -95,8 +95,9 @@ class HoldConfig:
     of the time it held since, so a hold that flaps still reaches it) aborts the
     mission."""
     fallback_sink: float = setting(0.0, ge=0.0, le=0.2)
-    """The withdrawn fallback, when it flies open loop (the range lost too: with a good
-    range it holds the height on it), flies this much below the learned hover throttle. 0 by
+    """The withdrawn fallback, when it flies open loop (the range or the attitude lost
+    too: with both good it holds the height on the range), flies this much below the
+    learned hover throttle. 0 by
     default: 0.02 (5 % less thrust) put a 1 m hover on the floor within the 5 s of a
     texture dropout, so every dropout ended in an abort; the fallback's bound is
     ``withdrawn_abort_s``."""

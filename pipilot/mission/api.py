@@ -131,7 +131,9 @@ class Mission:
         """The rates source last reported (the hold starts on the IMU when it has one)."""
         self._hold_was_withdrawn = False
         self._fallback_ranged = False
+        """The fallback last reported flies the height loop (else open loop)."""
         self._between: Profile | None = None
+        """The hold's fallback, flown on between a hold (or climb) step and the next."""
         self._vertical_failures = FailureLog(log, "hold's height loop failed",
                                              clock=vehicle.clock)
         """Faults of the hold's height loop for the fallback (it then flies open loop)."""
@@ -252,6 +254,7 @@ class Mission:
         self.events.close()
 
     async def _stop_hold(self) -> None:
+        self._vertical_failures.flush()
         if self.flow_hold is not None:
             self.flow_hold.release("mission finished")
         if self._hold_task is not None:
@@ -316,7 +319,7 @@ class Mission:
         else:
             self.flow_hold.set_target_height(height)
 
-    def _vertical(self) -> float | None:
+    def _height_loop(self) -> float | None:
         """The hold's height loop for the fallback (`FlowHold.vertical_fallback`), or
         None: the fallback then flies open loop. A fault in it is logged once and
         counted, never raised into the failsafe that flies on it."""
@@ -332,7 +335,7 @@ class Mission:
     def _ranger_descent(self) -> Setpoint | None:
         """A landing descent on the hold's ranger while it does not hold (the flow
         lost): its height loop, tilted as the hold last held against the wind."""
-        thr = self._vertical()
+        thr = self._height_loop()
         if thr is None or self.flow_hold is None:
             return None
         roll, pitch = self.flow_hold.fallback_tilt()
@@ -346,7 +349,7 @@ class Mission:
         thr = self.config.hover_throttle
         roll = pitch = 0.0
         if self.flow_hold is not None:
-            vertical = self._vertical()
+            vertical = self._height_loop()
             if vertical is not None:
                 thr = vertical
             elif self.flow_hold.hover_throttle is not None:
@@ -650,11 +653,12 @@ class Mission:
         if hold.state is HoldState.OFF:
             self._hold_was_withdrawn = self._fallback_ranged = False
             return
-        ranged = hold.height_on_ranger
+        ranged = self._height_loop() is not None   # what the fallback flies, not what it could
         if self._hold_was_withdrawn and ranged != self._fallback_ranged:
             self._fallback_ranged = ranged
+            why = hold.vertical_problem or "the height loop failed (logged)"
             data: dict[str, Any] = {
-                "state": hold.state.value, "reason": hold.vertical_problem,
+                "state": hold.state.value, "reason": None if ranged else why,
                 "fallback_height": "ranger" if ranged else "open loop",
                 "hover_throttle": _round(hold.hover_throttle)}
             step = self._step
@@ -662,8 +666,7 @@ class Mission:
                     and step.profile == self._hold_fallback:   # a hover, not a descent
                 data["fallback_throttle"] = round(self._hold_fallback(0.0).throttle, 4)
             self._emit(EventKind.HOLD, "hold fallback: the height on the ranger again"
-                       if ranged else f"hold fallback: the height open loop: "
-                       f"{hold.vertical_problem}", data=data)
+                       if ranged else f"hold fallback: the height open loop: {why}", data=data)
 
     def _report_hold(self, state: HoldState, reason: str | None) -> None:
         hold = self.flow_hold
@@ -672,7 +675,7 @@ class Mission:
             self._hold_was_withdrawn = True
             thr = self._hold_fallback(0.0).throttle
             roll, pitch = hold.fallback_tilt()
-            ranged = self._fallback_ranged = hold.height_on_ranger
+            ranged = self._fallback_ranged = self._height_loop() is not None   # what flies
             self._emit(EventKind.HOLD, f"hold withdrawn: {reason}; flying an attitude "
                        f"hover at throttle {thr:.3f}, roll {roll:+.3f}, pitch {pitch:+.3f}"
                        + ("; the height held on the ranger" if ranged else ""),

@@ -561,3 +561,38 @@ def test_a_fault_in_the_height_loop_falls_back_open_loop_and_still_lands(
     assert "hold's height loop failed" in caplog.text and "height loop broke" in caplog.text
     cuts = cut_heights(m, abort.t)
     assert cuts and max(cuts) < FLOOR_M
+
+
+def test_between_steps_the_fallback_flies_on_its_height_loop() -> None:
+    """A script that pauses between steps while the hold is withdrawn: the mission
+    went on publishing the last throttle it had, a transient of the height loop,
+    open loop; the fallback now flies on, its throttle following the height."""
+    spec = mission(sim_hover=0.41)
+    cond = spec.sim
+    assert cond is not None
+    sim = sim_lockstep(hover_throttle=cond.hover_throttle, texture=cond.texture)
+    deck = sim_deck(sim, cond)
+
+    async def main() -> tuple[Mission, float, float]:
+        hold = FlowHold(sim.vehicle, spec.hold, spec.flow)
+        m = Mission(sim.vehicle, mission=spec.mission, safety=spec.safety, drift=False,
+                    hold=hold, deck=deck, hold_height_m=1.0)
+        async with m:
+            await m.arm()
+            await m.climb(throttle=0.54, seconds=4)
+            await m.hold(seconds=3)
+            dark(True)(deck)
+            await m.hold(seconds=1)            # withdrawn within it, on the ranger
+            a = sim.clock.now()
+            await asyncio.sleep(3.0)           # the script's pause
+            b = sim.clock.now()
+            await m.land()
+            await m.disarm()
+        return m, a, b
+
+    m, a, b = run_lockstep(sim, main)
+    assert m.completed, m.abort_reason
+    gap = [r for r in m.samples if a + 0.1 < m.started_at + r["t"] < b and "throttle" in r]
+    assert len(gap) > 100
+    assert len({round(r["throttle"], 4) for r in gap}) > 10   # flown, not frozen
+    assert all(0.7 < height(r) < 1.3 for r in gap if "down" in r)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 REPORT = REPO / "docs" / "hold-report.json"
 
@@ -60,6 +62,7 @@ def test_a_report_of_another_kind_is_refused(tmp_path: Path) -> None:
 def _bench() -> ModuleType:
     import sys
 
+    saved = list(sys.path)   # bench/hold.py puts bench/ on it for its helpers
     sys.path.insert(0, str(REPO / "bench"))
     try:
         spec = importlib.util.spec_from_file_location("hold_bench", REPO / "bench" / "hold.py")
@@ -68,12 +71,12 @@ def _bench() -> ModuleType:
         spec.loader.exec_module(mod)
         return mod
     finally:
-        sys.path.remove(str(REPO / "bench"))
+        sys.path[:] = saved
 
 
 def test_the_report_counts_its_flights_per_commit(tmp_path: Path) -> None:
     bench = _bench()
-    assert bench.code_version(tmp_path) == "unknown"      # no git checkout there
+    assert bench.code_version(tmp_path / "nowhere") == "unknown"   # no checkout there
     runs = json.loads(REPORT.read_text())["runs"]
     for r in runs:
         r.pop("code", None)
@@ -82,3 +85,23 @@ def test_the_report_counts_its_flights_per_commit(tmp_path: Path) -> None:
     summary = bench.summarize(runs, mission="hold.toml", wall_s=0.0, sweep=(10.0,),
                               kp_sweep=(1.5, 5.0))
     assert summary["code"] == {"abc1234-dirty": 10, "unrecorded": len(runs) - 10}
+
+
+def test_the_overshoot_is_taken_against_the_settled_height() -> None:
+    """A climb that tops out at 1.4 m and settles at 1.1 m (a ranger reading short holds
+    it above the 1 m target): 0.3 m, from take-off to the hold step's end."""
+    from types import SimpleNamespace
+
+    from pipilot.mission.events import EventKind
+
+    bench = _bench()
+    ev = [SimpleNamespace(kind=EventKind.STEP_STARTED, action="hold", t=5.0),
+          SimpleNamespace(kind=EventKind.STEP_DONE, action="hold", t=30.0)]
+    samples = [{"t": t / 10, "down": -h} for t, h in
+               [*((t, min(1.4, t / 30)) for t in range(0, 60)),   # the climb, over the top
+                *((t, 1.1) for t in range(60, 301)),              # settled
+                *((t, 2.0) for t in range(301, 320))]]            # after the step: not counted
+    m = SimpleNamespace(events=SimpleNamespace(history=ev), samples=samples)
+    assert bench.overshoot(m) == pytest.approx(0.3, abs=1e-3)
+    m.events.history = ev[:1]
+    assert bench.overshoot(m) is None                                 # the step never ended

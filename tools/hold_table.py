@@ -94,9 +94,11 @@ def render(report: dict[str, Any]) -> str:
                       f"{e['median']:.2f}, {e['p90']:.2f} m during the step."]
     over = report["flow"].get("overshoot_m")
     if over is not None:
-        lines += ["", "How far the flow hold's craft rose above the held height from take-off "
-                      "to the end of the hold step (the climb's overshoot), per seed: median "
-                      f"{over['median']:.2f}, p90 {over['p90']:.2f}, max {over['max']:.2f} m."]
+        lines += ["", "How far the flow hold's craft rose above the height it then held "
+                      "(its mean true height after the hold step's first 10 s), from take-off "
+                      "to the end of the hold step (the climb's overshoot, mostly), per seed: "
+                      f"median {over['median']:.2f}, p90 {over['p90']:.2f}, "
+                      f"max {over['max']:.2f} m."]
     ratio = report.get("ratio_off_to_flow")
     if ratio is not None:
         lines += ["", f"Excursion without compensation over the flow hold's, per seed: median "

@@ -761,8 +761,9 @@ class FlowHold:
 
     def vertical_fallback(self) -> float | None:
         """The throttle for the fallback while the hold does not hold (withdrawn, or
-        engaging) but its height loop can fly: only the flow is lost, the range and
-        the attitude are fresh and valid, nothing is latched. None otherwise: the
+        engaging) but its height loop can fly (`vertical_problem` is None: the range,
+        the attitude and the estimate fresh and valid, nothing latched; the flow
+        alone lost, typically). None otherwise: the
         caller flies the learned hover throttle, open loop. The fallback then keeps
         the held height (or lands, after `land`) instead of climbing or sinking by
         how wrong the hover throttle still is. Calling it is flying it: the hover

@@ -30,8 +30,8 @@ class HoldState(enum.Enum):
     it withdrew its mixer source and says why in ``reason``. Whoever engaged it
     flies the fallback (an attitude hover at ``hover_throttle``; a mission's,
     while the range and the attitude are still good, on the hold's height
-    loop: FlowHold's `vertical_fallback`). When the sensors are valid again it goes back to
-    ENGAGING, then HOLDING where the craft then is."""
+    loop: FlowHold's `vertical_fallback`). When the sensors are valid again it
+    goes back to ENGAGING, then HOLDING where the craft then is."""
 
 
 @dataclass(frozen=True)

@@ -97,10 +97,9 @@ class HoldConfig:
     fallback_sink: float = setting(0.0, ge=0.0, le=0.2)
     """The withdrawn fallback, when it flies open loop (the range or the attitude lost
     too: with both good it holds the height on the range), flies this much below the
-    learned hover throttle. 0 by
-    default: 0.02 (5 % less thrust) put a 1 m hover on the floor within the 5 s of a
-    texture dropout, so every dropout ended in an abort; the fallback's bound is
-    ``withdrawn_abort_s``."""
+    learned hover throttle. 0 by default: 0.02 (5 % less thrust) put a 1 m hover on
+    the floor within the 5 s of a texture dropout, so every dropout ended in an
+    abort; the fallback's bound is ``withdrawn_abort_s``."""
     position_kp: float = setting(2.0, gt=0.0)
     """Speed asked for per metre off the held point (1/s)."""
     velocity_kp: float = setting(3.0, gt=0.0)

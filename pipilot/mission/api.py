@@ -334,7 +334,8 @@ class Mission:
 
     def _ranger_descent(self) -> Setpoint | None:
         """A landing descent on the hold's ranger while it does not hold (the flow
-        lost): its height loop, tilted as the hold last held against the wind."""
+        alone lost, typically): its height loop, tilted as the hold last held
+        against the wind."""
         thr = self._height_loop()
         if thr is None or self.flow_hold is None:
             return None
@@ -344,8 +345,8 @@ class Mission:
     def _hold_fallback(self, _t: float) -> Setpoint:
         """What the mission flies under the hold: an attitude hover, tilted against the
         steady wind the hold last measured (it wins when the hold withdraws). Its
-        throttle is the hold's height loop while that can fly (only the flow lost),
-        else the hover throttle learned so far."""
+        throttle is the hold's height loop while that can fly (the flow alone lost,
+        typically), else the hover throttle learned so far."""
         thr = self.config.hover_throttle
         roll = pitch = 0.0
         if self.flow_hold is not None:

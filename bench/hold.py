@@ -86,18 +86,24 @@ SETTLE_S = 10.0
 """The first seconds of a hold step, where the take-off's transient settles."""
 
 
+def hold_span(m: Any) -> tuple[float, float] | None:
+    """Mission times the longest hold step began and ended (None: none ended)."""
+    starts = {e.step: e.t for e in m.events.history
+              if e.kind is EventKind.STEP_STARTED and e.action == "hold"}
+    spans = [(starts[e.step], e.t) for e in m.events.history
+             if e.kind is EventKind.STEP_DONE and e.step in starts]
+    return max(spans, key=lambda span: span[1] - span[0]) if spans else None
+
+
 def anatomy(m: Any) -> dict[str, float] | None:
     """Where a hold step's excursion comes from, from the true positions: how far the
     craft settled from where the step began (the mean after its first SETTLE_S:
     the take-off's transient), how far it strayed from that mean afterwards (gusts,
     and the estimate's own walk), and how far the estimate's error moved."""
-    starts = {e.step: e.t for e in m.events.history
-              if e.kind is EventKind.STEP_STARTED and e.action == "hold"}
-    ends = [(starts[e.step], e.t) for e in m.events.history
-            if e.kind is EventKind.STEP_DONE and e.step in starts]
-    if not ends:
+    span = hold_span(m)
+    if span is None:
         return None
-    t0, t1 = max(ends, key=lambda span: span[1] - span[0])
+    t0, t1 = span
     rows = [(r["north"], r["east"]) for r in m.samples if t0 <= r["t"] <= t1 and "north" in r]
     late = [(r["north"], r["east"]) for r in m.samples
             if t0 + SETTLE_S <= r["t"] <= t1 and "north" in r]
@@ -116,17 +122,15 @@ def anatomy(m: Any) -> dict[str, float] | None:
 
 def overshoot(m: Any) -> float | None:
     """How far the craft rose above the height it then held, from take-off to the end
-    of the hold step (the climb's overshoot, mostly; gusts' height errors too): the
-    highest true height less the mean true height after the step's first SETTLE_S.
+    of the (longest) hold step (the climb's overshoot, mostly; gusts' height errors
+    too): the highest true height less the mean true height after the step's first
+    SETTLE_S.
     Against the settled height, not the target: the hold holds the ranger's reading,
     so a ranger reading short holds the craft above the target by its scale error."""
-    starts = [e.t for e in m.events.history
-              if e.kind is EventKind.STEP_STARTED and e.action == "hold"]
-    ends = [e.t for e in m.events.history
-            if e.kind is EventKind.STEP_DONE and e.action == "hold"]
-    if not starts or not ends:
+    span = hold_span(m)
+    if span is None:
         return None
-    t0, t1 = starts[0], ends[0]
+    t0, t1 = span
     heights = [(r["t"], -r["down"]) for r in m.samples if r["t"] <= t1 and "down" in r]
     settled = [h for t, h in heights if t >= t0 + SETTLE_S]
     if not settled:

@@ -81,6 +81,8 @@ FOCUS_SQUAL = 2 * pmw3901.SQUAL_MIN
 FOCUS_S = 0.3
 """Valid flow this long while the ranger says the deck is below half the flow camera's
 focus distance: the ranger lies (frozen on the floor, say)."""
+NOT_CHECKED = "the sensors not checked since the hold's last tick began"
+"""Why the height loop cannot fly before a tick (one that did not fail) checked them."""
 RANGE_JUMP_MPS = 3.0
 """A range falling faster than this towards the floor is a jump, not a descent."""
 
@@ -211,7 +213,7 @@ class FlowHold:
         self._low_ok = False
         self._landing = False
         self._touch_since: float | None = None
-        self._vertical_problem: str | None = "no estimate yet"
+        self._vertical_problem: str | None = NOT_CHECKED
         self._vertical_t: float | None = None
         self.touched_down = False
         """A landing (`land`) has reached the floor and stopped there."""
@@ -246,7 +248,6 @@ class FlowHold:
         if self.state is HoldState.OFF:
             est = self._estimate
             self._latched = None
-            self._vertical_problem = "not checked since engaged"   # until the next tick
             self._vertical_t = None
             self._reset_timers()
             # before take-off the flow camera cannot focus: the floor needs no flow
@@ -407,7 +408,7 @@ class FlowHold:
         """Read telemetry, update the estimate, run the state machine, publish."""
         now = self.vehicle.clock.now()
         # until this tick has checked the sensors, the height loop has no verdict to fly on
-        self._vertical_problem = "the hold's tick did not finish"
+        self._vertical_problem = NOT_CHECKED
         dt = 0.0 if self._last_tick is None else min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
         self._update_rates_source(now)
@@ -648,8 +649,7 @@ class FlowHold:
         assert self.target_position is not None and self.hover_throttle is not None
         # near the floor the craft flies level; taking off, once above the touchdown
         # height and seeing valid flow, it holds position with a small tilt
-        near = self._low(est)
-        low = near and (self._landing or est.height < cfg.touchdown_height_m
+        low = self._low(est) and (self._landing or est.height < cfg.touchdown_height_m
                         or not self._flow_fresh(est.t))
         yaw = math.radians(self._yaw)
         c, s = math.cos(yaw), math.sin(yaw)
@@ -751,13 +751,6 @@ class FlowHold:
         if age > self.config.range_timeout_s:
             return f"the hold's estimate is {age:.2f} s old"
         return None
-
-    @property
-    def height_on_ranger(self) -> bool:
-        """`vertical_fallback` can fly now: the hold does not hold (withdrawn, or
-        engaging), yet the range, the attitude and the estimate are fresh and valid
-        and nothing is latched."""
-        return self.vertical_problem is None
 
     def vertical_fallback(self) -> float | None:
         """The throttle for the fallback while the hold does not hold (withdrawn, or

@@ -448,7 +448,7 @@ class Mission:
             if (failsafe == "land" and not self._on_ground
                     and hold.state is HoldState.HOLDING and not hold.stalled(self.io.now())):
                 hold.land()   # its sensors are valid: the hold flies the descent
-            elif failsafe == "land" and not self._on_ground and hold.height_on_ranger:
+            elif failsafe == "land" and not self._on_ground and hold.vertical_problem is None:
                 hold.land()   # the flow is lost, the range is not: down on the ranger
             else:   # the failsafe flies, not the hold
                 hold.release(f"mission aborted: {reason}")

@@ -741,10 +741,10 @@ def test_the_time_to_first_hold_is_not_held_against_the_hold() -> None:
 
 def test_the_vertical_fallback_flies_the_height_while_only_the_flow_is_lost() -> None:
     hold, v, feed = holding()
-    assert hold.vertical_fallback() is None and not hold.height_on_ranger   # it holds
+    assert hold.vertical_fallback() is None and hold.vertical_problem == "the hold is holding"
     feed.flow = "invalid"
     feed.run(0.5)
-    assert hold.state is HoldState.WITHDRAWN and hold.height_on_ranger
+    assert hold.state is HoldState.WITHDRAWN and hold.vertical_problem is None
     # sinking below the held 1 m: the fallback's throttle climbs back, above the hover
     feed.height = 0.8
     feed.run(0.2)
@@ -755,13 +755,18 @@ def test_the_vertical_fallback_flies_the_height_while_only_the_flow_is_lost() ->
     learned = hold.hover_throttle
     again = hold.vertical_fallback()
     assert hold.hover_throttle == learned and hold.vertical_fallback() == again
+    # flown across new estimates it learns: held low, the hover throttle rises
+    for _ in range(10):
+        feed.run(0.02)
+        hold.vertical_fallback()
+    assert (hold.hover_throttle or 0.0) > (learned or 1.0)
     # the range lost as well: nothing to fly the height on
     feed.range_ = "invalid"
     feed.run(0.6)
-    assert not hold.height_on_ranger and hold.vertical_fallback() is None
+    assert "range invalid" in (hold.vertical_problem or "") and hold.vertical_fallback() is None
     feed.range_ = "ok"
     feed.run(0.2)
-    assert hold.height_on_ranger
+    assert hold.vertical_problem is None
     # the hold's task stops ticking: the estimate goes old, the fallback with it
     v.clock.advance(hold.config.range_timeout_s + 0.01)
     assert hold.vertical_fallback() is None

@@ -95,8 +95,8 @@ def test_the_overshoot_is_taken_against_the_settled_height() -> None:
     from pipilot.mission.events import EventKind
 
     bench = _bench()
-    ev = [SimpleNamespace(kind=EventKind.STEP_STARTED, action="hold", t=5.0),
-          SimpleNamespace(kind=EventKind.STEP_DONE, action="hold", t=30.0)]
+    ev = [SimpleNamespace(kind=EventKind.STEP_STARTED, action="hold", step=2, t=5.0),
+          SimpleNamespace(kind=EventKind.STEP_DONE, action="hold", step=2, t=30.0)]
     samples = [{"t": t / 10, "down": -h} for t, h in
                [*((t, min(1.4, t / 30)) for t in range(0, 60)),   # the climb, over the top
                 *((t, 1.1) for t in range(60, 301)),              # settled
